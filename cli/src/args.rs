@@ -1,0 +1,429 @@
+//! Command-line grammar (clap). td's command names, aliases and flags.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// td: a task tracker for AI agents and their humans, with handoffs, session-aware review and
+/// multi-machine sync.
+#[derive(Debug, Parser)]
+#[command(name = "td", version, about, long_about = None, after_help = TOUR)]
+pub struct Cli {
+    /// Project directory (default: TD_WORK_DIR, else the current directory).
+    #[arg(short = 'w', long = "work-dir", global = true, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Print machine-readable JSON on stdout (errors as {"error":{"code","message"}}).
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const TOUR: &str = "\
+Workflow:
+  td init                              create .todos/ in this project
+  td create \"Fix login redirect\" -p P1  new issue
+  td start td-abc123                   claim it (in_progress, focused)
+  td log \"found the cause\"             log progress on the focused issue
+  td handoff td-abc123 --done \"...\" --remaining \"...\"
+  td review td-abc123                  hand it to review
+  TD_SESSION_ID=reviewer td approve td-abc123   another session approves
+
+Every change is signed by this machine and kept in a change log that other machines can sync.";
+
+/// Fields shared by `create`, `update` and `epic create`.
+#[derive(Debug, Args, Default, Clone)]
+pub struct FieldArgs {
+    /// Issue type: bug, feature (story), task, epic, chore.
+    #[arg(short = 't', long = "type", value_name = "TYPE")]
+    pub issue_type: Option<String>,
+    /// Priority: P0-P4, 0-4, or critical/high/medium/low.
+    #[arg(short = 'p', long)]
+    pub priority: Option<String>,
+    /// Story points: 1, 2, 3, 5, 8, 13, 21.
+    #[arg(long)]
+    pub points: Option<i64>,
+    /// Comma-separated labels (replaces the set).
+    #[arg(short = 'l', long)]
+    pub labels: Option<String>,
+    /// Description.
+    #[arg(short = 'd', long)]
+    pub description: Option<String>,
+    /// Acceptance criteria.
+    #[arg(long)]
+    pub acceptance: Option<String>,
+    /// Parent issue or epic ("" clears).
+    #[arg(long, visible_alias = "epic")]
+    pub parent: Option<String>,
+    /// Sprint name.
+    #[arg(long)]
+    pub sprint: Option<String>,
+    /// Minor issue: may be approved by its implementer.
+    #[arg(long)]
+    pub minor: bool,
+    /// Defer until a date (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub defer: Option<String>,
+    /// Due date (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub due: Option<String>,
+}
+
+/// `--if-match`: the optimistic check.
+#[derive(Debug, Args, Default, Clone)]
+pub struct IfMatch {
+    /// Only act if the issue is still at this version (from `td show --json`); otherwise fail
+    /// with code `conflict` and write nothing.
+    #[arg(long, value_name = "VERSION")]
+    pub if_match: Option<String>,
+}
+
+/// Handoff lists.
+#[derive(Debug, Args, Default, Clone)]
+pub struct HandoffArgs {
+    /// What was done (repeatable).
+    #[arg(long)]
+    pub done: Vec<String>,
+    /// What remains (repeatable).
+    #[arg(long)]
+    pub remaining: Vec<String>,
+    /// A decision made (repeatable).
+    #[arg(long = "decision")]
+    pub decisions: Vec<String>,
+    /// An open question (repeatable).
+    #[arg(long)]
+    pub uncertain: Vec<String>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create .todos/issues.db for this project (idempotent).
+    Init,
+    /// Create an issue.
+    #[command(visible_aliases = ["add", "new"])]
+    Create {
+        /// Title (or use --title).
+        title: Option<String>,
+        /// Title.
+        #[arg(long = "title", value_name = "TITLE")]
+        title_flag: Option<String>,
+        #[command(flatten)]
+        fields: FieldArgs,
+        /// Issues this one depends on (comma-separated or repeated).
+        #[arg(long, value_delimiter = ',')]
+        depends_on: Vec<String>,
+        /// Issues this one blocks (comma-separated or repeated).
+        #[arg(long, value_delimiter = ',')]
+        blocks: Vec<String>,
+    },
+    /// List issues (open ones by default).
+    #[command(visible_alias = "ls")]
+    List(ListArgs),
+    /// Show issues with their handoff, logs and reviews.
+    #[command(visible_aliases = ["context", "view", "get"])]
+    Show {
+        /// Issue ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Change fields of issues.
+    #[command(visible_alias = "edit")]
+    Update {
+        /// Issue ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// New title.
+        #[arg(long)]
+        title: Option<String>,
+        #[command(flatten)]
+        fields: FieldArgs,
+        /// New status (td's transitions apply).
+        #[arg(short = 's', long)]
+        status: Option<String>,
+        /// Append text to the description.
+        #[arg(long)]
+        append: Option<String>,
+        #[command(flatten)]
+        if_match: IfMatch,
+    },
+    /// Soft-delete issues (restore with `td restore`).
+    Delete {
+        /// Issue ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        #[command(flatten)]
+        if_match: IfMatch,
+    },
+    /// Undo a soft delete.
+    Restore {
+        /// Issue ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Claim issues for this session (in_progress) and focus the first.
+    Start {
+        /// Issue ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Take over an issue another session holds, or start a blocked one.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        if_match: IfMatch,
+    },
+    /// Give issues back (open).
+    Unstart {
+        /// Issue ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Log progress: `td log [id] "message"` (default: the focused issue).
+    Log {
+        /// Optional issue id, then the message.
+        #[arg(required = true, num_args = 1..=2, value_name = "[ID] MESSAGE")]
+        args: Vec<String>,
+        /// Log type: progress, security, blocker, decision, hypothesis, tried, result, orchestration.
+        #[arg(long = "type", value_name = "TYPE")]
+        log_type: Option<String>,
+        /// Shorthand for --type decision.
+        #[arg(long)]
+        decision: bool,
+        /// Shorthand for --type blocker.
+        #[arg(long)]
+        blocker: bool,
+        /// Shorthand for --type hypothesis.
+        #[arg(long)]
+        hypothesis: bool,
+        /// Shorthand for --type tried.
+        #[arg(long)]
+        tried: bool,
+        /// Shorthand for --type result.
+        #[arg(long)]
+        result: bool,
+    },
+    /// Record a handoff: what was done, what remains, decisions, open questions.
+    Handoff {
+        /// Issue id.
+        id: String,
+        #[command(flatten)]
+        lists: HandoffArgs,
+    },
+    /// Submit issues for review.
+    Review {
+        /// Issue ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        #[command(flatten)]
+        if_match: IfMatch,
+    },
+    /// Approve reviewed issues (closes them). Implementers cannot approve their own work.
+    Approve {
+        /// Issue ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Who reviewed it (lets the implementer record an outside review).
+        #[arg(long, value_name = "WHO")]
+        reviewed_by: Option<String>,
+        /// Approve your own work; needs --reason.
+        #[arg(long)]
+        self_review: bool,
+        /// Why (review summary; required with --self-review).
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        if_match: IfMatch,
+    },
+    /// Send reviewed issues back (open).
+    Reject {
+        /// Issue ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        if_match: IfMatch,
+    },
+    /// Close issues without review (refuses issues in review).
+    Close {
+        /// Issue ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        #[command(flatten)]
+        if_match: IfMatch,
+    },
+    /// Reopen closed issues.
+    Reopen {
+        /// Issue ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Mark issues blocked.
+    Block {
+        /// Issue ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        #[command(flatten)]
+        if_match: IfMatch,
+    },
+    /// Unblock issues (open).
+    Unblock {
+        /// Issue ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Comment on an issue.
+    Comment {
+        /// Issue id.
+        id: String,
+        /// Comment text.
+        text: String,
+    },
+    /// Dependencies between issues.
+    #[command(subcommand)]
+    Dep(DepCommand),
+    /// Epics (issues of type epic).
+    #[command(subcommand)]
+    Epic(EpicCommand),
+    /// Work sessions: group issues, log and hand off across them.
+    #[command(subcommand)]
+    Ws(WsCommand),
+    /// The context block an agent reads at session start.
+    Usage,
+    /// Project and session summary.
+    Status,
+    /// Show the current session, or start a new one with --new.
+    Session {
+        /// End the current session and start a new one.
+        #[arg(long)]
+        new: bool,
+    },
+    /// This machine and session.
+    Whoami,
+    /// Export every synced entity (deterministic output).
+    Export {
+        /// Output format (json).
+        #[arg(long, default_value = "json")]
+        format: String,
+    },
+    /// Recompute every td table from the change log.
+    Rebuild,
+}
+
+/// `td list` filters.
+#[derive(Debug, Args, Default)]
+pub struct ListArgs {
+    /// Status filter (repeatable or comma-separated).
+    #[arg(short = 's', long, value_delimiter = ',')]
+    pub status: Vec<String>,
+    /// Type filter.
+    #[arg(short = 't', long = "type", value_delimiter = ',')]
+    pub types: Vec<String>,
+    /// Label filter (any of).
+    #[arg(short = 'l', long, value_delimiter = ',')]
+    pub labels: Vec<String>,
+    /// Priority filter.
+    #[arg(short = 'p', long, value_delimiter = ',')]
+    pub priority: Vec<String>,
+    /// Search titles and descriptions.
+    #[arg(short = 'q', long)]
+    pub search: Option<String>,
+    /// Children of this issue.
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// Children of this epic.
+    #[arg(long)]
+    pub epic: Option<String>,
+    /// Only issues this session created or implements.
+    #[arg(short = 'm', long)]
+    pub mine: bool,
+    /// Include closed issues.
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Sort: priority (default), created, updated, id, title, status.
+    #[arg(long)]
+    pub sort: Option<String>,
+    /// Maximum number of issues.
+    #[arg(short = 'n', long)]
+    pub limit: Option<usize>,
+}
+
+/// `td dep`.
+#[derive(Debug, Subcommand)]
+pub enum DepCommand {
+    /// ISSUE depends on DEPENDS_ON.
+    Add {
+        /// The dependent issue.
+        issue: String,
+        /// The issue it waits for.
+        depends_on: String,
+    },
+    /// Remove a dependency.
+    #[command(visible_alias = "remove")]
+    Rm {
+        /// The dependent issue.
+        issue: String,
+        /// The issue it waited for.
+        depends_on: String,
+    },
+}
+
+/// `td epic`.
+#[derive(Debug, Subcommand)]
+pub enum EpicCommand {
+    /// Create an epic.
+    Create {
+        /// Title.
+        title: String,
+        #[command(flatten)]
+        fields: FieldArgs,
+    },
+    /// List epics.
+    List {
+        /// Include closed epics.
+        #[arg(short = 'a', long)]
+        all: bool,
+    },
+}
+
+/// `td ws`.
+#[derive(Debug, Subcommand)]
+pub enum WsCommand {
+    /// Start a named work session.
+    Start {
+        /// Name.
+        name: String,
+    },
+    /// Tag issues into the active work session.
+    Tag {
+        /// Issue ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Remove issues from the active work session.
+    Untag {
+        /// Issue ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Log to every tagged issue.
+    Log {
+        /// Message.
+        message: String,
+        /// Log type.
+        #[arg(long = "type", default_value = "progress")]
+        log_type: String,
+    },
+    /// Hand off every tagged issue and end the work session.
+    Handoff {
+        #[command(flatten)]
+        lists: HandoffArgs,
+    },
+    /// End the active work session.
+    End,
+    /// Show the active work session.
+    Current,
+    /// List work sessions.
+    List,
+}

@@ -1,0 +1,105 @@
+//! Output conventions: results on stdout (human or `--json`), diagnostics on stderr, one
+//! `{"error":{"code","message"}}` line for a failed `--json` command.
+
+use serde_json::{json, Value};
+use td_engine::EngineError;
+
+/// An error with td's JSON code, raised at the binary's edge.
+#[derive(Debug)]
+pub struct CliError {
+    /// td error code.
+    pub code: &'static str,
+    /// Human message.
+    pub message: String,
+    /// Extra data for the JSON envelope (e.g. the current state on a conflict).
+    pub detail: Option<Value>,
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// Maps any error to (code, message, detail).
+pub fn classify(err: &anyhow::Error) -> (&'static str, String, Option<Value>) {
+    if let Some(c) = err.downcast_ref::<CliError>() {
+        return (c.code, c.message.clone(), c.detail.clone());
+    }
+    if let Some(e) = err.downcast_ref::<EngineError>() {
+        return (e.code(), e.to_string(), None);
+    }
+    ("database_error", format!("{err:#}"), None)
+}
+
+/// Prints a failure: the JSON envelope on stdout in `--json` mode, `ERROR: …` on stderr
+/// otherwise.
+pub fn print_error(json_mode: bool, err: &anyhow::Error) {
+    let (code, message, detail) = classify(err);
+    if json_mode {
+        let mut e = json!({"code": code, "message": message});
+        if let Some(d) = detail {
+            e["current"] = d;
+        }
+        println!("{}", json!({ "error": e }));
+    } else {
+        eprintln!("ERROR: {message}");
+        if let Some(d) = detail {
+            eprintln!(
+                "current state:\n{}",
+                serde_json::to_string_pretty(&d).unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// Prints a result: `value` as JSON, or the human text.
+pub fn emit(json_mode: bool, value: &Value, human: impl FnOnce() -> String) {
+    if json_mode {
+        println!(
+            "{}",
+            serde_json::to_string(value).expect("JSON values serialize")
+        );
+    } else {
+        let text = human();
+        if !text.is_empty() {
+            println!("{text}");
+        }
+    }
+}
+
+/// One or many results: a single object for one id, an array for several.
+pub fn one_or_many(mut values: Vec<Value>) -> Value {
+    if values.len() == 1 {
+        values.pop().unwrap_or(Value::Null)
+    } else {
+        Value::Array(values)
+    }
+}
+
+/// A short one-line summary of an issue for listings.
+pub fn issue_line(i: &Value) -> String {
+    let labels = i["labels"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let mut s = format!(
+        "{}  [{}]  {}  {}  {}",
+        i["id"].as_str().unwrap_or(""),
+        i["priority"].as_str().unwrap_or(""),
+        i["status"].as_str().unwrap_or(""),
+        i["type"].as_str().unwrap_or(""),
+        i["title"].as_str().unwrap_or("")
+    );
+    if !labels.is_empty() {
+        s.push_str(&format!("  ({labels})"));
+    }
+    s
+}

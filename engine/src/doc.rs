@@ -1,0 +1,276 @@
+//! Entity documents: one small Automerge document per entity. This module reads and writes
+//! their fields; `materialize` turns them into td rows.
+//!
+//! Layout of a document's root map: one key per td column with the same name (scalars as
+//! strings or integers, long prose as Automerge text), plus
+//! - `labels`: a map label → ordinal (a set, so concurrent adds and removes merge),
+//! - `wf`: the workflow unit (status and its stamps) as one map, replaced whole on every
+//!   transition so concurrent transitions never mix,
+//! - child maps keyed by link-row id (`deps`, `files`, `positions`, `issues`).
+
+use std::collections::BTreeMap;
+
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use sha2::{Digest, Sha256};
+
+use crate::error::Result;
+
+/// A column value as read from a document.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field {
+    /// Explicit null (e.g. a cleared `deleted_at`).
+    Null,
+    /// Integer column.
+    Int(i64),
+    /// Text column.
+    Str(String),
+}
+
+/// Keys of the workflow unit, stored together under `wf`.
+pub const WF_KEYS: [&str; 7] = [
+    "status",
+    "implementer_session",
+    "reviewer_session",
+    "review_requested_by_session",
+    "closed_by_session",
+    "reviewed_at",
+    "closed_at",
+];
+
+/// Fields stored as Automerge text (character-level merge).
+pub const TEXT_FIELDS: [&str; 3] = ["description", "acceptance", "content"];
+
+/// Reads one value of a map, resolving text objects to strings. Unknown object types
+/// (written by a newer td) read as `None` and are left untouched.
+pub fn read_field(doc: &AutoCommit, obj: &automerge::ObjId, key: &str) -> Option<Field> {
+    match doc.get(obj, key).ok()?? {
+        (Value::Scalar(s), _) => scalar_field(&s),
+        (Value::Object(ObjType::Text), id) => doc.text(&id).ok().map(Field::Str),
+        _ => None,
+    }
+}
+
+fn scalar_field(s: &ScalarValue) -> Option<Field> {
+    match s {
+        ScalarValue::Null => Some(Field::Null),
+        ScalarValue::Str(s) => Some(Field::Str(s.to_string())),
+        ScalarValue::Int(i) => Some(Field::Int(*i)),
+        ScalarValue::Uint(u) => Some(Field::Int(*u as i64)),
+        ScalarValue::Boolean(b) => Some(Field::Int(*b as i64)),
+        ScalarValue::Counter(c) => Some(Field::Int(i64::from(c))),
+        ScalarValue::F64(f) => Some(Field::Int(*f as i64)),
+        _ => None,
+    }
+}
+
+/// Reads a string field, `""` when absent or null.
+pub fn read_str(doc: &AutoCommit, key: &str) -> String {
+    match read_field(doc, &ROOT, key) {
+        Some(Field::Str(s)) => s,
+        Some(Field::Int(i)) => i.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The id of a nested map under the root, if present.
+pub fn child_map(doc: &AutoCommit, key: &str) -> Option<automerge::ObjId> {
+    match doc.get(ROOT, key).ok()?? {
+        (Value::Object(ObjType::Map), id) => Some(id),
+        _ => None,
+    }
+}
+
+/// Flattens a map object into column → value (text objects become strings, the workflow map
+/// is merged in, labels become td's comma-separated string). Nested maps other than `wf` and
+/// `labels` are skipped: they are child rows or fields this version does not know.
+pub fn flatten(doc: &AutoCommit, obj: &automerge::ObjId) -> BTreeMap<String, Field> {
+    let mut out = BTreeMap::new();
+    for key in doc.keys(obj) {
+        match key.as_str() {
+            "wf" => {
+                if let Some(wf) = nested(doc, obj, "wf") {
+                    for k in WF_KEYS {
+                        if let Some(v) = read_field(doc, &wf, k) {
+                            out.insert(k.to_string(), v);
+                        }
+                    }
+                }
+            }
+            "labels" => {
+                if let Some(l) = nested(doc, obj, "labels") {
+                    out.insert("labels".into(), Field::Str(labels_of(doc, &l).join(",")));
+                }
+            }
+            _ => {
+                if let Some(v) = read_field(doc, obj, &key) {
+                    out.insert(key, v);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn nested(doc: &AutoCommit, obj: &automerge::ObjId, key: &str) -> Option<automerge::ObjId> {
+    match doc.get(obj, key).ok()?? {
+        (Value::Object(ObjType::Map), id) => Some(id),
+        _ => None,
+    }
+}
+
+/// Labels in their stored order (by ordinal, then name).
+pub fn labels_of(doc: &AutoCommit, labels: &automerge::ObjId) -> Vec<String> {
+    let mut v: Vec<(i64, String)> = doc
+        .keys(labels)
+        .map(|k| {
+            let ord = match read_field(doc, labels, &k) {
+                Some(Field::Int(i)) => i,
+                _ => 0,
+            };
+            (ord, k)
+        })
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, k)| k).collect()
+}
+
+/// The entries of a child map (`deps`, `files`, `positions`, `issues`): row id → columns.
+pub fn children(doc: &AutoCommit, key: &str) -> Vec<(String, BTreeMap<String, Field>)> {
+    let Some(map) = child_map(doc, key) else {
+        return Vec::new();
+    };
+    doc.keys(&map)
+        .filter_map(|k| nested(doc, &map, &k).map(|obj| (k.clone(), flatten(doc, &obj))))
+        .collect()
+}
+
+/// Writes a scalar field; `None` writes an explicit null.
+pub fn put(
+    doc: &mut AutoCommit,
+    obj: &automerge::ObjId,
+    key: &str,
+    v: Option<Field>,
+) -> Result<()> {
+    match v {
+        None | Some(Field::Null) => doc.put(obj, key, ScalarValue::Null)?,
+        Some(Field::Int(i)) => doc.put(obj, key, i)?,
+        Some(Field::Str(s)) => doc.put(obj, key, s)?,
+    }
+    Ok(())
+}
+
+/// Writes a string field at the root.
+pub fn put_str(doc: &mut AutoCommit, key: &str, v: &str) -> Result<()> {
+    put(doc, &ROOT, key, Some(Field::Str(v.to_string())))
+}
+
+/// Writes an integer field at the root.
+pub fn put_int(doc: &mut AutoCommit, key: &str, v: i64) -> Result<()> {
+    put(doc, &ROOT, key, Some(Field::Int(v)))
+}
+
+/// Writes a nullable string field at the root (`None` stores null).
+pub fn put_opt(doc: &mut AutoCommit, key: &str, v: Option<&str>) -> Result<()> {
+    put(doc, &ROOT, key, v.map(|s| Field::Str(s.to_string())))
+}
+
+/// Sets a text field, creating the text object on first write and diffing afterwards so
+/// concurrent edits to different parts of the text both survive.
+pub fn put_text(doc: &mut AutoCommit, key: &str, v: &str) -> Result<()> {
+    let obj = match doc.get(ROOT, key)? {
+        Some((Value::Object(ObjType::Text), id)) => id,
+        _ => doc.put_object(ROOT, key, ObjType::Text)?,
+    };
+    doc.update_text(&obj, v)?;
+    Ok(())
+}
+
+/// Replaces the labels set with `labels` (in order), touching only what changed.
+pub fn put_labels(doc: &mut AutoCommit, labels: &[String]) -> Result<()> {
+    let obj = match child_map(doc, "labels") {
+        Some(id) => id,
+        None => doc.put_object(ROOT, "labels", ObjType::Map)?,
+    };
+    let existing: Vec<String> = doc.keys(&obj).collect();
+    for k in &existing {
+        if !labels.contains(k) {
+            doc.delete(&obj, k.as_str())?;
+        }
+    }
+    for (i, l) in labels.iter().enumerate() {
+        if !existing.contains(l) || read_field(doc, &obj, l) != Some(Field::Int(i as i64)) {
+            doc.put(&obj, l.as_str(), i as i64)?;
+        }
+    }
+    Ok(())
+}
+
+/// Replaces the workflow unit with a new map holding exactly `wf`.
+pub fn put_workflow(doc: &mut AutoCommit, wf: &BTreeMap<String, Field>) -> Result<()> {
+    let obj = doc.put_object(ROOT, "wf", ObjType::Map)?;
+    for k in WF_KEYS {
+        put(doc, &obj, k, wf.get(k).cloned())?;
+    }
+    Ok(())
+}
+
+/// Creates or replaces one child row (`deps`, `files`, …) with the given columns.
+pub fn put_child(
+    doc: &mut AutoCommit,
+    map_key: &str,
+    row_id: &str,
+    cols: &[(&str, Field)],
+) -> Result<()> {
+    let map = match child_map(doc, map_key) {
+        Some(id) => id,
+        None => doc.put_object(ROOT, map_key, ObjType::Map)?,
+    };
+    let row = doc.put_object(&map, row_id, ObjType::Map)?;
+    for (k, v) in cols {
+        put(doc, &row, k, Some(v.clone()))?;
+    }
+    Ok(())
+}
+
+/// Sets one field of an existing child row; false when the row does not exist.
+pub fn put_child_field(
+    doc: &mut AutoCommit,
+    map_key: &str,
+    row_id: &str,
+    key: &str,
+    v: Option<Field>,
+) -> Result<bool> {
+    let Some(map) = child_map(doc, map_key) else {
+        return Ok(false);
+    };
+    let Some(row) = nested(doc, &map, row_id) else {
+        return Ok(false);
+    };
+    put(doc, &row, key, v)?;
+    Ok(true)
+}
+
+/// Removes a child row; false when it was not there.
+pub fn delete_child(doc: &mut AutoCommit, map_key: &str, row_id: &str) -> Result<bool> {
+    let Some(map) = child_map(doc, map_key) else {
+        return Ok(false);
+    };
+    if doc.get(&map, row_id)?.is_none() {
+        return Ok(false);
+    }
+    doc.delete(&map, row_id)?;
+    Ok(true)
+}
+
+/// The document's version: a short digest of its heads. Changes whenever any change (local or
+/// merged) lands on the document; `--if-match` compares against it.
+pub fn version_of(doc: &mut AutoCommit) -> String {
+    let mut heads = doc.get_heads();
+    heads.sort();
+    let mut h = Sha256::new();
+    for head in heads {
+        h.update(head.0);
+    }
+    hex::encode(h.finalize())[..16].to_string()
+}

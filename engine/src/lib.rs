@@ -1,0 +1,28 @@
+//! td's engine: td's data model on a signed Automerge change log, materialized into td's own
+//! SQLite tables (schema v38). The CLI and the transports call into this crate; it never does
+//! network or terminal I/O.
+//!
+//! The pieces: [`store`] owns the database and the write path (one IMMEDIATE transaction per
+//! command: check, change, sign, log, materialize); [`doc`] and [`materialize`] define how an
+//! entity's document maps to td's rows; [`ops`] holds td's commands; [`query`] and [`export`]
+//! read the materialized tables.
+
+pub mod doc;
+pub mod error;
+pub mod export;
+pub mod identity;
+pub mod materialize;
+pub mod model;
+pub mod ops;
+pub mod project;
+pub mod query;
+pub mod record;
+pub mod schema;
+pub mod session;
+pub mod store;
+
+pub use error::{EngineError, Result};
+pub use identity::MachineIdentity;
+pub use project::Project;
+pub use session::{Session, SessionContext};
+pub use store::{InitOutcome, Store};

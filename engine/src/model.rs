@@ -1,0 +1,317 @@
+//! td's vocabulary: statuses and their transitions, types, priorities, log types, id formats,
+//! timestamps and title rules. Pure functions, no storage.
+
+use crate::error::{invalid, Result};
+use crate::identity::random_bytes;
+
+/// Issue status, with td's allowed transitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Not started.
+    Open,
+    /// Someone is working on it.
+    InProgress,
+    /// Waiting on something.
+    Blocked,
+    /// Waiting for a reviewer.
+    InReview,
+    /// Done.
+    Closed,
+}
+
+impl Status {
+    /// All statuses in td's order.
+    pub const ALL: [Status; 5] = [
+        Status::Open,
+        Status::InProgress,
+        Status::Blocked,
+        Status::InReview,
+        Status::Closed,
+    ];
+
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::InProgress => "in_progress",
+            Status::Blocked => "blocked",
+            Status::InReview => "in_review",
+            Status::Closed => "closed",
+        }
+    }
+
+    /// Parses user input (`in-progress` and `in_progress` both accepted).
+    pub fn parse(s: &str) -> Result<Status> {
+        let norm = s.trim().to_ascii_lowercase().replace('-', "_");
+        Status::ALL.into_iter().find(|st| st.as_str() == norm).ok_or_else(|| {
+            invalid(format!(
+                "invalid status '{s}': expected one of open, in_progress, blocked, in_review, closed"
+            ))
+        })
+    }
+
+    /// Whether td allows moving from `self` to `to`.
+    pub fn can_transition(self, to: Status) -> bool {
+        use Status::*;
+        matches!(
+            (self, to),
+            (Open, InProgress | InReview | Blocked | Closed)
+                | (InProgress, Open | InReview | Blocked | Closed)
+                | (Blocked, Open | InProgress | Closed)
+                | (InReview, Open | InProgress | Closed)
+                | (Closed, Open)
+        )
+    }
+
+    /// Fails with `invalid_input` unless the transition is allowed.
+    pub fn check_transition(self, to: Status) -> Result<()> {
+        if self.can_transition(to) {
+            Ok(())
+        } else {
+            Err(invalid(format!(
+                "cannot transition from {} to {}",
+                self.as_str(),
+                to.as_str()
+            )))
+        }
+    }
+}
+
+/// Normalises an issue type (`story` means `feature`).
+pub fn parse_type(s: &str) -> Result<&'static str> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "bug" => Ok("bug"),
+        "feature" | "story" => Ok("feature"),
+        "task" => Ok("task"),
+        "epic" => Ok("epic"),
+        "chore" => Ok("chore"),
+        _ => Err(invalid(format!(
+            "invalid type '{s}': expected one of bug, feature, task, epic, chore"
+        ))),
+    }
+}
+
+/// Normalises a priority (`P0..P4`, `0..4`, `critical/high/medium/low`).
+pub fn parse_priority(s: &str) -> Result<&'static str> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "p0" | "0" | "critical" => Ok("P0"),
+        "p1" | "1" | "high" => Ok("P1"),
+        "p2" | "2" | "medium" => Ok("P2"),
+        "p3" | "3" | "low" => Ok("P3"),
+        "p4" | "4" | "lowest" | "none" => Ok("P4"),
+        _ => Err(invalid(format!(
+            "invalid priority '{s}': expected P0-P4, 0-4, or critical/high/medium/low"
+        ))),
+    }
+}
+
+/// Validates story points (td's Fibonacci scale; 0 means unset).
+pub fn parse_points(n: i64) -> Result<i64> {
+    if matches!(n, 0 | 1 | 2 | 3 | 5 | 8 | 13 | 21) {
+        Ok(n)
+    } else {
+        Err(invalid(format!(
+            "invalid points {n}: expected one of 1, 2, 3, 5, 8, 13, 21"
+        )))
+    }
+}
+
+/// Log types td knows.
+pub const LOG_TYPES: [&str; 8] = [
+    "progress",
+    "security",
+    "blocker",
+    "decision",
+    "hypothesis",
+    "tried",
+    "result",
+    "orchestration",
+];
+
+/// Validates a log type.
+pub fn parse_log_type(s: &str) -> Result<&'static str> {
+    LOG_TYPES
+        .into_iter()
+        .find(|t| *t == s)
+        .ok_or_else(|| invalid(format!("invalid log type '{s}'")))
+}
+
+/// Titles td refuses as too generic to be useful in a shared backlog.
+const GENERIC_TITLES: [&str; 12] = [
+    "task", "bug", "fix", "todo", "issue", "feature", "test", "update", "change", "wip", "stuff",
+    "thing",
+];
+
+/// Maximum title length in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+
+/// Validates a title: not empty, not generic, at most 200 characters.
+pub fn check_title(title: &str) -> Result<String> {
+    let t = title.trim();
+    if t.is_empty() {
+        return Err(invalid("title is required"));
+    }
+    if GENERIC_TITLES.contains(&t.to_ascii_lowercase().as_str()) {
+        return Err(invalid(format!(
+            "title '{t}' is too generic: describe the work (e.g. 'Fix crash when config is missing')"
+        )));
+    }
+    let n = t.chars().count();
+    if n > MAX_TITLE_CHARS {
+        return Err(invalid(format!(
+            "title is too long ({n} characters, max {MAX_TITLE_CHARS})"
+        )));
+    }
+    Ok(t.to_string())
+}
+
+/// Validates a `YYYY-MM-DD` date (used by `--defer` and `--due`).
+pub fn check_date(s: &str) -> Result<String> {
+    chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .map_err(|_| invalid(format!("invalid date '{s}': expected YYYY-MM-DD")))
+}
+
+/// Entity kinds and their id prefixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// `td-` + 6 hex.
+    Issue,
+    /// `bd-` + 8 hex.
+    Board,
+    /// `ws-` + 4 hex.
+    WorkSession,
+    /// `nt-` + 6 hex.
+    Note,
+    /// `lg-` + 8 hex.
+    Log,
+    /// `cm-` + 8 hex.
+    Comment,
+    /// `ho-` + 8 hex.
+    Handoff,
+    /// `rv-` + 8 hex.
+    Review,
+}
+
+impl Kind {
+    /// Every kind, in materialization order (parents before children).
+    pub const ALL: [Kind; 8] = [
+        Kind::Issue,
+        Kind::Board,
+        Kind::WorkSession,
+        Kind::Note,
+        Kind::Log,
+        Kind::Comment,
+        Kind::Handoff,
+        Kind::Review,
+    ];
+
+    /// The id prefix and the number of hex digits td draws.
+    pub fn prefix(self) -> (&'static str, usize) {
+        match self {
+            Kind::Issue => ("td-", 6),
+            Kind::Board => ("bd-", 8),
+            Kind::WorkSession => ("ws-", 4),
+            Kind::Note => ("nt-", 6),
+            Kind::Log => ("lg-", 8),
+            Kind::Comment => ("cm-", 8),
+            Kind::Handoff => ("ho-", 8),
+            Kind::Review => ("rv-", 8),
+        }
+    }
+
+    /// The kind an entity id belongs to.
+    pub fn of_id(id: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| id.starts_with(k.prefix().0))
+    }
+
+    /// A fresh random id of this kind.
+    pub fn new_id(self) -> String {
+        let (p, n) = self.prefix();
+        let bytes: [u8; 8] = random_bytes();
+        format!("{p}{}", &hex::encode(bytes)[..n])
+    }
+
+    /// The name used in JSON output and the log.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Issue => "issue",
+            Kind::Board => "board",
+            Kind::WorkSession => "work_session",
+            Kind::Note => "note",
+            Kind::Log => "log",
+            Kind::Comment => "comment",
+            Kind::Handoff => "handoff",
+            Kind::Review => "review",
+        }
+    }
+}
+
+/// Normalises an issue id from user input: `abc123` means `td-abc123`.
+pub fn normalize_issue_id(s: &str) -> String {
+    let s = s.trim();
+    if s.starts_with("td-") {
+        s.to_string()
+    } else {
+        format!("td-{s}")
+    }
+}
+
+/// td's deterministic link-row id: prefix + first 16 hex chars of sha256(key).
+pub fn link_id(prefix: &str, key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!(
+        "{prefix}{}",
+        &hex::encode(Sha256::digest(key.as_bytes()))[..16]
+    )
+}
+
+/// The current time in td's DATETIME format (`YYYY-MM-DD HH:MM:SS.ffffff±HH:MM`).
+pub fn now_timestamp() -> String {
+    chrono::Local::now()
+        .format("%Y-%m-%d %H:%M:%S%.6f%:z")
+        .to_string()
+}
+
+/// Splits a comma-separated label list into trimmed, non-empty, de-duplicated labels.
+pub fn parse_labels(s: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for l in s.split(',').map(str::trim).filter(|l| !l.is_empty()) {
+        if !out.iter().any(|o| o == l) {
+            out.push(l.to_string());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transitions_match_td() {
+        assert!(Status::Open.can_transition(Status::InProgress));
+        assert!(!Status::Closed.can_transition(Status::InProgress));
+        assert!(!Status::Blocked.can_transition(Status::InReview));
+        assert!(Status::InReview.can_transition(Status::Closed));
+    }
+
+    #[test]
+    fn link_ids_are_td_compatible() {
+        // Computed by td for the sample database: bip_ of "bd-7e03272c|td-e85b72".
+        assert_eq!(
+            link_id("bip_", "bd-7e03272c|td-e85b72"),
+            "bip_7f8ed8bd551c9e68"
+        );
+    }
+
+    #[test]
+    fn titles() {
+        assert!(check_title("task").is_err());
+        assert!(check_title(&"x".repeat(201)).is_err());
+        assert_eq!(
+            check_title("  Fix the sync loop ").unwrap(),
+            "Fix the sync loop"
+        );
+    }
+}

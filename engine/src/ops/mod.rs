@@ -1,0 +1,24 @@
+//! td's commands as engine operations. Each runs in one write transaction: read the
+//! materialized rows, check td's rules (and `--if-match`), make changes, commit.
+
+pub mod issues;
+pub mod records;
+pub mod work_sessions;
+pub mod workflow;
+
+use crate::error::{EngineError, Result};
+use crate::store::Tx;
+
+/// Fails with `conflict` when `expected` is given and the entity's document has moved on.
+pub(crate) fn check_if_match(tx: &mut Tx<'_>, id: &str, expected: Option<&str>) -> Result<()> {
+    let Some(expected) = expected else {
+        return Ok(());
+    };
+    let current = tx.version(id)?.unwrap_or_default();
+    if current != expected {
+        return Err(EngineError::Conflict(format!(
+            "issue {id} has changed since version {expected} (current version {current}); nothing was written"
+        )));
+    }
+    Ok(())
+}

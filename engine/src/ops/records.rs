@@ -1,0 +1,201 @@
+//! Append-only records attached to issues: logs, comments, handoffs and reviews. Each is its
+//! own small document, so concurrent records never conflict.
+
+use rusqlite::Connection;
+
+use crate::doc;
+use crate::error::{invalid, Result};
+use crate::model::{self, now_timestamp, Kind};
+use crate::project::Project;
+use crate::query;
+use crate::session;
+use crate::store::Tx;
+
+/// The four lists of a handoff.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HandoffText {
+    /// What was done.
+    pub done: Vec<String>,
+    /// What remains.
+    pub remaining: Vec<String>,
+    /// Decisions made.
+    pub decisions: Vec<String>,
+    /// Open questions.
+    pub uncertain: Vec<String>,
+}
+
+impl HandoffText {
+    /// True when all four lists are empty.
+    pub fn is_empty(&self) -> bool {
+        self.done.is_empty()
+            && self.remaining.is_empty()
+            && self.decisions.is_empty()
+            && self.uncertain.is_empty()
+    }
+
+    /// Builds a handoff from an issue's logs (what `td review` does when none was written):
+    /// progress and results are done, blockers remain, decisions are decisions, hypotheses and
+    /// attempts are uncertain.
+    pub fn from_logs(conn: &Connection, issue: &str) -> Result<HandoffText> {
+        let mut h = HandoffText::default();
+        for log in query::rows_for(conn, "logs", "issue_id", issue, "timestamp, id")? {
+            let msg = log["message"].as_str().unwrap_or("").to_string();
+            match log["type"].as_str().unwrap_or("progress") {
+                "blocker" => h.remaining.push(msg),
+                "decision" => h.decisions.push(msg),
+                "hypothesis" | "tried" => h.uncertain.push(msg),
+                _ => h.done.push(msg),
+            }
+        }
+        Ok(h)
+    }
+}
+
+fn json_list(v: &[String]) -> String {
+    serde_json::to_string(v).expect("strings serialize")
+}
+
+/// Writes a handoff document for `issue`.
+pub(crate) fn add_handoff(
+    tx: &mut Tx<'_>,
+    issue: &str,
+    session: &str,
+    h: &HandoffText,
+) -> Result<String> {
+    let id = Kind::Handoff.new_id();
+    tx.change(&id, |d| {
+        doc::put_str(d, "issue_id", issue)?;
+        doc::put_str(d, "session_id", session)?;
+        doc::put_str(d, "done", &json_list(&h.done))?;
+        doc::put_str(d, "remaining", &json_list(&h.remaining))?;
+        doc::put_str(d, "decisions", &json_list(&h.decisions))?;
+        doc::put_str(d, "uncertain", &json_list(&h.uncertain))?;
+        doc::put_str(d, "timestamp", &now_timestamp())
+    })?;
+    Ok(id)
+}
+
+/// Appends a review decision, superseding the issue's active review.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn add_review(
+    tx: &mut Tx<'_>,
+    issue: &str,
+    reviewer: &str,
+    decision: &str,
+    summary: &str,
+    requested_by: &str,
+    self_review: bool,
+    reviewed_by: &str,
+) -> Result<String> {
+    let now = now_timestamp();
+    let active: Vec<String> = query::rows_for(
+        tx.conn(),
+        "issue_reviews",
+        "issue_id",
+        issue,
+        "created_at, id",
+    )?
+    .into_iter()
+    .filter(|r| r["superseded_at"].is_null())
+    .filter_map(|r| r["id"].as_str().map(String::from))
+    .collect();
+    for old in active {
+        tx.change(&old, |d| doc::put_str(d, "superseded_at", &now))?;
+    }
+    let id = Kind::Review.new_id();
+    tx.change(&id, |d| {
+        doc::put_str(d, "issue_id", issue)?;
+        doc::put_str(d, "reviewer_session", reviewer)?;
+        doc::put_str(d, "decision", decision)?;
+        doc::put_str(d, "summary", summary)?;
+        doc::put_str(d, "requested_by_session", requested_by)?;
+        doc::put_str(d, "created_at", &now)?;
+        doc::put_int(d, "self_review", self_review as i64)?;
+        doc::put_str(d, "reviewed_by", reviewed_by)
+    })?;
+    Ok(id)
+}
+
+/// Writes a log document.
+pub(crate) fn add_log(
+    tx: &mut Tx<'_>,
+    issue: &str,
+    session: &str,
+    ws: &str,
+    msg: &str,
+    log_type: &str,
+) -> Result<String> {
+    let id = Kind::Log.new_id();
+    tx.change(&id, |d| {
+        doc::put_str(d, "issue_id", issue)?;
+        doc::put_str(d, "session_id", session)?;
+        doc::put_str(d, "work_session_id", ws)?;
+        doc::put_str(d, "message", msg)?;
+        doc::put_str(d, "type", log_type)?;
+        doc::put_str(d, "timestamp", &now_timestamp())
+    })?;
+    Ok(id)
+}
+
+impl Project {
+    /// `td log`: a progress (or typed) entry on an issue; defaults to the focused issue.
+    pub fn log(
+        &mut self,
+        issue: Option<&str>,
+        msg: &str,
+        log_type: &str,
+    ) -> Result<(String, String)> {
+        let log_type = model::parse_log_type(log_type)?;
+        if msg.trim().is_empty() {
+            return Err(invalid("log message is empty"));
+        }
+        let me = self.session.id.clone();
+        self.store.write(&me.clone(), |tx| {
+            let issue = match issue {
+                Some(i) => i.to_string(),
+                None => session::focused_issue(tx.conn(), &me)?.ok_or_else(|| {
+                    crate::error::EngineError::NoActiveSession(
+                        "no focused issue: pass an issue id (td log <id> \"msg\") or 'td start <id>' first".into(),
+                    )
+                })?,
+            };
+            query::live_issue(tx.conn(), &issue)?;
+            let ws = session::active_work_session(tx.conn(), &me)?.unwrap_or_default();
+            let id = add_log(tx, &issue, &me, &ws, msg, log_type)?;
+            Ok((id, issue))
+        })
+    }
+
+    /// `td comment`: a comment on an issue.
+    pub fn comment(&mut self, issue: &str, text: &str) -> Result<String> {
+        if text.trim().is_empty() {
+            return Err(invalid("comment text is empty"));
+        }
+        let me = self.session.id.clone();
+        self.store.write(&me.clone(), |tx| {
+            query::live_issue(tx.conn(), issue)?;
+            let id = Kind::Comment.new_id();
+            tx.change(&id, |d| {
+                doc::put_str(d, "issue_id", issue)?;
+                doc::put_str(d, "session_id", &me)?;
+                doc::put_str(d, "text", text)?;
+                doc::put_str(d, "created_at", &now_timestamp())
+            })?;
+            Ok(id)
+        })
+    }
+
+    /// `td handoff`: records what was done, what remains, decisions and open questions.
+    pub fn handoff(&mut self, issue: &str, h: &HandoffText) -> Result<String> {
+        if h.is_empty() {
+            return Err(invalid(
+                "a handoff needs at least one of --done, --remaining, --decision, --uncertain",
+            ));
+        }
+        let me = self.session.id.clone();
+        self.store.write(&me.clone(), |tx| {
+            query::live_issue(tx.conn(), issue)?;
+            add_handoff(tx, issue, &me, h)
+        })
+    }
+}

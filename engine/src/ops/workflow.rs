@@ -1,0 +1,391 @@
+//! Workflow transitions: start, unstart, review, approve, reject, close, reopen, block,
+//! unblock. Status and its stamps are written together as one unit (the document's `wf`
+//! map), so a transition is never mixed with a concurrent one.
+
+use std::collections::BTreeMap;
+
+use automerge::{AutoCommit, ROOT};
+
+use crate::doc::{self, Field, WF_KEYS};
+use crate::error::{invalid, EngineError, Result};
+use crate::model::{now_timestamp, Status};
+use crate::ops::check_if_match;
+use crate::ops::issues::IssueOutcome;
+use crate::ops::records::{self, HandoffText};
+use crate::project::Project;
+use crate::query::{self, Issue};
+use crate::session;
+use crate::store::Tx;
+
+/// The workflow unit: status plus its stamps.
+pub type Workflow = BTreeMap<String, Field>;
+
+fn workflow_of(issue: &Issue) -> Workflow {
+    WF_KEYS
+        .iter()
+        .map(|k| {
+            let v = match &issue.json[*k] {
+                serde_json::Value::String(s) => Field::Str(s.clone()),
+                _ => Field::Null,
+            };
+            (k.to_string(), v)
+        })
+        .collect()
+}
+
+fn stamp(wf: &mut Workflow, key: &str, value: &str) {
+    wf.insert(key.into(), Field::Str(value.into()));
+}
+
+fn clear(wf: &mut Workflow, key: &str) {
+    let empty = if key.ends_with("_at") {
+        Field::Null
+    } else {
+        Field::Str(String::new())
+    };
+    wf.insert(key.into(), empty);
+}
+
+/// Sets only the status inside the workflow unit (used by `td update --status`).
+pub(crate) fn set_status_only(d: &mut AutoCommit, to: Status) -> Result<()> {
+    let mut wf: Workflow = match doc::child_map(d, "wf") {
+        Some(obj) => WF_KEYS
+            .iter()
+            .filter_map(|k| doc::read_field(d, &obj, k).map(|v| (k.to_string(), v)))
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    let _ = ROOT;
+    stamp(&mut wf, "status", to.as_str());
+    doc::put_workflow(d, &wf)
+}
+
+/// Options of `td approve`.
+#[derive(Debug, Clone, Default)]
+pub struct ApproveOptions {
+    /// `--reviewed-by`: who actually reviewed (lets the implementer record an outside review).
+    pub reviewed_by: Option<String>,
+    /// `--self-review`: the implementer approves its own work, with a reason.
+    pub self_review: bool,
+    /// `--reason`: required with `--self-review`; recorded as the review summary.
+    pub reason: Option<String>,
+}
+
+/// The shared shape of every transition: load, check `--if-match`, decide the new workflow
+/// (or `None` for an idempotent repeat), then write it with `updated_at` in one change.
+fn transition(
+    tx: &mut Tx<'_>,
+    id: &str,
+    if_match: Option<&str>,
+    decide: impl FnOnce(&Tx<'_>, &Issue, &mut Workflow) -> Result<bool>,
+) -> Result<IssueOutcome> {
+    let issue = query::live_issue(tx.conn(), id)?;
+    check_if_match(tx, id, if_match)?;
+    let mut wf = workflow_of(&issue);
+    if !decide(tx, &issue, &mut wf)? {
+        return Ok(IssueOutcome {
+            issue,
+            changed: false,
+        });
+    }
+    let now = now_timestamp();
+    tx.change(id, |d| {
+        doc::put_workflow(d, &wf)?;
+        doc::put_str(d, "updated_at", &now)
+    })?;
+    Ok(IssueOutcome {
+        issue: query::live_issue(tx.conn(), id)?,
+        changed: true,
+    })
+}
+
+impl Project {
+    /// `td start`: claim an issue for this session (`in_progress`, implementer = me) and focus it.
+    pub fn start(&mut self, id: &str, force: bool, if_match: Option<&str>) -> Result<IssueOutcome> {
+        let me = self.session.id.clone();
+        self.store.write(&me.clone(), |tx| {
+            let out = transition(tx, id, if_match, |_, issue, wf| {
+                let from = Status::parse(&issue.status)?;
+                let holder = &issue.implementer_session;
+                if from == Status::InProgress && holder == &me {
+                    return Ok(false);
+                }
+                if from == Status::InProgress && !holder.is_empty() && !force {
+                    return Err(EngineError::Conflict(format!(
+                        "{id} is already in progress by session {holder} (use --force to take it over)"
+                    )));
+                }
+                if from == Status::Blocked && !force {
+                    return Err(invalid(format!("{id} is blocked: unblock it first or pass --force")));
+                }
+                if from != Status::InProgress && from != Status::Blocked {
+                    from.check_transition(Status::InProgress)?;
+                }
+                stamp(wf, "status", Status::InProgress.as_str());
+                stamp(wf, "implementer_session", &me);
+                Ok(true)
+            })?;
+            session::set_state(tx.conn(), &me, "focused_issue_id", id)?;
+            session::touch(tx.conn(), &me)?;
+            Ok(out)
+        })
+    }
+
+    /// `td unstart`: give an in-progress issue back (`open`, implementer cleared).
+    pub fn unstart(&mut self, id: &str) -> Result<IssueOutcome> {
+        let me = self.session.id.clone();
+        self.store.write(&me.clone(), |tx| {
+            let out = transition(tx, id, None, |_, issue, wf| {
+                match Status::parse(&issue.status)? {
+                    Status::Open => return Ok(false),
+                    Status::InProgress => {}
+                    other => {
+                        return Err(invalid(format!(
+                            "{id} is {}, not in_progress",
+                            other.as_str()
+                        )))
+                    }
+                }
+                stamp(wf, "status", Status::Open.as_str());
+                clear(wf, "implementer_session");
+                Ok(true)
+            })?;
+            if session::focused_issue(tx.conn(), &me)?.as_deref() == Some(id) {
+                session::set_state(tx.conn(), &me, "focused_issue_id", "")?;
+            }
+            Ok(out)
+        })
+    }
+
+    /// `td review`: hand an issue to review. Needs a handoff; builds one from the issue's logs
+    /// when there is none.
+    pub fn review(&mut self, id: &str, if_match: Option<&str>) -> Result<IssueOutcome> {
+        let me = self.session.id.clone();
+        self.store.write(&me.clone(), |tx| {
+            let issue = query::live_issue(tx.conn(), id)?;
+            check_if_match(tx, id, if_match)?;
+            if issue.status == Status::InReview.as_str() {
+                return Ok(IssueOutcome { issue, changed: false });
+            }
+            Status::parse(&issue.status)?.check_transition(Status::InReview)?;
+            if query::latest_handoff(tx.conn(), id)?.is_none() {
+                let text = HandoffText::from_logs(tx.conn(), id)?;
+                if text.is_empty() && !issue.minor {
+                    return Err(EngineError::HandoffRequired(format!(
+                        "{id} has no handoff: record one with 'td handoff {id} --done \"...\" --remaining \"...\"' \
+                         (or log progress with 'td log {id} \"...\"') before review"
+                    )));
+                }
+                if !text.is_empty() {
+                    records::add_handoff(tx, id, &me, &text)?;
+                }
+            }
+            transition(tx, id, None, |_, issue, wf| {
+                stamp(wf, "status", Status::InReview.as_str());
+                stamp(wf, "review_requested_by_session", &me);
+                if issue.implementer_session.is_empty() {
+                    stamp(wf, "implementer_session", &me);
+                }
+                Ok(true)
+            })
+        })
+    }
+
+    /// `td approve`: close a reviewed issue, recording the review. The implementer may not
+    /// approve its own work unless it names the reviewer or self-reviews with a reason.
+    pub fn approve(
+        &mut self,
+        id: &str,
+        opts: &ApproveOptions,
+        if_match: Option<&str>,
+    ) -> Result<IssueOutcome> {
+        if opts.self_review && opts.reason.as_deref().unwrap_or("").trim().is_empty() {
+            return Err(invalid(
+                "--self-review requires --reason \"<why no one else can review>\"",
+            ));
+        }
+        let me = self.session.id.clone();
+        self.store.write(&me.clone(), |tx| {
+            let mut requested_by = String::new();
+            let mut self_review = false;
+            let out = transition(tx, id, if_match, |_, issue, wf| {
+                let from = Status::parse(&issue.status)?;
+                if from == Status::Closed {
+                    return Ok(false);
+                }
+                if from != Status::InReview && !issue.minor {
+                    return Err(invalid(format!(
+                        "{id} is {}, not in_review: run 'td review {id}' first",
+                        from.as_str()
+                    )));
+                }
+                let implementer = if issue.implementer_session.is_empty() {
+                    &issue.creator_session
+                } else {
+                    &issue.implementer_session
+                };
+                let is_own = implementer == &me || issue.review_requested_by_session == me;
+                if is_own && !issue.minor && opts.reviewed_by.is_none() && !opts.self_review {
+                    return Err(EngineError::CannotSelfApprove(format!(
+                        "session {me} implemented {id} and cannot approve it: ask another session to review, \
+                         or pass --reviewed-by \"<who>\" or --self-review --reason \"<why>\""
+                    )));
+                }
+                self_review = is_own && opts.reviewed_by.is_none();
+                requested_by = issue.review_requested_by_session.clone();
+                let now = now_timestamp();
+                stamp(wf, "status", Status::Closed.as_str());
+                stamp(wf, "reviewer_session", &me);
+                stamp(wf, "reviewed_at", &now);
+                stamp(wf, "closed_at", &now);
+                stamp(wf, "closed_by_session", &me);
+                Ok(true)
+            })?;
+            if out.changed {
+                records::add_review(
+                    tx,
+                    id,
+                    &me,
+                    "approved",
+                    opts.reason.as_deref().unwrap_or(""),
+                    &requested_by,
+                    self_review,
+                    opts.reviewed_by.as_deref().unwrap_or(""),
+                )?;
+            }
+            Ok(out)
+        })
+    }
+
+    /// `td reject`: send an in-review issue back (`open`, implementer and reviewer cleared),
+    /// recording a `changes_requested` review.
+    pub fn reject(
+        &mut self,
+        id: &str,
+        reason: Option<&str>,
+        if_match: Option<&str>,
+    ) -> Result<IssueOutcome> {
+        let me = self.session.id.clone();
+        self.store.write(&me.clone(), |tx| {
+            let mut requested_by = String::new();
+            let out = transition(tx, id, if_match, |_, issue, wf| {
+                let from = Status::parse(&issue.status)?;
+                if from != Status::InReview {
+                    return Err(invalid(format!("{id} is {}, not in_review", from.as_str())));
+                }
+                requested_by = issue.review_requested_by_session.clone();
+                stamp(wf, "status", Status::Open.as_str());
+                for k in [
+                    "implementer_session",
+                    "reviewer_session",
+                    "review_requested_by_session",
+                    "reviewed_at",
+                ] {
+                    clear(wf, k);
+                }
+                Ok(true)
+            })?;
+            records::add_review(
+                tx,
+                id,
+                &me,
+                "changes_requested",
+                reason.unwrap_or(""),
+                &requested_by,
+                false,
+                "",
+            )?;
+            Ok(out)
+        })
+    }
+
+    /// `td close`: administrative close (refuses issues in review: approve or reject those).
+    pub fn close(&mut self, id: &str, if_match: Option<&str>) -> Result<IssueOutcome> {
+        let me = self.session.id.clone();
+        self.store.write(&me.clone(), |tx| {
+            transition(tx, id, if_match, |_, issue, wf| {
+                match Status::parse(&issue.status)? {
+                    Status::Closed => return Ok(false),
+                    Status::InReview => {
+                        return Err(invalid(format!(
+                            "{id} is in review: use 'td approve {id}' or 'td reject {id}'"
+                        )))
+                    }
+                    _ => {}
+                }
+                let now = now_timestamp();
+                stamp(wf, "status", Status::Closed.as_str());
+                stamp(wf, "closed_at", &now);
+                stamp(wf, "closed_by_session", &me);
+                Ok(true)
+            })
+        })
+    }
+
+    /// `td reopen`: closed → open.
+    pub fn reopen(&mut self, id: &str) -> Result<IssueOutcome> {
+        let me = self.session.id.clone();
+        self.store.write(&me, |tx| {
+            transition(tx, id, None, |_, issue, wf| {
+                let from = Status::parse(&issue.status)?;
+                if from == Status::Open {
+                    return Ok(false);
+                }
+                from.check_transition(Status::Open)?;
+                stamp(wf, "status", Status::Open.as_str());
+                for k in [
+                    "closed_at",
+                    "closed_by_session",
+                    "reviewer_session",
+                    "reviewed_at",
+                ] {
+                    clear(wf, k);
+                }
+                Ok(true)
+            })
+        })
+    }
+
+    /// `td block`: → blocked.
+    pub fn block(&mut self, id: &str, if_match: Option<&str>) -> Result<IssueOutcome> {
+        self.simple_transition(id, Status::Blocked, if_match)
+    }
+
+    /// `td unblock`: blocked → open.
+    pub fn unblock(&mut self, id: &str) -> Result<IssueOutcome> {
+        let me = self.session.id.clone();
+        self.store.write(&me, |tx| {
+            transition(tx, id, None, |_, issue, wf| {
+                match Status::parse(&issue.status)? {
+                    Status::Blocked => {}
+                    Status::Open => return Ok(false),
+                    other => {
+                        return Err(invalid(format!("{id} is {}, not blocked", other.as_str())))
+                    }
+                }
+                stamp(wf, "status", Status::Open.as_str());
+                Ok(true)
+            })
+        })
+    }
+
+    fn simple_transition(
+        &mut self,
+        id: &str,
+        to: Status,
+        if_match: Option<&str>,
+    ) -> Result<IssueOutcome> {
+        let me = self.session.id.clone();
+        self.store.write(&me, |tx| {
+            transition(tx, id, if_match, |_, issue, wf| {
+                let from = Status::parse(&issue.status)?;
+                if from == to {
+                    return Ok(false);
+                }
+                from.check_transition(to)?;
+                stamp(wf, "status", to.as_str());
+                Ok(true)
+            })
+        })
+    }
+}

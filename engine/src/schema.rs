@@ -1,0 +1,72 @@
+//! Table layout: td's schema v38 (copied verbatim from a real td database so names, columns,
+//! defaults and indexes match exactly) plus the engine's own `crdt_*` tables.
+
+/// td's schema version this engine writes and reads.
+pub const TD_SCHEMA_VERSION: i64 = 38;
+
+/// td's v38 DDL, in the order td created it.
+pub const TD_SCHEMA_SQL: &str = include_str!("schema_v38.sql");
+
+/// Layout version of the engine's own tables, stored in `crdt_meta`.
+pub const ENGINE_LAYOUT_VERSION: i64 = 1;
+
+/// The engine's own tables. `crdt_changes` is the truth; `crdt_docs` is a cache of each
+/// entity's Automerge document (rebuildable from the log); `crdt_actors` is the per-actor
+/// summary (version vector) of what the log holds.
+pub const ENGINE_SCHEMA_SQL: &str = r#"
+CREATE TABLE crdt_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE crdt_changes (
+    id INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL UNIQUE,
+    doc_id TEXT NOT NULL,
+    actor BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    session_id TEXT NOT NULL,
+    author BLOB NOT NULL,
+    body BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    received_at TEXT NOT NULL,
+    UNIQUE(actor, seq)
+);
+CREATE INDEX crdt_changes_doc ON crdt_changes(doc_id, id);
+CREATE TABLE crdt_actors (
+    actor BLOB PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    author BLOB NOT NULL,
+    max_seq INTEGER NOT NULL,
+    last_hash BLOB NOT NULL
+);
+CREATE TABLE crdt_docs (
+    doc_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    snapshot BLOB NOT NULL,
+    version TEXT NOT NULL
+);
+"#;
+
+/// Tables whose rows come from the change log (td-compat.md's "synced entity tables"), in
+/// export order.
+pub const SYNCED_TABLES: [&str; 12] = [
+    "issues",
+    "logs",
+    "handoffs",
+    "comments",
+    "boards",
+    "board_issue_positions",
+    "issue_dependencies",
+    "issue_files",
+    "work_sessions",
+    "work_session_issues",
+    "issue_reviews",
+    "notes",
+];
+
+/// The builtin board every td database has. It is part of the schema, not of the log, so
+/// every replica holds the identical row without a change to sync.
+pub const BUILTIN_BOARD_SQL: &str = "INSERT OR IGNORE INTO boards \
+    (id, name, last_viewed_at, created_at, updated_at, query, is_builtin, view_mode) \
+    VALUES ('bd-all-issues', 'All Issues', NULL, '1970-01-01 00:00:00', \
+    '1970-01-01 00:00:00', '', 1, 'swimlanes')";

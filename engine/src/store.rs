@@ -1,0 +1,486 @@
+//! The store: one project's SQLite database holding td's tables and the change log. Every
+//! mutation goes through [`Store::write`], which runs one IMMEDIATE transaction: read, check,
+//! make Automerge changes, sign and append them, re-materialize, commit.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use automerge::{ActorId, AutoCommit};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+
+use crate::doc;
+use crate::error::{EngineError, Result};
+use crate::identity::{random_bytes, MachineIdentity};
+use crate::materialize::{self, Columns};
+use crate::model::{now_timestamp, Kind};
+use crate::record::{actor_for, RecordBody, SignedRecord, RECORD_FORMAT};
+use crate::schema;
+
+/// How long a command waits for another process's write transaction before giving up. Long
+/// on purpose: td commands are short, and failing a user's write because another agent was
+/// writing at the same moment is worse than waiting.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where a project's database lives under its root.
+pub fn db_path(root: &Path) -> PathBuf {
+    root.join(".todos").join("issues.db")
+}
+
+/// An open project database plus the identity that signs this process's changes.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    identity: MachineIdentity,
+    columns: Columns,
+}
+
+/// What `td init` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InitOutcome {
+    /// A new database was created.
+    Created,
+    /// The database was already there; nothing was changed.
+    AlreadyInitialized,
+}
+
+fn open_conn(path: &Path, flags: OpenFlags) -> Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // TRUNCATE, as td uses: see docs/storage.md for why not WAL.
+    conn.pragma_update(None, "journal_mode", "TRUNCATE")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Creates `<root>/.todos/issues.db` with td's schema and the engine tables, minting a new
+    /// project id (or adopting `project` when given). Idempotent.
+    pub fn init(
+        root: &Path,
+        identity: MachineIdentity,
+        project: Option<&str>,
+    ) -> Result<(Store, InitOutcome)> {
+        let path = db_path(root);
+        if path.exists() {
+            return Ok((
+                Store::open(root, identity)?,
+                InitOutcome::AlreadyInitialized,
+            ));
+        }
+        std::fs::create_dir_all(path.parent().expect("db path has a parent"))
+            .map_err(|e| EngineError::Database(format!("create {}: {e}", path.display())))?;
+        let tmp = path.with_extension("db.init");
+        let _ = std::fs::remove_file(&tmp);
+        {
+            let mut conn = open_conn(&tmp, OpenFlags::default())?;
+            let tx = conn.transaction()?;
+            tx.execute_batch(schema::TD_SCHEMA_SQL)?;
+            tx.execute_batch(schema::ENGINE_SCHEMA_SQL)?;
+            tx.execute(
+                "INSERT INTO schema_info(key, value) VALUES ('version', ?1)",
+                [schema::TD_SCHEMA_VERSION.to_string()],
+            )?;
+            tx.execute(schema::BUILTIN_BOARD_SQL, [])?;
+            let project = project.map(str::to_string).unwrap_or_else(new_project_id);
+            let meta = [
+                ("layout_version", schema::ENGINE_LAYOUT_VERSION.to_string()),
+                ("project_id", project),
+                ("created_at", now_timestamp()),
+            ];
+            for (k, v) in meta {
+                tx.execute(
+                    "INSERT INTO crdt_meta(key, value) VALUES (?1, ?2)",
+                    params![k, v],
+                )?;
+            }
+            tx.commit()?;
+        }
+        // Publish atomically: a crash leaves either no database or a complete one.
+        std::fs::rename(&tmp, &path)
+            .map_err(|e| EngineError::Database(format!("create {}: {e}", path.display())))?;
+        Ok((Store::open(root, identity)?, InitOutcome::Created))
+    }
+
+    /// Opens an existing project database, checking that it is one this engine understands.
+    pub fn open(root: &Path, identity: MachineIdentity) -> Result<Store> {
+        let path = db_path(root);
+        if !path.exists() {
+            return Err(EngineError::NoDatabase);
+        }
+        let path = path.canonicalize().unwrap_or(path);
+        let conn = open_conn(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .map_err(|e| EngineError::Database(format!("{}: {e}", path.display())))?;
+        let version: Option<String> = conn
+            .query_row(
+                "SELECT value FROM schema_info WHERE key='version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| EngineError::Database(format!("{}: {e}", path.display())))?;
+        match version.as_deref().map(str::parse::<i64>) {
+            Some(Ok(v)) if v == schema::TD_SCHEMA_VERSION => {}
+            Some(Ok(v)) => {
+                return Err(EngineError::Database(format!(
+                    "{} has td schema version {v}; this td reads version {}",
+                    path.display(),
+                    schema::TD_SCHEMA_VERSION
+                )))
+            }
+            _ => {
+                return Err(EngineError::Database(format!(
+                    "{} is not a td database (no schema version)",
+                    path.display()
+                )))
+            }
+        }
+        let layout: Option<String> = conn
+            .query_row(
+                "SELECT value FROM crdt_meta WHERE key='layout_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|_| {
+                EngineError::Database(format!(
+                    "{} was created by td without a change log; import it with \
+                     'td init --migrate-from {}' in a new project",
+                    path.display(),
+                    path.display()
+                ))
+            })?;
+        if layout.as_deref() != Some("1") {
+            return Err(EngineError::Database(format!(
+                "{} has change-log layout {:?}; this td reads layout 1",
+                path.display(),
+                layout
+            )));
+        }
+        Ok(Store {
+            conn,
+            path,
+            identity,
+            columns: Columns::default(),
+        })
+    }
+
+    /// Read access for queries. Reads see only committed state.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Mutable access for local-only bookkeeping transactions (sessions).
+    pub fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// The identity signing this store's changes.
+    pub fn identity(&self) -> &MachineIdentity {
+        &self.identity
+    }
+
+    /// The project this database belongs to.
+    pub fn project_id(&self) -> Result<String> {
+        meta(&self.conn, "project_id")?
+            .ok_or_else(|| EngineError::Database("project id missing".into()))
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction attributed to `session`. Every change `f` makes is
+    /// signed, logged and materialized before the commit; if `f` fails, nothing is written.
+    pub fn write<T>(
+        &mut self,
+        session: &str,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let project = meta(&tx, "project_id")?.unwrap_or_default();
+        let writer = writer_id(&tx, &self.path, &self.identity)?;
+        let actor = actor_for(&writer, session);
+        let mut t = Tx {
+            tx: &tx,
+            identity: &self.identity,
+            columns: &mut self.columns,
+            project,
+            session: session.to_string(),
+            actor,
+            docs: HashMap::new(),
+            changes: 0,
+        };
+        let out = f(&mut t)?;
+        drop(t);
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Drops every synced td table and recomputes it (and the document cache) from the log.
+    /// Returns the number of changes replayed.
+    pub fn rebuild(&mut self) -> Result<usize> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.pragma_update(None, "defer_foreign_keys", "ON")?;
+        // Recreate each table from its own stored definition, so the layout is unchanged.
+        for table in schema::SYNCED_TABLES {
+            let ddl: Vec<String> = tx
+                .prepare("SELECT sql FROM sqlite_master WHERE tbl_name = ?1 AND sql IS NOT NULL ORDER BY type = 'index', rowid")?
+                .query_map([table], |r| r.get(0))?
+                .collect::<std::result::Result<_, _>>()?;
+            tx.execute_batch(&format!("DROP TABLE {table}"))?;
+            for stmt in ddl {
+                tx.execute_batch(&stmt)?;
+            }
+        }
+        tx.execute(schema::BUILTIN_BOARD_SQL, [])?;
+        tx.execute("DELETE FROM crdt_docs", [])?;
+        let mut columns = Columns::default();
+        let mut stmt =
+            tx.prepare("SELECT doc_id, body, signature FROM crdt_changes ORDER BY doc_id, id")?;
+        let mut rows = stmt.query([])?;
+        let mut current: Option<(String, Vec<automerge::Change>)> = None;
+        let mut docs: Vec<(String, Vec<automerge::Change>)> = Vec::new();
+        let mut n = 0usize;
+        while let Some(r) = rows.next()? {
+            let doc_id: String = r.get(0)?;
+            let body: Vec<u8> = r.get(1)?;
+            let rec: RecordBody = postcard::from_bytes(&body)
+                .map_err(|e| EngineError::CorruptLog(format!("record of {doc_id}: {e}")))?;
+            let change = automerge::Change::from_bytes(rec.change)
+                .map_err(|e| EngineError::CorruptLog(format!("change of {doc_id}: {e}")))?;
+            n += 1;
+            match &mut current {
+                Some((id, v)) if *id == doc_id => v.push(change),
+                _ => {
+                    if let Some(done) = current.take() {
+                        docs.push(done);
+                    }
+                    current = Some((doc_id, vec![change]));
+                }
+            }
+        }
+        drop(rows);
+        drop(stmt);
+        docs.extend(current);
+        // Parents before children so foreign keys hold row by row as well as at commit.
+        docs.sort_by_key(|(id, _)| (Kind::of_id(id), id.clone()));
+        for (id, changes) in docs {
+            let Some(kind) = Kind::of_id(&id) else {
+                continue;
+            };
+            let mut d = AutoCommit::new();
+            d.apply_changes(changes)?;
+            save_doc(&tx, &id, kind, &mut d)?;
+            materialize::materialize(&tx, &mut columns, &id, kind, &d)?;
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+}
+
+/// One write transaction in progress. Obtained from [`Store::write`].
+pub struct Tx<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+    identity: &'a MachineIdentity,
+    columns: &'a mut Columns,
+    project: String,
+    session: String,
+    actor: [u8; crate::record::ACTOR_LEN],
+    docs: HashMap<String, AutoCommit>,
+    changes: usize,
+}
+
+impl<'a> Tx<'a> {
+    /// The connection inside the transaction, for reads and local-only writes.
+    pub fn conn(&self) -> &Connection {
+        self.tx
+    }
+
+    /// The session this transaction's changes are attributed to.
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+
+    /// Number of changes made so far in this transaction.
+    pub fn change_count(&self) -> usize {
+        self.changes
+    }
+
+    /// Loads an entity's document (from the cache table), or `None` if it has none.
+    pub fn doc(&mut self, id: &str) -> Result<Option<&mut AutoCommit>> {
+        if !self.docs.contains_key(id) {
+            match load_doc(self.tx, id)? {
+                Some(d) => {
+                    self.docs.insert(id.to_string(), d);
+                }
+                None => return Ok(None),
+            }
+        }
+        Ok(self.docs.get_mut(id))
+    }
+
+    /// The version (heads digest) of an entity's document, or `None` if it has none.
+    pub fn version(&mut self, id: &str) -> Result<Option<String>> {
+        Ok(self.doc(id)?.map(doc::version_of))
+    }
+
+    /// Makes one Automerge change on `id`'s document (creating the document if needed), signs
+    /// it, appends it to the log and re-materializes the entity's rows.
+    pub fn change(
+        &mut self,
+        id: &str,
+        f: impl FnOnce(&mut AutoCommit) -> Result<()>,
+    ) -> Result<()> {
+        let kind = Kind::of_id(id)
+            .ok_or_else(|| EngineError::InvalidInput(format!("unknown entity id '{id}'")))?;
+        if self.doc(id)?.is_none() {
+            self.docs.insert(id.to_string(), AutoCommit::new());
+        }
+        let actor = ActorId::from(&self.actor[..]);
+        let d = self.docs.get_mut(id).expect("doc loaded above");
+        d.set_actor(actor);
+        f(d)?;
+        let time = chrono::Utc::now().timestamp();
+        if d.commit_with(automerge::transaction::CommitOptions::default().with_time(time))
+            .is_none()
+        {
+            return Ok(()); // nothing changed: nothing to log
+        }
+        let change = d
+            .get_last_local_change()
+            .ok_or_else(|| EngineError::CorruptLog("committed change not found".into()))?;
+        let (max_seq, prev): (i64, Vec<u8>) = self
+            .tx
+            .query_row(
+                "SELECT max_seq, last_hash FROM crdt_actors WHERE actor = ?1",
+                [&self.actor[..]],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .unwrap_or((0, vec![0; 32]));
+        let body = RecordBody {
+            format: RECORD_FORMAT,
+            project: self.project.clone(),
+            doc: id.to_string(),
+            actor: self.actor,
+            seq: max_seq as u64 + 1,
+            prev: prev
+                .try_into()
+                .map_err(|_| EngineError::CorruptLog("bad actor hash".into()))?,
+            session: self.session.clone(),
+            author: self.identity.public_key(),
+            change: change.raw_bytes().to_vec(),
+        };
+        let rec = SignedRecord::sign(body, self.identity)?;
+        append_record(self.tx, &rec)?;
+        let d = self.docs.get_mut(id).expect("doc loaded above");
+        save_doc(self.tx, id, kind, d)?;
+        materialize::materialize(self.tx, self.columns, id, kind, d)?;
+        self.changes += 1;
+        Ok(())
+    }
+}
+
+/// Appends a signed record to the log and advances its actor's summary.
+fn append_record(conn: &Connection, rec: &SignedRecord) -> Result<()> {
+    let b = &rec.body;
+    conn.prepare_cached(
+        "INSERT INTO crdt_changes(hash, doc_id, actor, seq, session_id, author, body, signature, received_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        &rec.hash[..],
+        b.doc,
+        &b.actor[..],
+        b.seq as i64,
+        b.session,
+        &b.author[..],
+        rec.encoded,
+        &rec.signature[..],
+        now_timestamp()
+    ])?;
+    conn.prepare_cached(
+        "INSERT INTO crdt_actors(actor, session_id, author, max_seq, last_hash) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT(actor) DO UPDATE SET max_seq = excluded.max_seq, last_hash = excluded.last_hash",
+    )?
+    .execute(params![&b.actor[..], b.session, &b.author[..], b.seq as i64, &rec.hash[..]])?;
+    Ok(())
+}
+
+fn load_doc(conn: &Connection, id: &str) -> Result<Option<AutoCommit>> {
+    let snap: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT snapshot FROM crdt_docs WHERE doc_id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    match snap {
+        None => Ok(None),
+        Some(bytes) => AutoCommit::load(&bytes)
+            .map(Some)
+            .map_err(|e| EngineError::CorruptLog(format!("document {id}: {e}"))),
+    }
+}
+
+fn save_doc(conn: &Connection, id: &str, kind: Kind, d: &mut AutoCommit) -> Result<()> {
+    let version = doc::version_of(d);
+    conn.prepare_cached(
+        "INSERT INTO crdt_docs(doc_id, kind, snapshot, version) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT(doc_id) DO UPDATE SET snapshot = excluded.snapshot, version = excluded.version",
+    )?
+    .execute(params![id, kind.name(), d.save(), version])?;
+    Ok(())
+}
+
+/// Reads one `crdt_meta` value.
+pub(crate) fn meta(conn: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM crdt_meta WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?)
+}
+
+fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO crdt_meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+/// The writer id of this database file on this machine. It is bound to the machine key, the
+/// file's path and its inode: a database copied to another machine or to another file gets a
+/// fresh writer id, so its actors never reuse the source's sequence numbers.
+fn writer_id(conn: &Connection, path: &Path, identity: &MachineIdentity) -> Result<String> {
+    let binding = format!(
+        "{}|{}|{}",
+        identity.fingerprint(),
+        path.display(),
+        file_inode(path)
+    );
+    if let (Some(id), Some(b)) = (meta(conn, "writer_id")?, meta(conn, "writer_binding")?) {
+        if b == binding {
+            return Ok(id);
+        }
+    }
+    let id = hex::encode(random_bytes::<16>());
+    set_meta(conn, "writer_id", &id)?;
+    set_meta(conn, "writer_binding", &binding)?;
+    Ok(id)
+}
+
+#[cfg(unix)]
+fn file_inode(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).map(|m| m.ino()).unwrap_or(0)
+}
+
+#[cfg(not(unix))]
+fn file_inode(_path: &Path) -> u64 {
+    0
+}
+
+/// A new project id: `prj_` + 16 hex digits.
+pub fn new_project_id() -> String {
+    format!("prj_{}", hex::encode(random_bytes::<8>()))
+}
