@@ -377,7 +377,7 @@ pub enum EpicCommand {
         /// Title.
         title: String,
         #[command(flatten)]
-        fields: FieldArgs,
+        fields: Box<FieldArgs>,
     },
     /// List epics.
     List {
