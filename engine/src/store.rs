@@ -119,7 +119,12 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(|e| EngineError::Database(format!("{}: {e}", path.display())))?;
+            .map_err(|e| match e {
+                e if e.to_string().contains("no such table") => {
+                    EngineError::Database(format!("{} is not a td database (no schema_info table)", path.display()))
+                }
+                e => EngineError::Database(format!("{}: {e}", path.display())),
+            })?;
         match version.as_deref().map(str::parse::<i64>) {
             Some(Ok(v)) if v == schema::TD_SCHEMA_VERSION => {}
             Some(Ok(v)) => {
