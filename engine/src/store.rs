@@ -120,9 +120,10 @@ impl Store {
             )
             .optional()
             .map_err(|e| match e {
-                e if e.to_string().contains("no such table") => {
-                    EngineError::Database(format!("{} is not a td database (no schema_info table)", path.display()))
-                }
+                e if e.to_string().contains("no such table") => EngineError::Database(format!(
+                    "{} is not a td database (no schema_info table)",
+                    path.display()
+                )),
                 e => EngineError::Database(format!("{}: {e}", path.display())),
             })?;
         match version.as_deref().map(str::parse::<i64>) {

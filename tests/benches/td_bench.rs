@@ -1,1 +1,265 @@
-fn main() {}
+//! Foundation benchmark (bench binary; figures printed, no thresholds):
+//! - `td create` / `td start` wall time (p50 of real process runs) with 1k, 10k, 100k issues
+//!   present, and the 100k/1k ratio;
+//! - the baseline: a process that opens the same database and inserts one row with rusqlite;
+//! - `td list` over 10k issues;
+//! - `td rebuild` of 100k changes beside its floor: applying the same changes to fresh
+//!   Automerge documents plus inserting the rows with rusqlite.
+//!
+//! Run: `cargo build --release -p td-cli && cargo bench -p td-tests --bench td_bench`
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use automerge::AutoCommit;
+use td_engine::doc::{self, Field};
+use td_engine::model::{now_timestamp, Kind};
+use td_engine::{MachineIdentity, Project, SessionContext, Store};
+
+const RUNS: usize = 15;
+
+fn td_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(Path::parent).unwrap().join("td");
+    assert!(
+        bin.exists(),
+        "build the release binary first: cargo build --release -p td-cli"
+    );
+    bin
+}
+
+/// Creates `n` issues in bulk through the engine (same documents `td create` makes, in large
+/// transactions so setup is quick).
+fn populate(root: &Path, identity: &MachineIdentity, n: usize) {
+    let ctx = SessionContext {
+        explicit: Some("bench".into()),
+        ..Default::default()
+    };
+    Project::init(root, identity.clone(), &ctx).unwrap();
+    let mut store = Store::open(root, identity.clone()).unwrap();
+    let mut made = 0;
+    while made < n {
+        let batch = (n - made).min(5000);
+        store
+            .write("ses_bench", |tx| {
+                for i in 0..batch {
+                    let id = Kind::Issue.new_id();
+                    let now = now_timestamp();
+                    tx.change(&id, |d| {
+                        doc::put_str(d, "title", &format!("Bench issue number {}", made + i))?;
+                        doc::put_str(d, "type", "task")?;
+                        doc::put_str(d, "priority", ["P0", "P1", "P2", "P3"][i % 4])?;
+                        doc::put_str(d, "created_at", &now)?;
+                        doc::put_str(d, "updated_at", &now)?;
+                        doc::put_str(d, "creator_session", "ses_bench")?;
+                        doc::put_text(
+                            d,
+                            "description",
+                            "A description of moderate length for the benchmark.",
+                        )?;
+                        let mut wf = std::collections::BTreeMap::new();
+                        wf.insert("status".to_string(), Field::Str("open".into()));
+                        doc::put_workflow(d, &wf)
+                    })?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        made += batch;
+    }
+}
+
+fn td(root: &Path, cfg: &Path, args: &[&str]) -> Duration {
+    let t = Instant::now();
+    let out = Command::new(td_bin())
+        .arg("-w")
+        .arg(root)
+        .args(args)
+        .env("XDG_CONFIG_HOME", cfg)
+        .env("TD_SESSION_ID", "bench-runner")
+        .output()
+        .unwrap();
+    let d = t.elapsed();
+    assert!(
+        out.status.success(),
+        "td {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d
+}
+
+fn p50(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The baseline process: opens the database with rusqlite (same pragmas) and inserts one row.
+fn insert_one(db: &str) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(Duration::from_secs(60)).unwrap();
+    conn.pragma_update(None, "journal_mode", "TRUNCATE")
+        .unwrap();
+    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+    conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    let id = Kind::Issue.new_id();
+    conn.execute(
+        "INSERT INTO issues(id, title, created_at, updated_at) VALUES (?1, 'Baseline row insert', ?2, ?2)",
+        [&id, &now_timestamp()],
+    )
+    .unwrap();
+}
+
+fn open_ids(db: &Path, k: usize) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT id FROM issues WHERE status='open' ORDER BY id LIMIT ?1")
+        .unwrap();
+    stmt.query_map([k as i64], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// The rebuild floor: read the same changes, apply them to fresh documents, insert the rows.
+fn rebuild_floor(db: &Path) -> Duration {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_db = tmp.path().join("floor.db");
+    let src = rusqlite::Connection::open(db).unwrap();
+    let t = Instant::now();
+    let mut dst = rusqlite::Connection::open(&out_db).unwrap();
+    dst.execute_batch(td_engine::schema::TD_SCHEMA_SQL).unwrap();
+    let tx = dst.transaction().unwrap();
+    {
+        let mut ins = tx
+            .prepare("INSERT INTO issues(id, title, type, priority, status, created_at, updated_at, creator_session, description) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)")
+            .unwrap();
+        let mut stmt = src
+            .prepare("SELECT doc_id, body FROM crdt_changes ORDER BY doc_id, id")
+            .unwrap();
+        let mut rows = stmt.query([]).unwrap();
+        let mut groups: Vec<(String, Vec<automerge::Change>)> = Vec::new();
+        while let Some(r) = rows.next().unwrap() {
+            let id: String = r.get(0).unwrap();
+            let body: Vec<u8> = r.get(1).unwrap();
+            let rec: td_engine::record::RecordBody = postcard::from_bytes(&body).unwrap();
+            let change = automerge::Change::from_bytes(rec.change).unwrap();
+            match groups.last_mut() {
+                Some((last, v)) if *last == id => v.push(change),
+                _ => groups.push((id, vec![change])),
+            }
+        }
+        for (id, changes) in groups {
+            let mut d = AutoCommit::new();
+            d.apply_changes(changes).unwrap();
+            let f = doc::flatten(&d, &automerge::ROOT);
+            let s = |k: &str| match f.get(k) {
+                Some(Field::Str(s)) => s.clone(),
+                _ => String::new(),
+            };
+            ins.execute(rusqlite::params![
+                id,
+                s("title"),
+                s("type"),
+                s("priority"),
+                s("status"),
+                s("created_at"),
+                s("updated_at"),
+                s("creator_session"),
+                s("description")
+            ])
+            .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    t.elapsed()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() == 3 && args[1] == "--insert-one" {
+        insert_one(&args[2]);
+        return;
+    }
+    if args.iter().any(|a| a == "--list" || a == "--test") {
+        return; // cargo test/bench discovery probes
+    }
+    let self_exe = std::env::current_exe().unwrap();
+    let sizes = [1_000usize, 10_000, 100_000];
+    let mut create_p50 = Vec::new();
+    let mut start_p50 = Vec::new();
+    println!("td foundation benchmark (release build, p50 of {RUNS} process runs)");
+    for &n in &sizes {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("cfg");
+        let root = dir.path().join("p");
+        std::fs::create_dir_all(&root).unwrap();
+        // The td binary and the populator share one machine key.
+        let identity = MachineIdentity::generate();
+        std::fs::create_dir_all(cfg.join("td")).unwrap();
+        std::fs::write(cfg.join("td/machine.key"), hex::encode(identity.seed())).unwrap();
+        std::fs::write(cfg.join("td/machine.pub"), identity.public_key_hex()).unwrap();
+        let t = Instant::now();
+        populate(&root, &identity, n);
+        let setup = t.elapsed();
+        let db = td_engine::store::db_path(&root);
+        let creates: Vec<Duration> = (0..RUNS)
+            .map(|i| td(&root, &cfg, &["create", &format!("Benchmark create {i}")]))
+            .collect();
+        let ids = open_ids(&db, RUNS);
+        let starts: Vec<Duration> = ids
+            .iter()
+            .map(|id| td(&root, &cfg, &["start", id, "--force"]))
+            .collect();
+        let baseline: Vec<Duration> = (0..RUNS)
+            .map(|_| {
+                let t = Instant::now();
+                let s = Command::new(&self_exe)
+                    .arg("--insert-one")
+                    .arg(&db)
+                    .status()
+                    .unwrap();
+                assert!(s.success());
+                t.elapsed()
+            })
+            .collect();
+        let (c, s, b) = (p50(creates), p50(starts), p50(baseline));
+        println!(
+            "{n:>7} issues: create {:7.2} ms  start {:7.2} ms  | baseline insert-one process {:6.2} ms  create/baseline {:.2}x  (setup {:.1}s)",
+            ms(c), ms(s), ms(b), ms(c) / ms(b), setup.as_secs_f64()
+        );
+        create_p50.push(c);
+        start_p50.push(s);
+        if n == 10_000 {
+            let lists: Vec<Duration> = (0..RUNS)
+                .map(|_| td(&root, &cfg, &["list", "--json", "-n", "100000"]))
+                .collect();
+            println!(
+                "         list over 10k issues: {:7.2} ms (p50)",
+                ms(p50(lists))
+            );
+        }
+        if n == 100_000 {
+            let t = Instant::now();
+            td(&root, &cfg, &["rebuild"]);
+            let rebuild = t.elapsed();
+            let floor = rebuild_floor(&db);
+            println!(
+                "         rebuild of {} changes: {:.2} s  | floor (fresh Automerge docs + rusqlite inserts) {:.2} s  ratio {:.2}x",
+                n + 2 * RUNS + RUNS,
+                rebuild.as_secs_f64(),
+                floor.as_secs_f64(),
+                rebuild.as_secs_f64() / floor.as_secs_f64()
+            );
+        }
+    }
+    println!(
+        "ratio 100k/1k: create {:.2}x  start {:.2}x  (target ≤ 1.5)",
+        ms(create_p50[2]) / ms(create_p50[0]),
+        ms(start_p50[2]) / ms(start_p50[0])
+    );
+}

@@ -20,12 +20,30 @@ fn unknown_ids_generic_and_long_titles_and_bad_values() {
         (vec!["create", "Fix"], "invalid_input"),
         (vec!["create", &long], "invalid_input"),
         (vec!["create"], "invalid_input"),
-        (vec!["create", "Valid title here", "-p", "P9"], "invalid_input"),
-        (vec!["create", "Valid title here", "-t", "saga"], "invalid_input"),
-        (vec!["create", "Valid title here", "--points", "4"], "invalid_input"),
-        (vec!["create", "Valid title here", "--points", "abc"], "invalid_input"),
-        (vec!["create", "Valid title here", "--due", "tomorrow"], "invalid_input"),
-        (vec!["create", "Valid title here", "--parent", "td-nope00"], "not_found"),
+        (
+            vec!["create", "Valid title here", "-p", "P9"],
+            "invalid_input",
+        ),
+        (
+            vec!["create", "Valid title here", "-t", "saga"],
+            "invalid_input",
+        ),
+        (
+            vec!["create", "Valid title here", "--points", "4"],
+            "invalid_input",
+        ),
+        (
+            vec!["create", "Valid title here", "--points", "abc"],
+            "invalid_input",
+        ),
+        (
+            vec!["create", "Valid title here", "--due", "tomorrow"],
+            "invalid_input",
+        ),
+        (
+            vec!["create", "Valid title here", "--parent", "td-nope00"],
+            "not_found",
+        ),
         (vec!["update", &id, "--status", "sideways"], "invalid_input"),
         (vec!["update", &id, "--title", "todo"], "invalid_input"),
         (vec!["list", "--bogus-flag"], "invalid_input"),
@@ -42,7 +60,10 @@ fn unknown_ids_generic_and_long_titles_and_bad_values() {
         assert_eq!(run.error_code(), code, "td {args:?}: {run:?}");
         let human = r.run(&args);
         assert_eq!(human.code, 1, "td {args:?}");
-        assert!(!human.stderr.trim().is_empty(), "td {args:?} must explain itself on stderr");
+        assert!(
+            !human.stderr.trim().is_empty(),
+            "td {args:?} must explain itself on stderr"
+        );
         assert!(!human.stderr.contains("panicked"), "{}", human.stderr);
     }
     assert_eq!(r.export(), before, "nothing was written by failed commands");
@@ -54,7 +75,13 @@ fn invalid_transitions_write_nothing() {
     let id = r.create("Transition rules hold", &[]);
     r.json(&["close", &id]);
     let before = r.export();
-    for args in [vec!["start", id.as_str()], vec!["review", id.as_str()], vec!["unblock", id.as_str()], vec!["unstart", id.as_str()], vec!["update", id.as_str(), "-s", "in_review"]] {
+    for args in [
+        vec!["start", id.as_str()],
+        vec!["review", id.as_str()],
+        vec!["unblock", id.as_str()],
+        vec!["unstart", id.as_str()],
+        vec!["update", id.as_str(), "-s", "in_review"],
+    ] {
         let mut a = args.clone();
         a.push("--json");
         assert_eq!(r.run(&a).error_code(), "invalid_input", "{args:?}");
@@ -72,16 +99,30 @@ fn corrupted_database_is_refused_and_left_alone() {
         *b = 0x5a;
     }
     std::fs::write(r.db(), &bytes).unwrap();
-    for args in [vec!["list"], vec!["create", "Another specific title"], vec!["export"]] {
+    for args in [
+        vec!["list"],
+        vec!["create", "Another specific title"],
+        vec!["export"],
+    ] {
         let mut a = args.clone();
         a.push("--json");
         let run = r.run(&a);
         assert_eq!(run.error_code(), "database_error", "{args:?}");
-        assert!(run.json()["error"]["message"].as_str().unwrap().contains("issues.db"), "names the file");
+        assert!(
+            run.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("issues.db"),
+            "names the file"
+        );
         let human = r.run(&args);
         assert!(human.stderr.starts_with("ERROR: "), "{}", human.stderr);
     }
-    assert_eq!(file_bytes(&r.db()), bytes, "the corrupted file is not modified");
+    assert_eq!(
+        file_bytes(&r.db()),
+        bytes,
+        "the corrupted file is not modified"
+    );
 }
 
 #[test]
@@ -89,12 +130,16 @@ fn not_a_td_database_is_refused() {
     let r = Replica::new();
     std::fs::create_dir_all(r.root.join(".todos")).unwrap();
     let conn = rusqlite::Connection::open(r.db()).unwrap();
-    conn.execute_batch("CREATE TABLE unrelated(x); INSERT INTO unrelated VALUES (1);").unwrap();
+    conn.execute_batch("CREATE TABLE unrelated(x); INSERT INTO unrelated VALUES (1);")
+        .unwrap();
     drop(conn);
     let before = file_bytes(&r.db());
     let run = r.run(&["list", "--json"]);
     assert_eq!(run.error_code(), "database_error");
-    assert!(run.json()["error"]["message"].as_str().unwrap().contains("not a td database"));
+    assert!(run.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not a td database"));
     assert_eq!(file_bytes(&r.db()), before);
 }
 
@@ -109,20 +154,37 @@ fn missing_malformed_or_unreadable_key_file() {
     std::fs::write(&key, "not hex").unwrap();
     let run = r.run(&["create", "Another specific title", "--json"]);
     assert_eq!(run.code, 1);
-    assert!(run.json()["error"]["message"].as_str().unwrap().contains("malformed"), "{run:?}");
+    assert!(
+        run.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("malformed"),
+        "{run:?}"
+    );
 
     std::fs::remove_file(&key).unwrap();
     let run = r.run(&["create", "Another specific title"]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("machine key") && run.stderr.contains("missing"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("machine key") && run.stderr.contains("missing"),
+        "{}",
+        run.stderr
+    );
     assert!(!key.exists(), "a lost key is not silently replaced");
 
     std::fs::create_dir(&key).unwrap(); // exists but cannot be read as a file
     let run = r.run(&["list", "--json"]);
     assert_eq!(run.code, 1);
-    assert!(run.json()["error"]["message"].as_str().unwrap().contains("cannot read machine key"));
+    assert!(run.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("cannot read machine key"));
     std::fs::remove_dir(&key).unwrap();
 
     std::fs::write(&key, saved).unwrap();
-    assert_eq!(r.export(), before, "nothing was written while the key was unusable");
+    assert_eq!(
+        r.export(),
+        before,
+        "nothing was written while the key was unusable"
+    );
 }

@@ -23,8 +23,14 @@ fn eight_processes_create_and_update_concurrently() {
     let children: Vec<_> = (0..PROCS)
         .map(|w| {
             let mut c = std::process::Command::new("sh");
-            c.arg("-c").arg(script(w)).env("TD", &td).env("ROOT", &r.root).env("XDG_CONFIG_HOME", &r.config);
-            c.env_remove("TD_WORK_DIR").stdout(Stdio::piped()).stderr(Stdio::piped());
+            c.arg("-c")
+                .arg(script(w))
+                .env("TD", &td)
+                .env("ROOT", &r.root)
+                .env("XDG_CONFIG_HOME", &r.config);
+            c.env_remove("TD_WORK_DIR")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
             if w % 2 == 1 {
                 c.env("TD_SESSION_ID", format!("worker-{w}"));
             } else {
@@ -36,7 +42,11 @@ fn eight_processes_create_and_update_concurrently() {
     let mut ids = Vec::new();
     for child in children {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "a worker failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "a worker failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             ids.push(v["id"].as_str().unwrap().to_string());
@@ -67,18 +77,39 @@ fn eight_processes_create_and_update_concurrently() {
         .collect();
     for child in children {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "an updater failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "an updater failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     let list = r.json(&["list", "-a", "-n", "1000"]);
-    let titles: Vec<String> = list.as_array().unwrap().iter().map(|i| i["title"].as_str().unwrap().to_string()).collect();
+    let titles: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(titles.len(), PROCS * PER_PROC);
     let unique: HashSet<&String> = titles.iter().collect();
-    assert_eq!(unique.len(), titles.len(), "every create present exactly once");
+    assert_eq!(
+        unique.len(),
+        titles.len(),
+        "every create present exactly once"
+    );
     for (n, id) in ids.iter().enumerate() {
         let shown = r.json(&["show", id]);
-        assert_eq!(shown["labels"], serde_json::json!([format!("w{}", n % PROCS)]), "update of {id} present");
-        assert_eq!(shown["comments"].as_array().unwrap().len(), 1, "comment on {id} present once");
+        assert_eq!(
+            shown["labels"],
+            serde_json::json!([format!("w{}", n % PROCS)]),
+            "update of {id} present"
+        );
+        assert_eq!(
+            shown["comments"].as_array().unwrap().len(),
+            1,
+            "comment on {id} present once"
+        );
     }
     let conn = rusqlite::Connection::open(r.db()).unwrap();
     let stats = td_engine::export::log_stats(&conn).unwrap();

@@ -10,7 +10,12 @@ use td_engine::{MachineIdentity, Project, SessionContext};
 #[derive(Debug, Clone)]
 enum Op {
     Create(u8, String),
-    Update { issue: u8, priority: u8, labels: Vec<String>, append: Option<String> },
+    Update {
+        issue: u8,
+        priority: u8,
+        labels: Vec<String>,
+        append: Option<String>,
+    },
     Start(u8, u8),
     Log(u8, u8, String),
     Comment(u8, String),
@@ -64,7 +69,10 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn ctx(name: &str) -> SessionContext {
-    SessionContext { explicit: Some(name.to_string()), ..Default::default() }
+    SessionContext {
+        explicit: Some(name.to_string()),
+        ..Default::default()
+    }
 }
 
 fn run(ops: &[Op]) {
@@ -81,31 +89,73 @@ fn run(ops: &[Op]) {
         // Errors are expected (invalid transitions etc.); they must simply write nothing.
         let _ = match op.clone() {
             Op::Create(s, t) => {
-                let f = IssueFields { title: Some(t), ..Default::default() };
-                sessions[s as usize].create(&f, &[], &[]).map(|i| ids.push(i.id))
+                let f = IssueFields {
+                    title: Some(t),
+                    ..Default::default()
+                };
+                sessions[s as usize]
+                    .create(&f, &[], &[])
+                    .map(|i| ids.push(i.id))
             }
-            Op::Update { issue, priority, labels, append } => match pick(&ids, issue) {
+            Op::Update {
+                issue,
+                priority,
+                labels,
+                append,
+            } => match pick(&ids, issue) {
                 Some(id) => {
-                    let f = IssueFields { priority: Some(format!("P{priority}")), labels: Some(labels), append, ..Default::default() };
+                    let f = IssueFields {
+                        priority: Some(format!("P{priority}")),
+                        labels: Some(labels),
+                        append,
+                        ..Default::default()
+                    };
                     sessions[0].update(&id, &f, None).map(|_| ())
                 }
                 None => Ok(()),
             },
-            Op::Start(i, s) => pick(&ids, i).map_or(Ok(()), |id| sessions[s as usize].start(&id, false, None).map(|_| ())),
-            Op::Log(i, s, t) => pick(&ids, i).map_or(Ok(()), |id| sessions[s as usize].log(Some(&id), &t, "progress").map(|_| ())),
-            Op::Comment(i, t) => pick(&ids, i).map_or(Ok(()), |id| sessions[1].comment(&id, &t).map(|_| ())),
+            Op::Start(i, s) => pick(&ids, i).map_or(Ok(()), |id| {
+                sessions[s as usize].start(&id, false, None).map(|_| ())
+            }),
+            Op::Log(i, s, t) => pick(&ids, i).map_or(Ok(()), |id| {
+                sessions[s as usize]
+                    .log(Some(&id), &t, "progress")
+                    .map(|_| ())
+            }),
+            Op::Comment(i, t) => {
+                pick(&ids, i).map_or(Ok(()), |id| sessions[1].comment(&id, &t).map(|_| ()))
+            }
             Op::Handoff(i) => pick(&ids, i).map_or(Ok(()), |id| {
-                let h = HandoffText { done: vec!["did it".into()], ..Default::default() };
+                let h = HandoffText {
+                    done: vec!["did it".into()],
+                    ..Default::default()
+                };
                 sessions[0].handoff(&id, &h).map(|_| ())
             }),
-            Op::Review(i, s) => pick(&ids, i).map_or(Ok(()), |id| sessions[s as usize].review(&id, None).map(|_| ())),
-            Op::Approve(i, s) => pick(&ids, i).map_or(Ok(()), |id| sessions[s as usize].approve(&id, &ApproveOptions::default(), None).map(|_| ())),
-            Op::Reject(i) => pick(&ids, i).map_or(Ok(()), |id| sessions[1].reject(&id, Some("no"), None).map(|_| ())),
-            Op::Close(i) => pick(&ids, i).map_or(Ok(()), |id| sessions[0].close(&id, None).map(|_| ())),
+            Op::Review(i, s) => pick(&ids, i).map_or(Ok(()), |id| {
+                sessions[s as usize].review(&id, None).map(|_| ())
+            }),
+            Op::Approve(i, s) => pick(&ids, i).map_or(Ok(()), |id| {
+                sessions[s as usize]
+                    .approve(&id, &ApproveOptions::default(), None)
+                    .map(|_| ())
+            }),
+            Op::Reject(i) => pick(&ids, i).map_or(Ok(()), |id| {
+                sessions[1].reject(&id, Some("no"), None).map(|_| ())
+            }),
+            Op::Close(i) => {
+                pick(&ids, i).map_or(Ok(()), |id| sessions[0].close(&id, None).map(|_| ()))
+            }
             Op::Reopen(i) => pick(&ids, i).map_or(Ok(()), |id| sessions[0].reopen(&id).map(|_| ())),
-            Op::Block(i) => pick(&ids, i).map_or(Ok(()), |id| sessions[0].block(&id, None).map(|_| ())),
-            Op::Delete(i) => pick(&ids, i).map_or(Ok(()), |id| sessions[0].delete(&id, None).map(|_| ())),
-            Op::Restore(i) => pick(&ids, i).map_or(Ok(()), |id| sessions[0].restore(&id).map(|_| ())),
+            Op::Block(i) => {
+                pick(&ids, i).map_or(Ok(()), |id| sessions[0].block(&id, None).map(|_| ()))
+            }
+            Op::Delete(i) => {
+                pick(&ids, i).map_or(Ok(()), |id| sessions[0].delete(&id, None).map(|_| ()))
+            }
+            Op::Restore(i) => {
+                pick(&ids, i).map_or(Ok(()), |id| sessions[0].restore(&id).map(|_| ()))
+            }
             Op::Dep(a, b) => match (pick(&ids, a), pick(&ids, b)) {
                 (Some(a), Some(b)) => sessions[0].dep_add(&a, &b).map(|_| ()),
                 _ => Ok(()),
