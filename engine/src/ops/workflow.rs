@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use automerge::{AutoCommit, ROOT};
+use automerge::AutoCommit;
 
 use crate::doc::{self, Field, WF_KEYS};
 use crate::error::{invalid, EngineError, Result};
@@ -55,7 +55,6 @@ pub(crate) fn set_status_only(d: &mut AutoCommit, to: Status) -> Result<()> {
             .collect(),
         None => BTreeMap::new(),
     };
-    let _ = ROOT;
     stamp(&mut wf, "status", to.as_str());
     doc::put_workflow(d, &wf)
 }
