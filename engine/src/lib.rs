@@ -17,9 +17,11 @@ pub mod ops;
 pub mod project;
 pub mod query;
 pub mod record;
+pub mod roster;
 pub mod schema;
 pub mod session;
 pub mod store;
+pub mod sync;
 
 pub use error::{EngineError, Result};
 pub use identity::MachineIdentity;

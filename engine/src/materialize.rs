@@ -39,6 +39,7 @@ pub fn tables_of(
         Kind::Comment => ("comments", &[]),
         Kind::Handoff => ("handoffs", &[]),
         Kind::Review => ("issue_reviews", &[]),
+        Kind::Roster => ("crdt_roster", &[("members", "crdt_members", "roster_id")]),
     }
 }
 
@@ -50,13 +51,39 @@ struct Column {
     default: Option<String>,
 }
 
-/// Column metadata per table, read once per connection.
+/// A foreign key of a td table: `column` must name a row of `table`.
+#[derive(Debug, Clone)]
+struct ForeignKey {
+    column: String,
+    table: String,
+    target: String,
+}
+
+/// Column and foreign-key metadata per table, read once per connection.
 #[derive(Default)]
 pub struct Columns {
     cache: HashMap<&'static str, Vec<Column>>,
+    fks: HashMap<&'static str, Vec<ForeignKey>>,
 }
 
 impl Columns {
+    fn foreign_keys(&mut self, conn: &Connection, table: &'static str) -> Result<&[ForeignKey]> {
+        if !self.fks.contains_key(table) {
+            let mut stmt = conn.prepare(&format!("PRAGMA foreign_key_list({table})"))?;
+            let fks = stmt
+                .query_map([], |r| {
+                    Ok(ForeignKey {
+                        table: r.get(2)?,
+                        column: r.get(3)?,
+                        target: r.get(4)?,
+                    })
+                })?
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            self.fks.insert(table, fks);
+        }
+        Ok(&self.fks[table])
+    }
+
     fn get(&mut self, conn: &Connection, table: &'static str) -> Result<&[Column]> {
         if !self.cache.contains_key(table) {
             let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
@@ -78,30 +105,69 @@ impl Columns {
 /// Writes the rows of one entity document: its own row (upsert) and its child rows
 /// (replaced). Fields the table does not have are ignored (newer writers); columns the
 /// document lacks keep their defaults (older writers); a null in a column whose default is
-/// `''` becomes `''`.
+/// `''` becomes `''`. A row that references an entity not present yet (a change that arrived
+/// before the one creating its target) is left out; the ids it waits for are returned so the
+/// caller can materialize the document again when they arrive.
 pub fn materialize(
     conn: &Connection,
     cols: &mut Columns,
     id: &str,
     kind: Kind,
     doc: &AutoCommit,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let (table, children) = tables_of(kind);
+    let mut missing = Vec::new();
     let mut fields = doc::flatten(doc, &ROOT);
     fields.insert("id".into(), Field::Str(id.to_string()));
+    if !refs_present(conn, cols, table, &fields, &mut missing)? {
+        return Ok(missing);
+    }
     upsert(conn, cols, table, &fields)?;
     for (map_key, child_table, parent_col) in children {
-        conn.execute(
-            &format!("DELETE FROM {child_table} WHERE {parent_col} = ?1"),
-            [id],
-        )?;
+        conn.prepare_cached(&format!(
+            "DELETE FROM {child_table} WHERE {parent_col} = ?1"
+        ))?
+        .execute([id])?;
         for (row_id, mut row) in doc::children(doc, map_key) {
             row.insert("id".into(), Field::Str(row_id));
             row.insert(parent_col.to_string(), Field::Str(id.to_string()));
-            upsert(conn, cols, child_table, &row)?;
+            if refs_present(conn, cols, child_table, &row, &mut missing)? {
+                upsert(conn, cols, child_table, &row)?;
+            }
         }
     }
-    Ok(())
+    Ok(missing)
+}
+
+/// True when every foreign key of the row names an existing row; otherwise records the
+/// missing ids.
+fn refs_present(
+    conn: &Connection,
+    cols: &mut Columns,
+    table: &'static str,
+    fields: &BTreeMap<String, Field>,
+    missing: &mut Vec<String>,
+) -> Result<bool> {
+    let mut ok = true;
+    for fk in cols.foreign_keys(conn, table)?.to_vec() {
+        let Some(Field::Str(v)) = fields.get(&fk.column) else {
+            continue;
+        };
+        if v.is_empty() {
+            continue;
+        }
+        let exists = conn
+            .prepare_cached(&format!(
+                "SELECT 1 FROM {} WHERE {} = ?1",
+                fk.table, fk.target
+            ))?
+            .exists([v])?;
+        if !exists {
+            missing.push(v.clone());
+            ok = false;
+        }
+    }
+    Ok(ok)
 }
 
 fn upsert(

@@ -191,11 +191,14 @@ pub enum Kind {
     Handoff,
     /// `rv-` + 8 hex.
     Review,
+    /// The project's member roster: the single document `roster`.
+    Roster,
 }
 
 impl Kind {
-    /// Every kind, in materialization order (parents before children).
-    pub const ALL: [Kind; 8] = [
+    /// Every kind, in materialization order (the roster first, then parents before children).
+    pub const ALL: [Kind; 9] = [
+        Kind::Roster,
         Kind::Issue,
         Kind::Board,
         Kind::WorkSession,
@@ -217,6 +220,7 @@ impl Kind {
             Kind::Comment => ("cm-", 8),
             Kind::Handoff => ("ho-", 8),
             Kind::Review => ("rv-", 8),
+            Kind::Roster => ("roster", 0),
         }
     }
 
@@ -243,6 +247,7 @@ impl Kind {
             Kind::Comment => "comment",
             Kind::Handoff => "handoff",
             Kind::Review => "review",
+            Kind::Roster => "roster",
         }
     }
 }

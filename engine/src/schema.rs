@@ -12,7 +12,9 @@ pub const ENGINE_LAYOUT_VERSION: i64 = 1;
 
 /// The engine's own tables. `crdt_changes` is the truth; `crdt_docs` is a cache of each
 /// entity's Automerge document (rebuildable from the log); `crdt_actors` is the per-actor
-/// summary (version vector) of what the log holds.
+/// summary (version vector) of what the log holds; `crdt_pending_refs` lists documents whose
+/// rows wait for an entity that has not arrived yet; `crdt_roster`/`crdt_members` materialize
+/// the replicated member roster; `crdt_peers` is the local address book (never synced).
 pub const ENGINE_SCHEMA_SQL: &str = r#"
 CREATE TABLE crdt_meta (
     key TEXT PRIMARY KEY,
@@ -29,15 +31,39 @@ CREATE TABLE crdt_changes (
     body BLOB NOT NULL,
     signature BLOB NOT NULL,
     received_at TEXT NOT NULL,
+    applied INTEGER NOT NULL DEFAULT 1,
     UNIQUE(actor, seq)
 );
 CREATE INDEX crdt_changes_doc ON crdt_changes(doc_id, id);
+CREATE INDEX crdt_changes_unapplied ON crdt_changes(doc_id) WHERE applied = 0;
 CREATE TABLE crdt_actors (
     actor BLOB PRIMARY KEY,
     session_id TEXT NOT NULL,
     author BLOB NOT NULL,
     max_seq INTEGER NOT NULL,
     last_hash BLOB NOT NULL
+);
+CREATE TABLE crdt_pending_refs (
+    doc_id TEXT NOT NULL,
+    missing_id TEXT NOT NULL,
+    PRIMARY KEY (doc_id, missing_id)
+);
+CREATE INDEX crdt_pending_refs_missing ON crdt_pending_refs(missing_id);
+CREATE TABLE crdt_roster (
+    id TEXT PRIMARY KEY
+);
+CREATE TABLE crdt_members (
+    id TEXT PRIMARY KEY,
+    roster_id TEXT NOT NULL,
+    name TEXT NOT NULL DEFAULT '',
+    added_at TEXT NOT NULL DEFAULT '',
+    added_by TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE crdt_peers (
+    name TEXT PRIMARY KEY,
+    addr TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    added_at TEXT NOT NULL
 );
 CREATE TABLE crdt_docs (
     doc_id TEXT PRIMARY KEY,

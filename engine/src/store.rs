@@ -88,6 +88,7 @@ impl Store {
                 ("layout_version", schema::ENGINE_LAYOUT_VERSION.to_string()),
                 ("project_id", project),
                 ("created_at", now_timestamp()),
+                ("founder", "1".to_string()),
             ];
             for (k, v) in meta {
                 tx.execute(
@@ -215,6 +216,7 @@ impl Store {
             actor,
             docs: HashMap::new(),
             changes: 0,
+            founder_checked: false,
         };
         let out = f(&mut t)?;
         drop(t);
@@ -242,6 +244,9 @@ impl Store {
         }
         tx.execute(schema::BUILTIN_BOARD_SQL, [])?;
         tx.execute("DELETE FROM crdt_docs", [])?;
+        tx.execute("DELETE FROM crdt_pending_refs", [])?;
+        tx.execute("DELETE FROM crdt_members", [])?;
+        tx.execute("DELETE FROM crdt_roster", [])?;
         let mut columns = Columns::default();
         let mut stmt =
             tx.prepare("SELECT doc_id, body, signature FROM crdt_changes ORDER BY doc_id, id")?;
@@ -279,7 +284,7 @@ impl Store {
             let mut d = AutoCommit::new();
             d.apply_changes(changes)?;
             save_doc(&tx, &id, kind, &mut d)?;
-            materialize::materialize(&tx, &mut columns, &id, kind, &d)?;
+            materialize_entity(&tx, &mut columns, &id, kind, &d)?;
         }
         tx.commit()?;
         Ok(n)
@@ -296,6 +301,7 @@ pub struct Tx<'a> {
     actor: [u8; crate::record::ACTOR_LEN],
     docs: HashMap<String, AutoCommit>,
     changes: usize,
+    founder_checked: bool,
 }
 
 impl<'a> Tx<'a> {
@@ -341,6 +347,17 @@ impl<'a> Tx<'a> {
     ) -> Result<()> {
         let kind = Kind::of_id(id)
             .ok_or_else(|| EngineError::InvalidInput(format!("unknown entity id '{id}'")))?;
+        if !self.founder_checked {
+            // The machine that founded the project becomes its first member with its first
+            // change (not at `td init`, so a fresh replica can still adopt a peer's project).
+            self.founder_checked = true;
+            if meta(self.tx, "founder")?.as_deref() == Some("1")
+                && self.doc(crate::roster::ROSTER_ID)?.is_none()
+            {
+                let key = self.identity.public_key_hex();
+                crate::roster::add_member(self, &key, "founder")?;
+            }
+        }
         if self.doc(id)?.is_none() {
             self.docs.insert(id.to_string(), AutoCommit::new());
         }
@@ -383,14 +400,46 @@ impl<'a> Tx<'a> {
         append_record(self.tx, &rec)?;
         let d = self.docs.get_mut(id).expect("doc loaded above");
         save_doc(self.tx, id, kind, d)?;
-        materialize::materialize(self.tx, self.columns, id, kind, d)?;
+        materialize_entity(self.tx, self.columns, id, kind, d)?;
         self.changes += 1;
         Ok(())
     }
 }
 
+/// Materializes one entity and settles references: rows it could not write yet are
+/// remembered in `crdt_pending_refs`, and documents that were waiting for this entity are
+/// materialized again.
+pub(crate) fn materialize_entity(
+    conn: &Connection,
+    cols: &mut Columns,
+    id: &str,
+    kind: Kind,
+    d: &AutoCommit,
+) -> Result<()> {
+    conn.prepare_cached("DELETE FROM crdt_pending_refs WHERE doc_id = ?1")?
+        .execute([id])?;
+    for missing in materialize::materialize(conn, cols, id, kind, d)? {
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO crdt_pending_refs(doc_id, missing_id) VALUES (?1, ?2)",
+        )?
+        .execute([id, &missing])?;
+    }
+    let waiters: Vec<String> = conn
+        .prepare_cached(
+            "SELECT DISTINCT doc_id FROM crdt_pending_refs WHERE missing_id = ?1 ORDER BY doc_id",
+        )?
+        .query_map([id], |r| r.get(0))?
+        .collect::<std::result::Result<_, _>>()?;
+    for w in waiters {
+        if let (Some(k), Some(doc)) = (Kind::of_id(&w), load_doc(conn, &w)?) {
+            materialize_entity(conn, cols, &w, k, &doc)?;
+        }
+    }
+    Ok(())
+}
+
 /// Appends a signed record to the log and advances its actor's summary.
-fn append_record(conn: &Connection, rec: &SignedRecord) -> Result<()> {
+pub(crate) fn append_record(conn: &Connection, rec: &SignedRecord) -> Result<()> {
     let b = &rec.body;
     conn.prepare_cached(
         "INSERT INTO crdt_changes(hash, doc_id, actor, seq, session_id, author, body, signature, received_at) \
@@ -415,7 +464,7 @@ fn append_record(conn: &Connection, rec: &SignedRecord) -> Result<()> {
     Ok(())
 }
 
-fn load_doc(conn: &Connection, id: &str) -> Result<Option<AutoCommit>> {
+pub(crate) fn load_doc(conn: &Connection, id: &str) -> Result<Option<AutoCommit>> {
     let snap: Option<Vec<u8>> = conn
         .prepare_cached("SELECT snapshot FROM crdt_docs WHERE doc_id = ?1")?
         .query_row([id], |r| r.get(0))
@@ -428,7 +477,7 @@ fn load_doc(conn: &Connection, id: &str) -> Result<Option<AutoCommit>> {
     }
 }
 
-fn save_doc(conn: &Connection, id: &str, kind: Kind, d: &mut AutoCommit) -> Result<()> {
+pub(crate) fn save_doc(conn: &Connection, id: &str, kind: Kind, d: &mut AutoCommit) -> Result<()> {
     let version = doc::version_of(d);
     conn.prepare_cached(
         "INSERT INTO crdt_docs(doc_id, kind, snapshot, version) VALUES (?1, ?2, ?3, ?4) \
@@ -446,7 +495,7 @@ pub(crate) fn meta(conn: &Connection, key: &str) -> Result<Option<String>> {
         .optional()?)
 }
 
-fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<()> {
+pub(crate) fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<()> {
     conn.execute(
         "INSERT INTO crdt_meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         params![key, value],

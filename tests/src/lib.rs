@@ -222,3 +222,181 @@ pub fn canonical_dump(db: &Path, skip_prefix: Option<&str>) -> String {
     }
     out
 }
+
+/// In-process sync rounds over the sans-IO core, with optional faults on the frames.
+pub mod inproc {
+    use td_engine::sync::{FrameDecoder, RoundStats, SyncSession};
+    use td_engine::Store;
+
+    /// What happens to one frame in flight.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Fate {
+        /// Delivered once.
+        Deliver,
+        /// Lost.
+        Drop,
+        /// Delivered twice.
+        Duplicate,
+        /// Held back and delivered after the next frame.
+        Delay,
+    }
+
+    fn payloads(frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        let mut d = FrameDecoder::default();
+        frames
+            .into_iter()
+            .flat_map(|f| d.push(&f).expect("well-formed frames"))
+            .collect()
+    }
+
+    /// Runs one round between `a` and `b`, passing every frame through `fate`. Returns the two
+    /// sides' stats when the round finished, or `Err` with a message when it failed or stalled
+    /// (a stalled round is what a timeout ends in the real transport).
+    pub fn round(
+        a: &mut Store,
+        b: &mut Store,
+        mut fate: impl FnMut() -> Fate,
+    ) -> Result<(RoundStats, RoundStats), String> {
+        let mut sa = SyncSession::new(a);
+        let mut sb = SyncSession::new(b);
+        let mut to_b: Vec<Vec<u8>> = payloads(sa.start().map_err(|e| e.error.to_string())?);
+        let mut to_a: Vec<Vec<u8>> = payloads(sb.start().map_err(|e| e.error.to_string())?);
+        let mut held_b: Option<Vec<u8>> = None;
+        let mut held_a: Option<Vec<u8>> = None;
+        for _ in 0..100_000 {
+            if sa.is_finished() && sb.is_finished() {
+                return Ok((sa.stats().clone(), sb.stats().clone()));
+            }
+            if to_a.is_empty() && to_b.is_empty() {
+                // Deliver anything held back, else the round has stalled.
+                match (held_a.take(), held_b.take()) {
+                    (None, None) => return Err("round stalled (frames lost)".into()),
+                    (ha, hb) => {
+                        to_a.extend(ha);
+                        to_b.extend(hb);
+                        continue;
+                    }
+                }
+            }
+            if !to_b.is_empty() {
+                let f = to_b.remove(0);
+                let deliveries = match fate() {
+                    Fate::Deliver => vec![f],
+                    Fate::Drop => vec![],
+                    Fate::Duplicate => vec![f.clone(), f],
+                    Fate::Delay => {
+                        let prev = held_b.replace(f);
+                        prev.into_iter().collect()
+                    }
+                };
+                for p in deliveries {
+                    let out = sb.receive(&p).map_err(|e| e.error.to_string())?;
+                    to_a.extend(payloads(out));
+                }
+            }
+            if !to_a.is_empty() {
+                let f = to_a.remove(0);
+                let deliveries = match fate() {
+                    Fate::Deliver => vec![f],
+                    Fate::Drop => vec![],
+                    Fate::Duplicate => vec![f.clone(), f],
+                    Fate::Delay => {
+                        let prev = held_a.replace(f);
+                        prev.into_iter().collect()
+                    }
+                };
+                for p in deliveries {
+                    let out = sa.receive(&p).map_err(|e| e.error.to_string())?;
+                    to_b.extend(payloads(out));
+                }
+            }
+        }
+        Err("round did not finish".into())
+    }
+
+    /// A fault-free round that must succeed.
+    pub fn clean_round(a: &mut Store, b: &mut Store) -> (RoundStats, RoundStats) {
+        round(a, b, || Fate::Deliver).expect("clean sync round")
+    }
+}
+
+/// Engine-level replicas for in-process multi-replica tests (no binary, no sockets).
+pub mod mesh {
+    use std::path::PathBuf;
+
+    use td_engine::{MachineIdentity, Project, SessionContext};
+    use tempfile::TempDir;
+
+    /// One replica: its own directory and machine key, opened as one session.
+    pub struct Node {
+        _dir: TempDir,
+        /// Project root.
+        pub root: PathBuf,
+        /// Machine key.
+        pub identity: MachineIdentity,
+        /// The open project.
+        pub project: Project,
+    }
+
+    impl Node {
+        /// `td export --format json` of this replica.
+        pub fn export(&self) -> String {
+            td_engine::export::export_json_string(self.project.store.conn()).unwrap()
+        }
+    }
+
+    fn ctx(name: &str) -> SessionContext {
+        SessionContext {
+            explicit: Some(name.to_string()),
+            ..Default::default()
+        }
+    }
+
+    /// `n` replicas of one project: node 0 founds it and adds the others to the roster; each
+    /// other node pins node 0 and joins by syncing with it.
+    pub fn project(n: usize) -> Vec<Node> {
+        let mut nodes: Vec<Node> = (0..n)
+            .map(|i| {
+                let dir = tempfile::tempdir().unwrap();
+                let root = dir.path().to_path_buf();
+                let identity = MachineIdentity::generate();
+                let (project, _) =
+                    Project::init(&root, identity.clone(), &ctx(&format!("agent-{i}"))).unwrap();
+                Node {
+                    _dir: dir,
+                    root,
+                    identity,
+                    project,
+                }
+            })
+            .collect();
+        let keys: Vec<String> = nodes.iter().map(|n| n.identity.public_key_hex()).collect();
+        for (i, k) in keys.iter().enumerate().skip(1) {
+            nodes[0]
+                .project
+                .member_add(k, &format!("node-{i}"))
+                .unwrap();
+        }
+        for i in 1..n {
+            nodes[i]
+                .project
+                .peer_add("node-0", "127.0.0.1:1", &keys[0])
+                .unwrap();
+            let (a, b) = nodes.split_at_mut(i);
+            crate::inproc::clean_round(&mut a[0].project.store, &mut b[0].project.store);
+        }
+        nodes
+    }
+
+    /// Mutable access to two distinct nodes.
+    pub fn pair(nodes: &mut [Node], i: usize, j: usize) -> (&mut Node, &mut Node) {
+        assert_ne!(i, j);
+        if i < j {
+            let (a, b) = nodes.split_at_mut(j);
+            (&mut a[i], &mut b[0])
+        } else {
+            let (a, b) = nodes.split_at_mut(i);
+            (&mut b[0], &mut a[j])
+        }
+    }
+}

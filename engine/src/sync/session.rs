@@ -1,0 +1,326 @@
+//! The sync round as a sans-IO state machine: frames in, frames out. Storage is reached through
+//! [`SyncStore`]; there are no sockets, clocks or threads here, so every path is testable
+//! deterministically (the transport only moves the bytes).
+
+use crate::error::{EngineError, Result};
+use crate::sync::wire::{self, Message, Summary, WireRecord, PROTOCOL_MAX, PROTOCOL_MIN};
+
+/// What a replica tells its peer about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalState {
+    /// Project id.
+    pub project: String,
+    /// No changes yet.
+    pub fresh: bool,
+    /// Per-actor high-water marks.
+    pub summary: Summary,
+}
+
+/// Outcome of applying one received batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Records newly stored and applied.
+    pub applied: u64,
+    /// Records already held.
+    pub duplicates: u64,
+    /// Records that cannot be applied yet (their actor's earlier records are missing); a later
+    /// round delivers them in order.
+    pub deferred: u64,
+    /// Refused records, with reasons.
+    pub rejected: Vec<String>,
+}
+
+/// The storage side of a sync round.
+pub trait SyncStore {
+    /// Project, freshness and summary.
+    fn local_state(&mut self) -> Result<LocalState>;
+    /// Switches this (fresh) replica to the peer's project.
+    fn adopt_project(&mut self, project: &str) -> Result<()>;
+    /// The next records the peer lacks after `cursor` (an opaque position, 0 to begin), at most
+    /// about `max_bytes`/`max_records`; returns the records and the new cursor, or an empty
+    /// batch when there is nothing more.
+    fn missing_after(
+        &mut self,
+        remote: &Summary,
+        cursor: u64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<(Vec<WireRecord>, u64)>;
+    /// Verifies and applies received records in one transaction.
+    fn apply(&mut self, records: &[WireRecord]) -> Result<ApplyReport>;
+}
+
+/// Totals of one round, as the CLI reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoundStats {
+    /// Records sent.
+    pub sent: u64,
+    /// Records received and applied.
+    pub received: u64,
+    /// Records received that were already held.
+    pub duplicates: u64,
+    /// Records we refused (reasons).
+    pub rejected_here: Vec<String>,
+    /// Records the peer refused (reasons).
+    pub rejected_by_peer: Vec<String>,
+    /// Frame bytes sent.
+    pub bytes_out: u64,
+    /// Frame bytes received.
+    pub bytes_in: u64,
+}
+
+/// One side of a sync round.
+pub struct SyncSession<S: SyncStore> {
+    store: S,
+    local: Option<LocalState>,
+    remote_summary: Option<Summary>,
+    cursor: u64,
+    awaiting_ack: bool,
+    sent_done: bool,
+    remote_done: bool,
+    failed: bool,
+    stats: RoundStats,
+}
+
+/// Error codes sent in `Error` frames.
+pub mod codes {
+    /// No common protocol version.
+    pub const INCOMPATIBLE_VERSION: &str = "incompatible_version";
+    /// Replicas of different projects.
+    pub const PROJECT_MISMATCH: &str = "project_mismatch";
+    /// A frame that is not a message, or a message out of place.
+    pub const BAD_FRAME: &str = "bad_frame";
+    /// The receiver failed internally.
+    pub const INTERNAL: &str = "internal";
+}
+
+/// A failed round: the message for the user, and the frame (if any) to tell the peer.
+#[derive(Debug)]
+pub struct RoundError {
+    /// What went wrong.
+    pub error: EngineError,
+    /// An `Error` frame to send before closing, when the peer should be told.
+    pub notify: Option<Vec<u8>>,
+}
+
+impl<S: SyncStore> SyncSession<S> {
+    /// A new round over `store`.
+    pub fn new(store: S) -> Self {
+        SyncSession {
+            store,
+            local: None,
+            remote_summary: None,
+            cursor: 0,
+            awaiting_ack: false,
+            sent_done: false,
+            remote_done: false,
+            failed: false,
+            stats: RoundStats::default(),
+        }
+    }
+
+    /// The round's totals so far.
+    pub fn stats(&self) -> &RoundStats {
+        &self.stats
+    }
+
+    /// Gives the store back (after the round).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// True when both sides have sent everything and every batch we sent is acknowledged.
+    pub fn is_finished(&self) -> bool {
+        !self.failed && self.sent_done && self.remote_done && !self.awaiting_ack
+    }
+
+    /// The opening frames (our `Hello`).
+    pub fn start(&mut self) -> std::result::Result<Vec<Vec<u8>>, RoundError> {
+        let local = self
+            .store
+            .local_state()
+            .map_err(|e| self.fail(e, codes::INTERNAL))?;
+        let hello = Message::Hello {
+            min_version: PROTOCOL_MIN,
+            max_version: PROTOCOL_MAX,
+            project: local.project.clone(),
+            fresh: local.fresh,
+            summary: local.summary.clone(),
+        };
+        self.local = Some(local);
+        Ok(vec![self.out(&hello)])
+    }
+
+    /// Handles one received frame payload; returns frames to send.
+    pub fn receive(&mut self, payload: &[u8]) -> std::result::Result<Vec<Vec<u8>>, RoundError> {
+        self.stats.bytes_in += payload.len() as u64 + 4;
+        let msg = wire::decode(payload).map_err(|e| {
+            self.fail(
+                EngineError::InvalidInput(format!("peer sent {e}")),
+                codes::BAD_FRAME,
+            )
+        })?;
+        match msg {
+            Message::Hello {
+                min_version,
+                max_version,
+                project,
+                fresh,
+                summary,
+            } => {
+                if self.remote_summary.is_some() {
+                    return Ok(vec![]); // duplicate hello
+                }
+                if max_version < PROTOCOL_MIN
+                    || min_version > PROTOCOL_MAX
+                    || min_version > max_version
+                {
+                    return Err(self.fail(
+                        EngineError::InvalidInput(format!(
+                            "incompatible peer: it speaks sync protocol {min_version}..={max_version}, this td speaks {PROTOCOL_MIN}..={PROTOCOL_MAX}; upgrade the older td"
+                        )),
+                        codes::INCOMPATIBLE_VERSION,
+                    ));
+                }
+                self.settle_project(&project, fresh)?;
+                self.remote_summary = Some(summary);
+                self.send_next()
+            }
+            Message::Batch { records } => {
+                let report = self
+                    .store
+                    .apply(&records)
+                    .map_err(|e| self.fail(e, codes::INTERNAL))?;
+                self.stats.received += report.applied;
+                self.stats.duplicates += report.duplicates;
+                self.stats
+                    .rejected_here
+                    .extend(report.rejected.iter().cloned());
+                let ack = Message::Ack {
+                    applied: report.applied,
+                    rejected: report.rejected,
+                };
+                Ok(vec![self.out(&ack)])
+            }
+            Message::Ack { rejected, .. } => {
+                if !self.awaiting_ack {
+                    return Ok(vec![]); // duplicate or stray ack
+                }
+                self.awaiting_ack = false;
+                self.stats.rejected_by_peer.extend(rejected);
+                self.send_next()
+            }
+            Message::Done { .. } => {
+                self.remote_done = true;
+                Ok(vec![])
+            }
+            Message::Error { code, message } => {
+                self.failed = true;
+                let err = match code.as_str() {
+                    codes::PROJECT_MISMATCH | codes::INCOMPATIBLE_VERSION => {
+                        EngineError::InvalidInput(message)
+                    }
+                    _ => EngineError::InvalidInput(format!("peer ended the round: {message}")),
+                };
+                Err(RoundError {
+                    error: err,
+                    notify: None,
+                })
+            }
+        }
+    }
+
+    fn settle_project(
+        &mut self,
+        remote: &str,
+        remote_fresh: bool,
+    ) -> std::result::Result<(), RoundError> {
+        let local = self.local.clone().expect("start() runs before receive()");
+        if local.project == remote {
+            return Ok(());
+        }
+        // A fresh replica adopts the other's project; two fresh replicas agree on the smaller id.
+        let adopt = local.fresh && (!remote_fresh || remote < local.project.as_str());
+        let peer_adopts = remote_fresh && (!local.fresh || local.project.as_str() < remote);
+        if adopt {
+            self.store
+                .adopt_project(remote)
+                .map_err(|e| self.fail(e, codes::INTERNAL))?;
+            if let Some(l) = &mut self.local {
+                l.project = remote.to_string();
+            }
+            Ok(())
+        } else if peer_adopts {
+            Ok(())
+        } else {
+            Err(self.fail(
+                EngineError::InvalidInput(format!(
+                    "project mismatch: this replica belongs to {}, the peer to {remote}",
+                    local.project
+                )),
+                codes::PROJECT_MISMATCH,
+            ))
+        }
+    }
+
+    fn send_next(&mut self) -> std::result::Result<Vec<Vec<u8>>, RoundError> {
+        if self.sent_done || self.awaiting_ack {
+            return Ok(vec![]);
+        }
+        let remote = self.remote_summary.clone().unwrap_or_default();
+        let (records, cursor) = self
+            .store
+            .missing_after(&remote, self.cursor, wire::BATCH_RECORDS, wire::BATCH_BYTES)
+            .map_err(|e| self.fail(e, codes::INTERNAL))?;
+        self.cursor = cursor;
+        if records.is_empty() {
+            self.sent_done = true;
+            let done = Message::Done {
+                sent: self.stats.sent,
+            };
+            return Ok(vec![self.out(&done)]);
+        }
+        self.stats.sent += records.len() as u64;
+        self.awaiting_ack = true;
+        Ok(vec![self.out(&Message::Batch { records })])
+    }
+
+    fn out(&mut self, msg: &Message) -> Vec<u8> {
+        let frame = wire::encode(msg);
+        self.stats.bytes_out += frame.len() as u64;
+        frame
+    }
+
+    fn fail(&mut self, error: EngineError, code: &str) -> RoundError {
+        self.failed = true;
+        let notify = wire::encode(&Message::Error {
+            code: code.to_string(),
+            message: error.to_string(),
+        });
+        RoundError {
+            error,
+            notify: Some(notify),
+        }
+    }
+}
+
+impl<T: SyncStore + ?Sized> SyncStore for &mut T {
+    fn local_state(&mut self) -> Result<LocalState> {
+        (**self).local_state()
+    }
+    fn adopt_project(&mut self, project: &str) -> Result<()> {
+        (**self).adopt_project(project)
+    }
+    fn missing_after(
+        &mut self,
+        remote: &Summary,
+        cursor: u64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<(Vec<WireRecord>, u64)> {
+        (**self).missing_after(remote, cursor, max_records, max_bytes)
+    }
+    fn apply(&mut self, records: &[WireRecord]) -> Result<ApplyReport> {
+        (**self).apply(records)
+    }
+}
