@@ -309,6 +309,72 @@ pub enum Command {
     },
     /// Recompute every td table from the change log.
     Rebuild,
+    /// Direct machine-to-machine sync over QUIC (no server needed).
+    #[command(subcommand)]
+    Peer(PeerCommand),
+    /// The project's member roster: machines whose changes are accepted.
+    #[command(subcommand)]
+    Member(MemberCommand),
+}
+
+/// `td peer`.
+#[derive(Debug, Subcommand)]
+pub enum PeerCommand {
+    /// This machine's fingerprint and public key (the key is what other machines paste).
+    Id,
+    /// Add a peer to the address book (and its key to the roster).
+    Add {
+        /// A local name for the peer.
+        name: String,
+        /// Where it serves: host:port.
+        addr: String,
+        /// Its machine public key (from 'td peer id' on that machine).
+        #[arg(long)]
+        key: String,
+    },
+    /// List the address book.
+    List,
+    /// Remove a peer from the address book (the roster is unchanged).
+    Remove {
+        /// The peer's name.
+        name: String,
+    },
+    /// Serve this project to peers until interrupted (SIGINT/SIGTERM).
+    Serve {
+        /// Address to listen on (port 0 picks a free port; the first output line names it).
+        #[arg(long, default_value = "0.0.0.0:7878")]
+        listen: String,
+    },
+    /// One sync round with each named peer (all peers when none is named), or with
+    /// <host:port> --key <public-key>.
+    Sync {
+        /// Peer names, or one host:port with --key.
+        peers: Vec<String>,
+        /// The public key of an ad-hoc peer given as host:port.
+        #[arg(long)]
+        key: Option<String>,
+    },
+}
+
+/// `td member`.
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// Accept changes from a machine.
+    Add {
+        /// Its public key (from 'td peer id').
+        key: String,
+        /// A label for it.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List members.
+    List,
+    /// Stop accepting new changes from a machine.
+    #[command(visible_alias = "rm")]
+    Remove {
+        /// Its public key.
+        key: String,
+    },
 }
 
 /// `td list` filters.

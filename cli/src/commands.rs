@@ -24,7 +24,10 @@ pub fn run(cli: &Cli) -> Result<()> {
     if let Command::Init = cli.command {
         return init(&root, json);
     }
-    let identity = env::machine_identity()?;
+    if let Command::Peer(crate::args::PeerCommand::Id) = cli.command {
+        return crate::peers::peer_id(json);
+    }
+    let identity = td_transport::identity::machine_identity()?;
     let ctx = env::session_context(&root);
     let mut p = Project::open(&root, identity, &ctx)?;
     match &cli.command {
@@ -286,6 +289,8 @@ pub fn run(cli: &Cli) -> Result<()> {
             }
             print!("{}", export::export_json_string(p.store.conn())?);
         }
+        Command::Peer(c) => crate::peers::peer(&mut p, &root, c, json)?,
+        Command::Member(c) => crate::peers::member(&mut p, c, json)?,
         Command::Rebuild => {
             let n = p.store.rebuild()?;
             emit(json, &json!({"action": "rebuilt", "changes": n}), || {
@@ -297,7 +302,7 @@ pub fn run(cli: &Cli) -> Result<()> {
 }
 
 fn init(root: &std::path::Path, json: bool) -> Result<()> {
-    let identity = env::machine_identity()?;
+    let identity = td_transport::identity::machine_identity()?;
     let ctx = env::session_context(root);
     let (p, outcome) = Project::init(root, identity, &ctx)?;
     let path = td_engine::store::db_path(root);
@@ -357,7 +362,7 @@ fn no_detail(_: &str) -> Option<Value> {
 /// the error so the caller can retry from it.
 fn p_show_conflict(root: &std::path::Path) -> impl FnMut(&str) -> Option<Value> + '_ {
     move |id| {
-        let identity = env::machine_identity().ok()?;
+        let identity = td_transport::identity::machine_identity().ok()?;
         let store = td_engine::Store::open(root, identity).ok()?;
         query::issue_detail(store.conn(), id).ok()
     }

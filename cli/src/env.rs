@@ -1,101 +1,10 @@
-//! The command's environment: project root resolution, machine key file, session context.
+//! The command's environment: project root resolution, `.gitignore`, session context.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{anyhow, bail, Context, Result};
-use td_engine::{MachineIdentity, SessionContext};
-
-/// Name of the private key file in the config dir.
-const KEY_FILE: &str = "machine.key";
-/// Name of the public key file; its presence without the key means the key was lost.
-const PUB_FILE: &str = "machine.pub";
-
-/// The user's td config dir: `$XDG_CONFIG_HOME/td` or `~/.config/td`.
-pub fn config_dir() -> Result<PathBuf> {
-    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(x).join("td"));
-    }
-    let home = std::env::var_os("HOME")
-        .ok_or_else(|| anyhow!("neither XDG_CONFIG_HOME nor HOME is set"))?;
-    Ok(PathBuf::from(home).join(".config").join("td"))
-}
-
-/// Loads this machine's key, creating it (mode 0600) on first use. A key file that exists but
-/// cannot be read or parsed is an error, never silently replaced: changes signed by the old
-/// key would no longer be attributable to this machine.
-pub fn machine_identity() -> Result<MachineIdentity> {
-    let dir = config_dir()?;
-    let key_path = dir.join(KEY_FILE);
-    let pub_path = dir.join(PUB_FILE);
-    match std::fs::read_to_string(&key_path) {
-        Ok(text) => {
-            let bytes = hex::decode(text.trim())
-                .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .ok_or_else(|| {
-                    anyhow!(
-                        "machine key file {} is malformed (expected 64 hex digits)",
-                        key_path.display()
-                    )
-                })?;
-            Ok(MachineIdentity::from_seed(bytes))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if pub_path.exists() {
-                bail!(
-                    "machine key {} is missing but {} exists: restore the key from a backup, \
-                     or delete {} to start this machine with a new identity",
-                    key_path.display(),
-                    pub_path.display(),
-                    pub_path.display()
-                );
-            }
-            create_identity(&dir, &key_path, &pub_path)
-        }
-        Err(e) => Err(anyhow!(
-            "cannot read machine key {}: {e}",
-            key_path.display()
-        )),
-    }
-}
-
-fn create_identity(dir: &Path, key_path: &Path, pub_path: &Path) -> Result<MachineIdentity> {
-    std::fs::create_dir_all(dir).with_context(|| format!("create config dir {}", dir.display()))?;
-    let id = MachineIdentity::generate();
-    let tmp = key_path.with_extension("tmp");
-    write_private(&tmp, &hex::encode(id.seed()))?;
-    // Publish atomically; if another process won the race, use its key.
-    if std::fs::hard_link(&tmp, key_path).is_err() {
-        let _ = std::fs::remove_file(&tmp);
-        return machine_identity();
-    }
-    let _ = std::fs::remove_file(&tmp);
-    std::fs::write(pub_path, format!("{}\n", id.public_key_hex()))
-        .with_context(|| format!("write {}", pub_path.display()))?;
-    Ok(id)
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("create {}", path.display()))?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).with_context(|| format!("create {}", path.display()))
-}
+use anyhow::{bail, Context, Result};
+use td_engine::SessionContext;
 
 fn git_toplevel(dir: &Path) -> Option<PathBuf> {
     let out = Command::new("git")

@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod env;
 mod output;
+mod peers;
 
 use clap::Parser;
 

@@ -31,6 +31,16 @@ pub fn classify(err: &anyhow::Error) -> (&'static str, String, Option<Value>) {
     if let Some(e) = err.downcast_ref::<EngineError>() {
         return (e.code(), e.to_string(), None);
     }
+    if let Some(e) = err.downcast_ref::<td_transport::TransportError>() {
+        use td_transport::TransportError as T;
+        let code = match e {
+            T::Engine(inner) => inner.code(),
+            T::Identity(_) => "database_error",
+            T::Address(_) => "invalid_input",
+            _ => "network_error",
+        };
+        return (code, e.to_string(), None);
+    }
     ("database_error", format!("{err:#}"), None)
 }
 

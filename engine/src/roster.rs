@@ -47,8 +47,8 @@ pub(crate) fn add_member(tx: &mut Tx<'_>, key_hex: &str, name: &str) -> Result<(
 
 /// Whether changes signed by `key` are accepted here: the key is in the roster, or — before
 /// this replica has a roster at all (a fresh replica joining) — it is a peer the user pinned
-/// with `td peer add`.
-pub fn is_trusted(conn: &Connection, key: &[u8; 32]) -> Result<bool> {
+/// with `td peer add` or named with `--key` for this sync (`pinned`).
+pub fn is_trusted(conn: &Connection, key: &[u8; 32], pinned: Option<&[u8; 32]>) -> Result<bool> {
     let hexkey = hex::encode(key);
     if conn
         .prepare_cached("SELECT 1 FROM crdt_members WHERE id = ?1")?
@@ -56,11 +56,15 @@ pub fn is_trusted(conn: &Connection, key: &[u8; 32]) -> Result<bool> {
     {
         return Ok(true);
     }
-    let has_roster = conn
+    if conn
         .prepare_cached("SELECT 1 FROM crdt_roster")?
-        .exists([])?;
-    Ok(!has_roster
-        && conn
+        .exists([])?
+    {
+        return Ok(false);
+    }
+    let pinned_here = pinned == Some(key);
+    Ok(pinned_here
+        || conn
             .prepare_cached("SELECT 1 FROM crdt_peers WHERE public_key = ?1")?
             .exists([&hexkey])?)
 }

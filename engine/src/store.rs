@@ -33,6 +33,7 @@ pub struct Store {
     path: PathBuf,
     identity: MachineIdentity,
     columns: Columns,
+    pinned: Option<[u8; 32]>,
 }
 
 /// What `td init` did.
@@ -170,12 +171,24 @@ impl Store {
             path,
             identity,
             columns: Columns::default(),
+            pinned: None,
         })
     }
 
     /// Read access for queries. Reads see only committed state.
     pub fn conn(&self) -> &Connection {
         &self.conn
+    }
+
+    /// Trusts `key` for this store's sync rounds while the replica has no roster yet (the peer
+    /// the user named with `td peer sync <addr> --key <key>`).
+    pub fn pin_peer_key(&mut self, key: [u8; 32]) {
+        self.pinned = Some(key);
+    }
+
+    /// The key pinned with [`Store::pin_peer_key`].
+    pub fn pinned_peer_key(&self) -> Option<[u8; 32]> {
+        self.pinned
     }
 
     /// Mutable access for local-only bookkeeping transactions (sessions).

@@ -148,6 +148,7 @@ impl SyncStore for Store {
 
     fn apply(&mut self, records: &[WireRecord]) -> Result<ApplyReport> {
         let mut report = ApplyReport::default();
+        let pinned = self.pinned_peer_key();
         let tx = self
             .conn_mut()
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -322,7 +323,7 @@ impl SyncStore for Store {
             if untrusted.contains_key(&b.actor) {
                 continue;
             }
-            if !roster::is_trusted(&tx, &b.author)? {
+            if !roster::is_trusted(&tx, &b.author, pinned.as_ref())? {
                 report.rejected.push(format!(
                     "changes by machine {} rejected: not a member of this project (add it with 'td member add {}')",
                     identity::fingerprint_of(&b.author),

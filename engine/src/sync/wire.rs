@@ -89,10 +89,14 @@ pub enum FrameError {
 
 /// Encodes a message as one frame: 4-byte big-endian length, then the payload.
 pub fn encode(msg: &Message) -> Vec<u8> {
-    let payload = postcard::to_stdvec(msg).expect("messages always encode");
+    frame(&postcard::to_stdvec(msg).expect("messages always encode"))
+}
+
+/// Wraps any payload in a frame (also used by the transport's handshake messages).
+pub fn frame(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 4);
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    out.extend_from_slice(&payload);
+    out.extend_from_slice(payload);
     out
 }
 

@@ -1,0 +1,323 @@
+//! `td peer` and `td member`: the address book, the roster, serving and syncing over QUIC.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use serde_json::{json, Value};
+use td_engine::roster;
+use td_engine::sync::RoundStats;
+use td_engine::Project;
+use td_transport::peer::{PeerTarget, Server};
+use td_transport::TransportError;
+
+use crate::args::{MemberCommand, PeerCommand};
+use crate::output::{emit, CliError};
+
+/// `td peer id`: works without a project.
+pub fn peer_id(json: bool) -> Result<()> {
+    let id = td_transport::identity::machine_identity()?;
+    let v = json!({"machine": id.fingerprint(), "public_key": id.public_key_hex()});
+    emit(json, &v, || {
+        format!(
+            "machine     {}\npublic key  {}",
+            id.fingerprint(),
+            id.public_key_hex()
+        )
+    });
+    Ok(())
+}
+
+fn invalid(msg: String) -> anyhow::Error {
+    CliError {
+        code: "invalid_input",
+        message: msg,
+        detail: None,
+    }
+    .into()
+}
+
+/// `td peer …` (except `id`).
+pub fn peer(p: &mut Project, root: &Path, c: &PeerCommand, json: bool) -> Result<()> {
+    match c {
+        PeerCommand::Id => unreachable!("handled before the project opens"),
+        PeerCommand::Add { name, addr, key } => {
+            p.peer_add(name, addr, key)?;
+            let v =
+                json!({"action": "added", "name": name, "addr": addr, "public_key": key.trim()});
+            emit(json, &v, || format!("ADDED peer {name} at {addr}"));
+        }
+        PeerCommand::List => {
+            let peers: Vec<Value> = roster::peers(p.store.conn())?
+                .iter()
+                .map(|x| x.to_json())
+                .collect();
+            let human = if peers.is_empty() {
+                "No peers. Add one with: td peer add <name> <host:port> --key <public-key>"
+                    .to_string()
+            } else {
+                peers
+                    .iter()
+                    .map(|x| {
+                        format!(
+                            "{}  {}  {}",
+                            x["name"].as_str().unwrap_or(""),
+                            x["addr"].as_str().unwrap_or(""),
+                            x["machine"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            emit(json, &Value::Array(peers), || human);
+        }
+        PeerCommand::Remove { name } => {
+            p.peer_remove(name)?;
+            emit(json, &json!({"action": "removed", "name": name}), || {
+                format!("REMOVED peer {name}")
+            });
+        }
+        PeerCommand::Serve { listen } => serve(p, root, listen)?,
+        PeerCommand::Sync { peers, key } => sync(p, root, peers, key.as_deref(), json)?,
+    }
+    Ok(())
+}
+
+fn serve(p: &Project, root: &Path, listen: &str) -> Result<()> {
+    let addr = listen.parse().map_err(|_| {
+        invalid(format!(
+            "invalid --listen address '{listen}': expected ip:port, e.g. 0.0.0.0:7878"
+        ))
+    })?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let identity = p.store.identity().clone();
+    rt.block_on(async move {
+        let server = Server::bind(root.to_path_buf(), identity, addr)?;
+        let bound = server.local_addr()?;
+        println!("listening on {bound}");
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        let log: Arc<dyn Fn(String) + Send + Sync> = Arc::new(|line| eprintln!("{line}"));
+        server.run(shutdown_signal(), log).await;
+        eprintln!("stopped");
+        Ok::<(), anyhow::Error>(())
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn targets(
+    p: &Project,
+    names: &[String],
+    key: Option<&str>,
+) -> Result<Vec<std::result::Result<PeerTarget, (String, String)>>> {
+    if let Some(k) = key {
+        let [addr] = names else {
+            return Err(invalid("--key needs exactly one host:port, e.g. td peer sync 10.0.0.5:7878 --key <public-key>".into()));
+        };
+        let key = roster::parse_public_key(k)?;
+        return Ok(vec![Ok(PeerTarget {
+            name: addr.clone(),
+            addr: addr.clone(),
+            key,
+        })]);
+    }
+    let book = roster::peers(p.store.conn())?;
+    if names.is_empty() {
+        if book.is_empty() {
+            return Err(invalid("no peers to sync with: add one with 'td peer add <name> <host:port> --key <public-key>'".into()));
+        }
+        return Ok(book
+            .iter()
+            .map(|b| target_of(b).map_err(|e| (b.name.clone(), e.to_string())))
+            .collect());
+    }
+    Ok(names
+        .iter()
+        .map(|n| match book.iter().find(|b| &b.name == n) {
+            Some(b) => target_of(b).map_err(|e| (n.clone(), e.to_string())),
+            None => Err((
+                n.clone(),
+                format!("unknown peer '{n}' (see 'td peer list'; for an address use --key)"),
+            )),
+        })
+        .collect())
+}
+
+fn target_of(b: &roster::Peer) -> Result<PeerTarget> {
+    Ok(PeerTarget {
+        name: b.name.clone(),
+        addr: b.addr.clone(),
+        key: roster::parse_public_key(&b.public_key)?,
+    })
+}
+
+/// A spinner on stderr once a round has run for a second (never with --json or off a terminal).
+struct Progress {
+    enabled: bool,
+    started: Instant,
+    bar: Option<indicatif::ProgressBar>,
+    peer: String,
+}
+
+impl Progress {
+    fn update(&mut self, s: &RoundStats) {
+        if !self.enabled || self.started.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        let bar = self.bar.get_or_insert_with(|| {
+            let b = indicatif::ProgressBar::new_spinner().with_prefix(self.peer.clone());
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {prefix}: {msg}")
+                    .expect("valid template"),
+            );
+            b.enable_steady_tick(Duration::from_millis(120));
+            b
+        });
+        bar.set_message(format!("sent {}, received {}", s.sent, s.received));
+    }
+
+    fn finish(self) {
+        if let Some(b) = self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn sync(
+    p: &mut Project,
+    root: &Path,
+    names: &[String],
+    key: Option<&str>,
+    json: bool,
+) -> Result<()> {
+    let list = targets(p, names, key)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut results = Vec::new();
+    let mut failed = false;
+    let show_progress = !json && std::io::stderr().is_terminal();
+    for t in list {
+        let (name, outcome) = match t {
+            Err((name, reason)) => (name, Err(reason)),
+            Ok(target) => {
+                let name = target.name.clone();
+                let mut prog = Progress {
+                    enabled: show_progress,
+                    started: Instant::now(),
+                    bar: None,
+                    peer: name.clone(),
+                };
+                let r = rt.block_on(td_transport::peer::sync_with(
+                    root.to_path_buf(),
+                    p.store.identity().clone(),
+                    target,
+                    &mut |s| prog.update(s),
+                ));
+                prog.finish();
+                (name, r.map_err(|e: TransportError| e.to_string()))
+            }
+        };
+        let v = match outcome {
+            Ok(s) if s.rejected_here.is_empty() => {
+                json!({"peer": name, "sent": s.sent, "received": s.received, "conflicts": 0})
+            }
+            Ok(s) => {
+                failed = true;
+                json!({"peer": name, "sent": s.sent, "received": s.received, "conflicts": 0,
+                    "error": format!("refused {} change(s): {}", s.rejected_here.len(), s.rejected_here.join("; "))})
+            }
+            Err(reason) => {
+                failed = true;
+                json!({"peer": name, "sent": 0, "received": 0, "conflicts": 0, "error": reason})
+            }
+        };
+        results.push(v);
+    }
+    let human = results
+        .iter()
+        .map(|r| match r["error"].as_str() {
+            None => format!(
+                "peer {}: sent {}, received {}",
+                r["peer"].as_str().unwrap_or(""),
+                r["sent"],
+                r["received"]
+            ),
+            Some(e) => format!("peer {}: FAILED: {e}", r["peer"].as_str().unwrap_or("")),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    emit(json, &Value::Array(results), || human);
+    if failed {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// `td member …`.
+pub fn member(p: &mut Project, c: &MemberCommand, json: bool) -> Result<()> {
+    match c {
+        MemberCommand::Add { key, name } => {
+            let added = p.member_add(key, name.as_deref().unwrap_or(""))?;
+            let action = if added { "added" } else { "already_member" };
+            emit(
+                json,
+                &json!({"action": action, "public_key": key.trim()}),
+                || {
+                    if added {
+                        format!("ADDED member {}", key.trim())
+                    } else {
+                        format!("{} is already a member", key.trim())
+                    }
+                },
+            );
+        }
+        MemberCommand::List => {
+            let m = roster::members(p.store.conn())?;
+            let human = if m.is_empty() {
+                "No members yet (the founding machine joins with its first change).".to_string()
+            } else {
+                m.iter()
+                    .map(|x| {
+                        format!(
+                            "{}  {}  {}",
+                            x["machine"].as_str().unwrap_or(""),
+                            x["name"].as_str().unwrap_or(""),
+                            x["public_key"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            emit(json, &Value::Array(m), || human);
+        }
+        MemberCommand::Remove { key } => {
+            p.member_remove(key)?;
+            emit(
+                json,
+                &json!({"action": "removed", "public_key": key.trim()}),
+                || format!("REMOVED member {}", key.trim()),
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! td's transports: they move the engine's bytes and nothing else. QUIC peers (`peer`) with
+//! TLS 1.3 (`tls`) and ed25519 machine proofs bound to the connection (`auth`), and the
+//! machine key files (`identity`).
+
+pub mod auth;
+pub mod error;
+pub mod identity;
+pub mod peer;
+pub mod tls;
+
+pub use error::TransportError;

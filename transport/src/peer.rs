@@ -1,0 +1,389 @@
+//! QUIC peers: `td peer serve` and `td peer sync`. This module only moves frames; the round
+//! itself is the engine's sans-IO [`SyncSession`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::{Connection, Endpoint, RecvStream, SendStream};
+use td_engine::identity::fingerprint_of;
+use td_engine::sync::{FrameDecoder, RoundStats, SyncSession};
+use td_engine::{MachineIdentity, Store};
+use tokio::task::JoinSet;
+
+use crate::auth::{self, AuthMessage, Role};
+use crate::error::TransportError;
+use crate::tls;
+
+/// Longest wait for any bytes from a peer before the round is abandoned.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long shutdown waits for rounds in flight before aborting them (their batches are
+/// committed one transaction at a time, so aborting loses nothing).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+fn conn_err(e: impl std::fmt::Display) -> TransportError {
+    TransportError::Connection(e.to_string())
+}
+
+fn transport_config() -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    t.max_idle_timeout(Some(
+        Duration::from_secs(20)
+            .try_into()
+            .expect("valid idle timeout"),
+    ));
+    t.keep_alive_interval(Some(Duration::from_secs(4)));
+    t
+}
+
+/// A peer to sync with.
+#[derive(Debug, Clone)]
+pub struct PeerTarget {
+    /// Name shown in messages (address-book name, or the address).
+    pub name: String,
+    /// `host:port`.
+    pub addr: String,
+    /// The machine key the peer must present.
+    pub key: [u8; 32],
+}
+
+/// Reads frames from a QUIC stream.
+struct FrameReader {
+    recv: RecvStream,
+    decoder: FrameDecoder,
+    ready: std::collections::VecDeque<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl FrameReader {
+    fn new(recv: RecvStream) -> Self {
+        FrameReader {
+            recv,
+            decoder: FrameDecoder::default(),
+            ready: Default::default(),
+            buf: vec![0; 64 * 1024],
+        }
+    }
+
+    /// The next frame's payload, or `None` at a clean end of stream.
+    async fn next(&mut self) -> Result<Option<Vec<u8>>, TransportError> {
+        loop {
+            if let Some(p) = self.ready.pop_front() {
+                return Ok(Some(p));
+            }
+            let n = tokio::time::timeout(READ_TIMEOUT, self.recv.read(&mut self.buf))
+                .await
+                .map_err(|_| {
+                    TransportError::Connection(format!(
+                        "peer sent nothing for {}s",
+                        READ_TIMEOUT.as_secs()
+                    ))
+                })?
+                .map_err(|e| TransportError::Connection(format!("connection lost: {e}")))?;
+            match n {
+                None => {
+                    self.decoder
+                        .finish()
+                        .map_err(|e| TransportError::Protocol(format!("peer {e}")))?;
+                    return Ok(None);
+                }
+                Some(n) => {
+                    let frames = self.decoder.push(&self.buf[..n]).map_err(|e| {
+                        TransportError::Protocol(format!("peer sent a bad frame: {e}"))
+                    })?;
+                    self.ready.extend(frames);
+                }
+            }
+        }
+    }
+
+    async fn expect(&mut self, what: &str) -> Result<Vec<u8>, TransportError> {
+        self.next().await?.ok_or_else(|| {
+            TransportError::Connection(format!("peer closed the connection before {what}"))
+        })
+    }
+}
+
+async fn write(send: &mut SendStream, bytes: &[u8]) -> Result<(), TransportError> {
+    send.write_all(bytes)
+        .await
+        .map_err(|e| TransportError::Connection(format!("connection lost: {e}")))
+}
+
+fn exporter(conn: &Connection) -> Result<[u8; 32], TransportError> {
+    let mut out = [0u8; 32];
+    conn.export_keying_material(&mut out, b"td-peer-auth-v1", b"")
+        .map_err(|_| TransportError::Connection("TLS keying material unavailable".into()))?;
+    Ok(out)
+}
+
+/// Runs the engine's sync round over one stream until both sides are done.
+async fn run_round(
+    store: Store,
+    send: &mut SendStream,
+    reader: &mut FrameReader,
+    progress: &mut (dyn FnMut(&RoundStats) + Send),
+) -> Result<RoundStats, TransportError> {
+    let mut session = SyncSession::new(store);
+    let start = session.start().map_err(|e| e.error)?;
+    for f in start {
+        write(send, &f).await?;
+    }
+    while !session.is_finished() {
+        let Some(payload) = reader.next().await? else {
+            return Err(TransportError::Connection(
+                "peer closed the connection in the middle of the round".into(),
+            ));
+        };
+        match session.receive(&payload) {
+            Ok(out) => {
+                for f in out {
+                    write(send, &f).await?;
+                }
+            }
+            Err(e) => {
+                if let Some(n) = e.notify {
+                    let _ = write(send, &n).await;
+                }
+                let _ = send.finish();
+                return Err(e.error.into());
+            }
+        }
+        progress(session.stats());
+    }
+    let _ = send.finish();
+    // Both sides hold everything now (every batch acknowledged, both `Done`s received). Give
+    // the peer a moment to finish its side so our last frames land; a close racing that is
+    // harmless, so errors here are not the round's.
+    let drain = async { while let Ok(Some(_)) = reader.next().await {} };
+    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+    Ok(session.stats().clone())
+}
+
+/// Connects to `target`, proves our identity, checks theirs, and runs one sync round.
+pub async fn sync_with(
+    root: PathBuf,
+    identity: MachineIdentity,
+    target: PeerTarget,
+    progress: &mut (dyn FnMut(&RoundStats) + Send),
+) -> Result<RoundStats, TransportError> {
+    let addr: SocketAddr = tokio::net::lookup_host(&target.addr)
+        .await
+        .map_err(|e| TransportError::Address(format!("cannot resolve {}: {e}", target.addr)))?
+        .next()
+        .ok_or_else(|| TransportError::Address(format!("cannot resolve {}", target.addr)))?;
+    let bind: SocketAddr = if addr.is_ipv6() {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    }
+    .parse()
+    .expect("valid bind address");
+    let mut endpoint = Endpoint::client(bind).map_err(conn_err)?;
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls::client_config()?)
+        .map_err(conn_err)?;
+    let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
+    cfg.transport_config(Arc::new(transport_config()));
+    endpoint.set_default_client_config(cfg);
+    let connecting = endpoint.connect(addr, "td-peer").map_err(conn_err)?;
+    let conn = tokio::time::timeout(Duration::from_secs(10), connecting)
+        .await
+        .map_err(|_| {
+            TransportError::Connection(format!(
+                "no answer from {} within 10s (is 'td peer serve' running there?)",
+                target.addr
+            ))
+        })?
+        .map_err(|e| {
+            TransportError::Connection(format!("cannot connect to {}: {e}", target.addr))
+        })?;
+    let result = client_round(&conn, root, identity, &target, progress).await;
+    conn.close(0u32.into(), b"done");
+    endpoint.wait_idle().await;
+    result
+}
+
+async fn client_round(
+    conn: &Connection,
+    root: PathBuf,
+    identity: MachineIdentity,
+    target: &PeerTarget,
+    progress: &mut (dyn FnMut(&RoundStats) + Send),
+) -> Result<RoundStats, TransportError> {
+    let (mut send, recv) = conn.open_bi().await.map_err(conn_err)?;
+    let mut reader = FrameReader::new(recv);
+    let ex = exporter(conn)?;
+    write(
+        &mut send,
+        &auth::encode(&auth::prove(&identity, &ex, Role::Client)),
+    )
+    .await?;
+    let theirs = auth::decode(&reader.expect("its identity proof").await?)?;
+    let key = auth::verify(&theirs, &ex, Role::Server)?;
+    if key != target.key {
+        let msg = format!(
+            "key mismatch for peer {}: expected machine {}, the server at {} is machine {}",
+            target.name,
+            fingerprint_of(&target.key),
+            target.addr,
+            fingerprint_of(&key)
+        );
+        let _ = write(
+            &mut send,
+            &auth::encode(&AuthMessage::Refuse {
+                message: msg.clone(),
+            }),
+        )
+        .await;
+        let _ = send.finish();
+        // Let the server read why before the connection closes.
+        let drain = async { while let Ok(Some(_)) = reader.next().await {} };
+        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+        return Err(TransportError::KeyMismatch(msg));
+    }
+    write(&mut send, &auth::encode(&AuthMessage::Accept)).await?;
+    match auth::decode(&reader.expect("accepting us").await?)? {
+        AuthMessage::Accept => {}
+        AuthMessage::Refuse { message } => return Err(TransportError::Refused(message)),
+        AuthMessage::Prove { .. } => {
+            return Err(TransportError::Protocol("peer repeated its proof".into()))
+        }
+    }
+    let mut store = Store::open(&root, identity)?;
+    store.pin_peer_key(target.key);
+    run_round(store, &mut send, &mut reader, progress).await
+}
+
+/// A running server: its address, and how to stop it.
+pub struct Server {
+    endpoint: Endpoint,
+    root: PathBuf,
+    identity: MachineIdentity,
+}
+
+impl Server {
+    /// Binds `listen`.
+    pub fn bind(
+        root: PathBuf,
+        identity: MachineIdentity,
+        listen: SocketAddr,
+    ) -> Result<Server, TransportError> {
+        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls::server_config()?)
+            .map_err(conn_err)?;
+        let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        cfg.transport_config(Arc::new(transport_config()));
+        let endpoint = Endpoint::server(cfg, listen)
+            .map_err(|e| TransportError::Address(format!("cannot listen on {listen}: {e}")))?;
+        Ok(Server {
+            endpoint,
+            root,
+            identity,
+        })
+    }
+
+    /// The bound address (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> Result<SocketAddr, TransportError> {
+        self.endpoint.local_addr().map_err(conn_err)
+    }
+
+    /// Serves peers until `shutdown` resolves, then finishes or aborts rounds in flight.
+    /// `log` receives one line per event (round done, peer refused, round failed).
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+        log: Arc<dyn Fn(String) + Send + Sync>,
+    ) {
+        let mut tasks = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                incoming = self.endpoint.accept() => {
+                    let Some(incoming) = incoming else { break };
+                    let (root, identity, log) = (self.root.clone(), self.identity.clone(), log.clone());
+                    tasks.spawn(async move {
+                        let remote = incoming.remote_address();
+                        match serve_one(incoming, root, identity).await {
+                            Ok((peer, s)) => log(format!("synced with {peer} ({remote}): sent {}, received {}", s.sent, s.received)),
+                            Err(e) => log(format!("round with {remote} failed: {e}")),
+                        }
+                    });
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        tasks.abort_all();
+        self.endpoint.close(0u32.into(), b"server shutting down");
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+    }
+}
+
+async fn serve_one(
+    incoming: quinn::Incoming,
+    root: PathBuf,
+    identity: MachineIdentity,
+) -> Result<(String, RoundStats), TransportError> {
+    let conn = incoming.await.map_err(conn_err)?;
+    let (mut send, recv) = tokio::time::timeout(READ_TIMEOUT, conn.accept_bi())
+        .await
+        .map_err(|_| TransportError::Connection("peer opened no stream".into()))?
+        .map_err(conn_err)?;
+    let mut reader = FrameReader::new(recv);
+    let ex = exporter(&conn)?;
+    write(
+        &mut send,
+        &auth::encode(&auth::prove(&identity, &ex, Role::Server)),
+    )
+    .await?;
+    let theirs = auth::decode(&reader.expect("its identity proof").await?)?;
+    let key = match auth::verify(&theirs, &ex, Role::Client) {
+        Ok(k) => k,
+        Err(e) => {
+            let _ = write(
+                &mut send,
+                &auth::encode(&AuthMessage::Refuse {
+                    message: e.to_string(),
+                }),
+            )
+            .await;
+            let _ = send.finish();
+            return Err(e);
+        }
+    };
+    let peer = fingerprint_of(&key);
+    let store = Store::open(&root, identity)?;
+    if !td_engine::roster::is_trusted(store.conn(), &key, None)? {
+        let msg = format!("untrusted peer {peer}: this machine is not a member of the project (run 'td member add {}' on a member)", hex::encode(key));
+        let _ = write(
+            &mut send,
+            &auth::encode(&AuthMessage::Refuse {
+                message: msg.clone(),
+            }),
+        )
+        .await;
+        let _ = send.finish();
+        let drain = async { while let Ok(Some(_)) = reader.next().await {} };
+        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+        return Err(TransportError::Refused(msg));
+    }
+    write(&mut send, &auth::encode(&AuthMessage::Accept)).await?;
+    match auth::decode(&reader.expect("accepting us").await?)? {
+        AuthMessage::Accept => {}
+        AuthMessage::Refuse { message } => {
+            return Err(TransportError::Refused(format!(
+                "peer {peer} refused us: {message}"
+            )))
+        }
+        AuthMessage::Prove { .. } => {
+            return Err(TransportError::Protocol("peer repeated its proof".into()))
+        }
+    }
+    let stats = run_round(store, &mut send, &mut reader, &mut |_| {}).await?;
+    conn.close(0u32.into(), b"done");
+    Ok((peer, stats))
+}
