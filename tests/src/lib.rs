@@ -400,3 +400,66 @@ pub mod mesh {
         }
     }
 }
+
+/// A running `td peer serve` for a replica; stopped (SIGTERM) when dropped.
+pub struct Serving {
+    child: std::process::Child,
+    /// `127.0.0.1:<port>`.
+    pub addr: String,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Serving {
+    /// Stops the server with SIGTERM, asserting it exits 0; returns its stderr log.
+    pub fn stop(mut self) -> String {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let status = self.child.wait().expect("server exit");
+        let log = self.stderr.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+        assert!(status.success(), "td peer serve exited with {status}: {log}");
+        log
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Replica {
+    /// This replica's machine public key.
+    pub fn public_key(&self) -> String {
+        self.json(&["peer", "id"])["public_key"].as_str().unwrap().to_string()
+    }
+
+    /// Starts `td peer serve --listen 127.0.0.1:0` and waits for its address line.
+    pub fn serve(&self) -> Serving {
+        use std::io::{BufRead, Read};
+        let mut child = self
+            .command(None, &["peer", "serve", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn td peer serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line).unwrap();
+        let addr = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line: {line:?}")).to_string();
+        let mut err = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        Serving { child, addr, stderr: Some(stderr) }
+    }
+
+    /// Makes `other` a member here and pins this replica's server in `other`'s address book
+    /// under `name`.
+    pub fn befriend(&self, other: &Replica, name: &str, addr: &str) {
+        self.json(&["member", "add", &other.public_key()]);
+        other.json(&["peer", "add", name, addr, "--key", &self.public_key()]);
+    }
+}

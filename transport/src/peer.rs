@@ -145,8 +145,11 @@ async fn run_round(
             Err(e) => {
                 if let Some(n) = e.notify {
                     let _ = write(send, &n).await;
+                    let _ = send.finish();
+                    // Let the peer read why before the connection closes.
+                    let drain = async { while let Ok(Some(_)) = reader.next().await {} };
+                    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
                 }
-                let _ = send.finish();
                 return Err(e.error.into());
             }
         }

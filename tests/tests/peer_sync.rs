@@ -1,0 +1,160 @@
+//! `td peer` end to end: real binaries, real QUIC sockets on 127.0.0.1.
+
+use td_tests::Replica;
+
+fn sync(r: &Replica, peer: &str) -> serde_json::Value {
+    let v = r.json(&["peer", "sync", peer]);
+    assert!(v[0]["error"].is_null(), "sync failed: {v}");
+    v
+}
+
+#[test]
+fn three_replicas_converge_through_a_chain() {
+    let a = Replica::init();
+    a.create("Founding issue on A", &["-l", "sync"]);
+    let b = Replica::init();
+    let c = Replica::init();
+    let sa = a.serve();
+    a.befriend(&b, "a", &sa.addr);
+    a.json(&["member", "add", &c.public_key()]);
+    sync(&b, "a"); // b joins a's project
+    let sb = b.serve();
+    b.json(&["member", "add", &c.public_key()]); // already there via a's roster: idempotent
+    c.json(&["peer", "add", "b", &sb.addr, "--key", &b.public_key()]);
+    sync(&c, "b"); // c joins through b
+
+    // Create, update, delete on each replica.
+    let ia = a.create("Written on A", &[]);
+    let ib = b.create("Written on B", &["-p", "P1"]);
+    let ic = c.create("Written on C", &["-t", "bug"]);
+    a.json(&["update", &ia, "-d", "details from A"]);
+    b.json(&["start", &ib]);
+    c.json(&["comment", &ic, "comment from C"]);
+    c.json(&["delete", &ic]);
+    b.json(&["log", &ib, "progress on B"]);
+
+    // Pairwise in a chain: C↔B, B↔A, then C↔B again.
+    let v = sync(&c, "b");
+    assert_eq!(v[0]["peer"], "b");
+    assert!(v[0]["sent"].as_u64().unwrap() > 0);
+    sync(&b, "a");
+    sync(&c, "b");
+    let ea = a.export();
+    assert_eq!(ea, b.export(), "A and B differ");
+    assert_eq!(ea, c.export(), "A and C differ");
+    assert!(ea.contains("Written on C") && ea.contains("details from A") && ea.contains("progress on B"));
+    // Extra rounds change nothing.
+    let again = sync(&c, "b");
+    assert_eq!((again[0]["sent"].as_u64(), again[0]["received"].as_u64()), (Some(0), Some(0)));
+    let human = c.ok(&["peer", "sync", "b"]);
+    assert!(human.contains("peer b: sent 0, received 0"), "{human}");
+    sb.stop();
+    let log = sa.stop();
+    assert!(log.contains("synced with"), "{log}");
+}
+
+#[test]
+fn partition_and_late_joiner() {
+    let a = Replica::init();
+    a.create("Seed issue", &[]);
+    let b = Replica::init();
+    let sa = a.serve();
+    a.befriend(&b, "a", &sa.addr);
+    sync(&b, "a");
+    // Apart: 50+ changes on each side, touching shared and new issues.
+    let shared = b.json(&["list"])[0]["id"].as_str().unwrap().to_string();
+    for i in 0..26 {
+        let x = a.create(&format!("Offline work on A number {i}"), &[]);
+        a.json(&["update", &x, "-p", "P1"]);
+        let y = b.create(&format!("Offline work on B number {i}"), &[]);
+        b.json(&["comment", &y, "note"]);
+    }
+    a.json(&["update", &shared, "-l", "from-a"]);
+    b.json(&["update", &shared, "-d", "from b"]);
+    let v = sync(&b, "a");
+    assert!(v[0]["sent"].as_u64().unwrap() >= 52 && v[0]["received"].as_u64().unwrap() >= 52, "{v}");
+    assert_eq!(a.export(), b.export());
+    let s = a.json(&["show", &shared]);
+    assert_eq!(s["labels"], serde_json::json!(["from-a"]));
+    assert_eq!(s["description"], "from b", "different fields edited apart both survive");
+
+    // Late joiner receives the whole history (500+ issues) in bounded batches.
+    for i in 0..450 {
+        a.create(&format!("History issue number {i}"), &[]);
+    }
+    let late = Replica::init();
+    a.json(&["member", "add", &late.public_key()]);
+    late.json(&["peer", "add", "a", &sa.addr, "--key", &a.public_key()]);
+    let v = sync(&late, "a");
+    assert!(v[0]["received"].as_u64().unwrap() > 500, "{v}");
+    assert_eq!(late.export(), a.export());
+    assert_eq!(late.json(&["list", "-n", "10000"]).as_array().unwrap().len(), 1 + 52 + 450);
+    sa.stop();
+}
+
+#[test]
+fn untrusted_client_and_wrong_server_key_are_refused_on_both_ends() {
+    let a = Replica::init();
+    a.create("Only members may sync", &[]);
+    let stranger = Replica::init();
+    let sa = a.serve();
+    let before = a.export();
+    let r = stranger.run(&["peer", "sync", &sa.addr, "--key", &a.public_key(), "--json"]);
+    assert_eq!(r.code, 1);
+    let v = r.json();
+    let fp = stranger.json(&["peer", "id"])["machine"].as_str().unwrap().to_string();
+    assert!(v[0]["error"].as_str().unwrap().contains(&format!("untrusted peer {fp}")), "{v}");
+    // Wrong key recorded for the server.
+    let other = Replica::init();
+    a.json(&["member", "add", &other.public_key()]);
+    other.json(&["peer", "add", "a", &sa.addr, "--key", &stranger.public_key()]);
+    let r = other.run(&["peer", "sync", "a"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("key mismatch for peer a"), "{r:?}");
+    // Unknown peer name and no peers at all.
+    let r = other.run(&["peer", "sync", "nobody", "--json"]);
+    assert_eq!(r.code, 1);
+    assert!(r.json()[0]["error"].as_str().unwrap().contains("unknown peer"));
+    assert_eq!(stranger.run(&["peer", "sync", "--json"]).error_code(), "invalid_input");
+    let log = sa.stop();
+    assert!(log.contains(&format!("untrusted peer {fp}")), "server explains too: {log}");
+    assert!(log.contains("key mismatch"), "{log}");
+    assert_eq!(a.export().replace(&other.public_key(), ""), before.replace(&other.public_key(), ""));
+}
+
+#[test]
+fn projects_do_not_mix() {
+    let a = Replica::init();
+    a.create("Project A issue", &[]);
+    let b = Replica::init();
+    b.create("Project B issue", &[]);
+    let sa = a.serve();
+    a.befriend(&b, "a", &sa.addr);
+    let r = b.run(&["peer", "sync", "a", "--json"]);
+    assert_eq!(r.code, 1);
+    assert!(r.json()[0]["error"].as_str().unwrap().contains("project mismatch"), "{r:?}");
+    assert!(!b.export().contains("Project A issue"));
+    sa.stop();
+}
+
+#[test]
+fn member_and_peer_commands() {
+    let a = Replica::init();
+    let b = Replica::new();
+    let kb = b.public_key(); // peer id works without a project
+    assert_eq!(kb.len(), 64);
+    assert_eq!(a.json(&["member", "add", &kb, "--name", "laptop"])["action"], "added");
+    assert_eq!(a.json(&["member", "add", &kb])["action"], "already_member");
+    let list = a.json(&["member", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 2, "founder and laptop: {list}");
+    assert!(list.as_array().unwrap().iter().any(|m| m["name"] == "laptop"));
+    assert_eq!(a.run(&["member", "add", "zz", "--json"]).error_code(), "invalid_input");
+    assert_eq!(a.json(&["member", "remove", &kb])["action"], "removed");
+    assert_eq!(a.run(&["member", "remove", &kb, "--json"]).error_code(), "not_found");
+    assert_eq!(a.json(&["peer", "add", "b", "127.0.0.1:9", "--key", &kb])["action"], "added");
+    assert_eq!(a.json(&["peer", "list"])[0]["addr"], "127.0.0.1:9");
+    assert_eq!(a.run(&["peer", "add", "c", "nowhere", "--key", &kb, "--json"]).error_code(), "invalid_input");
+    assert_eq!(a.json(&["peer", "remove", "b"])["action"], "removed");
+    assert_eq!(a.json(&["peer", "list"]), serde_json::json!([]));
+    assert_eq!(a.run(&["peer", "serve", "--listen", "bogus", "--json"]).error_code(), "invalid_input");
+}
