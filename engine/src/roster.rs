@@ -71,7 +71,9 @@ pub fn is_trusted(conn: &Connection, key: &[u8; 32], pinned: Option<&[u8; 32]>) 
 
 /// Whether this replica holds a roster yet.
 pub fn has_roster(conn: &Connection) -> Result<bool> {
-    Ok(conn.prepare_cached("SELECT 1 FROM crdt_roster")?.exists([])?)
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM crdt_roster")?
+        .exists([])?)
 }
 
 /// The roster as JSON rows: public key, machine fingerprint, name, when and by whom added.

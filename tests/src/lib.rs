@@ -415,8 +415,15 @@ impl Serving {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let status = self.child.wait().expect("server exit");
-        let log = self.stderr.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
-        assert!(status.success(), "td peer serve exited with {status}: {log}");
+        let log = self
+            .stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        assert!(
+            status.success(),
+            "td peer serve exited with {status}: {log}"
+        );
         log
     }
 }
@@ -431,7 +438,10 @@ impl Drop for Serving {
 impl Replica {
     /// This replica's machine public key.
     pub fn public_key(&self) -> String {
-        self.json(&["peer", "id"])["public_key"].as_str().unwrap().to_string()
+        self.json(&["peer", "id"])["public_key"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     /// Starts `td peer serve --listen 127.0.0.1:0` and waits for its address line.
@@ -445,15 +455,25 @@ impl Replica {
             .expect("spawn td peer serve");
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
-        std::io::BufReader::new(stdout).read_line(&mut line).unwrap();
-        let addr = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line: {line:?}")).to_string();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_string();
         let mut err = child.stderr.take().unwrap();
         let stderr = std::thread::spawn(move || {
             let mut s = String::new();
             let _ = err.read_to_string(&mut s);
             s
         });
-        Serving { child, addr, stderr: Some(stderr) }
+        Serving {
+            child,
+            addr,
+            stderr: Some(stderr),
+        }
     }
 
     /// Makes `other` a member here and pins this replica's server in `other`'s address book
@@ -461,5 +481,57 @@ impl Replica {
     pub fn befriend(&self, other: &Replica, name: &str, addr: &str) {
         self.json(&["member", "add", &other.public_key()]);
         other.json(&["peer", "add", name, addr, "--key", &self.public_key()]);
+    }
+}
+
+impl Replica {
+    /// This replica's machine identity, read from its key file.
+    pub fn identity(&self) -> td_engine::MachineIdentity {
+        let hexkey =
+            std::fs::read_to_string(self.config.join("td/machine.key")).expect("machine key");
+        let seed: [u8; 32] = hex::decode(hexkey.trim()).unwrap().try_into().unwrap();
+        td_engine::MachineIdentity::from_seed(seed)
+    }
+
+    /// Opens the replica's store in-process (for bulk setup and log inspection).
+    pub fn store(&self) -> td_engine::Store {
+        td_engine::Store::open(&self.root, self.identity()).unwrap()
+    }
+}
+
+/// Creates `n` issues directly through the engine in large transactions (fast setup for
+/// tests that need a big history; the documents are the same `td create` makes).
+pub fn bulk_issues(r: &Replica, n: usize, changes_per_issue: usize) {
+    use td_engine::doc::{self, Field};
+    use td_engine::model::{now_timestamp, Kind};
+    let mut store = r.store();
+    let session = "ses_bulk";
+    let mut made = 0;
+    while made < n {
+        let batch = (n - made).min(2000);
+        store
+            .write(session, |tx| {
+                for i in 0..batch {
+                    let id = Kind::Issue.new_id();
+                    let now = now_timestamp();
+                    tx.change(&id, |d| {
+                        doc::put_str(d, "title", &format!("Bulk issue {}", made + i))?;
+                        doc::put_str(d, "type", "task")?;
+                        doc::put_str(d, "priority", "P2")?;
+                        doc::put_str(d, "created_at", &now)?;
+                        doc::put_str(d, "updated_at", &now)?;
+                        doc::put_str(d, "creator_session", session)?;
+                        let mut wf = std::collections::BTreeMap::new();
+                        wf.insert("status".to_string(), Field::Str("open".into()));
+                        doc::put_workflow(d, &wf)
+                    })?;
+                    for k in 1..changes_per_issue {
+                        tx.change(&id, |d| doc::put_str(d, "sprint", &format!("s{k}")))?;
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+        made += batch;
     }
 }

@@ -42,10 +42,17 @@ fn three_replicas_converge_through_a_chain() {
     let ea = a.export();
     assert_eq!(ea, b.export(), "A and B differ");
     assert_eq!(ea, c.export(), "A and C differ");
-    assert!(ea.contains("Written on C") && ea.contains("details from A") && ea.contains("progress on B"));
+    assert!(
+        ea.contains("Written on C")
+            && ea.contains("details from A")
+            && ea.contains("progress on B")
+    );
     // Extra rounds change nothing.
     let again = sync(&c, "b");
-    assert_eq!((again[0]["sent"].as_u64(), again[0]["received"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (again[0]["sent"].as_u64(), again[0]["received"].as_u64()),
+        (Some(0), Some(0))
+    );
     let human = c.ok(&["peer", "sync", "b"]);
     assert!(human.contains("peer b: sent 0, received 0"), "{human}");
     sb.stop();
@@ -72,11 +79,17 @@ fn partition_and_late_joiner() {
     a.json(&["update", &shared, "-l", "from-a"]);
     b.json(&["update", &shared, "-d", "from b"]);
     let v = sync(&b, "a");
-    assert!(v[0]["sent"].as_u64().unwrap() >= 52 && v[0]["received"].as_u64().unwrap() >= 52, "{v}");
+    assert!(
+        v[0]["sent"].as_u64().unwrap() >= 52 && v[0]["received"].as_u64().unwrap() >= 52,
+        "{v}"
+    );
     assert_eq!(a.export(), b.export());
     let s = a.json(&["show", &shared]);
     assert_eq!(s["labels"], serde_json::json!(["from-a"]));
-    assert_eq!(s["description"], "from b", "different fields edited apart both survive");
+    assert_eq!(
+        s["description"], "from b",
+        "different fields edited apart both survive"
+    );
 
     // Late joiner receives the whole history (500+ issues) in bounded batches.
     for i in 0..450 {
@@ -88,7 +101,13 @@ fn partition_and_late_joiner() {
     let v = sync(&late, "a");
     assert!(v[0]["received"].as_u64().unwrap() > 500, "{v}");
     assert_eq!(late.export(), a.export());
-    assert_eq!(late.json(&["list", "-n", "10000"]).as_array().unwrap().len(), 1 + 52 + 450);
+    assert_eq!(
+        late.json(&["list", "-n", "10000"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1 + 52 + 450
+    );
     sa.stop();
 }
 
@@ -102,24 +121,52 @@ fn untrusted_client_and_wrong_server_key_are_refused_on_both_ends() {
     let r = stranger.run(&["peer", "sync", &sa.addr, "--key", &a.public_key(), "--json"]);
     assert_eq!(r.code, 1);
     let v = r.json();
-    let fp = stranger.json(&["peer", "id"])["machine"].as_str().unwrap().to_string();
-    assert!(v[0]["error"].as_str().unwrap().contains(&format!("untrusted peer {fp}")), "{v}");
+    let fp = stranger.json(&["peer", "id"])["machine"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        v[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("untrusted peer {fp}")),
+        "{v}"
+    );
     // Wrong key recorded for the server.
     let other = Replica::init();
     a.json(&["member", "add", &other.public_key()]);
-    other.json(&["peer", "add", "a", &sa.addr, "--key", &stranger.public_key()]);
+    other.json(&[
+        "peer",
+        "add",
+        "a",
+        &sa.addr,
+        "--key",
+        &stranger.public_key(),
+    ]);
     let r = other.run(&["peer", "sync", "a"]);
     assert_eq!(r.code, 1);
     assert!(r.stdout.contains("key mismatch for peer a"), "{r:?}");
     // Unknown peer name and no peers at all.
     let r = other.run(&["peer", "sync", "nobody", "--json"]);
     assert_eq!(r.code, 1);
-    assert!(r.json()[0]["error"].as_str().unwrap().contains("unknown peer"));
-    assert_eq!(stranger.run(&["peer", "sync", "--json"]).error_code(), "invalid_input");
+    assert!(r.json()[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("unknown peer"));
+    assert_eq!(
+        stranger.run(&["peer", "sync", "--json"]).error_code(),
+        "invalid_input"
+    );
     let log = sa.stop();
-    assert!(log.contains(&format!("untrusted peer {fp}")), "server explains too: {log}");
+    assert!(
+        log.contains(&format!("untrusted peer {fp}")),
+        "server explains too: {log}"
+    );
     assert!(log.contains("key mismatch"), "{log}");
-    assert_eq!(a.export().replace(&other.public_key(), ""), before.replace(&other.public_key(), ""));
+    assert_eq!(
+        a.export().replace(&other.public_key(), ""),
+        before.replace(&other.public_key(), "")
+    );
 }
 
 #[test]
@@ -132,7 +179,13 @@ fn projects_do_not_mix() {
     a.befriend(&b, "a", &sa.addr);
     let r = b.run(&["peer", "sync", "a", "--json"]);
     assert_eq!(r.code, 1);
-    assert!(r.json()[0]["error"].as_str().unwrap().contains("project mismatch"), "{r:?}");
+    assert!(
+        r.json()[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("project mismatch"),
+        "{r:?}"
+    );
     assert!(!b.export().contains("Project A issue"));
     sa.stop();
 }
@@ -143,18 +196,46 @@ fn member_and_peer_commands() {
     let b = Replica::new();
     let kb = b.public_key(); // peer id works without a project
     assert_eq!(kb.len(), 64);
-    assert_eq!(a.json(&["member", "add", &kb, "--name", "laptop"])["action"], "added");
+    assert_eq!(
+        a.json(&["member", "add", &kb, "--name", "laptop"])["action"],
+        "added"
+    );
     assert_eq!(a.json(&["member", "add", &kb])["action"], "already_member");
     let list = a.json(&["member", "list"]);
-    assert_eq!(list.as_array().unwrap().len(), 2, "founder and laptop: {list}");
-    assert!(list.as_array().unwrap().iter().any(|m| m["name"] == "laptop"));
-    assert_eq!(a.run(&["member", "add", "zz", "--json"]).error_code(), "invalid_input");
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        2,
+        "founder and laptop: {list}"
+    );
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["name"] == "laptop"));
+    assert_eq!(
+        a.run(&["member", "add", "zz", "--json"]).error_code(),
+        "invalid_input"
+    );
     assert_eq!(a.json(&["member", "remove", &kb])["action"], "removed");
-    assert_eq!(a.run(&["member", "remove", &kb, "--json"]).error_code(), "not_found");
-    assert_eq!(a.json(&["peer", "add", "b", "127.0.0.1:9", "--key", &kb])["action"], "added");
+    assert_eq!(
+        a.run(&["member", "remove", &kb, "--json"]).error_code(),
+        "not_found"
+    );
+    assert_eq!(
+        a.json(&["peer", "add", "b", "127.0.0.1:9", "--key", &kb])["action"],
+        "added"
+    );
     assert_eq!(a.json(&["peer", "list"])[0]["addr"], "127.0.0.1:9");
-    assert_eq!(a.run(&["peer", "add", "c", "nowhere", "--key", &kb, "--json"]).error_code(), "invalid_input");
+    assert_eq!(
+        a.run(&["peer", "add", "c", "nowhere", "--key", &kb, "--json"])
+            .error_code(),
+        "invalid_input"
+    );
     assert_eq!(a.json(&["peer", "remove", "b"])["action"], "removed");
     assert_eq!(a.json(&["peer", "list"]), serde_json::json!([]));
-    assert_eq!(a.run(&["peer", "serve", "--listen", "bogus", "--json"]).error_code(), "invalid_input");
+    assert_eq!(
+        a.run(&["peer", "serve", "--listen", "bogus", "--json"])
+            .error_code(),
+        "invalid_input"
+    );
 }

@@ -390,3 +390,78 @@ async fn serve_one(
     conn.close(0u32.into(), b"done");
     Ok((peer, stats))
 }
+
+/// An authenticated connection that exchanges raw bytes, for tests that play a misbehaving
+/// peer (garbage, truncated or oversized frames, forged records). Not used by `td` itself.
+pub struct RawConnection {
+    endpoint: Endpoint,
+    conn: Connection,
+    send: SendStream,
+    reader: FrameReader,
+}
+
+impl RawConnection {
+    /// Connects and completes the identity handshake as `identity`.
+    pub async fn connect(
+        addr: SocketAddr,
+        identity: &MachineIdentity,
+    ) -> Result<RawConnection, TransportError> {
+        let mut endpoint =
+            Endpoint::client("127.0.0.1:0".parse().expect("valid address")).map_err(conn_err)?;
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls::client_config()?)
+            .map_err(conn_err)?;
+        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+        let conn = endpoint
+            .connect(addr, "td-peer")
+            .map_err(conn_err)?
+            .await
+            .map_err(conn_err)?;
+        let (mut send, recv) = conn.open_bi().await.map_err(conn_err)?;
+        let mut reader = FrameReader::new(recv);
+        let ex = exporter(&conn)?;
+        write(
+            &mut send,
+            &auth::encode(&auth::prove(identity, &ex, Role::Client)),
+        )
+        .await?;
+        auth::verify(
+            &auth::decode(&reader.expect("its proof").await?)?,
+            &ex,
+            Role::Server,
+        )?;
+        write(&mut send, &auth::encode(&AuthMessage::Accept)).await?;
+        match auth::decode(&reader.expect("accepting us").await?)? {
+            AuthMessage::Accept => Ok(RawConnection {
+                endpoint,
+                conn,
+                send,
+                reader,
+            }),
+            AuthMessage::Refuse { message } => Err(TransportError::Refused(message)),
+            AuthMessage::Prove { .. } => {
+                Err(TransportError::Protocol("peer repeated its proof".into()))
+            }
+        }
+    }
+
+    /// Writes raw bytes.
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
+        write(&mut self.send, bytes).await
+    }
+
+    /// Ends our side of the stream.
+    pub fn finish(&mut self) {
+        let _ = self.send.finish();
+    }
+
+    /// The next frame from the server (`None` at end of stream or on close).
+    pub async fn next_frame(&mut self) -> Option<Vec<u8>> {
+        self.reader.next().await.ok().flatten()
+    }
+
+    /// Closes the connection.
+    pub async fn close(self) {
+        self.conn.close(0u32.into(), b"done");
+        self.endpoint.wait_idle().await;
+    }
+}

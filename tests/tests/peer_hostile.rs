@@ -1,0 +1,214 @@
+//! Hostile peers: each bad round ends with a clear error, the server keeps serving others, and
+//! the receiver's database is unchanged.
+
+use automerge::transaction::Transactable;
+use td_engine::record::{RecordBody, SignedRecord, RECORD_FORMAT};
+use td_engine::sync::wire::{self, Message, WireRecord};
+use td_engine::MachineIdentity;
+use td_tests::{Replica, Serving};
+use td_transport::peer::RawConnection;
+
+struct Setup {
+    server: Replica,
+    member: Replica,
+    serving: Serving,
+    before: String,
+    project: String,
+}
+
+fn setup() -> Setup {
+    let server = Replica::init();
+    server.create("Must survive hostile peers", &[]);
+    let member = Replica::init();
+    let serving = server.serve();
+    server.befriend(&member, "s", &serving.addr);
+    let before = server.export();
+    let project = server.json(&["whoami"])["project"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    Setup {
+        server,
+        member,
+        serving,
+        before,
+        project,
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Sends `bytes` as the member, returns the server's frames until it ends the stream.
+fn hostile_round(s: &Setup, bytes: Vec<Vec<u8>>, finish: bool) -> Vec<Message> {
+    let addr = s.serving.addr.parse().unwrap();
+    let identity = s.member.identity();
+    rt().block_on(async move {
+        let mut c = RawConnection::connect(addr, &identity)
+            .await
+            .expect("authenticated");
+        for b in bytes {
+            c.send(&b).await.unwrap();
+        }
+        if finish {
+            c.finish();
+        }
+        let mut got = Vec::new();
+        while let Some(f) = tokio::time::timeout(std::time::Duration::from_secs(5), c.next_frame())
+            .await
+            .ok()
+            .flatten()
+        {
+            match wire::decode(&f) {
+                Ok(m) => {
+                    let done = matches!(m, Message::Error { .. } | Message::Ack { .. });
+                    got.push(m);
+                    if done {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        c.close().await;
+        got
+    })
+}
+
+fn hello(project: &str, min: u16, max: u16) -> Vec<u8> {
+    wire::encode(&Message::Hello {
+        min_version: min,
+        max_version: max,
+        project: project.into(),
+        fresh: false,
+        summary: vec![],
+    })
+}
+
+/// After each attack: the server still serves a good peer, and its data is unchanged.
+fn still_healthy(s: &Setup) {
+    let v = s.member.json(&["peer", "sync", "s"]);
+    assert!(v[0]["error"].is_null(), "server stopped serving: {v}");
+    assert_eq!(
+        s.server.export(),
+        s.before,
+        "hostile round changed the server's data"
+    );
+}
+
+fn error_of(msgs: &[Message]) -> (String, String) {
+    msgs.iter()
+        .find_map(|m| match m {
+            Message::Error { code, message } => Some((code.clone(), message.clone())),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no error frame in {msgs:?}"))
+}
+
+fn forged_record(project: &str, signer: &MachineIdentity, author: [u8; 32]) -> WireRecord {
+    let actor = [9u8; 16];
+    let mut doc = automerge::AutoCommit::new().with_actor(automerge::ActorId::from(&actor[..]));
+    doc.put(automerge::ROOT, "title", "Injected by a hostile peer")
+        .unwrap();
+    doc.commit();
+    let change = doc.get_last_local_change().unwrap().raw_bytes().to_vec();
+    let body = RecordBody {
+        format: RECORD_FORMAT,
+        project: project.into(),
+        doc: "td-bad000".into(),
+        actor,
+        seq: 1,
+        prev: [0; 32],
+        session: "ses_hostile".into(),
+        author,
+        change,
+    };
+    let rec = SignedRecord::sign(body, signer).unwrap();
+    WireRecord {
+        body: rec.encoded,
+        signature: rec.signature.to_vec(),
+    }
+}
+
+#[test]
+fn garbage_truncated_and_oversized_frames() {
+    let s = setup();
+    // Garbage: a frame whose payload is not a message.
+    let msgs = hostile_round(
+        &s,
+        vec![vec![0, 0, 0, 5, 0xff, 0xfe, 0xfd, 0xfc, 0xfb]],
+        false,
+    );
+    let (code, message) = error_of(&msgs);
+    assert_eq!(code, "bad_frame");
+    assert!(message.contains("malformed"), "{message}");
+    still_healthy(&s);
+    // Truncated: a length prefix promising more than arrives before the stream ends.
+    let mut t = hello(&s.project, 1, 1);
+    t.truncate(t.len() - 3);
+    hostile_round(&s, vec![t], true);
+    still_healthy(&s);
+    // Oversized: a length prefix far beyond the limit.
+    hostile_round(&s, vec![vec![0xff, 0xff, 0xff, 0xff, 1, 2, 3]], false);
+    still_healthy(&s);
+    let log = s.serving.stop();
+    assert!(log.contains("malformed"), "{log}");
+    assert!(log.contains("stream ended inside a frame"), "{log}");
+    assert!(log.contains("exceeds"), "{log}");
+}
+
+#[test]
+fn unsupported_protocol_version() {
+    let s = setup();
+    let msgs = hostile_round(&s, vec![hello(&s.project, 99, 120)], false);
+    let (code, message) = error_of(&msgs);
+    assert_eq!(code, "incompatible_version");
+    assert!(message.contains("99..=120"), "{message}");
+    still_healthy(&s);
+    s.serving.stop();
+}
+
+#[test]
+fn forged_signature_and_non_member_changes_are_refused() {
+    let s = setup();
+    let rogue = MachineIdentity::generate();
+    // Claims to be the member, but signed by another key: the signature does not verify.
+    let member_key = s.member.identity().public_key();
+    let bad_sig = forged_record(&s.project, &rogue, member_key);
+    // Properly signed, but by a machine that is not in the roster.
+    let non_member = forged_record(&s.project, &rogue, rogue.public_key());
+    for (rec, expect) in [(bad_sig, "bad signature"), (non_member, "not a member")] {
+        let frames = vec![
+            hello(&s.project, 1, 1),
+            wire::encode(&Message::Batch { records: vec![rec] }),
+        ];
+        let msgs = hostile_round(&s, frames, false);
+        let rejected = msgs
+            .iter()
+            .find_map(|m| match m {
+                Message::Ack { applied, rejected } => Some((*applied, rejected.clone())),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no ack in {msgs:?}"));
+        assert_eq!(rejected.0, 0);
+        assert!(
+            rejected.1.iter().any(|r| r.contains(expect)),
+            "{rejected:?}"
+        );
+        still_healthy(&s);
+    }
+    let conn = rusqlite::Connection::open(s.server.db()).unwrap();
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM crdt_changes WHERE session_id = 'ses_hostile'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 0, "no forged record stored");
+    s.serving.stop();
+}
