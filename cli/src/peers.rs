@@ -238,10 +238,13 @@ fn sync(
             }
         };
         let v = match outcome {
-            Ok(s) if s.rejected_here.is_empty() => {
-                json!({"peer": name, "sent": s.sent, "received": s.received, "conflicts": 0})
+            Ok(o) if o.stats.rejected_here.is_empty() => {
+                let s = &o.stats;
+                json!({"peer": name, "sent": s.sent, "received": s.received, "conflicts": 0,
+                    "bytes": {"frames_out": s.bytes_out, "frames_in": s.bytes_in, "udp_out": o.udp_sent, "udp_in": o.udp_received}})
             }
-            Ok(s) => {
+            Ok(o) => {
+                let s = &o.stats;
                 failed = true;
                 json!({"peer": name, "sent": s.sent, "received": s.received, "conflicts": 0,
                     "error": format!("refused {} change(s): {}", s.rejected_here.len(), s.rejected_here.join("; "))})

@@ -410,7 +410,7 @@ impl<'a> Tx<'a> {
             change: change.raw_bytes().to_vec(),
         };
         let rec = SignedRecord::sign(body, self.identity)?;
-        append_record(self.tx, &rec)?;
+        append_record(self.tx, &rec, &now_timestamp())?;
         let d = self.docs.get_mut(id).expect("doc loaded above");
         save_doc(self.tx, id, kind, d)?;
         materialize_entity(self.tx, self.columns, id, kind, d)?;
@@ -452,7 +452,11 @@ pub(crate) fn materialize_entity(
 }
 
 /// Appends a signed record to the log and advances its actor's summary.
-pub(crate) fn append_record(conn: &Connection, rec: &SignedRecord) -> Result<()> {
+pub(crate) fn append_record(
+    conn: &Connection,
+    rec: &SignedRecord,
+    received_at: &str,
+) -> Result<()> {
     let b = &rec.body;
     conn.prepare_cached(
         "INSERT INTO crdt_changes(hash, doc_id, actor, seq, session_id, author, body, signature, received_at) \
@@ -467,7 +471,7 @@ pub(crate) fn append_record(conn: &Connection, rec: &SignedRecord) -> Result<()>
         &b.author[..],
         rec.encoded,
         &rec.signature[..],
-        now_timestamp()
+        received_at
     ])?;
     conn.prepare_cached(
         "INSERT INTO crdt_actors(actor, session_id, author, max_seq, last_hash) VALUES (?1, ?2, ?3, ?4, ?5) \

@@ -12,7 +12,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use automerge::AutoCommit;
 use td_engine::doc::{self, Field};
 use td_engine::model::{now_timestamp, Kind};
 use td_engine::{MachineIdentity, Project, SessionContext, Store};
@@ -125,60 +124,6 @@ fn open_ids(db: &Path, k: usize) -> Vec<String> {
         .collect()
 }
 
-/// The rebuild floor: read the same changes, apply them to fresh documents, insert the rows.
-fn rebuild_floor(db: &Path) -> Duration {
-    let tmp = tempfile::tempdir().unwrap();
-    let out_db = tmp.path().join("floor.db");
-    let src = rusqlite::Connection::open(db).unwrap();
-    let t = Instant::now();
-    let mut dst = rusqlite::Connection::open(&out_db).unwrap();
-    dst.execute_batch(td_engine::schema::TD_SCHEMA_SQL).unwrap();
-    let tx = dst.transaction().unwrap();
-    {
-        let mut ins = tx
-            .prepare("INSERT INTO issues(id, title, type, priority, status, created_at, updated_at, creator_session, description) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)")
-            .unwrap();
-        let mut stmt = src
-            .prepare("SELECT doc_id, body FROM crdt_changes ORDER BY doc_id, id")
-            .unwrap();
-        let mut rows = stmt.query([]).unwrap();
-        let mut groups: Vec<(String, Vec<automerge::Change>)> = Vec::new();
-        while let Some(r) = rows.next().unwrap() {
-            let id: String = r.get(0).unwrap();
-            let body: Vec<u8> = r.get(1).unwrap();
-            let rec: td_engine::record::RecordBody = postcard::from_bytes(&body).unwrap();
-            let change = automerge::Change::from_bytes(rec.change).unwrap();
-            match groups.last_mut() {
-                Some((last, v)) if *last == id => v.push(change),
-                _ => groups.push((id, vec![change])),
-            }
-        }
-        for (id, changes) in groups {
-            let mut d = AutoCommit::new();
-            d.apply_changes(changes).unwrap();
-            let f = doc::flatten(&d, &automerge::ROOT);
-            let s = |k: &str| match f.get(k) {
-                Some(Field::Str(s)) => s.clone(),
-                _ => String::new(),
-            };
-            ins.execute(rusqlite::params![
-                id,
-                s("title"),
-                s("type"),
-                s("priority"),
-                s("status"),
-                s("created_at"),
-                s("updated_at"),
-                s("creator_session"),
-                s("description")
-            ])
-            .unwrap();
-        }
-    }
-    tx.commit().unwrap();
-    t.elapsed()
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() == 3 && args[1] == "--insert-one" {
@@ -247,7 +192,7 @@ fn main() {
             let t = Instant::now();
             td(&root, &cfg, &["rebuild"]);
             let rebuild = t.elapsed();
-            let floor = rebuild_floor(&db);
+            let floor = td_tests::floor::apply_floor(&db);
             println!(
                 "         rebuild of {} changes: {:.2} s  | floor (fresh Automerge docs + rusqlite inserts) {:.2} s  ratio {:.2}x",
                 n + 2 * RUNS + RUNS,

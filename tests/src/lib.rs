@@ -535,3 +535,65 @@ pub fn bulk_issues(r: &Replica, n: usize, changes_per_issue: usize) {
         made += batch;
     }
 }
+
+/// Baselines for benchmarks, measured in the same run as the figures they are compared with.
+pub mod floor {
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use automerge::{AutoCommit, Change};
+    use td_engine::doc::{self, Field};
+
+    /// The engine's apply floor: read every change in `db`'s log, apply them to fresh
+    /// Automerge documents (one per entity), and insert the issue rows into a fresh td schema
+    /// with rusqlite in one transaction. No signing, verification, log or snapshots.
+    pub fn apply_floor(db: &Path) -> Duration {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = rusqlite::Connection::open(db).unwrap();
+        let t = Instant::now();
+        let mut dst = rusqlite::Connection::open(tmp.path().join("floor.db")).unwrap();
+        dst.execute_batch(td_engine::schema::TD_SCHEMA_SQL).unwrap();
+        let tx = dst.transaction().unwrap();
+        {
+            let mut ins = tx
+                .prepare("INSERT INTO issues(id, title, type, priority, status, created_at, updated_at, creator_session, sprint) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)")
+                .unwrap();
+            let mut stmt = src.prepare("SELECT doc_id, body FROM crdt_changes WHERE doc_id LIKE 'td-%' ORDER BY doc_id, id").unwrap();
+            let mut rows = stmt.query([]).unwrap();
+            let mut groups: Vec<(String, Vec<Change>)> = Vec::new();
+            while let Some(r) = rows.next().unwrap() {
+                let id: String = r.get(0).unwrap();
+                let body: Vec<u8> = r.get(1).unwrap();
+                let rec: td_engine::record::RecordBody = postcard::from_bytes(&body).unwrap();
+                let change = Change::from_bytes(rec.change).unwrap();
+                match groups.last_mut() {
+                    Some((last, v)) if *last == id => v.push(change),
+                    _ => groups.push((id, vec![change])),
+                }
+            }
+            for (id, changes) in groups {
+                let mut d = AutoCommit::new();
+                d.apply_changes(changes).unwrap();
+                let f = doc::flatten(&d, &automerge::ROOT);
+                let s = |k: &str| match f.get(k) {
+                    Some(Field::Str(s)) => s.clone(),
+                    _ => String::new(),
+                };
+                ins.execute(rusqlite::params![
+                    id,
+                    s("title"),
+                    s("type"),
+                    s("priority"),
+                    s("status"),
+                    s("created_at"),
+                    s("updated_at"),
+                    s("creator_session"),
+                    s("sprint")
+                ])
+                .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+        t.elapsed()
+    }
+}

@@ -34,6 +34,8 @@ fn transport_config() -> quinn::TransportConfig {
             .expect("valid idle timeout"),
     ));
     t.keep_alive_interval(Some(Duration::from_secs(4)));
+    // Rounds are short: MTU probing would cost more bytes than it saves.
+    t.mtu_discovery_config(None);
     t
 }
 
@@ -164,13 +166,24 @@ async fn run_round(
     Ok(session.stats().clone())
 }
 
+/// What one client round did.
+#[derive(Debug, Clone)]
+pub struct SyncOutcome {
+    /// The engine's round totals (records and frame bytes).
+    pub stats: RoundStats,
+    /// UDP payload bytes sent on the connection (QUIC and TLS overhead included).
+    pub udp_sent: u64,
+    /// UDP payload bytes received.
+    pub udp_received: u64,
+}
+
 /// Connects to `target`, proves our identity, checks theirs, and runs one sync round.
 pub async fn sync_with(
     root: PathBuf,
     identity: MachineIdentity,
     target: PeerTarget,
     progress: &mut (dyn FnMut(&RoundStats) + Send),
-) -> Result<RoundStats, TransportError> {
+) -> Result<SyncOutcome, TransportError> {
     let addr: SocketAddr = tokio::net::lookup_host(&target.addr)
         .await
         .map_err(|e| TransportError::Address(format!("cannot resolve {}: {e}", target.addr)))?
@@ -202,6 +215,12 @@ pub async fn sync_with(
             TransportError::Connection(format!("cannot connect to {}: {e}", target.addr))
         })?;
     let result = client_round(&conn, root, identity, &target, progress).await;
+    let udp = conn.stats();
+    let result = result.map(|stats| SyncOutcome {
+        stats,
+        udp_sent: udp.udp_tx.bytes,
+        udp_received: udp.udp_rx.bytes,
+    });
     conn.close(0u32.into(), b"done");
     endpoint.wait_idle().await;
     result

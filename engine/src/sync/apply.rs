@@ -315,7 +315,7 @@ impl SyncStore for Store {
         // Phase C: trust (against the roster as it stands, roster changes applied in order),
         // then store and apply.
         let mut cols = Columns::default();
-        let mut by_doc: BTreeMap<String, Vec<Change>> = BTreeMap::new();
+        let mut by_doc: BTreeMap<String, Vec<([u8; 32], Change)>> = BTreeMap::new();
         let mut untrusted: HashMap<Actor, ()> = HashMap::new();
         let received_at = now_timestamp();
         for c in candidates.into_iter().flatten() {
@@ -336,19 +336,18 @@ impl SyncStore for Store {
                 untrusted.insert(b.actor, ());
                 continue;
             }
-            store::append_record(&tx, &c.rec)?;
-            tx.prepare_cached(
-                "UPDATE crdt_changes SET applied = 0, received_at = ?2 WHERE hash = ?1",
-            )?
-            .execute(params![&c.rec.hash[..], received_at])?;
+            store::append_record(&tx, &c.rec, &received_at)?;
             report.applied += 1;
             if b.doc == ROSTER_ID {
-                apply_doc(&tx, &mut cols, ROSTER_ID, vec![c.change])?;
+                apply_doc(&tx, &mut cols, ROSTER_ID, vec![(c.rec.hash, c.change)])?;
             } else {
-                by_doc.entry(b.doc.clone()).or_default().push(c.change);
+                by_doc
+                    .entry(b.doc.clone())
+                    .or_default()
+                    .push((c.rec.hash, c.change));
             }
         }
-        let mut docs: Vec<(String, Vec<Change>)> = by_doc.into_iter().collect();
+        let mut docs: Vec<(String, Vec<([u8; 32], Change)>)> = by_doc.into_iter().collect();
         docs.sort_by_key(|(id, _)| (Kind::of_id(id), id.clone()));
         for (doc_id, changes) in docs {
             apply_doc(&tx, &mut cols, &doc_id, changes)?;
@@ -358,47 +357,63 @@ impl SyncStore for Store {
     }
 }
 
-/// Applies received changes (plus any earlier ones still waiting for their dependencies) to a
-/// document, marks which are now part of it, saves it and re-materializes the entity.
+/// Applies received changes (each with its record hash), plus any earlier ones of the same
+/// document still waiting for their dependencies, saves the document and re-materializes the
+/// entity. A change whose dependencies have not arrived stays in the log marked unapplied and
+/// is retried with the document's next changes.
 fn apply_doc(
     conn: &rusqlite::Connection,
     cols: &mut Columns,
     doc_id: &str,
-    mut changes: Vec<Change>,
+    new: Vec<([u8; 32], Change)>,
 ) -> Result<()> {
     let Some(kind) = Kind::of_id(doc_id) else {
-        return Ok(()); // an entity kind from a newer td: kept in the log, not materialized
+        // An entity kind from a newer td: kept in the log, not materialized.
+        mark_unapplied(conn, new.iter().map(|(h, _)| h))?;
+        return Ok(());
     };
-    let waiting: Vec<Vec<u8>> = conn
-        .prepare_cached("SELECT body FROM crdt_changes WHERE doc_id = ?1 AND applied = 0")?
-        .query_map([doc_id], |r| r.get(0))?
-        .collect::<std::result::Result<_, _>>()?;
-    for body in waiting {
-        let rec: RecordBody =
-            postcard::from_bytes(&body).map_err(|e| EngineError::CorruptLog(e.to_string()))?;
-        let c =
-            Change::from_bytes(rec.change).map_err(|e| EngineError::CorruptLog(e.to_string()))?;
-        if !changes.iter().any(|x| x.hash() == c.hash()) {
-            changes.push(c);
-        }
-    }
-    let mut doc = store::load_doc(conn, doc_id)?.unwrap_or_else(AutoCommit::new);
-    doc.apply_changes(changes)?;
-    // Mark what the document now contains as applied.
-    let hashes: Vec<(i64, Vec<u8>)> = conn
-        .prepare_cached("SELECT id, body FROM crdt_changes WHERE doc_id = ?1 AND applied = 0")?
+    let mut pending: Vec<([u8; 32], Change)> = Vec::new();
+    let waiting: Vec<(Vec<u8>, Vec<u8>)> = conn
+        .prepare_cached("SELECT hash, body FROM crdt_changes WHERE doc_id = ?1 AND applied = 0")?
         .query_map([doc_id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<std::result::Result<_, _>>()?;
-    for (id, body) in hashes {
+    for (hash, body) in waiting {
         let rec: RecordBody =
             postcard::from_bytes(&body).map_err(|e| EngineError::CorruptLog(e.to_string()))?;
         let c =
             Change::from_bytes(rec.change).map_err(|e| EngineError::CorruptLog(e.to_string()))?;
-        if doc.get_change_by_hash(&c.hash()).is_some() {
-            conn.prepare_cached("UPDATE crdt_changes SET applied = 1 WHERE id = ?1")?
-                .execute([id])?;
+        pending.push((hash.try_into().unwrap_or([0; 32]), c));
+    }
+    let mut doc = store::load_doc(conn, doc_id)?.unwrap_or_else(AutoCommit::new);
+    let was_pending = pending.len();
+    let all: Vec<([u8; 32], Change)> = pending.into_iter().chain(new).collect();
+    doc.apply_changes(all.iter().map(|(_, c)| c.clone()))?;
+    let mut unapplied = Vec::new();
+    let mut now_applied = Vec::new();
+    for (i, (h, c)) in all.iter().enumerate() {
+        let applied = doc.get_change_by_hash(&c.hash()).is_some();
+        match (applied, i < was_pending) {
+            (true, true) => now_applied.push(*h),
+            (false, false) => unapplied.push(*h),
+            _ => {}
         }
+    }
+    mark_unapplied(conn, unapplied.iter())?;
+    for h in now_applied {
+        conn.prepare_cached("UPDATE crdt_changes SET applied = 1 WHERE hash = ?1 AND applied = 0")?
+            .execute([&h[..]])?;
     }
     store::save_doc(conn, doc_id, kind, &mut doc)?;
     store::materialize_entity(conn, cols, doc_id, kind, &doc)
+}
+
+fn mark_unapplied<'a>(
+    conn: &rusqlite::Connection,
+    hashes: impl Iterator<Item = &'a [u8; 32]>,
+) -> Result<()> {
+    for h in hashes {
+        conn.prepare_cached("UPDATE crdt_changes SET applied = 0 WHERE hash = ?1")?
+            .execute([&h[..]])?;
+    }
+    Ok(())
 }

@@ -1,0 +1,118 @@
+//! `td peer sync` benchmark (bench binary; figures printed, no thresholds):
+//! two fresh replicas on loopback, one holding 10k issues × 10 changes (100k changes).
+//! Full sync: wall time, bytes on the wire, peak RSS; then one new change and an incremental
+//! sync: wall time and bytes. Beside them, the floor measured in the same run: applying the
+//! same 100k changes to fresh Automerge documents and inserting the rows in one transaction.
+//!
+//! Run: `cargo build --release -p td-cli && cargo bench -p td-tests --bench peer_bench`
+
+use std::time::{Duration, Instant};
+
+use td_tests::Replica;
+
+fn peak_rss_kb(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Runs `td peer sync a --json` on `b`, sampling its peak RSS; returns (wall, json, peak kB).
+fn timed_sync(b: &Replica) -> (Duration, serde_json::Value, u64) {
+    let t = Instant::now();
+    let mut child = b
+        .command(None, &["peer", "sync", "a", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut peak = 0;
+    while child.try_wait().unwrap().is_none() {
+        if let Some(k) = peak_rss_kb(pid) {
+            peak = peak.max(k);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().unwrap();
+    let wall = t.elapsed();
+    assert!(
+        out.status.success(),
+        "sync failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    (wall, v[0].clone(), peak)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    let (issues, per) = (10_000usize, 10usize);
+    let a = Replica::init();
+    let t = Instant::now();
+    td_tests::bulk_issues(&a, issues, per);
+    println!(
+        "setup: {} changes in {:.1}s",
+        issues * per,
+        t.elapsed().as_secs_f64()
+    );
+    let b = Replica::init();
+    let serving = a.serve();
+    a.befriend(&b, "a", &serving.addr);
+
+    let (wall, v, peak) = timed_sync(&b);
+    let received = v["received"].as_u64().unwrap();
+    let frames =
+        v["bytes"]["frames_in"].as_u64().unwrap() + v["bytes"]["frames_out"].as_u64().unwrap();
+    let udp = v["bytes"]["udp_in"].as_u64().unwrap() + v["bytes"]["udp_out"].as_u64().unwrap();
+    assert_eq!(a.export(), b.export(), "replicas must converge");
+    let floor = td_tests::floor::apply_floor(&a.db());
+    println!("full sync of {received} changes: {:.2} s  | floor (fresh Automerge docs + SQLite inserts, one tx) {:.2} s  ratio {:.2}x (target <= 1.5)",
+        wall.as_secs_f64(), floor.as_secs_f64(), wall.as_secs_f64() / floor.as_secs_f64());
+    println!(
+        "  bytes: frames {frames} ({:.0} B/change), UDP {udp} ({:.0} B/change) (target <= 200)",
+        frames as f64 / received as f64,
+        udp as f64 / received as f64
+    );
+    println!(
+        "  peak RSS of the syncing client: {:.1} MB (target < 300)",
+        peak as f64 / 1024.0
+    );
+
+    // The same full round in-process over the sans-IO core (no QUIC, no second process): how
+    // much of the wall time is the engine's own work.
+    let c = Replica::init();
+    c.json(&["peer", "add", "a", "127.0.0.1:1", "--key", &a.public_key()]);
+    let (mut sa, mut sc) = (a.store(), c.store());
+    sc.pin_peer_key(a.identity().public_key());
+    let t = Instant::now();
+    td_tests::inproc::clean_round(&mut sa, &mut sc);
+    println!(
+        "  same round in-process (sans-IO core, both sides on one thread): {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    drop((sa, sc));
+
+    a.create("One more change after the full sync", &[]);
+    let mut walls = Vec::new();
+    let mut bytes = Vec::new();
+    for i in 0..5 {
+        if i > 0 {
+            a.create(&format!("Incremental change {i}"), &[]);
+        }
+        let (w, v, _) = timed_sync(&b);
+        assert_eq!(v["received"].as_u64(), Some(1), "{v}");
+        walls.push(w);
+        bytes
+            .push(v["bytes"]["udp_in"].as_u64().unwrap() + v["bytes"]["udp_out"].as_u64().unwrap());
+    }
+    walls.sort();
+    bytes.sort();
+    println!("incremental round (one new change, whole td process incl. QUIC handshake): p50 {:.1} ms, UDP bytes p50 {} (targets < 50 ms, < 4 KB)",
+        walls[walls.len() / 2].as_secs_f64() * 1000.0, bytes[bytes.len() / 2]);
+    serving.stop();
+}
