@@ -457,7 +457,21 @@ pub(crate) fn append_record(
     rec: &SignedRecord,
     received_at: &str,
 ) -> Result<()> {
+    insert_record(conn, rec, true, received_at)?;
     let b = &rec.body;
+    set_actor_head(conn, &b.actor, &b.session, &b.author, b.seq, &rec.hash)
+}
+
+/// Stores one record. `signed` is false for a received record in the middle of a run: its
+/// signature is implied by the run's last record (see docs/protocol.md), so none is kept.
+pub(crate) fn insert_record(
+    conn: &Connection,
+    rec: &SignedRecord,
+    signed: bool,
+    received_at: &str,
+) -> Result<()> {
+    let b = &rec.body;
+    let signature: &[u8] = if signed { &rec.signature[..] } else { &[] };
     conn.prepare_cached(
         "INSERT INTO crdt_changes(hash, doc_id, actor, seq, session_id, author, body, signature, received_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -470,14 +484,26 @@ pub(crate) fn append_record(
         b.session,
         &b.author[..],
         rec.encoded,
-        &rec.signature[..],
+        signature,
         received_at
     ])?;
+    Ok(())
+}
+
+/// Records an actor's newest record (the summary peers compare).
+pub(crate) fn set_actor_head(
+    conn: &Connection,
+    actor: &[u8],
+    session: &str,
+    author: &[u8],
+    seq: u64,
+    hash: &[u8; 32],
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO crdt_actors(actor, session_id, author, max_seq, last_hash) VALUES (?1, ?2, ?3, ?4, ?5) \
          ON CONFLICT(actor) DO UPDATE SET max_seq = excluded.max_seq, last_hash = excluded.last_hash",
     )?
-    .execute(params![&b.actor[..], b.session, &b.author[..], b.seq as i64, &rec.hash[..]])?;
+    .execute(params![actor, session, author, seq as i64, &hash[..]])?;
     Ok(())
 }
 

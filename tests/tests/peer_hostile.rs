@@ -3,7 +3,7 @@
 
 use automerge::transaction::Transactable;
 use td_engine::record::{RecordBody, SignedRecord, RECORD_FORMAT};
-use td_engine::sync::wire::{self, Message, WireRecord};
+use td_engine::sync::wire::{self, Message, WireRun};
 use td_engine::MachineIdentity;
 use td_tests::{Replica, Serving};
 use td_transport::peer::RawConnection;
@@ -109,7 +109,7 @@ fn error_of(msgs: &[Message]) -> (String, String) {
         .unwrap_or_else(|| panic!("no error frame in {msgs:?}"))
 }
 
-fn forged_record(project: &str, signer: &MachineIdentity, author: [u8; 32]) -> WireRecord {
+fn forged_record(project: &str, signer: &MachineIdentity, author: [u8; 32]) -> WireRun {
     let actor = [9u8; 16];
     let mut doc = automerge::AutoCommit::new().with_actor(automerge::ActorId::from(&actor[..]));
     doc.put(automerge::ROOT, "title", "Injected by a hostile peer")
@@ -128,8 +128,13 @@ fn forged_record(project: &str, signer: &MachineIdentity, author: [u8; 32]) -> W
         change,
     };
     let rec = SignedRecord::sign(body, signer).unwrap();
-    WireRecord {
-        body: rec.encoded,
+    WireRun {
+        format: RECORD_FORMAT,
+        actor,
+        author,
+        session: "ses_hostile".into(),
+        first_seq: 1,
+        changes: vec![("td-bad000".into(), rec.body.change.clone())],
         signature: rec.signature.to_vec(),
     }
 }
@@ -184,7 +189,7 @@ fn forged_signature_and_non_member_changes_are_refused() {
     for (rec, expect) in [(bad_sig, "bad signature"), (non_member, "not a member")] {
         let frames = vec![
             hello(&s.project, 1, 1),
-            wire::encode(&Message::Batch { records: vec![rec] }),
+            wire::encode(&Message::Batch { runs: vec![rec] }),
         ];
         let msgs = hostile_round(&s, frames, false);
         let rejected = msgs

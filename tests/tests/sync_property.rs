@@ -124,6 +124,12 @@ fn run(steps: Vec<Step>) {
                 if a != b {
                     let (x, y) = mesh::pair(&mut nodes, a, b);
                     inproc::clean_round(&mut x.project.store, &mut y.project.store);
+                    // One clean round is enough for the pair to hold the same changes.
+                    assert_eq!(
+                        x.export(),
+                        y.export(),
+                        "one clean round left {a} and {b} apart"
+                    );
                 }
             }
         }

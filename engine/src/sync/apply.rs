@@ -5,7 +5,7 @@
 //! last record of each actor's run needs its signature checked; the chain ties every earlier
 //! record of the run to that signature (see docs/protocol.md for the argument).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use automerge::{AutoCommit, Change};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
@@ -18,24 +18,13 @@ use crate::model::{now_timestamp, Kind};
 use crate::record::{RecordBody, SignedRecord, ACTOR_LEN, RECORD_FORMAT};
 use crate::roster::{self, ROSTER_ID};
 use crate::store::{self, Store};
-use crate::sync::session::{ApplyReport, LocalState, SyncStore};
-use crate::sync::wire::{Summary, WireRecord};
+use crate::sync::session::{ApplyReport, LocalState, PeerHolds, SyncStore};
+use crate::sync::wire::WireRun;
 
 type Actor = [u8; ACTOR_LEN];
 
 /// One log row as scanned for sending: local id, actor, seq, body, signature.
 type LogRow = (i64, Vec<u8>, i64, Vec<u8>, Vec<u8>);
-
-struct ActorState {
-    max_seq: u64,
-    last_hash: [u8; 32],
-    author: Option<[u8; 32]>,
-}
-
-struct Candidate {
-    rec: SignedRecord,
-    change: Change,
-}
 
 impl SyncStore for Store {
     fn local_state(&mut self) -> Result<LocalState> {
@@ -76,26 +65,25 @@ impl SyncStore for Store {
 
     fn missing_after(
         &mut self,
-        remote: &Summary,
+        peer: &mut PeerHolds,
         cursor: u64,
         max_records: usize,
         max_bytes: usize,
-    ) -> Result<(Vec<WireRecord>, u64)> {
+    ) -> Result<(Vec<WireRun>, u64)> {
         let conn = self.conn();
-        let theirs: HashMap<Actor, u64> = remote.iter().cloned().collect();
-        let mut deficit: HashMap<Actor, u64> = HashMap::new();
         let mut start = i64::MAX;
-        let mut stmt = conn.prepare_cached("SELECT actor, max_seq FROM crdt_actors")?;
-        let mine: Vec<(Vec<u8>, i64)> = stmt
+        let mine: Vec<(Vec<u8>, i64)> = conn
+            .prepare_cached("SELECT actor, max_seq FROM crdt_actors")?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<std::result::Result<_, _>>()?;
+        let mut behind = false;
         for (a, max) in mine {
             let Ok(actor) = Actor::try_from(a.as_slice()) else {
                 continue;
             };
-            let have = theirs.get(&actor).copied().unwrap_or(0);
+            let have = peer.get(&actor).copied().unwrap_or(0);
             if (max as u64) > have {
-                deficit.insert(actor, have);
+                behind = true;
                 if cursor == 0 {
                     let first: Option<i64> = conn
                         .prepare_cached(
@@ -107,7 +95,7 @@ impl SyncStore for Store {
                 }
             }
         }
-        if deficit.is_empty() {
+        if !behind {
             return Ok((Vec::new(), cursor));
         }
         let mut pos = if cursor == 0 {
@@ -115,16 +103,14 @@ impl SyncStore for Store {
         } else {
             cursor as i64
         };
-        let mut out = Vec::new();
-        let mut bytes = 0usize;
-        let mut page = conn.prepare_cached(
-            "SELECT id, actor, seq, body, signature FROM crdt_changes WHERE id > ?1 ORDER BY id LIMIT 512",
-        )?;
+        let mut runs: Vec<WireRun> = Vec::new();
+        let (mut records, mut bytes) = (0usize, 0usize);
         'scan: loop {
-            let rows: Vec<LogRow> = page
-                .query_map([pos], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })?
+            let rows: Vec<LogRow> = conn
+                .prepare_cached(
+                    "SELECT id, actor, seq, body, signature FROM crdt_changes WHERE id > ?1 ORDER BY id LIMIT 512",
+                )?
+                .query_map([pos], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
                 .collect::<std::result::Result<_, _>>()?;
             if rows.is_empty() {
                 break;
@@ -134,217 +120,102 @@ impl SyncStore for Store {
                 let Ok(actor) = Actor::try_from(actor.as_slice()) else {
                     continue;
                 };
-                if deficit.get(&actor).is_some_and(|have| seq as u64 > *have) {
-                    bytes += body.len() + signature.len();
-                    out.push(WireRecord { body, signature });
-                    if out.len() >= max_records || bytes >= max_bytes {
-                        break 'scan;
-                    }
+                if peer.get(&actor).is_some_and(|have| seq as u64 <= *have) {
+                    continue;
+                }
+                let rec = decode_body(&body)?;
+                if seq as u64 != peer.get(&actor).copied().unwrap_or(0) + 1 {
+                    continue; // unreachable for a contiguous log; never send a gap
+                }
+                push_record(&mut runs, rec, signature, &mut bytes);
+                records += 1;
+                peer.insert(actor, seq as u64);
+                // A run must end at a signed record: extend it along the actor's chain.
+                if runs.last().is_some_and(|r| r.signature.is_empty()) {
+                    extend_to_signed(conn, &mut runs, peer, &mut records, &mut bytes)?;
+                }
+                if records >= max_records || bytes >= max_bytes {
+                    break 'scan;
                 }
             }
         }
-        Ok((out, pos as u64))
+        Ok((runs, pos as u64))
     }
 
-    fn apply(&mut self, records: &[WireRecord]) -> Result<ApplyReport> {
+    fn apply(&mut self, runs: &[WireRun]) -> Result<ApplyReport> {
         let mut report = ApplyReport::default();
         let pinned = self.pinned_peer_key();
         let tx = self
             .conn_mut()
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let project = store::meta(&tx, "project_id")?.unwrap_or_default();
-        let mut actors: HashMap<Actor, ActorState> = HashMap::new();
-        let mut broken: HashMap<Actor, bool> = HashMap::new();
-        let mut runs: BTreeMap<Actor, Vec<usize>> = BTreeMap::new();
-        let mut candidates: Vec<Option<Candidate>> = Vec::new();
-
-        // Phase A: structure and chain.
-        for w in records {
-            let idx = candidates.len();
-            candidates.push(None);
-            let body: RecordBody = match postcard::from_bytes(&w.body) {
-                Ok(b) => b,
-                Err(e) => {
-                    report.rejected.push(format!("malformed record: {e}"));
-                    continue;
-                }
-            };
-            let hash: [u8; 32] = Sha256::digest(&w.body).into();
-            let actor = body.actor;
-            let short = hex::encode(&actor[..4]);
-            if broken.contains_key(&actor) {
-                report.deferred += 1;
-                continue;
-            }
-            if body.format > RECORD_FORMAT {
-                report.rejected.push(format!(
-                    "record {short}#{} has unknown format {}",
-                    body.seq, body.format
-                ));
-                broken.insert(actor, true);
-                continue;
-            }
-            if body.project != project {
-                report.rejected.push(format!(
-                    "record {short}#{} belongs to project {}, not {project}",
-                    body.seq, body.project
-                ));
-                broken.insert(actor, true);
-                continue;
-            }
-            let st = match actors.get_mut(&actor) {
-                Some(s) => s,
-                None => {
-                    let row: Option<(i64, Vec<u8>, Vec<u8>)> = tx
-                        .prepare_cached(
-                            "SELECT max_seq, last_hash, author FROM crdt_actors WHERE actor = ?1",
-                        )?
-                        .query_row([&actor[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                        .optional()?;
-                    let st = match row {
-                        Some((m, h, a)) => ActorState {
-                            max_seq: m as u64,
-                            last_hash: h.try_into().unwrap_or([0; 32]),
-                            author: a.try_into().ok(),
-                        },
-                        None => ActorState {
-                            max_seq: 0,
-                            last_hash: [0; 32],
-                            author: None,
-                        },
-                    };
-                    actors.entry(actor).or_insert(st)
-                }
-            };
-            if body.seq <= st.max_seq {
-                let stored: Option<Vec<u8>> = tx
-                    .prepare_cached("SELECT hash FROM crdt_changes WHERE actor = ?1 AND seq = ?2")?
-                    .query_row(params![&actor[..], body.seq as i64], |r| r.get(0))
-                    .optional()?;
-                match stored {
-                    Some(h) if h != hash => {
-                        report.rejected.push(format!(
-                            "record {short}#{} conflicts with the one already held (forked actor)",
-                            body.seq
-                        ));
-                        broken.insert(actor, true);
-                    }
-                    _ => report.duplicates += 1,
-                }
-                continue;
-            }
-            if body.seq != st.max_seq + 1 {
-                report.deferred += 1;
-                broken.insert(actor, false);
-                continue;
-            }
-            let problem = if body.prev != st.last_hash {
-                Some("does not chain to its actor's previous record")
-            } else if st.author.is_some_and(|a| a != body.author) {
-                Some("is signed by a different machine than its actor's earlier records")
-            } else {
-                None
-            };
-            if let Some(p) = problem {
-                report
-                    .rejected
-                    .push(format!("record {short}#{} {p}", body.seq));
-                broken.insert(actor, true);
-                continue;
-            }
-            let change = match Change::from_bytes(body.change.clone()) {
-                Ok(c) if c.actor_id().to_bytes() == actor => c,
-                Ok(_) => {
-                    report.rejected.push(format!(
-                        "record {short}#{}: change actor does not match the record",
-                        body.seq
-                    ));
-                    broken.insert(actor, true);
-                    continue;
-                }
-                Err(e) => {
-                    report.rejected.push(format!(
-                        "record {short}#{}: malformed change: {e}",
-                        body.seq
-                    ));
-                    broken.insert(actor, true);
-                    continue;
-                }
-            };
-            let Ok(signature) = <[u8; 64]>::try_from(w.signature.as_slice()) else {
-                report.rejected.push(format!(
-                    "record {short}#{}: signature has the wrong length",
-                    body.seq
-                ));
-                broken.insert(actor, true);
-                continue;
-            };
-            st.max_seq = body.seq;
-            st.last_hash = hash;
-            st.author = Some(body.author);
-            runs.entry(actor).or_default().push(idx);
-            candidates[idx] = Some(Candidate {
-                rec: SignedRecord {
-                    body,
-                    encoded: w.body.clone(),
-                    hash,
-                    signature,
-                },
-                change,
-            });
-        }
-
-        // Phase B: one signature per actor run (the chain covers the rest).
-        for (actor, idxs) in &runs {
-            let last = candidates[*idxs.last().expect("runs are non-empty")]
-                .as_ref()
-                .expect("candidate");
-            if identity::verify(&last.rec.body.author, &last.rec.hash, &last.rec.signature).is_err()
-            {
-                report.rejected.push(format!(
-                    "{} record(s) of actor {} rejected: bad signature",
-                    idxs.len(),
-                    hex::encode(&actor[..4])
-                ));
-                for i in idxs {
-                    candidates[*i] = None;
-                }
-            }
-        }
-
-        // Phase C: trust (against the roster as it stands, roster changes applied in order),
-        // then store and apply.
         let mut cols = Columns::default();
         let mut by_doc: BTreeMap<String, Vec<([u8; 32], Change)>> = BTreeMap::new();
-        let mut untrusted: HashMap<Actor, ()> = HashMap::new();
         let received_at = now_timestamp();
-        for c in candidates.into_iter().flatten() {
-            let b = &c.rec.body;
-            if untrusted.contains_key(&b.actor) {
+        for run in runs {
+            let short = hex::encode(&run.actor[..4]);
+            let Some(records) = rebuild_run(&tx, &project, run, &mut report)? else {
+                continue;
+            };
+            // One signature check covers the run: each record's hash is chained into the next.
+            let last = records.last().expect("rebuild_run returns non-empty runs");
+            let Ok(signature) = <[u8; 64]>::try_from(run.signature.as_slice()) else {
+                report.rejected.push(format!(
+                    "run of actor {short}: signature has the wrong length"
+                ));
+                continue;
+            };
+            if identity::verify(&run.author, &last.hash, &signature).is_err() {
+                report.rejected.push(format!(
+                    "{} record(s) of actor {short} rejected: bad signature",
+                    records.len()
+                ));
                 continue;
             }
             // A replica without a roster yet takes the roster from the peer it pinned (the user
-            // named that peer's key; the peer proved it on this connection). Everything else
-            // is checked against the roster as it now stands.
-            let bootstrap = b.doc == ROSTER_ID && pinned.is_some() && !roster::has_roster(&tx)?;
-            if !bootstrap && !roster::is_trusted(&tx, &b.author, pinned.as_ref())? {
-                report.rejected.push(format!(
-                    "changes by machine {} rejected: not a member of this project (add it with 'td member add {}')",
-                    identity::fingerprint_of(&b.author),
-                    hex::encode(b.author)
-                ));
-                untrusted.insert(b.actor, ());
-                continue;
+            // named that peer's key; the peer proved it on this connection). Everything else is
+            // checked against the roster as it now stands.
+            let n = records.len();
+            let mut head = None;
+            for (i, mut rec) in records.into_iter().enumerate() {
+                let bootstrap =
+                    rec.body.doc == ROSTER_ID && pinned.is_some() && !roster::has_roster(&tx)?;
+                if !bootstrap && !roster::is_trusted(&tx, &run.author, pinned.as_ref())? {
+                    report.rejected.push(format!(
+                        "{} change(s) by machine {} rejected: not a member of this project (add it with 'td member add {}')",
+                        n - i,
+                        identity::fingerprint_of(&run.author),
+                        hex::encode(run.author)
+                    ));
+                    break;
+                }
+                let change = match Change::from_bytes(rec.body.change.clone()) {
+                    Ok(c) if c.actor_id().to_bytes() == run.actor => c,
+                    _ => {
+                        report
+                            .rejected
+                            .push(format!("record {short}#{}: malformed change", rec.body.seq));
+                        break;
+                    }
+                };
+                if i + 1 == n {
+                    rec.signature = signature;
+                }
+                store::insert_record(&tx, &rec, i + 1 == n, &received_at)?;
+                head = Some((rec.body.seq, rec.hash));
+                report.applied += 1;
+                if rec.body.doc == ROSTER_ID {
+                    apply_doc(&tx, &mut cols, ROSTER_ID, vec![(rec.hash, change)])?;
+                } else {
+                    by_doc
+                        .entry(rec.body.doc.clone())
+                        .or_default()
+                        .push((rec.hash, change));
+                }
             }
-            store::append_record(&tx, &c.rec, &received_at)?;
-            report.applied += 1;
-            if b.doc == ROSTER_ID {
-                apply_doc(&tx, &mut cols, ROSTER_ID, vec![(c.rec.hash, c.change)])?;
-            } else {
-                by_doc
-                    .entry(b.doc.clone())
-                    .or_default()
-                    .push((c.rec.hash, c.change));
+            // Advance the actor's head now, so the next run of the same actor chains on.
+            if let Some((seq, hash)) = head {
+                store::set_actor_head(&tx, &run.actor, &run.session, &run.author, seq, &hash)?;
             }
         }
         let mut docs: Vec<(String, Vec<([u8; 32], Change)>)> = by_doc.into_iter().collect();
@@ -355,6 +226,161 @@ impl SyncStore for Store {
         tx.commit()?;
         Ok(report)
     }
+}
+
+fn decode_body(body: &[u8]) -> Result<RecordBody> {
+    postcard::from_bytes(body).map_err(|e| EngineError::CorruptLog(format!("stored record: {e}")))
+}
+
+/// Appends a stored record to the batch, continuing the last run when it is the same actor's
+/// next record.
+fn push_record(runs: &mut Vec<WireRun>, rec: RecordBody, signature: Vec<u8>, bytes: &mut usize) {
+    *bytes += rec.doc.len() + rec.change.len() + 8;
+    let continues = runs
+        .last()
+        .is_some_and(|r| r.actor == rec.actor && r.first_seq + r.changes.len() as u64 == rec.seq);
+    if !continues {
+        runs.push(WireRun {
+            format: rec.format,
+            actor: rec.actor,
+            author: rec.author,
+            session: rec.session.clone(),
+            first_seq: rec.seq,
+            changes: Vec::new(),
+            signature: Vec::new(),
+        });
+        *bytes += 80 + rec.session.len();
+    }
+    let run = runs.last_mut().expect("pushed above");
+    run.changes.push((rec.doc, rec.change));
+    run.signature = signature;
+}
+
+/// Extends the last run along its actor's chain until it ends at a signed record.
+fn extend_to_signed(
+    conn: &rusqlite::Connection,
+    runs: &mut Vec<WireRun>,
+    peer: &mut PeerHolds,
+    records: &mut usize,
+    bytes: &mut usize,
+) -> Result<()> {
+    let run = runs.last().expect("called with a run");
+    let (actor, next) = (run.actor, run.first_seq + run.changes.len() as u64);
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, body, signature FROM crdt_changes WHERE actor = ?1 AND seq >= ?2 ORDER BY seq",
+    )?;
+    let mut rows = stmt.query(params![&actor[..], next as i64])?;
+    while let Some(r) = rows.next()? {
+        let seq: i64 = r.get(0)?;
+        let body: Vec<u8> = r.get(1)?;
+        let signature: Vec<u8> = r.get(2)?;
+        let signed = !signature.is_empty();
+        push_record(runs, decode_body(&body)?, signature, bytes);
+        *records += 1;
+        peer.insert(actor, seq as u64);
+        if signed {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Rebuilds the record bodies of a received run, chained from this replica's copy of the
+/// actor's previous record. Records already held are skipped (and must match); a run that
+/// starts past what is held is deferred; a run that does not fit the held chain is rejected.
+fn rebuild_run(
+    conn: &rusqlite::Connection,
+    project: &str,
+    run: &WireRun,
+    report: &mut ApplyReport,
+) -> Result<Option<Vec<SignedRecord>>> {
+    let short = hex::encode(&run.actor[..4]);
+    if run.changes.is_empty() || run.first_seq == 0 {
+        report
+            .rejected
+            .push(format!("empty or malformed run of actor {short}"));
+        return Ok(None);
+    }
+    if run.format > RECORD_FORMAT {
+        report.rejected.push(format!(
+            "run of actor {short} has unknown record format {}",
+            run.format
+        ));
+        return Ok(None);
+    }
+    let (max_seq, stored_author): (u64, Option<Vec<u8>>) = conn
+        .prepare_cached("SELECT max_seq, author FROM crdt_actors WHERE actor = ?1")?
+        .query_row([&run.actor[..]], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+        })
+        .optional()?
+        .map_or((0, None), |(m, a)| (m, Some(a)));
+    if run.first_seq > max_seq + 1 {
+        report.deferred += run.changes.len() as u64;
+        return Ok(None);
+    }
+    if stored_author
+        .as_ref()
+        .is_some_and(|a| a.as_slice() != run.author)
+    {
+        report.rejected.push(format!(
+            "run of actor {short} is signed by a different machine than its earlier records"
+        ));
+        return Ok(None);
+    }
+    let mut prev: [u8; 32] = if run.first_seq == 1 {
+        [0; 32]
+    } else {
+        let h: Vec<u8> = conn
+            .prepare_cached("SELECT hash FROM crdt_changes WHERE actor = ?1 AND seq = ?2")?
+            .query_row(params![&run.actor[..], run.first_seq as i64 - 1], |r| {
+                r.get(0)
+            })?;
+        h.try_into()
+            .map_err(|_| EngineError::CorruptLog("bad stored hash".into()))?
+    };
+    let mut out = Vec::new();
+    for (i, (doc, change)) in run.changes.iter().enumerate() {
+        let seq = run.first_seq + i as u64;
+        let body = RecordBody {
+            format: run.format,
+            project: project.to_string(),
+            doc: doc.clone(),
+            actor: run.actor,
+            seq,
+            prev,
+            session: run.session.clone(),
+            author: run.author,
+            change: change.clone(),
+        };
+        let encoded =
+            postcard::to_stdvec(&body).map_err(|e| EngineError::CorruptLog(e.to_string()))?;
+        let hash: [u8; 32] = Sha256::digest(&encoded).into();
+        prev = hash;
+        if seq <= max_seq {
+            let stored: Vec<u8> = conn
+                .prepare_cached("SELECT hash FROM crdt_changes WHERE actor = ?1 AND seq = ?2")?
+                .query_row(params![&run.actor[..], seq as i64], |r| r.get(0))?;
+            if stored != hash {
+                report.rejected.push(format!(
+                    "record {short}#{seq} conflicts with the one already held (forked actor)"
+                ));
+                return Ok(None);
+            }
+            report.duplicates += 1;
+            continue;
+        }
+        out.push(SignedRecord {
+            body,
+            encoded,
+            hash,
+            signature: [0; 64],
+        });
+    }
+    if out.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(out))
 }
 
 /// Applies received changes (each with its record hash), plus any earlier ones of the same
@@ -390,7 +416,16 @@ fn apply_doc(
     doc.apply_changes(all.iter().map(|(_, c)| c.clone()))?;
     let mut unapplied = Vec::new();
     let mut now_applied = Vec::new();
+    // Usually every change applies; only when some wait for missing dependencies is it worth
+    // asking the document change by change.
+    let everything_applied = doc.get_missing_deps(&[]).is_empty();
     for (i, (h, c)) in all.iter().enumerate() {
+        if everything_applied {
+            if i < was_pending {
+                now_applied.push(*h);
+            }
+            continue;
+        }
         let applied = doc.get_change_by_hash(&c.hash()).is_some();
         match (applied, i < was_pending) {
             (true, true) => now_applied.push(*h),

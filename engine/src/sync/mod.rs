@@ -5,5 +5,7 @@ pub mod apply;
 pub mod session;
 pub mod wire;
 
-pub use session::{ApplyReport, LocalState, RoundError, RoundStats, SyncSession, SyncStore};
-pub use wire::{FrameDecoder, Message, WireRecord};
+pub use session::{
+    ApplyReport, LocalState, PeerHolds, RoundError, RoundStats, SyncSession, SyncStore,
+};
+pub use wire::{FrameDecoder, Message, WireRun};

@@ -3,7 +3,13 @@
 //! deterministically (the transport only moves the bytes).
 
 use crate::error::{EngineError, Result};
-use crate::sync::wire::{self, Message, Summary, WireRecord, PROTOCOL_MAX, PROTOCOL_MIN};
+use std::collections::HashMap;
+
+use crate::record::ACTOR_LEN;
+use crate::sync::wire::{self, Message, Summary, WireRun, PROTOCOL_MAX, PROTOCOL_MIN, WINDOW};
+
+/// Per actor, the highest sequence number the peer holds or has been sent this round.
+pub type PeerHolds = HashMap<[u8; ACTOR_LEN], u64>;
 
 /// What a replica tells its peer about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,17 +43,18 @@ pub trait SyncStore {
     /// Switches this (fresh) replica to the peer's project.
     fn adopt_project(&mut self, project: &str) -> Result<()>;
     /// The next records the peer lacks after `cursor` (an opaque position, 0 to begin), at most
-    /// about `max_bytes`/`max_records`; returns the records and the new cursor, or an empty
-    /// batch when there is nothing more.
+    /// about `max_bytes`/`max_records`, as runs that each end at a signed record; advances
+    /// `peer` past what it returns. Returns the runs and the new cursor, or no runs when there
+    /// is nothing more.
     fn missing_after(
         &mut self,
-        remote: &Summary,
+        peer: &mut PeerHolds,
         cursor: u64,
         max_records: usize,
         max_bytes: usize,
-    ) -> Result<(Vec<WireRecord>, u64)>;
-    /// Verifies and applies received records in one transaction.
-    fn apply(&mut self, records: &[WireRecord]) -> Result<ApplyReport>;
+    ) -> Result<(Vec<WireRun>, u64)>;
+    /// Verifies and applies received runs in one transaction.
+    fn apply(&mut self, runs: &[WireRun]) -> Result<ApplyReport>;
 }
 
 /// Totals of one round, as the CLI reports them.
@@ -73,9 +80,9 @@ pub struct RoundStats {
 pub struct SyncSession<S: SyncStore> {
     store: S,
     local: Option<LocalState>,
-    remote_summary: Option<Summary>,
+    remote_summary: Option<PeerHolds>,
     cursor: u64,
-    awaiting_ack: bool,
+    in_flight: usize,
     sent_done: bool,
     remote_done: bool,
     failed: bool,
@@ -111,7 +118,7 @@ impl<S: SyncStore> SyncSession<S> {
             local: None,
             remote_summary: None,
             cursor: 0,
-            awaiting_ack: false,
+            in_flight: 0,
             sent_done: false,
             remote_done: false,
             failed: false,
@@ -131,7 +138,7 @@ impl<S: SyncStore> SyncSession<S> {
 
     /// True when both sides have sent everything and every batch we sent is acknowledged.
     pub fn is_finished(&self) -> bool {
-        !self.failed && self.sent_done && self.remote_done && !self.awaiting_ack
+        !self.failed && self.sent_done && self.remote_done && self.in_flight == 0
     }
 
     /// The opening frames (our `Hello`).
@@ -183,13 +190,13 @@ impl<S: SyncStore> SyncSession<S> {
                     ));
                 }
                 self.settle_project(&project, fresh)?;
-                self.remote_summary = Some(summary);
+                self.remote_summary = Some(summary.into_iter().collect());
                 self.send_next()
             }
-            Message::Batch { records } => {
+            Message::Batch { runs } => {
                 let report = self
                     .store
-                    .apply(&records)
+                    .apply(&runs)
                     .map_err(|e| self.fail(e, codes::INTERNAL))?;
                 self.stats.received += report.applied;
                 self.stats.duplicates += report.duplicates;
@@ -203,10 +210,10 @@ impl<S: SyncStore> SyncSession<S> {
                 Ok(vec![self.out(&ack)])
             }
             Message::Ack { rejected, .. } => {
-                if !self.awaiting_ack {
+                if self.in_flight == 0 {
                     return Ok(vec![]); // duplicate or stray ack
                 }
-                self.awaiting_ack = false;
+                self.in_flight -= 1;
                 self.stats.rejected_by_peer.extend(rejected);
                 self.send_next()
             }
@@ -264,25 +271,33 @@ impl<S: SyncStore> SyncSession<S> {
     }
 
     fn send_next(&mut self) -> std::result::Result<Vec<Vec<u8>>, RoundError> {
-        if self.sent_done || self.awaiting_ack {
-            return Ok(vec![]);
-        }
-        let remote = self.remote_summary.clone().unwrap_or_default();
-        let (records, cursor) = self
-            .store
-            .missing_after(&remote, self.cursor, wire::BATCH_RECORDS, wire::BATCH_BYTES)
-            .map_err(|e| self.fail(e, codes::INTERNAL))?;
-        self.cursor = cursor;
-        if records.is_empty() {
-            self.sent_done = true;
-            let done = Message::Done {
-                sent: self.stats.sent,
+        let mut frames = Vec::new();
+        while !self.sent_done && self.in_flight < WINDOW {
+            let Some(mut peer) = self.remote_summary.take() else {
+                break;
             };
-            return Ok(vec![self.out(&done)]);
+            let found = self.store.missing_after(
+                &mut peer,
+                self.cursor,
+                wire::BATCH_RECORDS,
+                wire::BATCH_BYTES,
+            );
+            self.remote_summary = Some(peer);
+            let (runs, cursor) = found.map_err(|e| self.fail(e, codes::INTERNAL))?;
+            self.cursor = cursor;
+            if runs.is_empty() {
+                self.sent_done = true;
+                let done = Message::Done {
+                    sent: self.stats.sent,
+                };
+                frames.push(self.out(&done));
+                break;
+            }
+            self.stats.sent += runs.iter().map(|r| r.changes.len() as u64).sum::<u64>();
+            self.in_flight += 1;
+            frames.push(self.out(&Message::Batch { runs }));
         }
-        self.stats.sent += records.len() as u64;
-        self.awaiting_ack = true;
-        Ok(vec![self.out(&Message::Batch { records })])
+        Ok(frames)
     }
 
     fn out(&mut self, msg: &Message) -> Vec<u8> {
@@ -313,14 +328,14 @@ impl<T: SyncStore + ?Sized> SyncStore for &mut T {
     }
     fn missing_after(
         &mut self,
-        remote: &Summary,
+        peer: &mut PeerHolds,
         cursor: u64,
         max_records: usize,
         max_bytes: usize,
-    ) -> Result<(Vec<WireRecord>, u64)> {
-        (**self).missing_after(remote, cursor, max_records, max_bytes)
+    ) -> Result<(Vec<WireRun>, u64)> {
+        (**self).missing_after(peer, cursor, max_records, max_bytes)
     }
-    fn apply(&mut self, records: &[WireRecord]) -> Result<ApplyReport> {
-        (**self).apply(records)
+    fn apply(&mut self, runs: &[WireRun]) -> Result<ApplyReport> {
+        (**self).apply(runs)
     }
 }

@@ -13,19 +13,38 @@ pub const PROTOCOL_MAX: u16 = 1;
 /// Largest frame accepted (a batch, or one very large record). Larger frames end the round.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
 /// A sender closes a batch once it holds this many records…
-pub const BATCH_RECORDS: usize = 1024;
+pub const BATCH_RECORDS: usize = 2048;
 /// …or this many bytes of records.
 pub const BATCH_BYTES: usize = 1024 * 1024;
 
 /// What a replica holds: per actor, the highest sequence number.
 pub type Summary = Vec<([u8; ACTOR_LEN], u64)>;
 
-/// A change record on the wire: its encoded body and the author's signature over its hash.
+/// Batches a sender may have in flight before it waits for an acknowledgement: two, so the
+/// sender reads the next batch while the receiver applies the last one.
+pub const WINDOW: usize = 2;
+
+/// A run of consecutive records of one actor, sent compactly: the fields every record of the
+/// run shares are sent once, and each record's `prev` hash and sequence number are implied by
+/// its position. The receiver rebuilds each record body byte for byte (postcard is
+/// deterministic), chains the hashes from its own copy of the actor's previous record, and
+/// checks the one signature, which covers the last record and through the chain every
+/// record before it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WireRecord {
-    /// The postcard-encoded [`crate::record::RecordBody`], verbatim as the author wrote it.
-    pub body: Vec<u8>,
-    /// ed25519 signature over sha256(body).
+pub struct WireRun {
+    /// Record format of every record in the run.
+    pub format: u8,
+    /// The writer.
+    pub actor: [u8; ACTOR_LEN],
+    /// Its machine's public key.
+    pub author: [u8; 32],
+    /// Its session.
+    pub session: String,
+    /// Sequence number of the first record.
+    pub first_seq: u64,
+    /// Per record: the entity document and the raw Automerge change.
+    pub changes: Vec<(String, Vec<u8>)>,
+    /// The author's signature over the hash of the run's last record.
     pub signature: Vec<u8>,
 }
 
@@ -47,10 +66,10 @@ pub enum Message {
         /// Per-actor high-water marks.
         summary: Summary,
     },
-    /// Records the peer lacks, in an order that respects each actor's chain.
+    /// Records the peer lacks, as runs per actor, in an order that respects each chain.
     Batch {
-        /// The records.
-        records: Vec<WireRecord>,
+        /// The runs.
+        runs: Vec<WireRun>,
     },
     /// The receiver committed a batch.
     Ack {
