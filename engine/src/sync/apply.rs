@@ -23,6 +23,9 @@ use crate::sync::wire::WireRun;
 
 type Actor = [u8; ACTOR_LEN];
 
+/// A received change with the hash of the record that carried it.
+type HashedChange = ([u8; 32], Change);
+
 /// One log row as scanned for sending: local id, actor, seq, body, signature.
 type LogRow = (i64, Vec<u8>, i64, Vec<u8>, Vec<u8>);
 
@@ -150,7 +153,7 @@ impl SyncStore for Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let project = store::meta(&tx, "project_id")?.unwrap_or_default();
         let mut cols = Columns::default();
-        let mut by_doc: BTreeMap<String, Vec<([u8; 32], Change)>> = BTreeMap::new();
+        let mut by_doc: BTreeMap<String, Vec<HashedChange>> = BTreeMap::new();
         let received_at = now_timestamp();
         for run in runs {
             let short = hex::encode(&run.actor[..4]);
@@ -218,7 +221,7 @@ impl SyncStore for Store {
                 store::set_actor_head(&tx, &run.actor, &run.session, &run.author, seq, &hash)?;
             }
         }
-        let mut docs: Vec<(String, Vec<([u8; 32], Change)>)> = by_doc.into_iter().collect();
+        let mut docs: Vec<(String, Vec<HashedChange>)> = by_doc.into_iter().collect();
         docs.sort_by_key(|(id, _)| (Kind::of_id(id), id.clone()));
         for (doc_id, changes) in docs {
             apply_doc(&tx, &mut cols, &doc_id, changes)?;
@@ -391,14 +394,14 @@ fn apply_doc(
     conn: &rusqlite::Connection,
     cols: &mut Columns,
     doc_id: &str,
-    new: Vec<([u8; 32], Change)>,
+    new: Vec<HashedChange>,
 ) -> Result<()> {
     let Some(kind) = Kind::of_id(doc_id) else {
         // An entity kind from a newer td: kept in the log, not materialized.
         mark_unapplied(conn, new.iter().map(|(h, _)| h))?;
         return Ok(());
     };
-    let mut pending: Vec<([u8; 32], Change)> = Vec::new();
+    let mut pending: Vec<HashedChange> = Vec::new();
     let waiting: Vec<(Vec<u8>, Vec<u8>)> = conn
         .prepare_cached("SELECT hash, body FROM crdt_changes WHERE doc_id = ?1 AND applied = 0")?
         .query_map([doc_id], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -412,7 +415,7 @@ fn apply_doc(
     }
     let mut doc = store::load_doc(conn, doc_id)?.unwrap_or_else(AutoCommit::new);
     let was_pending = pending.len();
-    let all: Vec<([u8; 32], Change)> = pending.into_iter().chain(new).collect();
+    let all: Vec<HashedChange> = pending.into_iter().chain(new).collect();
     doc.apply_changes(all.iter().map(|(_, c)| c.clone()))?;
     let mut unapplied = Vec::new();
     let mut now_applied = Vec::new();
