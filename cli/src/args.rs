@@ -98,8 +98,19 @@ pub struct HandoffArgs {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create .todos/issues.db for this project (idempotent).
-    Init,
+    /// Create .todos/issues.db for this project (idempotent); with --mode=libsql --url, also
+    /// connect it to a team hub.
+    Init {
+        /// `local` (default), or `libsql`/`turso` to sync through a hub.
+        #[arg(long, value_name = "MODE")]
+        mode: Option<String>,
+        /// Hub URL (libsql://…, https://…, http://…).
+        #[arg(long)]
+        url: Option<String>,
+        /// Hub auth token (Turso JWT).
+        #[arg(long)]
+        token: Option<String>,
+    },
     /// Create an issue.
     #[command(visible_aliases = ["add", "new"])]
     Create {
@@ -292,7 +303,26 @@ pub enum Command {
     /// The context block an agent reads at session start.
     Usage,
     /// Project and session summary.
-    Status,
+    Status {
+        /// Also show the database and hub sync state.
+        #[arg(long)]
+        db: bool,
+    },
+    /// Sync through the team hub: push then pull (or one of them).
+    Sync {
+        #[command(subcommand)]
+        cmd: Option<SyncCommand>,
+        /// Only push local changes.
+        #[arg(long, conflicts_with = "pull")]
+        push: bool,
+        /// Only pull the hub's changes.
+        #[arg(long)]
+        pull: bool,
+    },
+    /// Project settings (.todos/config.json): database.mode, database.url, database.token,
+    /// sync.auto.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Show the current session, or start a new one with --new.
     Session {
         /// End the current session and start a new one.
@@ -315,6 +345,48 @@ pub enum Command {
     /// The project's member roster: machines whose changes are accepted.
     #[command(subcommand)]
     Member(MemberCommand),
+}
+
+/// `td sync`.
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Connect this project to a hub (adopting the hub's project on a fresh replica).
+    Init {
+        /// Hub URL (libsql://…, https://…, http://…; user:pass@ for basic auth).
+        #[arg(long)]
+        hub: String,
+        /// Auth token (Turso JWT); stored in .todos/config.json.
+        #[arg(long)]
+        token: Option<String>,
+        /// Project to join when the hub holds several.
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Send local changes to the hub.
+    Push,
+    /// Receive the hub's changes.
+    Pull,
+    /// Mode, hub, pending changes, last push/pull, quarantined rows.
+    Status,
+}
+
+/// `td config`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Set a key.
+    Set {
+        /// database.mode | database.url | database.token | sync.auto
+        key: String,
+        /// Value.
+        value: String,
+    },
+    /// Print a key (tokens masked).
+    Get {
+        /// Key.
+        key: String,
+    },
+    /// Print every key (tokens masked).
+    List,
 }
 
 /// `td peer`.

@@ -21,8 +21,17 @@ use crate::output::{emit, issue_line, one_or_many, CliError};
 pub fn run(cli: &Cli) -> Result<()> {
     let root = env::resolve_root(cli.work_dir.as_deref())?;
     let json = cli.json;
-    if let Command::Init = cli.command {
-        return init(&root, json);
+    if let Command::Init { mode, url, token } = &cli.command {
+        return crate::hubcmd::init(
+            &root,
+            mode.as_deref(),
+            url.as_deref(),
+            token.as_deref(),
+            json,
+        );
+    }
+    if let Command::Config(c) = &cli.command {
+        return crate::config::command(&root, c, json);
     }
     if let Command::Peer(crate::args::PeerCommand::Id) = cli.command {
         return crate::peers::peer_id(json);
@@ -30,8 +39,52 @@ pub fn run(cli: &Cli) -> Result<()> {
     let identity = td_transport::identity::machine_identity()?;
     let ctx = env::session_context(&root);
     let mut p = Project::open(&root, identity, &ctx)?;
+    let auto = autosync_kind(&cli.command);
+    if auto == Some(crate::hubcmd::Auto::PullBefore) {
+        crate::hubcmd::autosync(&mut p, &root, crate::hubcmd::Auto::PullBefore);
+    }
+    run_command(cli, &mut p, &root, &ctx, json)?;
+    if auto == Some(crate::hubcmd::Auto::PushAfter) {
+        crate::hubcmd::autosync(&mut p, &root, crate::hubcmd::Auto::PushAfter);
+    }
+    Ok(())
+}
+
+/// Which commands read (pull first) and which write (push after) under autosync.
+fn autosync_kind(c: &Command) -> Option<crate::hubcmd::Auto> {
+    use crate::hubcmd::Auto;
+    match c {
+        Command::List(_)
+        | Command::Show { .. }
+        | Command::Usage
+        | Command::Status { db: false }
+        | Command::Export { .. } => Some(Auto::PullBefore),
+        Command::Epic(EpicCommand::List { .. }) => Some(Auto::PullBefore),
+        Command::Init { .. }
+        | Command::Config(_)
+        | Command::Sync { .. }
+        | Command::Status { .. }
+        | Command::Peer(_)
+        | Command::Member(_)
+        | Command::Session { .. }
+        | Command::Whoami
+        | Command::Rebuild
+        | Command::Ws(WsCommand::Current)
+        | Command::Ws(WsCommand::List) => None,
+        _ => Some(Auto::PushAfter),
+    }
+}
+
+fn run_command(
+    cli: &Cli,
+    p: &mut Project,
+    root: &std::path::Path,
+    ctx: &td_engine::SessionContext,
+    json: bool,
+) -> Result<()> {
+    let root = root.to_path_buf();
     match &cli.command {
-        Command::Init => unreachable!("handled above"),
+        Command::Init { .. } | Command::Config(_) => unreachable!("handled above"),
         Command::Create {
             title,
             title_flag,
@@ -235,7 +288,7 @@ pub fn run(cli: &Cli) -> Result<()> {
                 || format!("COMMENT ADDED {id}"),
             );
         }
-        Command::Dep(d) => dep(&mut p, d, json)?,
+        Command::Dep(d) => dep(p, d, json)?,
         Command::Epic(EpicCommand::Create { title, fields }) => {
             let mut f = fields_of(fields);
             f.title = Some(title.clone());
@@ -252,12 +305,21 @@ pub fn run(cli: &Cli) -> Result<()> {
             };
             list(&p, &a, json)?;
         }
-        Command::Ws(w) => ws(&mut p, w, json)?,
+        Command::Ws(w) => ws(p, w, json)?,
         Command::Usage => usage(&p, json)?,
-        Command::Status => status(&p, &root, json)?,
+        Command::Status { db } => {
+            if *db {
+                crate::hubcmd::status_db(p, &root, json)?
+            } else {
+                status(&p, &root, json)?
+            }
+        }
+        Command::Sync { cmd, push, pull } => {
+            crate::hubcmd::sync(p, &root, cmd.as_ref(), *push, *pull, json)?
+        }
         Command::Session { new } => {
             if *new {
-                p.new_session(&ctx)?;
+                p.new_session(ctx)?;
             }
             let s = &p.session;
             let v = json!({"session": s.id, "name": s.name, "branch": s.branch, "started_at": s.started_at, "new": s.is_new});
@@ -289,8 +351,8 @@ pub fn run(cli: &Cli) -> Result<()> {
             }
             print!("{}", export::export_json_string(p.store.conn())?);
         }
-        Command::Peer(c) => crate::peers::peer(&mut p, &root, c, json)?,
-        Command::Member(c) => crate::peers::member(&mut p, c, json)?,
+        Command::Peer(c) => crate::peers::peer(p, &root, c, json)?,
+        Command::Member(c) => crate::peers::member(p, c, json)?,
         Command::Rebuild => {
             let n = p.store.rebuild()?;
             emit(json, &json!({"action": "rebuilt", "changes": n}), || {
@@ -301,7 +363,9 @@ pub fn run(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
-fn init(root: &std::path::Path, json: bool) -> Result<()> {
+/// `td init` (local part). With `quiet_json`, a `--json` result is returned instead of printed
+/// (so `td init --mode=libsql --json` prints one value).
+pub fn init(root: &std::path::Path, json: bool, quiet_json: bool) -> Result<Value> {
     let identity = td_transport::identity::machine_identity()?;
     let ctx = env::session_context(root);
     let (p, outcome) = Project::init(root, identity, &ctx)?;
@@ -313,6 +377,9 @@ fn init(root: &std::path::Path, json: bool) -> Result<()> {
     let created = outcome == InitOutcome::Created;
     let v = json!({"action": if created {"initialized"} else {"already_initialized"}, "path": path.display().to_string(),
         "session": p.session.id, "project": p.store.project_id()?, "machine": p.store.identity().fingerprint(), "gitignore_updated": gitignore});
+    if json && quiet_json {
+        return Ok(v);
+    }
     if created {
         emit(json, &v, || {
             format!("INITIALIZED {}\nSession: {}", path.display(), p.session.id)
@@ -323,7 +390,7 @@ fn init(root: &std::path::Path, json: bool) -> Result<()> {
         }
         emit(json, &v, || format!("Session: {}", p.session.id));
     }
-    Ok(())
+    Ok(v)
 }
 
 fn fields_of(a: &FieldArgs) -> IssueFields {

@@ -3,7 +3,9 @@
 
 mod args;
 mod commands;
+mod config;
 mod env;
+mod hubcmd;
 mod output;
 mod peers;
 

@@ -10,6 +10,7 @@
 pub mod doc;
 pub mod error;
 pub mod export;
+pub mod hub;
 pub mod identity;
 pub mod materialize;
 pub mod model;

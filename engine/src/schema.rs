@@ -65,6 +65,21 @@ CREATE TABLE crdt_peers (
     public_key TEXT NOT NULL,
     added_at TEXT NOT NULL
 );
+CREATE TABLE crdt_hub_state (
+    hub TEXT PRIMARY KEY,
+    pushed_through INTEGER NOT NULL DEFAULT 0,
+    pull_cursor INTEGER NOT NULL DEFAULT 0,
+    last_push_at TEXT,
+    last_pull_at TEXT
+);
+CREATE TABLE crdt_quarantine (
+    hub TEXT NOT NULL,
+    hub_seq INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    body BLOB,
+    at TEXT NOT NULL,
+    PRIMARY KEY (hub, hub_seq)
+);
 CREATE TABLE crdt_docs (
     doc_id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,

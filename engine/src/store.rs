@@ -84,7 +84,9 @@ impl Store {
                 [schema::TD_SCHEMA_VERSION.to_string()],
             )?;
             tx.execute(schema::BUILTIN_BOARD_SQL, [])?;
-            let project = project.map(str::to_string).unwrap_or_else(new_project_id);
+            let project = project
+                .map(str::to_string)
+                .unwrap_or_else(|| new_project_id(&identity.public_key()));
             let meta = [
                 ("layout_version", schema::ENGINE_LAYOUT_VERSION.to_string()),
                 ("project_id", project),
@@ -578,7 +580,21 @@ fn file_inode(_path: &Path) -> u64 {
     0
 }
 
-/// A new project id: `prj_` + 16 hex digits.
-pub fn new_project_id() -> String {
-    format!("prj_{}", hex::encode(random_bytes::<8>()))
+/// A new project id, `prj_<founder>_<random>`: the founder part is the first 16 hex digits of
+/// sha256 of the founding machine's public key, so a replica joining through an untrusted relay
+/// (a hub) can recognise the founder's roster records without being told the key.
+pub fn new_project_id(founder: &[u8; 32]) -> String {
+    use sha2::{Digest, Sha256};
+    let f = hex::encode(Sha256::digest(founder));
+    format!("prj_{}_{}", &f[..16], hex::encode(random_bytes::<3>()))
+}
+
+/// Whether `key` is the founder named in `project` (see [`new_project_id`]).
+pub fn is_founder_of(project: &str, key: &[u8; 32]) -> bool {
+    use sha2::{Digest, Sha256};
+    let f = hex::encode(Sha256::digest(key));
+    project
+        .strip_prefix("prj_")
+        .and_then(|rest| rest.split('_').next())
+        == Some(&f[..16])
 }

@@ -4,6 +4,8 @@
 
 pub mod auth;
 pub mod error;
+pub mod hub;
+pub mod hub_sync;
 pub mod identity;
 pub mod peer;
 pub mod tls;

@@ -155,7 +155,12 @@ impl SyncStore for Store {
         let mut cols = Columns::default();
         let mut by_doc: BTreeMap<String, Vec<HashedChange>> = BTreeMap::new();
         let received_at = now_timestamp();
-        for run in runs {
+        let mut mark = (0usize, 0u64);
+        for (idx, run) in runs.iter().enumerate() {
+            if idx > 0 && (report.rejected.len(), report.deferred) != mark {
+                report.incomplete_runs.push(idx - 1);
+            }
+            mark = (report.rejected.len(), report.deferred);
             let short = hex::encode(&run.actor[..4]);
             let Some(records) = rebuild_run(&tx, &project, run, &mut report)? else {
                 continue;
@@ -176,13 +181,15 @@ impl SyncStore for Store {
                 continue;
             }
             // A replica without a roster yet takes the roster from the peer it pinned (the user
-            // named that peer's key; the peer proved it on this connection). Everything else is
-            // checked against the roster as it now stands.
+            // named that peer's key; the peer proved it on this connection) or from the founder
+            // named in the project id. Everything else is checked against the roster as it now
+            // stands.
             let n = records.len();
             let mut head = None;
             for (i, mut rec) in records.into_iter().enumerate() {
-                let bootstrap =
-                    rec.body.doc == ROSTER_ID && pinned.is_some() && !roster::has_roster(&tx)?;
+                let bootstrap = rec.body.doc == ROSTER_ID
+                    && (pinned.is_some() || store::is_founder_of(&project, &run.author))
+                    && !roster::has_roster(&tx)?;
                 if !bootstrap && !roster::is_trusted(&tx, &run.author, pinned.as_ref())? {
                     report.rejected.push(format!(
                         "{} change(s) by machine {} rejected: not a member of this project (add it with 'td member add {}')",
@@ -220,6 +227,9 @@ impl SyncStore for Store {
             if let Some((seq, hash)) = head {
                 store::set_actor_head(&tx, &run.actor, &run.session, &run.author, seq, &hash)?;
             }
+        }
+        if !runs.is_empty() && (report.rejected.len(), report.deferred) != mark {
+            report.incomplete_runs.push(runs.len() - 1);
         }
         let mut docs: Vec<(String, Vec<HashedChange>)> = by_doc.into_iter().collect();
         docs.sort_by_key(|(id, _)| (Kind::of_id(id), id.clone()));

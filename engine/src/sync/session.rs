@@ -34,6 +34,8 @@ pub struct ApplyReport {
     pub deferred: u64,
     /// Refused records, with reasons.
     pub rejected: Vec<String>,
+    /// Indices (into the applied batch) of runs with records refused or deferred.
+    pub incomplete_runs: Vec<usize>,
 }
 
 /// The storage side of a sync round.

@@ -1,0 +1,224 @@
+//! Project settings in `.todos/config.json` (td's file): the hub connection and autosync.
+//! `TD_DATABASE_URL` / `TD_DATABASE_TOKEN` override the file. Tokens are never printed whole.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde_json::{json, Map, Value};
+
+use crate::args::ConfigCommand;
+use crate::output::{emit, CliError};
+
+/// Keys `td config` knows.
+pub const KEYS: [&str; 4] = [
+    "database.mode",
+    "database.url",
+    "database.token",
+    "sync.auto",
+];
+
+fn path(root: &Path) -> PathBuf {
+    root.join(".todos").join("config.json")
+}
+
+fn invalid(msg: String) -> anyhow::Error {
+    CliError {
+        code: "invalid_input",
+        message: msg,
+        detail: None,
+    }
+    .into()
+}
+
+/// The project config file.
+pub struct ProjectConfig {
+    path: PathBuf,
+    value: Value,
+}
+
+impl ProjectConfig {
+    /// Loads `.todos/config.json` (empty when absent).
+    pub fn load(root: &Path) -> Result<ProjectConfig> {
+        let path = path(root);
+        let value = match std::fs::read_to_string(&path) {
+            Ok(t) => serde_json::from_str(&t)
+                .with_context(|| format!("{} is not valid JSON", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Value::Object(Map::new()),
+            Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
+        };
+        Ok(ProjectConfig { path, value })
+    }
+
+    /// A dotted key's value as text.
+    pub fn get(&self, key: &str) -> Option<String> {
+        let mut v = &self.value;
+        for part in key.split('.') {
+            v = v.get(part)?;
+        }
+        match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Null => None,
+            other => Some(other.to_string()),
+        }
+    }
+
+    /// Sets a known key after validating its value.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        let v = match key {
+            "database.mode" => match value {
+                "local" | "libsql" | "turso" => Value::from(value),
+                _ => {
+                    return Err(invalid(format!(
+                        "invalid database.mode '{value}': expected local, libsql or turso"
+                    )))
+                }
+            },
+            "database.url" => {
+                td_transport::hub::HubClient::new(value, None)?;
+                Value::from(value)
+            }
+            "database.token" => Value::from(value),
+            "sync.auto" => match value {
+                "true" | "on" | "1" => Value::Bool(true),
+                "false" | "off" | "0" => Value::Bool(false),
+                _ => {
+                    return Err(invalid(format!(
+                        "invalid sync.auto '{value}': expected true or false"
+                    )))
+                }
+            },
+            _ => {
+                return Err(invalid(format!(
+                    "unknown config key '{key}': expected one of {}",
+                    KEYS.join(", ")
+                )))
+            }
+        };
+        let (section, name) = key.split_once('.').expect("known keys are dotted");
+        let root = self
+            .value
+            .as_object_mut()
+            .ok_or_else(|| invalid("config.json is not an object".into()))?;
+        let sect = root
+            .entry(section)
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !sect.is_object() {
+            *sect = Value::Object(Map::new());
+        }
+        sect.as_object_mut()
+            .expect("made an object")
+            .insert(name.to_string(), v);
+        Ok(())
+    }
+
+    /// Writes the file atomically, private to the user (it may hold a token).
+    pub fn save(&self) -> Result<()> {
+        let tmp = self.path.with_extension("json.tmp");
+        let text = serde_json::to_string_pretty(&self.value)? + "\n";
+        std::fs::write(&tmp, text).with_context(|| format!("write {}", tmp.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+        }
+        std::fs::rename(&tmp, &self.path)
+            .with_context(|| format!("write {}", self.path.display()))?;
+        Ok(())
+    }
+}
+
+/// The hub settings in effect (config file, overridden by the environment).
+#[derive(Debug, Clone)]
+pub struct HubSettings {
+    /// `local`, `libsql` or `turso`.
+    pub mode: String,
+    /// Hub URL, if any.
+    pub url: Option<String>,
+    /// Token, if any.
+    pub token: Option<String>,
+    /// Autosync on.
+    pub auto: bool,
+}
+
+/// Reads the effective hub settings.
+pub fn hub_settings(root: &Path) -> Result<HubSettings> {
+    let cfg = ProjectConfig::load(root)?;
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let url = env("TD_DATABASE_URL").or_else(|| cfg.get("database.url"));
+    let mode = cfg.get("database.mode").unwrap_or_else(|| {
+        if url.is_some() {
+            "libsql".into()
+        } else {
+            "local".into()
+        }
+    });
+    Ok(HubSettings {
+        mode,
+        url,
+        token: env("TD_DATABASE_TOKEN").or_else(|| cfg.get("database.token")),
+        auto: cfg.get("sync.auto").as_deref() == Some("true"),
+    })
+}
+
+fn shown(key: &str, value: &str) -> String {
+    if key == "database.token" {
+        td_transport::hub::mask_token(value)
+    } else {
+        value.to_string()
+    }
+}
+
+/// `td config …`.
+pub fn command(root: &Path, c: &ConfigCommand, json: bool) -> Result<()> {
+    if !root.join(".todos").is_dir() {
+        return Err(td_engine::EngineError::NoDatabase.into());
+    }
+    let mut cfg = ProjectConfig::load(root)?;
+    match c {
+        ConfigCommand::Set { key, value } => {
+            cfg.set(key, value)?;
+            cfg.save()?;
+            emit(
+                json,
+                &json!({"action": "set", "key": key, "value": shown(key, value)}),
+                || format!("SET {key} = {}", shown(key, value)),
+            );
+        }
+        ConfigCommand::Get { key } => {
+            if !KEYS.contains(&key.as_str()) {
+                return Err(invalid(format!(
+                    "unknown config key '{key}': expected one of {}",
+                    KEYS.join(", ")
+                )));
+            }
+            let v = cfg.get(key).map(|v| shown(key, &v));
+            emit(json, &json!({"key": key, "value": v}), || {
+                v.clone().unwrap_or_default()
+            });
+        }
+        ConfigCommand::List => {
+            let mut m = Map::new();
+            for k in KEYS {
+                m.insert(
+                    k.to_string(),
+                    cfg.get(k)
+                        .map(|v| Value::from(shown(k, &v)))
+                        .unwrap_or(Value::Null),
+                );
+            }
+            let human = KEYS
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{k} = {}",
+                        cfg.get(k).map(|v| shown(k, &v)).unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            emit(json, &Value::Object(m), || human);
+        }
+    }
+    Ok(())
+}

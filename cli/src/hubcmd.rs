@@ -1,0 +1,352 @@
+//! `td sync` through a libSQL hub, `td init --mode=libsql`, `td status --db`, and autosync.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use serde_json::{json, Value};
+use td_engine::Project;
+use td_transport::hub::{mask_token, HubClient};
+use td_transport::hub_sync::{self, Joined};
+
+use crate::args::SyncCommand;
+use crate::config::{hub_settings, HubSettings, ProjectConfig};
+use crate::output::{emit, CliError};
+
+fn invalid(msg: String) -> anyhow::Error {
+    CliError {
+        code: "invalid_input",
+        message: msg,
+        detail: None,
+    }
+    .into()
+}
+
+fn client_for(s: &HubSettings) -> Result<HubClient> {
+    let url = s.url.as_deref().ok_or_else(|| {
+        invalid("no hub configured: run 'td sync init --hub <url>' (or set TD_DATABASE_URL)".into())
+    })?;
+    Ok(HubClient::new(url, s.token.as_deref())?)
+}
+
+/// `td init [--mode=libsql|turso --url <url> [--token <t>]]`.
+pub fn init(
+    root: &Path,
+    mode: Option<&str>,
+    url: Option<&str>,
+    token: Option<&str>,
+    json: bool,
+) -> Result<()> {
+    match (mode.unwrap_or("local"), url) {
+        ("local", None) => crate::commands::init(root, json, false).map(|_| ()),
+        ("local", Some(_)) => Err(invalid("--url needs --mode=libsql (or turso)".into())),
+        ("libsql" | "turso", None) => Err(invalid("--mode=libsql needs --url <hub url>".into())),
+        (m @ ("libsql" | "turso"), Some(u)) => {
+            HubClient::new(u, token)?; // validate before creating anything
+            let local = crate::commands::init(root, json, true)?;
+            let identity = td_transport::identity::machine_identity()?;
+            let mut p = Project::open(root, identity, &crate::env::session_context(root))?;
+            connect(&mut p, root, m, u, token, None, json, Some(local))
+        }
+        (m, _) => Err(invalid(format!(
+            "invalid --mode '{m}': expected local, libsql or turso"
+        ))),
+    }
+}
+
+/// Saves the hub settings, checks the hub, joins its project, and runs a first sync.
+#[allow(clippy::too_many_arguments)]
+fn connect(
+    p: &mut Project,
+    root: &Path,
+    mode: &str,
+    url: &str,
+    token: Option<&str>,
+    project: Option<&str>,
+    json: bool,
+    init: Option<Value>,
+) -> Result<()> {
+    let client = HubClient::new(url, token)?;
+    let joined = hub_sync::join(&mut p.store, &client, project)?;
+    let mut cfg = ProjectConfig::load(root)?;
+    cfg.set("database.mode", mode)?;
+    cfg.set("database.url", url)?;
+    if let Some(t) = token {
+        cfg.set("database.token", t)?;
+    }
+    cfg.save()?;
+    let pushed = hub_sync::push(&mut p.store, &client, &mut |_| {})?;
+    let (pulled, quarantined) = hub_sync::pull(&mut p.store, &client, &mut |_| {})?;
+    let (action, project) = match &joined {
+        Joined::Own(id) => ("connected", id.clone()),
+        Joined::Adopted(id) => ("joined", id.clone()),
+    };
+    let mut v = json!({"action": action, "hub": client.display_url(), "project": project, "pushed": pushed, "pulled": pulled, "quarantined": quarantined});
+    if let Some(i) = init {
+        v["init"] = i;
+    }
+    emit(json, &v, || {
+        format!(
+            "{} hub {} (project {project}): pushed {pushed}, pulled {pulled}",
+            action.to_uppercase(),
+            client.display_url()
+        )
+    });
+    Ok(())
+}
+
+/// A spinner on stderr for rounds longer than about a second (not with --json, not off a tty).
+struct Spinner {
+    enabled: bool,
+    started: Instant,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Spinner {
+    fn new(json: bool) -> Spinner {
+        Spinner {
+            enabled: !json && std::io::stderr().is_terminal(),
+            started: Instant::now(),
+            bar: None,
+        }
+    }
+
+    fn tick(&mut self, what: &str, n: u64) {
+        if !self.enabled || self.started.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        let bar = self.bar.get_or_insert_with(|| {
+            let b = indicatif::ProgressBar::new_spinner();
+            b.enable_steady_tick(Duration::from_millis(120));
+            b
+        });
+        bar.set_message(format!("{what} {n} changes"));
+    }
+
+    fn done(self) {
+        if let Some(b) = self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// `td sync [push|pull|status|init]`, `td sync --push/--pull`.
+pub fn sync(
+    p: &mut Project,
+    root: &Path,
+    cmd: Option<&SyncCommand>,
+    push_only: bool,
+    pull_only: bool,
+    json: bool,
+) -> Result<()> {
+    match cmd {
+        Some(SyncCommand::Init {
+            hub,
+            token,
+            project,
+        }) => {
+            let mode = hub_settings(root)?.mode;
+            let mode = if mode == "local" {
+                "libsql".to_string()
+            } else {
+                mode
+            };
+            connect(
+                p,
+                root,
+                &mode,
+                hub,
+                token.as_deref(),
+                project.as_deref(),
+                json,
+                None,
+            )
+        }
+        Some(SyncCommand::Status) => status(p, root, json),
+        Some(SyncCommand::Push) => round(p, root, true, false, json),
+        Some(SyncCommand::Pull) => round(p, root, false, true, json),
+        None => round(p, root, !pull_only, !push_only, json),
+    }
+}
+
+fn round(p: &mut Project, root: &Path, push: bool, pull: bool, json: bool) -> Result<()> {
+    let settings = hub_settings(root)?;
+    let client = client_for(&settings)?;
+    client.ensure_layout()?;
+    let mut spin = Spinner::new(json);
+    let pushed = if push {
+        hub_sync::push(&mut p.store, &client, &mut |n| spin.tick("pushed", n))?
+    } else {
+        0
+    };
+    let (pulled, quarantined) = if pull {
+        hub_sync::pull(&mut p.store, &client, &mut |n| spin.tick("pulled", n))?
+    } else {
+        (0, 0)
+    };
+    spin.done();
+    let pending = p.store.pending_push(client.display_url())?;
+    let v = json!({"pushed": pushed, "pulled": pulled, "conflicts": 0, "pending": pending, "quarantined": quarantined});
+    emit(json, &v, || {
+        let mut s = format!(
+            "SYNCED with {}: pushed {pushed}, pulled {pulled}",
+            client.display_url()
+        );
+        if quarantined > 0 {
+            s.push_str(&format!(
+                ", quarantined {quarantined} invalid hub rows (see 'td sync status')"
+            ));
+        }
+        s
+    });
+    Ok(())
+}
+
+fn state_json(p: &Project, root: &Path, probe: bool) -> Result<Value> {
+    let s = hub_settings(root)?;
+    let project = p.store.project_id()?;
+    let Some(url) = s.url.clone() else {
+        let pending = p.store.pending_push("")?;
+        return Ok(
+            json!({"mode": s.mode, "hub": Value::Null, "project": project, "pending": pending, "auto": s.auto}),
+        );
+    };
+    let client = HubClient::new(&url, s.token.as_deref())?;
+    let key = client.display_url().to_string();
+    let st = p.store.hub_state(&key)?;
+    let answered = if probe {
+        match client
+            .clone()
+            .with_timeout(Duration::from_secs(3))
+            .ensure_layout()
+        {
+            Ok(()) => json!(true),
+            Err(e) => json!({"error": e.to_string()}),
+        }
+    } else {
+        Value::Null
+    };
+    let quarantine: Vec<Value> = p
+        .store
+        .quarantined(&key)?
+        .into_iter()
+        .map(|q| json!({"hub_seq": q.hub_seq, "reason": q.reason, "at": q.at}))
+        .collect();
+    Ok(json!({
+        "mode": s.mode, "hub": key, "token": s.token.as_deref().map(mask_token), "project": project,
+        "pending": p.store.pending_push(&key)?, "last_push_at": st.last_push_at, "last_pull_at": st.last_pull_at,
+        "hub_answered": answered, "quarantined": quarantine, "auto": s.auto
+    }))
+}
+
+fn status(p: &Project, root: &Path, json: bool) -> Result<()> {
+    let v = state_json(p, root, true)?;
+    emit(json, &v, || status_text(&v));
+    Ok(())
+}
+
+fn status_text(v: &Value) -> String {
+    let s = |k: &str| match &v[k] {
+        Value::Null => "never".to_string(),
+        Value::String(x) => x.clone(),
+        other => other.to_string(),
+    };
+    let mut out = format!(
+        "Mode: {}\nHub: {}\nProject: {}\nPending push: {}\n",
+        s("mode"),
+        s("hub"),
+        s("project"),
+        s("pending")
+    );
+    if v["hub"].is_string() {
+        out.push_str(&format!(
+            "Last push: {}\nLast pull: {}\n",
+            s("last_push_at"),
+            s("last_pull_at")
+        ));
+        match &v["hub_answered"] {
+            Value::Bool(true) => out.push_str("Hub: reachable\n"),
+            Value::Object(e) => out.push_str(&format!(
+                "Hub: UNREACHABLE: {}\n",
+                e["error"].as_str().unwrap_or("")
+            )),
+            _ => {}
+        }
+        let q = v["quarantined"].as_array().map_or(0, Vec::len);
+        out.push_str(&format!("Quarantined hub rows: {q}\n"));
+        for r in v["quarantined"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "  #{}: {}\n",
+                r["hub_seq"],
+                r["reason"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    out.trim_end().to_string()
+}
+
+/// `td status --db`.
+pub fn status_db(p: &mut Project, root: &Path, json: bool) -> Result<()> {
+    let mut v = state_json(p, root, true)?;
+    let stats = td_engine::export::log_stats(p.store.conn())?;
+    v["database"] = json!(td_engine::store::db_path(root).display().to_string());
+    v["change_log"] =
+        json!({"changes": stats.changes, "actors": stats.actors, "documents": stats.documents});
+    emit(json, &v, || {
+        format!(
+            "Database: {}\n{}\nChange log: {} changes from {} writers",
+            v["database"].as_str().unwrap_or(""),
+            status_text(&v),
+            stats.changes,
+            stats.actors
+        )
+    });
+    Ok(())
+}
+
+/// When autosync runs around a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auto {
+    /// Pull before a read (about 1 s at most).
+    PullBefore,
+    /// Push after a write (about 2 s at most).
+    PushAfter,
+}
+
+/// Autosync (`sync.auto = true`): never fails the command; warns once on stderr and leaves
+/// changes pending.
+pub fn autosync(p: &mut Project, root: &Path, when: Auto) {
+    let Ok(settings) = hub_settings(root) else {
+        return;
+    };
+    if !settings.auto || settings.url.is_none() {
+        return;
+    }
+    let limit = if when == Auto::PullBefore {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(2)
+    };
+    let result = client_for(&settings).and_then(|c| {
+        let c = c.with_timeout(limit);
+        match when {
+            Auto::PullBefore => hub_sync::pull(&mut p.store, &c, &mut |_| {})
+                .map(|_| ())
+                .map_err(Into::into),
+            Auto::PushAfter => hub_sync::push(&mut p.store, &c, &mut |_| {})
+                .map(|_| ())
+                .map_err(Into::into),
+        }
+    });
+    if let Err(e) = result {
+        let what = if when == Auto::PullBefore {
+            "pull"
+        } else {
+            "push"
+        };
+        eprintln!(
+            "Warning: autosync {what} failed: {e:#} (changes stay pending; run 'td sync' later)"
+        );
+    }
+}

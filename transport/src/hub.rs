@@ -1,0 +1,475 @@
+//! The libSQL hub client: Hrana "pipeline" requests (`POST <base>/v2/pipeline`, JSON) built from
+//! the `libsql-hrana` crate's protocol types and sent with `ureq` over rustls. Only `execute` and
+//! stand-alone `batch` requests are used, so Turso Cloud, a self-hosted `sqld` and
+//! `tursodb --sync-server` (which supports neither `close` nor cursors) all work.
+//!
+//! Hub layout (created by the first client; see docs/hub.md):
+//! - `td_hub_meta(key, value)` with `layout_version`;
+//! - `td_changes(seq INTEGER PRIMARY KEY, hash UNIQUE, project, actor, actor_seq, author, body,
+//!   signature, pushed_at)`: one row per change record; `seq` is the hub-assigned cursor.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use libsql_hrana::proto::{
+    Batch, BatchStreamReq, ExecuteStreamReq, PipelineReqBody, PipelineRespBody, Stmt, StmtResult,
+    StreamRequest, StreamResponse, StreamResult, Value,
+};
+use td_engine::hub::{HubRow, OutgoingRecord};
+
+use crate::error::TransportError;
+
+/// Hub layout version this client writes and reads.
+pub const HUB_LAYOUT_VERSION: i64 = 1;
+/// Rows per push batch request.
+pub const PUSH_BATCH: usize = 400;
+/// Rows per pull page.
+pub const PULL_PAGE: usize = 2000;
+/// Attempts for a request that failed in a way worth retrying (5xx, reset, timeout).
+pub const ATTEMPTS: usize = 3;
+
+/// Where a hub is and how to authenticate.
+#[derive(Clone)]
+pub struct HubClient {
+    agent: ureq::Agent,
+    endpoint: String,
+    display: String,
+    auth: Option<String>,
+}
+
+impl std::fmt::Debug for HubClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HubClient({})", self.display)
+    }
+}
+
+/// Splits a hub URL into (http base without credentials, display form, basic-auth credentials).
+fn parse_url(url: &str) -> Result<(String, String, Option<String>), TransportError> {
+    let url = url.trim().trim_end_matches('/');
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+        TransportError::Address(format!(
+            "invalid hub url '{url}': expected libsql://, https:// or http://"
+        ))
+    })?;
+    let scheme = match scheme {
+        "libsql" | "https" | "wss" => "https",
+        "http" | "ws" => "http",
+        other => {
+            return Err(TransportError::Address(format!(
+                "invalid hub url '{url}': unsupported scheme '{other}'"
+            )))
+        }
+    };
+    let (userinfo, host) = match rest.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, rest),
+    };
+    if host.is_empty() {
+        return Err(TransportError::Address(format!(
+            "invalid hub url '{url}': no host"
+        )));
+    }
+    let base = format!("{scheme}://{host}");
+    let (display, basic) = match userinfo {
+        Some(u) => {
+            let user = u.split(':').next().unwrap_or("");
+            (
+                format!("{scheme}://{user}:***@{host}"),
+                Some(base64::engine::general_purpose::STANDARD.encode(u)),
+            )
+        }
+        None => (base.clone(), None),
+    };
+    Ok((base, display, basic))
+}
+
+/// A token shown as its first 4 characters and the length (tokens are never printed whole).
+pub fn mask_token(token: &str) -> String {
+    if token.is_empty() {
+        return String::new();
+    }
+    let head: String = token.chars().take(4).collect();
+    format!("{head}… ({} chars)", token.chars().count())
+}
+
+fn text(v: &str) -> Value {
+    Value::Text {
+        value: Arc::from(v),
+    }
+}
+
+fn blob(v: &[u8]) -> Value {
+    Value::Blob {
+        value: Bytes::copy_from_slice(v),
+    }
+}
+
+fn int(v: i64) -> Value {
+    Value::Integer { value: v }
+}
+
+fn stmt(sql: &str, args: Vec<Value>, want_rows: bool) -> Stmt {
+    let mut s = Stmt::new(sql, want_rows);
+    s.args = args;
+    s
+}
+
+fn as_i64(v: &Value) -> Option<i64> {
+    match v {
+        Value::Integer { value } => Some(*value),
+        Value::Text { value } => value.parse().ok(),
+        _ => None,
+    }
+}
+
+fn as_bytes(v: &Value) -> Vec<u8> {
+    match v {
+        Value::Blob { value } => value.to_vec(),
+        Value::Text { value } => value.as_bytes().to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+fn as_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Text { value } => Some(value.to_string()),
+        _ => None,
+    }
+}
+
+impl HubClient {
+    /// A client for `url` (`libsql://…` means https; `user:pass@` means basic auth) with an
+    /// optional bearer token.
+    pub fn new(url: &str, token: Option<&str>) -> Result<HubClient, TransportError> {
+        let (base, display, basic) = parse_url(url)?;
+        let auth = match (token.filter(|t| !t.is_empty()), basic) {
+            (Some(t), _) => Some(format!("Bearer {t}")),
+            (None, Some(b)) => Some(format!("Basic {b}")),
+            (None, None) => None,
+        };
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Ok(HubClient {
+            agent,
+            endpoint: format!("{base}/v2/pipeline"),
+            display,
+            auth,
+        })
+    }
+
+    /// Overrides the per-request time limit (autosync uses short ones).
+    pub fn with_timeout(mut self, limit: Duration) -> HubClient {
+        self.agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(limit.min(Duration::from_secs(5))))
+            .timeout_global(Some(limit))
+            .build()
+            .into();
+        self
+    }
+
+    /// The URL as it may be shown (no password).
+    pub fn display_url(&self) -> &str {
+        &self.display
+    }
+
+    fn classify(&self, e: ureq::Error) -> (TransportError, bool) {
+        let u = &self.display;
+        let msg = e.to_string();
+        match e {
+            ureq::Error::HostNotFound => (
+                TransportError::Connection(format!("cannot reach hub {u}: DNS lookup failed")),
+                false,
+            ),
+            ureq::Error::Timeout(_) => (
+                TransportError::Connection(format!("hub {u} did not answer in time (timeout)")),
+                true,
+            ),
+            ureq::Error::Tls(_) | ureq::Error::Rustls(_) => (
+                TransportError::Connection(format!("TLS with hub {u} failed: {msg}")),
+                false,
+            ),
+            ureq::Error::ConnectionFailed => (
+                TransportError::Connection(format!("cannot reach hub {u}: connection refused")),
+                true,
+            ),
+            ureq::Error::Io(io) => {
+                let transient = matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ConnectionRefused
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::BrokenPipe
+                        | std::io::ErrorKind::TimedOut
+                );
+                let what = match io.kind() {
+                    std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+                    std::io::ErrorKind::ConnectionReset => "connection reset".to_string(),
+                    std::io::ErrorKind::TimedOut => "timeout".to_string(),
+                    _ => io.to_string(),
+                };
+                (
+                    TransportError::Connection(format!("cannot reach hub {u}: {what}")),
+                    transient,
+                )
+            }
+            _ => (TransportError::Connection(format!("hub {u}: {msg}")), true),
+        }
+    }
+
+    /// One pipeline request, retried (bounded) on failures worth retrying. Every request this
+    /// client sends is idempotent (reads, `CREATE … IF NOT EXISTS`, `INSERT OR IGNORE`).
+    fn pipeline(
+        &self,
+        requests: Vec<StreamRequest>,
+    ) -> Result<Vec<StreamResponse>, TransportError> {
+        let body = serde_json::to_vec(&PipelineReqBody {
+            baton: None,
+            requests,
+        })
+        .expect("requests serialize");
+        let mut last = None;
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(200 * 3u64.pow(attempt as u32 - 1)));
+            }
+            match self.once(&body) {
+                Ok(r) => return Ok(r),
+                Err((e, transient)) => {
+                    if !transient {
+                        return Err(e);
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.expect("at least one attempt"))
+    }
+
+    fn once(&self, body: &[u8]) -> Result<Vec<StreamResponse>, (TransportError, bool)> {
+        let mut req = self
+            .agent
+            .post(&self.endpoint)
+            .header("Content-Type", "application/json");
+        if let Some(a) = &self.auth {
+            req = req.header("Authorization", a);
+        }
+        let mut resp = req.send(body).map_err(|e| self.classify(e))?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(256 * 1024 * 1024)
+            .read_to_string()
+            .map_err(|e| self.classify(e))?;
+        let u = &self.display;
+        match status {
+            200 => {}
+            401 | 403 => {
+                return Err((
+                    TransportError::Refused(format!(
+                        "hub {u} refused the credentials (HTTP {status}): check the token (td config set database.token, or TD_DATABASE_TOKEN)"
+                    )),
+                    false,
+                ))
+            }
+            s if s >= 500 => return Err((TransportError::Connection(format!("hub {u} failed (HTTP {s}): {}", first_line(&text))), true)),
+            s => return Err((TransportError::Protocol(format!("hub {u} answered HTTP {s}: {}", first_line(&text))), false)),
+        }
+        let parsed: PipelineRespBody = serde_json::from_str(&text).map_err(|e| {
+            (
+                TransportError::Protocol(format!("hub {u} sent an unreadable response ({e})")),
+                true,
+            )
+        })?;
+        parsed
+            .results
+            .into_iter()
+            .map(|r| match r {
+                StreamResult::Ok { response } => Ok(response),
+                StreamResult::Error { error } => Err((
+                    TransportError::Protocol(format!(
+                        "hub {u}: {} ({})",
+                        error.message, error.code
+                    )),
+                    false,
+                )),
+                StreamResult::None => Err((
+                    TransportError::Protocol(format!("hub {u} sent an empty result")),
+                    true,
+                )),
+            })
+            .collect()
+    }
+
+    fn execute(&self, s: Stmt) -> Result<StmtResult, TransportError> {
+        let mut out = self.pipeline(vec![StreamRequest::Execute(ExecuteStreamReq { stmt: s })])?;
+        match out.pop() {
+            Some(StreamResponse::Execute(e)) => Ok(e.result),
+            _ => Err(TransportError::Protocol(format!(
+                "hub {} sent an unexpected response",
+                self.display
+            ))),
+        }
+    }
+
+    fn batch(&self, stmts: Vec<Stmt>) -> Result<(), TransportError> {
+        let mut out = self.pipeline(vec![StreamRequest::Batch(BatchStreamReq {
+            batch: Batch::transactional(stmts),
+        })])?;
+        match out.pop() {
+            Some(StreamResponse::Batch(b)) => {
+                if let Some(e) = b.result.step_errors.iter().flatten().next() {
+                    return Err(TransportError::Protocol(format!(
+                        "hub {}: {}",
+                        self.display, e.message
+                    )));
+                }
+                Ok(())
+            }
+            _ => Err(TransportError::Protocol(format!(
+                "hub {} sent an unexpected response",
+                self.display
+            ))),
+        }
+    }
+
+    /// Checks the hub's layout, creating it on first use. A hub laid out by a newer client is
+    /// refused and never written.
+    pub fn ensure_layout(&self) -> Result<(), TransportError> {
+        let probe = self.execute(stmt(
+            "SELECT value FROM td_hub_meta WHERE key = 'layout_version'",
+            vec![],
+            true,
+        ));
+        match probe {
+            Ok(r) => {
+                let v = r
+                    .rows
+                    .first()
+                    .and_then(|row| row.values.first())
+                    .and_then(|v| as_i64(v).or_else(|| as_text(v)?.parse().ok()));
+                match v {
+                    Some(v) if v > HUB_LAYOUT_VERSION => Err(TransportError::Protocol(format!(
+                        "hub {} has layout version {v}, newer than this td understands ({HUB_LAYOUT_VERSION}); upgrade td",
+                        self.display
+                    ))),
+                    Some(_) => Ok(()),
+                    None => self.create_layout(),
+                }
+            }
+            Err(TransportError::Protocol(m)) if m.contains("no such table") => self.create_layout(),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn create_layout(&self) -> Result<(), TransportError> {
+        self.batch(vec![
+            stmt("CREATE TABLE IF NOT EXISTS td_hub_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)", vec![], false),
+            stmt(
+                "CREATE TABLE IF NOT EXISTS td_changes (seq INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, \
+                 project TEXT NOT NULL, actor BLOB NOT NULL, actor_seq INTEGER NOT NULL, author BLOB NOT NULL, \
+                 body BLOB NOT NULL, signature BLOB NOT NULL, pushed_at TEXT NOT NULL)",
+                vec![],
+                false,
+            ),
+            stmt("CREATE INDEX IF NOT EXISTS td_changes_project ON td_changes(project, seq)", vec![], false),
+            stmt(
+                "INSERT OR IGNORE INTO td_hub_meta(key, value) VALUES ('layout_version', ?)",
+                vec![text(&HUB_LAYOUT_VERSION.to_string())],
+                false,
+            ),
+        ])
+    }
+
+    /// Projects with changes on this hub.
+    pub fn projects(&self) -> Result<Vec<String>, TransportError> {
+        let r = self.execute(stmt(
+            "SELECT DISTINCT project FROM td_changes ORDER BY project",
+            vec![],
+            true,
+        ))?;
+        Ok(r.rows
+            .iter()
+            .filter_map(|row| row.values.first().and_then(as_text))
+            .collect())
+    }
+
+    /// Inserts records in one transactional batch; rows already on the hub are ignored.
+    pub fn push(
+        &self,
+        project: &str,
+        records: &[OutgoingRecord],
+        now: &str,
+    ) -> Result<(), TransportError> {
+        let stmts = records
+            .iter()
+            .map(|r| {
+                stmt(
+                    "INSERT OR IGNORE INTO td_changes(hash, project, actor, actor_seq, author, body, signature, pushed_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    vec![blob(&r.hash), text(project), blob(&r.actor), int(r.seq), blob(&r.author), blob(&r.body), blob(&r.signature), text(now)],
+                    false,
+                )
+            })
+            .collect();
+        self.batch(stmts)
+    }
+
+    /// Up to `limit` rows of `project` after hub sequence `after`.
+    pub fn pull(
+        &self,
+        project: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<HubRow>, TransportError> {
+        let r = self.execute(stmt(
+            "SELECT seq, body, signature FROM td_changes WHERE project = ? AND seq > ? ORDER BY seq LIMIT ?",
+            vec![text(project), int(after), int(limit as i64)],
+            true,
+        ))?;
+        Ok(r.rows
+            .iter()
+            .filter_map(|row| {
+                let v = &row.values;
+                Some(HubRow {
+                    seq: as_i64(v.first()?)?,
+                    body: as_bytes(v.get(1)?),
+                    signature: as_bytes(v.get(2)?),
+                })
+            })
+            .collect())
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let (b, d, a) = parse_url("libsql://db-team.turso.io").unwrap();
+        assert_eq!(
+            (b.as_str(), d.as_str(), a),
+            ("https://db-team.turso.io", "https://db-team.turso.io", None)
+        );
+        let (b, d, a) = parse_url("http://admin:secret@127.0.0.1:8080/").unwrap();
+        assert_eq!(b, "http://127.0.0.1:8080");
+        assert_eq!(d, "http://admin:***@127.0.0.1:8080");
+        assert_eq!(a.as_deref(), Some("YWRtaW46c2VjcmV0"));
+        assert!(parse_url("ftp://x").is_err());
+        assert!(parse_url("nonsense").is_err());
+        assert_eq!(mask_token("eyJhbGciOi"), "eyJh… (10 chars)");
+    }
+}

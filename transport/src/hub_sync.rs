@@ -1,0 +1,126 @@
+//! Push and pull against a hub: the loop around the engine's hub bookkeeping and the client.
+
+use td_engine::model::now_timestamp;
+use td_engine::Store;
+
+use crate::error::TransportError;
+use crate::hub::{HubClient, PULL_PAGE, PUSH_BATCH};
+
+/// Totals of a push or pull.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HubSyncReport {
+    /// Records sent to the hub.
+    pub pushed: u64,
+    /// Records received and applied.
+    pub pulled: u64,
+    /// Hub rows refused and quarantined.
+    pub quarantined: u64,
+    /// Local records still not on the hub.
+    pub pending: i64,
+}
+
+/// Sends every local record the hub may lack, in bounded transactional batches. A push cut
+/// off mid-way resumes from the last acknowledged batch; rows already on the hub are ignored.
+pub fn push(
+    store: &mut Store,
+    client: &HubClient,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, TransportError> {
+    let key = client.display_url().to_string();
+    let project = store.project_id()?;
+    let mut pushed = 0u64;
+    loop {
+        let through = store.hub_state(&key)?.pushed_through;
+        let batch = store.outgoing(through, PUSH_BATCH)?;
+        let Some(last) = batch.last() else { break };
+        let last_id = last.local_id;
+        client.push(&project, &batch, &now_timestamp())?;
+        store.mark_pushed(&key, last_id)?;
+        pushed += batch.len() as u64;
+        progress(pushed);
+    }
+    Ok(pushed)
+}
+
+/// Reads the hub's rows of this project after the local cursor, page by page, verifying and
+/// applying them (or quarantining the ones that can never apply).
+pub fn pull(
+    store: &mut Store,
+    client: &HubClient,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(u64, u64), TransportError> {
+    let key = client.display_url().to_string();
+    let project = store.project_id()?;
+    let all_pushed = store.hub_state(&key)?.pushed_through >= store.last_local_id()?;
+    let (mut applied, mut quarantined) = (0u64, 0u64);
+    loop {
+        let cursor = store.hub_state(&key)?.pull_cursor;
+        let rows = client.pull(&project, cursor, PULL_PAGE)?;
+        if rows.is_empty() {
+            break;
+        }
+        let full_page = rows.len() == PULL_PAGE;
+        let r = store.apply_hub_rows(&key, &rows)?;
+        applied += r.applied;
+        quarantined += r.quarantined;
+        progress(applied);
+        if !full_page || r.cursor <= cursor {
+            break; // the rest waits for records still on their way to the hub
+        }
+    }
+    if all_pushed {
+        // Everything pulled came from the hub, so the hub holds it: nothing new to push.
+        let last = store.last_local_id()?;
+        store.mark_pushed(&key, last)?;
+    }
+    Ok((applied, quarantined))
+}
+
+/// How a replica relates to a hub's projects when it first connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Joined {
+    /// The replica's own project (the hub had none, or the same one).
+    Own(String),
+    /// A fresh replica adopted the hub's project.
+    Adopted(String),
+}
+
+/// Connects a replica to a hub: checks the layout, then adopts the hub's project when this
+/// replica is fresh and the hub holds exactly one (or the one named with `--project`).
+pub fn join(
+    store: &mut Store,
+    client: &HubClient,
+    project: Option<&str>,
+) -> Result<Joined, TransportError> {
+    client.ensure_layout()?;
+    let ours = store.project_id()?;
+    let on_hub = client.projects()?;
+    let fresh = store.is_fresh()?;
+    let mismatch = |want: &str| {
+        TransportError::Engine(td_engine::EngineError::InvalidInput(format!(
+            "project mismatch: this replica has changes of project {ours}, not {want}"
+        )))
+    };
+    match project {
+        Some(p) if p == ours => Ok(Joined::Own(ours)),
+        Some(p) if fresh => {
+            store.adopt(p)?;
+            Ok(Joined::Adopted(p.to_string()))
+        }
+        Some(p) => Err(mismatch(p)),
+        None if on_hub.is_empty() || on_hub.contains(&ours) => Ok(Joined::Own(ours)),
+        None if fresh && on_hub.len() == 1 => {
+            store.adopt(&on_hub[0])?;
+            Ok(Joined::Adopted(on_hub[0].clone()))
+        }
+        None if fresh => Err(TransportError::Engine(
+            td_engine::EngineError::InvalidInput(format!(
+                "hub {} holds {} projects ({}): choose one with --project",
+                client.display_url(),
+                on_hub.len(),
+                on_hub.join(", ")
+            )),
+        )),
+        None => Ok(Joined::Own(ours)),
+    }
+}
