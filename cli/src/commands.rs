@@ -98,7 +98,7 @@ fn run_command(
             let v = json!({"action": "created", "id": issue.id, "status": issue.status, "issue": issue.json});
             emit(json, &v, || format!("CREATED {}", issue.id));
         }
-        Command::List(a) => list(&p, a, json)?,
+        Command::List(a) => list(p, a, json)?,
         Command::Show { ids } => {
             let mut out = Vec::new();
             for id in ids {
@@ -303,15 +303,15 @@ fn run_command(
                 all: *all,
                 ..Default::default()
             };
-            list(&p, &a, json)?;
+            list(p, &a, json)?;
         }
         Command::Ws(w) => ws(p, w, json)?,
-        Command::Usage => usage(&p, json)?,
+        Command::Usage => usage(p, json)?,
         Command::Status { db } => {
             if *db {
                 crate::hubcmd::status_db(p, &root, json)?
             } else {
-                status(&p, &root, json)?
+                status(p, &root, json)?
             }
         }
         Command::Sync { cmd, push, pull } => {
