@@ -1,6 +1,8 @@
 //! Harness for the workspace-level tests: replicas as temporary project directories with their
 //! own config dir (so their own machine key), driven through the real `td` binary.
 
+pub mod hub;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

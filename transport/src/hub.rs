@@ -149,10 +149,15 @@ impl HubClient {
             (None, Some(b)) => Some(format!("Basic {b}")),
             (None, None) => None,
         };
+        // TD_HUB_TIMEOUT_MS changes the per-request limit (tests; very slow links).
+        let limit = std::env::var("TD_HUB_TIMEOUT_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(Duration::from_secs(30), Duration::from_millis);
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(5)))
-            .timeout_global(Some(Duration::from_secs(30)))
+            .timeout_connect(Some(limit.min(Duration::from_secs(5))))
+            .timeout_global(Some(limit))
             .build()
             .into();
         Ok(HubClient {

@@ -280,12 +280,13 @@ impl Project {
                         crate::ops::workflow::set_status_only(d, to)?;
                     }
                 }
+                // One change: the edit and its timestamp together (nothing when nothing moved).
+                if automerge::transaction::Transactable::pending_ops(d) > 0 {
+                    doc::put_str(d, "updated_at", &now_timestamp())?;
+                }
                 Ok(())
             })?;
             let changed = tx.change_count() > before;
-            if changed {
-                tx.change(id, |d| doc::put_str(d, "updated_at", &now_timestamp()))?;
-            }
             Ok(IssueOutcome {
                 issue: query::live_issue(tx.conn(), id)?,
                 changed,

@@ -1,0 +1,359 @@
+//! A real libSQL hub for tests: `tursodb --sync-server` from the npm package `turso` (pinned),
+//! installed into the build directory on first use, plus an HTTP proxy that wraps it to inject
+//! faults (500s, delays, resets, truncated bodies) or demand a token.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// The pinned npm package version.
+pub const TURSO_VERSION: &str = "0.6.0";
+
+fn target_dir() -> PathBuf {
+    let bin = crate::td_bin();
+    bin.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
+}
+
+/// The binary, once the install that put it there has completed (a marker file is written
+/// last, so a half-extracted binary is never started).
+fn find_tursodb(prefix: &Path) -> Option<PathBuf> {
+    if !prefix.join(".installed").exists() {
+        return None;
+    }
+    let scope = prefix.join("node_modules/@tursodatabase");
+    std::fs::read_dir(scope)
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("tursodb"))
+        .find(|p| p.exists())
+}
+
+/// Path of the `tursodb` binary: `$TD_TURSODB`, else the pinned npm package under
+/// `target/turso-hub-<version>/`, installed on first use (one installer at a time).
+pub fn tursodb() -> PathBuf {
+    if let Some(p) = std::env::var_os("TD_TURSODB") {
+        return PathBuf::from(p);
+    }
+    let prefix = target_dir().join(format!("turso-hub-{TURSO_VERSION}"));
+    if let Some(p) = find_tursodb(&prefix) {
+        return p;
+    }
+    let lock = target_dir().join(format!("turso-hub-{TURSO_VERSION}.lock"));
+    let started = Instant::now();
+    loop {
+        if std::fs::create_dir(&lock).is_ok() {
+            break;
+        }
+        if let Some(p) = find_tursodb(&prefix) {
+            return p;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "timed out waiting for another test to install tursodb"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let result = (|| {
+        if let Some(p) = find_tursodb(&prefix) {
+            return Ok(p);
+        }
+        std::fs::create_dir_all(&prefix).map_err(|e| e.to_string())?;
+        let out = Command::new("npm")
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                "--prefix",
+            ])
+            .arg(&prefix)
+            .arg(format!("turso@{TURSO_VERSION}"))
+            .output()
+            .map_err(|e| format!("cannot run npm: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "npm install turso@{TURSO_VERSION} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        std::fs::write(prefix.join(".installed"), TURSO_VERSION).map_err(|e| e.to_string())?;
+        find_tursodb(&prefix).ok_or_else(|| {
+            "npm installed turso but no tursodb binary for this platform".to_string()
+        })
+    })();
+    let _ = std::fs::remove_dir(&lock);
+    result.unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One POST to a hub's pipeline endpoint (used to inspect the hub or plant hostile rows).
+pub fn pipeline(port: u16, requests: Value) -> Value {
+    let body = json!({ "requests": requests }).to_string();
+    let mut resp = ureq::post(format!("http://127.0.0.1:{port}/v2/pipeline"))
+        .header("Content-Type", "application/json")
+        .send(body.as_bytes())
+        .expect("hub answers");
+    serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap()
+}
+
+/// Runs one SQL statement on a hub and returns its rows.
+pub fn sql(port: u16, sql: &str, args: Value) -> Vec<Value> {
+    let v = pipeline(
+        port,
+        json!([{"type": "execute", "stmt": {"sql": sql, "args": args}}]),
+    );
+    let r = &v["results"][0];
+    assert_eq!(r["type"], "ok", "hub error: {v}");
+    r["response"]["result"]["rows"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A running `tursodb --sync-server` on a free loopback port, stopped when dropped.
+pub struct Hub {
+    child: Option<Child>,
+    /// Its port.
+    pub port: u16,
+    db: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Hub {
+    /// Starts a hub on a fresh database.
+    pub fn start() -> Hub {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("hub.db");
+        let mut h = Hub {
+            child: None,
+            port: free_port(),
+            db,
+            _dir: dir,
+        };
+        h.launch();
+        h
+    }
+
+    fn launch(&mut self) {
+        let child = Command::new(tursodb())
+            .arg(&self.db)
+            .arg("--sync-server")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tursodb");
+        self.child = Some(child);
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "tursodb did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The hub URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server (the database file stays).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same file and port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+
+    /// Rows in the hub's change table.
+    pub fn change_rows(&self) -> i64 {
+        let rows = sql(self.port, "SELECT count(*) FROM td_changes", json!([]));
+        rows[0][0]["value"].as_str().unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A fault the proxy applies to the next request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer 500 without forwarding.
+    Status500,
+    /// Wait this long before forwarding (longer than the client's timeout: a timeout).
+    Delay(Duration),
+    /// Close the connection without answering (nothing forwarded).
+    Reset,
+    /// Forward (the hub applies it), then send only half of the response body.
+    Truncate,
+}
+
+/// An HTTP proxy in front of a hub, with scripted faults and an optional required
+/// `Authorization` header.
+pub struct Proxy {
+    /// Its port.
+    pub port: u16,
+    faults: Arc<Mutex<Vec<Fault>>>,
+    auth: Arc<Mutex<Option<String>>>,
+    /// Requests seen.
+    pub hits: Arc<AtomicUsize>,
+}
+
+fn read_request(s: &mut TcpStream) -> Option<(Vec<u8>, String)> {
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 8192];
+    let header_end = loop {
+        let n = s.read(&mut tmp).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&tmp[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    while buf.len() < header_end + len {
+        let n = s.read(&mut tmp).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&tmp[..n]);
+    }
+    Some((buf, head))
+}
+
+impl Proxy {
+    /// Starts a proxy forwarding to `upstream_port`.
+    pub fn start(upstream_port: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let faults: Arc<Mutex<Vec<Fault>>> = Arc::default();
+        let auth: Arc<Mutex<Option<String>>> = Arc::default();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let (f, a, h) = (faults.clone(), auth.clone(), hits.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut client) = conn else { continue };
+                let (f, a, h) = (f.clone(), a.clone(), h.clone());
+                std::thread::spawn(move || {
+                    let Some((req, head)) = read_request(&mut client) else {
+                        return;
+                    };
+                    h.fetch_add(1, Ordering::SeqCst);
+                    if let Some(want) = a.lock().unwrap().clone() {
+                        let got = head.lines().find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("authorization")
+                                .then(|| v.trim().to_string())
+                        });
+                        if got.as_deref() != Some(want.as_str()) {
+                            let body = r#"{"error":"Unauthorized"}"#;
+                            let _ = write!(client, "HTTP/1.1 401 Unauthorized\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                            return;
+                        }
+                    }
+                    let fault = {
+                        let mut q = f.lock().unwrap();
+                        if q.is_empty() {
+                            None
+                        } else {
+                            Some(q.remove(0))
+                        }
+                    };
+                    match fault {
+                        Some(Fault::Status500) => {
+                            let body = "internal error";
+                            let _ = write!(client, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                            return;
+                        }
+                        Some(Fault::Reset) => {
+                            let _ = client.shutdown(std::net::Shutdown::Both);
+                            return;
+                        }
+                        Some(Fault::Delay(d)) => std::thread::sleep(d),
+                        _ => {}
+                    }
+                    let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream_port)) else {
+                        let _ = client.shutdown(std::net::Shutdown::Both);
+                        return;
+                    };
+                    if up.write_all(&req).is_err() {
+                        return;
+                    }
+                    let mut resp = Vec::new();
+                    let _ = up.read_to_end(&mut resp);
+                    if fault == Some(Fault::Truncate) {
+                        let cut = resp.len()
+                            - (resp.len()
+                                - resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0))
+                                / 2;
+                        let _ = client.write_all(&resp[..cut]);
+                        let _ = client.shutdown(std::net::Shutdown::Both);
+                        return;
+                    }
+                    let _ = client.write_all(&resp);
+                });
+            }
+        });
+        Proxy {
+            port,
+            faults,
+            auth,
+            hits,
+        }
+    }
+
+    /// The proxy's URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Queues faults for the next requests.
+    pub fn inject(&self, fault: Fault, times: usize) {
+        self.faults
+            .lock()
+            .unwrap()
+            .extend(std::iter::repeat_n(fault, times));
+    }
+
+    /// Requires this exact `Authorization` header (or none).
+    pub fn require_auth(&self, header: Option<&str>) {
+        *self.auth.lock().unwrap() = header.map(String::from);
+    }
+}

@@ -1,0 +1,469 @@
+//! `td sync` through a real hub (`tursodb --sync-server`), driven with the real binary.
+
+use serde_json::json;
+use td_tests::hub::{Fault, Hub, Proxy};
+use td_tests::Replica;
+
+fn sync(r: &Replica) -> serde_json::Value {
+    r.json(&["sync"])
+}
+
+/// A founder with `extra` members joined through the hub.
+fn team(hub: &str, members: usize) -> (Replica, Vec<Replica>) {
+    let a = Replica::init();
+    a.create("Founding issue of the team", &[]);
+    let others: Vec<Replica> = (0..members).map(|_| Replica::init()).collect();
+    for o in &others {
+        a.json(&["member", "add", &o.public_key()]);
+    }
+    let v = a.json(&["sync", "init", "--hub", hub]);
+    assert_eq!(v["action"], "connected", "{v}");
+    for o in &others {
+        let v = o.json(&["sync", "init", "--hub", hub]);
+        assert_eq!(v["action"], "joined", "{v}");
+    }
+    (a, others)
+}
+
+#[test]
+fn three_replicas_converge_through_the_hub_with_offline_work_and_a_late_joiner() {
+    let hub = Hub::start();
+    let a = Replica::init();
+    // 50+ offline changes before the first sync.
+    for i in 0..26 {
+        let id = a.create(&format!("Offline before first sync {i}"), &[]);
+        a.json(&["update", &id, "-p", "P1"]);
+    }
+    let (b, c) = (Replica::init(), Replica::init());
+    a.json(&["member", "add", &b.public_key()]);
+    a.json(&["member", "add", &c.public_key()]);
+    assert_eq!(
+        a.json(&["sync", "init", "--hub", &hub.url()])["action"],
+        "connected"
+    );
+    assert_eq!(
+        b.json(&["sync", "init", "--hub", &hub.url()])["action"],
+        "joined"
+    );
+    assert_eq!(
+        c.json(&["sync", "init", "--hub", &hub.url()])["action"],
+        "joined"
+    );
+    // Everyone works offline, then syncs.
+    for (n, r) in [&a, &b, &c].into_iter().enumerate() {
+        for i in 0..26 {
+            let id = r.create(&format!("Replica {n} offline item {i}"), &[]);
+            r.json(&["comment", &id, "done offline"]);
+        }
+    }
+    for r in [&a, &b, &c, &a, &b] {
+        sync(r);
+    }
+    let ea = a.export();
+    assert_eq!(ea, b.export());
+    assert_eq!(ea, c.export());
+    let s = sync(&c);
+    assert_eq!(
+        (
+            s["pushed"].as_u64(),
+            s["pulled"].as_u64(),
+            s["pending"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0)),
+        "{s}"
+    );
+    // No duplicates on the hub: one row per change.
+    let changes = td_engine::export::log_stats(a.store().conn())
+        .unwrap()
+        .changes;
+    assert_eq!(hub.change_rows(), changes);
+    // Late joiner.
+    let d = Replica::init();
+    a.json(&["member", "add", &d.public_key()]);
+    sync(&a);
+    let v = d.json(&["sync", "init", "--hub", &hub.url()]);
+    assert_eq!(v["action"], "joined");
+    sync(&a);
+    sync(&d);
+    assert_eq!(d.export(), a.export());
+}
+
+#[test]
+fn hub_restart_and_offline_work_lose_nothing() {
+    let mut hub = Hub::start();
+    let (a, others) = team(&hub.url(), 1);
+    let b = &others[0];
+    a.create("Before the hub restarts", &[]);
+    sync(&a);
+    hub.stop();
+    // Offline: commands work; td sync fails clearly and keeps the changes pending.
+    let id = a.create("Written while the hub is down", &[]);
+    a.json(&["update", &id, "-p", "P0"]);
+    let r = a.run(&["sync"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains(&hub.url()) && r.stderr.contains("connection refused"),
+        "{}",
+        r.stderr
+    );
+    let r = a.run(&["sync", "--json"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.json()["error"]["code"], "network_error");
+    let st = a.json(&["sync", "status"]);
+    assert_eq!(st["pending"], 2);
+    assert!(st["hub_answered"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("connection refused"));
+    hub.restart();
+    let s = sync(&a);
+    assert_eq!(s["pending"], 0);
+    sync(b);
+    assert_eq!(a.export(), b.export());
+    assert!(b.export().contains("Written while the hub is down"));
+    let changes = td_engine::export::log_stats(a.store().conn())
+        .unwrap()
+        .changes;
+    assert_eq!(
+        hub.change_rows(),
+        changes,
+        "nothing duplicated across the restart"
+    );
+}
+
+#[test]
+fn faults_are_retried_within_bounds_and_never_duplicate() {
+    let hub = Hub::start();
+    let proxy = Proxy::start(hub.port);
+    let (a, others) = team(&proxy.url(), 1);
+    let b = &others[0];
+    for i in 0..30 {
+        a.create(&format!("Through a flaky proxy {i}"), &[]);
+    }
+    // Two failures then success: retried within one command.
+    for fault in [Fault::Status500, Fault::Reset, Fault::Truncate] {
+        proxy.inject(fault, 2);
+        a.create(&format!("After fault {fault:?}"), &[]);
+        let s = a.json(&["sync"]);
+        assert_eq!(s["pending"], 0, "{fault:?}: {s}");
+    }
+    // As many failures as attempts: a clear error, nothing lost; the next sync completes.
+    proxy.inject(Fault::Status500, td_transport::hub::ATTEMPTS);
+    a.create("Pending through an outage", &[]);
+    let r = a.run(&["sync"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("HTTP 500"), "{}", r.stderr);
+    // The hub applies these requests, but the client never hears back.
+    proxy.inject(Fault::Truncate, td_transport::hub::ATTEMPTS);
+    let r = a.run(&["sync"]);
+    assert_eq!(r.code, 1);
+    let s = a.json(&["sync"]);
+    assert_eq!(s["pending"], 0);
+    // Timeouts.
+    a.create("Slow hub", &[]);
+    proxy.inject(Fault::Delay(std::time::Duration::from_millis(2500)), 3);
+    let mut cmd = a.command(None, &["sync"]);
+    let out = cmd.env("TD_HUB_TIMEOUT_MS", "1000").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("timeout"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(std::time::Duration::from_millis(3000));
+    sync(&a);
+    sync(b);
+    assert_eq!(a.export(), b.export());
+    let changes = td_engine::export::log_stats(a.store().conn())
+        .unwrap()
+        .changes;
+    assert_eq!(hub.change_rows(), changes, "no duplicates after retries");
+}
+
+#[test]
+fn hostile_hub_rows_are_quarantined_and_do_not_block_later_rows() {
+    let hub = Hub::start();
+    let (a, others) = team(&hub.url(), 1);
+    let b = &others[0];
+    sync(b);
+    let project = a.json(&["whoami"])["project"].as_str().unwrap().to_string();
+    let b64 = |v: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, v);
+    let insert = |hash: &[u8], project: &str, body: &[u8], sig: &[u8]| {
+        td_tests::hub::sql(
+            hub.port,
+            "INSERT INTO td_changes(hash, project, actor, actor_seq, author, body, signature, pushed_at) VALUES (?, ?, ?, 1, ?, ?, ?, 'x')",
+            json!([{"type":"blob","base64": b64(hash)}, {"type":"text","value": project}, {"type":"blob","base64": b64(&[1;16])},
+                   {"type":"blob","base64": b64(&[2;32])}, {"type":"blob","base64": b64(body)}, {"type":"blob","base64": b64(sig)}]),
+        );
+    };
+    // 1. Garbage bytes.
+    insert(
+        &[0xa1; 32],
+        &project,
+        b"\xff\xfe garbage, not a record",
+        &[0; 64],
+    );
+    // 2. A real record with a broken signature, and 3. one by a machine outside the roster,
+    // 4. one that claims another project.
+    let rogue = td_engine::MachineIdentity::generate();
+    let forge = |author: [u8; 32], signer: &td_engine::MachineIdentity, proj: &str, doc: &str| {
+        let actor = [7u8; 16];
+        let mut d = automerge::AutoCommit::new().with_actor(automerge::ActorId::from(&actor[..]));
+        automerge::transaction::Transactable::put(&mut d, automerge::ROOT, "title", "hostile")
+            .unwrap();
+        d.commit();
+        let change = d.get_last_local_change().unwrap().raw_bytes().to_vec();
+        let body = td_engine::record::RecordBody {
+            format: 1,
+            project: proj.into(),
+            doc: doc.into(),
+            actor,
+            seq: 1,
+            prev: [0; 32],
+            session: "ses_hostile".into(),
+            author,
+            change,
+        };
+        td_engine::record::SignedRecord::sign(body, signer).unwrap()
+    };
+    let member_key = b.identity().public_key();
+    let bad_sig = forge(member_key, &rogue, &project, "td-bad001");
+    insert(
+        &bad_sig.hash,
+        &project,
+        &bad_sig.encoded,
+        &bad_sig.signature,
+    );
+    let outsider = forge(rogue.public_key(), &rogue, &project, "td-bad002");
+    let mut h = outsider.hash;
+    h[0] ^= 0xff;
+    insert(&h, &project, &outsider.encoded, &outsider.signature);
+    let other_project = forge(
+        rogue.public_key(),
+        &rogue,
+        "prj_0000000000000000_000000",
+        "td-bad003",
+    );
+    insert(
+        &other_project.hash,
+        &project,
+        &other_project.encoded,
+        &other_project.signature,
+    );
+    // A legitimate change after them.
+    a.create("Legit after hostile rows", &[]);
+    sync(&a);
+    let before = b.export();
+    let s = sync(b);
+    assert_eq!(s["quarantined"], 4, "{s}");
+    assert!(
+        b.export().contains("Legit after hostile rows"),
+        "later rows still applied"
+    );
+    assert!(
+        !b.export().contains("td-bad00"),
+        "nothing hostile materialized"
+    );
+    assert_ne!(before, b.export());
+    let st = b.json(&["sync", "status"]);
+    let q = st["quarantined"].as_array().unwrap();
+    assert_eq!(q.len(), 4, "{st}");
+    let reasons: Vec<&str> = q.iter().map(|r| r["reason"].as_str().unwrap()).collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("not a td change record")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("bad signature")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("not a member")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("belongs to project")),
+        "{reasons:?}"
+    );
+    assert!(b
+        .ok(&["sync", "status"])
+        .contains("Quarantined hub rows: 4"));
+    // Pulling again changes nothing.
+    assert_eq!(sync(b)["quarantined"], 0);
+}
+
+#[test]
+fn tokens_are_checked_masked_and_overridable() {
+    let hub = Hub::start();
+    let proxy = Proxy::start(hub.port);
+    proxy.require_auth(Some("Bearer right-token-123"));
+    let a = Replica::init();
+    a.create("Needs a token", &[]);
+    let r = a.run(&["sync", "init", "--hub", &proxy.url(), "--token", "wrong"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("HTTP 401") && r.stderr.contains("token"),
+        "{}",
+        r.stderr
+    );
+    let v = a.json(&[
+        "sync",
+        "init",
+        "--hub",
+        &proxy.url(),
+        "--token",
+        "right-token-123",
+    ]);
+    assert_eq!(v["action"], "connected");
+    let t = a.json(&["config", "get", "database.token"]);
+    assert_eq!(t["value"], "righ… (15 chars)");
+    assert!(!a.ok(&["config", "list"]).contains("right-token-123"));
+    assert!(!a.ok(&["sync", "status"]).contains("right-token-123"));
+    // The environment overrides the file.
+    let out = a
+        .command(None, &["sync"])
+        .env("TD_DATABASE_TOKEN", "wrong")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = a
+        .command(None, &["sync"])
+        .env("TD_DATABASE_URL", hub.url())
+        .env("TD_DATABASE_TOKEN", "")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Basic auth in the URL.
+    proxy.require_auth(Some("Basic YWRtaW46cGFzcw=="));
+    let v = a.json(&[
+        "sync",
+        "init",
+        "--hub",
+        &format!("http://admin:pass@127.0.0.1:{}", proxy.port),
+    ]);
+    assert_eq!(
+        v["hub"],
+        format!("http://admin:***@127.0.0.1:{}", proxy.port)
+    );
+}
+
+#[test]
+fn config_status_autosync_and_td_init_mode() {
+    let hub = Hub::start();
+    // The seed spelling: td init --mode=libsql --url.
+    let a = Replica::new();
+    let v = a.json(&["init", "--mode=libsql", "--url", &hub.url()]);
+    assert_eq!(v["action"], "connected");
+    assert_eq!(v["init"]["action"], "initialized");
+    assert_eq!(
+        a.json(&["config", "get", "database.mode"])["value"],
+        "libsql"
+    );
+    assert_eq!(
+        a.run(&["config", "set", "database.mode", "cloud", "--json"])
+            .error_code(),
+        "invalid_input"
+    );
+    assert_eq!(
+        a.run(&["config", "set", "nope", "x", "--json"])
+            .error_code(),
+        "invalid_input"
+    );
+    assert_eq!(
+        a.run(&["config", "set", "database.url", "ftp://x", "--json"])
+            .error_code(),
+        "invalid_input"
+    );
+    assert_eq!(
+        a.json(&["config", "set", "sync.auto", "true"])["action"],
+        "set"
+    );
+    // Autosync: a write pushes by itself.
+    a.create("Pushed by autosync", &[]);
+    assert_eq!(a.json(&["sync", "status"])["pending"], 0);
+    let db = a.json(&["status", "--db"]);
+    assert_eq!(db["mode"], "libsql");
+    assert_eq!(db["hub_answered"], true);
+    assert!(a.ok(&["status", "--db"]).contains("Pending push: 0"));
+    // Hub down: the command still succeeds, warns once, the change stays pending.
+    let mut hub = hub;
+    hub.stop();
+    let r = a.run(&["create", "Written with the hub down"]);
+    assert_eq!(r.code, 0);
+    assert_eq!(
+        r.stderr.matches("Warning: autosync").count(),
+        1,
+        "{}",
+        r.stderr
+    );
+    let r = a.run(&["list"]);
+    assert_eq!(r.code, 0, "reads work offline");
+    assert_eq!(a.json(&["sync", "status"])["pending"], 1);
+    // Bad input.
+    assert_eq!(
+        a.run(&["init", "--mode=libsql", "--json"]).error_code(),
+        "invalid_input"
+    );
+    assert_eq!(
+        Replica::new()
+            .run(&["init", "--mode=cloud", "--url", "http://x", "--json"])
+            .error_code(),
+        "invalid_input"
+    );
+}
+
+#[test]
+fn joining_rules() {
+    let hub = Hub::start();
+    let (_a, _) = team(&hub.url(), 0);
+    // A replica with its own changes cannot join another project.
+    let other = Replica::init();
+    other.create("Another project's work", &[]);
+    let theirs = _a.json(&["whoami"])["project"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = other.run(&[
+        "sync",
+        "init",
+        "--hub",
+        &hub.url(),
+        "--project",
+        &theirs,
+        "--json",
+    ]);
+    assert_eq!(r.code, 1);
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("project mismatch"));
+    // It can share the hub with its own project, though; then a fresh replica must choose.
+    assert_eq!(
+        other.json(&["sync", "init", "--hub", &hub.url()])["action"],
+        "connected"
+    );
+    let fresh = Replica::init();
+    let r = fresh.run(&["sync", "init", "--hub", &hub.url(), "--json"]);
+    assert_eq!(r.code, 1);
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("--project"));
+    let v = fresh.json(&["sync", "init", "--hub", &hub.url(), "--project", &theirs]);
+    assert_eq!(v["project"], theirs.as_str());
+    // Newer hub layout: refused, never written.
+    td_tests::hub::sql(
+        hub.port,
+        "UPDATE td_hub_meta SET value = '99' WHERE key = 'layout_version'",
+        json!([]),
+    );
+    let rows_before = hub.change_rows();
+    let r = fresh.run(&["sync"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("layout version 99"), "{}", r.stderr);
+    assert_eq!(hub.change_rows(), rows_before);
+}
