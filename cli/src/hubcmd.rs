@@ -82,7 +82,9 @@ fn connect(
         Joined::Own(id) => ("connected", id.clone()),
         Joined::Adopted(id) => ("joined", id.clone()),
     };
-    let mut v = json!({"action": action, "hub": client.display_url(), "project": project, "pushed": pushed, "pulled": pulled, "quarantined": quarantined});
+    let (sent, received) = client.traffic();
+    let mut v = json!({"action": action, "hub": client.display_url(), "project": project, "pushed": pushed, "pulled": pulled,
+        "quarantined": quarantined, "bytes": {"sent": sent, "received": received}});
     if let Some(i) = init {
         v["init"] = i;
     }
@@ -187,7 +189,9 @@ fn round(p: &mut Project, root: &Path, push: bool, pull: bool, json: bool) -> Re
     };
     spin.done();
     let pending = p.store.pending_push(client.display_url())?;
-    let v = json!({"pushed": pushed, "pulled": pulled, "conflicts": 0, "pending": pending, "quarantined": quarantined});
+    let (sent, received) = client.traffic();
+    let v = json!({"pushed": pushed, "pulled": pulled, "conflicts": 0, "pending": pending, "quarantined": quarantined,
+        "bytes": {"sent": sent, "received": received}});
     emit(json, &v, || {
         let mut s = format!(
             "SYNCED with {}: pushed {pushed}, pulled {pulled}",

@@ -37,6 +37,16 @@ pub struct HubClient {
     endpoint: String,
     display: String,
     auth: Option<String>,
+    traffic: Arc<Traffic>,
+}
+
+/// Request and response body bytes exchanged with the hub (HTTP headers not included).
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// Bytes sent.
+    pub sent: std::sync::atomic::AtomicU64,
+    /// Bytes received.
+    pub received: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for HubClient {
@@ -165,6 +175,7 @@ impl HubClient {
             endpoint: format!("{base}/v2/pipeline"),
             display,
             auth,
+            traffic: Arc::default(),
         })
     }
 
@@ -177,6 +188,12 @@ impl HubClient {
             .build()
             .into();
         self
+    }
+
+    /// Bytes exchanged so far (bodies only).
+    pub fn traffic(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.traffic.sent.load(Relaxed), self.traffic.received.load(Relaxed))
     }
 
     /// The URL as it may be shown (no password).
@@ -266,6 +283,8 @@ impl HubClient {
         if let Some(a) = &self.auth {
             req = req.header("Authorization", a);
         }
+        use std::sync::atomic::Ordering::Relaxed;
+        self.traffic.sent.fetch_add(body.len() as u64, Relaxed);
         let mut resp = req.send(body).map_err(|e| self.classify(e))?;
         let status = resp.status().as_u16();
         let text = resp
@@ -274,6 +293,7 @@ impl HubClient {
             .limit(256 * 1024 * 1024)
             .read_to_string()
             .map_err(|e| self.classify(e))?;
+        self.traffic.received.fetch_add(text.len() as u64, Relaxed);
         let u = &self.display;
         match status {
             200 => {}
