@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use automerge::transaction::Transactable;
-use automerge::{AutoCommit, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use automerge::{AutoCommit, ObjType, ReadDoc, ScalarValue, ScalarValueRef, Value, ValueRef, ROOT};
 use sha2::{Digest, Sha256};
 
 use crate::error::Result;
@@ -83,33 +83,56 @@ pub fn child_map(doc: &AutoCommit, key: &str) -> Option<automerge::ObjId> {
 
 /// Flattens a map object into column → value (text objects become strings, the workflow map
 /// is merged in, labels become td's comma-separated string). Nested maps other than `wf` and
-/// `labels` are skipped: they are child rows or fields this version does not know.
+/// `labels` are skipped: they are child rows or fields this version does not know. One pass
+/// over the map (this runs for every entity materialized).
 pub fn flatten(doc: &AutoCommit, obj: &automerge::ObjId) -> BTreeMap<String, Field> {
     let mut out = BTreeMap::new();
-    for key in doc.keys(obj) {
-        match key.as_str() {
-            "wf" => {
-                if let Some(wf) = nested(doc, obj, "wf") {
-                    for k in WF_KEYS {
-                        if let Some(v) = read_field(doc, &wf, k) {
-                            out.insert(k.to_string(), v);
+    for item in doc.map_range(obj, ..) {
+        match (&*item.key, &item.value) {
+            ("wf", ValueRef::Object(ObjType::Map)) => {
+                for inner in doc.map_range(item.id(), ..) {
+                    if WF_KEYS.contains(&&*inner.key) {
+                        if let ValueRef::Scalar(v) = &inner.value {
+                            if let Some(f) = scalar_ref_field(v) {
+                                out.insert(inner.key.to_string(), f);
+                            }
                         }
                     }
                 }
             }
-            "labels" => {
-                if let Some(l) = nested(doc, obj, "labels") {
-                    out.insert("labels".into(), Field::Str(labels_of(doc, &l).join(",")));
+            ("labels", ValueRef::Object(ObjType::Map)) => {
+                out.insert(
+                    "labels".into(),
+                    Field::Str(labels_of(doc, &item.id()).join(",")),
+                );
+            }
+            (_, ValueRef::Object(ObjType::Text)) => {
+                if let Ok(t) = doc.text(item.id()) {
+                    out.insert(item.key.to_string(), Field::Str(t));
                 }
             }
-            _ => {
-                if let Some(v) = read_field(doc, obj, &key) {
-                    out.insert(key, v);
+            (_, ValueRef::Scalar(v)) => {
+                if let Some(f) = scalar_ref_field(v) {
+                    out.insert(item.key.to_string(), f);
                 }
             }
+            _ => {}
         }
     }
     out
+}
+
+fn scalar_ref_field(s: &ScalarValueRef<'_>) -> Option<Field> {
+    match s {
+        ScalarValueRef::Null => Some(Field::Null),
+        ScalarValueRef::Str(s) => Some(Field::Str(s.to_string())),
+        ScalarValueRef::Int(i) => Some(Field::Int(*i)),
+        ScalarValueRef::Uint(u) => Some(Field::Int(*u as i64)),
+        ScalarValueRef::Boolean(b) => Some(Field::Int(*b as i64)),
+        ScalarValueRef::Counter(c) => Some(Field::Int(*c)),
+        ScalarValueRef::F64(f) => Some(Field::Int(*f as i64)),
+        _ => None,
+    }
 }
 
 fn nested(doc: &AutoCommit, obj: &automerge::ObjId, key: &str) -> Option<automerge::ObjId> {
@@ -122,13 +145,14 @@ fn nested(doc: &AutoCommit, obj: &automerge::ObjId, key: &str) -> Option<automer
 /// Labels in their stored order (by ordinal, then name).
 pub fn labels_of(doc: &AutoCommit, labels: &automerge::ObjId) -> Vec<String> {
     let mut v: Vec<(i64, String)> = doc
-        .keys(labels)
-        .map(|k| {
-            let ord = match read_field(doc, labels, &k) {
-                Some(Field::Int(i)) => i,
+        .map_range(labels, ..)
+        .map(|item| {
+            let ord = match &item.value {
+                ValueRef::Scalar(ScalarValueRef::Int(i)) => *i,
+                ValueRef::Scalar(ScalarValueRef::Uint(u)) => *u as i64,
                 _ => 0,
             };
-            (ord, k)
+            (ord, item.key.to_string())
         })
         .collect();
     v.sort();

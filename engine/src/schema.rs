@@ -22,7 +22,7 @@ CREATE TABLE crdt_meta (
 );
 CREATE TABLE crdt_changes (
     id INTEGER PRIMARY KEY,
-    hash BLOB NOT NULL UNIQUE,
+    hash BLOB NOT NULL,
     doc_id TEXT NOT NULL,
     actor BLOB NOT NULL,
     seq INTEGER NOT NULL,
@@ -34,7 +34,6 @@ CREATE TABLE crdt_changes (
     applied INTEGER NOT NULL DEFAULT 1,
     UNIQUE(actor, seq)
 );
-CREATE INDEX crdt_changes_doc ON crdt_changes(doc_id, id);
 CREATE INDEX crdt_changes_unapplied ON crdt_changes(doc_id) WHERE applied = 0;
 CREATE TABLE crdt_actors (
     actor BLOB PRIMARY KEY,

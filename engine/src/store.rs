@@ -52,6 +52,8 @@ fn open_conn(path: &Path, flags: OpenFlags) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "TRUNCATE")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // 16 MiB of page cache: bulk sync and rebuild touch many pages per transaction.
+    conn.pragma_update(None, "cache_size", -16384)?;
     Ok(conn)
 }
 
@@ -471,7 +473,7 @@ pub(crate) fn insert_record(
     rec: &SignedRecord,
     signed: bool,
     received_at: &str,
-) -> Result<()> {
+) -> Result<i64> {
     let b = &rec.body;
     let signature: &[u8] = if signed { &rec.signature[..] } else { &[] };
     conn.prepare_cached(
@@ -489,7 +491,7 @@ pub(crate) fn insert_record(
         signature,
         received_at
     ])?;
-    Ok(())
+    Ok(conn.last_insert_rowid())
 }
 
 /// Records an actor's newest record (the summary peers compare).

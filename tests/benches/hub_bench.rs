@@ -46,7 +46,9 @@ fn main() {
     let mut all = Vec::new();
     let mut after = 0;
     loop {
-        let batch = store.outgoing(after, td_transport::hub::PUSH_BATCH).unwrap();
+        let batch = store
+            .outgoing(after, td_transport::hub::PUSH_BATCH)
+            .unwrap();
         let Some(last) = batch.last() else { break };
         after = last.local_id;
         all.push(batch);
@@ -61,7 +63,9 @@ fn main() {
     let mut rows = 0;
     let mut cursor = 0;
     loop {
-        let page = client.pull(&project, cursor, td_transport::hub::PULL_PAGE).unwrap();
+        let page = client
+            .pull(&project, cursor, td_transport::hub::PULL_PAGE)
+            .unwrap();
         let Some(last) = page.last() else { break };
         cursor = last.seq;
         rows += page.len();
@@ -70,10 +74,20 @@ fn main() {
     assert_eq!(rows as u64, pushed);
     let apply_floor = td_tests::floor::apply_floor(&a.db());
     let s = |d: Duration| d.as_secs_f64();
-    println!("push of {pushed} changes: {:.2} s, {} bytes sent ({:.0} B/change)", s(push_t), pv["bytes"]["sent"], pv["bytes"]["sent"].as_f64().unwrap() / pushed as f64);
+    println!(
+        "push of {pushed} changes: {:.2} s, {} bytes sent ({:.0} B/change)",
+        s(push_t),
+        pv["bytes"]["sent"],
+        pv["bytes"]["sent"].as_f64().unwrap() / pushed as f64
+    );
     println!("  floor: plain batch inserts into a fresh hub {:.2} s ({floor_sent} bytes) + engine apply floor {:.2} s = {:.2} s; ratio {:.2}x (target <= 1.5)",
         s(hub_floor), s(apply_floor), s(hub_floor + apply_floor), s(push_t) / s(hub_floor + apply_floor));
-    println!("pull (join) of {pulled} changes: {:.2} s, {} bytes received ({:.0} B/change)", s(join_t), jv["bytes"]["received"], 0.0_f64.max(jv["bytes"]["received"].as_f64().unwrap_or(0.0)) / pulled as f64);
+    println!(
+        "pull (join) of {pulled} changes: {:.2} s, {} bytes received ({:.0} B/change)",
+        s(join_t),
+        jv["bytes"]["received"],
+        0.0_f64.max(jv["bytes"]["received"].as_f64().unwrap_or(0.0)) / pulled as f64
+    );
     println!("  floor: plain paged reads {:.2} s + engine apply floor {:.2} s = {:.2} s; ratio {:.2}x (target <= 1.5)",
         s(hub_read_floor), s(apply_floor), s(hub_read_floor + apply_floor), s(join_t) / s(hub_read_floor + apply_floor));
 

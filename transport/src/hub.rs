@@ -193,7 +193,10 @@ impl HubClient {
     /// Bytes exchanged so far (bodies only).
     pub fn traffic(&self) -> (u64, u64) {
         use std::sync::atomic::Ordering::Relaxed;
-        (self.traffic.sent.load(Relaxed), self.traffic.received.load(Relaxed))
+        (
+            self.traffic.sent.load(Relaxed),
+            self.traffic.received.load(Relaxed),
+        )
     }
 
     /// The URL as it may be shown (no password).

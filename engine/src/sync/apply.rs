@@ -23,8 +23,8 @@ use crate::sync::wire::WireRun;
 
 type Actor = [u8; ACTOR_LEN];
 
-/// A received change with the hash of the record that carried it.
-type HashedChange = ([u8; 32], Change);
+/// A received change with the local log row of the record that carried it.
+type HashedChange = (i64, Change);
 
 /// One log row as scanned for sending: local id, actor, seq, body, signature.
 type LogRow = (i64, Vec<u8>, i64, Vec<u8>, Vec<u8>);
@@ -186,11 +186,19 @@ impl SyncStore for Store {
             // stands.
             let n = records.len();
             let mut head = None;
+            // Trust only changes when a roster record applies; check again after each one.
+            let mut trusted: Option<bool> = None;
             for (i, mut rec) in records.into_iter().enumerate() {
-                let bootstrap = rec.body.doc == ROSTER_ID
+                let is_roster = rec.body.doc == ROSTER_ID;
+                let bootstrap = is_roster
                     && (pinned.is_some() || store::is_founder_of(&project, &run.author))
                     && !roster::has_roster(&tx)?;
-                if !bootstrap && !roster::is_trusted(&tx, &run.author, pinned.as_ref())? {
+                let ok = match trusted {
+                    Some(t) if !is_roster => t,
+                    _ => roster::is_trusted(&tx, &run.author, pinned.as_ref())?,
+                };
+                trusted = if is_roster { None } else { Some(ok) };
+                if !bootstrap && !ok {
                     report.rejected.push(format!(
                         "{} change(s) by machine {} rejected: not a member of this project (add it with 'td member add {}')",
                         n - i,
@@ -211,16 +219,16 @@ impl SyncStore for Store {
                 if i + 1 == n {
                     rec.signature = signature;
                 }
-                store::insert_record(&tx, &rec, i + 1 == n, &received_at)?;
+                let row = store::insert_record(&tx, &rec, i + 1 == n, &received_at)?;
                 head = Some((rec.body.seq, rec.hash));
                 report.applied += 1;
                 if rec.body.doc == ROSTER_ID {
-                    apply_doc(&tx, &mut cols, ROSTER_ID, vec![(rec.hash, change)])?;
+                    apply_doc(&tx, &mut cols, ROSTER_ID, vec![(row, change)])?;
                 } else {
                     by_doc
                         .entry(rec.body.doc.clone())
                         .or_default()
-                        .push((rec.hash, change));
+                        .push((row, change));
                 }
             }
             // Advance the actor's head now, so the next run of the same actor chains on.
@@ -412,16 +420,16 @@ fn apply_doc(
         return Ok(());
     };
     let mut pending: Vec<HashedChange> = Vec::new();
-    let waiting: Vec<(Vec<u8>, Vec<u8>)> = conn
-        .prepare_cached("SELECT hash, body FROM crdt_changes WHERE doc_id = ?1 AND applied = 0")?
+    let waiting: Vec<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT id, body FROM crdt_changes WHERE doc_id = ?1 AND applied = 0")?
         .query_map([doc_id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<std::result::Result<_, _>>()?;
-    for (hash, body) in waiting {
+    for (row, body) in waiting {
         let rec: RecordBody =
             postcard::from_bytes(&body).map_err(|e| EngineError::CorruptLog(e.to_string()))?;
         let c =
             Change::from_bytes(rec.change).map_err(|e| EngineError::CorruptLog(e.to_string()))?;
-        pending.push((hash.try_into().unwrap_or([0; 32]), c));
+        pending.push((row, c));
     }
     let mut doc = store::load_doc(conn, doc_id)?.unwrap_or_else(AutoCommit::new);
     let was_pending = pending.len();
@@ -448,8 +456,8 @@ fn apply_doc(
     }
     mark_unapplied(conn, unapplied.iter())?;
     for h in now_applied {
-        conn.prepare_cached("UPDATE crdt_changes SET applied = 1 WHERE hash = ?1 AND applied = 0")?
-            .execute([&h[..]])?;
+        conn.prepare_cached("UPDATE crdt_changes SET applied = 1 WHERE id = ?1")?
+            .execute([h])?;
     }
     store::save_doc(conn, doc_id, kind, &mut doc)?;
     store::materialize_entity(conn, cols, doc_id, kind, &doc)
@@ -457,11 +465,11 @@ fn apply_doc(
 
 fn mark_unapplied<'a>(
     conn: &rusqlite::Connection,
-    hashes: impl Iterator<Item = &'a [u8; 32]>,
+    rows: impl Iterator<Item = &'a i64>,
 ) -> Result<()> {
-    for h in hashes {
-        conn.prepare_cached("UPDATE crdt_changes SET applied = 0 WHERE hash = ?1")?
-            .execute([&h[..]])?;
+    for h in rows {
+        conn.prepare_cached("UPDATE crdt_changes SET applied = 0 WHERE id = ?1")?
+            .execute([h])?;
     }
     Ok(())
 }
