@@ -368,6 +368,26 @@ pub enum SyncCommand {
     Pull,
     /// Mode, hub, pending changes, last push/pull, quarantined rows.
     Status,
+    /// Concurrent edits that overwrote one another (unresolved ones by default).
+    Conflicts {
+        /// Only conflicts whose overwritten edit is newer than this (e.g. 30m, 12h, 7d).
+        #[arg(long, value_name = "DURATION")]
+        since: Option<String>,
+        /// Include resolved conflicts.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Settle a conflict everywhere: keep the kept or the overwritten value, or set another.
+    Resolve {
+        /// The conflict id (cf-…).
+        id: String,
+        /// `kept` or `overwritten`.
+        #[arg(long, value_name = "SIDE", conflicts_with = "value")]
+        keep: Option<String>,
+        /// A new value for the field.
+        #[arg(long)]
+        value: Option<String>,
+    },
 }
 
 /// `td config`.

@@ -43,11 +43,41 @@ pub fn run(cli: &Cli) -> Result<()> {
     if auto == Some(crate::hubcmd::Auto::PullBefore) {
         crate::hubcmd::autosync(&mut p, &root, crate::hubcmd::Auto::PullBefore);
     }
-    run_command(cli, &mut p, &root, &ctx, json)?;
+    let result = run_command(cli, &mut p, &root, &ctx, json);
+    // A session that lost a concurrent workflow transition is told on its next command that
+    // touches the issue (after the result, on stderr).
+    for id in issue_ids_of(&cli.command) {
+        for w in p.conflict_warnings(&id).unwrap_or_default() {
+            eprintln!("Warning: {w}");
+        }
+    }
+    result?;
     if auto == Some(crate::hubcmd::Auto::PushAfter) {
         crate::hubcmd::autosync(&mut p, &root, crate::hubcmd::Auto::PushAfter);
     }
     Ok(())
+}
+
+/// The issues a command names (for conflict warnings).
+fn issue_ids_of(c: &Command) -> Vec<String> {
+    let ids: &[String] = match c {
+        Command::Show { ids }
+        | Command::Update { ids, .. }
+        | Command::Delete { ids, .. }
+        | Command::Restore { ids }
+        | Command::Start { ids, .. }
+        | Command::Unstart { ids }
+        | Command::Review { ids, .. }
+        | Command::Approve { ids, .. }
+        | Command::Reject { ids, .. }
+        | Command::Close { ids, .. }
+        | Command::Reopen { ids }
+        | Command::Block { ids, .. }
+        | Command::Unblock { ids } => ids,
+        Command::Handoff { id, .. } | Command::Comment { id, .. } => std::slice::from_ref(id),
+        _ => &[],
+    };
+    ids.iter().map(|i| normalize_issue_id(i)).collect()
 }
 
 /// Which commands read (pull first) and which write (push after) under autosync.
@@ -574,6 +604,22 @@ fn show_text(v: &Value) -> String {
                 ));
             }
         }
+    }
+    for c in v["conflicts"].as_array().into_iter().flatten() {
+        let field = if c["field"] == "wf" {
+            "status"
+        } else {
+            c["field"].as_str().unwrap_or("")
+        };
+        s.push_str(&format!(
+            "(!) conflict {} on {field}: kept {} by {}, overwritten {} by {} (td sync resolve {} --keep kept|overwritten)\n",
+            c["id"].as_str().unwrap_or(""),
+            c["kept"]["value"],
+            c["kept"]["session"].as_str().unwrap_or("?"),
+            c["overwritten"]["value"],
+            c["overwritten"]["session"].as_str().unwrap_or("?"),
+            c["id"].as_str().unwrap_or("")
+        ));
     }
     if let Some(a) = v["reviews"].as_array().filter(|a| !a.is_empty()) {
         s.push_str("Reviews:\n");

@@ -166,6 +166,12 @@ pub fn sync(
             )
         }
         Some(SyncCommand::Status) => status(p, root, json),
+        Some(SyncCommand::Conflicts { since, all }) => {
+            crate::conflictcmd::list(p, since.as_deref(), *all, json)
+        }
+        Some(SyncCommand::Resolve { id, keep, value }) => {
+            crate::conflictcmd::resolve(p, id, keep.as_deref(), value.as_deref(), json)
+        }
         Some(SyncCommand::Push) => round(p, root, true, false, json),
         Some(SyncCommand::Pull) => round(p, root, false, true, json),
         None => round(p, root, !pull_only, !push_only, json),
@@ -176,6 +182,7 @@ fn round(p: &mut Project, root: &Path, push: bool, pull: bool, json: bool) -> Re
     let settings = hub_settings(root)?;
     let client = client_for(&settings)?;
     client.ensure_layout()?;
+    let before = td_engine::conflicts::count_unresolved(p.store.conn())?;
     let mut spin = Spinner::new(json);
     let pushed = if push {
         hub_sync::push(&mut p.store, &client, &mut |n| spin.tick("pushed", n))?
@@ -190,13 +197,19 @@ fn round(p: &mut Project, root: &Path, push: bool, pull: bool, json: bool) -> Re
     spin.done();
     let pending = p.store.pending_push(client.display_url())?;
     let (sent, received) = client.traffic();
-    let v = json!({"pushed": pushed, "pulled": pulled, "conflicts": 0, "pending": pending, "quarantined": quarantined,
+    let conflicts = (td_engine::conflicts::count_unresolved(p.store.conn())? - before).max(0);
+    let v = json!({"pushed": pushed, "pulled": pulled, "conflicts": conflicts, "pending": pending, "quarantined": quarantined,
         "bytes": {"sent": sent, "received": received}});
     emit(json, &v, || {
         let mut s = format!(
             "SYNCED with {}: pushed {pushed}, pulled {pulled}",
             client.display_url()
         );
+        if conflicts > 0 {
+            s.push_str(&format!(
+                ", {conflicts} new conflict(s) (see 'td sync conflicts')"
+            ));
+        }
         if quarantined > 0 {
             s.push_str(&format!(
                 ", quarantined {quarantined} invalid hub rows (see 'td sync status')"

@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 mod config;
+mod conflictcmd;
 mod env;
 mod hubcmd;
 mod output;

@@ -221,6 +221,7 @@ fn sync(
             Err((name, reason)) => (name, Err(reason)),
             Ok(target) => {
                 let name = target.name.clone();
+                let before = td_engine::conflicts::count_unresolved(p.store.conn()).unwrap_or(0);
                 let mut prog = Progress {
                     enabled: show_progress,
                     started: Instant::now(),
@@ -234,19 +235,24 @@ fn sync(
                     &mut |s| prog.update(s),
                 ));
                 prog.finish();
-                (name, r.map_err(|e: TransportError| e.to_string()))
+                let after = td_engine::conflicts::count_unresolved(p.store.conn()).unwrap_or(0);
+                (
+                    name,
+                    r.map(|o| (o, (after - before).max(0)))
+                        .map_err(|e: TransportError| e.to_string()),
+                )
             }
         };
         let v = match outcome {
-            Ok(o) if o.stats.rejected_here.is_empty() => {
+            Ok((o, conflicts)) if o.stats.rejected_here.is_empty() => {
                 let s = &o.stats;
-                json!({"peer": name, "sent": s.sent, "received": s.received, "conflicts": 0,
+                json!({"peer": name, "sent": s.sent, "received": s.received, "conflicts": conflicts,
                     "bytes": {"frames_out": s.bytes_out, "frames_in": s.bytes_in, "udp_out": o.udp_sent, "udp_in": o.udp_received}})
             }
-            Ok(o) => {
+            Ok((o, conflicts)) => {
                 let s = &o.stats;
                 failed = true;
-                json!({"peer": name, "sent": s.sent, "received": s.received, "conflicts": 0,
+                json!({"peer": name, "sent": s.sent, "received": s.received, "conflicts": conflicts,
                     "error": format!("refused {} change(s): {}", s.rejected_here.len(), s.rejected_here.join("; "))})
             }
             Err(reason) => {

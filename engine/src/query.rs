@@ -352,5 +352,10 @@ pub fn issue_detail(conn: &Connection, id: &str) -> Result<Value> {
     .map(|i| i.id)
     .collect();
     m.insert("children".into(), Value::from(children));
+    let conflicts: Vec<Value> = crate::conflicts::list(conn, false, Some(id), None)?
+        .into_iter()
+        .map(|c| c.json)
+        .collect();
+    m.insert("conflicts".into(), Value::Array(conflicts));
     Ok(Value::Object(m))
 }

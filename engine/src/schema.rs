@@ -83,7 +83,28 @@ CREATE TABLE crdt_docs (
     doc_id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
     snapshot BLOB NOT NULL,
-    version TEXT NOT NULL
+    version TEXT NOT NULL,
+    merged INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE crdt_conflicts (
+    id TEXT PRIMARY KEY,
+    entity TEXT NOT NULL,
+    field TEXT NOT NULL,
+    kept TEXT NOT NULL,
+    kept_op TEXT NOT NULL,
+    kept_actor BLOB NOT NULL,
+    kept_time INTEGER NOT NULL,
+    lost TEXT NOT NULL,
+    lost_op TEXT NOT NULL,
+    lost_actor BLOB NOT NULL,
+    lost_time INTEGER NOT NULL,
+    resolved_by TEXT
+);
+CREATE INDEX crdt_conflicts_entity ON crdt_conflicts(entity);
+CREATE TABLE crdt_conflicts_seen (
+    conflict_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    PRIMARY KEY (conflict_id, session_id)
 );
 "#;
 

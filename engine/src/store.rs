@@ -262,6 +262,7 @@ impl Store {
         tx.execute(schema::BUILTIN_BOARD_SQL, [])?;
         tx.execute("DELETE FROM crdt_docs", [])?;
         tx.execute("DELETE FROM crdt_pending_refs", [])?;
+        tx.execute("DELETE FROM crdt_conflicts", [])?;
         tx.execute("DELETE FROM crdt_members", [])?;
         tx.execute("DELETE FROM crdt_roster", [])?;
         let mut columns = Columns::default();
@@ -299,9 +300,10 @@ impl Store {
                 continue;
             };
             let mut d = AutoCommit::new();
+            let merged_now = changes.iter().any(|c| c.deps().len() > 1);
             d.apply_changes(changes)?;
-            save_doc(&tx, &id, kind, &mut d)?;
-            materialize_entity(&tx, &mut columns, &id, kind, &d)?;
+            let merged = save_doc(&tx, &id, kind, &mut d, merged_now)?;
+            materialize_entity(&tx, &mut columns, &id, kind, &mut d, merged)?;
         }
         tx.commit()?;
         Ok(n)
@@ -391,6 +393,8 @@ impl<'a> Tx<'a> {
         let change = d
             .get_last_local_change()
             .ok_or_else(|| EngineError::CorruptLog("committed change not found".into()))?;
+        // The same test the receiving and rebuilding paths apply to every change.
+        let merged_now = change.deps().len() > 1;
         let (max_seq, prev): (i64, Vec<u8>) = self
             .tx
             .query_row(
@@ -416,8 +420,8 @@ impl<'a> Tx<'a> {
         let rec = SignedRecord::sign(body, self.identity)?;
         append_record(self.tx, &rec, &now_timestamp())?;
         let d = self.docs.get_mut(id).expect("doc loaded above");
-        save_doc(self.tx, id, kind, d)?;
-        materialize_entity(self.tx, self.columns, id, kind, d)?;
+        let merged = save_doc(self.tx, id, kind, d, merged_now)?;
+        materialize_entity(self.tx, self.columns, id, kind, d, merged)?;
         self.changes += 1;
         Ok(())
     }
@@ -431,8 +435,12 @@ pub(crate) fn materialize_entity(
     cols: &mut Columns,
     id: &str,
     kind: Kind,
-    d: &AutoCommit,
+    d: &mut AutoCommit,
+    merged: bool,
 ) -> Result<()> {
+    if merged {
+        crate::conflicts::refresh(conn, id, d)?;
+    }
     conn.prepare_cached("DELETE FROM crdt_pending_refs WHERE doc_id = ?1")?
         .execute([id])?;
     for missing in materialize::materialize(conn, cols, id, kind, d)? {
@@ -448,8 +456,12 @@ pub(crate) fn materialize_entity(
         .query_map([id], |r| r.get(0))?
         .collect::<std::result::Result<_, _>>()?;
     for w in waiters {
-        if let (Some(k), Some(doc)) = (Kind::of_id(&w), load_doc(conn, &w)?) {
-            materialize_entity(conn, cols, &w, k, &doc)?;
+        if let (Some(k), Some(mut doc)) = (Kind::of_id(&w), load_doc(conn, &w)?) {
+            let merged: bool = conn
+                .prepare_cached("SELECT merged FROM crdt_docs WHERE doc_id = ?1")?
+                .query_row([&w], |r| r.get::<_, i64>(0))
+                .map(|m| m != 0)?;
+            materialize_entity(conn, cols, &w, k, &mut doc, merged)?;
         }
     }
     Ok(())
@@ -524,14 +536,26 @@ pub(crate) fn load_doc(conn: &Connection, id: &str) -> Result<Option<AutoCommit>
     }
 }
 
-pub(crate) fn save_doc(conn: &Connection, id: &str, kind: Kind, d: &mut AutoCommit) -> Result<()> {
+/// Saves an entity's document. `merged_now` says this change (or batch) merged concurrent
+/// histories; once a document has, conflicts are derived for it on every materialization.
+/// Returns whether the document has ever merged.
+pub(crate) fn save_doc(
+    conn: &Connection,
+    id: &str,
+    kind: Kind,
+    d: &mut AutoCommit,
+    merged_now: bool,
+) -> Result<bool> {
     let version = doc::version_of(d);
-    conn.prepare_cached(
-        "INSERT INTO crdt_docs(doc_id, kind, snapshot, version) VALUES (?1, ?2, ?3, ?4) \
-         ON CONFLICT(doc_id) DO UPDATE SET snapshot = excluded.snapshot, version = excluded.version",
-    )?
-    .execute(params![id, kind.name(), d.save(), version])?;
-    Ok(())
+    let merged_now = merged_now || d.get_heads().len() > 1;
+    let merged: i64 = conn
+        .prepare_cached(
+            "INSERT INTO crdt_docs(doc_id, kind, snapshot, version, merged) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT(doc_id) DO UPDATE SET snapshot = excluded.snapshot, version = excluded.version, \
+             merged = max(merged, excluded.merged) RETURNING merged",
+        )?
+        .query_row(params![id, kind.name(), d.save(), version, merged_now as i64], |r| r.get(0))?;
+    Ok(merged != 0)
 }
 
 /// Reads one `crdt_meta` value.

@@ -182,7 +182,21 @@ fn run(ops: &[Op]) {
     drop(store);
     let after = td_tests::canonical_dump(&db, Some("sqlite_"));
     assert_eq!(export_before, export_after);
-    assert_eq!(before, after);
+    if before != after {
+        let a: Vec<&str> = before.lines().collect();
+        let b: Vec<&str> = after.lines().collect();
+        let diff: Vec<String> = a
+            .iter()
+            .filter(|l| !b.contains(l))
+            .map(|l| format!("- {}", &l[l.len().saturating_sub(200)..]))
+            .chain(
+                b.iter()
+                    .filter(|l| !a.contains(l))
+                    .map(|l| format!("+ {}", &l[l.len().saturating_sub(200)..])),
+            )
+            .collect();
+        panic!("tables differ after rebuild:\n{}", diff.join("\n"));
+    }
 }
 
 proptest! {

@@ -235,6 +235,10 @@ impl Project {
                 let mut wf = std::collections::BTreeMap::new();
                 wf.insert("status".to_string(), Field::Str(status.as_str().into()));
                 doc::put_workflow(d, &wf)?;
+                // The text objects exist from the start, so concurrent first edits merge
+                // character by character instead of racing to create them.
+                doc::put_text(d, "description", "")?;
+                doc::put_text(d, "acceptance", "")?;
                 write_fields(d, &f, "")
             })?;
             for dep in depends_on {

@@ -459,8 +459,9 @@ fn apply_doc(
         conn.prepare_cached("UPDATE crdt_changes SET applied = 1 WHERE id = ?1")?
             .execute([h])?;
     }
-    store::save_doc(conn, doc_id, kind, &mut doc)?;
-    store::materialize_entity(conn, cols, doc_id, kind, &doc)
+    let merged_now = all.iter().any(|(_, c)| c.deps().len() > 1);
+    let merged = store::save_doc(conn, doc_id, kind, &mut doc, merged_now)?;
+    store::materialize_entity(conn, cols, doc_id, kind, &mut doc, merged)
 }
 
 fn mark_unapplied<'a>(

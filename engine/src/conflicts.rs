@@ -1,0 +1,386 @@
+//! Visible conflicts: which concurrent writes to the same field were overwritten, derived from
+//! an entity document's full history, so every replica computes the same set whatever the
+//! order in which changes arrived.
+//!
+//! Two operations on the same field conflict when neither was made with knowledge of the other
+//! (neither is in the other's predecessor closure). The one with the greater operation id is
+//! kept (Automerge's deterministic rule); each other op is recorded as overwritten, against the
+//! greatest op it was concurrent with. A conflict is resolved once a later operation has seen
+//! both (`td sync resolve` writes exactly such an operation).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use automerge::AutoCommit;
+use rusqlite::{params, Connection};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::doc::WF_KEYS;
+use crate::error::Result;
+
+/// Root keys whose concurrent writes are merged element-wise (never a field conflict), and
+/// bookkeeping timestamps every edit touches (a concurrent pair there is not news).
+const MERGED_KEYS: [&str; 6] = [
+    "labels",
+    "deps",
+    "files",
+    "positions",
+    "issues",
+    "updated_at",
+];
+
+/// An operation id: (counter, actor bytes); ordered as Automerge orders them.
+type OpKey = (u64, Vec<u8>);
+
+struct FieldOp {
+    id: OpKey,
+    pred: Vec<OpKey>,
+    value: Value,
+    time: i64,
+}
+
+struct Row {
+    id: String,
+    field: String,
+    kept: Value,
+    kept_op: OpKey,
+    kept_time: i64,
+    lost: Value,
+    lost_op: OpKey,
+    lost_time: i64,
+    resolved_by: Option<String>,
+}
+
+fn op_str(id: &OpKey) -> String {
+    format!("{}@{}", id.0, hex::encode(&id.1))
+}
+
+fn scalar_json(v: &automerge::ScalarValue) -> Value {
+    use automerge::ScalarValue as S;
+    match v {
+        S::Str(s) => Value::from(s.to_string()),
+        S::Int(i) => Value::from(*i),
+        S::Uint(u) => Value::from(*u),
+        S::Boolean(b) => Value::from(*b),
+        S::F64(f) => Value::from(*f),
+        S::Null => Value::Null,
+        other => Value::from(other.to_string()),
+    }
+}
+
+/// Recomputes the conflicts of one entity from its document's history and stores them.
+pub(crate) fn refresh(conn: &Connection, entity: &str, doc: &mut AutoCommit) -> Result<()> {
+    use automerge::legacy::{Key, ObjectId, OpType};
+    let changes = doc.get_changes(&[]);
+    let mut by_key: BTreeMap<String, Vec<FieldOp>> = BTreeMap::new();
+    // Fields written inside objects created by a root op (the workflow map, text content).
+    let mut object_fields: HashMap<OpKey, Map<String, Value>> = HashMap::new();
+    for c in &changes {
+        let ex = c.decode();
+        let actor = ex.actor_id.to_bytes().to_vec();
+        for (i, op) in ex.operations.iter().enumerate() {
+            let id: OpKey = (ex.start_op.get() + i as u64, actor.clone());
+            let pred: Vec<OpKey> = op
+                .pred
+                .iter()
+                .map(|p| (p.0, p.1.to_bytes().to_vec()))
+                .collect();
+            match (&op.obj, &op.key) {
+                (ObjectId::Root, Key::Map(k)) => {
+                    if MERGED_KEYS.contains(&k.as_str()) {
+                        continue;
+                    }
+                    let value = match &op.action {
+                        OpType::Put(v) => scalar_json(v),
+                        OpType::Make(t) => json!({ "object": t.to_string() }),
+                        _ => continue,
+                    };
+                    by_key.entry(k.to_string()).or_default().push(FieldOp {
+                        id,
+                        pred,
+                        value,
+                        time: ex.time,
+                    });
+                }
+                (ObjectId::Id(parent), Key::Map(k)) => {
+                    if let OpType::Put(v) = &op.action {
+                        let parent: OpKey = (parent.0, parent.1.to_bytes().to_vec());
+                        object_fields
+                            .entry(parent)
+                            .or_default()
+                            .insert(k.to_string(), scalar_json(v));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for (field, ops) in by_key {
+        if ops.len() < 2 {
+            continue;
+        }
+        // Predecessor closure within this field.
+        let index: HashMap<&OpKey, usize> =
+            ops.iter().enumerate().map(|(i, o)| (&o.id, i)).collect();
+        let mut seen: Vec<BTreeSet<usize>> = Vec::with_capacity(ops.len());
+        for o in &ops {
+            let mut set = BTreeSet::new();
+            let mut stack: Vec<usize> = o
+                .pred
+                .iter()
+                .filter_map(|p| index.get(p).copied())
+                .collect();
+            while let Some(i) = stack.pop() {
+                if set.insert(i) {
+                    stack.extend(ops[i].pred.iter().filter_map(|p| index.get(p).copied()));
+                }
+            }
+            seen.push(set);
+        }
+        let concurrent =
+            |a: usize, b: usize| a != b && !seen[a].contains(&b) && !seen[b].contains(&a);
+        for (l, lost) in ops.iter().enumerate() {
+            let Some(k) = (0..ops.len())
+                .filter(|&k| concurrent(l, k) && ops[k].id > lost.id)
+                .max_by(|&a, &b| ops[a].id.cmp(&ops[b].id))
+            else {
+                continue;
+            };
+            let kept = &ops[k];
+            let resolver = (0..ops.len())
+                .filter(|&w| seen[w].contains(&l) && seen[w].contains(&k))
+                .min_by(|&a, &b| ops[a].id.cmp(&ops[b].id));
+            let value_of = |o: &FieldOp| -> Value {
+                match object_fields.get(&o.id) {
+                    Some(fields) if field == "wf" => {
+                        let m: Map<String, Value> = WF_KEYS
+                            .iter()
+                            .filter_map(|k| fields.get(*k).map(|v| (k.to_string(), v.clone())))
+                            .collect();
+                        Value::Object(m)
+                    }
+                    _ => o.value.clone(),
+                }
+            };
+            let id = format!(
+                "cf-{}",
+                &hex::encode(Sha256::digest(format!(
+                    "{entity}|{field}|{}",
+                    op_str(&lost.id)
+                )))[..10]
+            );
+            rows.push(Row {
+                id,
+                field: field.clone(),
+                kept: value_of(kept),
+                kept_op: kept.id.clone(),
+                kept_time: kept.time,
+                lost: value_of(lost),
+                lost_op: lost.id.clone(),
+                lost_time: lost.time,
+                resolved_by: resolver.map(|w| op_str(&ops[w].id)),
+            });
+        }
+    }
+    conn.prepare_cached("DELETE FROM crdt_conflicts WHERE entity = ?1")?
+        .execute([entity])?;
+    for r in rows {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO crdt_conflicts(id, entity, field, kept, kept_op, kept_actor, kept_time, lost, lost_op, lost_actor, lost_time, resolved_by) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )?
+        .execute(params![
+            r.id,
+            entity,
+            r.field,
+            r.kept.to_string(),
+            op_str(&r.kept_op),
+            r.kept_op.1,
+            r.kept_time,
+            r.lost.to_string(),
+            op_str(&r.lost_op),
+            r.lost_op.1,
+            r.lost_time,
+            r.resolved_by
+        ])?;
+    }
+    Ok(())
+}
+
+/// One recorded conflict, as `td sync conflicts` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conflict {
+    /// `cf-…`: stable on every replica.
+    pub id: String,
+    /// The entity id.
+    pub entity: String,
+    /// The field (`wf` is the workflow transition: status and its stamps).
+    pub field: String,
+    /// The value that won.
+    pub kept: Value,
+    /// The value that was overwritten.
+    pub overwritten: Value,
+    /// JSON form (with sessions and machines).
+    pub json: Value,
+    /// Whether a later change settled it.
+    pub resolved: bool,
+}
+
+/// Conflicts, optionally only unresolved ones, optionally for one entity, optionally only
+/// those whose overwritten write is newer than `since` (unix seconds); deterministic order.
+pub fn list(
+    conn: &Connection,
+    all: bool,
+    entity: Option<&str>,
+    since: Option<i64>,
+) -> Result<Vec<Conflict>> {
+    let mut stmt = conn.prepare(
+        "SELECT c.id, c.entity, c.field, c.kept, c.kept_op, c.kept_time, ka.session_id, ka.author, \
+                c.lost, c.lost_op, c.lost_time, la.session_id, la.author, c.resolved_by \
+         FROM crdt_conflicts c \
+         LEFT JOIN crdt_actors ka ON ka.actor = c.kept_actor \
+         LEFT JOIN crdt_actors la ON la.actor = c.lost_actor \
+         WHERE (?1 OR c.resolved_by IS NULL) AND (?2 IS NULL OR c.entity = ?2) AND (?3 IS NULL OR c.lost_time >= ?3) \
+         ORDER BY c.entity, c.field, c.id",
+    )?;
+    let rows = stmt.query_map(params![all, entity, since], |r| {
+        let parse = |s: String| serde_json::from_str::<Value>(&s).unwrap_or(Value::Null);
+        let machine = |k: Option<Vec<u8>>| {
+            k.and_then(|k| <[u8; 32]>::try_from(k).ok()).map(|k| crate::identity::fingerprint_of(&k)).unwrap_or_default()
+        };
+        let time = |t: i64| chrono::DateTime::from_timestamp(t, 0).map(|d| d.format("%Y-%m-%d %H:%M:%SZ").to_string());
+        let id: String = r.get(0)?;
+        let entity: String = r.get(1)?;
+        let field: String = r.get(2)?;
+        let kept = parse(r.get(3)?);
+        let overwritten = parse(r.get(8)?);
+        let resolved_by: Option<String> = r.get(13)?;
+        let j = json!({
+            "id": id, "entity": entity, "field": field,
+            "kept": {"value": kept, "session": r.get::<_, Option<String>>(6)?, "machine": machine(r.get(7)?), "op": r.get::<_, String>(4)?, "time": time(r.get(5)?)},
+            "overwritten": {"value": overwritten, "session": r.get::<_, Option<String>>(11)?, "machine": machine(r.get(12)?), "op": r.get::<_, String>(9)?, "time": time(r.get(10)?)},
+            "resolved": resolved_by.is_some(), "resolved_by": resolved_by,
+        });
+        Ok(Conflict { id, entity, field, kept, overwritten, json: j, resolved: resolved_by.is_some() })
+    })?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+/// Unresolved conflicts in the whole project.
+pub fn count_unresolved(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM crdt_conflicts WHERE resolved_by IS NULL",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// How `td sync resolve` settles a conflict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// Keep the value that won.
+    Kept,
+    /// Restore the value that was overwritten.
+    Overwritten,
+    /// Set this value instead.
+    Value(String),
+}
+
+impl crate::project::Project {
+    /// `td sync resolve`: records a change that has seen both sides, so the conflict is settled
+    /// on every replica once it propagates. Returns the conflict as it now stands.
+    pub fn resolve_conflict(&mut self, id: &str, how: &Resolution) -> Result<Conflict> {
+        use crate::doc::{self, Field};
+        use crate::error::{invalid, not_found};
+        let all = list(self.store.conn(), true, None, None)?;
+        let c = all.into_iter().find(|c| c.id == id).ok_or_else(|| {
+            not_found(format!(
+                "no conflict with id {id} (see 'td sync conflicts --all')"
+            ))
+        })?;
+        if c.resolved {
+            return Ok(c);
+        }
+        let value = match how {
+            Resolution::Kept => c.kept.clone(),
+            Resolution::Overwritten => c.overwritten.clone(),
+            Resolution::Value(v) if c.field == "wf" => {
+                return Err(invalid(format!("{id} is a workflow transition: use --keep kept or --keep overwritten, not --value ({v})")));
+            }
+            Resolution::Value(v) => Value::from(v.clone()),
+        };
+        let session = self.session.id.clone();
+        let entity = c.entity.clone();
+        let field = c.field.clone();
+        self.store.write(&session, |tx| {
+            tx.change(&entity, |d| {
+                // A throwaway write first: it supersedes both sides (its predecessors are every
+                // current value), and the chosen value then follows it.
+                doc::put(d, &automerge::ROOT, &field, None)?;
+                match (&value, field.as_str()) {
+                    (Value::Object(m), "wf") => {
+                        let wf = m
+                            .iter()
+                            .map(|(k, v)| {
+                                (
+                                    k.clone(),
+                                    v.as_str()
+                                        .map(|s| Field::Str(s.into()))
+                                        .unwrap_or(Field::Null),
+                                )
+                            })
+                            .collect();
+                        doc::put_workflow(d, &wf)
+                    }
+                    (Value::String(s), f) if doc::TEXT_FIELDS.contains(&f) => {
+                        automerge::transaction::Transactable::put_object(
+                            d,
+                            automerge::ROOT,
+                            f,
+                            automerge::ObjType::Text,
+                        )?;
+                        doc::put_text(d, f, s)
+                    }
+                    (Value::String(s), f) => doc::put_str(d, f, s),
+                    (Value::Number(n), f) => doc::put_int(d, f, n.as_i64().unwrap_or(0)),
+                    (Value::Null, f) => doc::put_opt(d, f, None),
+                    (other, _) => Err(invalid(format!(
+                        "cannot restore {other}: resolve with --value <text>"
+                    ))),
+                }
+            })
+        })?;
+        list(self.store.conn(), true, None, None)?
+            .into_iter()
+            .find(|x| x.id == id)
+            .ok_or_else(|| not_found(id.to_string()))
+    }
+
+    /// Warnings for this session about workflow transitions of `entity` it lost to a concurrent
+    /// one, each given once.
+    pub fn conflict_warnings(&mut self, entity: &str) -> Result<Vec<String>> {
+        let me = self.session.id.clone();
+        let mut out = Vec::new();
+        for c in list(self.store.conn(), false, Some(entity), None)? {
+            if c.field != "wf" || c.json["overwritten"]["session"].as_str() != Some(me.as_str()) {
+                continue;
+            }
+            let n = self.store.conn().execute(
+                "INSERT OR IGNORE INTO crdt_conflicts_seen(conflict_id, session_id) VALUES (?1, ?2)",
+                params![c.id, me],
+            )?;
+            if n == 1 {
+                out.push(format!(
+                    "your change of {entity} to {} was overwritten by a concurrent change to {} by session {} on machine {} (conflict {}; see 'td sync conflicts')",
+                    c.overwritten["status"].as_str().unwrap_or("?"),
+                    c.kept["status"].as_str().unwrap_or("?"),
+                    c.json["kept"]["session"].as_str().unwrap_or("?"),
+                    c.json["kept"]["machine"].as_str().unwrap_or("?"),
+                    c.id
+                ));
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,524 @@
+//! Deterministic merges with visible conflicts, across replicas (sans-IO sync in process, and
+//! the real binary over `td peer` for the session-facing parts).
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde_json::Value;
+use td_engine::conflicts;
+use td_engine::ops::issues::IssueFields;
+use td_engine::sync::{SyncStore, WireRun};
+use td_tests::inproc::clean_round;
+use td_tests::mesh::{self, Node};
+
+fn fields(f: impl FnOnce(&mut IssueFields)) -> IssueFields {
+    let mut x = IssueFields::default();
+    f(&mut x);
+    x
+}
+
+fn sync_all(nodes: &mut [Node]) {
+    for _ in 0..2 {
+        for a in 0..nodes.len() {
+            for b in 0..nodes.len() {
+                if a != b {
+                    let (x, y) = mesh::pair(nodes, a, b);
+                    clean_round(&mut x.project.store, &mut y.project.store);
+                }
+            }
+        }
+    }
+}
+
+fn conflicts_json(n: &Node, all: bool) -> Value {
+    Value::Array(
+        conflicts::list(n.project.store.conn(), all, None, None)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.json)
+            .collect(),
+    )
+}
+
+fn shared_issue(nodes: &mut [Node]) -> String {
+    let id = nodes[0]
+        .project
+        .create(
+            &fields(|f| f.title = Some("Shared issue to edit".into())),
+            &[],
+            &[],
+        )
+        .unwrap()
+        .id;
+    sync_all(nodes);
+    id
+}
+
+#[test]
+fn same_field_three_way_conflict_converges_and_is_recorded() {
+    let mut nodes = mesh::project(3);
+    let id = shared_issue(&mut nodes);
+    for (i, n) in nodes.iter_mut().enumerate() {
+        n.project
+            .update(
+                &id,
+                &fields(|f| f.title = Some(format!("Title chosen by replica {i}"))),
+                None,
+            )
+            .unwrap();
+    }
+    sync_all(&mut nodes);
+    let e = nodes[0].export();
+    assert!(nodes.iter().all(|n| n.export() == e), "replicas diverged");
+    let c = conflicts_json(&nodes[0], false);
+    assert!(nodes
+        .iter()
+        .all(|n| conflicts_json(n, true) == conflicts_json(&nodes[0], true)));
+    let title: Vec<&Value> = c
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["field"] == "title")
+        .collect();
+    assert_eq!(title.len(), 2, "two overwritten titles: {c}");
+    let shown = td_engine::query::issue_detail(nodes[1].project.store.conn(), &id).unwrap();
+    for t in &title {
+        assert_eq!(
+            t["kept"]["value"], shown["title"],
+            "the kept value is what every replica shows"
+        );
+        assert_ne!(t["overwritten"]["value"], shown["title"]);
+        assert!(t["overwritten"]["session"]
+            .as_str()
+            .unwrap()
+            .starts_with("ses_"));
+        assert_eq!(t["overwritten"]["machine"].as_str().unwrap().len(), 10);
+    }
+    assert_eq!(
+        shown["conflicts"].as_array().unwrap().len(),
+        2,
+        "td show lists them"
+    );
+    // Resolving on one replica settles it everywhere.
+    let cid = title[0]["id"].as_str().unwrap().to_string();
+    let lost = title[0]["overwritten"]["value"].clone();
+    nodes[2]
+        .project
+        .resolve_conflict(&cid, &conflicts::Resolution::Overwritten)
+        .unwrap();
+    sync_all(&mut nodes);
+    for n in &nodes {
+        let s = td_engine::query::issue_detail(n.project.store.conn(), &id).unwrap();
+        assert_eq!(s["title"], lost);
+        assert!(
+            conflicts_json(n, false)
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|x| x["field"] != "title"),
+            "resolved everywhere"
+        );
+    }
+    assert_eq!(
+        conflicts_json(&nodes[0], true),
+        conflicts_json(&nodes[1], true)
+    );
+}
+
+#[test]
+fn different_fields_both_survive_and_text_appends_merge() {
+    let mut nodes = mesh::project(2);
+    let id = shared_issue(&mut nodes);
+    nodes[0]
+        .project
+        .update(
+            &id,
+            &fields(|f| {
+                f.priority = Some("P0".into());
+                f.append = Some("note from A".into());
+            }),
+            None,
+        )
+        .unwrap();
+    nodes[1]
+        .project
+        .update(
+            &id,
+            &fields(|f| {
+                f.labels = Some(vec!["sync".into()]);
+                f.append = Some("note from B".into());
+            }),
+            None,
+        )
+        .unwrap();
+    sync_all(&mut nodes);
+    assert_eq!(nodes[0].export(), nodes[1].export());
+    let s = td_engine::query::issue_detail(nodes[0].project.store.conn(), &id).unwrap();
+    assert_eq!(s["priority"], "P0");
+    assert_eq!(s["labels"], serde_json::json!(["sync"]));
+    let d = s["description"].as_str().unwrap();
+    assert!(
+        d.contains("note from A") && d.contains("note from B"),
+        "both appends kept: {d:?}"
+    );
+    assert_eq!(conflicts_json(&nodes[0], true), serde_json::json!([]));
+}
+
+#[test]
+fn delete_wins_over_concurrent_update_and_restore_undoes_it() {
+    let mut nodes = mesh::project(2);
+    let id = shared_issue(&mut nodes);
+    nodes[0].project.delete(&id, None).unwrap();
+    nodes[1]
+        .project
+        .update(
+            &id,
+            &fields(|f| f.title = Some("Edited while deleted elsewhere".into())),
+            None,
+        )
+        .unwrap();
+    sync_all(&mut nodes);
+    assert_eq!(nodes[0].export(), nodes[1].export());
+    for n in &nodes {
+        let i = td_engine::query::find_issue(n.project.store.conn(), &id)
+            .unwrap()
+            .unwrap();
+        assert!(i.deleted_at.is_some(), "the update did not resurrect it");
+        assert_eq!(
+            i.title, "Edited while deleted elsewhere",
+            "the edit itself is kept"
+        );
+    }
+    nodes[1].project.restore(&id).unwrap();
+    sync_all(&mut nodes);
+    assert!(
+        td_engine::query::find_issue(nodes[0].project.store.conn(), &id)
+            .unwrap()
+            .unwrap()
+            .deleted_at
+            .is_none()
+    );
+}
+
+#[test]
+fn concurrent_transitions_never_mix() {
+    let mut nodes = mesh::project(2);
+    let id = shared_issue(&mut nodes);
+    nodes[0].project.start(&id, false, None).unwrap();
+    nodes[1].project.block(&id, None).unwrap();
+    sync_all(&mut nodes);
+    assert_eq!(nodes[0].export(), nodes[1].export());
+    let s = td_engine::query::issue_detail(nodes[0].project.store.conn(), &id).unwrap();
+    let status = s["status"].as_str().unwrap();
+    match status {
+        "in_progress" => assert_ne!(s["implementer_session"], ""),
+        "blocked" => assert_eq!(
+            s["implementer_session"], "",
+            "no implementer stamp from the losing start"
+        ),
+        other => panic!("unexpected status {other}"),
+    }
+    let c = conflicts_json(&nodes[0], false);
+    assert_eq!(
+        c.as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["field"] == "wf")
+            .count(),
+        1,
+        "{c}"
+    );
+}
+
+/// Every record of a set of replicas, grouped per writer in chain order.
+fn records_by_actor(n: &Node, after: &[Vec<u8>]) -> Vec<Vec<WireRun>> {
+    let conn = n.project.store.conn();
+    let mut stmt = conn
+        .prepare("SELECT actor, seq, body, signature FROM crdt_changes ORDER BY actor, seq")
+        .unwrap();
+    let rows: Vec<(Vec<u8>, i64, Vec<u8>, Vec<u8>)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut out: Vec<Vec<WireRun>> = Vec::new();
+    let mut last: Option<Vec<u8>> = None;
+    for (actor, _seq, body, sig) in rows {
+        let key = [actor.clone(), body.clone()].concat();
+        if after.contains(&key) {
+            continue;
+        }
+        let b: td_engine::record::RecordBody = postcard::from_bytes(&body).unwrap();
+        let run = WireRun {
+            format: b.format,
+            actor: b.actor,
+            author: b.author,
+            session: b.session.clone(),
+            first_seq: b.seq,
+            changes: vec![(b.doc.clone(), b.change.clone())],
+            signature: sig,
+        };
+        if last.as_ref() != Some(&actor) {
+            out.push(Vec::new());
+            last = Some(actor);
+        }
+        out.last_mut().unwrap().push(run);
+    }
+    out
+}
+
+fn held(n: &Node) -> Vec<Vec<u8>> {
+    let conn = n.project.store.conn();
+    let mut stmt = conn
+        .prepare("SELECT actor, body FROM crdt_changes")
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok([r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?].concat())
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+#[test]
+fn order_independence_over_random_and_exhaustive_deliveries() {
+    let mut nodes = mesh::project(3);
+    let id = shared_issue(&mut nodes);
+    let other = nodes[0]
+        .project
+        .create(
+            &fields(|f| f.title = Some("Second shared issue".into())),
+            &[],
+            &[],
+        )
+        .unwrap()
+        .id;
+    sync_all(&mut nodes);
+    // The base every delivery starts from: a copy of replica 0's database now.
+    let base = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(base.path().join(".todos")).unwrap();
+    nodes[0]
+        .project
+        .store
+        .conn()
+        .execute_batch(&format!(
+            "VACUUM INTO '{}'",
+            base.path().join(".todos/issues.db").display()
+        ))
+        .unwrap();
+    let before = held(&nodes[0]);
+    // Concurrent changes of every kind.
+    nodes[0]
+        .project
+        .update(
+            &id,
+            &fields(|f| f.title = Some("Title from 0".into())),
+            None,
+        )
+        .unwrap();
+    nodes[1]
+        .project
+        .update(
+            &id,
+            &fields(|f| f.title = Some("Title from 1".into())),
+            None,
+        )
+        .unwrap();
+    nodes[2]
+        .project
+        .update(
+            &id,
+            &fields(|f| f.title = Some("Title from 2".into())),
+            None,
+        )
+        .unwrap();
+    nodes[0].project.start(&other, false, None).unwrap();
+    nodes[1].project.close(&other, None).unwrap();
+    nodes[2]
+        .project
+        .update(
+            &other,
+            &fields(|f| f.labels = Some(vec!["x".into(), "y".into()])),
+            None,
+        )
+        .unwrap();
+    nodes[1]
+        .project
+        .update(
+            &other,
+            &fields(|f| f.labels = Some(vec!["y".into(), "z".into()])),
+            None,
+        )
+        .unwrap();
+    nodes[0].project.comment(&id, "comment from 0").unwrap();
+    nodes[2].project.comment(&id, "comment from 2").unwrap();
+    nodes[2].project.delete(&other, None).unwrap();
+    let mut chains: Vec<Vec<WireRun>> = Vec::new();
+    for n in &nodes {
+        chains.extend(records_by_actor(n, &before));
+    }
+    chains.sort_by_key(|c| c[0].actor);
+    chains.dedup_by_key(|c| c[0].actor);
+    let deliver = |order: &[usize]| -> (String, Value) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".todos")).unwrap();
+        std::fs::copy(
+            base.path().join(".todos/issues.db"),
+            dir.path().join(".todos/issues.db"),
+        )
+        .unwrap();
+        let mut store =
+            td_engine::Store::open(dir.path(), td_engine::MachineIdentity::generate()).unwrap();
+        let mut next = vec![0usize; chains.len()];
+        for &c in order {
+            let run = &chains[c][next[c]];
+            next[c] += 1;
+            let r = store.apply(std::slice::from_ref(run)).unwrap();
+            assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+        }
+        let e = td_engine::export::export_json_string(store.conn()).unwrap();
+        let c = Value::Array(
+            conflicts::list(store.conn(), true, None, None)
+                .unwrap()
+                .into_iter()
+                .map(|c| c.json)
+                .collect(),
+        );
+        (e, c)
+    };
+    let base_order: Vec<usize> = chains
+        .iter()
+        .enumerate()
+        .flat_map(|(i, c)| std::iter::repeat_n(i, c.len()))
+        .collect();
+    let (e0, c0) = deliver(&base_order);
+    assert!(
+        c0.as_array().unwrap().len() >= 3,
+        "the mix produced conflicts: {c0}"
+    );
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x7d);
+    for _ in 0..100 {
+        let mut order = base_order.clone();
+        order.shuffle(&mut rng);
+        let (e, c) = deliver(&order);
+        assert_eq!(e, e0, "export depends on arrival order");
+        assert_eq!(c, c0, "conflicts depend on arrival order");
+    }
+    // And it matches the replicas that synced normally.
+    sync_all(&mut nodes);
+    assert_eq!(nodes[0].export(), e0);
+    assert_eq!(conflicts_json(&nodes[0], true), c0);
+}
+
+#[test]
+fn all_orders_of_a_small_set() {
+    let mut nodes = mesh::project(3);
+    let id = shared_issue(&mut nodes);
+    let base = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(base.path().join(".todos")).unwrap();
+    nodes[0]
+        .project
+        .store
+        .conn()
+        .execute_batch(&format!(
+            "VACUUM INTO '{}'",
+            base.path().join(".todos/issues.db").display()
+        ))
+        .unwrap();
+    let before = held(&nodes[0]);
+    for (i, n) in nodes.iter_mut().enumerate() {
+        n.project
+            .update(
+                &id,
+                &fields(|f| f.priority = Some(["P0", "P1", "P3"][i].into())),
+                None,
+            )
+            .unwrap();
+    }
+    let mut runs: Vec<WireRun> = Vec::new();
+    for n in &nodes {
+        for chain in records_by_actor(n, &before) {
+            runs.extend(chain);
+        }
+    }
+    runs.sort_by(|a, b| (a.actor, a.first_seq).cmp(&(b.actor, b.first_seq)));
+    runs.dedup_by(|a, b| a.actor == b.actor && a.first_seq == b.first_seq);
+    assert_eq!(runs.len(), 3);
+    let mut results = std::collections::BTreeSet::new();
+    for order in [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".todos")).unwrap();
+        std::fs::copy(
+            base.path().join(".todos/issues.db"),
+            dir.path().join(".todos/issues.db"),
+        )
+        .unwrap();
+        let mut store =
+            td_engine::Store::open(dir.path(), td_engine::MachineIdentity::generate()).unwrap();
+        for i in order {
+            store.apply(std::slice::from_ref(&runs[i])).unwrap();
+        }
+        let c = conflicts::list(store.conn(), true, None, None).unwrap();
+        assert_eq!(c.len(), 2);
+        results.insert(format!(
+            "{}{}",
+            td_engine::export::export_json_string(store.conn()).unwrap(),
+            serde_json::to_string(&c.iter().map(|x| &x.json).collect::<Vec<_>>()).unwrap()
+        ));
+    }
+    assert_eq!(results.len(), 1, "all six orders give one result");
+}
+
+#[test]
+fn unknown_fields_survive_a_replica_that_does_not_know_them() {
+    let mut nodes = mesh::project(3);
+    let id = shared_issue(&mut nodes);
+    // A newer td writes a field this version has no column for.
+    nodes[0]
+        .project
+        .store
+        .write("ses_future", |tx| {
+            tx.change(&id, |d| td_engine::doc::put_str(d, "estimate_hours", "12"))
+        })
+        .unwrap();
+    // Replica 1 (this version) receives it, edits the issue, and relays to replica 2.
+    let (a, b) = mesh::pair(&mut nodes, 0, 1);
+    clean_round(&mut a.project.store, &mut b.project.store);
+    b.project
+        .update(
+            &id,
+            &fields(|f| f.title = Some("Edited by an older replica".into())),
+            None,
+        )
+        .unwrap();
+    let (b, c) = mesh::pair(&mut nodes, 1, 2);
+    clean_round(&mut b.project.store, &mut c.project.store);
+    let conn = nodes[2].project.store.conn();
+    let snap: Vec<u8> = conn
+        .query_row(
+            "SELECT snapshot FROM crdt_docs WHERE doc_id = ?1",
+            [&id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let doc = automerge::AutoCommit::load(&snap).unwrap();
+    assert_eq!(
+        td_engine::doc::read_str(&doc, "estimate_hours"),
+        "12",
+        "kept through the older replica"
+    );
+    assert_eq!(
+        td_engine::doc::read_str(&doc, "title"),
+        "Edited by an older replica"
+    );
+    assert!(
+        !nodes[2].export().contains("estimate_hours"),
+        "ignored by the materializer"
+    );
+}
