@@ -230,12 +230,15 @@ fn concurrent_transitions_never_mix() {
 }
 
 /// Every record of a set of replicas, grouped per writer in chain order.
+/// A log row: actor, seq, body, signature.
+type Row = (Vec<u8>, i64, Vec<u8>, Vec<u8>);
+
 fn records_by_actor(n: &Node, after: &[Vec<u8>]) -> Vec<Vec<WireRun>> {
     let conn = n.project.store.conn();
     let mut stmt = conn
         .prepare("SELECT actor, seq, body, signature FROM crdt_changes ORDER BY actor, seq")
         .unwrap();
-    let rows: Vec<(Vec<u8>, i64, Vec<u8>, Vec<u8>)> = stmt
+    let rows: Vec<Row> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .unwrap()
         .map(Result::unwrap)
@@ -440,7 +443,7 @@ fn all_orders_of_a_small_set() {
             runs.extend(chain);
         }
     }
-    runs.sort_by(|a, b| (a.actor, a.first_seq).cmp(&(b.actor, b.first_seq)));
+    runs.sort_by_key(|r| (r.actor, r.first_seq));
     runs.dedup_by(|a, b| a.actor == b.actor && a.first_seq == b.first_seq);
     assert_eq!(runs.len(), 3);
     let mut results = std::collections::BTreeSet::new();
