@@ -22,7 +22,9 @@ pub fn tables_of(
         Kind::Issue => (
             "issues",
             &[
-                ("deps", "issue_dependencies", "issue_id"),
+                // Every edge the documents hold; `settle_dependencies` decides which become
+                // td's `issue_dependencies` rows (no cycles).
+                ("deps", "crdt_dep_edges", "issue_id"),
                 ("files", "issue_files", "issue_id"),
             ],
         ),
@@ -64,6 +66,8 @@ struct ForeignKey {
 pub struct Columns {
     cache: HashMap<&'static str, Vec<Column>>,
     fks: HashMap<&'static str, Vec<ForeignKey>>,
+    /// Issues whose dependency edges changed in this transaction.
+    pub(crate) deps_dirty: std::collections::BTreeSet<String>,
 }
 
 impl Columns {
@@ -122,8 +126,25 @@ pub fn materialize(
     if !refs_present(conn, cols, table, &fields, &mut missing)? {
         return Ok(missing);
     }
+    if kind == Kind::Issue {
+        let new_issue = !conn
+            .prepare_cached("SELECT 1 FROM issues WHERE id = ?1")?
+            .exists([id])?;
+        if new_issue
+            && conn
+                .prepare_cached("SELECT 1 FROM crdt_dep_edges WHERE depends_on_id = ?1")?
+                .exists([id])?
+        {
+            cols.deps_dirty.insert(id.to_string()); // edges were waiting for this issue
+        }
+    }
     upsert(conn, cols, table, &fields)?;
     for (map_key, child_table, parent_col) in children {
+        let before: Vec<String> = if *child_table == "crdt_dep_edges" {
+            edge_ids(conn, id)?
+        } else {
+            Vec::new()
+        };
         conn.prepare_cached(&format!(
             "DELETE FROM {child_table} WHERE {parent_col} = ?1"
         ))?
@@ -135,8 +156,101 @@ pub fn materialize(
                 upsert(conn, cols, child_table, &row)?;
             }
         }
+        if *child_table == "crdt_dep_edges" && edge_ids(conn, id)? != before {
+            cols.deps_dirty.insert(id.to_string());
+        }
     }
     Ok(missing)
+}
+
+fn edge_ids(conn: &Connection, issue: &str) -> Result<Vec<String>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT id FROM crdt_dep_edges WHERE issue_id = ?1 ORDER BY id")?;
+    let rows = stmt.query_map([issue], |r| r.get(0))?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+/// Rebuilds td's `issue_dependencies` rows for the part of the dependency graph touched in
+/// this transaction. Concurrent edges can close a cycle that neither machine could see; every
+/// replica then leaves out the same edges: edges are taken in id order and an edge that would
+/// close a cycle is left out and recorded as a `dependency` conflict. The choice depends only
+/// on the set of edges, never on arrival order.
+pub fn settle_dependencies(conn: &Connection, cols: &mut Columns) -> Result<()> {
+    if cols.deps_dirty.is_empty() {
+        return Ok(());
+    }
+    // The connected component(s) around the touched issues.
+    let mut component: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    let mut stack: Vec<String> = std::mem::take(&mut cols.deps_dirty).into_iter().collect();
+    while let Some(n) = stack.pop() {
+        if !component.insert(n.clone()) {
+            continue;
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT depends_on_id FROM crdt_dep_edges WHERE issue_id = ?1 UNION SELECT issue_id FROM crdt_dep_edges WHERE depends_on_id = ?1",
+        )?;
+        let next: Vec<String> = stmt
+            .query_map([&n], |r| r.get(0))?
+            .collect::<std::result::Result<_, _>>()?;
+        stack.extend(next.into_iter().filter(|x| !component.contains(x)));
+    }
+    let mut edges: Vec<(String, String, String, String)> = Vec::new();
+    for n in &component {
+        let mut stmt = conn.prepare_cached("SELECT id, issue_id, depends_on_id, relation_type FROM crdt_dep_edges WHERE issue_id = ?1")?;
+        let rows = stmt.query_map([n], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        for e in rows {
+            edges.push(e?);
+        }
+    }
+    edges.sort();
+    let mut graph: HashMap<String, Vec<String>> = HashMap::new();
+    let reaches = |graph: &HashMap<String, Vec<String>>, from: &str, to: &str| {
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![from.to_string()];
+        while let Some(n) = stack.pop() {
+            if n == to {
+                return true;
+            }
+            if seen.insert(n.clone()) {
+                stack.extend(graph.get(&n).into_iter().flatten().cloned());
+            }
+        }
+        false
+    };
+    for n in &component {
+        conn.prepare_cached("DELETE FROM issue_dependencies WHERE issue_id = ?1")?
+            .execute([n])?;
+        conn.prepare_cached(
+            "DELETE FROM crdt_conflicts WHERE entity = ?1 AND field = 'dependency'",
+        )?
+        .execute([n])?;
+    }
+    for (id, from, to, rel) in edges {
+        let exists = |x: &str| {
+            conn.prepare_cached("SELECT 1 FROM issues WHERE id = ?1")
+                .and_then(|mut s| s.exists([x]))
+        };
+        if !exists(&from)? || !exists(&to)? {
+            continue; // waits for the issue to arrive
+        }
+        if rel == "depends_on" && reaches(&graph, &to, &from) {
+            let edge = serde_json::json!({"issue_id": from, "depends_on_id": to});
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO crdt_conflicts(id, entity, field, kept, kept_op, kept_actor, kept_time, lost, lost_op, lost_actor, lost_time, resolved_by) \
+                 VALUES (?1, ?2, 'dependency', 'null', '', x'', 0, ?3, ?4, x'', 0, NULL)",
+            )?
+            .execute(rusqlite::params![format!("cf-{}", &id[4..14.min(id.len())]), from, edge.to_string(), id])?;
+            continue;
+        }
+        if rel == "depends_on" {
+            graph.entry(from.clone()).or_default().push(to.clone());
+        }
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO issue_dependencies(id, issue_id, depends_on_id, relation_type) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(rusqlite::params![id, from, to, rel])?;
+    }
+    Ok(())
 }
 
 /// True when every foreign key of the row names an existing row; otherwise records the

@@ -48,6 +48,14 @@ CREATE TABLE crdt_pending_refs (
     PRIMARY KEY (doc_id, missing_id)
 );
 CREATE INDEX crdt_pending_refs_missing ON crdt_pending_refs(missing_id);
+CREATE TABLE crdt_dep_edges (
+    id TEXT PRIMARY KEY,
+    issue_id TEXT NOT NULL,
+    depends_on_id TEXT NOT NULL,
+    relation_type TEXT NOT NULL DEFAULT 'depends_on'
+);
+CREATE INDEX crdt_dep_edges_issue ON crdt_dep_edges(issue_id);
+CREATE INDEX crdt_dep_edges_target ON crdt_dep_edges(depends_on_id);
 CREATE TABLE crdt_roster (
     id TEXT PRIMARY KEY
 );

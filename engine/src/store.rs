@@ -236,6 +236,7 @@ impl Store {
             founder_checked: false,
         };
         let out = f(&mut t)?;
+        materialize::settle_dependencies(t.tx, t.columns)?;
         drop(t);
         tx.commit()?;
         Ok(out)
@@ -263,6 +264,7 @@ impl Store {
         tx.execute("DELETE FROM crdt_docs", [])?;
         tx.execute("DELETE FROM crdt_pending_refs", [])?;
         tx.execute("DELETE FROM crdt_conflicts", [])?;
+        tx.execute("DELETE FROM crdt_dep_edges", [])?;
         tx.execute("DELETE FROM crdt_members", [])?;
         tx.execute("DELETE FROM crdt_roster", [])?;
         let mut columns = Columns::default();
@@ -305,6 +307,7 @@ impl Store {
             let merged = save_doc(&tx, &id, kind, &mut d, merged_now)?;
             materialize_entity(&tx, &mut columns, &id, kind, &mut d, merged)?;
         }
+        materialize::settle_dependencies(&tx, &mut columns)?;
         tx.commit()?;
         Ok(n)
     }

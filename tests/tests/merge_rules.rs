@@ -525,3 +525,72 @@ fn unknown_fields_survive_a_replica_that_does_not_know_them() {
         "ignored by the materializer"
     );
 }
+
+#[test]
+fn concurrent_edges_that_close_a_cycle_drop_the_same_edge_everywhere() {
+    let mut nodes = mesh::project(2);
+    let a = nodes[0]
+        .project
+        .create(
+            &fields(|f| f.title = Some("Cycle member A".into())),
+            &[],
+            &[],
+        )
+        .unwrap()
+        .id;
+    let b = nodes[0]
+        .project
+        .create(
+            &fields(|f| f.title = Some("Cycle member B".into())),
+            &[],
+            &[],
+        )
+        .unwrap()
+        .id;
+    let c = nodes[0]
+        .project
+        .create(
+            &fields(|f| f.title = Some("Cycle member C".into())),
+            &[],
+            &[],
+        )
+        .unwrap()
+        .id;
+    nodes[0].project.dep_add(&a, &b).unwrap();
+    sync_all(&mut nodes);
+    // Offline: one machine adds B → C, the other C → A. Together: A → B → C → A.
+    nodes[0].project.dep_add(&b, &c).unwrap();
+    nodes[1].project.dep_add(&c, &a).unwrap();
+    sync_all(&mut nodes);
+    assert_eq!(nodes[0].export(), nodes[1].export());
+    let conn = nodes[0].project.store.conn();
+    let edges: i64 = conn
+        .query_row("SELECT count(*) FROM issue_dependencies", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(edges, 2, "one edge of the cycle is left out");
+    let c0 = conflicts_json(&nodes[0], false);
+    let dropped: Vec<&Value> = c0
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["field"] == "dependency")
+        .collect();
+    assert_eq!(dropped.len(), 1, "{c0}");
+    assert_eq!(c0, conflicts_json(&nodes[1], false));
+    // Removing another edge of the cycle brings the dropped one back.
+    nodes[0].project.dep_rm(&a, &b).unwrap();
+    sync_all(&mut nodes);
+    let edges: i64 = nodes[1]
+        .project
+        .store
+        .conn()
+        .query_row("SELECT count(*) FROM issue_dependencies", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(edges, 2);
+    assert!(conflicts_json(&nodes[1], false)
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|x| x["field"] != "dependency"));
+    assert_eq!(nodes[0].export(), nodes[1].export());
+}

@@ -244,6 +244,7 @@ impl SyncStore for Store {
         for (doc_id, changes) in docs {
             apply_doc(&tx, &mut cols, &doc_id, changes)?;
         }
+        crate::materialize::settle_dependencies(&tx, &mut cols)?;
         tx.commit()?;
         Ok(report)
     }
