@@ -78,10 +78,27 @@ pub fn ensure_gitignore(root: &Path) -> Result<bool> {
     Ok(true)
 }
 
-/// The calling agent's context, from the environment and git.
-pub fn session_context(root: &Path) -> SessionContext {
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let branch = Command::new("git")
+/// The current git branch: read from `.git/HEAD` in the common case (every td command needs
+/// it, and starting `git` costs milliseconds); asks git for worktrees and other layouts.
+fn current_branch(root: &Path) -> String {
+    let mut dir = Some(root);
+    while let Some(d) = dir {
+        let git = d.join(".git");
+        if git.is_dir() {
+            return std::fs::read_to_string(git.join("HEAD"))
+                .ok()
+                .and_then(|h| h.trim().strip_prefix("ref: refs/heads/").map(String::from))
+                .unwrap_or_else(|| "HEAD".to_string());
+        }
+        if git.is_file() {
+            break; // a worktree or submodule: let git resolve it
+        }
+        dir = d.parent();
+    }
+    if dir.is_none() {
+        return String::new();
+    }
+    Command::new("git")
         .arg("-C")
         .arg(root)
         .args(["rev-parse", "--abbrev-ref", "HEAD"])
@@ -89,7 +106,13 @@ pub fn session_context(root: &Path) -> SessionContext {
         .ok()
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The calling agent's context, from the environment and git.
+pub fn session_context(root: &Path) -> SessionContext {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let branch = current_branch(root);
     SessionContext {
         explicit: var("TD_SESSION_ID"),
         context_id: var("TD_CONTEXT_ID").unwrap_or_default(),

@@ -374,7 +374,10 @@ impl<'a> Tx<'a> {
             // change (not at `td init`, so a fresh replica can still adopt a peer's project).
             self.founder_checked = true;
             if meta(self.tx, "founder")?.as_deref() == Some("1")
-                && self.doc(crate::roster::ROSTER_ID)?.is_none()
+                && !self
+                    .tx
+                    .prepare_cached("SELECT 1 FROM crdt_docs WHERE doc_id = ?1")?
+                    .exists([crate::roster::ROSTER_ID])?
             {
                 let key = self.identity.public_key_hex();
                 crate::roster::add_member(self, &key, "founder")?;
