@@ -126,20 +126,23 @@ pub fn materialize(
     if !refs_present(conn, cols, table, &fields, &mut missing)? {
         return Ok(missing);
     }
-    if kind == Kind::Issue {
-        let new_issue = !conn
-            .prepare_cached("SELECT 1 FROM issues WHERE id = ?1")?
-            .exists([id])?;
-        if new_issue
-            && conn
-                .prepare_cached("SELECT 1 FROM crdt_dep_edges WHERE depends_on_id = ?1")?
-                .exists([id])?
-        {
-            cols.deps_dirty.insert(id.to_string()); // edges were waiting for this issue
-        }
+    let existed = conn
+        .prepare_cached(&format!("SELECT 1 FROM {table} WHERE id = ?1"))?
+        .exists([id])?;
+    if kind == Kind::Issue
+        && !existed
+        && conn
+            .prepare_cached("SELECT 1 FROM crdt_dep_edges WHERE depends_on_id = ?1")?
+            .exists([id])?
+    {
+        cols.deps_dirty.insert(id.to_string()); // edges were waiting for this issue
     }
     upsert(conn, cols, table, &fields)?;
     for (map_key, child_table, parent_col) in children {
+        let rows = doc::children(doc, map_key);
+        if !existed && rows.is_empty() {
+            continue; // a new entity has no child rows to replace
+        }
         let before: Vec<String> = if *child_table == "crdt_dep_edges" {
             edge_ids(conn, id)?
         } else {
@@ -149,7 +152,7 @@ pub fn materialize(
             "DELETE FROM {child_table} WHERE {parent_col} = ?1"
         ))?
         .execute([id])?;
-        for (row_id, mut row) in doc::children(doc, map_key) {
+        for (row_id, mut row) in rows {
             row.insert("id".into(), Field::Str(row_id));
             row.insert(parent_col.to_string(), Field::Str(id.to_string()));
             if refs_present(conn, cols, child_table, &row, &mut missing)? {

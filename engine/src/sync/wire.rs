@@ -13,9 +13,9 @@ pub const PROTOCOL_MAX: u16 = 1;
 /// Largest frame accepted (a batch, or one very large record). Larger frames end the round.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
 /// A sender closes a batch once it holds this many records…
-pub const BATCH_RECORDS: usize = 2048;
+pub const BATCH_RECORDS: usize = 8192;
 /// …or this many bytes of records.
-pub const BATCH_BYTES: usize = 1024 * 1024;
+pub const BATCH_BYTES: usize = 2 * 1024 * 1024;
 
 /// What a replica holds: per actor, the highest sequence number.
 pub type Summary = Vec<([u8; ACTOR_LEN], u64)>;
