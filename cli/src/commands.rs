@@ -372,12 +372,9 @@ fn run_command(
         }
         Command::Export { format } => {
             if format != "json" {
-                return Err(CliError {
-                    code: "invalid_input",
-                    message: format!("unsupported export format '{format}' (supported: json)"),
-                    detail: None,
-                }
-                .into());
+                return Err(crate::output::invalid(format!(
+                    "unsupported export format '{format}' (supported: json)"
+                )));
             }
             print!("{}", export::export_json_string(p.store.conn())?);
         }

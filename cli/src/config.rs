@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use serde_json::{json, Map, Value};
 
 use crate::args::ConfigCommand;
-use crate::output::{emit, CliError};
+use crate::output::{emit, invalid};
 
 /// Keys `td config` knows.
 pub const KEYS: [&str; 4] = [
@@ -19,15 +19,6 @@ pub const KEYS: [&str; 4] = [
 
 fn path(root: &Path) -> PathBuf {
     root.join(".todos").join("config.json")
-}
-
-fn invalid(msg: String) -> anyhow::Error {
-    CliError {
-        code: "invalid_input",
-        message: msg,
-        detail: None,
-    }
-    .into()
 }
 
 /// The project config file.

@@ -5,16 +5,7 @@ use serde_json::Value;
 use td_engine::conflicts::{self, Resolution};
 use td_engine::Project;
 
-use crate::output::{emit, CliError};
-
-fn invalid(msg: String) -> anyhow::Error {
-    CliError {
-        code: "invalid_input",
-        message: msg,
-        detail: None,
-    }
-    .into()
-}
+use crate::output::{emit, invalid};
 
 /// Parses `30m`, `12h`, `7d`, `90s`, `2w` into seconds.
 fn parse_duration(s: &str) -> Result<i64> {

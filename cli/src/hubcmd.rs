@@ -12,16 +12,7 @@ use td_transport::hub_sync::{self, Joined};
 
 use crate::args::SyncCommand;
 use crate::config::{hub_settings, HubSettings, ProjectConfig};
-use crate::output::{emit, CliError};
-
-fn invalid(msg: String) -> anyhow::Error {
-    CliError {
-        code: "invalid_input",
-        message: msg,
-        detail: None,
-    }
-    .into()
-}
+use crate::output::{emit, invalid};
 
 fn client_for(s: &HubSettings) -> Result<HubClient> {
     let url = s.url.as_deref().ok_or_else(|| {

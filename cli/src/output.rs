@@ -23,6 +23,16 @@ impl std::fmt::Display for CliError {
 
 impl std::error::Error for CliError {}
 
+/// An `invalid_input` error for bad command-line input.
+pub fn invalid(msg: String) -> anyhow::Error {
+    CliError {
+        code: "invalid_input",
+        message: msg,
+        detail: None,
+    }
+    .into()
+}
+
 /// Maps any error to (code, message, detail).
 pub fn classify(err: &anyhow::Error) -> (&'static str, String, Option<Value>) {
     if let Some(c) = err.downcast_ref::<CliError>() {

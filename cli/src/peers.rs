@@ -14,7 +14,7 @@ use td_transport::peer::{PeerTarget, Server};
 use td_transport::TransportError;
 
 use crate::args::{MemberCommand, PeerCommand};
-use crate::output::{emit, CliError};
+use crate::output::{emit, invalid};
 
 /// `td peer id`: works without a project.
 pub fn peer_id(json: bool) -> Result<()> {
@@ -28,15 +28,6 @@ pub fn peer_id(json: bool) -> Result<()> {
         )
     });
     Ok(())
-}
-
-fn invalid(msg: String) -> anyhow::Error {
-    CliError {
-        code: "invalid_input",
-        message: msg,
-        detail: None,
-    }
-    .into()
 }
 
 /// `td peer …` (except `id`).

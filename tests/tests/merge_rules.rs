@@ -16,6 +16,13 @@ fn fields(f: impl FnOnce(&mut IssueFields)) -> IssueFields {
     x
 }
 
+fn create(n: &mut Node, title: &str) -> String {
+    n.project
+        .create(&fields(|f| f.title = Some(title.into())), &[], &[])
+        .unwrap()
+        .id
+}
+
 fn sync_all(nodes: &mut [Node]) {
     for _ in 0..2 {
         for a in 0..nodes.len() {
@@ -529,33 +536,9 @@ fn unknown_fields_survive_a_replica_that_does_not_know_them() {
 #[test]
 fn concurrent_edges_that_close_a_cycle_drop_the_same_edge_everywhere() {
     let mut nodes = mesh::project(2);
-    let a = nodes[0]
-        .project
-        .create(
-            &fields(|f| f.title = Some("Cycle member A".into())),
-            &[],
-            &[],
-        )
-        .unwrap()
-        .id;
-    let b = nodes[0]
-        .project
-        .create(
-            &fields(|f| f.title = Some("Cycle member B".into())),
-            &[],
-            &[],
-        )
-        .unwrap()
-        .id;
-    let c = nodes[0]
-        .project
-        .create(
-            &fields(|f| f.title = Some("Cycle member C".into())),
-            &[],
-            &[],
-        )
-        .unwrap()
-        .id;
+    let a = create(&mut nodes[0], "Cycle member A");
+    let b = create(&mut nodes[0], "Cycle member B");
+    let c = create(&mut nodes[0], "Cycle member C");
     nodes[0].project.dep_add(&a, &b).unwrap();
     sync_all(&mut nodes);
     // Offline: one machine adds B → C, the other C → A. Together: A → B → C → A.

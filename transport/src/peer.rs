@@ -120,6 +120,36 @@ fn exporter(conn: &Connection) -> Result<[u8; 32], TransportError> {
     Ok(out)
 }
 
+/// Sends our identity proof for `role` and reads and checks the peer's (made for the other
+/// role). Returns the peer's key.
+async fn exchange_proofs(
+    conn: &Connection,
+    send: &mut SendStream,
+    reader: &mut FrameReader,
+    identity: &MachineIdentity,
+    role: Role,
+) -> Result<[u8; 32], TransportError> {
+    let ex = exporter(conn)?;
+    write(send, &auth::encode(&auth::prove(identity, &ex, role))).await?;
+    let theirs = auth::decode(&reader.expect("its identity proof").await?)?;
+    let peer_role = match role {
+        Role::Client => Role::Server,
+        Role::Server => Role::Client,
+    };
+    auth::verify(&theirs, &ex, peer_role)
+}
+
+/// Reads the peer's verdict on our proof.
+async fn await_accept(reader: &mut FrameReader) -> Result<(), TransportError> {
+    match auth::decode(&reader.expect("accepting us").await?)? {
+        AuthMessage::Accept => Ok(()),
+        AuthMessage::Refuse { message } => Err(TransportError::Refused(message)),
+        AuthMessage::Prove { .. } => {
+            Err(TransportError::Protocol("peer repeated its proof".into()))
+        }
+    }
+}
+
 /// Runs the engine's sync round over one stream until both sides are done.
 async fn run_round(
     store: Store,
@@ -243,14 +273,7 @@ async fn client_round(
 ) -> Result<RoundStats, TransportError> {
     let (mut send, recv) = conn.open_bi().await.map_err(conn_err)?;
     let mut reader = FrameReader::new(recv);
-    let ex = exporter(conn)?;
-    write(
-        &mut send,
-        &auth::encode(&auth::prove(&identity, &ex, Role::Client)),
-    )
-    .await?;
-    let theirs = auth::decode(&reader.expect("its identity proof").await?)?;
-    let key = auth::verify(&theirs, &ex, Role::Server)?;
+    let key = exchange_proofs(conn, &mut send, &mut reader, &identity, Role::Client).await?;
     if key != target.key {
         let msg = format!(
             "key mismatch for peer {}: expected machine {}, the server at {} is machine {}",
@@ -273,13 +296,7 @@ async fn client_round(
         return Err(TransportError::KeyMismatch(msg));
     }
     write(&mut send, &auth::encode(&AuthMessage::Accept)).await?;
-    match auth::decode(&reader.expect("accepting us").await?)? {
-        AuthMessage::Accept => {}
-        AuthMessage::Refuse { message } => return Err(TransportError::Refused(message)),
-        AuthMessage::Prove { .. } => {
-            return Err(TransportError::Protocol("peer repeated its proof".into()))
-        }
-    }
+    await_accept(&mut reader).await?;
     let mut store = Store::open(&root, identity)?;
     store.pin_peer_key(target.key);
     run_round(store, &mut send, &mut reader, progress).await
@@ -364,14 +381,7 @@ async fn serve_one(
         .map_err(|_| TransportError::Connection("peer opened no stream".into()))?
         .map_err(conn_err)?;
     let mut reader = FrameReader::new(recv);
-    let ex = exporter(&conn)?;
-    write(
-        &mut send,
-        &auth::encode(&auth::prove(&identity, &ex, Role::Server)),
-    )
-    .await?;
-    let theirs = auth::decode(&reader.expect("its identity proof").await?)?;
-    let key = match auth::verify(&theirs, &ex, Role::Client) {
+    let key = match exchange_proofs(&conn, &mut send, &mut reader, &identity, Role::Server).await {
         Ok(k) => k,
         Err(e) => {
             let _ = write(
@@ -402,17 +412,12 @@ async fn serve_one(
         return Err(TransportError::Refused(msg));
     }
     write(&mut send, &auth::encode(&AuthMessage::Accept)).await?;
-    match auth::decode(&reader.expect("accepting us").await?)? {
-        AuthMessage::Accept => {}
-        AuthMessage::Refuse { message } => {
-            return Err(TransportError::Refused(format!(
-                "peer {peer} refused us: {message}"
-            )))
+    await_accept(&mut reader).await.map_err(|e| match e {
+        TransportError::Refused(m) => {
+            TransportError::Refused(format!("peer {peer} refused us: {m}"))
         }
-        AuthMessage::Prove { .. } => {
-            return Err(TransportError::Protocol("peer repeated its proof".into()))
-        }
-    }
+        other => other,
+    })?;
     let stats = run_round(store, &mut send, &mut reader, &mut |_| {}).await?;
     conn.close(0u32.into(), b"done");
     Ok((peer, stats))
@@ -445,30 +450,15 @@ impl RawConnection {
             .map_err(conn_err)?;
         let (mut send, recv) = conn.open_bi().await.map_err(conn_err)?;
         let mut reader = FrameReader::new(recv);
-        let ex = exporter(&conn)?;
-        write(
-            &mut send,
-            &auth::encode(&auth::prove(identity, &ex, Role::Client)),
-        )
-        .await?;
-        auth::verify(
-            &auth::decode(&reader.expect("its proof").await?)?,
-            &ex,
-            Role::Server,
-        )?;
+        exchange_proofs(&conn, &mut send, &mut reader, identity, Role::Client).await?;
         write(&mut send, &auth::encode(&AuthMessage::Accept)).await?;
-        match auth::decode(&reader.expect("accepting us").await?)? {
-            AuthMessage::Accept => Ok(RawConnection {
-                endpoint,
-                conn,
-                send,
-                reader,
-            }),
-            AuthMessage::Refuse { message } => Err(TransportError::Refused(message)),
-            AuthMessage::Prove { .. } => {
-                Err(TransportError::Protocol("peer repeated its proof".into()))
-            }
-        }
+        await_accept(&mut reader).await?;
+        Ok(RawConnection {
+            endpoint,
+            conn,
+            send,
+            reader,
+        })
     }
 
     /// Writes raw bytes.
