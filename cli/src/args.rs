@@ -110,6 +110,9 @@ pub enum Command {
         /// Hub auth token (Turso JWT).
         #[arg(long)]
         token: Option<String>,
+        /// Import an existing td database (schema v38 or older) into the new project.
+        #[arg(long, value_name = "PATH")]
+        migrate_from: Option<PathBuf>,
     },
     /// Create an issue.
     #[command(visible_aliases = ["add", "new"])]
@@ -339,6 +342,12 @@ pub enum Command {
     },
     /// Recompute every td table from the change log.
     Rebuild,
+    /// Import an existing td database into this project (idempotent; the file is only read).
+    Import {
+        /// The td database (e.g. another checkout's .todos/issues.db).
+        #[arg(long = "from-db", value_name = "PATH", required = true)]
+        from_db: PathBuf,
+    },
     /// Direct machine-to-machine sync over QUIC (no server needed).
     #[command(subcommand)]
     Peer(PeerCommand),

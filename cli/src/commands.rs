@@ -21,14 +21,48 @@ use crate::output::{emit, issue_line, one_or_many, CliError};
 pub fn run(cli: &Cli) -> Result<()> {
     let root = env::resolve_root(cli.work_dir.as_deref())?;
     let json = cli.json;
-    if let Command::Init { mode, url, token } = &cli.command {
-        return crate::hubcmd::init(
-            &root,
-            mode.as_deref(),
-            url.as_deref(),
-            token.as_deref(),
-            json,
-        );
+    if let Command::Init {
+        mode,
+        url,
+        token,
+        migrate_from,
+    } = &cli.command
+    {
+        if let Some(src) = migrate_from {
+            // Check the source before creating anything.
+            td_engine::migrate::check_source(src)?;
+        }
+        // With --migrate-from --json, the import's result is the one JSON value printed.
+        let quiet = json && migrate_from.is_some();
+        if quiet {
+            crate::commands::init(&root, true, true)?;
+            if mode.is_some() || url.is_some() {
+                crate::hubcmd::init(
+                    &root,
+                    mode.as_deref(),
+                    url.as_deref(),
+                    token.as_deref(),
+                    false,
+                )?;
+            }
+        } else {
+            crate::hubcmd::init(
+                &root,
+                mode.as_deref(),
+                url.as_deref(),
+                token.as_deref(),
+                json,
+            )?;
+        }
+        if let Some(src) = migrate_from {
+            let identity = td_transport::identity::machine_identity()?;
+            let mut p = Project::open(&root, identity, &env::session_context(&root))?;
+            import(&mut p, src, json)?;
+            if mode.is_some() || url.is_some() {
+                crate::hubcmd::autosync(&mut p, &root, crate::hubcmd::Auto::PushAfter);
+            }
+        }
+        return Ok(());
     }
     if let Command::Config(c) = &cli.command {
         return crate::config::command(&root, c, json);
@@ -55,6 +89,34 @@ pub fn run(cli: &Cli) -> Result<()> {
     if auto == Some(crate::hubcmd::Auto::PushAfter) {
         crate::hubcmd::autosync(&mut p, &root, crate::hubcmd::Auto::PushAfter);
     }
+    Ok(())
+}
+
+fn import(p: &mut Project, src: &std::path::Path, json: bool) -> Result<()> {
+    let r = p.store.migrate_from(src)?;
+    let total: usize = r.imported.values().sum();
+    let v = json!({"action": "imported", "source": src.display().to_string(), "imported": r.imported,
+        "already_present": r.already_present, "skipped": r.skipped, "sessions": r.sessions, "seconds": r.seconds});
+    emit(json, &v, || {
+        let mut s = format!(
+            "IMPORTED {total} rows from {} in {:.2}s",
+            src.display(),
+            r.seconds
+        );
+        for (t, n) in &r.imported {
+            s.push_str(&format!("\n  {t}: {n}"));
+        }
+        if r.already_present > 0 {
+            s.push_str(&format!(
+                "\n  already present (skipped): {}",
+                r.already_present
+            ));
+        }
+        for k in &r.skipped {
+            s.push_str(&format!("\n  skipped: {k}"));
+        }
+        s
+    });
     Ok(())
 }
 
@@ -380,6 +442,7 @@ fn run_command(
         }
         Command::Peer(c) => crate::peers::peer(p, &root, c, json)?,
         Command::Member(c) => crate::peers::member(p, c, json)?,
+        Command::Import { from_db } => import(p, from_db, json)?,
         Command::Rebuild => {
             let n = p.store.rebuild()?;
             emit(json, &json!({"action": "rebuilt", "changes": n}), || {

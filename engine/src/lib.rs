@@ -14,6 +14,7 @@ pub mod export;
 pub mod hub;
 pub mod identity;
 pub mod materialize;
+pub mod migrate;
 pub mod model;
 pub mod ops;
 pub mod project;

@@ -231,6 +231,7 @@ impl Store {
             project,
             session: session.to_string(),
             actor,
+            writer,
             docs: HashMap::new(),
             changes: 0,
             founder_checked: false,
@@ -321,6 +322,7 @@ pub struct Tx<'a> {
     project: String,
     session: String,
     actor: [u8; crate::record::ACTOR_LEN],
+    writer: String,
     docs: HashMap<String, AutoCommit>,
     changes: usize,
     founder_checked: bool,
@@ -335,6 +337,13 @@ impl<'a> Tx<'a> {
     /// The session this transaction's changes are attributed to.
     pub fn session(&self) -> &str {
         &self.session
+    }
+
+    /// Attributes the following changes to another session (importing another tool's history
+    /// keeps its authors); the actor follows, so sequence numbers stay per writer.
+    pub fn act_as(&mut self, session: &str) {
+        self.session = session.to_string();
+        self.actor = actor_for(&self.writer, session);
     }
 
     /// Number of changes made so far in this transaction.

@@ -1,0 +1,352 @@
+//! Adopting an existing td database: every synced entity becomes changes in our log, attributed
+//! to the session recorded in the source, in one transaction (all or nothing). The source is
+//! opened read-only and never modified; entities already present are skipped, so a second run
+//! adds nothing.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use automerge::AutoCommit;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OpenFlags};
+
+use crate::doc::{self, Field, TEXT_FIELDS, WF_KEYS};
+use crate::error::{EngineError, Result};
+use crate::model::Kind;
+use crate::store::{Store, Tx};
+
+/// What a migration did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MigrationReport {
+    /// Entities (and link rows) imported, per source table.
+    pub imported: BTreeMap<String, usize>,
+    /// Entities already present (a repeated migration), per source table.
+    pub already_present: usize,
+    /// Rows left out, and why.
+    pub skipped: Vec<String>,
+    /// Local-only sessions copied.
+    pub sessions: usize,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+fn refuse(path: &Path, why: &str) -> EngineError {
+    EngineError::InvalidInput(format!(
+        "cannot migrate from {}: {why}; nothing was written",
+        path.display()
+    ))
+}
+
+/// Checks that `path` is a td database this version can import (without importing).
+pub fn check_source(path: &Path) -> Result<()> {
+    open_source(path).map(|_| ())
+}
+
+/// Opens and checks a source td database (read-only).
+fn open_source(path: &Path) -> Result<Connection> {
+    if !path.is_file() {
+        return Err(refuse(path, "no such file"));
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| refuse(path, &format!("not a SQLite database ({e})")))?;
+    let ok: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(|e| refuse(path, &format!("not a SQLite database or corrupted ({e})")))?;
+    if ok != "ok" {
+        return Err(refuse(path, &format!("the database is corrupted ({ok})")));
+    }
+    let has = |t: &str| {
+        conn.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")
+            .and_then(|mut s| s.exists([t]))
+    };
+    if !has("issues")? || !has("schema_info")? {
+        return Err(refuse(
+            path,
+            "not a td database (no issues or schema_info table)",
+        ));
+    }
+    let version: Option<String> = conn
+        .query_row(
+            "SELECT value FROM schema_info WHERE key = 'version'",
+            [],
+            |r| r.get(0),
+        )
+        .ok();
+    match version.as_deref().map(str::parse::<i64>) {
+        Some(Ok(v)) if v <= crate::schema::TD_SCHEMA_VERSION => {}
+        Some(Ok(v)) => {
+            return Err(refuse(
+                path,
+                &format!(
+                    "td schema version {v} is newer than this td understands ({})",
+                    crate::schema::TD_SCHEMA_VERSION
+                ),
+            ))
+        }
+        _ => return Err(refuse(path, "not a td database (no schema version)")),
+    }
+    if has("crdt_meta")? {
+        return Err(refuse(
+            path,
+            "it is already a td-sync database; sync with it instead",
+        ));
+    }
+    Ok(conn)
+}
+
+type Row = Vec<(String, SqlValue)>;
+
+fn rows(conn: &Connection, table: &str, filter: &str, arg: Option<&str>) -> Result<Vec<Row>> {
+    let exists = conn
+        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?
+        .exists([table])?;
+    if !exists {
+        return Ok(Vec::new()); // older td: the table did not exist yet
+    }
+    let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\" {filter} ORDER BY id"))?;
+    let names: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
+    let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Row> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Ok((n.clone(), r.get::<_, SqlValue>(i)?)))
+            .collect()
+    };
+    let out = match arg {
+        Some(a) => stmt
+            .query_map([a], map)?
+            .collect::<std::result::Result<Vec<_>, _>>()?,
+        None => stmt
+            .query_map([], map)?
+            .collect::<std::result::Result<Vec<_>, _>>()?,
+    };
+    Ok(out)
+}
+
+fn field(v: &SqlValue) -> Field {
+    match v {
+        SqlValue::Null => Field::Null,
+        SqlValue::Integer(i) => Field::Int(*i),
+        SqlValue::Real(f) => Field::Int(*f as i64),
+        SqlValue::Text(t) => Field::Str(t.clone()),
+        SqlValue::Blob(b) => Field::Str(String::from_utf8_lossy(b).into_owned()),
+    }
+}
+
+fn get<'a>(row: &'a Row, col: &str) -> Option<&'a SqlValue> {
+    row.iter().find(|(n, _)| n == col).map(|(_, v)| v)
+}
+
+fn text(row: &Row, col: &str) -> String {
+    match get(row, col) {
+        Some(SqlValue::Text(t)) => t.clone(),
+        _ => String::new(),
+    }
+}
+
+/// Writes a source row's columns into a document (skipping `id` and the columns in `skip`).
+fn put_row(d: &mut AutoCommit, row: &Row, skip: &[&str]) -> Result<()> {
+    for (name, v) in row {
+        if name == "id" || skip.contains(&name.as_str()) {
+            continue;
+        }
+        match (field(v), TEXT_FIELDS.contains(&name.as_str())) {
+            (Field::Str(s), true) => doc::put_text(d, name, &s)?,
+            (f, _) => doc::put(d, &automerge::ROOT, name, Some(f))?,
+        }
+    }
+    Ok(())
+}
+
+fn child_cols(row: &Row, skip: &[&str]) -> Vec<(String, Field)> {
+    row.iter()
+        .filter(|(n, _)| n != "id" && !skip.contains(&n.as_str()))
+        .map(|(n, v)| (n.clone(), field(v)))
+        .collect()
+}
+
+fn put_children(d: &mut AutoCommit, map: &str, children: &[Row], parent_col: &str) -> Result<()> {
+    for c in children {
+        let cols = child_cols(c, &[parent_col]);
+        let cols: Vec<(&str, Field)> = cols.iter().map(|(n, f)| (n.as_str(), f.clone())).collect();
+        doc::put_child(d, map, &text(c, "id"), &cols)?;
+    }
+    Ok(())
+}
+
+fn session_of(row: &Row, cols: &[&str]) -> String {
+    cols.iter()
+        .map(|c| text(row, c))
+        .find(|s| !s.is_empty())
+        .unwrap_or_else(|| "ses_migrated".to_string())
+}
+
+impl Store {
+    /// Imports every synced entity of the td database at `src` (schema v38 or older).
+    pub fn migrate_from(&mut self, src: &Path) -> Result<MigrationReport> {
+        let started = Instant::now();
+        let source = open_source(src)?;
+        let mut report = MigrationReport::default();
+        let issue_ids: std::collections::HashSet<String> = rows(&source, "issues", "", None)?
+            .iter()
+            .map(|r| text(r, "id"))
+            .collect();
+        let sessions = rows(&source, "sessions", "", None)?;
+        self.write("ses_migrated", |tx| {
+            let mut count =
+                |t: &str, n: usize| *report.imported.entry(t.to_string()).or_default() += n;
+            let mut already = 0usize;
+            let mut skipped = Vec::new();
+            let present = |tx: &mut Tx<'_>, id: &str| tx.version(id).map(|v| v.is_some());
+            for row in rows(&source, "issues", "", None)? {
+                let id = text(&row, "id");
+                if Kind::of_id(&id) != Some(Kind::Issue) {
+                    skipped.push(format!("issue with unexpected id '{id}'"));
+                    continue;
+                }
+                if present(tx, &id)? {
+                    already += 1;
+                    continue;
+                }
+                let mut deps = rows(
+                    &source,
+                    "issue_dependencies",
+                    "WHERE issue_id = ?1",
+                    Some(&id),
+                )?;
+                deps.retain(|d| {
+                    let ok = issue_ids.contains(&text(d, "depends_on_id"));
+                    if !ok {
+                        skipped.push(format!(
+                            "dependency {} of {id}: target {} does not exist",
+                            text(d, "id"),
+                            text(d, "depends_on_id")
+                        ));
+                    }
+                    ok
+                });
+                let files = rows(&source, "issue_files", "WHERE issue_id = ?1", Some(&id))?;
+                tx.act_as(&session_of(
+                    &row,
+                    &["creator_session", "implementer_session"],
+                ));
+                let mut wf_skip: Vec<&str> = WF_KEYS.to_vec();
+                wf_skip.push("labels");
+                tx.change(&id, |d| {
+                    put_row(d, &row, &wf_skip)?;
+                    doc::put_labels(d, &crate::model::parse_labels(&text(&row, "labels")))?;
+                    let wf = WF_KEYS
+                        .iter()
+                        .filter_map(|k| get(&row, k).map(|v| (k.to_string(), field(v))))
+                        .collect();
+                    doc::put_workflow(d, &wf)?;
+                    for f in ["description", "acceptance"] {
+                        if get(&row, f).is_none() {
+                            doc::put_text(d, f, "")?;
+                        }
+                    }
+                    put_children(d, "deps", &deps, "issue_id")?;
+                    put_children(d, "files", &files, "issue_id")
+                })?;
+                count("issues", 1);
+                count("issue_dependencies", deps.len());
+                count("issue_files", files.len());
+            }
+            let simple: [(&str, Kind, &[&str], Option<(&str, &str, &str)>); 7] = [
+                (
+                    "boards",
+                    Kind::Board,
+                    &[],
+                    Some(("board_issue_positions", "positions", "board_id")),
+                ),
+                (
+                    "work_sessions",
+                    Kind::WorkSession,
+                    &["session_id"],
+                    Some(("work_session_issues", "issues", "work_session_id")),
+                ),
+                ("notes", Kind::Note, &[], None),
+                ("logs", Kind::Log, &["session_id"], None),
+                ("comments", Kind::Comment, &["session_id"], None),
+                ("handoffs", Kind::Handoff, &["session_id"], None),
+                ("issue_reviews", Kind::Review, &["reviewer_session"], None),
+            ];
+            for (table, kind, session_cols, children) in simple {
+                for row in rows(&source, table, "", None)? {
+                    let id = text(&row, "id");
+                    if id == "bd-all-issues" {
+                        continue; // every database has its own builtin board
+                    }
+                    if Kind::of_id(&id) != Some(kind) {
+                        skipped.push(format!("{table} row with unexpected id '{id}'"));
+                        continue;
+                    }
+                    let issue = text(&row, "issue_id");
+                    if !issue.is_empty() && kind != Kind::Log && !issue_ids.contains(&issue) {
+                        skipped.push(format!("{table} {id}: its issue {issue} does not exist"));
+                        continue;
+                    }
+                    if present(tx, &id)? {
+                        already += 1;
+                        continue;
+                    }
+                    let kids = match children {
+                        Some((t, _, parent)) => {
+                            let mut k =
+                                rows(&source, t, &format!("WHERE {parent} = ?1"), Some(&id))?;
+                            k.retain(|c| {
+                                let target = text(c, "issue_id");
+                                let ok = target.is_empty() || issue_ids.contains(&target);
+                                if !ok {
+                                    skipped.push(format!(
+                                        "{t} {}: issue {target} does not exist",
+                                        text(c, "id")
+                                    ));
+                                }
+                                ok
+                            });
+                            k
+                        }
+                        None => Vec::new(),
+                    };
+                    tx.act_as(&session_of(&row, session_cols));
+                    tx.change(&id, |d| {
+                        put_row(d, &row, &[])?;
+                        match children {
+                            Some((_, map, parent)) => put_children(d, map, &kids, parent),
+                            None => Ok(()),
+                        }
+                    })?;
+                    count(table, 1);
+                    if let Some((t, _, _)) = children {
+                        count(t, kids.len());
+                    }
+                }
+            }
+            report.already_present = already;
+            report.skipped = skipped;
+            // Local-only: sessions are carried over locally, never as changes.
+            for s in &sessions {
+                let names: Vec<&str> = s.iter().map(|(n, _)| n.as_str()).collect();
+                let placeholders: Vec<String> =
+                    (1..=names.len()).map(|i| format!("?{i}")).collect();
+                let n = tx.conn().execute(
+                    &format!(
+                        "INSERT OR IGNORE INTO sessions ({}) VALUES ({})",
+                        names.join(","),
+                        placeholders.join(",")
+                    ),
+                    rusqlite::params_from_iter(s.iter().map(|(_, v)| v.clone())),
+                )?;
+                report.sessions += n;
+            }
+            Ok(())
+        })?;
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok(report)
+    }
+}
