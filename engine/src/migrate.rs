@@ -100,6 +100,15 @@ fn open_source(path: &Path) -> Result<Connection> {
 
 type Row = Vec<(String, SqlValue)>;
 
+/// A source table imported as whole entities: (table, kind, columns naming the author session,
+/// child table with its document map and parent column).
+type EntityTable = (
+    &'static str,
+    Kind,
+    &'static [&'static str],
+    Option<(&'static str, &'static str, &'static str)>,
+);
+
 fn rows(conn: &Connection, table: &str, filter: &str, arg: Option<&str>) -> Result<Vec<Row>> {
     let exists = conn
         .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?
@@ -108,7 +117,7 @@ fn rows(conn: &Connection, table: &str, filter: &str, arg: Option<&str>) -> Resu
         return Ok(Vec::new()); // older td: the table did not exist yet
     }
     let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\" {filter} ORDER BY id"))?;
-    let names: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
+    let names: Vec<String> = stmt.column_names().map(String::from).collect();
     let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Row> {
         names
             .iter()
@@ -256,7 +265,7 @@ impl Store {
                 count("issue_dependencies", deps.len());
                 count("issue_files", files.len());
             }
-            let simple: [(&str, Kind, &[&str], Option<(&str, &str, &str)>); 7] = [
+            let simple: [EntityTable; 7] = [
                 (
                     "boards",
                     Kind::Board,
