@@ -116,7 +116,8 @@ fn rows(conn: &Connection, table: &str, filter: &str, arg: Option<&str>) -> Resu
     if !exists {
         return Ok(Vec::new()); // older td: the table did not exist yet
     }
-    let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\" {filter} ORDER BY id"))?;
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT * FROM \"{table}\" {filter} ORDER BY id"))?;
     let names: Vec<String> = stmt.column_names().map(String::from).collect();
     let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Row> {
         names

@@ -438,6 +438,11 @@ impl<'a> Tx<'a> {
         let merged = save_doc(self.tx, id, kind, d, merged_now)?;
         materialize_entity(self.tx, self.columns, id, kind, d, merged)?;
         self.changes += 1;
+        // The saved snapshot is the document now; keeping every document of a large
+        // transaction (an import) in memory would make memory grow with its size.
+        if self.docs.len() > 64 {
+            self.docs.clear();
+        }
         Ok(())
     }
 }

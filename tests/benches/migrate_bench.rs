@@ -1,0 +1,136 @@
+//! Migration benchmark (bench binary; figures printed, no thresholds): a td database of 10k
+//! issues with logs, comments and handoffs is imported with `td init --migrate-from` (wall time,
+//! peak RSS), beside the floor measured in the same run: copying the same rows table to table
+//! with plain SQL into a fresh td schema.
+//!
+//! Run: `cargo build --release -p td-cli && cargo bench -p td-tests --bench migrate_bench`
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use td_tests::Replica;
+
+const TABLES: [&str; 12] = [
+    "issues",
+    "logs",
+    "handoffs",
+    "comments",
+    "boards",
+    "board_issue_positions",
+    "issue_dependencies",
+    "issue_files",
+    "work_sessions",
+    "work_session_issues",
+    "issue_reviews",
+    "notes",
+];
+
+/// A td v38 database with `n` issues, 2 logs, 1 comment and (every other issue) 1 handoff each.
+fn generate(path: &Path, n: usize) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(td_engine::schema::TD_SCHEMA_SQL)
+        .unwrap();
+    conn.execute(
+        "INSERT INTO schema_info(key, value) VALUES ('version', '38')",
+        [],
+    )
+    .unwrap();
+    conn.execute_batch("BEGIN").unwrap();
+    for i in 0..n {
+        let id = format!("td-{i:06x}");
+        let ts = "2026-03-01 10:00:00.000000-05:00";
+        conn.execute(
+            "INSERT INTO issues(id, title, description, status, type, priority, labels, created_at, updated_at, creator_session) \
+             VALUES (?1, ?2, ?3, 'open', 'task', 'P2', 'sync,perf', ?4, ?4, 'ses_abc123')",
+            rusqlite::params![id, format!("Generated issue number {i}"), "A description of moderate length with ünïcode 🚀 and 日本語.", ts],
+        )
+        .unwrap();
+        for k in 0..2 {
+            conn.execute(
+                "INSERT INTO logs(id, issue_id, session_id, message, type, timestamp) VALUES (?1, ?2, 'ses_abc123', 'Progress note', 'progress', ?3)",
+                rusqlite::params![format!("lg-{i:06x}{k:02x}"), id, ts],
+            )
+            .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO comments(id, issue_id, session_id, text, created_at) VALUES (?1, ?2, 'ses_def456', 'Looks right', ?3)",
+            rusqlite::params![format!("cm-{i:06x}00"), id, ts],
+        )
+        .unwrap();
+        if i % 2 == 0 {
+            conn.execute(
+                "INSERT INTO handoffs(id, issue_id, session_id, done, remaining, timestamp) VALUES (?1, ?2, 'ses_abc123', '[\"a\"]', '[\"b\"]', ?3)",
+                rusqlite::params![format!("ho-{i:06x}00"), id, ts],
+            )
+            .unwrap();
+        }
+    }
+    conn.execute_batch("COMMIT").unwrap();
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("source.db");
+    let n = 10_000;
+    generate(&src, n);
+    // Floor: plain SQL copy of every synced table into a fresh td schema.
+    let floor_db = tmp.path().join("floor.db");
+    let t = Instant::now();
+    let conn = rusqlite::Connection::open(&floor_db).unwrap();
+    conn.execute_batch(td_engine::schema::TD_SCHEMA_SQL)
+        .unwrap();
+    conn.execute(&format!("ATTACH DATABASE '{}' AS src", src.display()), [])
+        .unwrap();
+    conn.execute_batch("BEGIN").unwrap();
+    for tbl in TABLES {
+        conn.execute(
+            &format!("INSERT INTO main.{tbl} SELECT * FROM src.{tbl}"),
+            [],
+        )
+        .unwrap();
+    }
+    conn.execute_batch("COMMIT").unwrap();
+    let floor = t.elapsed();
+    drop(conn);
+
+    let r = Replica::new();
+    let t = Instant::now();
+    let mut child = r
+        .command(
+            None,
+            &["init", "--migrate-from", src.to_str().unwrap(), "--json"],
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut peak = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            if let Some(k) = s
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                peak = peak.max(k);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().unwrap();
+    let wall = t.elapsed();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows: u64 = v["imported"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|x| x.as_u64().unwrap())
+        .sum();
+    println!("migrate {n} issues ({rows} rows): {:.2} s, peak RSS {:.1} MB | floor (plain SQL copy) {:.3} s | ratio {:.1}x (target <= 3)",
+        wall.as_secs_f64(), peak as f64 / 1024.0, floor.as_secs_f64(), wall.as_secs_f64() / floor.as_secs_f64());
+}
