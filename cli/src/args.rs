@@ -334,19 +334,34 @@ pub enum Command {
     },
     /// This machine and session.
     Whoami,
-    /// Export every synced entity (deterministic output).
+    /// Export every synced entity: json (deterministic, for backups and comparisons), sql (a
+    /// script that recreates td's tables), md (a readable report).
     Export {
-        /// Output format (json).
+        /// json, sql or md.
         #[arg(long, default_value = "json")]
         format: String,
+        /// Write to this file instead of stdout.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Recompute every td table from the change log.
     Rebuild,
-    /// Import an existing td database into this project (idempotent; the file is only read).
+    /// Import a `td export --format json` file, or (with --from-db) an existing td database,
+    /// into this project. Entities already present are kept; the source is only read.
     Import {
-        /// The td database (e.g. another checkout's .todos/issues.db).
-        #[arg(long = "from-db", value_name = "PATH", required = true)]
-        from_db: PathBuf,
+        /// A JSON export to import.
+        #[arg(
+            value_name = "FILE",
+            required_unless_present = "from_db",
+            conflicts_with = "from_db"
+        )]
+        file: Option<PathBuf>,
+        /// A td database (e.g. another checkout's .todos/issues.db).
+        #[arg(long = "from-db", value_name = "PATH")]
+        from_db: Option<PathBuf>,
+        /// Only report what would be imported.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Direct machine-to-machine sync over QUIC (no server needed).
     #[command(subcommand)]

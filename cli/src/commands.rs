@@ -57,7 +57,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         if let Some(src) = migrate_from {
             let identity = td_transport::identity::machine_identity()?;
             let mut p = Project::open(&root, identity, &env::session_context(&root))?;
-            import(&mut p, src, json)?;
+            import(&mut p, src, src, json)?;
             if mode.is_some() || url.is_some() {
                 crate::hubcmd::autosync(&mut p, &root, crate::hubcmd::Auto::PushAfter);
             }
@@ -92,8 +92,67 @@ pub fn run(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
-fn import(p: &mut Project, src: &std::path::Path, json: bool) -> Result<()> {
+fn import_command(
+    p: &mut Project,
+    tmp: &std::path::Path,
+    file: Option<&std::path::Path>,
+    from_db: Option<&std::path::Path>,
+    dry_run: bool,
+    json: bool,
+) -> Result<()> {
+    let src = match (file, from_db) {
+        (_, Some(db)) => db.to_path_buf(),
+        (Some(f), None) => {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| crate::output::invalid(format!("cannot read {}: {e}", f.display())))?;
+            let v: Value = serde_json::from_str(&text)
+                .map_err(|e| crate::output::invalid(format!("{} is not JSON: {e}", f.display())))?;
+            let db = tmp.join("import.db");
+            td_engine::migrate::json_export_to_db(&v, &db)?;
+            db
+        }
+        (None, None) => {
+            return Err(crate::output::invalid(
+                "give a JSON export file or --from-db <path>".into(),
+            ))
+        }
+    };
+    if !dry_run {
+        return import(p, &src, file.unwrap_or(&src), json);
+    }
+    let counts = p.store.migrate_dry_run(&src)?;
+    let total: usize = counts.values().sum();
+    emit(
+        json,
+        &json!({"action": "dry_run", "would_import": counts}),
+        || {
+            let mut s = format!("DRY RUN: would import {total} entities");
+            for (t, n) in &counts {
+                s.push_str(&format!("\n  {t}: {n}"));
+            }
+            s
+        },
+    );
+    Ok(())
+}
+
+/// A private scratch directory under `.todos/` (removed by the caller).
+fn tempfile_dir(root: &std::path::Path) -> Result<PathBuf> {
+    let dir = root
+        .join(".todos")
+        .join(format!("import-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn import(
+    p: &mut Project,
+    src: &std::path::Path,
+    shown: &std::path::Path,
+    json: bool,
+) -> Result<()> {
     let r = p.store.migrate_from(src)?;
+    let src = shown;
     let total: usize = r.imported.values().sum();
     let v = json!({"action": "imported", "source": src.display().to_string(), "imported": r.imported,
         "already_present": r.already_present, "skipped": r.skipped, "sessions": r.sessions, "seconds": r.seconds});
@@ -432,17 +491,44 @@ fn run_command(
                 )
             });
         }
-        Command::Export { format } => {
-            if format != "json" {
-                return Err(crate::output::invalid(format!(
-                    "unsupported export format '{format}' (supported: json)"
-                )));
+        Command::Export { format, output } => {
+            let text = match format.as_str() {
+                "json" => export::export_json_string(p.store.conn())?,
+                "sql" => export::export_sql(p.store.conn())?,
+                "md" | "markdown" => export::export_markdown(p.store.conn())?,
+                other => {
+                    return Err(crate::output::invalid(format!(
+                        "unsupported export format '{other}' (supported: json, sql, md)"
+                    )))
+                }
+            };
+            match output {
+                Some(path) => {
+                    let tmp = path.with_extension("tmp-export");
+                    std::fs::write(&tmp, &text)
+                        .and_then(|_| std::fs::rename(&tmp, path))
+                        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+                    let v = json!({"action": "exported", "format": format, "output": path.display().to_string(), "bytes": text.len()});
+                    emit(json, &v, || {
+                        format!("EXPORTED {} ({} bytes)", path.display(), text.len())
+                    });
+                }
+                None => print!("{text}"),
             }
-            print!("{}", export::export_json_string(p.store.conn())?);
         }
         Command::Peer(c) => crate::peers::peer(p, &root, c, json)?,
         Command::Member(c) => crate::peers::member(p, c, json)?,
-        Command::Import { from_db } => import(p, from_db, json)?,
+        Command::Import {
+            file,
+            from_db,
+            dry_run,
+        } => {
+            let tmp = tempfile_dir(&root)?;
+            let result =
+                import_command(p, &tmp, file.as_deref(), from_db.as_deref(), *dry_run, json);
+            let _ = std::fs::remove_dir_all(&tmp);
+            result?;
+        }
         Command::Rebuild => {
             let n = p.store.rebuild()?;
             emit(json, &json!({"action": "rebuilt", "changes": n}), || {

@@ -59,3 +59,84 @@ pub fn log_stats(conn: &Connection) -> Result<LogStats> {
         |r| Ok(LogStats { changes: r.get(0)?, actors: r.get(1)?, documents: r.get(2)?, duplicate_actor_seqs: r.get(3)? }),
     )?)
 }
+
+/// A SQL script that recreates td's tables (schema v38) holding every synced row, for
+/// `sqlite3 new.db < backup.sql`; `td import --from-db new.db` reads it back.
+pub fn export_sql(conn: &Connection) -> Result<String> {
+    let mut out =
+        String::from("-- td export (schema v38): sqlite3 new.db < this-file.sql\nBEGIN;\n");
+    out.push_str(crate::schema::TD_SCHEMA_SQL);
+    out.push_str(&format!(
+        "\nINSERT INTO schema_info(key, value) VALUES ('version', '{}');\n",
+        crate::schema::TD_SCHEMA_VERSION
+    ));
+    for table in SYNCED_TABLES {
+        let cols: Vec<String> = conn
+            .prepare(&format!("PRAGMA table_info({table})"))?
+            .query_map([], |r| r.get::<_, String>(1))?
+            .collect::<std::result::Result<_, _>>()?;
+        let quoted: Vec<String> = cols.iter().map(|c| format!("quote(\"{c}\")")).collect();
+        let sql = format!(
+            "SELECT 'INSERT INTO {table} ({}) VALUES (' || {} || ');' FROM {table} ORDER BY id",
+            cols.join(", "),
+            quoted.join(" || ', ' || ")
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        for line in stmt.query_map([], |r| r.get::<_, String>(0))? {
+            out.push_str(&line?);
+            out.push('\n');
+        }
+    }
+    out.push_str("COMMIT;\n");
+    Ok(out)
+}
+
+/// A readable Markdown report: issues grouped by status, each with its latest handoff.
+pub fn export_markdown(conn: &Connection) -> Result<String> {
+    let mut out = String::from("# Issues\n");
+    for status in ["in_progress", "in_review", "blocked", "open", "closed"] {
+        let f = crate::query::ListFilter {
+            status: vec![status.into()],
+            sort: Some("priority".into()),
+            ..Default::default()
+        };
+        let issues = crate::query::list_issues(conn, &f)?;
+        if issues.is_empty() {
+            continue;
+        }
+        out.push_str(&format!(
+            "\n## {} ({})\n",
+            status.replace('_', " "),
+            issues.len()
+        ));
+        for i in issues {
+            out.push_str(&format!(
+                "\n### {} {} [{}, {}]\n",
+                i.id, i.title, i.priority, i.issue_type
+            ));
+            if !i.labels.is_empty() {
+                out.push_str(&format!("Labels: {}\n", i.labels.join(", ")));
+            }
+            if let Some(d) = i.json["description"].as_str().filter(|d| !d.is_empty()) {
+                out.push_str(&format!("\n{d}\n"));
+            }
+            if let Some(h) = crate::query::latest_handoff(conn, &i.id)? {
+                out.push_str(&format!(
+                    "\n**Handoff** ({}):\n",
+                    h["timestamp"].as_str().unwrap_or("")
+                ));
+                for (k, label) in [
+                    ("done", "Done"),
+                    ("remaining", "Remaining"),
+                    ("decisions", "Decisions"),
+                    ("uncertain", "Uncertain"),
+                ] {
+                    for item in h[k].as_array().into_iter().flatten() {
+                        out.push_str(&format!("- {label}: {}\n", item.as_str().unwrap_or("")));
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}

@@ -360,3 +360,98 @@ impl Store {
         Ok(report)
     }
 }
+
+/// Writes an export produced by `td export --format json` into a new td-schema database at
+/// `path`, so it can be imported like any td database.
+pub fn json_export_to_db(export: &serde_json::Value, path: &Path) -> Result<()> {
+    let bad = |why: &str| EngineError::InvalidInput(format!("not a td export: {why}"));
+    if export["format"] != "td-export" {
+        return Err(bad("missing \"format\": \"td-export\""));
+    }
+    if export["version"].as_i64().unwrap_or(0) > crate::export::EXPORT_VERSION {
+        return Err(bad("written by a newer td"));
+    }
+    let tables = export["tables"]
+        .as_object()
+        .ok_or_else(|| bad("missing \"tables\""))?;
+    let mut conn = Connection::open(path)?;
+    let tx = conn.transaction()?;
+    tx.execute_batch(crate::schema::TD_SCHEMA_SQL)?;
+    tx.execute(
+        "INSERT INTO schema_info(key, value) VALUES ('version', ?1)",
+        [crate::schema::TD_SCHEMA_VERSION.to_string()],
+    )?;
+    for table in crate::schema::SYNCED_TABLES {
+        for row in tables
+            .get(table)
+            .and_then(|t| t.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let obj = row
+                .as_object()
+                .ok_or_else(|| bad(&format!("a row of {table} is not an object")))?;
+            let names: Vec<&String> = obj.keys().collect();
+            let values: Vec<SqlValue> = obj
+                .values()
+                .map(|v| match v {
+                    serde_json::Value::Null => SqlValue::Null,
+                    serde_json::Value::Number(n) => {
+                        n.as_i64().map(SqlValue::Integer).unwrap_or(SqlValue::Null)
+                    }
+                    serde_json::Value::String(s) => SqlValue::Text(s.clone()),
+                    other => SqlValue::Text(other.to_string()),
+                })
+                .collect();
+            let cols: Vec<String> = names
+                .iter()
+                .map(|n| format!("\"{}\"", n.replace('"', "")))
+                .collect();
+            let ph: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+            tx.execute(
+                &format!(
+                    "INSERT OR REPLACE INTO {table} ({}) VALUES ({})",
+                    cols.join(","),
+                    ph.join(",")
+                ),
+                rusqlite::params_from_iter(values),
+            )
+            .map_err(|e| bad(&format!("{table}: {e}")))?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+impl Store {
+    /// What `migrate_from` would import, without writing: rows per table not present yet.
+    pub fn migrate_dry_run(&self, src: &Path) -> Result<BTreeMap<String, usize>> {
+        let source = open_source(src)?;
+        let mut out = BTreeMap::new();
+        for table in [
+            "issues",
+            "boards",
+            "work_sessions",
+            "notes",
+            "logs",
+            "comments",
+            "handoffs",
+            "issue_reviews",
+        ] {
+            let n = rows(&source, table, "", None)?
+                .iter()
+                .map(|r| text(r, "id"))
+                .filter(|id| id != "bd-all-issues")
+                .filter(|id| {
+                    crate::query::doc_version(self.conn(), id)
+                        .map(|v| v.is_none())
+                        .unwrap_or(true)
+                })
+                .count();
+            if n > 0 {
+                out.insert(table.to_string(), n);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -226,3 +226,77 @@ fn refusals_write_nothing_and_leave_the_source_alone() {
         );
     }
 }
+
+#[test]
+fn export_and_import_round_trips() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = fixture_copy(tmp.path());
+    let a = Replica::new();
+    a.json(&["init", "--migrate-from", src.to_str().unwrap()]);
+    let reference = a.export();
+    // JSON export → import into an empty project (dry run first).
+    let json_file = tmp.path().join("backup.json");
+    assert_eq!(
+        a.json(&[
+            "export",
+            "--format",
+            "json",
+            "--output",
+            json_file.to_str().unwrap()
+        ])["action"],
+        "exported"
+    );
+    assert_eq!(std::fs::read_to_string(&json_file).unwrap(), reference);
+    let b = Replica::init();
+    let dry = b.json(&["import", json_file.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(dry["would_import"]["issues"], 60);
+    assert_eq!(
+        b.json(&["list", "--all"]),
+        serde_json::json!([]),
+        "a dry run writes nothing"
+    );
+    b.json(&["import", json_file.to_str().unwrap()]);
+    assert_eq!(b.export(), reference);
+    // Importing the same file again merges by id: nothing added.
+    assert_eq!(
+        b.json(&["import", json_file.to_str().unwrap()])["imported"],
+        serde_json::json!({})
+    );
+    // SQL export → a fresh SQLite database → import --from-db.
+    let sql = a.ok(&["export", "--format", "sql"]);
+    let restored = tmp.path().join("restored.db");
+    rusqlite::Connection::open(&restored)
+        .unwrap()
+        .execute_batch(&sql)
+        .unwrap();
+    let c = Replica::init();
+    c.json(&["import", "--from-db", restored.to_str().unwrap()]);
+    assert_eq!(c.export(), reference);
+    // Markdown report.
+    let md = a.ok(&["export", "--format", "md"]);
+    assert!(
+        md.starts_with("# Issues") && md.contains("**Handoff**"),
+        "{}",
+        &md[..200.min(md.len())]
+    );
+    // Bad input.
+    let junk = tmp.path().join("junk.json");
+    std::fs::write(&junk, "{\"not\": \"an export\"}").unwrap();
+    assert_eq!(
+        c.run(&["import", junk.to_str().unwrap(), "--json"])
+            .error_code(),
+        "invalid_input"
+    );
+    std::fs::write(&junk, "not json at all").unwrap();
+    assert_eq!(
+        c.run(&["import", junk.to_str().unwrap(), "--json"])
+            .error_code(),
+        "invalid_input"
+    );
+    assert_eq!(
+        c.run(&["export", "--format", "yaml", "--json"])
+            .error_code(),
+        "invalid_input"
+    );
+    assert_eq!(c.export(), reference, "failed imports wrote nothing");
+}
