@@ -363,6 +363,41 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Soft-deleted issues.
+    Deleted,
+    /// Blocked issues.
+    Blocked,
+    /// Issues waiting for review.
+    #[command(name = "in-review")]
+    InReview,
+    /// Issues in review that this session may approve (it did not implement them).
+    Reviewable,
+    /// Open issues with every dependency closed and not deferred.
+    Ready,
+    /// The highest-priority ready issue.
+    Next,
+    /// Defer an issue until a date (YYYY-MM-DD), or --clear.
+    Defer {
+        /// Issue id.
+        id: String,
+        /// YYYY-MM-DD.
+        #[arg(required_unless_present = "clear")]
+        date: Option<String>,
+        /// Remove the defer date.
+        #[arg(long, conflicts_with = "date")]
+        clear: bool,
+    },
+    /// Set a due date (YYYY-MM-DD), or --clear.
+    Due {
+        /// Issue id.
+        id: String,
+        /// YYYY-MM-DD.
+        #[arg(required_unless_present = "clear")]
+        date: Option<String>,
+        /// Remove the due date.
+        #[arg(long, conflicts_with = "date")]
+        clear: bool,
+    },
     /// Direct machine-to-machine sync over QUIC (no server needed).
     #[command(subcommand)]
     Peer(PeerCommand),

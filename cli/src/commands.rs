@@ -136,6 +136,21 @@ fn import_command(
     Ok(())
 }
 
+fn print_issues(issues: Vec<query::Issue>, json: bool) {
+    let values: Vec<Value> = issues.into_iter().map(|i| i.json).collect();
+    let human = if values.is_empty() {
+        "No issues found.".to_string()
+    } else {
+        values.iter().map(issue_line).collect::<Vec<_>>().join("\n")
+    };
+    emit(json, &Value::Array(values), || human);
+}
+
+/// Today's date (local time) as `YYYY-MM-DD`.
+fn chrono_today() -> String {
+    td_engine::model::now_timestamp()[..10].to_string()
+}
+
 /// A private scratch directory under `.todos/` (removed by the caller).
 fn tempfile_dir(root: &std::path::Path) -> Result<PathBuf> {
     let dir = root
@@ -195,7 +210,10 @@ fn issue_ids_of(c: &Command) -> Vec<String> {
         | Command::Reopen { ids }
         | Command::Block { ids, .. }
         | Command::Unblock { ids } => ids,
-        Command::Handoff { id, .. } | Command::Comment { id, .. } => std::slice::from_ref(id),
+        Command::Handoff { id, .. }
+        | Command::Comment { id, .. }
+        | Command::Defer { id, .. }
+        | Command::Due { id, .. } => std::slice::from_ref(id),
         _ => &[],
     };
     ids.iter().map(|i| normalize_issue_id(i)).collect()
@@ -210,7 +228,13 @@ fn autosync_kind(c: &Command) -> Option<crate::hubcmd::Auto> {
         | Command::Usage
         | Command::Status { db: false }
         | Command::Export { .. } => Some(Auto::PullBefore),
-        Command::Epic(EpicCommand::List { .. }) => Some(Auto::PullBefore),
+        Command::Epic(EpicCommand::List { .. })
+        | Command::Deleted
+        | Command::Blocked
+        | Command::InReview
+        | Command::Reviewable
+        | Command::Ready
+        | Command::Next => Some(Auto::PullBefore),
         Command::Init { .. }
         | Command::Config(_)
         | Command::Sync { .. }
@@ -236,6 +260,71 @@ fn run_command(
     let root = root.to_path_buf();
     match &cli.command {
         Command::Init { .. } | Command::Config(_) => unreachable!("handled above"),
+        Command::Deleted => {
+            let f = ListFilter {
+                only_deleted: true,
+                sort: Some("id".into()),
+                ..Default::default()
+            };
+            print_issues(query::list_issues(p.store.conn(), &f)?, json);
+        }
+        Command::Blocked | Command::InReview | Command::Reviewable => {
+            let status = if matches!(cli.command, Command::Blocked) {
+                "blocked"
+            } else {
+                "in_review"
+            };
+            let f = ListFilter {
+                status: vec![status.into()],
+                ..Default::default()
+            };
+            let mut issues = query::list_issues(p.store.conn(), &f)?;
+            if matches!(cli.command, Command::Reviewable) {
+                let me = p.session.id.clone();
+                issues
+                    .retain(|i| i.implementer_session != me && i.review_requested_by_session != me);
+            }
+            print_issues(issues, json);
+        }
+        Command::Ready | Command::Next => {
+            let today = chrono_today();
+            let issues = query::ready_issues(p.store.conn(), &today)?;
+            if matches!(cli.command, Command::Next) {
+                let next = issues.into_iter().next();
+                let v = next.as_ref().map(|i| i.json.clone()).unwrap_or(Value::Null);
+                emit(json, &v, || {
+                    next.as_ref()
+                        .map(|i| issue_line(&i.json))
+                        .unwrap_or_else(|| "Nothing ready.".into())
+                });
+            } else {
+                print_issues(issues, json);
+            }
+        }
+        Command::Defer { id, date, .. } | Command::Due { id, date, .. } => {
+            let field = if matches!(cli.command, Command::Defer { .. }) {
+                "defer_until"
+            } else {
+                "due_date"
+            };
+            let id = normalize_issue_id(id);
+            let o = p.set_date(&id, field, date.as_deref())?;
+            let action = match (o.changed, date.is_some()) {
+                (false, _) => "unchanged",
+                (true, true) => "set",
+                (true, false) => "cleared",
+            };
+            let v = json!({"action": action, "id": id, field: o.issue.json[field], "issue": o.issue.json});
+            emit(json, &v, || {
+                format!(
+                    "{} {field} of {id}{}",
+                    action.to_uppercase(),
+                    date.as_deref()
+                        .map(|d| format!(" = {d}"))
+                        .unwrap_or_default()
+                )
+            });
+        }
         Command::Create {
             title,
             title_flag,

@@ -359,3 +359,18 @@ pub fn issue_detail(conn: &Connection, id: &str) -> Result<Value> {
     m.insert("conflicts".into(), Value::Array(conflicts));
     Ok(Value::Object(m))
 }
+
+/// Open issues whose dependencies are all closed and that are not deferred past `today`
+/// (`YYYY-MM-DD`), by priority: what `td ready` and `td next` offer.
+pub fn ready_issues(conn: &Connection, today: &str) -> Result<Vec<Issue>> {
+    let mut stmt = conn.prepare(
+        "SELECT * FROM issues i WHERE i.deleted_at IS NULL AND i.status = 'open' \
+         AND (i.defer_until IS NULL OR i.defer_until = '' OR i.defer_until <= ?1) \
+         AND NOT EXISTS (SELECT 1 FROM issue_dependencies d JOIN issues t ON t.id = d.depends_on_id \
+                         WHERE d.issue_id = i.id AND d.relation_type = 'depends_on' \
+                         AND t.status != 'closed' AND t.deleted_at IS NULL) \
+         ORDER BY i.priority, i.created_at, i.id",
+    )?;
+    let rows = stmt.query_map([today], issue_from_row)?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}

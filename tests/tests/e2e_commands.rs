@@ -619,3 +619,59 @@ fn rebuild_reproduces_tables() {
     let after = td_tests::canonical_dump(&r.db(), Some("sqlite_"));
     assert_eq!(before, after);
 }
+
+#[test]
+fn queues_dates_and_deleted() {
+    let r = Replica::init();
+    let a = r.create("Ready work item", &["-p", "P1"]);
+    let b = r.create("Waits on the ready one", &["--depends-on", &a]);
+    let c = r.create("Deferred work item", &["-p", "P0"]);
+    assert_eq!(r.json(&["defer", &c, "2999-01-01"])["action"], "set");
+    assert_eq!(r.json(&["show", &c])["defer_count"], 1);
+    assert_eq!(r.json(&["defer", &c, "2999-01-01"])["action"], "unchanged");
+    let ready: Vec<String> = r
+        .json(&["ready"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ready, vec![a.clone()], "b waits on a, c is deferred");
+    assert_eq!(r.json(&["next"])["id"], a.as_str());
+    r.json(&["close", &a]);
+    assert_eq!(
+        r.json(&["next"])["id"],
+        b.as_str(),
+        "closing the dependency readies b"
+    );
+    assert_eq!(r.json(&["defer", &c, "--clear"])["action"], "cleared");
+    assert_eq!(r.json(&["next"])["id"], c.as_str());
+    assert_eq!(r.json(&["due", &b, "2030-06-30"])["due_date"], "2030-06-30");
+    assert_eq!(
+        r.run(&["due", &b, "someday", "--json"]).error_code(),
+        "invalid_input"
+    );
+    assert_eq!(
+        r.run(&["defer", "td-nope00", "2030-01-01", "--json"])
+            .error_code(),
+        "not_found"
+    );
+    r.json(&["block", &b]);
+    assert_eq!(r.json(&["blocked"])[0]["id"], b.as_str());
+    r.json_as("impl", &["start", &c]);
+    r.json_as("impl", &["handoff", &c, "--done", "x"]);
+    r.json_as("impl", &["review", &c]);
+    assert_eq!(r.json(&["in-review"]).as_array().unwrap().len(), 1);
+    assert_eq!(
+        r.json_as("impl", &["reviewable"]),
+        serde_json::json!([]),
+        "not your own work"
+    );
+    assert_eq!(r.json_as("other", &["reviewable"])[0]["id"], c.as_str());
+    assert_eq!(r.json(&["deleted"]), serde_json::json!([]));
+    r.json(&["delete", &b]);
+    assert_eq!(r.json(&["deleted"])[0]["id"], b.as_str());
+    // a is closed, b deleted, c in review: nothing is ready.
+    assert_eq!(r.json(&["next"]), serde_json::Value::Null);
+    assert!(r.ok(&["next"]).contains("Nothing ready."));
+}

@@ -339,6 +339,35 @@ impl Project {
         })
     }
 
+    /// `td defer` / `td due`: sets or clears one of the two dates (`defer_until` also counts
+    /// how often the issue was deferred, as td does).
+    pub fn set_date(&mut self, id: &str, field: &str, date: Option<&str>) -> Result<IssueOutcome> {
+        let date = date.map(model::check_date).transpose()?;
+        let session = self.session.id.clone();
+        self.store.write(&session, |tx| {
+            let issue = query::live_issue(tx.conn(), id)?;
+            let current = issue.json[field].as_str().map(String::from);
+            if current == date {
+                return Ok(IssueOutcome {
+                    issue,
+                    changed: false,
+                });
+            }
+            let count = issue.json["defer_count"].as_i64().unwrap_or(0);
+            tx.change(id, |d| {
+                doc::put_opt(d, field, date.as_deref())?;
+                if field == "defer_until" && date.is_some() {
+                    doc::put_int(d, "defer_count", count + 1)?;
+                }
+                doc::put_str(d, "updated_at", &now_timestamp())
+            })?;
+            Ok(IssueOutcome {
+                issue: query::live_issue(tx.conn(), id)?,
+                changed: true,
+            })
+        })
+    }
+
     /// `td dep add`: `issue` depends on `on`. Returns false if the edge existed.
     pub fn dep_add(&mut self, issue: &str, on: &str) -> Result<bool> {
         let session = self.session.id.clone();
