@@ -10,20 +10,7 @@ use std::time::{Duration, Instant};
 
 use td_tests::Replica;
 
-const TABLES: [&str; 12] = [
-    "issues",
-    "logs",
-    "handoffs",
-    "comments",
-    "boards",
-    "board_issue_positions",
-    "issue_dependencies",
-    "issue_files",
-    "work_sessions",
-    "work_session_issues",
-    "issue_reviews",
-    "notes",
-];
+use td_engine::schema::SYNCED_TABLES as TABLES;
 
 /// A td v38 database with `n` issues, 2 logs, 1 comment and (every other issue) 1 handoff each.
 fn generate(path: &Path, n: usize) {

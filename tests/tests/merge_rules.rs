@@ -23,6 +23,32 @@ fn create(n: &mut Node, title: &str) -> String {
         .id
 }
 
+/// A copy of a replica's database as it is now (a project dir to replay deliveries into).
+fn snapshot(n: &Node) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(".todos")).unwrap();
+    let target = dir.path().join(".todos/issues.db");
+    n.project
+        .store
+        .conn()
+        .execute_batch(&format!("VACUUM INTO '{}'", target.display()))
+        .unwrap();
+    dir
+}
+
+/// A fresh store over a copy of `base`.
+fn copy_of(base: &tempfile::TempDir) -> (tempfile::TempDir, td_engine::Store) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(".todos")).unwrap();
+    std::fs::copy(
+        base.path().join(".todos/issues.db"),
+        dir.path().join(".todos/issues.db"),
+    )
+    .unwrap();
+    let store = td_engine::Store::open(dir.path(), td_engine::MachineIdentity::generate()).unwrap();
+    (dir, store)
+}
+
 fn sync_all(nodes: &mut [Node]) {
     for _ in 0..2 {
         for a in 0..nodes.len() {
@@ -304,17 +330,7 @@ fn order_independence_over_random_and_exhaustive_deliveries() {
         .id;
     sync_all(&mut nodes);
     // The base every delivery starts from: a copy of replica 0's database now.
-    let base = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(base.path().join(".todos")).unwrap();
-    nodes[0]
-        .project
-        .store
-        .conn()
-        .execute_batch(&format!(
-            "VACUUM INTO '{}'",
-            base.path().join(".todos/issues.db").display()
-        ))
-        .unwrap();
+    let base = snapshot(&nodes[0]);
     let before = held(&nodes[0]);
     // Concurrent changes of every kind.
     nodes[0]
@@ -369,15 +385,7 @@ fn order_independence_over_random_and_exhaustive_deliveries() {
     chains.sort_by_key(|c| c[0].actor);
     chains.dedup_by_key(|c| c[0].actor);
     let deliver = |order: &[usize]| -> (String, Value) {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join(".todos")).unwrap();
-        std::fs::copy(
-            base.path().join(".todos/issues.db"),
-            dir.path().join(".todos/issues.db"),
-        )
-        .unwrap();
-        let mut store =
-            td_engine::Store::open(dir.path(), td_engine::MachineIdentity::generate()).unwrap();
+        let (_dir, mut store) = copy_of(&base);
         let mut next = vec![0usize; chains.len()];
         for &c in order {
             let run = &chains[c][next[c]];
@@ -423,17 +431,7 @@ fn order_independence_over_random_and_exhaustive_deliveries() {
 fn all_orders_of_a_small_set() {
     let mut nodes = mesh::project(3);
     let id = shared_issue(&mut nodes);
-    let base = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(base.path().join(".todos")).unwrap();
-    nodes[0]
-        .project
-        .store
-        .conn()
-        .execute_batch(&format!(
-            "VACUUM INTO '{}'",
-            base.path().join(".todos/issues.db").display()
-        ))
-        .unwrap();
+    let base = snapshot(&nodes[0]);
     let before = held(&nodes[0]);
     for (i, n) in nodes.iter_mut().enumerate() {
         n.project
@@ -462,15 +460,7 @@ fn all_orders_of_a_small_set() {
         [2, 0, 1],
         [2, 1, 0],
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join(".todos")).unwrap();
-        std::fs::copy(
-            base.path().join(".todos/issues.db"),
-            dir.path().join(".todos/issues.db"),
-        )
-        .unwrap();
-        let mut store =
-            td_engine::Store::open(dir.path(), td_engine::MachineIdentity::generate()).unwrap();
+        let (_dir, mut store) = copy_of(&base);
         for i in order {
             store.apply(std::slice::from_ref(&runs[i])).unwrap();
         }

@@ -14,20 +14,7 @@ fn checksum(p: &Path) -> u64 {
         })
 }
 
-const SYNCED: [&str; 12] = [
-    "issues",
-    "logs",
-    "handoffs",
-    "comments",
-    "boards",
-    "board_issue_positions",
-    "issue_dependencies",
-    "issue_files",
-    "work_sessions",
-    "work_session_issues",
-    "issue_reviews",
-    "notes",
-];
+use td_engine::schema::SYNCED_TABLES as SYNCED;
 
 fn fixture_copy(dir: &Path) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/td-v38-sample.db");
