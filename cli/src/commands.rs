@@ -773,14 +773,7 @@ fn list(p: &Project, a: &ListArgs, json: bool) -> Result<()> {
         sort: a.sort.clone(),
         limit: a.limit,
     };
-    let issues = query::list_issues(p.store.conn(), &f)?;
-    let values: Vec<Value> = issues.into_iter().map(|i| i.json).collect();
-    let human = if values.is_empty() {
-        "No issues found.".to_string()
-    } else {
-        values.iter().map(issue_line).collect::<Vec<_>>().join("\n")
-    };
-    emit(json, &Value::Array(values), || human);
+    print_issues(query::list_issues(p.store.conn(), &f)?, json);
     Ok(())
 }
 

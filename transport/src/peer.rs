@@ -139,6 +139,26 @@ async fn exchange_proofs(
     auth::verify(&theirs, &ex, peer_role)
 }
 
+/// Gives the peer a moment to read what we sent last (our side is finished) before the
+/// connection closes; what it sends meanwhile is ignored.
+async fn drain(reader: &mut FrameReader, limit: Duration) {
+    let all = async { while let Ok(Some(_)) = reader.next().await {} };
+    let _ = tokio::time::timeout(limit, all).await;
+}
+
+/// Tells the peer why it is refused, and lets it read that before the connection closes.
+async fn refuse(send: &mut SendStream, reader: &mut FrameReader, message: &str) {
+    let _ = write(
+        send,
+        &auth::encode(&AuthMessage::Refuse {
+            message: message.to_string(),
+        }),
+    )
+    .await;
+    let _ = send.finish();
+    drain(reader, Duration::from_secs(2)).await;
+}
+
 /// Reads the peer's verdict on our proof.
 async fn await_accept(reader: &mut FrameReader) -> Result<(), TransportError> {
     match auth::decode(&reader.expect("accepting us").await?)? {
@@ -178,9 +198,7 @@ async fn run_round(
                 if let Some(n) = e.notify {
                     let _ = write(send, &n).await;
                     let _ = send.finish();
-                    // Let the peer read why before the connection closes.
-                    let drain = async { while let Ok(Some(_)) = reader.next().await {} };
-                    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+                    drain(reader, Duration::from_secs(2)).await;
                 }
                 return Err(e.error.into());
             }
@@ -191,8 +209,7 @@ async fn run_round(
     // Both sides hold everything now (every batch acknowledged, both `Done`s received). Give
     // the peer a moment to finish its side so our last frames land; a close racing that is
     // harmless, so errors here are not the round's.
-    let drain = async { while let Ok(Some(_)) = reader.next().await {} };
-    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+    drain(reader, Duration::from_secs(5)).await;
     Ok(session.stats().clone())
 }
 
@@ -282,17 +299,7 @@ async fn client_round(
             target.addr,
             fingerprint_of(&key)
         );
-        let _ = write(
-            &mut send,
-            &auth::encode(&AuthMessage::Refuse {
-                message: msg.clone(),
-            }),
-        )
-        .await;
-        let _ = send.finish();
-        // Let the server read why before the connection closes.
-        let drain = async { while let Ok(Some(_)) = reader.next().await {} };
-        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+        refuse(&mut send, &mut reader, &msg).await;
         return Err(TransportError::KeyMismatch(msg));
     }
     write(&mut send, &auth::encode(&AuthMessage::Accept)).await?;
@@ -384,14 +391,7 @@ async fn serve_one(
     let key = match exchange_proofs(&conn, &mut send, &mut reader, &identity, Role::Server).await {
         Ok(k) => k,
         Err(e) => {
-            let _ = write(
-                &mut send,
-                &auth::encode(&AuthMessage::Refuse {
-                    message: e.to_string(),
-                }),
-            )
-            .await;
-            let _ = send.finish();
+            refuse(&mut send, &mut reader, &e.to_string()).await;
             return Err(e);
         }
     };
@@ -399,16 +399,7 @@ async fn serve_one(
     let store = Store::open(&root, identity)?;
     if !td_engine::roster::is_trusted(store.conn(), &key, None)? {
         let msg = format!("untrusted peer {peer}: this machine is not a member of the project (run 'td member add {}' on a member)", hex::encode(key));
-        let _ = write(
-            &mut send,
-            &auth::encode(&AuthMessage::Refuse {
-                message: msg.clone(),
-            }),
-        )
-        .await;
-        let _ = send.finish();
-        let drain = async { while let Ok(Some(_)) = reader.next().await {} };
-        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+        refuse(&mut send, &mut reader, &msg).await;
         return Err(TransportError::Refused(msg));
     }
     write(&mut send, &auth::encode(&AuthMessage::Accept)).await?;
