@@ -251,6 +251,31 @@ pub mod inproc {
             .collect()
     }
 
+    /// Delivers the next frame of `inbox` to `to` (through `fate`), queueing its answers.
+    fn step(
+        to: &mut SyncSession<&mut Store>,
+        inbox: &mut Vec<Vec<u8>>,
+        outbox: &mut Vec<Vec<u8>>,
+        held: &mut Option<Vec<u8>>,
+        fate: &mut impl FnMut() -> Fate,
+    ) -> Result<(), String> {
+        if inbox.is_empty() {
+            return Ok(());
+        }
+        let f = inbox.remove(0);
+        let deliveries = match fate() {
+            Fate::Deliver => vec![f],
+            Fate::Drop => vec![],
+            Fate::Duplicate => vec![f.clone(), f],
+            Fate::Delay => held.replace(f).into_iter().collect(),
+        };
+        for p in deliveries {
+            let out = to.receive(&p).map_err(|e| e.error.to_string())?;
+            outbox.extend(payloads(out));
+        }
+        Ok(())
+    }
+
     /// Runs one round between `a` and `b`, passing every frame through `fate`. Returns the two
     /// sides' stats when the round finished, or `Err` with a message when it failed or stalled
     /// (a stalled round is what a timeout ends in the real transport).
@@ -280,38 +305,8 @@ pub mod inproc {
                     }
                 }
             }
-            if !to_b.is_empty() {
-                let f = to_b.remove(0);
-                let deliveries = match fate() {
-                    Fate::Deliver => vec![f],
-                    Fate::Drop => vec![],
-                    Fate::Duplicate => vec![f.clone(), f],
-                    Fate::Delay => {
-                        let prev = held_b.replace(f);
-                        prev.into_iter().collect()
-                    }
-                };
-                for p in deliveries {
-                    let out = sb.receive(&p).map_err(|e| e.error.to_string())?;
-                    to_a.extend(payloads(out));
-                }
-            }
-            if !to_a.is_empty() {
-                let f = to_a.remove(0);
-                let deliveries = match fate() {
-                    Fate::Deliver => vec![f],
-                    Fate::Drop => vec![],
-                    Fate::Duplicate => vec![f.clone(), f],
-                    Fate::Delay => {
-                        let prev = held_a.replace(f);
-                        prev.into_iter().collect()
-                    }
-                };
-                for p in deliveries {
-                    let out = sa.receive(&p).map_err(|e| e.error.to_string())?;
-                    to_b.extend(payloads(out));
-                }
-            }
+            step(&mut sb, &mut to_b, &mut to_a, &mut held_b, &mut fate)?;
+            step(&mut sa, &mut to_a, &mut to_b, &mut held_a, &mut fate)?;
         }
         Err("round did not finish".into())
     }
