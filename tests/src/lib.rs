@@ -594,3 +594,32 @@ pub mod floor {
         t.elapsed()
     }
 }
+
+/// A single-record change (seq 1 of a fixed actor) that sets a title on `doc`, claiming
+/// `author` but signed by `signer`: hostile-input tests use it for forged signatures
+/// (`signer` ≠ author), non-members, and other projects.
+pub fn forge_record(
+    project: &str,
+    doc: &str,
+    author: [u8; 32],
+    signer: &td_engine::MachineIdentity,
+) -> td_engine::record::SignedRecord {
+    use automerge::transaction::Transactable;
+    let actor = [9u8; 16];
+    let mut d = automerge::AutoCommit::new().with_actor(automerge::ActorId::from(&actor[..]));
+    d.put(automerge::ROOT, "title", "Injected by a hostile peer")
+        .unwrap();
+    d.commit();
+    let body = td_engine::record::RecordBody {
+        format: td_engine::record::RECORD_FORMAT,
+        project: project.into(),
+        doc: doc.into(),
+        actor,
+        seq: 1,
+        prev: [0; 32],
+        session: "ses_hostile".into(),
+        author,
+        change: d.get_last_local_change().unwrap().raw_bytes().to_vec(),
+    };
+    td_engine::record::SignedRecord::sign(body, signer).unwrap()
+}

@@ -207,24 +207,7 @@ fn hostile_hub_rows_are_quarantined_and_do_not_block_later_rows() {
     // 4. one that claims another project.
     let rogue = td_engine::MachineIdentity::generate();
     let forge = |author: [u8; 32], signer: &td_engine::MachineIdentity, proj: &str, doc: &str| {
-        let actor = [7u8; 16];
-        let mut d = automerge::AutoCommit::new().with_actor(automerge::ActorId::from(&actor[..]));
-        automerge::transaction::Transactable::put(&mut d, automerge::ROOT, "title", "hostile")
-            .unwrap();
-        d.commit();
-        let change = d.get_last_local_change().unwrap().raw_bytes().to_vec();
-        let body = td_engine::record::RecordBody {
-            format: 1,
-            project: proj.into(),
-            doc: doc.into(),
-            actor,
-            seq: 1,
-            prev: [0; 32],
-            session: "ses_hostile".into(),
-            author,
-            change,
-        };
-        td_engine::record::SignedRecord::sign(body, signer).unwrap()
+        td_tests::forge_record(proj, doc, author, signer)
     };
     let member_key = b.identity().public_key();
     let bad_sig = forge(member_key, &rogue, &project, "td-bad001");

@@ -1,8 +1,6 @@
 //! Hostile peers: each bad round ends with a clear error, the server keeps serving others, and
 //! the receiver's database is unchanged.
 
-use automerge::transaction::Transactable;
-use td_engine::record::{RecordBody, SignedRecord, RECORD_FORMAT};
 use td_engine::sync::wire::{self, Message, WireRun};
 use td_engine::MachineIdentity;
 use td_tests::{Replica, Serving};
@@ -110,31 +108,14 @@ fn error_of(msgs: &[Message]) -> (String, String) {
 }
 
 fn forged_record(project: &str, signer: &MachineIdentity, author: [u8; 32]) -> WireRun {
-    let actor = [9u8; 16];
-    let mut doc = automerge::AutoCommit::new().with_actor(automerge::ActorId::from(&actor[..]));
-    doc.put(automerge::ROOT, "title", "Injected by a hostile peer")
-        .unwrap();
-    doc.commit();
-    let change = doc.get_last_local_change().unwrap().raw_bytes().to_vec();
-    let body = RecordBody {
-        format: RECORD_FORMAT,
-        project: project.into(),
-        doc: "td-bad000".into(),
-        actor,
-        seq: 1,
-        prev: [0; 32],
-        session: "ses_hostile".into(),
-        author,
-        change,
-    };
-    let rec = SignedRecord::sign(body, signer).unwrap();
+    let rec = td_tests::forge_record(project, "td-bad000", author, signer);
     WireRun {
-        format: RECORD_FORMAT,
-        actor,
+        format: rec.body.format,
+        actor: rec.body.actor,
         author,
-        session: "ses_hostile".into(),
+        session: rec.body.session.clone(),
         first_seq: 1,
-        changes: vec![("td-bad000".into(), rec.body.change.clone())],
+        changes: vec![(rec.body.doc.clone(), rec.body.change.clone())],
         signature: rec.signature.to_vec(),
     }
 }
