@@ -398,6 +398,59 @@ pub enum Command {
         #[arg(long, conflicts_with = "date")]
         clear: bool,
     },
+    /// Boards: named views of issues chosen by a query, with a manual order.
+    #[command(subcommand)]
+    Board(BoardCommand),
+    /// Project notes: add, edit, pin, archive.
+    #[command(subcommand)]
+    Note(NoteCommand),
+    /// Link files to an issue (paths relative to the project root, stored with forward
+    /// slashes).
+    Link {
+        /// Issue id.
+        id: String,
+        /// Files to link.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// implementation, test, reference or config.
+        #[arg(long, default_value = "implementation")]
+        role: String,
+    },
+    /// Remove file links from an issue.
+    Unlink {
+        /// Issue id.
+        id: String,
+        /// Files to unlink.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// Files linked to an issue.
+    Files {
+        /// Issue id.
+        id: String,
+    },
+    /// Issues whose title, description, acceptance, logs or comments contain TEXT
+    /// (case-insensitive, closed issues included).
+    Search {
+        /// Text to find.
+        text: String,
+    },
+    /// Issues matching an expression: field comparisons (=, !=, <, <=, >, >=, ~ contains,
+    /// !~) joined by and/or/not and parentheses. Fields: id, title, description, acceptance,
+    /// status, type, priority, points, labels, parent, sprint, implementer, creator,
+    /// reviewer, created, updated, closed, due, defer.
+    #[command(
+        after_help = "Examples:\n  td query \"status = open and priority <= P1\"\n  td query \"labels ~ sync and not (type = epic)\"\n  td query \"title ~ 'login page' or status = in_review\""
+    )]
+    Query {
+        /// The expression (quote it).
+        expr: String,
+    },
+    /// An issue and all its descendants (children, grandchildren, …).
+    Tree {
+        /// Issue id.
+        id: String,
+    },
     /// Direct machine-to-machine sync over QUIC (no server needed).
     #[command(subcommand)]
     Peer(PeerCommand),
@@ -643,4 +696,125 @@ pub enum WsCommand {
     Current,
     /// List work sessions.
     List,
+}
+
+/// `td board`.
+#[derive(Debug, Subcommand)]
+pub enum BoardCommand {
+    /// Create a board; without --query it shows every issue.
+    Create {
+        /// Board name.
+        name: String,
+        /// Which issues it shows (see `td query --help`), e.g. "labels ~ sync".
+        #[arg(short = 'q', long)]
+        query: Option<String>,
+    },
+    /// List boards.
+    List,
+    /// A board's issues: manually positioned ones first, then the rest by priority.
+    Show {
+        /// Board id or name.
+        board: String,
+    },
+    /// Put an issue at a position (1 = top) in a board's manual order.
+    Move {
+        /// Board id or name.
+        board: String,
+        /// Issue id.
+        issue: String,
+        /// 1-based position.
+        position: i64,
+    },
+    /// Drop an issue's manual position on a board.
+    Unposition {
+        /// Board id or name.
+        board: String,
+        /// Issue id.
+        issue: String,
+    },
+    /// Rename a board or change its query or view mode.
+    Edit {
+        /// Board id or name.
+        board: String,
+        /// New name.
+        #[arg(short = 'n', long)]
+        name: Option<String>,
+        /// New query ("" shows every issue).
+        #[arg(short = 'q', long)]
+        query: Option<String>,
+        /// swimlanes or backlog.
+        #[arg(long)]
+        view_mode: Option<String>,
+    },
+    /// Delete a board (its issues are untouched).
+    Delete {
+        /// Board id or name.
+        board: String,
+    },
+}
+
+/// `td note`.
+#[derive(Debug, Subcommand)]
+pub enum NoteCommand {
+    /// Add a note.
+    Add {
+        /// Title.
+        title: String,
+        /// Content.
+        #[arg(short = 'c', long, default_value = "")]
+        content: String,
+    },
+    /// List notes: pinned first, archived ones hidden unless asked for.
+    List {
+        /// Only pinned notes.
+        #[arg(long)]
+        pinned: bool,
+        /// Only archived notes.
+        #[arg(long, conflicts_with = "all")]
+        archived: bool,
+        /// Archived notes too.
+        #[arg(short = 'a', long)]
+        all: bool,
+    },
+    /// Show a note.
+    Show {
+        /// Note id (nt-… or the hex part).
+        id: String,
+    },
+    /// Change a note's title or content.
+    Edit {
+        /// Note id.
+        id: String,
+        /// New title.
+        #[arg(long)]
+        title: Option<String>,
+        /// New content.
+        #[arg(short = 'c', long)]
+        content: Option<String>,
+    },
+    /// Delete a note.
+    Delete {
+        /// Note id.
+        id: String,
+    },
+    /// Pin a note to the top of the list.
+    Pin {
+        /// Note id.
+        id: String,
+    },
+    /// Unpin a note.
+    Unpin {
+        /// Note id.
+        id: String,
+    },
+    /// Archive a note (hidden from `note list`).
+    Archive {
+        /// Note id.
+        id: String,
+    },
+    /// Bring an archived note back.
+    Unarchive {
+        /// Note id.
+        id: String,
+    },
 }

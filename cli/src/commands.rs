@@ -136,7 +136,8 @@ fn import_command(
     Ok(())
 }
 
-fn print_issues(issues: Vec<query::Issue>, json: bool) {
+/// Prints issues as a JSON array or one line each.
+pub(crate) fn print_issues(issues: Vec<query::Issue>, json: bool) {
     let values: Vec<Value> = issues.into_iter().map(|i| i.json).collect();
     let human = if values.is_empty() {
         "No issues found.".to_string()
@@ -213,7 +214,9 @@ fn issue_ids_of(c: &Command) -> Vec<String> {
         Command::Handoff { id, .. }
         | Command::Comment { id, .. }
         | Command::Defer { id, .. }
-        | Command::Due { id, .. } => std::slice::from_ref(id),
+        | Command::Due { id, .. }
+        | Command::Link { id, .. }
+        | Command::Unlink { id, .. } => std::slice::from_ref(id),
         _ => &[],
     };
     ids.iter().map(|i| normalize_issue_id(i)).collect()
@@ -234,7 +237,17 @@ fn autosync_kind(c: &Command) -> Option<crate::hubcmd::Auto> {
         | Command::InReview
         | Command::Reviewable
         | Command::Ready
-        | Command::Next => Some(Auto::PullBefore),
+        | Command::Next
+        | Command::Board(
+            crate::args::BoardCommand::List | crate::args::BoardCommand::Show { .. },
+        )
+        | Command::Note(
+            crate::args::NoteCommand::List { .. } | crate::args::NoteCommand::Show { .. },
+        )
+        | Command::Files { .. }
+        | Command::Search { .. }
+        | Command::Query { .. }
+        | Command::Tree { .. } => Some(Auto::PullBefore),
         Command::Init { .. }
         | Command::Config(_)
         | Command::Sync { .. }
@@ -260,6 +273,14 @@ fn run_command(
     let root = root.to_path_buf();
     match &cli.command {
         Command::Init { .. } | Command::Config(_) => unreachable!("handled above"),
+        Command::Board(c) => crate::boardcmd::run(p, c, json)?,
+        Command::Note(c) => crate::notecmd::run(p, c, json)?,
+        Command::Link { id, paths, role } => crate::findcmd::link(p, &root, id, paths, role, json)?,
+        Command::Unlink { id, paths } => crate::findcmd::unlink(p, &root, id, paths, json)?,
+        Command::Files { id } => crate::findcmd::list(p, id, json)?,
+        Command::Search { text } => crate::findcmd::search(p, text, json)?,
+        Command::Query { expr } => crate::findcmd::query(p, expr, json)?,
+        Command::Tree { id } => crate::findcmd::tree(p, id, json)?,
         Command::Deleted => {
             let f = ListFilter {
                 only_deleted: true,

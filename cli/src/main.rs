@@ -2,11 +2,14 @@
 //! No SQL here: every read and write goes through `td_engine`.
 
 mod args;
+mod boardcmd;
 mod commands;
 mod config;
 mod conflictcmd;
 mod env;
+mod findcmd;
 mod hubcmd;
+mod notecmd;
 mod output;
 mod peers;
 

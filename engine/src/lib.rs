@@ -11,6 +11,8 @@ pub mod conflicts;
 pub mod doc;
 pub mod error;
 pub mod export;
+pub mod filter;
+pub mod find;
 pub mod hub;
 pub mod identity;
 pub mod materialize;

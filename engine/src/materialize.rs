@@ -126,6 +126,23 @@ pub fn materialize(
     if !refs_present(conn, cols, table, &fields, &mut missing)? {
         return Ok(missing);
     }
+    if matches!(fields.get("deleted_at"), Some(Field::Str(_)))
+        && !cols
+            .get(conn, table)?
+            .iter()
+            .any(|c| c.name == "deleted_at")
+    {
+        // A tombstone in a table td deletes rows from (boards): the row and its children go.
+        for (_, child_table, parent_col) in children {
+            conn.prepare_cached(&format!(
+                "DELETE FROM {child_table} WHERE {parent_col} = ?1"
+            ))?
+            .execute([id])?;
+        }
+        conn.prepare_cached(&format!("DELETE FROM {table} WHERE id = ?1"))?
+            .execute([id])?;
+        return Ok(missing);
+    }
     let existed = conn
         .prepare_cached(&format!("SELECT 1 FROM {table} WHERE id = ?1"))?
         .exists([id])?;

@@ -233,6 +233,13 @@ pub fn rows_for(
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
+/// Every row of a table as JSON objects, in `order`.
+pub fn all_rows(conn: &Connection, table: &str, order: &str) -> Result<Vec<Value>> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT * FROM {table} ORDER BY {order}"))?;
+    let rows = stmt.query_map([], |r| row_to_json(r).map(Value::Object))?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
 /// The most recent handoff of an issue, with its arrays decoded.
 pub fn latest_handoff(conn: &Connection, issue: &str) -> Result<Option<Value>> {
     let mut rows = rows_for(

@@ -1,7 +1,10 @@
 //! td's commands as engine operations. Each runs in one write transaction: read the
 //! materialized rows, check td's rules (and `--if-match`), make changes, commit.
 
+pub mod boards;
+pub mod files;
 pub mod issues;
+pub mod notes;
 pub mod records;
 pub mod work_sessions;
 pub mod workflow;

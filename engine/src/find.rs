@@ -1,0 +1,113 @@
+//! Finding issues beyond `td list`'s filters: full-text `td search`, expression `td query`,
+//! and the parent/child `td tree`.
+
+use std::collections::BTreeMap;
+
+use rusqlite::Connection;
+use serde_json::{Map, Value};
+
+use crate::error::{invalid, Result};
+use crate::filter;
+use crate::query::{self, ListFilter};
+
+/// Where `td search` looks, and the SQL that finds issue ids with a match there. `instr` on
+/// lower-cased text: a case-insensitive substring test with no pattern characters to escape.
+const SEARCH_SOURCES: [(&str, &str); 5] = [
+    (
+        "title",
+        "SELECT id FROM issues WHERE instr(lower(title), ?1) > 0",
+    ),
+    (
+        "description",
+        "SELECT id FROM issues WHERE instr(lower(description), ?1) > 0",
+    ),
+    (
+        "acceptance",
+        "SELECT id FROM issues WHERE instr(lower(acceptance), ?1) > 0",
+    ),
+    (
+        "log",
+        "SELECT DISTINCT issue_id FROM logs WHERE instr(lower(message), ?1) > 0",
+    ),
+    (
+        "comment",
+        "SELECT DISTINCT issue_id FROM comments WHERE instr(lower(text), ?1) > 0",
+    ),
+];
+
+/// `td search <text>`: live issues (closed included) whose title, description, acceptance,
+/// logs or comments contain `text`, case-insensitively, by priority. Each issue carries
+/// `matched_in`: the places that matched.
+pub fn search(conn: &Connection, text: &str) -> Result<Vec<Value>> {
+    let needle = text.trim().to_lowercase();
+    if needle.is_empty() {
+        return Err(invalid("search text is empty"));
+    }
+    let mut hits: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for (source, sql) in SEARCH_SOURCES {
+        let mut stmt = conn.prepare_cached(sql)?;
+        for id in stmt.query_map([&needle], |r| r.get::<_, String>(0))? {
+            hits.entry(id?).or_default().push(source);
+        }
+    }
+    let all = query::list_issues(
+        conn,
+        &ListFilter {
+            all: true,
+            ..Default::default()
+        },
+    )?;
+    Ok(all
+        .into_iter()
+        .filter_map(|i| {
+            let places = hits.get(&i.id)?;
+            let mut m = i.json.as_object().cloned().unwrap_or_default();
+            m.insert("matched_in".into(), Value::from(places.clone()));
+            Some(Value::Object(m))
+        })
+        .collect())
+}
+
+/// `td query "<expr>"`: live issues (closed included) matching the expression, by priority.
+pub fn query_issues(conn: &Connection, expr: &str) -> Result<Vec<query::Issue>> {
+    let e = filter::parse(expr)?;
+    let all = query::list_issues(
+        conn,
+        &ListFilter {
+            all: true,
+            ..Default::default()
+        },
+    )?;
+    Ok(all.into_iter().filter(|i| e.matches(&i.json)).collect())
+}
+
+/// `td tree <id>`: the issue with its descendants nested under `children` (live issues, by
+/// priority then id). A parent loop, possible after concurrent edits, is cut where an issue
+/// would appear a second time.
+pub fn tree(conn: &Connection, id: &str) -> Result<Value> {
+    let root = query::live_issue(conn, id)?;
+    let mut seen = vec![root.id.clone()];
+    subtree(conn, root.json, &root.id, &mut seen)
+}
+
+fn subtree(conn: &Connection, issue: Value, id: &str, seen: &mut Vec<String>) -> Result<Value> {
+    let kids = query::list_issues(
+        conn,
+        &ListFilter {
+            parent: Some(id.to_string()),
+            all: true,
+            ..Default::default()
+        },
+    )?;
+    let mut children = Vec::new();
+    for k in kids {
+        if seen.contains(&k.id) {
+            continue;
+        }
+        seen.push(k.id.clone());
+        children.push(subtree(conn, k.json, &k.id, seen)?);
+    }
+    let mut m: Map<String, Value> = issue.as_object().cloned().unwrap_or_default();
+    m.insert("children".into(), Value::Array(children));
+    Ok(Value::Object(m))
+}
