@@ -61,7 +61,10 @@ fn main() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("source.db");
-    let n = 10_000;
+    let n: usize = std::env::var("TD_BENCH_ISSUES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
     generate(&src, n);
     // Floor: plain SQL copy of every synced table into a fresh td schema.
     let floor_db = tmp.path().join("floor.db");

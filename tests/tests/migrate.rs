@@ -287,3 +287,191 @@ fn export_and_import_round_trips() {
     );
     assert_eq!(c.export(), reference, "failed imports wrote nothing");
 }
+
+/// Texts that break naive code: emoji (with joiners), CJK, right-to-left, SQL-looking strings,
+/// markup, quotes and escapes, combining marks and zero-width characters.
+const NASTY: [&str; 8] = [
+    "Rocket 🚀 family 👩‍👩‍👧 flag 🇯🇵",
+    "同步引擎の設計と実装 — 中文测试",
+    "مرحبا بالعالم ‏שלום עולם‎",
+    "'; DROP TABLE issues; -- \" OR 1=1",
+    "<script>alert('x')</script> **bold** `code` [link](http://x)",
+    "tab\tnewline\nbackslash\\ quote\" single'",
+    "e\u{301} zero\u{200b}width \u{feff}bom",
+    "plain ascii",
+];
+
+/// A td v38 database of `n` issues with logs, comments, handoffs, dependencies, files,
+/// boards, positions and notes, full of the texts above and a few 50,000-character
+/// descriptions.
+fn generate_td_db(path: &Path, n: usize) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(td_engine::schema::TD_SCHEMA_SQL)
+        .unwrap();
+    conn.execute(
+        "INSERT INTO schema_info(key, value) VALUES ('version', '38')",
+        [],
+    )
+    .unwrap();
+    conn.execute_batch("BEGIN").unwrap();
+    let statuses = ["open", "in_progress", "blocked", "in_review", "closed"];
+    let big: String = NASTY.concat().chars().cycle().take(50_000).collect();
+    for i in 0..n {
+        let id = format!("td-{:06x}", i * 7919 % 0xffffff);
+        let t = NASTY[i % NASTY.len()];
+        let desc = if i % 700 == 3 {
+            big.clone()
+        } else {
+            format!("{t} #{i}")
+        };
+        let ts = format!(
+            "2026-03-{:02} 10:{:02}:00.{:06}-05:00",
+            1 + i % 28,
+            i % 60,
+            i
+        );
+        conn.execute(
+            "INSERT INTO issues(id, title, description, acceptance, status, type, priority, labels, parent_id, \
+             created_at, updated_at, creator_session, implementer_session, deleted_at, points, minor) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, 'ses_a1b2c3', ?11, ?12, ?13, ?14)",
+            rusqlite::params![
+                id,
+                format!("{} {i}", t.replace(['\n', '\t'], " ")),
+                desc,
+                if i % 3 == 0 { t } else { "" },
+                statuses[i % 5],
+                ["bug", "feature", "task", "epic", "chore"][i % 5],
+                format!("P{}", i % 5),
+                ["", "sync", "sync,ui", "日本,emoji🚀"][i % 4],
+                if i > 10 && i % 4 == 0 { format!("td-{:06x}", (i / 2) * 7919 % 0xffffff) } else { String::new() },
+                ts,
+                if i % 5 == 1 { "ses_d4e5f6" } else { "" },
+                if i % 97 == 0 { Some(ts.clone()) } else { None },
+                [0, 1, 2, 3, 5, 8][i % 6],
+                (i % 11 == 0) as i64,
+            ],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO logs(id, issue_id, session_id, message, type, timestamp) VALUES (?1, ?2, 'ses_a1b2c3', ?3, 'progress', ?4)",
+            rusqlite::params![format!("lg-{i:08x}"), id, NASTY[(i + 1) % NASTY.len()], ts],
+        )
+        .unwrap();
+        if i % 2 == 0 {
+            conn.execute(
+                "INSERT INTO comments(id, issue_id, session_id, text, created_at) VALUES (?1, ?2, 'ses_d4e5f6', ?3, ?4)",
+                rusqlite::params![format!("cm-{i:08x}"), id, NASTY[(i + 2) % NASTY.len()], ts],
+            )
+            .unwrap();
+        }
+        if i % 3 == 0 {
+            let list = serde_json::to_string(&[NASTY[i % 8], NASTY[(i + 3) % 8]]).unwrap();
+            conn.execute(
+                "INSERT INTO handoffs(id, issue_id, session_id, done, remaining, decisions, uncertain, timestamp) \
+                 VALUES (?1, ?2, 'ses_a1b2c3', ?3, ?3, '[]', ?3, ?4)",
+                rusqlite::params![format!("ho-{i:08x}"), id, list, ts],
+            )
+            .unwrap();
+        }
+        if i > 0 && i % 5 == 0 {
+            let target = format!("td-{:06x}", (i - 1) * 7919 % 0xffffff);
+            conn.execute(
+                "INSERT INTO issue_dependencies(id, issue_id, depends_on_id, relation_type) VALUES (?1, ?2, ?3, 'depends_on')",
+                rusqlite::params![td_engine::model::link_id("dep_", &format!("{id}|{target}|depends_on")), id, target],
+            )
+            .unwrap();
+        }
+        if i % 6 == 0 {
+            let p = format!("src/模块/file {i}.rs");
+            conn.execute(
+                "INSERT INTO issue_files(id, issue_id, file_path, role, linked_sha, linked_at) VALUES (?1, ?2, ?3, 'test', '', ?4)",
+                rusqlite::params![td_engine::model::link_id("ifl_", &format!("{id}|{p}")), id, p, ts],
+            )
+            .unwrap();
+        }
+    }
+    conn.execute(
+        "INSERT INTO boards(id, name, query, created_at, updated_at) VALUES ('bd-0000beef', 'Sprint 🚀 スプリント', 'labels ~ sync', '2026-03-01 10:00:00', '2026-03-01 10:00:00')",
+        [],
+    )
+    .unwrap();
+    for i in (0..n).step_by(9) {
+        let id = format!("td-{:06x}", i * 7919 % 0xffffff);
+        conn.execute(
+            "INSERT INTO board_issue_positions(id, board_id, issue_id, position, added_at) VALUES (?1, 'bd-0000beef', ?2, ?3, '2026-03-02 10:00:00')",
+            rusqlite::params![td_engine::model::link_id("bip_", &format!("bd-0000beef|{id}")), id, (i as i64 / 9 + 1) * 65536],
+        )
+        .unwrap();
+    }
+    for (k, t) in NASTY.iter().enumerate() {
+        conn.execute(
+            "INSERT INTO notes(id, title, content, created_at, updated_at, pinned, archived) VALUES (?1, ?2, ?3, '2026-03-01', '2026-03-01', ?4, ?5)",
+            rusqlite::params![format!("nt-{k:06x}"), format!("Note {k}"), t, (k % 2) as i64, (k % 3 == 0) as i64],
+        )
+        .unwrap();
+    }
+    conn.execute_batch("COMMIT").unwrap();
+}
+
+fn assert_same_rows(db: &Path, src: &Path, when: &str) {
+    for t in SYNCED {
+        let (ours, theirs) = (table_rows(db, t), table_rows(src, t));
+        assert_eq!(ours.len(), theirs.len(), "{t}: row count differs {when}");
+        for (o, s) in ours.iter().zip(&theirs) {
+            assert!(
+                o == s,
+                "{t}: a row differs {when}:\n ours:   {:.300}\n source: {:.300}",
+                o,
+                s
+            );
+        }
+    }
+}
+
+#[test]
+fn a_large_generated_database_survives_migration_export_import_and_sync_byte_for_byte() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("generated.db");
+    generate_td_db(&src, 2_000);
+    let before = checksum(&src);
+
+    // Migration.
+    let a = Replica::new();
+    let v = a.json(&["init", "--migrate-from", src.to_str().unwrap()]);
+    assert_eq!(v["imported"]["issues"], 2_000);
+    assert_eq!(v["skipped"], serde_json::json!([]));
+    assert_same_rows(&a.db(), &src, "after migration");
+    assert_eq!(checksum(&src), before, "the source file was modified");
+    let big = a.json(&["show", &format!("td-{:06x}", 3 * 7919)]);
+    assert_eq!(big["description"].as_str().unwrap().chars().count(), 50_000);
+    let reference = a.export();
+
+    // JSON export → import into a fresh project.
+    let json_file = tmp.path().join("backup.json");
+    a.json(&["export", "--output", json_file.to_str().unwrap()]);
+    let b = Replica::init();
+    b.json(&["import", json_file.to_str().unwrap()]);
+    assert_eq!(b.export(), reference, "JSON round trip");
+    assert_same_rows(&b.db(), &src, "after a JSON export/import");
+
+    // SQL export → a fresh SQLite database → import --from-db.
+    let restored = tmp.path().join("restored.db");
+    rusqlite::Connection::open(&restored)
+        .unwrap()
+        .execute_batch(&a.ok(&["export", "--format", "sql"]))
+        .unwrap();
+    assert_same_rows(&restored, &src, "in the SQL export");
+    let c = Replica::init();
+    c.json(&["import", "--from-db", restored.to_str().unwrap()]);
+    assert_eq!(c.export(), reference, "SQL round trip");
+
+    // Sync to a second replica over QUIC.
+    let d = Replica::init();
+    let sa = a.serve();
+    a.befriend(&d, "a", &sa.addr);
+    let s = d.json(&["peer", "sync", "a"]);
+    assert!(s[0]["error"].is_null(), "{s}");
+    assert_eq!(d.export(), reference, "after sync");
+    assert_same_rows(&d.db(), &src, "after sync");
+    sa.stop();
+}
