@@ -68,8 +68,94 @@ fn scalar_json(v: &automerge::ScalarValue) -> Value {
     }
 }
 
+fn wf_str<'a>(wf: &'a Value, key: &str) -> &'a str {
+    wf.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// A rule that workflow state `w` breaks when materialized over the concurrent state `basis`
+/// (rule 5: td's rules re-checked on the merged state).
+enum Broken {
+    /// The status change is not one td allows from `basis`.
+    Transition(String),
+    /// An approval by a session that implemented the issue in `basis`, with no recorded
+    /// `--reviewed-by` / `--self-review`.
+    SelfApproval(String),
+}
+
+fn broken_over(w: &Value, basis: &Value) -> Option<Broken> {
+    use crate::model::Status;
+    let (Ok(to), Ok(from)) = (
+        Status::parse(wf_str(w, "status")),
+        Status::parse(wf_str(basis, "status")),
+    ) else {
+        return None; // not a workflow value (a resolution's placeholder)
+    };
+    let reviewer = wf_str(w, "reviewer_session");
+    let approval = to == Status::Closed
+        && !reviewer.is_empty()
+        && reviewer != wf_str(basis, "reviewer_session");
+    if approval
+        && reviewer == wf_str(basis, "implementer_session")
+        && wf_str(w, crate::doc::REVIEW_OVERRIDE).is_empty()
+    {
+        return Some(Broken::SelfApproval(format!(
+            "approval by session {reviewer}, which implemented the issue concurrently, without --reviewed-by or --self-review"
+        )));
+    }
+    if to != from && !from.can_transition(to) {
+        return Some(Broken::Transition(format!(
+            "{} → {} is not a valid transition from the merged state",
+            from.as_str(),
+            to.as_str()
+        )));
+    }
+    None
+}
+
+/// Rule 5 over the concurrent workflow values `cands` (ascending op id; the last is what
+/// Automerge keeps). Each value is checked against every other as the state it would replace.
+/// Kept: a value breaking no rule, else one breaking only transition rules (fewest first),
+/// never an approval that breaks the review rule unless all do; ties go to the greater op id.
+/// Returns the kept index and, for every greater value set aside, the rule it broke.
+fn choose_workflow(cands: &[Value]) -> (usize, Vec<(usize, String)>) {
+    let verdicts: Vec<Vec<Broken>> = (0..cands.len())
+        .map(|i| {
+            (0..cands.len())
+                .filter(|&j| j != i)
+                .filter_map(|j| broken_over(&cands[i], &cands[j]))
+                .collect()
+        })
+        .collect();
+    let score = |i: usize| {
+        let self_approval = verdicts[i]
+            .iter()
+            .any(|b| matches!(b, Broken::SelfApproval(_)));
+        (self_approval, verdicts[i].len(), std::cmp::Reverse(i))
+    };
+    let Some(chosen) = (0..cands.len()).min_by_key(|&i| score(i)) else {
+        return (0, Vec::new());
+    };
+    let reason = |i: usize| {
+        let b = verdicts[i]
+            .iter()
+            .find(|b| matches!(b, Broken::SelfApproval(_)))
+            .or(verdicts[i].first());
+        match b {
+            Some(Broken::SelfApproval(r)) | Some(Broken::Transition(r)) => r.clone(),
+            None => "set aside by rule 5".to_string(),
+        }
+    };
+    let rejected = (chosen + 1..cands.len()).map(|i| (i, reason(i))).collect();
+    (chosen, rejected)
+}
+
 /// Recomputes the conflicts of one entity from its document's history and stores them.
-pub(crate) fn refresh(conn: &Connection, entity: &str, doc: &mut AutoCommit) -> Result<()> {
+/// Returns the workflow state to materialize when rule 5 sets aside the one Automerge keeps.
+pub(crate) fn refresh(
+    conn: &Connection,
+    entity: &str,
+    doc: &mut AutoCommit,
+) -> Result<Option<Map<String, Value>>> {
     use automerge::legacy::{Key, ObjectId, OpType};
     let changes = doc.get_changes(&[]);
     let mut by_key: BTreeMap<String, Vec<FieldOp>> = BTreeMap::new();
@@ -116,6 +202,7 @@ pub(crate) fn refresh(conn: &Connection, entity: &str, doc: &mut AutoCommit) -> 
         }
     }
     let mut rows = Vec::new();
+    let mut wf_override = None;
     for (field, ops) in by_key {
         if ops.len() < 2 {
             continue;
@@ -140,6 +227,22 @@ pub(crate) fn refresh(conn: &Connection, entity: &str, doc: &mut AutoCommit) -> 
         }
         let concurrent =
             |a: usize, b: usize| a != b && !seen[a].contains(&b) && !seen[b].contains(&a);
+        let value_of = |o: &FieldOp| -> Value {
+            match object_fields.get(&o.id) {
+                Some(fields) if field == "wf" => Value::Object(
+                    fields
+                        .iter()
+                        .filter(|(k, _)| {
+                            WF_KEYS.contains(&k.as_str())
+                                || k.as_str() == crate::doc::REVIEW_OVERRIDE
+                        })
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                ),
+                _ => o.value.clone(),
+            }
+        };
+        let first_row = rows.len();
         for (l, lost) in ops.iter().enumerate() {
             let Some(k) = (0..ops.len())
                 .filter(|&k| concurrent(l, k) && ops[k].id > lost.id)
@@ -151,27 +254,8 @@ pub(crate) fn refresh(conn: &Connection, entity: &str, doc: &mut AutoCommit) -> 
             let resolver = (0..ops.len())
                 .filter(|&w| seen[w].contains(&l) && seen[w].contains(&k))
                 .min_by(|&a, &b| ops[a].id.cmp(&ops[b].id));
-            let value_of = |o: &FieldOp| -> Value {
-                match object_fields.get(&o.id) {
-                    Some(fields) if field == "wf" => {
-                        let m: Map<String, Value> = WF_KEYS
-                            .iter()
-                            .filter_map(|k| fields.get(*k).map(|v| (k.to_string(), v.clone())))
-                            .collect();
-                        Value::Object(m)
-                    }
-                    _ => o.value.clone(),
-                }
-            };
-            let id = format!(
-                "cf-{}",
-                &hex::encode(Sha256::digest(format!(
-                    "{entity}|{field}|{}",
-                    op_str(&lost.id)
-                )))[..10]
-            );
             rows.push(Row {
-                id,
+                id: conflict_id(entity, &field, &lost.id),
                 field: field.clone(),
                 kept: value_of(kept),
                 kept_op: kept.id.clone(),
@@ -181,6 +265,55 @@ pub(crate) fn refresh(conn: &Connection, entity: &str, doc: &mut AutoCommit) -> 
                 lost_time: lost.time,
                 resolved_by: resolver.map(|w| op_str(&ops[w].id)),
             });
+        }
+        if field != "wf" {
+            continue;
+        }
+        // Rule 5 over the current (not superseded) workflow values.
+        let heads: Vec<usize> = {
+            let mut h: Vec<usize> = (0..ops.len())
+                .filter(|&i| !(0..ops.len()).any(|w| seen[w].contains(&i)))
+                .collect();
+            h.sort_by(|&a, &b| ops[a].id.cmp(&ops[b].id));
+            h
+        };
+        let values: Vec<Value> = heads.iter().map(|&i| value_of(&ops[i])).collect();
+        let (chosen, rejected) = choose_workflow(&values);
+        if rejected.is_empty() {
+            continue;
+        }
+        let keep = &ops[heads[chosen]];
+        let kept_value = values[chosen].clone();
+        let wf_rows = &mut rows[first_row..];
+        for r in wf_rows.iter_mut() {
+            if rejected.iter().any(|(i, _)| ops[heads[*i]].id == r.kept_op) {
+                r.kept = kept_value.clone();
+                r.kept_op = keep.id.clone();
+                r.kept_time = keep.time;
+            }
+        }
+        rows.retain(|r| !(r.field == "wf" && r.lost_op == keep.id));
+        for (i, reason) in rejected {
+            let lost = &ops[heads[i]];
+            let mut lost_value = values[i].clone();
+            if let Value::Object(m) = &mut lost_value {
+                m.insert("rejected_because".into(), Value::from(reason));
+            }
+            rows.retain(|r| !(r.field == "wf" && r.lost_op == lost.id));
+            rows.push(Row {
+                id: conflict_id(entity, "wf", &lost.id),
+                field: "wf".into(),
+                kept: kept_value.clone(),
+                kept_op: keep.id.clone(),
+                kept_time: keep.time,
+                lost: lost_value,
+                lost_op: lost.id.clone(),
+                lost_time: lost.time,
+                resolved_by: None,
+            });
+        }
+        if let Value::Object(m) = kept_value {
+            wf_override = Some(m);
         }
     }
     conn.prepare_cached("DELETE FROM crdt_conflicts WHERE entity = ?1")?
@@ -205,7 +338,15 @@ pub(crate) fn refresh(conn: &Connection, entity: &str, doc: &mut AutoCommit) -> 
             r.resolved_by
         ])?;
     }
-    Ok(())
+    Ok(wf_override)
+}
+
+/// A conflict's id: stable on every replica, derived from the overwritten operation.
+fn conflict_id(entity: &str, field: &str, lost: &OpKey) -> String {
+    format!(
+        "cf-{}",
+        &hex::encode(Sha256::digest(format!("{entity}|{field}|{}", op_str(lost))))[..10]
+    )
 }
 
 /// One recorded conflict, as `td sync conflicts` shows it.
@@ -256,8 +397,9 @@ pub fn list(
         let kept = parse(r.get(3)?);
         let overwritten = parse(r.get(8)?);
         let resolved_by: Option<String> = r.get(13)?;
+        let reason = overwritten.get("rejected_because").cloned().unwrap_or(Value::Null);
         let j = json!({
-            "id": id, "entity": entity, "field": field,
+            "id": id, "entity": entity, "field": field, "reason": reason,
             "kept": {"value": kept, "session": r.get::<_, Option<String>>(6)?, "machine": machine(r.get(7)?), "op": r.get::<_, String>(4)?, "time": time(r.get(5)?)},
             "overwritten": {"value": overwritten, "session": r.get::<_, Option<String>>(11)?, "machine": machine(r.get(12)?), "op": r.get::<_, String>(9)?, "time": time(r.get(10)?)},
             "resolved": resolved_by.is_some(), "resolved_by": resolved_by,

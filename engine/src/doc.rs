@@ -38,6 +38,10 @@ pub const WF_KEYS: [&str; 7] = [
     "closed_at",
 ];
 
+/// Workflow key (not a td column) marking an approval by the issue's own implementer that td
+/// allowed (`--reviewed-by`, `--self-review`), so merges can re-check the review rule.
+pub const REVIEW_OVERRIDE: &str = "review_override";
+
 /// Fields stored as Automerge text (character-level merge).
 pub const TEXT_FIELDS: [&str; 3] = ["description", "acceptance", "content"];
 
@@ -235,6 +239,9 @@ pub fn put_workflow(doc: &mut AutoCommit, wf: &BTreeMap<String, Field>) -> Resul
     let obj = doc.put_object(ROOT, "wf", ObjType::Map)?;
     for k in WF_KEYS {
         put(doc, &obj, k, wf.get(k).cloned())?;
+    }
+    if let Some(v) = wf.get(REVIEW_OVERRIDE) {
+        put(doc, &obj, REVIEW_OVERRIDE, Some(v.clone()))?;
     }
     Ok(())
 }

@@ -118,10 +118,22 @@ pub fn materialize(
     id: &str,
     kind: Kind,
     doc: &AutoCommit,
+    wf_override: Option<&serde_json::Map<String, serde_json::Value>>,
 ) -> Result<Vec<String>> {
     let (table, children) = tables_of(kind);
     let mut missing = Vec::new();
     let mut fields = doc::flatten(doc, &ROOT);
+    if let Some(wf) = wf_override {
+        // Rule 5 set aside the workflow value Automerge keeps (see conflicts.rs).
+        for k in doc::WF_KEYS {
+            let f = match wf.get(k) {
+                Some(serde_json::Value::String(s)) => Field::Str(s.clone()),
+                Some(serde_json::Value::Number(n)) => Field::Int(n.as_i64().unwrap_or(0)),
+                _ => Field::Null,
+            };
+            fields.insert(k.to_string(), f);
+        }
+    }
     fields.insert("id".into(), Field::Str(id.to_string()));
     if !refs_present(conn, cols, table, &fields, &mut missing)? {
         return Ok(missing);

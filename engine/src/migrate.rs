@@ -3,7 +3,7 @@
 //! opened read-only and never modified; entities already present are skipped, so a second run
 //! adds nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Instant;
 
@@ -158,10 +158,47 @@ fn text(row: &Row, col: &str) -> String {
     }
 }
 
+/// Per column of a td table, the value a row gets when its document lacks the field (the
+/// column's declared default, or NULL); columns defaulting to the current time are absent.
+type Defaults = HashMap<String, SqlValue>;
+
+/// Reads the implied values of `table`'s columns from the target database.
+fn defaults_of(conn: &Connection, table: &str) -> Result<Defaults> {
+    let mut out = Defaults::new();
+    let mut stmt = conn.prepare(&format!("PRAGMA table_info(\"{table}\")"))?;
+    let cols = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(3)? != 0,
+            r.get::<_, Option<String>>(4)?,
+        ))
+    })?;
+    for c in cols {
+        let (name, not_null, default) = c?;
+        let implied = match default.as_deref().map(str::trim) {
+            None | Some("NULL") if !not_null => Some(SqlValue::Null),
+            Some(d) if d.len() >= 2 && d.starts_with('\'') && d.ends_with('\'') => {
+                Some(SqlValue::Text(d[1..d.len() - 1].replace("''", "'")))
+            }
+            Some(d) => d.parse::<i64>().ok().map(SqlValue::Integer),
+            None => None,
+        };
+        if let Some(v) = implied {
+            out.insert(name, v);
+        }
+    }
+    Ok(out)
+}
+
 /// Writes a source row's columns into a document (skipping `id` and the columns in `skip`).
-fn put_row(d: &mut AutoCommit, row: &Row, skip: &[&str]) -> Result<()> {
+/// A value equal to what the column gets anyway when the field is absent is not written: it
+/// materializes identically and keeps the imported documents (and the log) small.
+fn put_row(d: &mut AutoCommit, row: &Row, skip: &[&str], defaults: &Defaults) -> Result<()> {
     for (name, v) in row {
         if name == "id" || skip.contains(&name.as_str()) {
+            continue;
+        }
+        if defaults.get(name) == Some(v) && !TEXT_FIELDS.contains(&name.as_str()) {
             continue;
         }
         match (field(v), TEXT_FIELDS.contains(&name.as_str())) {
@@ -206,6 +243,19 @@ impl Store {
             .map(|r| text(r, "id"))
             .collect();
         let sessions = rows(&source, "sessions", "", None)?;
+        let by_issue = |table: &str| -> Result<HashMap<String, Vec<Row>>> {
+            let mut m: HashMap<String, Vec<Row>> = HashMap::new();
+            for r in rows(&source, table, "", None)? {
+                m.entry(text(&r, "issue_id")).or_default().push(r);
+            }
+            Ok(m)
+        };
+        let mut all_deps = by_issue("issue_dependencies")?;
+        let mut all_files = by_issue("issue_files")?;
+        let mut defaults: HashMap<&str, Defaults> = HashMap::new();
+        for t in crate::schema::SYNCED_TABLES {
+            defaults.insert(t, defaults_of(self.conn(), t)?);
+        }
         self.write("ses_migrated", |tx| {
             let mut count =
                 |t: &str, n: usize| *report.imported.entry(t.to_string()).or_default() += n;
@@ -222,12 +272,7 @@ impl Store {
                     already += 1;
                     continue;
                 }
-                let mut deps = rows(
-                    &source,
-                    "issue_dependencies",
-                    "WHERE issue_id = ?1",
-                    Some(&id),
-                )?;
+                let mut deps = all_deps.remove(&id).unwrap_or_default();
                 deps.retain(|d| {
                     let ok = issue_ids.contains(&text(d, "depends_on_id"));
                     if !ok {
@@ -239,7 +284,7 @@ impl Store {
                     }
                     ok
                 });
-                let files = rows(&source, "issue_files", "WHERE issue_id = ?1", Some(&id))?;
+                let files = all_files.remove(&id).unwrap_or_default();
                 tx.act_as(&session_of(
                     &row,
                     &["creator_session", "implementer_session"],
@@ -247,7 +292,7 @@ impl Store {
                 let mut wf_skip: Vec<&str> = WF_KEYS.to_vec();
                 wf_skip.push("labels");
                 tx.change(&id, |d| {
-                    put_row(d, &row, &wf_skip)?;
+                    put_row(d, &row, &wf_skip, &defaults["issues"])?;
                     doc::put_labels(d, &crate::model::parse_labels(&text(&row, "labels")))?;
                     let wf = WF_KEYS
                         .iter()
@@ -325,7 +370,7 @@ impl Store {
                     };
                     tx.act_as(&session_of(&row, session_cols));
                     tx.change(&id, |d| {
-                        put_row(d, &row, &[])?;
+                        put_row(d, &row, &[], &defaults[table])?;
                         match children {
                             Some((_, map, parent)) => put_children(d, map, &kids, parent),
                             None => Ok(()),

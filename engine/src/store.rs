@@ -235,9 +235,11 @@ impl Store {
             docs: HashMap::new(),
             changes: 0,
             founder_checked: false,
+            unsigned: HashMap::new(),
         };
         let out = f(&mut t)?;
         materialize::settle_dependencies(t.tx, t.columns)?;
+        t.sign_runs()?;
         drop(t);
         tx.commit()?;
         Ok(out)
@@ -326,9 +328,23 @@ pub struct Tx<'a> {
     docs: HashMap<String, AutoCommit>,
     changes: usize,
     founder_checked: bool,
+    /// Per actor, the log row and hash of its newest record, still unsigned: each actor's run
+    /// of records in this transaction gets one signature, on its last record, at commit.
+    unsigned: HashMap<[u8; crate::record::ACTOR_LEN], (i64, [u8; 32])>,
 }
 
 impl<'a> Tx<'a> {
+    /// Signs the last record of each actor's run written in this transaction; the hash chain
+    /// ties the run's earlier records to that one signature, as on the wire.
+    fn sign_runs(&mut self) -> Result<()> {
+        for (row, hash) in std::mem::take(&mut self.unsigned).into_values() {
+            self.tx
+                .prepare_cached("UPDATE crdt_changes SET signature = ?1 WHERE id = ?2")?
+                .execute(params![&self.identity.sign(&hash)[..], row])?;
+        }
+        Ok(())
+    }
+
     /// The connection inside the transaction, for reads and local-only writes.
     pub fn conn(&self) -> &Connection {
         self.tx
@@ -432,8 +448,11 @@ impl<'a> Tx<'a> {
             author: self.identity.public_key(),
             change: change.raw_bytes().to_vec(),
         };
-        let rec = SignedRecord::sign(body, self.identity)?;
-        append_record(self.tx, &rec, &now_timestamp())?;
+        let rec = SignedRecord::chained(body)?;
+        let row = insert_record(self.tx, &rec, false, &now_timestamp())?;
+        let b = &rec.body;
+        set_actor_head(self.tx, &b.actor, &b.session, &b.author, b.seq, &rec.hash)?;
+        self.unsigned.insert(self.actor, (row, rec.hash));
         let d = self.docs.get_mut(id).expect("doc loaded above");
         let merged = save_doc(self.tx, id, kind, d, merged_now)?;
         materialize_entity(self.tx, self.columns, id, kind, d, merged)?;
@@ -458,12 +477,14 @@ pub(crate) fn materialize_entity(
     d: &mut AutoCommit,
     merged: bool,
 ) -> Result<()> {
-    if merged {
-        crate::conflicts::refresh(conn, id, d)?;
-    }
+    let wf_override = if merged {
+        crate::conflicts::refresh(conn, id, d)?
+    } else {
+        None
+    };
     conn.prepare_cached("DELETE FROM crdt_pending_refs WHERE doc_id = ?1")?
         .execute([id])?;
-    for missing in materialize::materialize(conn, cols, id, kind, d)? {
+    for missing in materialize::materialize(conn, cols, id, kind, d, wf_override.as_ref())? {
         conn.prepare_cached(
             "INSERT OR IGNORE INTO crdt_pending_refs(doc_id, missing_id) VALUES (?1, ?2)",
         )?
@@ -485,17 +506,6 @@ pub(crate) fn materialize_entity(
         }
     }
     Ok(())
-}
-
-/// Appends a signed record to the log and advances its actor's summary.
-pub(crate) fn append_record(
-    conn: &Connection,
-    rec: &SignedRecord,
-    received_at: &str,
-) -> Result<()> {
-    insert_record(conn, rec, true, received_at)?;
-    let b = &rec.body;
-    set_actor_head(conn, &b.actor, &b.session, &b.author, b.seq, &rec.hash)
 }
 
 /// Stores one record. `signed` is false for a received record in the middle of a run: its

@@ -567,3 +567,136 @@ fn concurrent_edges_that_close_a_cycle_drop_the_same_edge_everywhere() {
         .all(|x| x["field"] != "dependency"));
     assert_eq!(nodes[0].export(), nodes[1].export());
 }
+
+/// Pushes a node's Lamport clock ahead, so its next operation has the greater op id (the one
+/// Automerge alone would keep).
+fn tick(n: &mut Node, id: &str, times: usize) {
+    for k in 0..times {
+        n.project
+            .update(
+                id,
+                &fields(|f| f.description = Some(format!("edit {k}"))),
+                None,
+            )
+            .unwrap();
+    }
+}
+
+fn wf_conflicts(n: &Node) -> Vec<Value> {
+    conflicts_json(n, false)
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["field"] == "wf")
+        .cloned()
+        .collect()
+}
+
+/// Rule 5: a start that arrives after a concurrent close would be `closed → in_progress`, which
+/// td forbids. Although the start has the greater op id, every replica keeps the close and
+/// records the start as a conflict with the reason.
+#[test]
+fn a_transition_invalid_from_the_merged_state_is_not_materialized() {
+    let mut nodes = mesh::project(2);
+    let id = shared_issue(&mut nodes);
+    nodes[1].project.close(&id, None).unwrap();
+    tick(&mut nodes[0], &id, 5);
+    nodes[0].project.start(&id, false, None).unwrap();
+    sync_all(&mut nodes);
+    assert_eq!(nodes[0].export(), nodes[1].export());
+    for n in &nodes {
+        let s = td_engine::query::issue_detail(n.project.store.conn(), &id).unwrap();
+        assert_eq!(s["status"], "closed");
+        assert_eq!(
+            s["implementer_session"], "",
+            "no stamp from the set-aside start"
+        );
+    }
+    let c = wf_conflicts(&nodes[1]);
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(c[0]["kept"]["value"]["status"], "closed");
+    assert_eq!(c[0]["overwritten"]["value"]["status"], "in_progress");
+    assert!(
+        c[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("closed → in_progress"),
+        "{c:?}"
+    );
+    assert_eq!(
+        conflicts_json(&nodes[0], true),
+        conflicts_json(&nodes[1], true)
+    );
+    // The session that lost is told; rebuilding from the log gives the same outcome.
+    let w = nodes[0].project.conflict_warnings(&id).unwrap();
+    assert_eq!(w.len(), 1, "{w:?}");
+    let before = nodes[0].export();
+    nodes[0].project.store.rebuild().unwrap();
+    assert_eq!(nodes[0].export(), before);
+}
+
+/// Rule 5: an approval by a session that, concurrently on another machine, became the issue's
+/// implementer is not materialized, even when it has the greater op id.
+#[test]
+fn an_approval_by_a_concurrent_implementer_is_not_materialized() {
+    let mut nodes = mesh::project(2);
+    let id = shared_issue(&mut nodes);
+    // agent-0 implements and asks for review; both replicas see it.
+    nodes[0].project.start(&id, false, None).unwrap();
+    nodes[0]
+        .project
+        .log(Some(&id), "implemented the parser", "progress")
+        .unwrap();
+    nodes[0].project.review(&id, None).unwrap();
+    sync_all(&mut nodes);
+    // One agent session id used on both machines (TD_SESSION_ID=ses_… is taken verbatim).
+    let as_agent = |n: &Node| {
+        let ctx = td_engine::SessionContext {
+            explicit: Some("ses_agent_one".into()),
+            ..Default::default()
+        };
+        td_engine::Project::open(&n.root, n.identity.clone(), &ctx).unwrap()
+    };
+    // On machine 1, the agent sends it back, takes it over and asks for review itself.
+    {
+        let mut p = as_agent(&nodes[1]);
+        p.reject(&id, Some("needs tests"), None).unwrap();
+        p.start(&id, false, None).unwrap();
+        p.log(Some(&id), "added tests", "progress").unwrap();
+        p.review(&id, None).unwrap();
+    }
+    // Concurrently on machine 0, the same agent approves the original (valid there: agent-0
+    // implemented it), with the greater op id.
+    tick(&mut nodes[0], &id, 12);
+    as_agent(&nodes[0])
+        .approve(&id, &Default::default(), None)
+        .expect("the agent did not implement it on machine 0");
+    sync_all(&mut nodes);
+    assert_eq!(nodes[0].export(), nodes[1].export());
+    for n in &nodes {
+        let s = td_engine::query::issue_detail(n.project.store.conn(), &id).unwrap();
+        assert_eq!(
+            s["status"],
+            "in_review",
+            "the approval is not materialized: {}",
+            conflicts_json(n, true)
+        );
+        assert_eq!(s["implementer_session"], "ses_agent_one");
+    }
+    let c = wf_conflicts(&nodes[0]);
+    let approval = c
+        .iter()
+        .find(|x| x["overwritten"]["value"]["status"] == "closed")
+        .unwrap_or_else(|| panic!("approval conflict listed: {c:?}"));
+    assert!(
+        approval["reason"]
+            .as_str()
+            .unwrap()
+            .contains("approval by session ses_agent_one"),
+        "{approval}"
+    );
+    assert_eq!(
+        conflicts_json(&nodes[0], true),
+        conflicts_json(&nodes[1], true)
+    );
+}

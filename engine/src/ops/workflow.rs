@@ -231,6 +231,13 @@ impl Project {
                     )));
                 }
                 self_review = is_own && opts.reviewed_by.is_none();
+                if is_own {
+                    let how = match &opts.reviewed_by {
+                        Some(who) => format!("reviewed_by:{who}"),
+                        None => "self_review".to_string(),
+                    };
+                    stamp(wf, crate::doc::REVIEW_OVERRIDE, &how);
+                }
                 requested_by = issue.review_requested_by_session.clone();
                 let now = now_timestamp();
                 stamp(wf, "status", Status::Closed.as_str());
