@@ -514,3 +514,71 @@ fn boards_notes_and_links_sync_between_replicas() {
         .contains("precedence"));
     drop(sa);
 }
+
+/// Every command of this surface in human mode: exit 0, a result line on stdout that names
+/// what happened, nothing on stderr.
+#[test]
+fn every_surface_command_speaks_human() {
+    let r = Replica::init();
+    let a = r.create("Human mode check", &["-l", "sync"]);
+    std::fs::write(r.root.join("main.rs"), "fn main() {}\n").unwrap();
+    let file = r.root.join("main.rs");
+    let file = file.to_str().unwrap();
+    let board = r.json(&["board", "create", "Human board"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let note = r.json(&["note", "add", "Human note"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["board", "create", "Second board", "-q", "status = open"],
+            "CREATED board bd-",
+        ),
+        (vec!["board", "list"], "bd-all-issues  All Issues"),
+        (vec!["board", "show", &board], &board),
+        (vec!["board", "move", &board, &a, "1"], "MOVED"),
+        (vec!["board", "unposition", &board, &a], "UNPOSITIONED"),
+        (
+            vec!["board", "edit", &board, "-n", "Renamed board"],
+            "UPDATED board",
+        ),
+        (vec!["board", "delete", &board], "DELETED board"),
+        (vec!["note", "list"], &note),
+        (vec!["note", "show", &note], "Human note"),
+        (vec!["note", "edit", &note, "-c", "more"], "UPDATED note"),
+        (vec!["note", "pin", &note], "PINNED"),
+        (vec!["note", "unpin", &note], "UNPINNED"),
+        (vec!["note", "archive", &note], "ARCHIVED"),
+        (vec!["note", "unarchive", &note], "UNARCHIVED"),
+        (vec!["note", "delete", &note], "DELETED"),
+        (vec!["link", &a, file], "LINKED 1 file(s)"),
+        (vec!["files", &a], "main.rs"),
+        (vec!["unlink", &a, file], "UNLINKED main.rs"),
+        (vec!["search", "human"], &a),
+        (vec!["query", "labels = sync"], &a),
+        (vec!["tree", &a], &a),
+    ];
+    for (args, want) in cases {
+        let out = r.run(&args);
+        assert_eq!(out.code, 0, "td {args:?}: {out:?}");
+        assert!(
+            out.stdout.contains(want),
+            "td {args:?}: wanted {want:?} in {}",
+            out.stdout
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "td {args:?} wrote to stderr: {}",
+            out.stderr
+        );
+    }
+    // --help teaches the query language.
+    let help = r.ok(&["query", "--help"]);
+    assert!(
+        help.contains("Examples:") && help.contains("priority <= P1"),
+        "{help}"
+    );
+}
