@@ -138,7 +138,7 @@ fn automerge_floor(src: &Path) -> Duration {
     let mut rows: Vec<Vec<(String, rusqlite::types::Value)>> = Vec::new();
     for tbl in TABLES {
         let mut stmt = conn.prepare(&format!("SELECT * FROM {tbl}")).unwrap();
-        let names: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
+        let names: Vec<String> = stmt.column_names().map(String::from).collect();
         let got = stmt
             .query_map([], |r| {
                 Ok(names
