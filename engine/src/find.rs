@@ -50,13 +50,7 @@ pub fn search(conn: &Connection, text: &str) -> Result<Vec<Value>> {
             hits.entry(id?).or_default().push(source);
         }
     }
-    let all = query::list_issues(
-        conn,
-        &ListFilter {
-            all: true,
-            ..Default::default()
-        },
-    )?;
+    let all = query::all_live_issues(conn)?;
     Ok(all
         .into_iter()
         .filter_map(|i| {
@@ -71,13 +65,7 @@ pub fn search(conn: &Connection, text: &str) -> Result<Vec<Value>> {
 /// `td query "<expr>"`: live issues (closed included) matching the expression, by priority.
 pub fn query_issues(conn: &Connection, expr: &str) -> Result<Vec<query::Issue>> {
     let e = filter::parse(expr)?;
-    let all = query::list_issues(
-        conn,
-        &ListFilter {
-            all: true,
-            ..Default::default()
-        },
-    )?;
+    let all = query::all_live_issues(conn)?;
     Ok(all.into_iter().filter(|i| e.matches(&i.json)).collect())
 }
 

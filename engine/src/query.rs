@@ -218,6 +218,17 @@ pub fn list_issues(conn: &Connection, f: &ListFilter) -> Result<Vec<Issue>> {
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
+/// Every live issue, closed ones included, by priority (what search, query and boards filter).
+pub fn all_live_issues(conn: &Connection) -> Result<Vec<Issue>> {
+    list_issues(
+        conn,
+        &ListFilter {
+            all: true,
+            ..Default::default()
+        },
+    )
+}
+
 /// Rows of a child table for one issue, as JSON objects, oldest first.
 pub fn rows_for(
     conn: &Connection,

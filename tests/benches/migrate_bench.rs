@@ -14,14 +14,7 @@ use td_engine::schema::SYNCED_TABLES as TABLES;
 
 /// A td v38 database with `n` issues, 2 logs, 1 comment and (every other issue) 1 handoff each.
 fn generate(path: &Path, n: usize) {
-    let conn = rusqlite::Connection::open(path).unwrap();
-    conn.execute_batch(td_engine::schema::TD_SCHEMA_SQL)
-        .unwrap();
-    conn.execute(
-        "INSERT INTO schema_info(key, value) VALUES ('version', '38')",
-        [],
-    )
-    .unwrap();
+    let conn = td_tests::new_td_db(path);
     conn.execute_batch("BEGIN").unwrap();
     for i in 0..n {
         let id = format!("td-{i:06x}");

@@ -623,3 +623,17 @@ pub fn forge_record(
     };
     td_engine::record::SignedRecord::sign(body, signer).unwrap()
 }
+
+/// A new, empty td v38 database at `path` (td's schema and version row), as td itself would
+/// leave it: the starting point of generated migration sources.
+pub fn new_td_db(path: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).expect("create td database");
+    conn.execute_batch(td_engine::schema::TD_SCHEMA_SQL)
+        .expect("td schema");
+    conn.execute(
+        "INSERT INTO schema_info(key, value) VALUES ('version', '38')",
+        [],
+    )
+    .expect("schema version");
+    conn
+}

@@ -305,14 +305,7 @@ const NASTY: [&str; 8] = [
 /// boards, positions and notes, full of the texts above and a few 50,000-character
 /// descriptions.
 fn generate_td_db(path: &Path, n: usize) {
-    let conn = rusqlite::Connection::open(path).unwrap();
-    conn.execute_batch(td_engine::schema::TD_SCHEMA_SQL)
-        .unwrap();
-    conn.execute(
-        "INSERT INTO schema_info(key, value) VALUES ('version', '38')",
-        [],
-    )
-    .unwrap();
+    let conn = td_tests::new_td_db(path);
     conn.execute_batch("BEGIN").unwrap();
     let statuses = ["open", "in_progress", "blocked", "in_review", "closed"];
     let big: String = NASTY.concat().chars().cycle().take(50_000).collect();

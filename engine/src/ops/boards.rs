@@ -9,7 +9,7 @@ use crate::error::{invalid, not_found, Result};
 use crate::filter;
 use crate::model::{link_id, now_timestamp, Kind};
 use crate::project::Project;
-use crate::query::{self, Issue, ListFilter};
+use crate::query::{self, Issue};
 use crate::store::Tx;
 
 /// Gap between neighbouring positions, as td spaces them.
@@ -122,13 +122,7 @@ pub fn view(conn: &rusqlite::Connection, key: &str) -> Result<BoardView> {
         "" => None,
         q => Some(filter::parse(q)?),
     };
-    let all = query::list_issues(
-        conn,
-        &ListFilter {
-            all: true,
-            ..Default::default()
-        },
-    )?;
+    let all = query::all_live_issues(conn)?;
     let shown: Vec<Issue> = all
         .into_iter()
         .filter(|i| expr.as_ref().is_none_or(|e| e.matches(&i.json)))
