@@ -39,6 +39,38 @@ fn transport_config() -> quinn::TransportConfig {
     t
 }
 
+/// Zero-length connection ids: a sync round is one short connection between two fixed
+/// addresses, so ids buy nothing (no migration, no load balancer) and cost bytes in every
+/// packet plus a NEW_CONNECTION_ID frame per spare id. quinn routes such connections by
+/// address. (quinn does not re-export its random generator, hence this small one.)
+struct NoConnectionIds;
+
+impl quinn::ConnectionIdGenerator for NoConnectionIds {
+    fn generate_cid(&mut self) -> quinn::ConnectionId {
+        quinn::ConnectionId::new(&[])
+    }
+
+    fn cid_len(&self) -> usize {
+        0
+    }
+
+    fn cid_lifetime(&self) -> Option<Duration> {
+        None
+    }
+}
+
+/// A QUIC endpoint on `socket` (a server when `server` is given).
+fn endpoint(
+    socket: std::net::UdpSocket,
+    server: Option<quinn::ServerConfig>,
+) -> std::io::Result<Endpoint> {
+    let mut cfg = quinn::EndpointConfig::default();
+    cfg.cid_generator(|| Box::new(NoConnectionIds));
+    let runtime =
+        quinn::default_runtime().ok_or_else(|| std::io::Error::other("no async runtime found"))?;
+    Endpoint::new(cfg, server, socket, runtime)
+}
+
 /// A peer to sync with.
 #[derive(Debug, Clone)]
 pub struct PeerTarget {
@@ -243,7 +275,9 @@ pub async fn sync_with(
     }
     .parse()
     .expect("valid bind address");
-    let mut endpoint = Endpoint::client(bind).map_err(conn_err)?;
+    let mut endpoint = std::net::UdpSocket::bind(bind)
+        .and_then(|socket| endpoint(socket, None))
+        .map_err(conn_err)?;
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls::client_config()?)
         .map_err(conn_err)?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
@@ -327,7 +361,8 @@ impl Server {
             .map_err(conn_err)?;
         let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         cfg.transport_config(Arc::new(transport_config()));
-        let endpoint = Endpoint::server(cfg, listen)
+        let endpoint = std::net::UdpSocket::bind(listen)
+            .and_then(|socket| endpoint(socket, Some(cfg)))
             .map_err(|e| TransportError::Address(format!("cannot listen on {listen}: {e}")))?;
         Ok(Server {
             endpoint,
@@ -429,8 +464,9 @@ impl RawConnection {
         addr: SocketAddr,
         identity: &MachineIdentity,
     ) -> Result<RawConnection, TransportError> {
-        let mut endpoint =
-            Endpoint::client("127.0.0.1:0".parse().expect("valid address")).map_err(conn_err)?;
+        let mut endpoint = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|socket| endpoint(socket, None))
+            .map_err(conn_err)?;
         let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls::client_config()?)
             .map_err(conn_err)?;
         endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));

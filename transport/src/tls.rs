@@ -26,9 +26,15 @@ fn tls_err(e: impl std::fmt::Display) -> TransportError {
 
 /// Server-side TLS with a fresh self-signed certificate.
 pub fn server_config() -> Result<rustls::ServerConfig, TransportError> {
-    let cert = rcgen::generate_simple_self_signed(vec!["td-peer".to_string()]).map_err(tls_err)?;
-    let der = cert.cert.der().clone();
-    let key = PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der());
+    // Ed25519: the smallest certificate and handshake signature rustls offers (every byte of
+    // the server's first flight is on the wire of every round).
+    let signing_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).map_err(tls_err)?;
+    let cert = rcgen::CertificateParams::new(vec!["td-peer".to_string()])
+        .map_err(tls_err)?
+        .self_signed(&signing_key)
+        .map_err(tls_err)?;
+    let der = cert.der().clone();
+    let key = PrivatePkcs8KeyDer::from(signing_key.serialize_der());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(tls_err)?
