@@ -22,6 +22,13 @@ use crate::schema;
 /// writing at the same moment is worse than waiting.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Most records a local run may hold before one of them is signed (a quarter of a wire batch).
+pub const SIGNED_RUN_RECORDS: usize = crate::sync::wire::BATCH_RECORDS / 4;
+
+/// Most encoded bytes a local run may hold before one of its records is signed (a quarter of a
+/// wire batch).
+pub const SIGNED_RUN_BYTES: usize = crate::sync::wire::BATCH_BYTES / 4;
+
 /// Where a project's database lives under its root.
 pub fn db_path(root: &Path) -> PathBuf {
     root.join(".todos").join("issues.db")
@@ -328,16 +335,18 @@ pub struct Tx<'a> {
     docs: HashMap<String, AutoCommit>,
     changes: usize,
     founder_checked: bool,
-    /// Per actor, the log row and hash of its newest record, still unsigned: each actor's run
-    /// of records in this transaction gets one signature, on its last record, at commit.
-    unsigned: HashMap<[u8; crate::record::ACTOR_LEN], (i64, [u8; 32])>,
+    /// Per actor, its newest record (log row, hash) still unsigned, and the records and bytes
+    /// written since its last signature: each actor's run of records in this transaction gets
+    /// one signature, on its last record, at commit, or sooner once the run reaches
+    /// [`SIGNED_RUN_RECORDS`] / [`SIGNED_RUN_BYTES`].
+    unsigned: HashMap<[u8; crate::record::ACTOR_LEN], (i64, [u8; 32], usize, usize)>,
 }
 
 impl<'a> Tx<'a> {
     /// Signs the last record of each actor's run written in this transaction; the hash chain
     /// ties the run's earlier records to that one signature, as on the wire.
     fn sign_runs(&mut self) -> Result<()> {
-        for (row, hash) in std::mem::take(&mut self.unsigned).into_values() {
+        for (row, hash, _, _) in std::mem::take(&mut self.unsigned).into_values() {
             self.tx
                 .prepare_cached("UPDATE crdt_changes SET signature = ?1 WHERE id = ?2")?
                 .execute(params![&self.identity.sign(&hash)[..], row])?;
@@ -448,11 +457,27 @@ impl<'a> Tx<'a> {
             author: self.identity.public_key(),
             change: change.raw_bytes().to_vec(),
         };
-        let rec = SignedRecord::chained(body)?;
-        let row = insert_record(self.tx, &rec, false, &now_timestamp())?;
+        let mut rec = SignedRecord::chained(body)?;
+        let (_, _, mut count, mut bytes) = self
+            .unsigned
+            .remove(&self.actor)
+            .unwrap_or((0, [0; 32], 0, 0));
+        count += 1;
+        bytes += rec.encoded.len();
+        // Bound every run: a sender ships a run whole (it must end at a signature), so its
+        // frames and memory stay within the protocol's batch limits however big this
+        // transaction (an import) is.
+        let sign_now = count >= SIGNED_RUN_RECORDS || bytes >= SIGNED_RUN_BYTES;
+        if sign_now {
+            rec.signature = self.identity.sign(&rec.hash);
+        }
+        let row = insert_record(self.tx, &rec, sign_now, &now_timestamp())?;
         let b = &rec.body;
         set_actor_head(self.tx, &b.actor, &b.session, &b.author, b.seq, &rec.hash)?;
-        self.unsigned.insert(self.actor, (row, rec.hash));
+        if !sign_now {
+            self.unsigned
+                .insert(self.actor, (row, rec.hash, count, bytes));
+        }
         let d = self.docs.get_mut(id).expect("doc loaded above");
         let merged = save_doc(self.tx, id, kind, d, merged_now)?;
         materialize_entity(self.tx, self.columns, id, kind, d, merged)?;

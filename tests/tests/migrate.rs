@@ -435,6 +435,32 @@ fn a_large_generated_database_survives_migration_export_import_and_sync_byte_for
     assert_eq!(v["skipped"], serde_json::json!([]));
     assert_same_rows(&a.db(), &src, "after migration");
     assert_eq!(checksum(&src), before, "the source file was modified");
+    // However large the import, no actor's run of unsigned records outgrows a wire batch.
+    let conn = rusqlite::Connection::open(a.db()).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT actor, length(signature) FROM crdt_changes ORDER BY actor, seq")
+        .unwrap();
+    let mut longest = 0usize;
+    let mut streak = 0usize;
+    let mut last_actor: Vec<u8> = Vec::new();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))
+        .unwrap();
+    for row in rows {
+        let (actor, sig) = row.unwrap();
+        if actor != last_actor {
+            assert_eq!(streak, 0, "an actor's last record is unsigned");
+            last_actor = actor;
+        }
+        streak = if sig == 0 { streak + 1 } else { 0 };
+        longest = longest.max(streak);
+    }
+    assert_eq!(streak, 0, "the last record is unsigned");
+    assert!(longest > 0, "runs share signatures");
+    assert!(
+        longest < td_engine::store::SIGNED_RUN_RECORDS,
+        "run of {longest} unsigned records"
+    );
     let big = a.json(&["show", &format!("td-{:06x}", 3 * 7919)]);
     assert_eq!(big["description"].as_str().unwrap().chars().count(), 50_000);
     let reference = a.export();
