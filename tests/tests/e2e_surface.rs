@@ -128,6 +128,27 @@ fn boards_create_show_move_unposition_edit_delete() {
         "invalid_input"
     );
 
+    // A board whose stored query this td cannot evaluate (e.g. migrated from td with syntax we
+    // do not support) is a clear error that says how to fix it.
+    rusqlite::Connection::open(r.db())
+        .unwrap()
+        .execute(
+            "INSERT INTO boards(id, name, query) VALUES ('bd-0ddba11e', 'Legacy', 'is:open sort:priority')",
+            [],
+        )
+        .unwrap();
+    let legacy = r.run(&["board", "show", "Legacy", "--json"]);
+    assert_eq!(legacy.error_code(), "invalid_input");
+    assert!(
+        legacy.stdout.contains("td board edit bd-0ddba11e -q"),
+        "{}",
+        legacy.stdout
+    );
+    rusqlite::Connection::open(r.db())
+        .unwrap()
+        .execute("DELETE FROM boards WHERE id = 'bd-0ddba11e'", [])
+        .unwrap();
+
     // Delete: the board and its positions go; the issues stay.
     assert_eq!(r.json(&["board", "delete", &bid])["action"], "deleted");
     assert_eq!(
@@ -439,6 +460,7 @@ fn boards_notes_and_links_sync_between_replicas() {
         std::fs::write(r.root.join("src/lib.rs"), "pub fn parse() {}\n").unwrap();
         r.json(&["link", &issue, r.root.join("src/lib.rs").to_str().unwrap()]);
         r.json(&["board", "create", "Sprint", "-q", "labels ~ sync"]);
+        r.json(&["update", &issue, "-l", "sync,parser"]); // the same tag on both machines
         r.json(&["ws", "start", "pairing"]);
         r.json(&["ws", "tag", &issue]);
     }
@@ -460,6 +482,11 @@ fn boards_notes_and_links_sync_between_replicas() {
     b.json(&["peer", "sync", "a"]);
 
     assert_eq!(a.export(), b.export(), "replicas diverged");
+    assert_eq!(
+        b.json(&["show", &issue])["labels"],
+        serde_json::json!(["sync", "parser"]),
+        "one tag, not two"
+    );
     let files = b.json(&["files", &issue]);
     assert_eq!(
         files.as_array().unwrap().len(),

@@ -120,7 +120,13 @@ pub fn view(conn: &rusqlite::Connection, key: &str) -> Result<BoardView> {
     let id = board["id"].as_str().unwrap_or("").to_string();
     let expr = match board["query"].as_str().unwrap_or("") {
         "" => None,
-        q => Some(filter::parse(q)?),
+        q => Some(filter::parse(q).map_err(|e| {
+            // A board migrated from td may use query syntax this td does not evaluate.
+            invalid(format!(
+                "board '{}' has a query this td cannot evaluate ({q}): {e}; change it with 'td board edit {id} -q \"<query>\"'",
+                board["name"].as_str().unwrap_or("")
+            ))
+        })?),
     };
     let all = query::all_live_issues(conn)?;
     let shown: Vec<Issue> = all
