@@ -316,7 +316,7 @@ pub(crate) fn refresh(
             wf_override = Some(m);
         }
     }
-    conn.prepare_cached("DELETE FROM crdt_conflicts WHERE entity = ?1")?
+    conn.prepare_cached("DELETE FROM crdt_conflicts WHERE entity = ?1 AND field != 'id'")?
         .execute([entity])?;
     for r in rows {
         conn.prepare_cached(
@@ -443,6 +443,29 @@ impl crate::project::Project {
         })?;
         if c.resolved {
             return Ok(c);
+        }
+        if c.field == "id" {
+            // An id clash: both entities are kept; resolving acknowledges the rename, in the
+            // renamed entity's document so every replica settles it.
+            if *how != Resolution::Kept {
+                return Err(invalid(format!(
+                    "{id} is an id clash: both entities are kept ({} and {}); acknowledge it with --keep kept",
+                    c.kept.as_str().unwrap_or(""),
+                    c.overwritten.as_str().unwrap_or("")
+                )));
+            }
+            let session = self.session.id.clone();
+            let entity = c.entity.clone();
+            let original = c.kept.as_str().unwrap_or("").to_string();
+            self.store.write(&session, |tx| {
+                tx.change(&entity, |d| {
+                    doc::put_str(d, crate::lineage::ACK_KEY, &original)
+                })
+            })?;
+            return list(self.store.conn(), true, None, None)?
+                .into_iter()
+                .find(|x| x.id == id)
+                .ok_or_else(|| not_found(id.to_string()));
         }
         let value = match how {
             Resolution::Kept => c.kept.clone(),

@@ -15,6 +15,7 @@ pub mod filter;
 pub mod find;
 pub mod hub;
 pub mod identity;
+pub mod lineage;
 pub mod materialize;
 pub mod migrate;
 pub mod model;

@@ -45,6 +45,45 @@ pub fn tables_of(
     }
 }
 
+/// How a document's rows are written once some document in the project has clashed ids
+/// (merge rule 8, `lineage.rs`).
+#[derive(Debug, Clone)]
+pub struct ClashContext {
+    /// The machine that created the entity being materialized (references it wrote to a
+    /// clashed id mean that machine's own entity).
+    pub author: Vec<u8>,
+    /// The entity is a renamed lineage: its child rows get ids of their own, so they never
+    /// collide with the rows of the entity that kept the id.
+    pub renamed: Option<String>,
+}
+
+impl ClashContext {
+    fn map_references(
+        &self,
+        conn: &Connection,
+        fields: &mut BTreeMap<String, Field>,
+    ) -> Result<()> {
+        for col in crate::lineage::REFERENCE_COLUMNS {
+            if let Some(Field::Str(v)) = fields.get(col) {
+                if let Some(mapped) = crate::lineage::resolve_reference(conn, v, &self.author)? {
+                    fields.insert(col.to_string(), Field::Str(mapped));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn child_id(&self, row_id: &str) -> String {
+        match &self.renamed {
+            Some(entity) => {
+                let prefix = row_id.find('_').map(|i| &row_id[..=i]).unwrap_or("");
+                crate::model::link_id(prefix, &format!("{row_id}|{entity}"))
+            }
+            None => row_id.to_string(),
+        }
+    }
+}
+
 /// One column of a td table, as `PRAGMA table_info` reports it.
 #[derive(Debug, Clone)]
 struct Column {
@@ -68,9 +107,24 @@ pub struct Columns {
     fks: HashMap<&'static str, Vec<ForeignKey>>,
     /// Issues whose dependency edges changed in this transaction.
     pub(crate) deps_dirty: std::collections::BTreeSet<String>,
+    /// Whether any id in the project has clashed (`lineage.rs`), asked once per transaction.
+    clashes: Option<bool>,
 }
 
 impl Columns {
+    /// Whether any id has clashed; cached for the transaction (the common answer is no).
+    pub(crate) fn clashes(&mut self, conn: &Connection) -> Result<bool> {
+        if self.clashes.is_none() {
+            self.clashes = Some(crate::lineage::any(conn)?);
+        }
+        Ok(self.clashes == Some(true))
+    }
+
+    /// Notes that an id clash was just registered, or forgets the cached answer (`None`).
+    pub(crate) fn set_clashes(&mut self, known: Option<bool>) {
+        self.clashes = known;
+    }
+
     fn foreign_keys(&mut self, conn: &Connection, table: &'static str) -> Result<&[ForeignKey]> {
         if !self.fks.contains_key(table) {
             let mut stmt = conn.prepare(&format!("PRAGMA foreign_key_list({table})"))?;
@@ -119,10 +173,14 @@ pub fn materialize(
     kind: Kind,
     doc: &AutoCommit,
     wf_override: Option<&serde_json::Map<String, serde_json::Value>>,
+    clash: Option<&ClashContext>,
 ) -> Result<Vec<String>> {
     let (table, children) = tables_of(kind);
     let mut missing = Vec::new();
     let mut fields = doc::flatten(doc, &ROOT);
+    if let Some(c) = clash {
+        c.map_references(conn, &mut fields)?;
+    }
     if let Some(wf) = wf_override {
         // Rule 5 set aside the workflow value Automerge keeps (see conflicts.rs).
         for k in doc::WF_KEYS {
@@ -182,6 +240,13 @@ pub fn materialize(
         ))?
         .execute([id])?;
         for (row_id, mut row) in rows {
+            let row_id = match clash {
+                Some(c) => {
+                    c.map_references(conn, &mut row)?;
+                    c.child_id(&row_id)
+                }
+                None => row_id,
+            };
             row.insert("id".into(), Field::Str(row_id));
             row.insert(parent_col.to_string(), Field::Str(id.to_string()));
             if refs_present(conn, cols, child_table, &row, &mut missing)? {

@@ -309,9 +309,10 @@ pub fn status_counts(conn: &Connection) -> Result<Vec<(String, i64)>> {
 
 /// The version of an entity's document (digest of its heads), if it has one.
 pub fn doc_version(conn: &Connection, id: &str) -> Result<Option<String>> {
+    let storage = crate::lineage::storage_of(conn, id)?;
     Ok(conn
         .prepare_cached("SELECT version FROM crdt_docs WHERE doc_id = ?1")?
-        .query_row([id], |r| r.get(0))
+        .query_row([storage], |r| r.get(0))
         .optional()?)
 }
 
@@ -327,6 +328,11 @@ pub fn issue_detail(conn: &Connection, id: &str) -> Result<Value> {
         "version".into(),
         Value::from(doc_version(conn, id)?.unwrap_or_default()),
     );
+    // An issue renamed after an id clash (merge rule 8) says which id it was created with.
+    let (created_as, _) = crate::lineage::locate(conn, id)?;
+    if created_as != id {
+        m.insert("renamed_from".into(), Value::from(created_as));
+    }
     m.insert(
         "handoff".into(),
         latest_handoff(conn, id)?.unwrap_or(Value::Null),

@@ -88,6 +88,7 @@ impl Store {
             let tx = conn.transaction()?;
             tx.execute_batch(schema::TD_SCHEMA_SQL)?;
             tx.execute_batch(schema::ENGINE_SCHEMA_SQL)?;
+            tx.execute_batch(crate::lineage::SCHEMA)?;
             tx.execute(
                 "INSERT INTO schema_info(key, value) VALUES ('version', ?1)",
                 [schema::TD_SCHEMA_VERSION.to_string()],
@@ -177,6 +178,7 @@ impl Store {
                 layout
             )));
         }
+        crate::lineage::ensure_table(&conn)?;
         Ok(Store {
             conn,
             path,
@@ -228,6 +230,7 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.columns.set_clashes(None); // another process may have synced since
         let project = meta(&tx, "project_id")?.unwrap_or_default();
         let writer = writer_id(&tx, &self.path, &self.identity)?;
         let actor = actor_for(&writer, session);
@@ -305,17 +308,53 @@ impl Store {
         drop(rows);
         drop(stmt);
         docs.extend(current);
-        // Parents before children so foreign keys hold row by row as well as at commit.
-        docs.sort_by_key(|(id, _)| (Kind::of_id(id), id.clone()));
+        // Id clashes first (documents with several root changes), so that references to a
+        // clashed id resolve while the referring entities are materialized.
+        tx.execute("DELETE FROM crdt_lineages", [])?;
+        let mut units: Vec<(String, String, Kind, Vec<automerge::Change>)> = Vec::new();
         for (id, changes) in docs {
             let Some(kind) = Kind::of_id(&id) else {
                 continue;
             };
+            let mut roots: Vec<&automerge::Change> =
+                changes.iter().filter(|c| c.deps().is_empty()).collect();
+            roots.sort_by_key(|c| c.hash());
+            roots.dedup_by_key(|c| c.hash());
+            if roots.len() < 2 {
+                units.push((id.clone(), id, kind, changes));
+                continue;
+            }
+            let described = roots
+                .iter()
+                .enumerate()
+                .map(|(rank, c)| {
+                    let storage = if rank == 0 {
+                        id.clone()
+                    } else {
+                        crate::lineage::extra_storage(&id, &c.hash().0)
+                    };
+                    crate::lineage::Root::of(&tx, c, storage)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let lineages = crate::lineage::register(&tx, &id, &described)?;
+            columns.set_clashes(Some(true));
+            let hashes: Vec<Vec<u8>> = lineages.iter().map(|l| l.root.clone()).collect();
+            let mut fresh: Vec<AutoCommit> = lineages.iter().map(|_| AutoCommit::new()).collect();
+            let tagged = changes.into_iter().map(|c| ((), c)).collect();
+            let (groups, _unplaced) = crate::lineage::route(&mut fresh, &hashes, tagged);
+            for (l, group) in lineages.into_iter().zip(groups) {
+                let group = group.into_iter().map(|(_, c)| c).collect();
+                units.push((l.entity, l.storage, kind, group));
+            }
+        }
+        // Parents before children so foreign keys hold row by row as well as at commit.
+        units.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
+        for (entity, storage, kind, changes) in units {
             let mut d = AutoCommit::new();
             let merged_now = changes.iter().any(|c| c.deps().len() > 1);
             d.apply_changes(changes)?;
-            let merged = save_doc(&tx, &id, kind, &mut d, merged_now)?;
-            materialize_entity(&tx, &mut columns, &id, kind, &mut d, merged)?;
+            let merged = save_doc(&tx, &storage, kind, &mut d, merged_now)?;
+            materialize_entity(&tx, &mut columns, &entity, kind, &mut d, merged)?;
         }
         materialize::settle_dependencies(&tx, &mut columns)?;
         tx.commit()?;
@@ -378,15 +417,44 @@ impl<'a> Tx<'a> {
 
     /// Loads an entity's document (from the cache table), or `None` if it has none.
     pub fn doc(&mut self, id: &str) -> Result<Option<&mut AutoCommit>> {
-        if !self.docs.contains_key(id) {
-            match load_doc(self.tx, id)? {
+        let storage = self.locate(id)?.1;
+        if !self.docs.contains_key(&storage) {
+            match load_doc(self.tx, &storage)? {
                 Some(d) => {
-                    self.docs.insert(id.to_string(), d);
+                    self.docs.insert(storage.clone(), d);
                 }
                 None => return Ok(None),
             }
         }
-        Ok(self.docs.get_mut(id))
+        Ok(self.docs.get_mut(&storage))
+    }
+
+    /// The id an entity's records carry and the key of its stored document (they differ only
+    /// for an entity renamed after an id clash).
+    fn locate(&mut self, id: &str) -> Result<(String, String)> {
+        if self.columns.clashes(self.tx)? {
+            crate::lineage::locate(self.tx, id)
+        } else {
+            Ok((id.to_string(), id.to_string()))
+        }
+    }
+
+    /// A fresh random id of `kind` that names no entity or document here yet.
+    pub fn fresh_id(&self, kind: Kind) -> Result<String> {
+        loop {
+            let id = kind.new_id();
+            let taken = self
+                .tx
+                .prepare_cached("SELECT 1 FROM crdt_docs WHERE doc_id = ?1")?
+                .exists([&id])?
+                || self
+                    .tx
+                    .prepare_cached("SELECT 1 FROM crdt_lineages WHERE doc_id = ?1 OR entity = ?1")?
+                    .exists([&id])?;
+            if !taken {
+                return Ok(id);
+            }
+        }
     }
 
     /// The version (heads digest) of an entity's document, or `None` if it has none.
@@ -417,11 +485,14 @@ impl<'a> Tx<'a> {
                 crate::roster::add_member(self, &key, "founder")?;
             }
         }
+        // A renamed entity (an id clash) is stored under its own key; its records keep the id
+        // they were created with.
+        let (doc_id, storage) = self.locate(id)?;
         if self.doc(id)?.is_none() {
-            self.docs.insert(id.to_string(), AutoCommit::new());
+            self.docs.insert(storage.clone(), AutoCommit::new());
         }
         let actor = ActorId::from(&self.actor[..]);
-        let d = self.docs.get_mut(id).expect("doc loaded above");
+        let d = self.docs.get_mut(&storage).expect("doc loaded above");
         d.set_actor(actor);
         f(d)?;
         let time = chrono::Utc::now().timestamp();
@@ -447,7 +518,7 @@ impl<'a> Tx<'a> {
         let body = RecordBody {
             format: RECORD_FORMAT,
             project: self.project.clone(),
-            doc: id.to_string(),
+            doc: doc_id,
             actor: self.actor,
             seq: max_seq as u64 + 1,
             prev: prev
@@ -478,8 +549,8 @@ impl<'a> Tx<'a> {
             self.unsigned
                 .insert(self.actor, (row, rec.hash, count, bytes));
         }
-        let d = self.docs.get_mut(id).expect("doc loaded above");
-        let merged = save_doc(self.tx, id, kind, d, merged_now)?;
+        let d = self.docs.get_mut(&storage).expect("doc loaded above");
+        let merged = save_doc(self.tx, &storage, kind, d, merged_now)?;
         materialize_entity(self.tx, self.columns, id, kind, d, merged)?;
         self.changes += 1;
         // The saved snapshot is the document now; keeping every document of a large
@@ -507,9 +578,22 @@ pub(crate) fn materialize_entity(
     } else {
         None
     };
+    let clash = if cols.clashes(conn)? {
+        clash_context(conn, id, d)?
+    } else {
+        None
+    };
     conn.prepare_cached("DELETE FROM crdt_pending_refs WHERE doc_id = ?1")?
         .execute([id])?;
-    for missing in materialize::materialize(conn, cols, id, kind, d, wf_override.as_ref())? {
+    for missing in materialize::materialize(
+        conn,
+        cols,
+        id,
+        kind,
+        d,
+        wf_override.as_ref(),
+        clash.as_ref(),
+    )? {
         conn.prepare_cached(
             "INSERT OR IGNORE INTO crdt_pending_refs(doc_id, missing_id) VALUES (?1, ?2)",
         )?
@@ -522,15 +606,72 @@ pub(crate) fn materialize_entity(
         .query_map([id], |r| r.get(0))?
         .collect::<std::result::Result<_, _>>()?;
     for w in waiters {
-        if let (Some(k), Some(mut doc)) = (Kind::of_id(&w), load_doc(conn, &w)?) {
+        let storage = crate::lineage::storage_of(conn, &w)?;
+        if let (Some(k), Some(mut doc)) = (Kind::of_id(&w), load_doc(conn, &storage)?) {
             let merged: bool = conn
                 .prepare_cached("SELECT merged FROM crdt_docs WHERE doc_id = ?1")?
-                .query_row([&w], |r| r.get::<_, i64>(0))
+                .query_row([&storage], |r| r.get::<_, i64>(0))
                 .map(|m| m != 0)?;
             materialize_entity(conn, cols, &w, k, &mut doc, merged)?;
         }
     }
     Ok(())
+}
+
+/// Removes every row materialized for `entity` (its own row, its child rows, its pending
+/// references and field conflicts), before an id clash moves it to another id.
+pub(crate) fn delete_entity_rows(conn: &Connection, kind: Kind, entity: &str) -> Result<()> {
+    let (table, children) = materialize::tables_of(kind);
+    for (_, child_table, parent_col) in children {
+        conn.prepare_cached(&format!(
+            "DELETE FROM {child_table} WHERE {parent_col} = ?1"
+        ))?
+        .execute([entity])?;
+    }
+    conn.prepare_cached(&format!("DELETE FROM {table} WHERE id = ?1"))?
+        .execute([entity])?;
+    conn.prepare_cached("DELETE FROM crdt_pending_refs WHERE doc_id = ?1")?
+        .execute([entity])?;
+    conn.prepare_cached("DELETE FROM crdt_conflicts WHERE entity = ?1 AND field != 'id'")?
+        .execute([entity])?;
+    Ok(())
+}
+
+/// Materializes an entity again from its stored document (after ids it refers to moved).
+pub(crate) fn rematerialize(conn: &Connection, cols: &mut Columns, entity: &str) -> Result<()> {
+    let storage = crate::lineage::storage_of(conn, entity)?;
+    let (Some(kind), Some(mut d)) = (Kind::of_id(entity), load_doc(conn, &storage)?) else {
+        return Ok(());
+    };
+    let merged: bool = conn
+        .prepare_cached("SELECT merged FROM crdt_docs WHERE doc_id = ?1")?
+        .query_row([&storage], |r| r.get::<_, i64>(0))
+        .map(|m| m != 0)?;
+    if kind == Kind::Issue {
+        cols.deps_dirty.insert(entity.to_string());
+    }
+    materialize_entity(conn, cols, entity, kind, &mut d, merged)
+}
+
+/// The clash context of an entity's materialization, when any id in the project has clashed
+/// (`lineage.rs`); `None` on the common path.
+fn clash_context(
+    conn: &Connection,
+    entity: &str,
+    d: &mut AutoCommit,
+) -> Result<Option<materialize::ClashContext>> {
+    let author = match d.get_changes(&[]).first() {
+        Some(c) => crate::lineage::author_of_actor(conn, c.actor_id().to_bytes())?,
+        None => Vec::new(),
+    };
+    let (doc_id, _) = crate::lineage::locate(conn, entity)?;
+    let renamed = (doc_id != entity).then(|| entity.to_string());
+    if renamed.is_some() {
+        let acknowledged =
+            automerge::ReadDoc::get(d, automerge::ROOT, crate::lineage::ACK_KEY)?.is_some();
+        crate::lineage::record_rename(conn, &doc_id, entity, acknowledged)?;
+    }
+    Ok(Some(materialize::ClashContext { author, renamed }))
 }
 
 /// Stores one record. `signed` is false for a received record in the middle of a run: its

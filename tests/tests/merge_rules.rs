@@ -700,3 +700,263 @@ fn an_approval_by_a_concurrent_implementer_is_not_materialized() {
         conflicts_json(&nodes[1], true)
     );
 }
+
+/// Creates an issue with a chosen id, as if two machines had drawn the same random id.
+fn create_with_id(n: &mut Node, id: &str, title: &str) {
+    use td_engine::doc::{self, Field};
+    let session = n.project.session.id.clone();
+    n.project
+        .store
+        .write(&session, |tx| {
+            tx.change(id, |d| {
+                doc::put_str(d, "title", title)?;
+                doc::put_str(d, "type", "task")?;
+                doc::put_str(d, "priority", "P2")?;
+                doc::put_str(d, "created_at", "2026-11-22 10:00:00.000000+00:00")?;
+                doc::put_str(d, "updated_at", "2026-11-22 10:00:00.000000+00:00")?;
+                doc::put_str(d, "creator_session", &session)?;
+                let mut wf = std::collections::BTreeMap::new();
+                wf.insert("status".to_string(), Field::Str("open".into()));
+                doc::put_workflow(d, &wf)?;
+                doc::put_text(d, "description", "")?;
+                doc::put_text(d, "acceptance", "")
+            })
+        })
+        .unwrap();
+}
+
+fn title_of(n: &Node, id: &str) -> String {
+    td_engine::query::issue_detail(n.project.store.conn(), id).unwrap()["title"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Rule 8: two machines create different issues with the same id. After syncing, both issues
+/// exist on every replica: the one with the smaller root change keeps the id, the other is
+/// renamed the same way everywhere; logs, comments and children written on each machine follow
+/// their own issue; the rename is listed as a conflict; rebuilds, late joiners, later edits and
+/// acknowledging it all agree.
+#[test]
+fn an_id_clash_keeps_both_entities_and_renames_one_deterministically() {
+    let mut nodes = mesh::project(3);
+    let id = "td-c1a5e0";
+    create_with_id(&mut nodes[0], id, "Created on machine A");
+    create_with_id(&mut nodes[1], id, "Created on machine B");
+    for (i, who) in ["A", "B"].iter().enumerate() {
+        let n = &mut nodes[i];
+        n.project
+            .log(Some(id), &format!("progress on {who}'s issue"), "progress")
+            .unwrap();
+        n.project
+            .comment(id, &format!("comment on {who}'s issue"))
+            .unwrap();
+        let child = n
+            .project
+            .create(
+                &fields(|f| {
+                    f.title = Some(format!("Child of {who}'s issue"));
+                    f.parent = Some(id.to_string());
+                }),
+                &[],
+                &[],
+            )
+            .unwrap()
+            .id;
+        assert!(!child.is_empty());
+    }
+    // A and B meet; C joins later through A only.
+    {
+        let (a, b) = mesh::pair(&mut nodes, 0, 1);
+        clean_round(&mut a.project.store, &mut b.project.store);
+    }
+    assert_eq!(nodes[0].export(), nodes[1].export(), "A and B agree");
+    let lineages = td_engine::lineage::of_doc(nodes[0].project.store.conn(), id).unwrap();
+    assert_eq!(lineages.len(), 2);
+    let renamed = lineages[1].entity.clone();
+    assert_eq!(
+        renamed,
+        td_engine::lineage::renamed_id(id, &lineages[1].root)
+    );
+    // The same ranking and ids on both replicas (storage keys are local).
+    let ranking = |n: &Node| -> Vec<(Vec<u8>, String, Vec<u8>)> {
+        td_engine::lineage::of_doc(n.project.store.conn(), id)
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.root, l.entity, l.author))
+            .collect()
+    };
+    assert_eq!(ranking(&nodes[0]), ranking(&nodes[1]));
+    // Each machine's issue, log, comment and child stay together.
+    let machine_a = nodes[0].identity.public_key().to_vec();
+    let (a_id, b_id) = if lineages[0].author == machine_a {
+        (id.to_string(), renamed.clone())
+    } else {
+        (renamed.clone(), id.to_string())
+    };
+    for n in &nodes[..2] {
+        assert_eq!(title_of(n, &a_id), "Created on machine A");
+        assert_eq!(title_of(n, &b_id), "Created on machine B");
+        for (issue, who) in [(&a_id, "A"), (&b_id, "B")] {
+            let d = td_engine::query::issue_detail(n.project.store.conn(), issue).unwrap();
+            assert_eq!(
+                d["logs"][0]["message"],
+                format!("progress on {who}'s issue"),
+                "{d}"
+            );
+            assert_eq!(
+                d["comments"][0]["text"],
+                format!("comment on {who}'s issue")
+            );
+            let children = d["children"].as_array().unwrap();
+            assert_eq!(children.len(), 1, "{d}");
+            assert_eq!(
+                title_of(n, children[0].as_str().unwrap()),
+                format!("Child of {who}'s issue")
+            );
+        }
+        let d = td_engine::query::issue_detail(n.project.store.conn(), &renamed).unwrap();
+        assert_eq!(d["renamed_from"], id);
+    }
+    // The rename is reported, identically.
+    let c = conflicts_json(&nodes[0], false);
+    let clash: Vec<&Value> = c
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["field"] == "id")
+        .collect();
+    assert_eq!(clash.len(), 1, "{c}");
+    assert_eq!(clash[0]["entity"], renamed.as_str());
+    assert_eq!(clash[0]["kept"]["value"], id);
+    assert_eq!(clash[0]["overwritten"]["value"], renamed.as_str());
+    assert_eq!(
+        conflicts_json(&nodes[0], true),
+        conflicts_json(&nodes[1], true)
+    );
+
+    // Rebuilding from the log, and a late joiner, give the same tables.
+    let reference = nodes[0].export();
+    nodes[1].project.store.rebuild().unwrap();
+    assert_eq!(nodes[1].export(), reference, "rebuild");
+    {
+        let (a, c) = mesh::pair(&mut nodes, 0, 2);
+        clean_round(&mut a.project.store, &mut c.project.store);
+    }
+    assert_eq!(nodes[2].export(), reference, "late joiner");
+    assert_eq!(
+        conflicts_json(&nodes[2], true),
+        conflicts_json(&nodes[0], true)
+    );
+
+    // Later edits to either issue go to the right one everywhere; acknowledging settles it.
+    nodes[1]
+        .project
+        .update(
+            &renamed,
+            &fields(|f| f.title = Some("Renamed issue, edited".into())),
+            None,
+        )
+        .unwrap();
+    nodes[2]
+        .project
+        .update(
+            id,
+            &fields(|f| f.title = Some("Kept issue, edited".into())),
+            None,
+        )
+        .unwrap();
+    let cid = clash[0]["id"].as_str().unwrap().to_string();
+    nodes[2]
+        .project
+        .resolve_conflict(&cid, &td_engine::conflicts::Resolution::Kept)
+        .unwrap();
+    sync_all(&mut nodes);
+    for n in &nodes {
+        assert_eq!(title_of(n, &renamed), "Renamed issue, edited");
+        assert_eq!(title_of(n, id), "Kept issue, edited");
+    }
+    assert_eq!(nodes[0].export(), nodes[1].export());
+    assert_eq!(nodes[0].export(), nodes[2].export());
+    assert!(
+        conflicts_json(&nodes[0], false)
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["field"] != "id"),
+        "acknowledged everywhere"
+    );
+}
+
+/// Rule 8 is order independent: three machines create the same id (each with a log on its own
+/// issue); delivered to a fresh replica in all six orders, including those where the issue that
+/// keeps the id arrives last and the others have to move, the tables and conflicts are equal.
+#[test]
+fn an_id_clash_gives_one_result_in_every_delivery_order() {
+    let mut nodes = mesh::project(3);
+    let base = snapshot(&nodes[0]);
+    let before = held(&nodes[0]);
+    let id = "td-0c1a54";
+    for (i, n) in nodes.iter_mut().enumerate() {
+        create_with_id(n, id, &format!("Created on machine {i}"));
+        n.project
+            .log(Some(id), &format!("log of machine {i}"), "progress")
+            .unwrap();
+    }
+    let mut runs: Vec<WireRun> = Vec::new();
+    for n in &nodes {
+        for chain in records_by_actor(n, &before) {
+            runs.extend(chain);
+        }
+    }
+    runs.sort_by_key(|r| (r.actor, r.first_seq));
+    runs.dedup_by(|a, b| a.actor == b.actor && a.first_seq == b.first_seq);
+    // One run per machine: consecutive runs of an actor join into one, vouched for by the
+    // last record's signature (the hash chain covers the rest).
+    let mut joined: Vec<WireRun> = Vec::new();
+    for r in runs {
+        match joined.last_mut() {
+            Some(last) if last.actor == r.actor => {
+                last.changes.extend(r.changes);
+                last.signature = r.signature;
+            }
+            _ => joined.push(r),
+        }
+    }
+    let runs = joined;
+    assert_eq!(runs.len(), 3);
+    let mut results = std::collections::BTreeSet::new();
+    for order in [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+    ] {
+        let (_dir, mut store) = copy_of(&base);
+        for i in order {
+            store.apply(std::slice::from_ref(&runs[i])).unwrap();
+        }
+        let export = td_engine::export::export_json_string(store.conn()).unwrap();
+        let v: Value = serde_json::from_str(&export).unwrap();
+        let issues = v["tables"]["issues"].as_array().unwrap();
+        assert_eq!(issues.len(), 3, "three issues kept: {export}");
+        // Each log sits on the issue of the machine that wrote it.
+        for log in v["tables"]["logs"].as_array().unwrap() {
+            let machine = log["message"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("log of ");
+            let issue = issues.iter().find(|i| i["id"] == log["issue_id"]).unwrap();
+            assert_eq!(issue["title"], format!("Created on {machine}"));
+        }
+        let c = conflicts::list(store.conn(), true, None, None).unwrap();
+        assert_eq!(c.iter().filter(|x| x.field == "id").count(), 2);
+        results.insert(format!(
+            "{export}{}",
+            serde_json::to_string(&c.iter().map(|x| &x.json).collect::<Vec<_>>()).unwrap()
+        ));
+    }
+    assert_eq!(results.len(), 1, "all six orders give one result");
+}

@@ -218,7 +218,7 @@ impl Project {
                     b["id"].as_str().unwrap_or("")
                 )));
             }
-            let id = Kind::Board.new_id();
+            let id = tx.fresh_id(Kind::Board)?;
             let now = now_timestamp();
             tx.change(&id, |d| {
                 doc::put_str(d, "name", &name)?;

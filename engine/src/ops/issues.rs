@@ -143,15 +143,6 @@ fn write_fields(d: &mut AutoCommit, f: &IssueFields, current_desc: &str) -> Resu
     Ok(())
 }
 
-fn fresh_issue_id(tx: &Tx<'_>) -> Result<String> {
-    loop {
-        let id = Kind::Issue.new_id();
-        if query::find_issue(tx.conn(), &id)?.is_none() {
-            return Ok(id);
-        }
-    }
-}
-
 /// Adds a `depends_on` edge from `issue` to `on` inside `tx`, refusing self-edges and cycles.
 /// Returns false if the edge already existed.
 pub(crate) fn add_dependency(tx: &mut Tx<'_>, issue: &str, on: &str) -> Result<bool> {
@@ -217,7 +208,7 @@ impl Project {
         let session = self.session.id.clone();
         self.store.write(&session, |tx| {
             let f = validate(tx, f)?;
-            let id = fresh_issue_id(tx)?;
+            let id = tx.fresh_id(Kind::Issue)?;
             let now = now_timestamp();
             let status = f
                 .status

@@ -96,7 +96,7 @@ impl Project {
         let title = check_title(title)?;
         let me = self.session.id.clone();
         self.store.write(&me, |tx| {
-            let id = Kind::Note.new_id();
+            let id = tx.fresh_id(Kind::Note)?;
             let now = now_timestamp();
             tx.change(&id, |d| {
                 doc::put_str(d, "title", &title)?;

@@ -62,7 +62,7 @@ pub(crate) fn add_handoff(
     session: &str,
     h: &HandoffText,
 ) -> Result<String> {
-    let id = Kind::Handoff.new_id();
+    let id = tx.fresh_id(Kind::Handoff)?;
     tx.change(&id, |d| {
         doc::put_str(d, "issue_id", issue)?;
         doc::put_str(d, "session_id", session)?;
@@ -102,7 +102,7 @@ pub(crate) fn add_review(
     for old in active {
         tx.change(&old, |d| doc::put_str(d, "superseded_at", &now))?;
     }
-    let id = Kind::Review.new_id();
+    let id = tx.fresh_id(Kind::Review)?;
     tx.change(&id, |d| {
         doc::put_str(d, "issue_id", issue)?;
         doc::put_str(d, "reviewer_session", reviewer)?;
@@ -125,7 +125,7 @@ pub(crate) fn add_log(
     msg: &str,
     log_type: &str,
 ) -> Result<String> {
-    let id = Kind::Log.new_id();
+    let id = tx.fresh_id(Kind::Log)?;
     tx.change(&id, |d| {
         doc::put_str(d, "issue_id", issue)?;
         doc::put_str(d, "session_id", session)?;
@@ -174,7 +174,7 @@ impl Project {
         let me = self.session.id.clone();
         self.store.write(&me.clone(), |tx| {
             query::live_issue(tx.conn(), issue)?;
-            let id = Kind::Comment.new_id();
+            let id = tx.fresh_id(Kind::Comment)?;
             tx.change(&id, |d| {
                 doc::put_str(d, "issue_id", issue)?;
                 doc::put_str(d, "session_id", &me)?;

@@ -67,7 +67,7 @@ impl Project {
                     "work session {cur} is active: end it with 'td ws end' first"
                 )));
             }
-            let id = Kind::WorkSession.new_id();
+            let id = tx.fresh_id(Kind::WorkSession)?;
             tx.change(&id, |d| {
                 doc::put_str(d, "name", name.trim())?;
                 doc::put_str(d, "session_id", &me)?;

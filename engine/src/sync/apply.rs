@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{EngineError, Result};
 use crate::identity;
+use crate::lineage;
 use crate::materialize::Columns;
 use crate::model::{now_timestamp, Kind};
 use crate::record::{RecordBody, SignedRecord, ACTOR_LEN, RECORD_FORMAT};
@@ -432,6 +433,9 @@ fn apply_doc(
             Change::from_bytes(rec.change).map_err(|e| EngineError::CorruptLog(e.to_string()))?;
         pending.push((row, c));
     }
+    if let Some((lineages, referrers)) = clashed_lineages(conn, cols, doc_id, &pending, &new)? {
+        return apply_lineages(conn, cols, kind, lineages, referrers, pending, new);
+    }
     let mut doc = store::load_doc(conn, doc_id)?.unwrap_or_else(AutoCommit::new);
     let was_pending = pending.len();
     let all: Vec<HashedChange> = pending.into_iter().chain(new).collect();
@@ -472,6 +476,131 @@ fn mark_unapplied<'a>(
     for h in rows {
         conn.prepare_cached("UPDATE crdt_changes SET applied = 0 WHERE id = ?1")?
             .execute([h])?;
+    }
+    Ok(())
+}
+
+/// The lineages of `doc_id` when its id has clashed (merge rule 8, `lineage.rs`): already
+/// known ones, plus a root change among `pending`/`new` that the stored document does not
+/// hold. With a new lineage, also the entities whose rows refer to the document (they are
+/// written again once ids have moved). `None` on the common path (one creation per id).
+fn clashed_lineages(
+    conn: &rusqlite::Connection,
+    cols: &mut Columns,
+    doc_id: &str,
+    pending: &[HashedChange],
+    new: &[HashedChange],
+) -> Result<Option<(Vec<lineage::Lineage>, Vec<String>)>> {
+    let incoming: Vec<&Change> = pending
+        .iter()
+        .chain(new)
+        .map(|(_, c)| c)
+        .filter(|c| c.deps().is_empty())
+        .collect();
+    let known = if cols.clashes(conn)? {
+        lineage::of_doc(conn, doc_id)?
+    } else {
+        Vec::new()
+    };
+    if incoming.is_empty() {
+        return Ok((!known.is_empty()).then_some((known, Vec::new())));
+    }
+    let mut roots: Vec<lineage::Root> = Vec::new();
+    if known.is_empty() {
+        if let Some(mut stored) = store::load_doc(conn, doc_id)? {
+            if let Some(r) = lineage::root_of(&mut stored) {
+                roots.push(lineage::Root::of(conn, &r, doc_id.to_string())?);
+            }
+        }
+    } else {
+        for l in &known {
+            roots.push(lineage::Root {
+                hash: l.root.clone(),
+                author: l.author.clone(),
+                actor: l.actor.clone(),
+                time: l.time,
+                storage: l.storage.clone(),
+            });
+        }
+    }
+    let before = roots.len();
+    for c in incoming {
+        if roots.iter().any(|r| r.hash == c.hash().0) {
+            continue;
+        }
+        let storage = if roots.is_empty() {
+            doc_id.to_string()
+        } else {
+            lineage::extra_storage(doc_id, &c.hash().0)
+        };
+        roots.push(lineage::Root::of(conn, c, storage)?);
+    }
+    if roots.len() < 2 {
+        return Ok(None);
+    }
+    if roots.len() == before {
+        return Ok(Some((known, Vec::new())));
+    }
+    // A new lineage: ids may move, so the rows of this document and of everything that
+    // refers to it are written again from scratch.
+    let mut old: Vec<String> = known.iter().map(|l| l.entity.clone()).collect();
+    if old.is_empty() {
+        old.push(doc_id.to_string());
+    }
+    let lineages = lineage::register(conn, doc_id, &roots)?;
+    cols.set_clashes(Some(true));
+    let mut ids = old.clone();
+    ids.extend(lineages.iter().map(|l| l.entity.clone()));
+    let referrers = lineage::referrers(conn, &ids)?;
+    let kind = Kind::of_id(doc_id).expect("caller checked the kind");
+    for e in &old {
+        store::delete_entity_rows(conn, kind, e)?;
+    }
+    Ok(Some((lineages, referrers)))
+}
+
+/// Applies changes to a clashed document, lineage by lineage, and materializes each lineage
+/// under its own id; then materializes again the entities that refer to it.
+fn apply_lineages(
+    conn: &rusqlite::Connection,
+    cols: &mut Columns,
+    kind: Kind,
+    lineages: Vec<lineage::Lineage>,
+    referrers: Vec<String>,
+    pending: Vec<HashedChange>,
+    new: Vec<HashedChange>,
+) -> Result<()> {
+    let mut docs: Vec<AutoCommit> = lineages
+        .iter()
+        .map(|l| Ok(store::load_doc(conn, &l.storage)?.unwrap_or_else(AutoCommit::new)))
+        .collect::<Result<_>>()?;
+    let roots: Vec<Vec<u8>> = lineages.iter().map(|l| l.root.clone()).collect();
+    let was_pending: std::collections::HashSet<i64> = pending.iter().map(|(h, _)| *h).collect();
+    let all: Vec<HashedChange> = pending.into_iter().chain(new).collect();
+    let (groups, unplaced) = lineage::route(&mut docs, &roots, all);
+    mark_unapplied(conn, unplaced.iter().map(|(h, _)| h))?;
+    for ((l, d), group) in lineages.iter().zip(docs.iter_mut()).zip(groups) {
+        let merged_now = group.iter().any(|(_, c)| c.deps().len() > 1);
+        d.apply_changes(group.iter().map(|(_, c)| c.clone()))?;
+        for (h, c) in &group {
+            let applied = d.get_change_by_hash(&c.hash()).is_some();
+            match (applied, was_pending.contains(h)) {
+                (true, true) => {
+                    conn.prepare_cached("UPDATE crdt_changes SET applied = 1 WHERE id = ?1")?
+                        .execute([h])?;
+                }
+                (false, false) => mark_unapplied(conn, std::iter::once(h))?,
+                _ => {}
+            }
+        }
+        if d.get_heads().is_empty() {
+            continue; // nothing of this lineage has arrived in applicable form yet
+        }
+        let merged = store::save_doc(conn, &l.storage, kind, d, merged_now)?;
+        store::materialize_entity(conn, cols, &l.entity, kind, d, merged)?;
+    }
+    for e in referrers {
+        store::rematerialize(conn, cols, &e)?;
     }
     Ok(())
 }
