@@ -302,8 +302,8 @@ const NASTY: [&str; 8] = [
 ];
 
 /// A td v38 database of `n` issues with logs, comments, handoffs, dependencies, files,
-/// boards, positions and notes, full of the texts above and a few 50,000-character
-/// descriptions.
+/// boards, positions and notes, full of the texts above, a few 50,000-character descriptions
+/// and 300 comments on one issue (td-compat behaviour 14).
 fn generate_td_db(path: &Path, n: usize) {
     let conn = td_tests::new_td_db(path);
     conn.execute_batch("BEGIN").unwrap();
@@ -356,6 +356,16 @@ fn generate_td_db(path: &Path, n: usize) {
                 rusqlite::params![format!("cm-{i:08x}"), id, NASTY[(i + 2) % NASTY.len()], ts],
             )
             .unwrap();
+        }
+        if i == 1 {
+            // Hundreds of comments on one issue.
+            for k in 0..300 {
+                conn.execute(
+                    "INSERT INTO comments(id, issue_id, session_id, text, created_at) VALUES (?1, ?2, 'ses_d4e5f6', ?3, ?4)",
+                    rusqlite::params![format!("cm-f{k:07x}"), id, format!("{} #{k}", NASTY[k % NASTY.len()]), ts],
+                )
+                .unwrap();
+            }
         }
         if i % 3 == 0 {
             let list = serde_json::to_string(&[NASTY[i % 8], NASTY[(i + 3) % 8]]).unwrap();
@@ -460,6 +470,13 @@ fn a_large_generated_database_survives_migration_export_import_and_sync_byte_for
     assert!(
         longest < td_engine::store::SIGNED_RUN_RECORDS,
         "run of {longest} unsigned records"
+    );
+    assert_eq!(
+        a.json(&["show", &format!("td-{:06x}", 7919)])["comments"]
+            .as_array()
+            .unwrap()
+            .len(),
+        300
     );
     let big = a.json(&["show", &format!("td-{:06x}", 3 * 7919)]);
     assert_eq!(big["description"].as_str().unwrap().chars().count(), 50_000);
