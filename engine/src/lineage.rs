@@ -290,12 +290,37 @@ pub(crate) fn route<T>(
     }
 }
 
+/// The form a reference to `id` is written in once `id` has clashed: `id#<root>` for the
+/// entity that kept the id, so the reference keeps meaning that entity even if a lineage with
+/// a smaller root arrives later and the id moves again. Other ids are written as they are.
+pub(crate) fn explicit_ref(conn: &Connection, id: &str) -> Result<String> {
+    Ok(of_doc(conn, id)?
+        .iter()
+        .find(|l| l.entity == id)
+        .map(|l| format!("{id}#{}", hex::encode(&l.root[..8])))
+        .unwrap_or_else(|| id.to_string()))
+}
+
+/// Splits an explicit reference (`id#<root prefix>`) into its parts.
+pub(crate) fn split_ref(v: &str) -> Option<(&str, &str)> {
+    v.split_once('#')
+}
+
 /// Resolves a reference to `target` written by an entity created by machine `author`.
 pub(crate) fn resolve_reference(
     conn: &Connection,
     target: &str,
     author: &[u8],
 ) -> Result<Option<String>> {
+    if let Some((id, root)) = split_ref(target) {
+        // Written after the writer saw the clash: it names its lineage.
+        let entity = of_doc(conn, id)?
+            .into_iter()
+            .find(|l| hex::encode(&l.root).starts_with(root))
+            .map(|l| l.entity)
+            .unwrap_or_else(|| id.to_string());
+        return Ok(Some(entity));
+    }
     let lineages = of_doc(conn, target)?;
     if lineages.is_empty() {
         return Ok(None);

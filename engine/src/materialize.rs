@@ -84,6 +84,18 @@ impl ClashContext {
     }
 }
 
+/// A replica that has not seen an id clash reads an explicit reference (`id#root`, written
+/// by a replica that has) as the plain id.
+fn strip_explicit_refs(fields: &mut BTreeMap<String, Field>) {
+    for col in crate::lineage::REFERENCE_COLUMNS {
+        if let Some(Field::Str(v)) = fields.get_mut(col) {
+            if let Some((id, _)) = crate::lineage::split_ref(v) {
+                *v = id.to_string();
+            }
+        }
+    }
+}
+
 /// One column of a td table, as `PRAGMA table_info` reports it.
 #[derive(Debug, Clone)]
 struct Column {
@@ -178,8 +190,9 @@ pub fn materialize(
     let (table, children) = tables_of(kind);
     let mut missing = Vec::new();
     let mut fields = doc::flatten(doc, &ROOT);
-    if let Some(c) = clash {
-        c.map_references(conn, &mut fields)?;
+    match clash {
+        Some(c) => c.map_references(conn, &mut fields)?,
+        None => strip_explicit_refs(&mut fields),
     }
     if let Some(wf) = wf_override {
         // Rule 5 set aside the workflow value Automerge keeps (see conflicts.rs).
@@ -245,7 +258,10 @@ pub fn materialize(
                     c.map_references(conn, &mut row)?;
                     c.child_id(&row_id)
                 }
-                None => row_id,
+                None => {
+                    strip_explicit_refs(&mut row);
+                    row_id
+                }
             };
             row.insert("id".into(), Field::Str(row_id));
             row.insert(parent_col.to_string(), Field::Str(id.to_string()));

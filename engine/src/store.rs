@@ -492,9 +492,14 @@ impl<'a> Tx<'a> {
             self.docs.insert(storage.clone(), AutoCommit::new());
         }
         let actor = ActorId::from(&self.actor[..]);
+        let clashes = self.columns.clashes(self.tx)?;
         let d = self.docs.get_mut(&storage).expect("doc loaded above");
         d.set_actor(actor);
+        let before = clashes.then(|| references_in(d, kind));
         f(d)?;
+        if let Some(before) = before {
+            pin_references(self.tx, d, kind, &before)?;
+        }
         let time = chrono::Utc::now().timestamp();
         if d.commit_with(automerge::transaction::CommitOptions::default().with_time(time))
             .is_none()
@@ -560,6 +565,57 @@ impl<'a> Tx<'a> {
         }
         Ok(())
     }
+}
+
+/// A document's reference fields: (child map, row, column) → value; the map and row are
+/// empty for the document's own fields.
+type References = std::collections::BTreeMap<(String, String, String), String>;
+
+fn references_in(d: &AutoCommit, kind: Kind) -> References {
+    let mut out = References::new();
+    let mut take =
+        |map: &str, row: &str, fields: &std::collections::BTreeMap<String, doc::Field>| {
+            for col in crate::lineage::REFERENCE_COLUMNS {
+                if let Some(doc::Field::Str(v)) = fields.get(col) {
+                    out.insert(
+                        (map.to_string(), row.to_string(), col.to_string()),
+                        v.clone(),
+                    );
+                }
+            }
+        };
+    take("", "", &doc::flatten(d, &automerge::ROOT));
+    for (map, _, _) in materialize::tables_of(kind).1 {
+        for (row, fields) in doc::children(d, map) {
+            take(map, &row, &fields);
+        }
+    }
+    out
+}
+
+/// After a change written while some id has clashed: references this change wrote to an id
+/// that clashed are pinned to the lineage they mean now (`lineage::explicit_ref`).
+fn pin_references(
+    conn: &Connection,
+    d: &mut AutoCommit,
+    kind: Kind,
+    before: &References,
+) -> Result<()> {
+    for ((map, row, col), v) in references_in(d, kind) {
+        if before.get(&(map.clone(), row.clone(), col.clone())) == Some(&v) {
+            continue;
+        }
+        let pinned = crate::lineage::explicit_ref(conn, &v)?;
+        if pinned == v {
+            continue;
+        }
+        if map.is_empty() {
+            doc::put_str(d, &col, &pinned)?;
+        } else {
+            doc::put_child_field(d, &map, &row, &col, Some(doc::Field::Str(pinned)))?;
+        }
+    }
+    Ok(())
 }
 
 /// Materializes one entity and settles references: rows it could not write yet are

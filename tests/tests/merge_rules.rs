@@ -849,6 +849,18 @@ fn an_id_clash_keeps_both_entities_and_renames_one_deterministically() {
         conflicts_json(&nodes[0], true)
     );
 
+    // The machine whose issue was renamed now logs on the id it sees: the kept issue. That
+    // reference means the kept issue everywhere (it is pinned to its lineage when written),
+    // not the writer's own renamed one.
+    let renamed_machine = if lineages[1].author == machine_a {
+        0
+    } else {
+        1
+    };
+    nodes[renamed_machine]
+        .project
+        .log(Some(id), "a note on the kept issue", "progress")
+        .unwrap();
     // Later edits to either issue go to the right one everywhere; acknowledging settles it.
     nodes[1]
         .project
@@ -875,6 +887,15 @@ fn an_id_clash_keeps_both_entities_and_renames_one_deterministically() {
     for n in &nodes {
         assert_eq!(title_of(n, &renamed), "Renamed issue, edited");
         assert_eq!(title_of(n, id), "Kept issue, edited");
+        let kept = td_engine::query::issue_detail(n.project.store.conn(), id).unwrap();
+        assert!(
+            kept["logs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l["message"] == "a note on the kept issue" && l["issue_id"] == id),
+            "{kept}"
+        );
     }
     assert_eq!(nodes[0].export(), nodes[1].export());
     assert_eq!(nodes[0].export(), nodes[2].export());
