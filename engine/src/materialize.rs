@@ -121,6 +121,8 @@ pub struct Columns {
     pub(crate) deps_dirty: std::collections::BTreeSet<String>,
     /// Whether any id in the project has clashed (`lineage.rs`), asked once per transaction.
     clashes: Option<bool>,
+    /// Whether `crdt_pending_refs` may hold rows, asked once per transaction.
+    pending_refs: Option<bool>,
 }
 
 impl Columns {
@@ -130,6 +132,28 @@ impl Columns {
             self.clashes = Some(crate::lineage::any(conn)?);
         }
         Ok(self.clashes == Some(true))
+    }
+
+    /// Whether some document may be waiting for an entity (`crdt_pending_refs` has rows, or
+    /// got one in this transaction).
+    pub(crate) fn pending_refs(&mut self, conn: &Connection) -> Result<bool> {
+        if self.pending_refs.is_none() {
+            let any = conn
+                .prepare_cached("SELECT 1 FROM crdt_pending_refs LIMIT 1")?
+                .exists([])?;
+            self.pending_refs = Some(any);
+        }
+        Ok(self.pending_refs == Some(true))
+    }
+
+    /// Notes that a pending reference was just recorded.
+    pub(crate) fn set_pending_refs(&mut self) {
+        self.pending_refs = Some(true);
+    }
+
+    /// Forgets the cached answer (a new transaction: another process may have written).
+    pub(crate) fn forget_pending_refs(&mut self) {
+        self.pending_refs = None;
     }
 
     /// Notes that an id clash was just registered, or forgets the cached answer (`None`).

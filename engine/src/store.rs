@@ -231,6 +231,7 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         self.columns.set_clashes(None); // another process may have synced since
+        self.columns.forget_pending_refs();
         let project = meta(&tx, "project_id")?.unwrap_or_default();
         let writer = writer_id(&tx, &self.path, &self.identity)?;
         let actor = actor_for(&writer, session);
@@ -639,8 +640,13 @@ pub(crate) fn materialize_entity(
     } else {
         None
     };
-    conn.prepare_cached("DELETE FROM crdt_pending_refs WHERE doc_id = ?1")?
-        .execute([id])?;
+    // Most transactions (a bulk sync included) never see a pending reference: then the
+    // bookkeeping below is skipped.
+    let pending = cols.pending_refs(conn)?;
+    if pending {
+        conn.prepare_cached("DELETE FROM crdt_pending_refs WHERE doc_id = ?1")?
+            .execute([id])?;
+    }
     for missing in materialize::materialize(
         conn,
         cols,
@@ -654,6 +660,10 @@ pub(crate) fn materialize_entity(
             "INSERT OR IGNORE INTO crdt_pending_refs(doc_id, missing_id) VALUES (?1, ?2)",
         )?
         .execute([id, &missing])?;
+        cols.set_pending_refs();
+    }
+    if !pending {
+        return Ok(()); // nothing was waiting for this entity before it materialized
     }
     let waiters: Vec<String> = conn
         .prepare_cached(

@@ -507,6 +507,13 @@ fn clashed_lineages(
     }
     let mut roots: Vec<lineage::Root> = Vec::new();
     if known.is_empty() {
+        // The common case: the creation of a document this replica does not hold yet.
+        let exists = conn
+            .prepare_cached("SELECT 1 FROM crdt_docs WHERE doc_id = ?1")?
+            .exists([doc_id])?;
+        if !exists && incoming.iter().all(|c| c.hash() == incoming[0].hash()) {
+            return Ok(None);
+        }
         if let Some(mut stored) = store::load_doc(conn, doc_id)? {
             if let Some(r) = lineage::root_of(&mut stored) {
                 roots.push(lineage::Root::of(conn, &r, doc_id.to_string())?);
