@@ -123,6 +123,8 @@ pub struct Columns {
     clashes: Option<bool>,
     /// Whether `crdt_pending_refs` may hold rows, asked once per transaction.
     pending_refs: Option<bool>,
+    /// Upsert statements by table and set of present columns (bit per column).
+    upserts: HashMap<(&'static str, u128), String>,
 }
 
 impl Columns {
@@ -430,10 +432,12 @@ fn upsert(
     let columns = cols.get(conn, table)?;
     let mut names = Vec::new();
     let mut values: Vec<SqlValue> = Vec::new();
-    for c in columns {
+    let mut mask = 0u128;
+    for (i, c) in columns.iter().enumerate() {
         let Some(f) = fields.get(&c.name) else {
             continue;
         };
+        mask |= 1u128 << (i % 128);
         let v = match f {
             Field::Int(i) => SqlValue::Integer(*i),
             Field::Str(s) => SqlValue::Text(s.clone()),
@@ -447,9 +451,17 @@ fn upsert(
             }
             Field::Null => SqlValue::Null,
         };
-        names.push(c.name.as_str());
+        names.push(i);
         values.push(v);
     }
+    // The statement text depends only on which columns are present: build it once per set.
+    if let Some(sql) = cols.upserts.get(&(table, mask)) {
+        conn.prepare_cached(sql)?
+            .execute(params_from_iter(values))?;
+        return Ok(());
+    }
+    let columns = cols.get(conn, table)?;
+    let names: Vec<&str> = names.iter().map(|&i| columns[i].name.as_str()).collect();
     let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
     let updates: Vec<String> = names
         .iter()
@@ -472,5 +484,6 @@ fn upsert(
     };
     conn.prepare_cached(&sql)?
         .execute(params_from_iter(values))?;
+    cols.upserts.insert((table, mask), sql);
     Ok(())
 }

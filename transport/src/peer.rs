@@ -36,6 +36,14 @@ fn transport_config() -> quinn::TransportConfig {
     t.keep_alive_interval(Some(Duration::from_secs(4)));
     // Rounds are short: MTU probing would cost more bytes than it saves.
     t.mtu_discovery_config(None);
+    // Room for the batches in flight (engine::sync::wire::WINDOW of up to BATCH_BYTES each):
+    // the sender keeps streaming while the receiver applies the previous batch, instead of
+    // stalling on flow control.
+    let window =
+        (td_engine::sync::wire::WINDOW as u32 + 1) * td_engine::sync::wire::BATCH_BYTES as u32;
+    t.stream_receive_window(quinn::VarInt::from_u32(window));
+    t.receive_window(quinn::VarInt::from_u32(2 * window));
+    t.send_window(2 * window as u64);
     t
 }
 
