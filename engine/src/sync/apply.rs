@@ -208,7 +208,9 @@ impl SyncStore for Store {
                     ));
                     break;
                 }
-                let change = match Change::from_bytes(rec.body.change.clone()) {
+                // The record's hash and encoding are already computed: its change bytes can
+                // move into the parsed change.
+                let change = match Change::from_bytes(std::mem::take(&mut rec.body.change)) {
                     Ok(c) if c.actor_id().to_bytes() == run.actor => c,
                     _ => {
                         report
@@ -438,21 +440,28 @@ fn apply_doc(
     }
     let mut doc = store::load_doc(conn, doc_id)?.unwrap_or_else(AutoCommit::new);
     let was_pending = pending.len();
-    let all: Vec<HashedChange> = pending.into_iter().chain(new).collect();
-    doc.apply_changes(all.iter().map(|(_, c)| c.clone()))?;
+    // The changes move into the document; only their rows and hashes are kept to check.
+    let mut rows = Vec::with_capacity(pending.len() + new.len());
+    let mut merged_now = false;
+    let all = pending.into_iter().chain(new).map(|(h, c)| {
+        merged_now |= c.deps().len() > 1;
+        rows.push((h, c.hash()));
+        c
+    });
+    doc.apply_changes(all.collect::<Vec<_>>())?;
     let mut unapplied = Vec::new();
     let mut now_applied = Vec::new();
     // Usually every change applies; only when some wait for missing dependencies is it worth
     // asking the document change by change.
     let everything_applied = doc.get_missing_deps(&[]).is_empty();
-    for (i, (h, c)) in all.iter().enumerate() {
+    for (i, (h, hash)) in rows.iter().enumerate() {
         if everything_applied {
             if i < was_pending {
                 now_applied.push(*h);
             }
             continue;
         }
-        let applied = doc.get_change_by_hash(&c.hash()).is_some();
+        let applied = doc.get_change_by_hash(hash).is_some();
         match (applied, i < was_pending) {
             (true, true) => now_applied.push(*h),
             (false, false) => unapplied.push(*h),
@@ -464,7 +473,6 @@ fn apply_doc(
         conn.prepare_cached("UPDATE crdt_changes SET applied = 1 WHERE id = ?1")?
             .execute([h])?;
     }
-    let merged_now = all.iter().any(|(_, c)| c.deps().len() > 1);
     let merged = store::save_doc(conn, doc_id, kind, &mut doc, merged_now)?;
     store::materialize_entity(conn, cols, doc_id, kind, &mut doc, merged)
 }
