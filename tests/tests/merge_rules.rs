@@ -835,6 +835,27 @@ fn an_id_clash_keeps_both_entities_and_renames_one_deterministically() {
         conflicts_json(&nodes[1], true)
     );
 
+    // The real binary shows the rename: `td sync conflicts` and `td show --json`.
+    let config = tempfile::tempdir().unwrap();
+    let td = |args: &[&str]| {
+        let out = std::process::Command::new(td_tests::td_bin())
+            .arg("-w")
+            .arg(&nodes[0].root)
+            .args(args)
+            .env("XDG_CONFIG_HOME", config.path())
+            .env_remove("TD_WORK_DIR")
+            .env_remove("TD_SESSION_ID")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "td {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let listed = td(&["sync", "conflicts"]);
+    assert!(listed.contains(&renamed) && listed.contains(id), "{listed}");
+    let shown: Value = serde_json::from_str(&td(&["show", &renamed, "--json"])).unwrap();
+    assert_eq!(shown["renamed_from"], id);
+    assert_eq!(shown["id"], renamed.as_str());
+
     // Rebuilding from the log, and a late joiner, give the same tables.
     let reference = nodes[0].export();
     nodes[1].project.store.rebuild().unwrap();
