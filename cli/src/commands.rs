@@ -167,7 +167,9 @@ fn import(
     shown: &std::path::Path,
     json: bool,
 ) -> Result<()> {
-    let r = p.store.migrate_from(src)?;
+    let r = p
+        .store
+        .migrate_from_with_progress(src, &mut import_progress(json))?;
     let src = shown;
     let total: usize = r.imported.values().sum();
     let v = json!({"action": "imported", "source": src.display().to_string(), "imported": r.imported,
@@ -193,6 +195,33 @@ fn import(
         s
     });
     Ok(())
+}
+
+/// A progress bar on stderr for importing a large database (never with --json or off a
+/// terminal); cleared when the import ends.
+fn import_progress(json: bool) -> impl FnMut(usize, usize) {
+    use std::io::IsTerminal;
+    let enabled = !json && std::io::stderr().is_terminal();
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    move |done, total| {
+        if !enabled || total < 2_000 {
+            return;
+        }
+        let b = bar.get_or_insert_with(|| {
+            let b = indicatif::ProgressBar::new(total as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "importing {bar:40} {pos}/{len} entities ({eta} left)",
+                )
+                .expect("valid template"),
+            );
+            b
+        });
+        b.set_position(done as u64);
+        if done >= total {
+            b.finish_and_clear();
+        }
+    }
 }
 
 /// The issues a command names (for conflict warnings).

@@ -235,8 +235,29 @@ fn session_of(row: &Row, cols: &[&str]) -> String {
 impl Store {
     /// Imports every synced entity of the td database at `src` (schema v38 or older).
     pub fn migrate_from(&mut self, src: &Path) -> Result<MigrationReport> {
+        self.migrate_from_with_progress(src, &mut |_, _| {})
+    }
+
+    /// [`Store::migrate_from`], calling `progress(done, total)` as entities are imported (for a
+    /// progress bar on large databases).
+    pub fn migrate_from_with_progress(
+        &mut self,
+        src: &Path,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<MigrationReport> {
         let started = Instant::now();
         let source = open_source(src)?;
+        let total: usize = ENTITY_TABLES
+            .iter()
+            .map(|t| count_rows(&source, t))
+            .sum::<Result<usize>>()?;
+        let mut done = 0usize;
+        let mut step = |n: usize| {
+            done += n;
+            if done % 256 == 0 || done == total {
+                progress(done, total);
+            }
+        };
         let mut report = MigrationReport::default();
         let issue_ids: std::collections::HashSet<String> = rows(&source, "issues", "", None)?
             .iter()
@@ -263,6 +284,7 @@ impl Store {
             let mut skipped = Vec::new();
             let present = |tx: &mut Tx<'_>, id: &str| tx.version(id).map(|v| v.is_some());
             for row in rows(&source, "issues", "", None)? {
+                step(1);
                 let id = text(&row, "id");
                 if Kind::of_id(&id) != Some(Kind::Issue) {
                     skipped.push(format!("issue with unexpected id '{id}'"));
@@ -332,6 +354,7 @@ impl Store {
             ];
             for (table, kind, session_cols, children) in simple {
                 for row in rows(&source, table, "", None)? {
+                    step(1);
                     let id = text(&row, "id");
                     if id == "bd-all-issues" {
                         continue; // every database has its own builtin board
@@ -406,6 +429,32 @@ impl Store {
     }
 }
 
+/// The source tables whose rows become entities (what the progress counts).
+const ENTITY_TABLES: [&str; 8] = [
+    "issues",
+    "boards",
+    "work_sessions",
+    "notes",
+    "logs",
+    "comments",
+    "handoffs",
+    "issue_reviews",
+];
+
+/// Rows of a source table (0 when an older td did not have it).
+fn count_rows(conn: &Connection, table: &str) -> Result<usize> {
+    let exists = conn
+        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?
+        .exists([table])?;
+    if !exists {
+        return Ok(0);
+    }
+    let n: i64 = conn.query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| {
+        r.get(0)
+    })?;
+    Ok(n as usize)
+}
+
 /// Writes an export produced by `td export --format json` into a new td-schema database at
 /// `path`, so it can be imported like any td database.
 pub fn json_export_to_db(export: &serde_json::Value, path: &Path) -> Result<()> {
@@ -473,16 +522,7 @@ impl Store {
     pub fn migrate_dry_run(&self, src: &Path) -> Result<BTreeMap<String, usize>> {
         let source = open_source(src)?;
         let mut out = BTreeMap::new();
-        for table in [
-            "issues",
-            "boards",
-            "work_sessions",
-            "notes",
-            "logs",
-            "comments",
-            "handoffs",
-            "issue_reviews",
-        ] {
+        for table in ENTITY_TABLES {
             let n = rows(&source, table, "", None)?
                 .iter()
                 .map(|r| text(r, "id"))

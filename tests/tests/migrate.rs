@@ -511,3 +511,48 @@ fn a_large_generated_database_survives_migration_export_import_and_sync_byte_for
     assert_same_rows(&d.db(), &src, "after sync");
     sa.stop();
 }
+
+/// The import reports progress (what the CLI's progress bar shows on large databases): calls
+/// rise monotonically and end at the number of source entities.
+#[test]
+fn migration_reports_progress_up_to_every_source_entity() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("generated.db");
+    generate_td_db(&src, 600);
+    let source = rusqlite::Connection::open(&src).unwrap();
+    let expected: i64 = [
+        "issues",
+        "boards",
+        "work_sessions",
+        "notes",
+        "logs",
+        "comments",
+        "handoffs",
+        "issue_reviews",
+    ]
+    .iter()
+    .map(|t| {
+        source
+            .query_row(&format!("SELECT count(*) FROM {t}"), [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap()
+    })
+    .sum();
+    let r = Replica::init();
+    let mut store = r.store();
+    let mut calls: Vec<(usize, usize)> = Vec::new();
+    let report = store
+        .migrate_from_with_progress(&src, &mut |done, total| calls.push((done, total)))
+        .unwrap();
+    assert_eq!(report.imported["issues"], 600);
+    assert!(calls.len() > 2, "{calls:?}");
+    assert!(
+        calls.windows(2).all(|w| w[0].0 < w[1].0),
+        "monotonic: {calls:?}"
+    );
+    assert_eq!(
+        *calls.last().unwrap(),
+        (expected as usize, expected as usize)
+    );
+}
