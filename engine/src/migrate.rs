@@ -254,7 +254,7 @@ impl Store {
         let mut done = 0usize;
         let mut step = |n: usize| {
             done += n;
-            if done % 256 == 0 || done == total {
+            if done.is_multiple_of(256) || done == total {
                 progress(done, total);
             }
         };
