@@ -11,29 +11,42 @@ use crate::filter;
 use crate::query::{self, ListFilter};
 
 /// Where `td search` looks, and the SQL that finds issue ids with a match there. `instr` on
-/// lower-cased text: a case-insensitive substring test with no pattern characters to escape.
+/// case-folded text: a case-insensitive substring test with no pattern characters to escape.
+/// `td_fold` is Rust's Unicode lower-casing (SQLite's `lower` folds ASCII only).
 const SEARCH_SOURCES: [(&str, &str); 5] = [
     (
         "title",
-        "SELECT id FROM issues WHERE instr(lower(title), ?1) > 0",
+        "SELECT id FROM issues WHERE instr(td_fold(title), ?1) > 0",
     ),
     (
         "description",
-        "SELECT id FROM issues WHERE instr(lower(description), ?1) > 0",
+        "SELECT id FROM issues WHERE instr(td_fold(description), ?1) > 0",
     ),
     (
         "acceptance",
-        "SELECT id FROM issues WHERE instr(lower(acceptance), ?1) > 0",
+        "SELECT id FROM issues WHERE instr(td_fold(acceptance), ?1) > 0",
     ),
     (
         "log",
-        "SELECT DISTINCT issue_id FROM logs WHERE instr(lower(message), ?1) > 0",
+        "SELECT DISTINCT issue_id FROM logs WHERE instr(td_fold(message), ?1) > 0",
     ),
     (
         "comment",
-        "SELECT DISTINCT issue_id FROM comments WHERE instr(lower(text), ?1) > 0",
+        "SELECT DISTINCT issue_id FROM comments WHERE instr(td_fold(text), ?1) > 0",
     ),
 ];
+
+/// Registers `td_fold(text)`: Unicode lower-casing, so `ÜBER` finds `über`.
+fn register_fold(conn: &Connection) -> Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "td_fold",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| Ok(ctx.get::<Option<String>>(0)?.map(|s| s.to_lowercase())),
+    )?;
+    Ok(())
+}
 
 /// `td search <text>`: live issues (closed included) whose title, description, acceptance,
 /// logs or comments contain `text`, case-insensitively, by priority. Each issue carries
@@ -43,6 +56,7 @@ pub fn search(conn: &Connection, text: &str) -> Result<Vec<Value>> {
     if needle.is_empty() {
         return Err(invalid("search text is empty"));
     }
+    register_fold(conn)?;
     let mut hits: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for (source, sql) in SEARCH_SOURCES {
         let mut stmt = conn.prepare_cached(sql)?;

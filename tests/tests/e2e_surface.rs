@@ -387,6 +387,11 @@ fn search_query_and_tree() {
     assert_eq!(ids(&r.json(&["search", "DROP TABLE"])), [b.as_str()]);
     assert_eq!(ids(&r.json(&["search", "مرحبا"])), [a.as_str()]);
     assert_eq!(ids(&r.json(&["search", "SYNC"])), [epic.as_str()]);
+    // Case folding is Unicode-aware, not ASCII only.
+    let u = r.create("Über-Fehler im Ölmodul", &[]);
+    assert_eq!(ids(&r.json(&["search", "über-fehler"])), [u.as_str()]);
+    assert_eq!(ids(&r.json(&["search", "ÖLMODUL"])), [u.as_str()]);
+    r.json(&["delete", &u]);
     assert!(r.ok(&["search", "quinn"]).contains("(in log)"));
     assert_eq!(r.ok(&["search", "zzz-nothing"]).trim(), "No issues found.");
     assert_eq!(
