@@ -36,18 +36,6 @@ const SEARCH_SOURCES: [(&str, &str); 5] = [
     ),
 ];
 
-/// Registers `td_fold(text)`: Unicode lower-casing, so `ÜBER` finds `über`.
-fn register_fold(conn: &Connection) -> Result<()> {
-    use rusqlite::functions::FunctionFlags;
-    conn.create_scalar_function(
-        "td_fold",
-        1,
-        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-        |ctx| Ok(ctx.get::<Option<String>>(0)?.map(|s| s.to_lowercase())),
-    )?;
-    Ok(())
-}
-
 /// `td search <text>`: live issues (closed included) whose title, description, acceptance,
 /// logs or comments contain `text`, case-insensitively, by priority. Each issue carries
 /// `matched_in`: the places that matched.
@@ -56,7 +44,7 @@ pub fn search(conn: &Connection, text: &str) -> Result<Vec<Value>> {
     if needle.is_empty() {
         return Err(invalid("search text is empty"));
     }
-    register_fold(conn)?;
+    query::register_fold(conn)?;
     let mut hits: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for (source, sql) in SEARCH_SOURCES {
         let mut stmt = conn.prepare_cached(sql)?;

@@ -141,6 +141,18 @@ pub struct ListFilter {
     pub limit: Option<usize>,
 }
 
+/// Registers `td_fold(text)`: Unicode lower-casing, so `ÜBER` finds `über`.
+pub(crate) fn register_fold(conn: &Connection) -> Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "td_fold",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| Ok(ctx.get::<Option<String>>(0)?.map(|s| s.to_lowercase())),
+    )?;
+    Ok(())
+}
+
 /// Lists issues matching `f`, in a deterministic order.
 pub fn list_issues(conn: &Connection, f: &ListFilter) -> Result<Vec<Issue>> {
     let mut sql = String::from("SELECT * FROM issues WHERE ");
@@ -174,10 +186,11 @@ pub fn list_issues(conn: &Connection, f: &ListFilter) -> Result<Vec<Issue>> {
         sql.push_str(&format!(" AND parent_id = ?{}", args.len()));
     }
     if let Some(q) = &f.search {
-        args.push(format!("%{}%", q.to_lowercase()));
+        register_fold(conn)?;
+        args.push(q.to_lowercase());
         let n = args.len();
         sql.push_str(&format!(
-            " AND (lower(title) LIKE ?{n} OR lower(description) LIKE ?{n} OR lower(id) LIKE ?{n})"
+            " AND (instr(td_fold(title), ?{n}) > 0 OR instr(td_fold(description), ?{n}) > 0 OR instr(lower(id), ?{n}) > 0)"
         ));
     }
     if let Some(me) = &f.mine {
