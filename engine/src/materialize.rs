@@ -84,6 +84,20 @@ impl ClashContext {
     }
 }
 
+/// Deletes an entity's own row and its child rows.
+pub(crate) fn remove_rows(conn: &Connection, kind: Kind, id: &str) -> Result<()> {
+    let (table, children) = tables_of(kind);
+    for (_, child_table, parent_col) in children {
+        conn.prepare_cached(&format!(
+            "DELETE FROM {child_table} WHERE {parent_col} = ?1"
+        ))?
+        .execute([id])?;
+    }
+    conn.prepare_cached(&format!("DELETE FROM {table} WHERE id = ?1"))?
+        .execute([id])?;
+    Ok(())
+}
+
 /// A replica that has not seen an id clash reads an explicit reference (`id#root`, written
 /// by a replica that has) as the plain id.
 fn strip_explicit_refs(fields: &mut BTreeMap<String, Field>) {
@@ -242,14 +256,7 @@ pub fn materialize(
             .any(|c| c.name == "deleted_at")
     {
         // A tombstone in a table td deletes rows from (boards): the row and its children go.
-        for (_, child_table, parent_col) in children {
-            conn.prepare_cached(&format!(
-                "DELETE FROM {child_table} WHERE {parent_col} = ?1"
-            ))?
-            .execute([id])?;
-        }
-        conn.prepare_cached(&format!("DELETE FROM {table} WHERE id = ?1"))?
-            .execute([id])?;
+        remove_rows(conn, kind, id)?;
         return Ok(missing);
     }
     let existed = conn

@@ -430,7 +430,7 @@ impl Store {
 }
 
 /// The source tables whose rows become entities (what the progress counts).
-const ENTITY_TABLES: [&str; 8] = [
+pub const ENTITY_TABLES: [&str; 8] = [
     "issues",
     "boards",
     "work_sessions",

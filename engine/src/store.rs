@@ -687,15 +687,7 @@ pub(crate) fn materialize_entity(
 /// Removes every row materialized for `entity` (its own row, its child rows, its pending
 /// references and field conflicts), before an id clash moves it to another id.
 pub(crate) fn delete_entity_rows(conn: &Connection, kind: Kind, entity: &str) -> Result<()> {
-    let (table, children) = materialize::tables_of(kind);
-    for (_, child_table, parent_col) in children {
-        conn.prepare_cached(&format!(
-            "DELETE FROM {child_table} WHERE {parent_col} = ?1"
-        ))?
-        .execute([entity])?;
-    }
-    conn.prepare_cached(&format!("DELETE FROM {table} WHERE id = ?1"))?
-        .execute([entity])?;
+    materialize::remove_rows(conn, kind, entity)?;
     conn.prepare_cached("DELETE FROM crdt_pending_refs WHERE doc_id = ?1")?
         .execute([entity])?;
     conn.prepare_cached("DELETE FROM crdt_conflicts WHERE entity = ?1 AND field != 'id'")?

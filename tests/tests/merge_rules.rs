@@ -427,6 +427,56 @@ fn order_independence_over_random_and_exhaustive_deliveries() {
     assert_eq!(conflicts_json(&nodes[0], true), c0);
 }
 
+/// One run per writer of everything `nodes` wrote after `before`: consecutive runs of an actor
+/// join into one, vouched for by the last record's signature (the hash chain covers the rest).
+fn one_run_per_writer(nodes: &[Node], before: &[Vec<u8>]) -> Vec<WireRun> {
+    let mut runs: Vec<WireRun> = Vec::new();
+    for n in nodes {
+        for chain in records_by_actor(n, before) {
+            runs.extend(chain);
+        }
+    }
+    runs.sort_by_key(|r| (r.actor, r.first_seq));
+    runs.dedup_by(|a, b| a.actor == b.actor && a.first_seq == b.first_seq);
+    let mut joined: Vec<WireRun> = Vec::new();
+    for r in runs {
+        match joined.last_mut() {
+            Some(last) if last.actor == r.actor => {
+                last.changes.extend(r.changes);
+                last.signature = r.signature;
+            }
+            _ => joined.push(r),
+        }
+    }
+    joined
+}
+
+/// Delivers three runs to copies of `base` in all six orders; `outcome` describes each result
+/// (and may assert on it). Returns the distinct outcomes.
+fn all_six_orders(
+    base: &tempfile::TempDir,
+    runs: &[WireRun],
+    outcome: impl Fn(&td_engine::Store) -> String,
+) -> std::collections::BTreeSet<String> {
+    assert_eq!(runs.len(), 3);
+    let mut results = std::collections::BTreeSet::new();
+    for order in [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+    ] {
+        let (_dir, mut store) = copy_of(base);
+        for i in order {
+            store.apply(std::slice::from_ref(&runs[i])).unwrap();
+        }
+        results.insert(outcome(&store));
+    }
+    results
+}
+
 #[test]
 fn all_orders_of_a_small_set() {
     let mut nodes = mesh::project(3);
@@ -442,36 +492,16 @@ fn all_orders_of_a_small_set() {
             )
             .unwrap();
     }
-    let mut runs: Vec<WireRun> = Vec::new();
-    for n in &nodes {
-        for chain in records_by_actor(n, &before) {
-            runs.extend(chain);
-        }
-    }
-    runs.sort_by_key(|r| (r.actor, r.first_seq));
-    runs.dedup_by(|a, b| a.actor == b.actor && a.first_seq == b.first_seq);
-    assert_eq!(runs.len(), 3);
-    let mut results = std::collections::BTreeSet::new();
-    for order in [
-        [0, 1, 2],
-        [0, 2, 1],
-        [1, 0, 2],
-        [1, 2, 0],
-        [2, 0, 1],
-        [2, 1, 0],
-    ] {
-        let (_dir, mut store) = copy_of(&base);
-        for i in order {
-            store.apply(std::slice::from_ref(&runs[i])).unwrap();
-        }
+    let runs = one_run_per_writer(&nodes, &before);
+    let results = all_six_orders(&base, &runs, |store| {
         let c = conflicts::list(store.conn(), true, None, None).unwrap();
         assert_eq!(c.len(), 2);
-        results.insert(format!(
+        format!(
             "{}{}",
             td_engine::export::export_json_string(store.conn()).unwrap(),
             serde_json::to_string(&c.iter().map(|x| &x.json).collect::<Vec<_>>()).unwrap()
-        ));
-    }
+        )
+    });
     assert_eq!(results.len(), 1, "all six orders give one result");
 }
 
@@ -945,41 +975,8 @@ fn an_id_clash_gives_one_result_in_every_delivery_order() {
             .log(Some(id), &format!("log of machine {i}"), "progress")
             .unwrap();
     }
-    let mut runs: Vec<WireRun> = Vec::new();
-    for n in &nodes {
-        for chain in records_by_actor(n, &before) {
-            runs.extend(chain);
-        }
-    }
-    runs.sort_by_key(|r| (r.actor, r.first_seq));
-    runs.dedup_by(|a, b| a.actor == b.actor && a.first_seq == b.first_seq);
-    // One run per machine: consecutive runs of an actor join into one, vouched for by the
-    // last record's signature (the hash chain covers the rest).
-    let mut joined: Vec<WireRun> = Vec::new();
-    for r in runs {
-        match joined.last_mut() {
-            Some(last) if last.actor == r.actor => {
-                last.changes.extend(r.changes);
-                last.signature = r.signature;
-            }
-            _ => joined.push(r),
-        }
-    }
-    let runs = joined;
-    assert_eq!(runs.len(), 3);
-    let mut results = std::collections::BTreeSet::new();
-    for order in [
-        [0, 1, 2],
-        [0, 2, 1],
-        [1, 0, 2],
-        [1, 2, 0],
-        [2, 0, 1],
-        [2, 1, 0],
-    ] {
-        let (_dir, mut store) = copy_of(&base);
-        for i in order {
-            store.apply(std::slice::from_ref(&runs[i])).unwrap();
-        }
+    let runs = one_run_per_writer(&nodes, &before);
+    let results = all_six_orders(&base, &runs, |store| {
         let export = td_engine::export::export_json_string(store.conn()).unwrap();
         let v: Value = serde_json::from_str(&export).unwrap();
         let issues = v["tables"]["issues"].as_array().unwrap();
@@ -995,10 +992,10 @@ fn an_id_clash_gives_one_result_in_every_delivery_order() {
         }
         let c = conflicts::list(store.conn(), true, None, None).unwrap();
         assert_eq!(c.iter().filter(|x| x.field == "id").count(), 2);
-        results.insert(format!(
+        format!(
             "{export}{}",
             serde_json::to_string(&c.iter().map(|x| &x.json).collect::<Vec<_>>()).unwrap()
-        ));
-    }
+        )
+    });
     assert_eq!(results.len(), 1, "all six orders give one result");
 }

@@ -520,25 +520,16 @@ fn migration_reports_progress_up_to_every_source_entity() {
     let src = tmp.path().join("generated.db");
     generate_td_db(&src, 600);
     let source = rusqlite::Connection::open(&src).unwrap();
-    let expected: i64 = [
-        "issues",
-        "boards",
-        "work_sessions",
-        "notes",
-        "logs",
-        "comments",
-        "handoffs",
-        "issue_reviews",
-    ]
-    .iter()
-    .map(|t| {
-        source
-            .query_row(&format!("SELECT count(*) FROM {t}"), [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .unwrap()
-    })
-    .sum();
+    let expected: i64 = td_engine::migrate::ENTITY_TABLES
+        .iter()
+        .map(|t| {
+            source
+                .query_row(&format!("SELECT count(*) FROM {t}"), [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .unwrap()
+        })
+        .sum();
     let r = Replica::init();
     let mut store = r.store();
     let mut calls: Vec<(usize, usize)> = Vec::new();
