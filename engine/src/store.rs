@@ -800,6 +800,20 @@ pub(crate) fn save_doc(
     d: &mut AutoCommit,
     merged_now: bool,
 ) -> Result<bool> {
+    let snapshot = d.save();
+    save_doc_as(conn, id, kind, d, merged_now, snapshot)
+}
+
+/// [`save_doc`] with the snapshot bytes given: a saved document, or (for a document made
+/// entirely of changes at hand) those changes concatenated, which Automerge loads alike.
+pub(crate) fn save_doc_as(
+    conn: &Connection,
+    id: &str,
+    kind: Kind,
+    d: &mut AutoCommit,
+    merged_now: bool,
+    snapshot: Vec<u8>,
+) -> Result<bool> {
     let version = doc::version_of(d);
     let merged_now = merged_now || d.get_heads().len() > 1;
     let merged: i64 = conn
@@ -808,7 +822,7 @@ pub(crate) fn save_doc(
              ON CONFLICT(doc_id) DO UPDATE SET snapshot = excluded.snapshot, version = excluded.version, \
              merged = max(merged, excluded.merged) RETURNING merged",
         )?
-        .query_row(params![id, kind.name(), d.save(), version, merged_now as i64], |r| r.get(0))?;
+        .query_row(params![id, kind.name(), snapshot, version, merged_now as i64], |r| r.get(0))?;
     Ok(merged != 0)
 }
 

@@ -438,14 +438,22 @@ fn apply_doc(
     if let Some((lineages, referrers)) = clashed_lineages(conn, cols, doc_id, &pending, &new)? {
         return apply_lineages(conn, cols, kind, lineages, referrers, pending, new);
     }
-    let mut doc = store::load_doc(conn, doc_id)?.unwrap_or_else(AutoCommit::new);
+    let stored = store::load_doc(conn, doc_id)?;
+    let fresh = stored.is_none();
+    let mut doc = stored.unwrap_or_else(AutoCommit::new);
     let was_pending = pending.len();
-    // The changes move into the document; only their rows and hashes are kept to check.
+    // The changes move into the document; only their rows and hashes are kept to check. For a
+    // document this batch creates, their bytes are kept too: concatenated, they are a valid
+    // snapshot (Automerge loads a sequence of changes), cheaper than encoding a document.
     let mut rows = Vec::with_capacity(pending.len() + new.len());
     let mut merged_now = false;
+    let mut raw: Vec<u8> = Vec::new();
     let all = pending.into_iter().chain(new).map(|(h, c)| {
         merged_now |= c.deps().len() > 1;
         rows.push((h, c.hash()));
+        if fresh {
+            raw.extend_from_slice(c.raw_bytes());
+        }
         c
     });
     doc.apply_changes(all.collect::<Vec<_>>())?;
@@ -473,7 +481,11 @@ fn apply_doc(
         conn.prepare_cached("UPDATE crdt_changes SET applied = 1 WHERE id = ?1")?
             .execute([h])?;
     }
-    let merged = store::save_doc(conn, doc_id, kind, &mut doc, merged_now)?;
+    let merged = if fresh && everything_applied {
+        store::save_doc_as(conn, doc_id, kind, &mut doc, merged_now, raw)?
+    } else {
+        store::save_doc(conn, doc_id, kind, &mut doc, merged_now)?
+    };
     store::materialize_entity(conn, cols, doc_id, kind, &mut doc, merged)
 }
 
