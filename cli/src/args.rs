@@ -557,6 +557,14 @@ pub enum PeerCommand {
         /// The public key of an ad-hoc peer given as host:port.
         #[arg(long)]
         key: Option<String>,
+        /// Keep one connection to the peer and sync whenever this replica changes (and at
+        /// least every --every seconds) until Ctrl-C. Prints one line per round (one JSON
+        /// object per line with --json). Rounds after the first skip the QUIC/TLS handshake.
+        #[arg(long)]
+        watch: bool,
+        /// With --watch: the longest wait between rounds, in seconds (pulls the peer's news).
+        #[arg(long, value_name = "SECONDS", default_value_t = 30, requires = "watch")]
+        every: u64,
     },
 }
 

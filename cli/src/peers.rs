@@ -71,7 +71,13 @@ pub fn peer(p: &mut Project, root: &Path, c: &PeerCommand, json: bool) -> Result
             });
         }
         PeerCommand::Serve { listen } => serve(p, root, listen)?,
-        PeerCommand::Sync { peers, key } => sync(p, root, peers, key.as_deref(), json)?,
+        PeerCommand::Sync {
+            peers,
+            key,
+            watch: true,
+            every,
+        } => watch(p, root, peers, key.as_deref(), *every, json)?,
+        PeerCommand::Sync { peers, key, .. } => sync(p, root, peers, key.as_deref(), json)?,
     }
     Ok(())
 }
@@ -193,6 +199,88 @@ impl Progress {
     }
 }
 
+/// One round's result as td prints it.
+fn round_json(name: &str, o: &td_transport::peer::SyncOutcome, conflicts: i64) -> (Value, bool) {
+    let s = &o.stats;
+    let mut v = json!({"peer": name, "sent": s.sent, "received": s.received, "conflicts": conflicts,
+        "bytes": {"frames_out": s.bytes_out, "frames_in": s.bytes_in, "udp_out": o.udp_sent, "udp_in": o.udp_received},
+        "ms": o.elapsed.as_millis() as u64});
+    let ok = s.rejected_here.is_empty();
+    if !ok {
+        v["error"] = Value::from(format!(
+            "refused {} change(s): {}",
+            s.rejected_here.len(),
+            s.rejected_here.join("; ")
+        ));
+    }
+    (v, ok)
+}
+
+fn round_line(r: &Value) -> String {
+    match r["error"].as_str() {
+        None => format!(
+            "peer {}: sent {}, received {}",
+            r["peer"].as_str().unwrap_or(""),
+            r["sent"],
+            r["received"]
+        ),
+        Some(e) => format!("peer {}: FAILED: {e}", r["peer"].as_str().unwrap_or("")),
+    }
+}
+
+/// `td peer sync <peer> --watch`: one kept connection, a round per local change (and at least
+/// every `every` seconds), a line per round, until Ctrl-C or SIGTERM.
+fn watch(
+    p: &mut Project,
+    root: &Path,
+    names: &[String],
+    key: Option<&str>,
+    every: u64,
+    json: bool,
+) -> Result<()> {
+    let mut list = targets(p, names, key)?;
+    if list.len() != 1 {
+        return Err(crate::output::invalid(
+            "--watch keeps one connection: name exactly one peer".into(),
+        ));
+    }
+    let target = list
+        .pop()
+        .expect("one target")
+        .map_err(|(name, reason)| crate::output::invalid(format!("peer {name}: {reason}")))?;
+    if every == 0 {
+        return Err(crate::output::invalid(
+            "--every must be at least 1 second".into(),
+        ));
+    }
+    let name = target.name.clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let conn = p.store.conn();
+    let mut before = td_engine::conflicts::count_unresolved(conn).unwrap_or(0);
+    let result = rt.block_on(td_transport::peer::watch(
+        root.to_path_buf(),
+        p.store.identity().clone(),
+        target,
+        std::time::Duration::from_secs(every),
+        shutdown_signal(),
+        &mut |o| {
+            let after = td_engine::conflicts::count_unresolved(conn).unwrap_or(0);
+            let (v, _) = round_json(&name, &o, (after - before).max(0));
+            before = after;
+            emit(json, &v, || round_line(&v));
+        },
+    ));
+    if let Err(e) = result {
+        let v =
+            json!({"peer": name, "sent": 0, "received": 0, "conflicts": 0, "error": e.to_string()});
+        emit(json, &v, || round_line(&v));
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
 fn sync(
     p: &mut Project,
     root: &Path,
@@ -235,16 +323,10 @@ fn sync(
             }
         };
         let v = match outcome {
-            Ok((o, conflicts)) if o.stats.rejected_here.is_empty() => {
-                let s = &o.stats;
-                json!({"peer": name, "sent": s.sent, "received": s.received, "conflicts": conflicts,
-                    "bytes": {"frames_out": s.bytes_out, "frames_in": s.bytes_in, "udp_out": o.udp_sent, "udp_in": o.udp_received}})
-            }
             Ok((o, conflicts)) => {
-                let s = &o.stats;
-                failed = true;
-                json!({"peer": name, "sent": s.sent, "received": s.received, "conflicts": conflicts,
-                    "error": format!("refused {} change(s): {}", s.rejected_here.len(), s.rejected_here.join("; "))})
+                let (v, ok) = round_json(&name, &o, conflicts);
+                failed |= !ok;
+                v
             }
             Err(reason) => {
                 failed = true;
@@ -255,15 +337,7 @@ fn sync(
     }
     let human = results
         .iter()
-        .map(|r| match r["error"].as_str() {
-            None => format!(
-                "peer {}: sent {}, received {}",
-                r["peer"].as_str().unwrap_or(""),
-                r["sent"],
-                r["received"]
-            ),
-            Some(e) => format!("peer {}: FAILED: {e}", r["peer"].as_str().unwrap_or("")),
-        })
+        .map(round_line)
         .collect::<Vec<_>>()
         .join("\n");
     emit(json, &Value::Array(results), || human);

@@ -256,6 +256,15 @@ impl Store {
         Ok(out)
     }
 
+    /// How far the change log goes: the id of its newest record (0 when empty). It grows with
+    /// every local or received change, so a watcher can tell when there is something to sync.
+    pub fn log_position(&self) -> Result<u64> {
+        let n: Option<i64> = self
+            .conn
+            .query_row("SELECT max(id) FROM crdt_changes", [], |r| r.get(0))?;
+        Ok(n.unwrap_or(0) as u64)
+    }
+
     /// Drops every synced td table and recomputes it (and the document cache) from the log.
     /// Returns the number of changes replayed.
     pub fn rebuild(&mut self) -> Result<usize> {

@@ -239,3 +239,72 @@ fn member_and_peer_commands() {
         "invalid_input"
     );
 }
+
+/// `td peer sync <peer> --watch` keeps one connection: a change on either side reaches the
+/// other without a new handshake, one JSON line per round, and Ctrl-C ends it cleanly with
+/// both replicas converged.
+#[test]
+fn watch_keeps_one_connection_and_syncs_each_change() {
+    use std::io::{BufRead, BufReader};
+    let a = Replica::init();
+    a.create("Served from A", &[]);
+    let b = Replica::init();
+    let sa = a.serve();
+    a.befriend(&b, "a", &sa.addr);
+    let mut child = b
+        .command(
+            None,
+            &["peer", "sync", "a", "--watch", "--every", "1", "--json"],
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = || -> serde_json::Value {
+        let line = lines.next().expect("a round line").unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}"))
+    };
+    let first = next();
+    assert!(first["error"].is_null(), "{first}");
+    assert!(
+        first["received"].as_u64().unwrap() > 0,
+        "B joins A's project: {first}"
+    );
+    // A local change on B goes out in its own round, much smaller than a fresh connection.
+    let id = b.create("Written on B while watching", &[]);
+    let mut round = next();
+    while round["sent"] == 0 {
+        round = next(); // a periodic round may come first
+    }
+    assert_eq!(round["sent"], 1, "{round}");
+    let udp =
+        round["bytes"]["udp_out"].as_u64().unwrap() + round["bytes"]["udp_in"].as_u64().unwrap();
+    assert!(
+        udp < 2_400,
+        "no handshake on a kept connection: {udp} bytes"
+    );
+    // A change on A arrives with the next periodic round.
+    a.create("Written on A while B watches", &[]);
+    let mut round = next();
+    while round["received"] == 0 {
+        round = next();
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "watch ends cleanly on Ctrl-C: {status:?}");
+    assert_eq!(a.export(), b.export(), "converged");
+    assert_eq!(
+        a.json(&["show", &id])["title"],
+        "Written on B while watching"
+    );
+    // Bad use: --watch keeps one connection, so it takes exactly one peer.
+    assert_eq!(
+        b.run(&["peer", "sync", "a", "other", "--watch", "--json"])
+            .error_code(),
+        "invalid_input"
+    );
+    sa.stop();
+}

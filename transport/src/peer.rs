@@ -262,15 +262,18 @@ pub struct SyncOutcome {
     pub udp_sent: u64,
     /// UDP payload bytes received.
     pub udp_received: u64,
+    /// Wall time of the round (for a first round, the connection set-up included).
+    pub elapsed: Duration,
 }
 
-/// Connects to `target`, proves our identity, checks theirs, and runs one sync round.
-pub async fn sync_with(
-    root: PathBuf,
-    identity: MachineIdentity,
-    target: PeerTarget,
-    progress: &mut (dyn FnMut(&RoundStats) + Send),
-) -> Result<SyncOutcome, TransportError> {
+/// A QUIC connection to a peer, on its own client endpoint.
+struct Dialed {
+    endpoint: Endpoint,
+    conn: Connection,
+}
+
+/// Opens a QUIC connection to `target` (no sync yet).
+async fn dial(target: &PeerTarget) -> Result<Dialed, TransportError> {
     let addr: SocketAddr = tokio::net::lookup_host(&target.addr)
         .await
         .map_err(|e| TransportError::Address(format!("cannot resolve {}: {e}", target.addr)))?
@@ -303,25 +306,112 @@ pub async fn sync_with(
         .map_err(|e| {
             TransportError::Connection(format!("cannot connect to {}: {e}", target.addr))
         })?;
-    let result = client_round(&conn, root, identity, &target, progress).await;
-    let udp = conn.stats();
-    let result = result.map(|stats| SyncOutcome {
-        stats,
-        udp_sent: udp.udp_tx.bytes,
-        udp_received: udp.udp_rx.bytes,
-    });
-    // The server closes once it has read our end of the stream; seeing that close means our
-    // last frames arrived, and spares us the draining period of closing first.
-    let peer_closed = result.is_ok()
-        && tokio::time::timeout(Duration::from_secs(2), conn.closed())
-            .await
-            .is_ok();
-    if !peer_closed {
-        conn.close(0u32.into(), b"done");
-        let _ = tokio::time::timeout(Duration::from_millis(300), endpoint.wait_idle()).await;
-    }
-    result
+    Ok(Dialed { endpoint, conn })
 }
+
+impl Dialed {
+    /// UDP payload bytes (sent, received) on the connection so far.
+    fn udp(&self) -> (u64, u64) {
+        let s = self.conn.stats();
+        (s.udp_tx.bytes, s.udp_rx.bytes)
+    }
+
+    /// Closes the connection (every round on it has finished) and lets the close go out.
+    async fn close(self) {
+        self.conn.close(0u32.into(), b"done");
+        let _ = tokio::time::timeout(Duration::from_millis(500), self.endpoint.wait_idle()).await;
+    }
+}
+
+/// Connects to `target`, proves our identity, checks theirs, and runs one sync round.
+pub async fn sync_with(
+    root: PathBuf,
+    identity: MachineIdentity,
+    target: PeerTarget,
+    progress: &mut (dyn FnMut(&RoundStats) + Send),
+) -> Result<SyncOutcome, TransportError> {
+    let started = std::time::Instant::now();
+    let dialed = dial(&target).await?;
+    let result = client_round(&dialed.conn, root, identity, &target, progress).await;
+    let (udp_sent, udp_received) = dialed.udp();
+    let elapsed = started.elapsed();
+    dialed.close().await;
+    result.map(|stats| SyncOutcome {
+        stats,
+        udp_sent,
+        udp_received,
+        elapsed,
+    })
+}
+
+/// Keeps one authenticated connection to `target` and runs a round on it at once, then
+/// whenever this replica's log grows and at least every `every`, until `stop` resolves or the
+/// connection fails. Each round after the first skips the QUIC/TLS handshake and the identity
+/// proofs (the connection is already bound to both machine keys), so a small change costs
+/// about its own bytes. `report` gets each round's outcome (bytes are that round's).
+pub async fn watch(
+    root: PathBuf,
+    identity: MachineIdentity,
+    target: PeerTarget,
+    every: Duration,
+    stop: impl std::future::Future<Output = ()>,
+    report: &mut dyn FnMut(SyncOutcome),
+) -> Result<(), TransportError> {
+    let started = std::time::Instant::now();
+    let dialed = dial(&target).await?;
+    tokio::pin!(stop);
+    let mut before = (0, 0); // the first round's bytes include the handshake
+    let stats = client_round(
+        &dialed.conn,
+        root.clone(),
+        identity.clone(),
+        &target,
+        &mut |_| {},
+    )
+    .await?;
+    // One connection kept for looking at the log between rounds (cheap to ask, every poll).
+    let local = Store::open(&root, identity.clone())?;
+    let mut seen = local.log_position()?;
+    let emit = |stats: RoundStats,
+                started: std::time::Instant,
+                before: &mut (u64, u64),
+                report: &mut dyn FnMut(SyncOutcome)| {
+        let now = dialed.udp();
+        report(SyncOutcome {
+            stats,
+            udp_sent: now.0 - before.0,
+            udp_received: now.1 - before.1,
+            elapsed: started.elapsed(),
+        });
+        *before = now;
+    };
+    emit(stats, started, &mut before, report);
+    let mut last = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tokio::time::sleep(WATCH_POLL) => {}
+        }
+        let size = local.log_position()?;
+        if size == seen && last.elapsed() < every {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let (mut send, recv) = dialed.conn.open_bi().await.map_err(conn_err)?;
+        let mut reader = FrameReader::new(recv);
+        let mut store = Store::open(&root, identity.clone())?;
+        store.pin_peer_key(target.key);
+        let stats = run_round(store, &mut send, &mut reader, &mut |_| {}).await?;
+        emit(stats, started, &mut before, report);
+        seen = local.log_position()?;
+        last = tokio::time::Instant::now();
+    }
+    dialed.close().await;
+    Ok(())
+}
+
+/// How often `watch` looks for new local changes (one indexed read of the log's end).
+const WATCH_POLL: Duration = Duration::from_millis(20);
 
 async fn client_round(
     conn: &Connection,
@@ -401,9 +491,8 @@ impl Server {
                     let (root, identity, log) = (self.root.clone(), self.identity.clone(), log.clone());
                     tasks.spawn(async move {
                         let remote = incoming.remote_address();
-                        match serve_one(incoming, root, identity).await {
-                            Ok((peer, s)) => log(format!("synced with {peer} ({remote}): sent {}, received {}", s.sent, s.received)),
-                            Err(e) => log(format!("round with {remote} failed: {e}")),
+                        if let Err(e) = serve_one(incoming, root, identity, log.clone()).await {
+                            log(format!("round with {remote} failed: {e}"));
                         }
                     });
                 }
@@ -424,7 +513,9 @@ async fn serve_one(
     incoming: quinn::Incoming,
     root: PathBuf,
     identity: MachineIdentity,
-) -> Result<(String, RoundStats), TransportError> {
+    log: Arc<dyn Fn(String) + Send + Sync>,
+) -> Result<String, TransportError> {
+    let remote = incoming.remote_address();
     let conn = incoming.await.map_err(conn_err)?;
     let (mut send, recv) = tokio::time::timeout(READ_TIMEOUT, conn.accept_bi())
         .await
@@ -439,7 +530,7 @@ async fn serve_one(
         }
     };
     let peer = fingerprint_of(&key);
-    let store = Store::open(&root, identity)?;
+    let store = Store::open(&root, identity.clone())?;
     if !td_engine::roster::is_trusted(store.conn(), &key, None)? {
         let msg = format!("untrusted peer {peer}: this machine is not a member of the project (run 'td member add {}' on a member)", hex::encode(key));
         refuse(&mut send, &mut reader, &msg).await;
@@ -452,10 +543,29 @@ async fn serve_one(
         }
         other => other,
     })?;
-    let stats = run_round(store, &mut send, &mut reader, &mut |_| {}).await?;
+    let mut stats = run_round(store, &mut send, &mut reader, &mut |_| {}).await?;
+    // A watching peer runs further rounds on new streams of this connection (already bound
+    // to both machine keys); a one-shot peer closes it. Each round is logged as it ends.
+    loop {
+        log(format!(
+            "synced with {peer} ({remote}): sent {}, received {}",
+            stats.sent, stats.received
+        ));
+        let next = tokio::time::timeout(WATCH_IDLE, conn.accept_bi()).await;
+        let Ok(Ok((mut send, recv))) = next else {
+            break;
+        };
+        let mut reader = FrameReader::new(recv);
+        let store = Store::open(&root, identity.clone())?;
+        stats = run_round(store, &mut send, &mut reader, &mut |_| {}).await?;
+    }
     conn.close(0u32.into(), b"done");
-    Ok((peer, stats))
+    Ok(peer)
 }
+
+/// How long a server keeps a connection that runs no round (a watching peer rounds at least
+/// this often by default, and QUIC keep-alives hold the connection meanwhile).
+pub const WATCH_IDLE: Duration = Duration::from_secs(600);
 
 /// An authenticated connection that exchanges raw bytes, for tests that play a misbehaving
 /// peer (garbage, truncated or oversized frames, forged records). Not used by `td` itself.
