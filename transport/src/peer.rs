@@ -272,8 +272,9 @@ struct Dialed {
     conn: Connection,
 }
 
-/// Opens a QUIC connection to `target` (no sync yet).
-async fn dial(target: &PeerTarget) -> Result<Dialed, TransportError> {
+/// Opens a QUIC connection to `target` (no sync yet); `keep` asks the server to keep it for
+/// further rounds.
+async fn dial(target: &PeerTarget, keep: bool) -> Result<Dialed, TransportError> {
     let addr: SocketAddr = tokio::net::lookup_host(&target.addr)
         .await
         .map_err(|e| TransportError::Address(format!("cannot resolve {}: {e}", target.addr)))?
@@ -289,7 +290,7 @@ async fn dial(target: &PeerTarget) -> Result<Dialed, TransportError> {
     let mut endpoint = std::net::UdpSocket::bind(bind)
         .and_then(|socket| endpoint(socket, None))
         .map_err(conn_err)?;
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls::client_config()?)
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls::client_config(keep)?)
         .map_err(conn_err)?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
     cfg.transport_config(Arc::new(transport_config()));
@@ -319,7 +320,7 @@ impl Dialed {
     /// Closes the connection (every round on it has finished) and lets the close go out.
     async fn close(self) {
         self.conn.close(0u32.into(), b"done");
-        let _ = tokio::time::timeout(Duration::from_millis(500), self.endpoint.wait_idle()).await;
+        let _ = tokio::time::timeout(Duration::from_millis(300), self.endpoint.wait_idle()).await;
     }
 }
 
@@ -331,11 +332,19 @@ pub async fn sync_with(
     progress: &mut (dyn FnMut(&RoundStats) + Send),
 ) -> Result<SyncOutcome, TransportError> {
     let started = std::time::Instant::now();
-    let dialed = dial(&target).await?;
+    let dialed = dial(&target, false).await?;
     let result = client_round(&dialed.conn, root, identity, &target, progress).await;
     let (udp_sent, udp_received) = dialed.udp();
     let elapsed = started.elapsed();
-    dialed.close().await;
+    // The server closes once it has read our end of the stream; seeing that close means our
+    // last frames arrived, and spares us the draining period of closing first.
+    let peer_closed = result.is_ok()
+        && tokio::time::timeout(Duration::from_secs(2), dialed.conn.closed())
+            .await
+            .is_ok();
+    if !peer_closed {
+        dialed.close().await;
+    }
     result.map(|stats| SyncOutcome {
         stats,
         udp_sent,
@@ -358,7 +367,7 @@ pub async fn watch(
     report: &mut dyn FnMut(SyncOutcome),
 ) -> Result<(), TransportError> {
     let started = std::time::Instant::now();
-    let dialed = dial(&target).await?;
+    let dialed = dial(&target, true).await?;
     tokio::pin!(stop);
     let mut before = (0, 0); // the first round's bytes include the handshake
     let stats = client_round(
@@ -544,13 +553,21 @@ async fn serve_one(
         other => other,
     })?;
     let mut stats = run_round(store, &mut send, &mut reader, &mut |_| {}).await?;
-    // A watching peer runs further rounds on new streams of this connection (already bound
-    // to both machine keys); a one-shot peer closes it. Each round is logged as it ends.
+    // A watching peer (ALPN `td-sync/1+keep`) runs further rounds on new streams of this
+    // connection, already bound to both machine keys; for a one-shot peer we close at once.
+    let keep = conn
+        .handshake_data()
+        .and_then(|h| h.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|h| h.protocol)
+        .is_some_and(|p| p == tls::ALPN_KEEP);
     loop {
         log(format!(
             "synced with {peer} ({remote}): sent {}, received {}",
             stats.sent, stats.received
         ));
+        if !keep {
+            break;
+        }
         let next = tokio::time::timeout(WATCH_IDLE, conn.accept_bi()).await;
         let Ok(Ok((mut send, recv))) = next else {
             break;
@@ -585,7 +602,7 @@ impl RawConnection {
         let mut endpoint = std::net::UdpSocket::bind("127.0.0.1:0")
             .and_then(|socket| endpoint(socket, None))
             .map_err(conn_err)?;
-        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls::client_config()?)
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls::client_config(false)?)
             .map_err(conn_err)?;
         endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
         let conn = endpoint

@@ -13,8 +13,12 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use crate::error::TransportError;
 
-/// ALPN protocol id of td's peer sync.
+/// ALPN protocol id of td's peer sync: one round, then the server closes.
 pub const ALPN: &[u8] = b"td-sync/1";
+
+/// ALPN protocol id of a kept connection (`td peer sync --watch`): the same protocol, with
+/// further rounds on new streams until the client closes.
+pub const ALPN_KEEP: &[u8] = b"td-sync/1+keep";
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(crypto::ring::default_provider())
@@ -41,12 +45,13 @@ pub fn server_config() -> Result<rustls::ServerConfig, TransportError> {
         .with_no_client_auth()
         .with_single_cert(vec![der], key.into())
         .map_err(tls_err)?;
-    cfg.alpn_protocols = vec![ALPN.to_vec()];
+    cfg.alpn_protocols = vec![ALPN.to_vec(), ALPN_KEEP.to_vec()];
     Ok(cfg)
 }
 
 /// Client-side TLS that accepts any certificate whose handshake signature verifies.
-pub fn client_config() -> Result<rustls::ClientConfig, TransportError> {
+/// `keep` asks for a kept connection ([`ALPN_KEEP`]).
+pub fn client_config(keep: bool) -> Result<rustls::ClientConfig, TransportError> {
     let p = provider();
     let mut cfg = rustls::ClientConfig::builder_with_provider(p.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -54,7 +59,7 @@ pub fn client_config() -> Result<rustls::ClientConfig, TransportError> {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyCertificate(p)))
         .with_no_client_auth();
-    cfg.alpn_protocols = vec![ALPN.to_vec()];
+    cfg.alpn_protocols = vec![if keep { ALPN_KEEP } else { ALPN }.to_vec()];
     Ok(cfg)
 }
 
