@@ -296,6 +296,34 @@ fn watch_keeps_one_connection_and_syncs_each_change() {
     let status = child.wait().unwrap();
     assert!(status.success(), "watch ends cleanly on Ctrl-C: {status:?}");
     assert_eq!(a.export(), b.export(), "converged");
+
+    // A machine removed from the roster gets no further round on its kept connection.
+    let mut child = b
+        .command(
+            None,
+            &["peer", "sync", "a", "--watch", "--every", "60", "--json"],
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert!(first["error"].is_null(), "{first}");
+    a.json(&["member", "remove", &b.public_key()]);
+    b.create("Written after B was removed", &[]);
+    let refused: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("removed from the project"),
+        "{refused}"
+    );
+    assert!(
+        !child.wait().unwrap().success(),
+        "exit 1 when the peer refuses"
+    );
+    assert!(!a.export().contains("Written after B was removed"));
     assert_eq!(
         a.json(&["show", &id])["title"],
         "Written on B while watching"

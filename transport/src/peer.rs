@@ -235,6 +235,10 @@ async fn run_round(
                 }
             }
             Err(e) => {
+                // A server that no longer accepts us says so with an identity-layer refusal.
+                if let Ok(AuthMessage::Refuse { message }) = auth::decode(&payload) {
+                    return Err(TransportError::Refused(message));
+                }
                 if let Some(n) = e.notify {
                     let _ = write(send, &n).await;
                     let _ = send.finish();
@@ -574,6 +578,14 @@ async fn serve_one(
         };
         let mut reader = FrameReader::new(recv);
         let store = Store::open(&root, identity.clone())?;
+        // The roster may have changed since the connection was authenticated: a machine
+        // removed meanwhile gets no further round.
+        if !td_engine::roster::is_trusted(store.conn(), &key, None)? {
+            let msg = format!("untrusted peer {peer}: this machine was removed from the project");
+            refuse(&mut send, &mut reader, &msg).await;
+            conn.close(0u32.into(), b"removed");
+            return Err(TransportError::Refused(msg));
+        }
         stats = run_round(store, &mut send, &mut reader, &mut |_| {}).await?;
     }
     conn.close(0u32.into(), b"done");
