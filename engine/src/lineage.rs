@@ -75,6 +75,18 @@ pub(crate) struct Root {
     pub storage: String,
 }
 
+impl From<&Lineage> for Root {
+    fn from(l: &Lineage) -> Root {
+        Root {
+            hash: l.root.clone(),
+            author: l.author.clone(),
+            actor: l.actor.clone(),
+            time: l.time,
+            storage: l.storage.clone(),
+        }
+    }
+}
+
 impl Root {
     /// Describes root change `c` stored under `storage`.
     pub(crate) fn of(conn: &Connection, c: &Change, storage: String) -> Result<Root> {

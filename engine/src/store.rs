@@ -645,7 +645,7 @@ pub(crate) fn materialize_entity(
         None
     };
     let clash = if cols.clashes(conn)? {
-        clash_context(conn, id, d)?
+        clash_context(conn, id, kind, d)?
     } else {
         None
     };
@@ -681,14 +681,7 @@ pub(crate) fn materialize_entity(
         .query_map([id], |r| r.get(0))?
         .collect::<std::result::Result<_, _>>()?;
     for w in waiters {
-        let storage = crate::lineage::storage_of(conn, &w)?;
-        if let (Some(k), Some(mut doc)) = (Kind::of_id(&w), load_doc(conn, &storage)?) {
-            let merged: bool = conn
-                .prepare_cached("SELECT merged FROM crdt_docs WHERE doc_id = ?1")?
-                .query_row([&storage], |r| r.get::<_, i64>(0))
-                .map(|m| m != 0)?;
-            materialize_entity(conn, cols, &w, k, &mut doc, merged)?;
-        }
+        rematerialize(conn, cols, &w)?;
     }
     Ok(())
 }
@@ -704,7 +697,8 @@ pub(crate) fn delete_entity_rows(conn: &Connection, kind: Kind, entity: &str) ->
     Ok(())
 }
 
-/// Materializes an entity again from its stored document (after ids it refers to moved).
+/// Materializes an entity again from its stored document (an entity it waited for arrived,
+/// or ids it refers to moved).
 pub(crate) fn rematerialize(conn: &Connection, cols: &mut Columns, entity: &str) -> Result<()> {
     let storage = crate::lineage::storage_of(conn, entity)?;
     let (Some(kind), Some(mut d)) = (Kind::of_id(entity), load_doc(conn, &storage)?) else {
@@ -714,9 +708,6 @@ pub(crate) fn rematerialize(conn: &Connection, cols: &mut Columns, entity: &str)
         .prepare_cached("SELECT merged FROM crdt_docs WHERE doc_id = ?1")?
         .query_row([&storage], |r| r.get::<_, i64>(0))
         .map(|m| m != 0)?;
-    if kind == Kind::Issue {
-        cols.deps_dirty.insert(entity.to_string());
-    }
     materialize_entity(conn, cols, entity, kind, &mut d, merged)
 }
 
@@ -725,9 +716,22 @@ pub(crate) fn rematerialize(conn: &Connection, cols: &mut Columns, entity: &str)
 fn clash_context(
     conn: &Connection,
     entity: &str,
+    kind: Kind,
     d: &mut AutoCommit,
 ) -> Result<Option<materialize::ClashContext>> {
-    let author = match d.get_changes(&[]).first() {
+    // Who created this entity matters only when it refers to a clashed id without naming the
+    // lineage; only then is its history walked to find its first change.
+    let mut refers_to_clash = false;
+    for v in references_in(d, kind).values() {
+        if crate::lineage::split_ref(v).is_none() && !crate::lineage::of_doc(conn, v)?.is_empty() {
+            refers_to_clash = true;
+            break;
+        }
+    }
+    let author = match refers_to_clash
+        .then(|| d.get_changes(&[]).first().cloned())
+        .flatten()
+    {
         Some(c) => crate::lineage::author_of_actor(conn, c.actor_id().to_bytes())?,
         None => Vec::new(),
     };

@@ -134,17 +134,24 @@ pub fn view(conn: &rusqlite::Connection, key: &str) -> Result<BoardView> {
         .filter(|i| expr.as_ref().is_none_or(|e| e.matches(&i.json)))
         .collect();
     let pos = positions(conn, &id)?;
-    let mut issues = Vec::new();
-    for (issue, p) in &pos {
-        if let Some(i) = shown.iter().find(|i| &i.id == issue) {
-            issues.push(with_position(&i.json, Some(*p)));
-        }
-    }
-    for i in &shown {
-        if !pos.iter().any(|(issue, _)| issue == &i.id) {
-            issues.push(with_position(&i.json, None));
-        }
-    }
+    let placed: std::collections::HashMap<&str, i64> =
+        pos.iter().map(|(i, p)| (i.as_str(), *p)).collect();
+    let by_id: std::collections::HashMap<&str, &Issue> =
+        shown.iter().map(|i| (i.id.as_str(), i)).collect();
+    let mut issues: Vec<Value> = pos
+        .iter()
+        .filter_map(|(issue, p)| {
+            by_id
+                .get(issue.as_str())
+                .map(|i| with_position(&i.json, Some(*p)))
+        })
+        .collect();
+    issues.extend(
+        shown
+            .iter()
+            .filter(|i| !placed.contains_key(i.id.as_str()))
+            .map(|i| with_position(&i.json, None)),
+    );
     Ok(BoardView { board, issues })
 }
 

@@ -540,15 +540,7 @@ fn clashed_lineages(
             }
         }
     } else {
-        for l in &known {
-            roots.push(lineage::Root {
-                hash: l.root.clone(),
-                author: l.author.clone(),
-                actor: l.actor.clone(),
-                time: l.time,
-                storage: l.storage.clone(),
-            });
-        }
+        roots.extend(known.iter().map(lineage::Root::from));
     }
     let before = roots.len();
     for c in incoming {
@@ -627,6 +619,9 @@ fn apply_lineages(
         store::materialize_entity(conn, cols, &l.entity, kind, d, merged)?;
     }
     for e in referrers {
+        if Kind::of_id(&e) == Some(Kind::Issue) {
+            cols.deps_dirty.insert(e.clone()); // its edges may point at a moved id
+        }
         store::rematerialize(conn, cols, &e)?;
     }
     Ok(())
