@@ -139,11 +139,7 @@ fn import_command(
 /// Prints issues as a JSON array or one line each.
 pub(crate) fn print_issues(issues: Vec<query::Issue>, json: bool) {
     let values: Vec<Value> = issues.into_iter().map(|i| i.json).collect();
-    let human = if values.is_empty() {
-        "No issues found.".to_string()
-    } else {
-        values.iter().map(issue_line).collect::<Vec<_>>().join("\n")
-    };
+    let human = crate::output::listing(&values, "No issues found.", issue_line);
     emit(json, &Value::Array(values), || human);
 }
 

@@ -10,25 +10,18 @@ use td_engine::ops::files::{self, FileLink};
 use td_engine::{find, Project};
 
 use crate::commands::print_issues;
-use crate::output::{emit, invalid, issue_line};
+use crate::output::{emit, invalid, issue_line, listing};
 
 /// `td search <text>`.
 pub fn search(p: &Project, text: &str, json: bool) -> Result<()> {
     let hits = find::search(p.store.conn(), text)?;
-    let human = if hits.is_empty() {
-        "No issues found.".to_string()
-    } else {
-        hits.iter()
-            .map(|i| {
-                let places: Vec<&str> = i["matched_in"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(Value::as_str).collect())
-                    .unwrap_or_default();
-                format!("{}  (in {})", issue_line(i), places.join(", "))
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let human = listing(&hits, "No issues found.", |i| {
+        let places: Vec<&str> = i["matched_in"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        format!("{}  (in {})", issue_line(i), places.join(", "))
+    });
     emit(json, &Value::Array(hits), || human);
     Ok(())
 }
@@ -187,11 +180,7 @@ pub fn unlink(p: &mut Project, root: &Path, id: &str, paths: &[PathBuf], json: b
 pub fn list(p: &Project, id: &str, json: bool) -> Result<()> {
     let id = normalize_issue_id(id);
     let rows = files::files_of(p.store.conn(), &id)?;
-    let human = if rows.is_empty() {
-        format!("No files linked to {id}.")
-    } else {
-        rows.iter().map(file_line).collect::<Vec<_>>().join("\n")
-    };
+    let human = listing(&rows, &format!("No files linked to {id}."), file_line);
     emit(json, &Value::Array(rows), || human);
     Ok(())
 }

@@ -68,11 +68,7 @@ pub fn run(p: &mut Project, c: &NoteCommand, json: bool) -> Result<()> {
                 all: *all,
             };
             let list = notes::list(p.store.conn(), f)?;
-            let human = if list.is_empty() {
-                "No notes.".to_string()
-            } else {
-                list.iter().map(note_line).collect::<Vec<_>>().join("\n")
-            };
+            let human = crate::output::listing(&list, "No notes.", note_line);
             emit(json, &Value::Array(list), || human);
         }
         NoteCommand::Show { id } => {

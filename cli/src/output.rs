@@ -123,3 +123,20 @@ pub fn issue_line(i: &Value) -> String {
     }
     s
 }
+
+/// The human text of a listing: one line per item, or `empty` when there are none.
+pub fn listing<T>(items: &[T], empty: &str, line: impl Fn(&T) -> String) -> String {
+    if items.is_empty() {
+        empty.to_string()
+    } else {
+        items.iter().map(line).collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// String fields of a JSON object, two spaces apart (a row of a plain listing).
+pub fn columns(v: &Value, keys: &[&str]) -> String {
+    keys.iter()
+        .map(|k| v[*k].as_str().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("  ")
+}

@@ -45,23 +45,11 @@ pub fn peer(p: &mut Project, root: &Path, c: &PeerCommand, json: bool) -> Result
                 .iter()
                 .map(|x| x.to_json())
                 .collect();
-            let human = if peers.is_empty() {
-                "No peers. Add one with: td peer add <name> <host:port> --key <public-key>"
-                    .to_string()
-            } else {
-                peers
-                    .iter()
-                    .map(|x| {
-                        format!(
-                            "{}  {}  {}",
-                            x["name"].as_str().unwrap_or(""),
-                            x["addr"].as_str().unwrap_or(""),
-                            x["machine"].as_str().unwrap_or("")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            };
+            let human = crate::output::listing(
+                &peers,
+                "No peers. Add one with: td peer add <name> <host:port> --key <public-key>",
+                |x| crate::output::columns(x, &["name", "addr", "machine"]),
+            );
             emit(json, &Value::Array(peers), || human);
         }
         PeerCommand::Remove { name } => {
@@ -367,21 +355,11 @@ pub fn member(p: &mut Project, c: &MemberCommand, json: bool) -> Result<()> {
         }
         MemberCommand::List => {
             let m = roster::members(p.store.conn())?;
-            let human = if m.is_empty() {
-                "No members yet (the founding machine joins with its first change).".to_string()
-            } else {
-                m.iter()
-                    .map(|x| {
-                        format!(
-                            "{}  {}  {}",
-                            x["machine"].as_str().unwrap_or(""),
-                            x["name"].as_str().unwrap_or(""),
-                            x["public_key"].as_str().unwrap_or("")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            };
+            let human = crate::output::listing(
+                &m,
+                "No members yet (the founding machine joins with its first change).",
+                |x| crate::output::columns(x, &["machine", "name", "public_key"]),
+            );
             emit(json, &Value::Array(m), || human);
         }
         MemberCommand::Remove { key } => {
