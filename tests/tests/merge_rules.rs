@@ -106,12 +106,7 @@ fn same_field_three_way_conflict_converges_and_is_recorded() {
     assert!(nodes
         .iter()
         .all(|n| conflicts_json(n, true) == conflicts_json(&nodes[0], true)));
-    let title: Vec<&Value> = c
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|x| x["field"] == "title")
-        .collect();
+    let title = field_conflicts(&nodes[0], "title");
     assert_eq!(title.len(), 2, "two overwritten titles: {c}");
     let shown = td_engine::query::issue_detail(nodes[1].project.store.conn(), &id).unwrap();
     for t in &title {
@@ -250,16 +245,8 @@ fn concurrent_transitions_never_mix() {
         ),
         other => panic!("unexpected status {other}"),
     }
-    let c = conflicts_json(&nodes[0], false);
-    assert_eq!(
-        c.as_array()
-            .unwrap()
-            .iter()
-            .filter(|x| x["field"] == "wf")
-            .count(),
-        1,
-        "{c}"
-    );
+    let c = field_conflicts(&nodes[0], "wf");
+    assert_eq!(c.len(), 1, "{c:?}");
 }
 
 /// Every record of a set of replicas, grouped per writer in chain order.
@@ -572,12 +559,7 @@ fn concurrent_edges_that_close_a_cycle_drop_the_same_edge_everywhere() {
         .unwrap();
     assert_eq!(edges, 2, "one edge of the cycle is left out");
     let c0 = conflicts_json(&nodes[0], false);
-    let dropped: Vec<&Value> = c0
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|x| x["field"] == "dependency")
-        .collect();
+    let dropped = field_conflicts(&nodes[0], "dependency");
     assert_eq!(dropped.len(), 1, "{c0}");
     assert_eq!(c0, conflicts_json(&nodes[1], false));
     // Removing another edge of the cycle brings the dropped one back.
@@ -612,12 +594,13 @@ fn tick(n: &mut Node, id: &str, times: usize) {
     }
 }
 
-fn wf_conflicts(n: &Node) -> Vec<Value> {
+/// Unresolved conflicts of one field (`wf`, `title`, `dependency`, `id`, …).
+fn field_conflicts(n: &Node, field: &str) -> Vec<Value> {
     conflicts_json(n, false)
         .as_array()
         .unwrap()
         .iter()
-        .filter(|c| c["field"] == "wf")
+        .filter(|c| c["field"] == field)
         .cloned()
         .collect()
 }
@@ -642,7 +625,7 @@ fn a_transition_invalid_from_the_merged_state_is_not_materialized() {
             "no stamp from the set-aside start"
         );
     }
-    let c = wf_conflicts(&nodes[1]);
+    let c = field_conflicts(&nodes[1], "wf");
     assert_eq!(c.len(), 1, "{c:?}");
     assert_eq!(c[0]["kept"]["value"]["status"], "closed");
     assert_eq!(c[0]["overwritten"]["value"]["status"], "in_progress");
@@ -713,7 +696,7 @@ fn an_approval_by_a_concurrent_implementer_is_not_materialized() {
         );
         assert_eq!(s["implementer_session"], "ses_agent_one");
     }
-    let c = wf_conflicts(&nodes[0]);
+    let c = field_conflicts(&nodes[0], "wf");
     let approval = c
         .iter()
         .find(|x| x["overwritten"]["value"]["status"] == "closed")
@@ -849,14 +832,8 @@ fn an_id_clash_keeps_both_entities_and_renames_one_deterministically() {
         assert_eq!(d["renamed_from"], id);
     }
     // The rename is reported, identically.
-    let c = conflicts_json(&nodes[0], false);
-    let clash: Vec<&Value> = c
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|x| x["field"] == "id")
-        .collect();
-    assert_eq!(clash.len(), 1, "{c}");
+    let clash = field_conflicts(&nodes[0], "id");
+    assert_eq!(clash.len(), 1, "{clash:?}");
     assert_eq!(clash[0]["entity"], renamed.as_str());
     assert_eq!(clash[0]["kept"]["value"], id);
     assert_eq!(clash[0]["overwritten"]["value"], renamed.as_str());
