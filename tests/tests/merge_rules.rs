@@ -91,13 +91,9 @@ fn same_field_three_way_conflict_converges_and_is_recorded() {
     let mut nodes = mesh::project(3);
     let id = shared_issue(&mut nodes);
     for (i, n) in nodes.iter_mut().enumerate() {
-        n.project
-            .update(
-                &id,
-                &fields(|f| f.title = Some(format!("Title chosen by replica {i}"))),
-                None,
-            )
-            .unwrap();
+        edit(n, &id, |f| {
+            f.title = Some(format!("Title chosen by replica {i}"))
+        });
     }
     sync_all(&mut nodes);
     let e = nodes[0].export();
@@ -156,28 +152,14 @@ fn same_field_three_way_conflict_converges_and_is_recorded() {
 fn different_fields_both_survive_and_text_appends_merge() {
     let mut nodes = mesh::project(2);
     let id = shared_issue(&mut nodes);
-    nodes[0]
-        .project
-        .update(
-            &id,
-            &fields(|f| {
-                f.priority = Some("P0".into());
-                f.append = Some("note from A".into());
-            }),
-            None,
-        )
-        .unwrap();
-    nodes[1]
-        .project
-        .update(
-            &id,
-            &fields(|f| {
-                f.labels = Some(vec!["sync".into()]);
-                f.append = Some("note from B".into());
-            }),
-            None,
-        )
-        .unwrap();
+    edit(&mut nodes[0], &id, |f| {
+        f.priority = Some("P0".into());
+        f.append = Some("note from A".into());
+    });
+    edit(&mut nodes[1], &id, |f| {
+        f.labels = Some(vec!["sync".into()]);
+        f.append = Some("note from B".into());
+    });
     sync_all(&mut nodes);
     assert_eq!(nodes[0].export(), nodes[1].export());
     let s = td_engine::query::issue_detail(nodes[0].project.store.conn(), &id).unwrap();
@@ -196,14 +178,9 @@ fn delete_wins_over_concurrent_update_and_restore_undoes_it() {
     let mut nodes = mesh::project(2);
     let id = shared_issue(&mut nodes);
     nodes[0].project.delete(&id, None).unwrap();
-    nodes[1]
-        .project
-        .update(
-            &id,
-            &fields(|f| f.title = Some("Edited while deleted elsewhere".into())),
-            None,
-        )
-        .unwrap();
+    edit(&mut nodes[1], &id, |f| {
+        f.title = Some("Edited while deleted elsewhere".into())
+    });
     sync_all(&mut nodes);
     assert_eq!(nodes[0].export(), nodes[1].export());
     for n in &nodes {
@@ -320,48 +297,23 @@ fn order_independence_over_random_and_exhaustive_deliveries() {
     let base = snapshot(&nodes[0]);
     let before = held(&nodes[0]);
     // Concurrent changes of every kind.
-    nodes[0]
-        .project
-        .update(
-            &id,
-            &fields(|f| f.title = Some("Title from 0".into())),
-            None,
-        )
-        .unwrap();
-    nodes[1]
-        .project
-        .update(
-            &id,
-            &fields(|f| f.title = Some("Title from 1".into())),
-            None,
-        )
-        .unwrap();
-    nodes[2]
-        .project
-        .update(
-            &id,
-            &fields(|f| f.title = Some("Title from 2".into())),
-            None,
-        )
-        .unwrap();
+    edit(&mut nodes[0], &id, |f| {
+        f.title = Some("Title from 0".into())
+    });
+    edit(&mut nodes[1], &id, |f| {
+        f.title = Some("Title from 1".into())
+    });
+    edit(&mut nodes[2], &id, |f| {
+        f.title = Some("Title from 2".into())
+    });
     nodes[0].project.start(&other, false, None).unwrap();
     nodes[1].project.close(&other, None).unwrap();
-    nodes[2]
-        .project
-        .update(
-            &other,
-            &fields(|f| f.labels = Some(vec!["x".into(), "y".into()])),
-            None,
-        )
-        .unwrap();
-    nodes[1]
-        .project
-        .update(
-            &other,
-            &fields(|f| f.labels = Some(vec!["y".into(), "z".into()])),
-            None,
-        )
-        .unwrap();
+    edit(&mut nodes[2], &other, |f| {
+        f.labels = Some(vec!["x".into(), "y".into()])
+    });
+    edit(&mut nodes[1], &other, |f| {
+        f.labels = Some(vec!["y".into(), "z".into()])
+    });
     nodes[0].project.comment(&id, "comment from 0").unwrap();
     nodes[2].project.comment(&id, "comment from 2").unwrap();
     nodes[2].project.delete(&other, None).unwrap();
@@ -471,13 +423,7 @@ fn all_orders_of_a_small_set() {
     let base = snapshot(&nodes[0]);
     let before = held(&nodes[0]);
     for (i, n) in nodes.iter_mut().enumerate() {
-        n.project
-            .update(
-                &id,
-                &fields(|f| f.priority = Some(["P0", "P1", "P3"][i].into())),
-                None,
-            )
-            .unwrap();
+        edit(n, &id, |f| f.priority = Some(["P0", "P1", "P3"][i].into()));
     }
     let runs = one_run_per_writer(&nodes, &before);
     let results = all_six_orders(&base, &runs, |store| {
@@ -580,17 +526,16 @@ fn concurrent_edges_that_close_a_cycle_drop_the_same_edge_everywhere() {
     assert_eq!(nodes[0].export(), nodes[1].export());
 }
 
+/// Updates an issue on one replica (panics on failure: these tests build their histories).
+fn edit(n: &mut Node, id: &str, f: impl FnOnce(&mut IssueFields)) {
+    n.project.update(id, &fields(f), None).unwrap();
+}
+
 /// Pushes a node's Lamport clock ahead, so its next operation has the greater op id (the one
 /// Automerge alone would keep).
 fn tick(n: &mut Node, id: &str, times: usize) {
     for k in 0..times {
-        n.project
-            .update(
-                id,
-                &fields(|f| f.description = Some(format!("edit {k}"))),
-                None,
-            )
-            .unwrap();
+        edit(n, id, |f| f.description = Some(format!("edit {k}")));
     }
 }
 
@@ -890,22 +835,12 @@ fn an_id_clash_keeps_both_entities_and_renames_one_deterministically() {
         .log(Some(id), "a note on the kept issue", "progress")
         .unwrap();
     // Later edits to either issue go to the right one everywhere; acknowledging settles it.
-    nodes[1]
-        .project
-        .update(
-            &renamed,
-            &fields(|f| f.title = Some("Renamed issue, edited".into())),
-            None,
-        )
-        .unwrap();
-    nodes[2]
-        .project
-        .update(
-            id,
-            &fields(|f| f.title = Some("Kept issue, edited".into())),
-            None,
-        )
-        .unwrap();
+    edit(&mut nodes[1], &renamed, |f| {
+        f.title = Some("Renamed issue, edited".into())
+    });
+    edit(&mut nodes[2], id, |f| {
+        f.title = Some("Kept issue, edited".into())
+    });
     let cid = clash[0]["id"].as_str().unwrap().to_string();
     nodes[2]
         .project
