@@ -59,10 +59,7 @@ fn open_source(path: &Path) -> Result<Connection> {
     if ok != "ok" {
         return Err(refuse(path, &format!("the database is corrupted ({ok})")));
     }
-    let has = |t: &str| {
-        conn.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")
-            .and_then(|mut s| s.exists([t]))
-    };
+    let has = |t: &str| has_table(&conn, t);
     if !has("issues")? || !has("schema_info")? {
         return Err(refuse(
             path,
@@ -109,11 +106,14 @@ type EntityTable = (
     Option<(&'static str, &'static str, &'static str)>,
 );
 
+/// Whether the source database has `table` (older td versions lack some).
+fn has_table(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?
+        .exists([table])
+}
+
 fn rows(conn: &Connection, table: &str, filter: &str, arg: Option<&str>) -> Result<Vec<Row>> {
-    let exists = conn
-        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?
-        .exists([table])?;
-    if !exists {
+    if !has_table(conn, table)? {
         return Ok(Vec::new()); // older td: the table did not exist yet
     }
     let mut stmt =
@@ -443,10 +443,7 @@ pub const ENTITY_TABLES: [&str; 8] = [
 
 /// Rows of a source table (0 when an older td did not have it).
 fn count_rows(conn: &Connection, table: &str) -> Result<usize> {
-    let exists = conn
-        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?
-        .exists([table])?;
-    if !exists {
+    if !has_table(conn, table)? {
         return Ok(0);
     }
     let n: i64 = conn.query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| {
