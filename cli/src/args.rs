@@ -526,7 +526,8 @@ pub enum ConfigCommand {
 pub enum PeerCommand {
     /// This machine's fingerprint and public key (the key is what other machines paste).
     Id,
-    /// Add a peer to the address book (and its key to the roster).
+    /// Add a peer to the address book: where it serves and the key it must prove. This admits
+    /// nobody: admitting a machine is 'td member add' (admins).
     Add {
         /// A local name for the peer.
         name: String,
@@ -571,20 +572,35 @@ pub enum PeerCommand {
 /// `td member`.
 #[derive(Debug, Subcommand)]
 pub enum MemberCommand {
-    /// Accept changes from a machine.
+    /// Admit a machine: its changes are accepted by every replica (admins only).
+    #[command(
+        after_help = "The founder is the first admin. Members write; admins also add and remove machines\nand change roles. A machine's work written before its admission arrives is held, not\ndropped, and applied once it is admitted.\n\nExamples:\n  td member add 3f2a…c9 --name ci-runner\n  td member add 3f2a…c9 --role admin"
+    )]
     Add {
-        /// Its public key (from 'td peer id').
+        /// Its public key (from 'td peer id' on that machine).
         key: String,
         /// A label for it.
         #[arg(long)]
         name: Option<String>,
+        /// `member` (writes) or `admin` (also changes the roster).
+        #[arg(long, default_value = "member", value_parser = ["member", "admin"])]
+        role: String,
     },
-    /// List members.
+    /// List members: role, who admitted whom, and removed machines.
     List,
-    /// Stop accepting new changes from a machine.
+    /// Change a member's role (admins only; the last admin stays one).
+    Role {
+        /// Its public key, machine fingerprint or name.
+        who: String,
+        /// `member` or `admin`.
+        #[arg(value_parser = ["member", "admin"])]
+        role: String,
+    },
+    /// Remove a machine (admins only). Its changes this replica already holds stay on every
+    /// replica; later ones are refused everywhere.
     #[command(visible_alias = "rm")]
     Remove {
-        /// Its public key.
+        /// Its public key, machine fingerprint or name.
         key: String,
     },
 }

@@ -244,8 +244,16 @@ fn state_json(p: &Project, root: &Path, probe: bool) -> Result<Value> {
     Ok(json!({
         "mode": s.mode, "hub": key, "token": s.token.as_deref().map(mask_token), "project": project,
         "pending": p.store.pending_push(&key)?, "last_push_at": st.last_push_at, "last_pull_at": st.last_pull_at,
-        "hub_answered": answered, "quarantined": quarantine, "auto": s.auto
+        "hub_answered": answered, "quarantined": quarantine, "held": held_json(p)?, "auto": s.auto
     }))
+}
+
+/// Records stored but not applied, per machine (`roster::held`).
+fn held_json(p: &Project) -> Result<Value> {
+    Ok(td_engine::roster::held(p.store.conn())?
+        .into_iter()
+        .map(|h| json!({"machine": h.machine, "public_key": h.public_key, "records": h.records, "reason": h.reason}))
+        .collect())
 }
 
 fn status(p: &Project, root: &Path, json: bool) -> Result<()> {
@@ -280,6 +288,14 @@ fn status_text(v: &Value) -> String {
                 e["error"].as_str().unwrap_or("")
             )),
             _ => {}
+        }
+        for h in v["held"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "Held: {} record(s) of machine {}: {}\n",
+                h["records"],
+                h["machine"].as_str().unwrap_or(""),
+                h["reason"].as_str().unwrap_or("")
+            ));
         }
         let q = v["quarantined"].as_array().map_or(0, Vec::len);
         out.push_str(&format!("Quarantined hub rows: {q}\n"));

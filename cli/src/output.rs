@@ -140,3 +140,40 @@ pub fn columns(v: &Value, keys: &[&str]) -> String {
         .collect::<Vec<_>>()
         .join("  ")
 }
+
+/// Text from the log or from another machine as it may reach a terminal: control characters
+/// (C0 but newline and tab, DEL, C1) and bidirectional overrides are shown escaped (`\u{1b}`),
+/// so no stored or remote text can move the cursor, clear the screen, set the clipboard or
+/// reorder what is shown. `--json` output is never escaped this way (it is exact).
+pub fn escape(s: &str) -> String {
+    let unsafe_char = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
+    };
+    if !s.chars().any(unsafe_char) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if unsafe_char(c) {
+                format!("\\u{{{:x}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn escapes_terminal_controls_and_bidi() {
+        assert_eq!(escape("plain"), "plain");
+        assert_eq!(escape("a\x1b[2Jb"), "a\\u{1b}[2Jb");
+        assert_eq!(escape("\x1b]52;c;aGk=\x07"), "\\u{1b}]52;c;aGk=\\u{7}");
+        assert_eq!(escape("x\u{202e}y\u{9b}"), "x\\u{202e}y\\u{9b}");
+        assert_eq!(escape("two\nlines\tok"), "two\nlines\tok");
+    }
+}

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use serde_json::{json, Value};
+use td_engine::authority::Role;
 use td_engine::roster;
 use td_engine::sync::RoundStats;
 use td_engine::Project;
@@ -193,6 +194,12 @@ fn round_json(name: &str, o: &td_transport::peer::SyncOutcome, conflicts: i64) -
     let mut v = json!({"peer": name, "sent": s.sent, "received": s.received, "conflicts": conflicts,
         "bytes": {"frames_out": s.bytes_out, "frames_in": s.bytes_in, "udp_out": o.udp_sent, "udp_in": o.udp_received},
         "ms": o.elapsed.as_millis() as u64});
+    if s.held > 0 {
+        v["held"] = Value::from(s.held);
+    }
+    if !s.rejected_by_peer.is_empty() {
+        v["refused_by_peer"] = json!(s.rejected_by_peer);
+    }
     let ok = s.rejected_here.is_empty();
     if !ok {
         v["error"] = Value::from(format!(
@@ -205,15 +212,26 @@ fn round_json(name: &str, o: &td_transport::peer::SyncOutcome, conflicts: i64) -
 }
 
 fn round_line(r: &Value) -> String {
-    match r["error"].as_str() {
+    let peer = crate::output::escape(r["peer"].as_str().unwrap_or(""));
+    let mut line = match r["error"].as_str() {
         None => format!(
-            "peer {}: sent {}, received {}",
-            r["peer"].as_str().unwrap_or(""),
-            r["sent"],
-            r["received"]
+            "peer {peer}: sent {}, received {}",
+            r["sent"], r["received"]
         ),
-        Some(e) => format!("peer {}: FAILED: {e}", r["peer"].as_str().unwrap_or("")),
+        Some(e) => format!("peer {peer}: FAILED: {}", crate::output::escape(e)),
+    };
+    if let Some(h) = r["held"].as_u64() {
+        line.push_str(&format!(
+            "\n  held {h} change(s) of machines that are not members here (see 'td sync status')"
+        ));
     }
+    for why in r["refused_by_peer"].as_array().into_iter().flatten() {
+        line.push_str(&format!(
+            "\n  peer {peer}: {}",
+            crate::output::escape(why.as_str().unwrap_or(""))
+        ));
+    }
+    line
 }
 
 /// `td peer sync <peer> --watch`: one kept connection, a round per local change (and at least
@@ -338,15 +356,16 @@ fn sync(
 /// `td member …`.
 pub fn member(p: &mut Project, c: &MemberCommand, json: bool) -> Result<()> {
     match c {
-        MemberCommand::Add { key, name } => {
-            let added = p.member_add(key, name.as_deref().unwrap_or(""))?;
+        MemberCommand::Add { key, name, role } => {
+            let role = Role::parse(role).unwrap_or(Role::Member);
+            let added = p.member_add(key, name.as_deref().unwrap_or(""), role)?;
             let action = if added { "added" } else { "already_member" };
             emit(
                 json,
-                &json!({"action": action, "public_key": key.trim()}),
+                &json!({"action": action, "public_key": key.trim(), "role": role.as_str()}),
                 || {
                     if added {
-                        format!("ADDED member {}", key.trim())
+                        format!("ADDED member {} ({})", key.trim(), role.as_str())
                     } else {
                         format!("{} is already a member", key.trim())
                     }
@@ -358,16 +377,42 @@ pub fn member(p: &mut Project, c: &MemberCommand, json: bool) -> Result<()> {
             let human = crate::output::listing(
                 &m,
                 "No members yet (the founding machine joins with its first change).",
-                |x| crate::output::columns(x, &["machine", "name", "public_key"]),
+                |x| {
+                    if x["removed"] == true {
+                        format!(
+                            "{}  removed by {}",
+                            crate::output::columns(x, &["machine", "public_key"]),
+                            x["removed_by"].as_str().unwrap_or("")
+                        )
+                    } else {
+                        format!(
+                            "{}  added by {}",
+                            crate::output::columns(x, &["machine", "role", "name", "public_key"]),
+                            match x["added_by"].as_str() {
+                                Some("") | None => "(founder)",
+                                Some(by) => by,
+                            }
+                        )
+                    }
+                },
             );
             emit(json, &Value::Array(m), || human);
         }
-        MemberCommand::Remove { key } => {
-            p.member_remove(key)?;
+        MemberCommand::Role { who, role } => {
+            let role = Role::parse(role).unwrap_or(Role::Member);
+            let key = p.member_set_role(who, role)?;
             emit(
                 json,
-                &json!({"action": "removed", "public_key": key.trim()}),
-                || format!("REMOVED member {}", key.trim()),
+                &json!({"action": "role_changed", "public_key": key, "role": role.as_str()}),
+                || format!("ROLE of {key} is now {}", role.as_str()),
+            );
+        }
+        MemberCommand::Remove { key } => {
+            let key = p.member_remove(key)?;
+            emit(
+                json,
+                &json!({"action": "removed", "public_key": key}),
+                || format!("REMOVED member {key}"),
             );
         }
     }

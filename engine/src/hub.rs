@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use rusqlite::{params, OptionalExtension};
+use sha2::Digest;
 
 use crate::error::{EngineError, Result};
 use crate::model::now_timestamp;
@@ -252,16 +253,19 @@ impl Store {
             let (run, seqs) = &runs[*idx];
             for (i, hub_seq) in seqs.iter().enumerate() {
                 let seq = run.first_seq + i as u64;
-                let held: bool = self
+                let body = rows
+                    .iter()
+                    .find(|r| r.seq == *hub_seq)
+                    .map(|r| r.body.clone())
+                    .unwrap_or_default();
+                // Stored means this very record (same hash), not another at its position.
+                let stored: Option<Vec<u8>> = self
                     .conn()
-                    .prepare_cached("SELECT 1 FROM crdt_changes WHERE actor = ?1 AND seq = ?2")?
-                    .exists(params![&run.actor[..], seq as i64])?;
-                if !held {
-                    let body = rows
-                        .iter()
-                        .find(|r| r.seq == *hub_seq)
-                        .map(|r| r.body.clone())
-                        .unwrap_or_default();
+                    .prepare_cached("SELECT hash FROM crdt_changes WHERE actor = ?1 AND seq = ?2")?
+                    .query_row(params![&run.actor[..], seq as i64], |r| r.get(0))
+                    .optional()?;
+                let hash: [u8; 32] = sha2::Sha256::digest(&body).into();
+                if stored.as_deref() != Some(&hash[..]) {
                     quarantine.push((*hub_seq, reason.clone(), body));
                 }
             }

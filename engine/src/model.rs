@@ -226,7 +226,12 @@ impl Kind {
 
     /// The kind an entity id belongs to.
     pub fn of_id(id: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| id.starts_with(k.prefix().0))
+        // The roster is exactly one document: an id that merely starts with `roster` is no
+        // roster (it is kept in the log and never materialized).
+        Kind::ALL.into_iter().find(|k| match k {
+            Kind::Roster => id == "roster",
+            _ => id.starts_with(k.prefix().0),
+        })
     }
 
     /// A fresh random id of this kind.

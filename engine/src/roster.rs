@@ -1,15 +1,20 @@
 //! The member roster (which machines' changes a replica accepts) and the local address book
-//! of peers. The roster is a replicated, signed document like any entity; the address book is
-//! local and never synced.
+//! of peers. The roster is resolved from the roster operations in the log (`authority.rs`)
+//! and stored in `crdt_members`/`crdt_removed`; which records are accepted follows from it.
+//! The address book is local and never synced.
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 
-use crate::doc::{self, Field};
+use std::collections::BTreeMap;
+
+use crate::authority::{self, Op, OpRecord, Role, Roster, Standing};
+use crate::doc;
 use crate::error::{invalid, not_found, Result};
 use crate::identity::fingerprint_of;
 use crate::model::now_timestamp;
 use crate::project::Project;
+use crate::record::RecordBody;
 use crate::store::Tx;
 
 /// The roster's document id.
@@ -27,46 +32,290 @@ pub fn parse_public_key(s: &str) -> Result<[u8; 32]> {
         })
 }
 
-/// Adds (or renames) a member in the roster document.
-pub(crate) fn add_member(tx: &mut Tx<'_>, key_hex: &str, name: &str) -> Result<()> {
-    let session = tx.session().to_string();
-    let now = now_timestamp();
-    tx.change(ROSTER_ID, |d| {
-        doc::put_child(
-            d,
-            "members",
-            key_hex,
-            &[
-                ("name", Field::Str(name.into())),
-                ("added_at", Field::Str(now)),
-                ("added_by", Field::Str(session)),
-            ],
-        )
-    })
+/// Creates the roster tables a database made by an earlier layout lacks (idempotent).
+pub(crate) fn ensure_tables(conn: &Connection) -> Result<()> {
+    let has_role = conn
+        .prepare("SELECT 1 FROM pragma_table_info('crdt_members') WHERE name = 'role'")?
+        .exists([])?;
+    if !has_role {
+        conn.execute_batch(
+            "ALTER TABLE crdt_members ADD COLUMN role TEXT NOT NULL DEFAULT 'member';",
+        )?;
+    }
+    conn.execute_batch(ROSTER_TABLES_SQL)?;
+    Ok(())
 }
 
-/// Whether changes signed by `key` are accepted here: the key is in the roster, or — before
-/// this replica has a roster at all (a fresh replica joining) — it is a peer the user pinned
-/// with `td peer add` or named with `--key` for this sync (`pinned`).
-pub fn is_trusted(conn: &Connection, key: &[u8; 32], pinned: Option<&[u8; 32]>) -> Result<bool> {
+/// The resolved roster's removals and the index that finds roster records in the log.
+pub(crate) const ROSTER_TABLES_SQL: &str = "
+CREATE TABLE IF NOT EXISTS crdt_removed (
+    id TEXT PRIMARY KEY,
+    removed_by TEXT NOT NULL,
+    cutoff TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS crdt_changes_roster ON crdt_changes(id) WHERE doc_id = 'roster';
+";
+
+/// Every roster operation in the log (whatever its author: validity is decided by
+/// [`authority::resolve`], not on arrival).
+fn load_ops(conn: &Connection) -> Result<Vec<OpRecord>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT body, seq FROM crdt_changes WHERE doc_id = 'roster' ORDER BY id")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (body, seq) = row?;
+        let Ok(rec) = postcard::from_bytes::<RecordBody>(&body) else {
+            continue;
+        };
+        let Ok(change) = automerge::Change::from_bytes(rec.change) else {
+            continue;
+        };
+        let op = match change.message() {
+            None => Err("a roster change without an operation".to_string()),
+            Some(m) if m.len() > authority::MAX_OP_BYTES => Err(format!(
+                "operation larger than {} bytes",
+                authority::MAX_OP_BYTES
+            )),
+            Some(m) => {
+                serde_json::from_str::<Op>(m).map_err(|e| format!("unreadable operation: {e}"))
+            }
+        };
+        out.push(OpRecord {
+            hash: change.hash().0,
+            deps: change.deps().iter().map(|d| d.0).collect(),
+            author: rec.author,
+            actor: rec.actor.to_vec(),
+            seq: seq as u64,
+            time: change.timestamp(),
+            op,
+        });
+    }
+    Ok(out)
+}
+
+/// Resolves the roster from the log (pure given the log; see `authority.rs`).
+pub fn resolve(conn: &Connection) -> Result<Roster> {
+    let project = crate::store::meta(conn, "project_id")?.unwrap_or_default();
+    let founder =
+        |k: &str| parse_public_key(k).is_ok_and(|key| crate::store::is_founder_of(&project, &key));
+    Ok(authority::resolve(&load_ops(conn)?, &founder))
+}
+
+/// The roster as last resolved and stored (cheap: no resolution).
+pub fn stored(conn: &Connection) -> Result<Roster> {
+    let mut roster = Roster::default();
+    let mut stmt =
+        conn.prepare_cached("SELECT id, role, name, added_by, added_at FROM crdt_members")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+        ))
+    })?;
+    for row in rows {
+        let (key, role, name, added_by, added_at) = row?;
+        roster.members.insert(
+            key,
+            authority::Member {
+                role: Role::parse(&role).unwrap_or(Role::Member),
+                name,
+                added_by,
+                added_at: added_at.parse().unwrap_or(0),
+            },
+        );
+    }
+    let mut stmt = conn.prepare_cached("SELECT id, removed_by, cutoff FROM crdt_removed")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (key, removed_by, cutoff) = row?;
+        roster.removed.insert(
+            key,
+            authority::Removed {
+                removed_by,
+                cutoff: serde_json::from_str(&cutoff).unwrap_or_default(),
+            },
+        );
+    }
+    Ok(roster)
+}
+
+/// Resolves the roster again and stores it; returns the keys whose standing changed.
+pub(crate) fn refresh(conn: &Connection) -> Result<Vec<String>> {
+    let before = stored(conn)?;
+    let after = resolve(conn)?;
+    let mut keys: std::collections::BTreeSet<&String> = before.members.keys().collect();
+    keys.extend(before.removed.keys());
+    keys.extend(after.members.keys());
+    keys.extend(after.removed.keys());
+    let changed: Vec<String> = keys
+        .into_iter()
+        .filter(|k| before.standing(k) != after.standing(k))
+        .cloned()
+        .collect();
+    if before.members == after.members && before.removed == after.removed {
+        return Ok(changed);
+    }
+    conn.execute("DELETE FROM crdt_members", [])?;
+    conn.execute("DELETE FROM crdt_removed", [])?;
+    conn.execute("DELETE FROM crdt_roster", [])?;
+    if !after.members.is_empty() {
+        conn.execute("INSERT INTO crdt_roster(id) VALUES (?1)", [ROSTER_ID])?;
+    }
+    for (key, m) in &after.members {
+        conn.execute(
+            "INSERT INTO crdt_members(id, roster_id, name, added_at, added_by, role) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![key, ROSTER_ID, m.name, m.added_at.to_string(), m.added_by, m.role.as_str()],
+        )?;
+    }
+    for (key, r) in &after.removed {
+        conn.execute(
+            "INSERT INTO crdt_removed(id, removed_by, cutoff) VALUES (?1, ?2, ?3)",
+            params![
+                key,
+                r.removed_by,
+                serde_json::to_string(&r.cutoff).unwrap_or_default()
+            ],
+        )?;
+    }
+    Ok(changed)
+}
+
+/// What re-deciding which records are accepted found to do.
+#[derive(Debug, Default)]
+pub(crate) struct Reauthorized {
+    /// Documents with records that are accepted now and wait to be applied.
+    pub docs: std::collections::BTreeSet<String>,
+    /// Records that had been materialized are refused now: the tables must be rebuilt.
+    pub rebuild: bool,
+}
+
+/// Where `key` stands for accepting its records on this replica. This machine's own records
+/// are always accepted here (a replica shows its own work; others decide for themselves).
+pub(crate) fn standing_of(conn: &Connection, key: &[u8; 32], local: &[u8; 32]) -> Result<Standing> {
+    if key == local {
+        return Ok(Standing::Member(Role::Member));
+    }
     let hexkey = hex::encode(key);
-    if conn
-        .prepare_cached("SELECT 1 FROM crdt_members WHERE id = ?1")?
-        .exists([&hexkey])?
+    if let Some(role) = conn
+        .prepare_cached("SELECT role FROM crdt_members WHERE id = ?1")?
+        .query_row([&hexkey], |r| r.get::<_, String>(0))
+        .optional()?
     {
-        return Ok(true);
+        return Ok(Standing::Member(Role::parse(&role).unwrap_or(Role::Member)));
     }
-    if conn
-        .prepare_cached("SELECT 1 FROM crdt_roster")?
-        .exists([])?
-    {
-        return Ok(false);
+    Ok(conn
+        .prepare_cached("SELECT cutoff FROM crdt_removed WHERE id = ?1")?
+        .query_row([&hexkey], |r| r.get::<_, String>(0))
+        .optional()?
+        .map_or(Standing::Unknown, |c| {
+            Standing::Removed(serde_json::from_str(&c).unwrap_or_default())
+        }))
+}
+
+/// Marks each record of `keys` (all authors when `None`) accepted or held according to where
+/// its author stands now. Roster records are never held: the resolver judges them.
+pub(crate) fn reauthorize(
+    conn: &Connection,
+    keys: Option<&[String]>,
+    local: &[u8; 32],
+) -> Result<Reauthorized> {
+    let mut out = Reauthorized::default();
+    let actors: Vec<(Vec<u8>, Vec<u8>)> = conn
+        .prepare_cached("SELECT actor, author FROM crdt_actors")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<std::result::Result<_, _>>()?;
+    for (actor, author) in actors {
+        let Ok(author) = <[u8; 32]>::try_from(author.as_slice()) else {
+            continue;
+        };
+        if keys.is_some_and(|k| !k.contains(&hex::encode(author))) {
+            continue;
+        }
+        let (admit_through, hold_after) = match standing_of(conn, &author, local)? {
+            Standing::Member(_) => (i64::MAX, i64::MAX),
+            Standing::Unknown => (0, 0),
+            Standing::Removed(cut) => {
+                let c = cut.get(&hex::encode(&actor)).copied().unwrap_or(0) as i64;
+                (c, c)
+            }
+        };
+        let held = conn
+            .prepare_cached(
+                "UPDATE crdt_changes SET applied = 2 WHERE actor = ?1 AND seq > ?2 AND applied != 2 AND doc_id != 'roster'",
+            )?
+            .execute(params![actor, hold_after])?;
+        out.rebuild |= held > 0;
+        let mut stmt = conn.prepare_cached(
+            "UPDATE crdt_changes SET applied = 0 WHERE actor = ?1 AND seq <= ?2 AND applied = 2 RETURNING doc_id",
+        )?;
+        let docs = stmt.query_map(params![actor, admit_through], |r| r.get::<_, String>(0))?;
+        for d in docs {
+            out.docs.insert(d?);
+        }
     }
-    let pinned_here = pinned == Some(key);
-    Ok(pinned_here
-        || conn
-            .prepare_cached("SELECT 1 FROM crdt_peers WHERE public_key = ?1")?
-            .exists([&hexkey])?)
+    Ok(out)
+}
+
+/// Records held because their author is not accepted here, per machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldBy {
+    /// The author's public key (hex).
+    pub public_key: String,
+    /// Its machine fingerprint.
+    pub machine: String,
+    /// How many of its records are held.
+    pub records: u64,
+    /// Why, and what would admit them.
+    pub reason: String,
+}
+
+/// Every machine with held records (stored, not applied: the roster does not accept them).
+pub fn held(conn: &Connection) -> Result<Vec<HeldBy>> {
+    let mut stmt = conn.prepare(
+        "SELECT author, count(*) FROM crdt_changes WHERE applied = 2 GROUP BY author ORDER BY author",
+    )?;
+    let rows: Vec<(Vec<u8>, i64)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<std::result::Result<_, _>>()?;
+    let mut out = Vec::new();
+    for (author, n) in rows {
+        let Ok(key) = <[u8; 32]>::try_from(author.as_slice()) else {
+            continue;
+        };
+        let hexkey = hex::encode(key);
+        let removed = conn
+            .prepare_cached("SELECT 1 FROM crdt_removed WHERE id = ?1")?
+            .exists([&hexkey])?;
+        let reason = if removed {
+            "written after the cut-off of its removal".to_string()
+        } else {
+            format!("not a member yet; held until an admin runs 'td member add {hexkey}'")
+        };
+        out.push(HeldBy {
+            machine: fingerprint_of(&key),
+            public_key: hexkey,
+            records: n as u64,
+            reason,
+        });
+    }
+    Ok(out)
+}
+
+/// Writes one roster operation as a change on the roster document.
+pub(crate) fn write_op(tx: &mut Tx<'_>, op: &Op) -> Result<()> {
+    let message = serde_json::to_string(op).map_err(|e| invalid(e.to_string()))?;
+    let stamp = hex::encode(crate::identity::random_bytes::<8>());
+    tx.change_with_message(ROSTER_ID, message, |d| doc::put_str(d, "last_op", &stamp))
 }
 
 /// Whether this replica holds a roster yet.
@@ -76,21 +325,62 @@ pub fn has_roster(conn: &Connection) -> Result<bool> {
         .exists([])?)
 }
 
-/// The roster as JSON rows: public key, machine fingerprint, name, when and by whom added.
+/// Whether a peer presenting `key` may sync with this replica: a member of the roster, or,
+/// before this replica holds a roster at all (a fresh replica joining), a peer the user pinned
+/// with `td peer add` or named with `--key` for this sync (`pinned`).
+pub fn is_trusted(conn: &Connection, key: &[u8; 32], pinned: Option<&[u8; 32]>) -> Result<bool> {
+    let hexkey = hex::encode(key);
+    if conn
+        .prepare_cached("SELECT 1 FROM crdt_members WHERE id = ?1")?
+        .exists([&hexkey])?
+    {
+        return Ok(true);
+    }
+    if has_roster(conn)? {
+        return Ok(false);
+    }
+    let pinned_here = pinned == Some(key);
+    Ok(pinned_here
+        || conn
+            .prepare_cached("SELECT 1 FROM crdt_peers WHERE public_key = ?1")?
+            .exists([&hexkey])?)
+}
+
+/// The roster as JSON rows: public key, machine fingerprint, name, role, when and by whom
+/// added; then removed machines (`"removed": true`) with who removed them.
 pub fn members(conn: &Connection) -> Result<Vec<Value>> {
-    let mut stmt = conn
-        .prepare("SELECT id, name, added_at, added_by FROM crdt_members ORDER BY added_at, id")?;
-    let rows = stmt.query_map([], |r| {
-        let key: String = r.get(0)?;
-        let machine = parse_public_key(&key)
+    let roster = stored(conn)?;
+    let machine = |k: &str| {
+        parse_public_key(k)
             .map(|k| fingerprint_of(&k))
-            .unwrap_or_default();
-        Ok(
-            json!({"public_key": key, "machine": machine, "name": r.get::<_, String>(1)?,
-            "added_at": r.get::<_, String>(2)?, "added_by": r.get::<_, String>(3)?}),
-        )
-    })?;
-    Ok(rows.collect::<std::result::Result<_, _>>()?)
+            .unwrap_or_default()
+    };
+    let mut rows: Vec<(i64, Value)> = roster
+        .members
+        .iter()
+        .map(|(k, m)| {
+            let added_at = chrono::DateTime::from_timestamp(m.added_at, 0)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default();
+            (
+                m.added_at,
+                json!({"public_key": k, "machine": machine(k), "name": m.name, "role": m.role.as_str(),
+                       "added_at": added_at, "added_by": machine(&m.added_by), "removed": false}),
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| a.1["public_key"].as_str().cmp(&b.1["public_key"].as_str()))
+    });
+    let mut out: Vec<Value> = rows.into_iter().map(|(_, v)| v).collect();
+    for (k, r) in &roster.removed {
+        out.push(
+            json!({"public_key": k, "machine": machine(k), "name": "", "role": "",
+                        "removed": true, "removed_by": machine(&r.removed_by)}),
+        );
+    }
+    Ok(out)
 }
 
 /// One address-book entry.
@@ -144,56 +434,146 @@ pub fn peer(conn: &Connection, name: &str) -> Result<Option<Peer>> {
         .optional()?)
 }
 
-fn has_changes(conn: &Connection) -> Result<bool> {
-    Ok(conn
-        .prepare_cached("SELECT 1 FROM crdt_changes LIMIT 1")?
-        .exists([])?)
-}
-
 impl Project {
-    /// `td member add`: lets `key`'s changes in (replicated to every member).
-    pub fn member_add(&mut self, key: &str, name: &str) -> Result<bool> {
+    /// Resolves a member by public key, machine fingerprint or name (as `td member` takes it).
+    fn member_key(&self, who: &str) -> Result<String> {
+        if let Ok(k) = parse_public_key(who) {
+            return Ok(hex::encode(k));
+        }
+        let roster = stored(self.store.conn())?;
+        let who = who.trim();
+        let hits: Vec<&String> = roster
+            .members
+            .iter()
+            .filter(|(k, m)| {
+                m.name == who
+                    || parse_public_key(k).is_ok_and(|key| fingerprint_of(&key).starts_with(who))
+            })
+            .map(|(k, _)| k)
+            .collect();
+        match hits.as_slice() {
+            [one] if !who.is_empty() => Ok((*one).clone()),
+            [] | [_] => Err(not_found(format!(
+                "no member '{who}': give a public key (64 hex digits), a machine fingerprint or a member name (see 'td member list')"
+            ))),
+            _ => Err(invalid(format!(
+                "'{who}' names {} members; give the public key",
+                hits.len()
+            ))),
+        }
+    }
+
+    /// Refuses unless this machine is an admin (only admins change the roster).
+    fn require_admin(&self, roster: &Roster) -> Result<()> {
+        let me = self.store.identity().public_key_hex();
+        let founder_implicit = crate::store::is_founder_of(
+            &self.store.project_id()?,
+            &self.store.identity().public_key(),
+        ) && !roster.members.contains_key(&me)
+            && !roster.removed.contains_key(&me);
+        if founder_implicit
+            || roster
+                .members
+                .get(&me)
+                .is_some_and(|m| m.role == Role::Admin)
+        {
+            return Ok(());
+        }
+        Err(invalid(format!(
+            "only admins change the roster, and this machine ({}) is not one; ask an admin (see 'td member list')",
+            self.store.identity().fingerprint()
+        )))
+    }
+
+    /// `td member add`: admits `key` with `role` (replicated to every member). Returns false
+    /// when it already was a member with that role and no new name was given.
+    pub fn member_add(&mut self, key: &str, name: &str, role: Role) -> Result<bool> {
         let key = hex::encode(parse_public_key(key)?);
-        let me = self.session.id.clone();
-        self.store.write(&me, |tx| {
-            let existed = tx
-                .conn()
-                .prepare_cached("SELECT 1 FROM crdt_members WHERE id = ?1")?
-                .exists([&key])?;
-            let label = if name.is_empty() {
-                fingerprint_of(&parse_public_key(&key)?)
-            } else {
-                name.to_string()
-            };
-            if existed && name.is_empty() {
+        let roster = stored(self.store.conn())?;
+        if let Some(m) = roster.members.get(&key) {
+            if m.role == role && (name.is_empty() || name == m.name) {
                 return Ok(false);
             }
-            add_member(tx, &key, &label)?;
-            Ok(!existed)
-        })
-    }
-
-    /// `td member remove`: stops accepting new changes by `key`.
-    pub fn member_remove(&mut self, key: &str) -> Result<()> {
-        let key = hex::encode(parse_public_key(key)?);
+        }
+        self.require_admin(&roster)?;
+        let label = if name.is_empty() {
+            roster
+                .members
+                .get(&key)
+                .map(|m| m.name.clone())
+                .unwrap_or_else(|| fingerprint_of(&parse_public_key(&key).expect("parsed")))
+        } else {
+            name.to_string()
+        };
         let me = self.session.id.clone();
-        self.store.write(&me, |tx| {
-            let mut removed = false;
-            tx.change(ROSTER_ID, |d| {
-                removed = doc::delete_child(d, "members", &key)?;
-                Ok(())
-            })?;
-            if removed {
-                Ok(())
-            } else {
-                Err(not_found(format!("no member with key {key}")))
-            }
-        })
+        let op = Op::Add {
+            key,
+            role,
+            name: label,
+        };
+        self.store.write(&me, |tx| write_op(tx, &op))?;
+        Ok(true)
     }
 
-    /// `td peer add`: an address-book entry. On a replica that already has changes the key also
-    /// joins the roster; on a fresh replica it is pinned locally until the first sync brings the
-    /// project's roster.
+    /// `td member role`: changes a member's role (admins only; never the last admin).
+    pub fn member_set_role(&mut self, who: &str, role: Role) -> Result<String> {
+        let key = self.member_key(who)?;
+        let roster = stored(self.store.conn())?;
+        let Some(m) = roster.members.get(&key) else {
+            return Err(not_found(format!("no member with key {key}")));
+        };
+        self.require_admin(&roster)?;
+        if m.role == Role::Admin && role == Role::Member && roster.admins() <= 1 {
+            return Err(invalid(
+                "this is the project's last admin: make another member an admin first",
+            ));
+        }
+        let me = self.session.id.clone();
+        let op = Op::SetRole {
+            key: key.clone(),
+            role,
+        };
+        self.store.write(&me, |tx| write_op(tx, &op))?;
+        Ok(key)
+    }
+
+    /// `td member remove`: stops accepting `key`'s records beyond what this replica holds of
+    /// them (the cut-off every replica applies). Admins only; never the last admin.
+    pub fn member_remove(&mut self, who: &str) -> Result<String> {
+        let key = self.member_key(who)?;
+        let roster = stored(self.store.conn())?;
+        let Some(m) = roster.members.get(&key) else {
+            return Err(not_found(format!("no member with key {key}")));
+        };
+        self.require_admin(&roster)?;
+        if m.role == Role::Admin && roster.admins() <= 1 {
+            return Err(invalid(
+                "this is the project's last admin: make another member an admin first",
+            ));
+        }
+        let author = parse_public_key(&key)?;
+        let cutoff: BTreeMap<String, u64> = self
+            .store
+            .conn()
+            .prepare("SELECT actor, max_seq FROM crdt_actors WHERE author = ?1")?
+            .query_map([&author[..]], |r| {
+                Ok((
+                    hex::encode(r.get::<_, Vec<u8>>(0)?),
+                    r.get::<_, i64>(1)? as u64,
+                ))
+            })?
+            .collect::<std::result::Result<_, _>>()?;
+        let me = self.session.id.clone();
+        let op = Op::Remove {
+            key: key.clone(),
+            cutoff,
+        };
+        self.store.write(&me, |tx| write_op(tx, &op))?;
+        Ok(key)
+    }
+
+    /// `td peer add`: an address-book entry (where a peer serves and the key it must prove).
+    /// It admits nobody: admitting a machine is `td member add` (admins) or an invite.
     pub fn peer_add(&mut self, name: &str, addr: &str, key: &str) -> Result<()> {
         let key = hex::encode(parse_public_key(key)?);
         if name.trim().is_empty() {
@@ -204,20 +584,12 @@ impl Project {
                 "invalid address '{addr}': expected host:port"
             )));
         }
-        let me = self.session.id.clone();
-        let name = name.trim().to_string();
-        self.store.write(&me, |tx| {
-            tx.conn().execute(
-                "INSERT INTO crdt_peers(name, addr, public_key, added_at) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT(name) DO UPDATE SET addr = excluded.addr, public_key = excluded.public_key",
-                params![name, addr, key, now_timestamp()],
-            )?;
-            let member = tx.conn().prepare_cached("SELECT 1 FROM crdt_members WHERE id = ?1")?.exists([&key])?;
-            if !member && has_changes(tx.conn())? {
-                add_member(tx, &key, &name)?;
-            }
-            Ok(())
-        })
+        self.store.conn().execute(
+            "INSERT INTO crdt_peers(name, addr, public_key, added_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT(name) DO UPDATE SET addr = excluded.addr, public_key = excluded.public_key",
+            params![name.trim(), addr, key, now_timestamp()],
+        )?;
+        Ok(())
     }
 
     /// `td peer remove`: drops an address-book entry (the roster is unchanged).

@@ -64,7 +64,8 @@ CREATE TABLE crdt_members (
     roster_id TEXT NOT NULL,
     name TEXT NOT NULL DEFAULT '',
     added_at TEXT NOT NULL DEFAULT '',
-    added_by TEXT NOT NULL DEFAULT ''
+    added_by TEXT NOT NULL DEFAULT '',
+    role TEXT NOT NULL DEFAULT 'member'
 );
 CREATE TABLE crdt_peers (
     name TEXT PRIMARY KEY,

@@ -179,6 +179,7 @@ impl Store {
             )));
         }
         crate::lineage::ensure_table(&conn)?;
+        crate::roster::ensure_tables(&conn)?;
         Ok(Store {
             conn,
             path,
@@ -247,8 +248,19 @@ impl Store {
             changes: 0,
             founder_checked: false,
             unsigned: HashMap::new(),
+            message: None,
+            roster_dirty: false,
         };
         let out = f(&mut t)?;
+        if t.roster_dirty {
+            let changed = crate::roster::refresh(t.tx)?;
+            crate::sync::apply::settle_standing(
+                t.tx,
+                t.columns,
+                Some(&changed),
+                &self.identity.public_key(),
+            )?;
+        }
         materialize::settle_dependencies(t.tx, t.columns)?;
         t.sign_runs()?;
         drop(t);
@@ -271,105 +283,122 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.pragma_update(None, "defer_foreign_keys", "ON")?;
-        // Recreate each table from its own stored definition, so the layout is unchanged.
-        for table in schema::SYNCED_TABLES {
-            let ddl: Vec<String> = tx
-                .prepare("SELECT sql FROM sqlite_master WHERE tbl_name = ?1 AND sql IS NOT NULL ORDER BY type = 'index', rowid")?
-                .query_map([table], |r| r.get(0))?
-                .collect::<std::result::Result<_, _>>()?;
-            tx.execute_batch(&format!("DROP TABLE {table}"))?;
-            for stmt in ddl {
-                tx.execute_batch(&stmt)?;
-            }
-        }
-        tx.execute(schema::BUILTIN_BOARD_SQL, [])?;
-        tx.execute("DELETE FROM crdt_docs", [])?;
-        tx.execute("DELETE FROM crdt_pending_refs", [])?;
-        tx.execute("DELETE FROM crdt_conflicts", [])?;
-        tx.execute("DELETE FROM crdt_dep_edges", [])?;
-        tx.execute("DELETE FROM crdt_members", [])?;
-        tx.execute("DELETE FROM crdt_roster", [])?;
-        let mut columns = Columns::default();
-        let mut stmt =
-            tx.prepare("SELECT doc_id, body, signature FROM crdt_changes ORDER BY doc_id, id")?;
-        let mut rows = stmt.query([])?;
-        let mut current: Option<(String, Vec<automerge::Change>)> = None;
-        let mut docs: Vec<(String, Vec<automerge::Change>)> = Vec::new();
-        let mut n = 0usize;
-        while let Some(r) = rows.next()? {
-            let doc_id: String = r.get(0)?;
-            let body: Vec<u8> = r.get(1)?;
-            let rec: RecordBody = postcard::from_bytes(&body)
-                .map_err(|e| EngineError::CorruptLog(format!("record of {doc_id}: {e}")))?;
-            let change = automerge::Change::from_bytes(rec.change)
-                .map_err(|e| EngineError::CorruptLog(format!("change of {doc_id}: {e}")))?;
-            n += 1;
-            match &mut current {
-                Some((id, v)) if *id == doc_id => v.push(change),
-                _ => {
-                    if let Some(done) = current.take() {
-                        docs.push(done);
-                    }
-                    current = Some((doc_id, vec![change]));
-                }
-            }
-        }
-        drop(rows);
-        drop(stmt);
-        docs.extend(current);
-        // Id clashes first (documents with several root changes), so that references to a
-        // clashed id resolve while the referring entities are materialized.
-        tx.execute("DELETE FROM crdt_lineages", [])?;
-        let mut units: Vec<(String, String, Kind, Vec<automerge::Change>)> = Vec::new();
-        for (id, changes) in docs {
-            let Some(kind) = Kind::of_id(&id) else {
-                continue;
-            };
-            let mut roots: Vec<&automerge::Change> =
-                changes.iter().filter(|c| c.deps().is_empty()).collect();
-            roots.sort_by_key(|c| c.hash());
-            roots.dedup_by_key(|c| c.hash());
-            if roots.len() < 2 {
-                units.push((id.clone(), id, kind, changes));
-                continue;
-            }
-            let described = roots
-                .iter()
-                .enumerate()
-                .map(|(rank, c)| {
-                    let storage = if rank == 0 {
-                        id.clone()
-                    } else {
-                        crate::lineage::extra_storage(&id, &c.hash().0)
-                    };
-                    crate::lineage::Root::of(&tx, c, storage)
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let lineages = crate::lineage::register(&tx, &id, &described)?;
-            columns.set_clashes(Some(true));
-            let hashes: Vec<Vec<u8>> = lineages.iter().map(|l| l.root.clone()).collect();
-            let mut fresh: Vec<AutoCommit> = lineages.iter().map(|_| AutoCommit::new()).collect();
-            let tagged = changes.into_iter().map(|c| ((), c)).collect();
-            let (groups, _unplaced) = crate::lineage::route(&mut fresh, &hashes, tagged);
-            for (l, group) in lineages.into_iter().zip(groups) {
-                let group = group.into_iter().map(|(_, c)| c).collect();
-                units.push((l.entity, l.storage, kind, group));
-            }
-        }
-        // Parents before children so foreign keys hold row by row as well as at commit.
-        units.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
-        for (entity, storage, kind, changes) in units {
-            let mut d = AutoCommit::new();
-            let merged_now = changes.iter().any(|c| c.deps().len() > 1);
-            d.apply_changes(changes)?;
-            let merged = save_doc(&tx, &storage, kind, &mut d, merged_now)?;
-            materialize_entity(&tx, &mut columns, &entity, kind, &mut d, merged)?;
-        }
-        materialize::settle_dependencies(&tx, &mut columns)?;
+        let n = rebuild_tables(&tx, &self.identity.public_key())?;
         tx.commit()?;
         Ok(n)
     }
+}
+
+/// Drops every synced td table and recomputes it, with the document cache, from the log, in
+/// the caller's transaction: first the roster (and so which records are accepted), then every
+/// entity from its accepted records. Returns the number of records replayed.
+pub(crate) fn rebuild_tables(tx: &Connection, local: &[u8; 32]) -> Result<usize> {
+    tx.pragma_update(None, "defer_foreign_keys", "ON")?;
+    // Recreate each table from its own stored definition, so the layout is unchanged.
+    for table in schema::SYNCED_TABLES {
+        let ddl: Vec<String> = tx
+                .prepare("SELECT sql FROM sqlite_master WHERE tbl_name = ?1 AND sql IS NOT NULL ORDER BY type = 'index', rowid")?
+                .query_map([table], |r| r.get(0))?
+                .collect::<std::result::Result<_, _>>()?;
+        tx.execute_batch(&format!("DROP TABLE {table}"))?;
+        for stmt in ddl {
+            tx.execute_batch(&stmt)?;
+        }
+    }
+    tx.execute(schema::BUILTIN_BOARD_SQL, [])?;
+    tx.execute("DELETE FROM crdt_docs", [])?;
+    tx.execute("DELETE FROM crdt_pending_refs", [])?;
+    tx.execute("DELETE FROM crdt_conflicts", [])?;
+    tx.execute("DELETE FROM crdt_dep_edges", [])?;
+    // The roster first: it decides which records are accepted.
+    crate::roster::refresh(tx)?;
+    crate::roster::reauthorize(tx, None, local)?;
+    let mut columns = Columns::default();
+    let mut stmt = tx.prepare(
+        "SELECT doc_id, body, signature FROM crdt_changes WHERE applied != 2 ORDER BY doc_id, id",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut current: Option<(String, Vec<automerge::Change>)> = None;
+    let mut docs: Vec<(String, Vec<automerge::Change>)> = Vec::new();
+    let mut n = 0usize;
+    while let Some(r) = rows.next()? {
+        let doc_id: String = r.get(0)?;
+        let body: Vec<u8> = r.get(1)?;
+        let rec: RecordBody = postcard::from_bytes(&body)
+            .map_err(|e| EngineError::CorruptLog(format!("record of {doc_id}: {e}")))?;
+        let change = automerge::Change::from_bytes(rec.change)
+            .map_err(|e| EngineError::CorruptLog(format!("change of {doc_id}: {e}")))?;
+        n += 1;
+        match &mut current {
+            Some((id, v)) if *id == doc_id => v.push(change),
+            _ => {
+                if let Some(done) = current.take() {
+                    docs.push(done);
+                }
+                current = Some((doc_id, vec![change]));
+            }
+        }
+    }
+    drop(rows);
+    drop(stmt);
+    docs.extend(current);
+    // Id clashes first (documents with several root changes), so that references to a
+    // clashed id resolve while the referring entities are materialized.
+    tx.execute("DELETE FROM crdt_lineages", [])?;
+    let mut units: Vec<(String, String, Kind, Vec<automerge::Change>)> = Vec::new();
+    for (id, changes) in docs {
+        let Some(kind) = Kind::of_id(&id) else {
+            continue;
+        };
+        if kind == Kind::Roster {
+            // Only carries roster operations (resolved above); never split or materialized.
+            let mut d = AutoCommit::new();
+            d.apply_changes(changes)?;
+            save_doc(tx, &id, kind, &mut d, false)?;
+            continue;
+        }
+        let mut roots: Vec<&automerge::Change> =
+            changes.iter().filter(|c| c.deps().is_empty()).collect();
+        roots.sort_by_key(|c| c.hash());
+        roots.dedup_by_key(|c| c.hash());
+        if roots.len() < 2 {
+            units.push((id.clone(), id, kind, changes));
+            continue;
+        }
+        let described = roots
+            .iter()
+            .enumerate()
+            .map(|(rank, c)| {
+                let storage = if rank == 0 {
+                    id.clone()
+                } else {
+                    crate::lineage::extra_storage(&id, &c.hash().0)
+                };
+                crate::lineage::Root::of(tx, c, storage)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let lineages = crate::lineage::register(tx, &id, &described)?;
+        columns.set_clashes(Some(true));
+        let hashes: Vec<Vec<u8>> = lineages.iter().map(|l| l.root.clone()).collect();
+        let mut fresh: Vec<AutoCommit> = lineages.iter().map(|_| AutoCommit::new()).collect();
+        let tagged = changes.into_iter().map(|c| ((), c)).collect();
+        let (groups, _unplaced) = crate::lineage::route(&mut fresh, &hashes, tagged);
+        for (l, group) in lineages.into_iter().zip(groups) {
+            let group = group.into_iter().map(|(_, c)| c).collect();
+            units.push((l.entity, l.storage, kind, group));
+        }
+    }
+    // Parents before children so foreign keys hold row by row as well as at commit.
+    units.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
+    for (entity, storage, kind, changes) in units {
+        let mut d = AutoCommit::new();
+        let merged_now = changes.iter().any(|c| c.deps().len() > 1);
+        d.apply_changes(changes)?;
+        let merged = save_doc(tx, &storage, kind, &mut d, merged_now)?;
+        materialize_entity(tx, &mut columns, &entity, kind, &mut d, merged)?;
+    }
+    materialize::settle_dependencies(tx, &mut columns)?;
+    Ok(n)
 }
 
 /// One write transaction in progress. Obtained from [`Store::write`].
@@ -389,6 +418,10 @@ pub struct Tx<'a> {
     /// one signature, on its last record, at commit, or sooner once the run reaches
     /// [`SIGNED_RUN_RECORDS`] / [`SIGNED_RUN_BYTES`].
     unsigned: HashMap<[u8; crate::record::ACTOR_LEN], (i64, [u8; 32], usize, usize)>,
+    /// The commit message of the next change (a roster operation).
+    message: Option<String>,
+    /// A roster operation was written: the roster is resolved again before commit.
+    roster_dirty: bool,
 }
 
 impl<'a> Tx<'a> {
@@ -472,6 +505,17 @@ impl<'a> Tx<'a> {
         Ok(self.doc(id)?.map(doc::version_of))
     }
 
+    /// [`Tx::change`] with a commit message (a roster operation, `roster.rs`).
+    pub(crate) fn change_with_message(
+        &mut self,
+        id: &str,
+        message: String,
+        f: impl FnOnce(&mut AutoCommit) -> Result<()>,
+    ) -> Result<()> {
+        self.message = Some(message);
+        self.change(id, f)
+    }
+
     /// Makes one Automerge change on `id`'s document (creating the document if needed), signs
     /// it, appends it to the log and re-materializes the entity's rows.
     pub fn change(
@@ -479,8 +523,14 @@ impl<'a> Tx<'a> {
         id: &str,
         f: impl FnOnce(&mut AutoCommit) -> Result<()>,
     ) -> Result<()> {
+        let message = self.message.take();
         let kind = Kind::of_id(id)
             .ok_or_else(|| EngineError::InvalidInput(format!("unknown entity id '{id}'")))?;
+        if kind == Kind::Roster && message.is_none() {
+            return Err(EngineError::InvalidInput(
+                "the roster changes only through roster operations".into(),
+            ));
+        }
         if !self.founder_checked {
             // The machine that founded the project becomes its first member with its first
             // change (not at `td init`, so a fresh replica can still adopt a peer's project).
@@ -491,8 +541,12 @@ impl<'a> Tx<'a> {
                     .prepare_cached("SELECT 1 FROM crdt_docs WHERE doc_id = ?1")?
                     .exists([crate::roster::ROSTER_ID])?
             {
-                let key = self.identity.public_key_hex();
-                crate::roster::add_member(self, &key, "founder")?;
+                crate::roster::write_op(
+                    self,
+                    &crate::authority::Op::Found {
+                        name: "founder".into(),
+                    },
+                )?;
             }
         }
         // A renamed entity (an id clash) is stored under its own key; its records keep the id
@@ -511,9 +565,12 @@ impl<'a> Tx<'a> {
             pin_references(self.tx, d, kind, &before)?;
         }
         let time = chrono::Utc::now().timestamp();
-        if d.commit_with(automerge::transaction::CommitOptions::default().with_time(time))
-            .is_none()
-        {
+        let mut options = automerge::transaction::CommitOptions::default().with_time(time);
+        if let Some(m) = message {
+            options = options.with_message(m);
+            self.roster_dirty = true;
+        }
+        if d.commit_with(options).is_none() {
             return Ok(()); // nothing changed: nothing to log
         }
         let change = d
@@ -557,7 +614,7 @@ impl<'a> Tx<'a> {
         if sign_now {
             rec.signature = self.identity.sign(&rec.hash);
         }
-        let row = insert_record(self.tx, &rec, sign_now, &now_timestamp())?;
+        let row = insert_record(self.tx, &rec, sign_now, &now_timestamp(), true)?;
         let b = &rec.body;
         set_actor_head(self.tx, &b.actor, &b.session, &b.author, b.seq, &rec.hash)?;
         if !sign_now {
@@ -639,6 +696,9 @@ pub(crate) fn materialize_entity(
     d: &mut AutoCommit,
     merged: bool,
 ) -> Result<()> {
+    if kind == Kind::Roster {
+        return Ok(()); // resolved from its operations (`roster::refresh`), not materialized
+    }
     let wf_override = if merged {
         crate::conflicts::refresh(conn, id, d)?
     } else {
@@ -752,12 +812,15 @@ pub(crate) fn insert_record(
     rec: &SignedRecord,
     signed: bool,
     received_at: &str,
+    accepted: bool,
 ) -> Result<i64> {
     let b = &rec.body;
     let signature: &[u8] = if signed { &rec.signature[..] } else { &[] };
+    // A record whose author is not (or no longer) accepted is held: stored with `applied = 2`,
+    // kept out of the tables, and applied if the roster admits it later.
     conn.prepare_cached(
-        "INSERT INTO crdt_changes(hash, doc_id, actor, seq, session_id, author, body, signature, received_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO crdt_changes(hash, doc_id, actor, seq, session_id, author, body, signature, received_at, applied) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         &rec.hash[..],
@@ -768,7 +831,8 @@ pub(crate) fn insert_record(
         &b.author[..],
         rec.encoded,
         signature,
-        received_at
+        received_at,
+        if accepted { 1 } else { 2 }
     ])?;
     Ok(conn.last_insert_rowid())
 }

@@ -371,7 +371,7 @@ pub mod mesh {
         for (i, k) in keys.iter().enumerate().skip(1) {
             nodes[0]
                 .project
-                .member_add(k, &format!("node-{i}"))
+                .member_add(k, &format!("node-{i}"), td_engine::authority::Role::Member)
                 .unwrap();
         }
         for i in 1..n {

@@ -238,7 +238,9 @@ fn hostile_hub_rows_are_quarantined_and_do_not_block_later_rows() {
     sync(&a);
     let before = b.export();
     let s = sync(b);
-    assert_eq!(s["quarantined"], 4, "{s}");
+    // The outsider's record is signed and well formed: it is held (not applied, not
+    // dropped) until an admin admits its machine.
+    assert_eq!(s["quarantined"], 3, "{s} {}", b.ok(&["sync", "status"]));
     assert!(
         b.export().contains("Legit after hostile rows"),
         "later rows still applied"
@@ -250,7 +252,11 @@ fn hostile_hub_rows_are_quarantined_and_do_not_block_later_rows() {
     assert_ne!(before, b.export());
     let st = b.json(&["sync", "status"]);
     let q = st["quarantined"].as_array().unwrap();
-    assert_eq!(q.len(), 4, "{st}");
+    assert_eq!(q.len(), 3, "{st}");
+    let held = st["held"].as_array().unwrap();
+    assert_eq!(held.len(), 1, "{st}");
+    assert_eq!(held[0]["public_key"], hex::encode(rogue.public_key()));
+    assert!(held[0]["reason"].as_str().unwrap().contains("not a member"));
     let reasons: Vec<&str> = q.iter().map(|r| r["reason"].as_str().unwrap()).collect();
     assert!(
         reasons.iter().any(|r| r.contains("not a td change record")),
@@ -261,18 +267,21 @@ fn hostile_hub_rows_are_quarantined_and_do_not_block_later_rows() {
         "{reasons:?}"
     );
     assert!(
-        reasons.iter().any(|r| r.contains("not a member")),
-        "{reasons:?}"
-    );
-    assert!(
         reasons.iter().any(|r| r.contains("belongs to project")),
         "{reasons:?}"
     );
     assert!(b
         .ok(&["sync", "status"])
-        .contains("Quarantined hub rows: 4"));
+        .contains("Quarantined hub rows: 3"));
     // Pulling again changes nothing.
     assert_eq!(sync(b)["quarantined"], 0);
+    // Once an admin admits the outsider, the held record applies on the next pull.
+    a.json(&["member", "add", &hex::encode(rogue.public_key())]);
+    sync(&a);
+    sync(b);
+    assert!(b.export().contains("td-bad002"), "held record applied");
+    assert!(!b.export().contains("td-bad001") && !b.export().contains("td-bad003"));
+    assert_eq!(b.json(&["sync", "status"])["held"], json!([]));
 }
 
 #[test]

@@ -167,7 +167,10 @@ fn forged_signature_and_non_member_changes_are_refused() {
     let bad_sig = forged_record(&s.project, &rogue, member_key);
     // Properly signed, but by a machine that is not in the roster.
     let non_member = forged_record(&s.project, &rogue, rogue.public_key());
-    for (rec, expect) in [(bad_sig, "bad signature"), (non_member, "not a member")] {
+    for (rec, expect) in [
+        (bad_sig, "bad signature"),
+        (non_member, "held: 1 change(s)"),
+    ] {
         let frames = vec![
             hello(&s.project, 1, 1),
             wire::encode(&Message::Batch { runs: vec![rec] }),
@@ -187,14 +190,17 @@ fn forged_signature_and_non_member_changes_are_refused() {
         );
         still_healthy(&s);
     }
+    // The forged record is not stored; the non-member's is held (stored, never applied) until
+    // an admin admits its machine.
     let conn = rusqlite::Connection::open(s.server.db()).unwrap();
-    let n: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM crdt_changes WHERE session_id = 'ses_hostile'",
-            [],
-            |r| r.get(0),
-        )
+    let stored: Vec<(Vec<u8>, i64)> = conn
+        .prepare("SELECT author, applied FROM crdt_changes WHERE session_id = 'ses_hostile'")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(n, 0, "no forged record stored");
+    assert_eq!(stored, vec![(rogue.public_key().to_vec(), 2)]);
+    assert!(!s.server.export().contains("Injected by a hostile peer"));
     s.serving.stop();
 }

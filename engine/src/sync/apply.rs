@@ -5,12 +5,13 @@
 //! last record of each actor's run needs its signature checked; the chain ties every earlier
 //! record of the run to that signature (see docs/protocol.md for the argument).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use automerge::{AutoCommit, Change};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
+use crate::authority::Standing;
 use crate::error::{EngineError, Result};
 use crate::identity;
 use crate::lineage;
@@ -148,13 +149,17 @@ impl SyncStore for Store {
 
     fn apply(&mut self, runs: &[WireRun]) -> Result<ApplyReport> {
         let mut report = ApplyReport::default();
-        let pinned = self.pinned_peer_key();
+        let local = self.identity().public_key();
         let tx = self
             .conn_mut()
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let project = store::meta(&tx, "project_id")?.unwrap_or_default();
         let mut cols = Columns::default();
-        let mut by_doc: BTreeMap<String, Vec<HashedChange>> = BTreeMap::new();
+        // Every verified record is stored; whether its author is accepted decides only whether
+        // it is applied now or held (docs/membership.md). Standing is looked up once per author.
+        let mut standing: HashMap<[u8; 32], Standing> = HashMap::new();
+        let mut batch: Vec<Received> = Vec::new();
+        let mut roster_changes: Vec<HashedChange> = Vec::new();
         let received_at = now_timestamp();
         let mut mark = (0usize, 0u64);
         for (idx, run) in runs.iter().enumerate() {
@@ -163,6 +168,13 @@ impl SyncStore for Store {
             }
             mark = (report.rejected.len(), report.deferred);
             let short = hex::encode(&run.actor[..4]);
+            if let Some(why) = misattributed(&run.session, &run.author) {
+                report.rejected.push(format!(
+                    "{} record(s) of actor {short} rejected: {why}",
+                    run.changes.len()
+                ));
+                continue;
+            }
             let Some(records) = rebuild_run(&tx, &project, run, &mut report)? else {
                 continue;
             };
@@ -181,33 +193,17 @@ impl SyncStore for Store {
                 ));
                 continue;
             }
-            // A replica without a roster yet takes the roster from the peer it pinned (the user
-            // named that peer's key; the peer proved it on this connection) or from the founder
-            // named in the project id. Everything else is checked against the roster as it now
-            // stands.
+            let author_standing = match standing.get(&run.author) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = roster::standing_of(&tx, &run.author, &local)?;
+                    standing.insert(run.author, s.clone());
+                    s
+                }
+            };
             let n = records.len();
             let mut head = None;
-            // Trust only changes when a roster record applies; check again after each one.
-            let mut trusted: Option<bool> = None;
             for (i, mut rec) in records.into_iter().enumerate() {
-                let is_roster = rec.body.doc == ROSTER_ID;
-                let bootstrap = is_roster
-                    && (pinned.is_some() || store::is_founder_of(&project, &run.author))
-                    && !roster::has_roster(&tx)?;
-                let ok = match trusted {
-                    Some(t) if !is_roster => t,
-                    _ => roster::is_trusted(&tx, &run.author, pinned.as_ref())?,
-                };
-                trusted = if is_roster { None } else { Some(ok) };
-                if !bootstrap && !ok {
-                    report.rejected.push(format!(
-                        "{} change(s) by machine {} rejected: not a member of this project (add it with 'td member add {}')",
-                        n - i,
-                        identity::fingerprint_of(&run.author),
-                        hex::encode(run.author)
-                    ));
-                    break;
-                }
                 // The record's hash and encoding are already computed: its change bytes can
                 // move into the parsed change.
                 let change = match Change::from_bytes(std::mem::take(&mut rec.body.change)) {
@@ -222,16 +218,23 @@ impl SyncStore for Store {
                 if i + 1 == n {
                     rec.signature = signature;
                 }
-                let row = store::insert_record(&tx, &rec, i + 1 == n, &received_at)?;
+                let is_roster = rec.body.doc == ROSTER_ID;
+                let accepted = is_roster || author_standing.admits(&run.actor, rec.body.seq);
+                let row = store::insert_record(&tx, &rec, i + 1 == n, &received_at, accepted)?;
                 head = Some((rec.body.seq, rec.hash));
                 report.applied += 1;
-                if rec.body.doc == ROSTER_ID {
-                    apply_doc(&tx, &mut cols, ROSTER_ID, vec![(row, change)])?;
+                if is_roster {
+                    roster_changes.push((row, change));
                 } else {
-                    by_doc
-                        .entry(rec.body.doc.clone())
-                        .or_default()
-                        .push((row, change));
+                    batch.push(Received {
+                        row,
+                        doc: std::mem::take(&mut rec.body.doc),
+                        author: run.author,
+                        actor: run.actor,
+                        seq: rec.body.seq,
+                        accepted,
+                        change,
+                    });
                 }
             }
             // Advance the actor's head now, so the next run of the same actor chains on.
@@ -242,15 +245,113 @@ impl SyncStore for Store {
         if !runs.is_empty() && (report.rejected.len(), report.deferred) != mark {
             report.incomplete_runs.push(runs.len() - 1);
         }
+        let mut changed_keys = Vec::new();
+        if !roster_changes.is_empty() {
+            apply_roster_doc(&tx, roster_changes)?;
+            changed_keys = roster::refresh(&tx)?;
+            // This batch's records of machines whose standing changed are decided again.
+            for r in batch.iter_mut() {
+                if !changed_keys.contains(&hex::encode(r.author)) {
+                    continue;
+                }
+                let now = roster::standing_of(&tx, &r.author, &local)?.admits(&r.actor, r.seq);
+                if now != r.accepted {
+                    r.accepted = now;
+                    tx.prepare_cached("UPDATE crdt_changes SET applied = ?1 WHERE id = ?2")?
+                        .execute(params![if now { 1 } else { 2 }, r.row])?;
+                }
+            }
+        }
+        let mut by_doc: BTreeMap<String, Vec<HashedChange>> = BTreeMap::new();
+        let mut held_by: BTreeMap<[u8; 32], u64> = BTreeMap::new();
+        for r in batch {
+            if r.accepted {
+                by_doc.entry(r.doc).or_default().push((r.row, r.change));
+            } else {
+                report.held += 1;
+                report.applied -= 1;
+                *held_by.entry(r.author).or_default() += 1;
+            }
+        }
+        // The sender is told what was held and why (it travels in the Ack's notes).
+        for (author, n) in held_by {
+            report.held_notes.push(format!(
+                "held: {n} change(s) by machine {}: not a member of this project here (an admin admits it with 'td member add {}')",
+                identity::fingerprint_of(&author),
+                hex::encode(author)
+            ));
+        }
         let mut docs: Vec<(String, Vec<HashedChange>)> = by_doc.into_iter().collect();
         docs.sort_by_key(|(id, _)| (Kind::of_id(id), id.clone()));
         for (doc_id, changes) in docs {
             apply_doc(&tx, &mut cols, &doc_id, changes)?;
         }
+        if !changed_keys.is_empty() {
+            settle_standing(&tx, &mut cols, Some(&changed_keys), &local)?;
+        }
         crate::materialize::settle_dependencies(&tx, &mut cols)?;
         tx.commit()?;
         Ok(report)
     }
+}
+
+/// A received record of an entity document, with whether its author is accepted.
+struct Received {
+    row: i64,
+    doc: String,
+    author: [u8; 32],
+    actor: Actor,
+    seq: u64,
+    accepted: bool,
+    change: Change,
+}
+
+/// Why a run's session id misattributes its records: a session id `ses_<machine>_…` names the
+/// machine that made it, so it must be the signer's fingerprint. Sessions imported from td
+/// (which have no machine part) name no machine.
+pub(crate) fn misattributed(session: &str, author: &[u8; 32]) -> Option<String> {
+    let machine = session.strip_prefix("ses_")?.split('_').next()?;
+    let names_machine = machine.len() == identity::FINGERPRINT_HEX_LEN
+        && session.len() > machine.len() + 5
+        && machine
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    let signer = identity::fingerprint_of(author);
+    (names_machine && machine != signer).then(|| {
+        format!("session {session} names machine {machine}, but machine {signer} signed it")
+    })
+}
+
+/// After the roster changed: marks the records of `keys` (every author when `None`) accepted
+/// or held as their authors now stand, applies what became accepted, and rebuilds the tables
+/// when something already materialized is refused now (a removal's cut-off).
+pub(crate) fn settle_standing(
+    conn: &rusqlite::Connection,
+    cols: &mut Columns,
+    keys: Option<&[String]>,
+    local: &[u8; 32],
+) -> Result<()> {
+    let r = roster::reauthorize(conn, keys, local)?;
+    if r.rebuild {
+        store::rebuild_tables(conn, local)?;
+        *cols = Columns::default();
+        return Ok(());
+    }
+    let mut docs: Vec<String> = r.docs.into_iter().collect();
+    docs.sort_by_key(|id| (Kind::of_id(id), id.clone()));
+    for d in docs {
+        apply_doc(conn, cols, &d, Vec::new())?;
+    }
+    Ok(())
+}
+
+/// Applies roster changes to the roster document (which only carries the operations; the
+/// roster itself is resolved from the log, `roster::refresh`).
+fn apply_roster_doc(conn: &rusqlite::Connection, new: Vec<HashedChange>) -> Result<()> {
+    let mut doc = store::load_doc(conn, ROSTER_ID)?.unwrap_or_else(AutoCommit::new);
+    doc.apply_changes(new.into_iter().map(|(_, c)| c))?;
+    store::save_doc(conn, ROSTER_ID, Kind::Roster, &mut doc, false)?;
+    Ok(())
 }
 
 fn decode_body(body: &[u8]) -> Result<RecordBody> {

@@ -32,6 +32,11 @@ pub struct ApplyReport {
     /// Records that cannot be applied yet (their actor's earlier records are missing); a later
     /// round delivers them in order.
     pub deferred: u64,
+    /// Records stored but held: their author is not (or no longer) accepted by the roster
+    /// here. They are applied if an admission arrives.
+    pub held: u64,
+    /// What was held, per machine and why (told to the sender with the refusals).
+    pub held_notes: Vec<String>,
     /// Refused records, with reasons.
     pub rejected: Vec<String>,
     /// Indices (into the applied batch) of runs with records refused or deferred.
@@ -70,8 +75,10 @@ pub struct RoundStats {
     pub duplicates: u64,
     /// Records we refused (reasons).
     pub rejected_here: Vec<String>,
-    /// Records the peer refused (reasons).
+    /// Records the peer refused or held (reasons; held ones start with "held:").
     pub rejected_by_peer: Vec<String>,
+    /// Records received and held here (their machine is not accepted by the roster).
+    pub held: u64,
     /// Frame bytes sent.
     pub bytes_out: u64,
     /// Frame bytes received.
@@ -202,12 +209,15 @@ impl<S: SyncStore> SyncSession<S> {
                     .map_err(|e| self.fail(e, codes::INTERNAL))?;
                 self.stats.received += report.applied;
                 self.stats.duplicates += report.duplicates;
+                self.stats.held += report.held;
                 self.stats
                     .rejected_here
                     .extend(report.rejected.iter().cloned());
+                let mut told = report.rejected;
+                told.extend(report.held_notes);
                 let ack = Message::Ack {
                     applied: report.applied,
-                    rejected: report.rejected,
+                    rejected: told,
                 };
                 Ok(vec![self.out(&ack)])
             }

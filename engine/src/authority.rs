@@ -1,0 +1,643 @@
+//! Who may write, admit and remove: the roster as a pure function of the roster operations a
+//! replica holds. No SQL and no clocks here, so every replica that holds the same operations
+//! computes the same roster whatever the order they arrived in (docs/membership.md).
+//!
+//! Each roster operation is one Automerge change on the `roster` document whose commit message
+//! is the operation (JSON, [`Op`]); the change's dependencies (and an op's explicit `on` list)
+//! say which roster state it was made on. An operation is valid only if its author had the
+//! authority in that state: authority is causal, never taken from the receiver's current view.
+//!
+//! Resolution, in one deterministic pass per round:
+//! 1. Operations are ordered topologically (ties by change hash); one whose ancestors have not
+//!    all arrived waits.
+//! 2. Each operation is checked against the state made by the valid operations among its own
+//!    ancestors. A removal beats a concurrent add (an add re-admits only if it follows the
+//!    removal causally); concurrent role changes settle on the lower role; nothing may leave the
+//!    roster without an admin.
+//! 3. A removal that stands cuts its key off: the removed machine's records concurrent with the
+//!    removal and beyond what the remover held of each of its actors (the cut-off) are refused,
+//!    roster operations included. Removals are committed most senior author first (the founder,
+//!    then by when each admin was admitted), so two admins removing each other concurrently
+//!    resolve to the senior one's removal.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+/// The most roster operations resolved; later ones (in topological order) are ignored. Every
+/// operation is checked against its ancestors, which is quadratic in this number.
+pub const MAX_OPS: usize = 4096;
+
+/// The largest operation (a commit message) read; larger ones are invalid.
+pub const MAX_OP_BYTES: usize = 256 * 1024;
+
+/// A member's authority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Writes issues and everything else; cannot change the roster.
+    Member,
+    /// Also adds and removes machines and changes roles.
+    Admin,
+}
+
+impl Role {
+    /// As users type it.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "member" => Some(Role::Member),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    /// As shown and stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// One roster operation, as carried in the commit message of a `roster` change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// The founder names itself (its authority comes from the project id, not from this op).
+    Found {
+        /// Display name.
+        #[serde(default)]
+        name: String,
+    },
+    /// Admits `key` with `role` (or renames / changes the role of a member).
+    Add {
+        /// Public key, 64 hex digits.
+        key: String,
+        /// The role granted.
+        role: Role,
+        /// Display name.
+        #[serde(default)]
+        name: String,
+    },
+    /// Changes a member's role.
+    SetRole {
+        /// Public key.
+        key: String,
+        /// The new role.
+        role: Role,
+    },
+    /// Removes `key`. `cutoff` holds, per actor (hex) of that machine, the last sequence number
+    /// the remover held: records up to it stay, later concurrent ones are refused everywhere.
+    Remove {
+        /// Public key.
+        key: String,
+        /// Actor hex → last accepted seq.
+        #[serde(default)]
+        cutoff: BTreeMap<String, u64>,
+    },
+}
+
+/// A roster operation with what the log knows of it.
+#[derive(Debug, Clone)]
+pub struct OpRecord {
+    /// The Automerge change hash (the operation's identity).
+    pub hash: [u8; 32],
+    /// Roster operations this one was made on (change dependencies plus explicit `on`).
+    pub deps: Vec<[u8; 32]>,
+    /// The signing machine.
+    pub author: [u8; 32],
+    /// The record's actor and sequence number (for cut-offs).
+    pub actor: Vec<u8>,
+    /// Position in the actor's chain.
+    pub seq: u64,
+    /// Change timestamp (seconds), shown as "added at"; never used for authority.
+    pub time: i64,
+    /// The operation, or why it could not be read.
+    pub op: std::result::Result<Op, String>,
+}
+
+/// A member in the resolved roster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Role.
+    pub role: Role,
+    /// Display name.
+    pub name: String,
+    /// Who admitted it (public key hex; empty for the founder).
+    pub added_by: String,
+    /// When (change time, seconds).
+    pub added_at: i64,
+}
+
+/// A removed machine and how far its records are accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed {
+    /// Who removed it (public key hex; the senior remover when several did).
+    pub removed_by: String,
+    /// Actor hex → last accepted seq (the union of every standing removal's cut-off).
+    pub cutoff: BTreeMap<String, u64>,
+}
+
+/// The roster every replica holding the same operations computes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Roster {
+    /// Members by public key (hex).
+    pub members: BTreeMap<String, Member>,
+    /// Removed machines by public key (hex).
+    pub removed: BTreeMap<String, Removed>,
+    /// Operations that did not take effect, with the reason (change hash hex → reason).
+    pub refused: BTreeMap<String, String>,
+    /// Operations waiting for an ancestor that has not arrived.
+    pub waiting: usize,
+}
+
+/// Where a machine stands, for accepting its ordinary records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    /// Every record accepted.
+    Member(Role),
+    /// Records up to the cut-off accepted.
+    Removed(BTreeMap<String, u64>),
+    /// Never admitted (yet): records are held until an admission arrives.
+    Unknown,
+}
+
+impl Standing {
+    /// Whether record `seq` of `actor` by this machine is accepted.
+    pub fn admits(&self, actor: &[u8], seq: u64) -> bool {
+        match self {
+            Standing::Member(_) => true,
+            Standing::Removed(cut) => cut.get(&hex::encode(actor)).is_some_and(|c| seq <= *c),
+            Standing::Unknown => false,
+        }
+    }
+}
+
+impl Roster {
+    /// Where `key` (hex) stands.
+    pub fn standing(&self, key: &str) -> Standing {
+        if let Some(m) = self.members.get(key) {
+            Standing::Member(m.role)
+        } else if let Some(r) = self.removed.get(key) {
+            Standing::Removed(r.cutoff.clone())
+        } else {
+            Standing::Unknown
+        }
+    }
+
+    /// Number of admins.
+    pub fn admins(&self) -> usize {
+        self.members
+            .values()
+            .filter(|m| m.role == Role::Admin)
+            .count()
+    }
+}
+
+/// The running state while replaying operations.
+#[derive(Clone, Default)]
+struct State {
+    members: BTreeMap<String, MemberState>,
+    removed: BTreeMap<String, RemovalState>,
+}
+
+#[derive(Clone)]
+struct MemberState {
+    role: Role,
+    role_op: usize,
+    name: String,
+    added_by: String,
+    added_at: i64,
+}
+
+#[derive(Clone)]
+struct RemovalState {
+    ops: Vec<usize>,
+    by: String,
+    cutoff: BTreeMap<String, u64>,
+}
+
+impl State {
+    fn is_admin(&self, key: &str, founder: &dyn Fn(&str) -> bool) -> bool {
+        match self.members.get(key) {
+            Some(m) => m.role == Role::Admin,
+            None => founder(key) && !self.removed.contains_key(key),
+        }
+    }
+
+    fn admins(&self) -> usize {
+        self.members
+            .values()
+            .filter(|m| m.role == Role::Admin)
+            .count()
+    }
+}
+
+/// A fixed-size set of operation indices.
+#[derive(Clone)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(n: usize) -> Bits {
+        Bits(vec![0; n.div_ceil(64)])
+    }
+    fn set(&mut self, i: usize) {
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+    fn has(&self, i: usize) -> bool {
+        self.0[i / 64] & (1 << (i % 64)) != 0
+    }
+    fn count(&self) -> usize {
+        self.0.iter().map(|w| w.count_ones() as usize).sum()
+    }
+    fn union(&mut self, other: &Bits) {
+        for (a, b) in self.0.iter_mut().zip(&other.0) {
+            *a |= b;
+        }
+    }
+}
+
+/// Resolves the roster of `project` from every roster operation held (any order, duplicates
+/// allowed). `is_founder` says whether a key (hex) is the founder the project id names.
+pub fn resolve(ops: &[OpRecord], is_founder: &dyn Fn(&str) -> bool) -> Roster {
+    // Deduplicate and order topologically; ties by hash, so the order is a function of the set.
+    let mut by_hash: BTreeMap<[u8; 32], &OpRecord> = BTreeMap::new();
+    for o in ops {
+        by_hash.entry(o.hash).or_insert(o);
+    }
+    let mut waiting_on: HashMap<[u8; 32], Vec<[u8; 32]>> = HashMap::new();
+    let mut missing: BTreeMap<[u8; 32], usize> = BTreeMap::new();
+    let mut ready: BTreeSet<[u8; 32]> = BTreeSet::new();
+    for (h, o) in &by_hash {
+        let deps: BTreeSet<&[u8; 32]> = o.deps.iter().filter(|d| *d != h).collect();
+        missing.insert(*h, deps.len());
+        if deps.is_empty() {
+            ready.insert(*h);
+        }
+        for d in deps {
+            waiting_on.entry(*d).or_default().push(*h);
+        }
+    }
+    let mut order: Vec<&OpRecord> = Vec::new();
+    while let Some(h) = ready.pop_first() {
+        order.push(by_hash[&h]);
+        for w in waiting_on.remove(&h).unwrap_or_default() {
+            let m = missing.get_mut(&w).expect("every waiter is an op");
+            *m -= 1;
+            if *m == 0 {
+                ready.insert(w);
+            }
+        }
+    }
+    let waiting = by_hash.len() - order.len();
+    let mut refused: BTreeMap<String, String> = BTreeMap::new();
+    for o in order.iter().skip(MAX_OPS) {
+        refused.insert(
+            hex::encode(o.hash),
+            format!("the roster holds more than {MAX_OPS} operations"),
+        );
+    }
+    order.truncate(MAX_OPS);
+    let n = order.len();
+    let index: HashMap<[u8; 32], usize> =
+        order.iter().enumerate().map(|(i, o)| (o.hash, i)).collect();
+    let mut anc: Vec<Bits> = Vec::with_capacity(n);
+    for o in &order {
+        let mut a = Bits::new(n);
+        for d in &o.deps {
+            if let Some(&j) = index.get(d) {
+                a.set(j);
+                let parent = anc[j].clone();
+                a.union(&parent);
+            }
+        }
+        anc.push(a);
+    }
+    let authors: Vec<String> = order.iter().map(|o| hex::encode(o.author)).collect();
+
+    let mut excluded = Bits::new(n);
+    let mut committed: BTreeSet<usize> = BTreeSet::new();
+    loop {
+        let (valid, reasons) = validate(&order, &anc, &authors, &excluded, is_founder);
+        let all = {
+            let mut b = Bits::new(n);
+            (0..n).filter(|&i| valid[i]).for_each(|i| b.set(i));
+            b
+        };
+        let state = replay(&order, &anc, &authors, &valid, &all, is_founder);
+        // Seniority: the founder, then by the position of the op that admitted each key.
+        let mut rank: HashMap<&str, usize> = HashMap::new();
+        for (i, o) in order.iter().enumerate() {
+            if let (true, Ok(Op::Add { key, .. })) = (valid[i], &o.op) {
+                rank.entry(key.as_str()).or_insert(i + 1);
+            }
+        }
+        let seniority = |k: &str| {
+            if is_founder(k) {
+                0
+            } else {
+                rank.get(k).copied().unwrap_or(usize::MAX)
+            }
+        };
+        let next = state
+            .removed
+            .values()
+            .flat_map(|r| r.ops.iter().copied())
+            .filter(|i| !committed.contains(i))
+            .min_by_key(|&i| (seniority(&authors[i]), order[i].hash));
+        let Some(r) = next else {
+            return finish(state, reasons, refused, waiting, &order, &excluded);
+        };
+        committed.insert(r);
+        let Ok(Op::Remove { key, cutoff }) = &order[r].op else {
+            unreachable!("removal ops are removes")
+        };
+        for j in 0..n {
+            if authors[j] == *key
+                && !anc[j].has(r)
+                && cutoff
+                    .get(&hex::encode(&order[j].actor))
+                    .is_none_or(|c| order[j].seq > *c)
+            {
+                excluded.set(j);
+            }
+        }
+    }
+}
+
+/// Which operations are valid: each checked against the state of its valid ancestors.
+///
+/// Two shortcuts keep this near-linear in practice: an author that no valid operation so far
+/// made an admin (and is not the founder) is refused without replaying anything, and an
+/// operation made on everything before it (a linear history) is checked against the running
+/// state instead of a replay of its ancestors.
+fn validate(
+    order: &[&OpRecord],
+    anc: &[Bits],
+    authors: &[String],
+    excluded: &Bits,
+    is_founder: &dyn Fn(&str) -> bool,
+) -> (Vec<bool>, BTreeMap<usize, String>) {
+    let n = order.len();
+    let mut valid = vec![false; n];
+    let mut reasons = BTreeMap::new();
+    let mut ever_admin: BTreeSet<&str> = BTreeSet::new();
+    let mut running = State::default();
+    const NOT_ADMIN: &str = "its author was not an admin in the roster it was made on";
+    for i in 0..n {
+        let before_is_prefix = anc[i].count() == i;
+        if excluded.has(i) {
+            reasons.insert(
+                i,
+                "made by a removed machine after the cut-off of its removal".to_string(),
+            );
+            continue;
+        }
+        let op = match &order[i].op {
+            Ok(op) => op,
+            Err(e) => {
+                reasons.insert(i, e.clone());
+                continue;
+            }
+        };
+        let author = &authors[i];
+        if let Op::Add { key, .. } | Op::SetRole { key, .. } | Op::Remove { key, .. } = op {
+            if crate::roster::parse_public_key(key).is_err() {
+                reasons.insert(i, format!("'{key}' is not a public key"));
+                continue;
+            }
+        }
+        if !is_founder(author) && !ever_admin.contains(author.as_str()) {
+            reasons.insert(i, NOT_ADMIN.to_string());
+            continue;
+        }
+        let replayed;
+        let state = if before_is_prefix {
+            &running
+        } else {
+            replayed = replay(order, anc, authors, &valid, &anc[i], is_founder);
+            &replayed
+        };
+        let ok = match op {
+            Op::Found { .. } => !state.removed.contains_key(author.as_str()),
+            _ => state.is_admin(author, is_founder),
+        };
+        if !ok {
+            reasons.insert(i, NOT_ADMIN.to_string());
+            continue;
+        }
+        valid[i] = true;
+        step(&mut running, order, anc, authors, i, is_founder);
+        {
+            match op {
+                Op::Add {
+                    key,
+                    role: Role::Admin,
+                    ..
+                }
+                | Op::SetRole {
+                    key,
+                    role: Role::Admin,
+                } => {
+                    ever_admin.insert(key.as_str());
+                }
+                _ => {}
+            }
+        }
+    }
+    (valid, reasons)
+}
+
+/// The state made by the valid operations in `set`, in topological order.
+fn replay(
+    order: &[&OpRecord],
+    anc: &[Bits],
+    authors: &[String],
+    valid: &[bool],
+    set: &Bits,
+    is_founder: &dyn Fn(&str) -> bool,
+) -> State {
+    let mut s = State::default();
+    for (i, ok) in valid.iter().enumerate().take(order.len()) {
+        if *ok && set.has(i) {
+            step(&mut s, order, anc, authors, i, is_founder);
+        }
+    }
+    s
+}
+
+/// Applies valid operation `i` to the state.
+fn step(
+    s: &mut State,
+    order: &[&OpRecord],
+    anc: &[Bits],
+    authors: &[String],
+    i: usize,
+    is_founder: &dyn Fn(&str) -> bool,
+) {
+    let o = order[i];
+    {
+        let author = &authors[i];
+        let Ok(op) = &o.op else { return };
+        match op {
+            Op::Found { name } => {
+                s.members.insert(
+                    author.clone(),
+                    MemberState {
+                        role: Role::Admin,
+                        role_op: i,
+                        name: name.clone(),
+                        added_by: String::new(),
+                        added_at: o.time,
+                    },
+                );
+            }
+            Op::Add { key, role, name } => {
+                // A removal beats a concurrent add: only an add made after seeing the removal
+                // re-admits.
+                if let Some(r) = s.removed.get(key) {
+                    if !r.ops.iter().all(|&ro| anc[i].has(ro)) {
+                        return;
+                    }
+                    s.removed.remove(key);
+                }
+                match s.members.get_mut(key) {
+                    Some(m) => {
+                        if !name.is_empty() {
+                            m.name = name.clone();
+                        }
+                        set_role(m, *role, i, anc);
+                    }
+                    None => {
+                        s.members.insert(
+                            key.clone(),
+                            MemberState {
+                                role: *role,
+                                role_op: i,
+                                name: name.clone(),
+                                added_by: author.clone(),
+                                added_at: o.time,
+                            },
+                        );
+                    }
+                }
+                if is_founder(key) && s.admins() == 0 {
+                    // Re-admitting the founder as a member must not drop the last admin.
+                    s.members.get_mut(key).expect("inserted").role = Role::Admin;
+                }
+            }
+            Op::SetRole { key, role } => {
+                let implicit_founder =
+                    is_founder(key) && !s.members.contains_key(key) && !s.removed.contains_key(key);
+                if implicit_founder {
+                    s.members.insert(
+                        key.clone(),
+                        MemberState {
+                            role: Role::Admin,
+                            role_op: usize::MAX,
+                            name: String::new(),
+                            added_by: String::new(),
+                            added_at: o.time,
+                        },
+                    );
+                }
+                let Some(m) = s.members.get(key) else {
+                    return;
+                };
+                let mut next = m.clone();
+                set_role(&mut next, *role, i, anc);
+                let before = m.role;
+                s.members.insert(key.clone(), next);
+                if s.admins() == 0 {
+                    s.members.get_mut(key).expect("present").role = before;
+                }
+            }
+            Op::Remove { key, cutoff } => {
+                if let Some(r) = s.removed.get_mut(key) {
+                    // Removed twice (concurrently): the cut-offs combine.
+                    r.ops.push(i);
+                    for (a, c) in cutoff {
+                        let e = r.cutoff.entry(a.clone()).or_insert(0);
+                        *e = (*e).max(*c);
+                    }
+                    return;
+                }
+                let is_member = s.members.contains_key(key) || is_founder(key);
+                if !is_member {
+                    return;
+                }
+                let was_admin = s.is_admin(key, is_founder);
+                let was = s.members.remove(key);
+                if was_admin && s.admins() == 0 {
+                    // Never leave the roster without an admin.
+                    if let Some(m) = was {
+                        s.members.insert(key.clone(), m);
+                    }
+                    return;
+                }
+                s.removed.insert(
+                    key.clone(),
+                    RemovalState {
+                        ops: vec![i],
+                        by: author.clone(),
+                        cutoff: cutoff.clone(),
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// A causally later role change replaces the role; a concurrent one settles on the lower.
+fn set_role(m: &mut MemberState, role: Role, op: usize, anc: &[Bits]) {
+    let follows = m.role_op == usize::MAX || anc[op].has(m.role_op);
+    m.role = if follows { role } else { m.role.min(role) };
+    m.role_op = op;
+}
+
+fn finish(
+    state: State,
+    reasons: BTreeMap<usize, String>,
+    mut refused: BTreeMap<String, String>,
+    waiting: usize,
+    order: &[&OpRecord],
+    excluded: &Bits,
+) -> Roster {
+    for (i, why) in reasons {
+        refused.insert(hex::encode(order[i].hash), why);
+    }
+    let _ = excluded;
+    Roster {
+        members: state
+            .members
+            .into_iter()
+            .map(|(k, m)| {
+                (
+                    k,
+                    Member {
+                        role: m.role,
+                        name: m.name,
+                        added_by: m.added_by,
+                        added_at: m.added_at,
+                    },
+                )
+            })
+            .collect(),
+        removed: state
+            .removed
+            .into_iter()
+            .map(|(k, r)| {
+                (
+                    k,
+                    Removed {
+                        removed_by: r.by,
+                        cutoff: r.cutoff,
+                    },
+                )
+            })
+            .collect(),
+        refused,
+        waiting,
+    }
+}

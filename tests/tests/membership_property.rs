@@ -1,0 +1,259 @@
+//! Property test of membership: random interleavings of roster operations (add, remove, role
+//! changes, a removed machine that keeps writing and tries to re-admit itself) and ordinary
+//! work on four replicas, synced pairwise in random orders (with lost, duplicated and delayed
+//! frames). Once everyone has synced, every replica holds the same roster and the same export,
+//! a rebuild from the log reproduces both, and no record of a removed machine beyond its
+//! cut-off is applied anywhere.
+
+use proptest::prelude::*;
+use td_engine::authority::Role;
+use td_engine::ops::issues::IssueFields;
+use td_engine::roster;
+use td_tests::inproc::{self, Fate};
+use td_tests::mesh;
+
+const N: usize = 4;
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// Replica `0` creates an issue.
+    Create(usize, String),
+    /// Replica `0` admits replica `1` with a role (refused unless `0` is an admin there).
+    Add(usize, usize, bool),
+    /// Replica `0` removes replica `1`.
+    Remove(usize, usize),
+    /// Replica `0` changes replica `1`'s role.
+    SetRole(usize, usize, bool),
+    /// A sync round between two replicas, frames passed through the fates.
+    Sync(usize, usize, Vec<u8>),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let r = 0..N;
+    prop_oneof![
+        4 => (r.clone(), "[a-z]{3,10}").prop_map(|(r, t)| Step::Create(r, t)),
+        1 => (r.clone(), r.clone(), any::<bool>()).prop_map(|(a, b, admin)| Step::Add(a, b, admin)),
+        1 => (r.clone(), r.clone()).prop_map(|(a, b)| Step::Remove(a, b)),
+        1 => (r.clone(), r.clone(), any::<bool>()).prop_map(|(a, b, admin)| Step::SetRole(a, b, admin)),
+        4 => (r.clone(), r, prop::collection::vec(0u8..12, 0..30)).prop_map(|(a, b, f)| Step::Sync(a, b, f)),
+    ]
+}
+
+fn role(admin: bool) -> Role {
+    if admin {
+        Role::Admin
+    } else {
+        Role::Member
+    }
+}
+
+/// The roster a replica holds, as comparable text.
+fn roster_of(node: &mesh::Node) -> String {
+    format!("{:?}", roster::stored(node.project.store.conn()).unwrap())
+}
+
+fn run(steps: Vec<Step>) {
+    let mut nodes = mesh::project(N);
+    // Replica 1 starts as a second admin, so concurrent admin decisions happen.
+    let k1 = nodes[1].identity.public_key_hex();
+    nodes[0].project.member_add(&k1, "", Role::Admin).unwrap();
+    let keys: Vec<String> = nodes.iter().map(|n| n.identity.public_key_hex()).collect();
+    for s in steps {
+        match s {
+            Step::Create(r, t) => {
+                let f = IssueFields {
+                    title: Some(format!("Work of {r}: {t}")),
+                    ..Default::default()
+                };
+                nodes[r].project.create(&f, &[], &[]).unwrap();
+            }
+            // Refusals (not an admin here, last admin, not a member) are part of the game.
+            Step::Add(a, b, admin) => {
+                let _ = nodes[a].project.member_add(&keys[b], "", role(admin));
+            }
+            Step::Remove(a, b) => {
+                let _ = nodes[a].project.member_remove(&keys[b]);
+            }
+            Step::SetRole(a, b, admin) => {
+                let _ = nodes[a].project.member_set_role(&keys[b], role(admin));
+            }
+            Step::Sync(a, b, faults) => {
+                if a == b {
+                    continue;
+                }
+                let (x, y) = mesh::pair(&mut nodes, a, b);
+                let mut it = faults.into_iter();
+                let fate = move || match it.next() {
+                    Some(0) => Fate::Drop,
+                    Some(1) => Fate::Duplicate,
+                    Some(2) => Fate::Delay,
+                    _ => Fate::Deliver,
+                };
+                let _ = inproc::round(&mut x.project.store, &mut y.project.store, fate);
+            }
+        }
+    }
+    for _ in 0..2 {
+        for a in 0..N {
+            for b in 0..N {
+                if a != b {
+                    let (x, y) = mesh::pair(&mut nodes, a, b);
+                    inproc::clean_round(&mut x.project.store, &mut y.project.store);
+                }
+            }
+        }
+    }
+    // Every replica's own work is shown to itself; compare the replicas whose machines are
+    // members (a removed machine's replica keeps showing its own late work to itself).
+    let final_roster = roster::stored(nodes[0].project.store.conn()).unwrap();
+    assert!(final_roster.admins() >= 1, "the roster kept an admin");
+    let members: Vec<usize> = (0..N)
+        .filter(|&i| final_roster.members.contains_key(&keys[i]))
+        .collect();
+    let first = &nodes[members[0]];
+    for n in &nodes {
+        assert_eq!(roster_of(n), roster_of(first), "rosters differ");
+        // The stored roster is what the log resolves to.
+        let resolved = roster::resolve(n.project.store.conn()).unwrap();
+        assert_eq!(resolved.members, final_roster.members);
+        assert_eq!(resolved.removed, final_roster.removed);
+    }
+    for &i in &members[1..] {
+        assert_eq!(
+            nodes[i].export(),
+            first.export(),
+            "replicas {i} and {} differ",
+            members[0]
+        );
+    }
+    // No record of a removed machine beyond its cut-off is applied on any member's replica,
+    // and a rebuild from the log reproduces the tables.
+    for &i in &members {
+        let conn = nodes[i].project.store.conn();
+        for (key, removed) in &final_roster.removed {
+            let author = hex::decode(key).unwrap();
+            let mut stmt = conn
+                .prepare("SELECT actor, seq FROM crdt_changes WHERE author = ?1 AND applied != 2 AND doc_id != 'roster'")
+                .unwrap();
+            let rows: Vec<(Vec<u8>, i64)> = stmt
+                .query_map([&author], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            for (actor, seq) in rows {
+                let cut = removed
+                    .cutoff
+                    .get(&hex::encode(&actor))
+                    .copied()
+                    .unwrap_or(0);
+                assert!(
+                    seq as u64 <= cut,
+                    "record {seq} of a removed machine beyond its cut-off {cut} is applied"
+                );
+            }
+        }
+        let before = nodes[i].export();
+        nodes[i].project.store.rebuild().unwrap();
+        assert_eq!(nodes[i].export(), before, "rebuild changed replica {i}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    #[test]
+    fn every_replica_computes_the_same_roster(steps in prop::collection::vec(step(), 1..40)) {
+        run(steps);
+    }
+}
+
+/// Two admins remove each other while apart: the founder (senior) wins everywhere.
+#[test]
+fn mutual_removal_resolves_by_seniority() {
+    let mut nodes = mesh::project(3);
+    let keys: Vec<String> = nodes.iter().map(|n| n.identity.public_key_hex()).collect();
+    nodes[0]
+        .project
+        .member_add(&keys[1], "", Role::Admin)
+        .unwrap();
+    let (a, b) = mesh::pair(&mut nodes, 0, 1);
+    inproc::clean_round(&mut a.project.store, &mut b.project.store);
+    nodes[0].project.member_remove(&keys[1]).unwrap();
+    nodes[1].project.member_remove(&keys[0]).unwrap();
+    for (x, y) in [(0, 1), (1, 2), (0, 2), (0, 1)] {
+        let (a, b) = mesh::pair(&mut nodes, x, y);
+        inproc::clean_round(&mut a.project.store, &mut b.project.store);
+    }
+    for n in &nodes {
+        let r = roster::stored(n.project.store.conn()).unwrap();
+        assert!(r.members.contains_key(&keys[0]), "the founder stays");
+        assert!(
+            r.removed.contains_key(&keys[1]),
+            "the junior admin is removed"
+        );
+    }
+}
+
+/// A roster operation signed by a plain member never takes effect, even when it reaches a
+/// replica directly (written around the engine's local check).
+#[test]
+fn a_members_roster_operation_is_refused_everywhere() {
+    use automerge::transaction::{CommitOptions, Transactable};
+    use td_engine::sync::{SyncStore, WireRun};
+    let mut nodes = mesh::project(3);
+    let keys: Vec<String> = nodes.iter().map(|n| n.identity.public_key_hex()).collect();
+    let err = nodes[1].project.member_remove(&keys[0]).unwrap_err();
+    assert!(err.to_string().contains("only admins"), "{err}");
+    // Node 1 (a member) forges "remove the founder" and hands it to node 2.
+    let actor = [7u8; 16];
+    let mut d = automerge::AutoCommit::new().with_actor(automerge::ActorId::from(&actor[..]));
+    d.put(automerge::ROOT, "last_op", "x").unwrap();
+    let op = format!(r#"{{"op":"remove","key":"{}","cutoff":{{}}}}"#, keys[0]);
+    d.commit_with(CommitOptions::default().with_message(op));
+    let change = d.get_last_local_change().unwrap().raw_bytes().to_vec();
+    let project = nodes[2].project.store.project_id().unwrap();
+    let session = format!("ses_{}_forged", nodes[1].identity.fingerprint());
+    let body = td_engine::record::RecordBody {
+        format: td_engine::record::RECORD_FORMAT,
+        project,
+        doc: "roster".into(),
+        actor,
+        seq: 1,
+        prev: [0; 32],
+        session: session.clone(),
+        author: nodes[1].identity.public_key(),
+        change: change.clone(),
+    };
+    let signed = td_engine::record::SignedRecord::sign(body, &nodes[1].identity).unwrap();
+    let run = WireRun {
+        format: td_engine::record::RECORD_FORMAT,
+        actor,
+        author: nodes[1].identity.public_key(),
+        session,
+        first_seq: 1,
+        changes: vec![("roster".into(), change)],
+        signature: signed.signature.to_vec(),
+    };
+    let report = nodes[2].project.store.apply(&[run]).unwrap();
+    assert!(report.rejected.is_empty(), "{report:?}");
+    let resolved = roster::resolve(nodes[2].project.store.conn()).unwrap();
+    assert!(resolved.members.contains_key(&keys[0]), "the founder stays");
+    assert!(
+        resolved
+            .refused
+            .values()
+            .any(|why| why.contains("not an admin")),
+        "{resolved:?}"
+    );
+    // It spreads like any record, and is refused on every replica.
+    for (x, y) in [(2, 0), (0, 1)] {
+        let (a, b) = mesh::pair(&mut nodes, x, y);
+        inproc::clean_round(&mut a.project.store, &mut b.project.store);
+    }
+    for n in &nodes {
+        let r = roster::stored(n.project.store.conn()).unwrap();
+        assert!(
+            r.members.contains_key(&keys[0]) && r.removed.is_empty(),
+            "{r:?}"
+        );
+    }
+}
