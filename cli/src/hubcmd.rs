@@ -217,7 +217,8 @@ fn state_json(p: &Project, root: &Path, probe: bool) -> Result<Value> {
     let Some(url) = s.url.clone() else {
         let pending = p.store.pending_push("")?;
         return Ok(
-            json!({"mode": s.mode, "hub": Value::Null, "project": project, "pending": pending, "auto": s.auto}),
+            json!({"mode": s.mode, "hub": Value::Null, "project": project, "pending": pending,
+                   "held": held_json(p)?, "auto": s.auto}),
         );
     };
     let client = HubClient::new(&url, s.token.as_deref())?;
@@ -275,6 +276,14 @@ fn status_text(v: &Value) -> String {
         s("project"),
         s("pending")
     );
+    for h in v["held"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "Held: {} record(s) of machine {}: {}\n",
+            h["records"],
+            h["machine"].as_str().unwrap_or(""),
+            h["reason"].as_str().unwrap_or("")
+        ));
+    }
     if v["hub"].is_string() {
         out.push_str(&format!(
             "Last push: {}\nLast pull: {}\n",
@@ -288,14 +297,6 @@ fn status_text(v: &Value) -> String {
                 e["error"].as_str().unwrap_or("")
             )),
             _ => {}
-        }
-        for h in v["held"].as_array().into_iter().flatten() {
-            out.push_str(&format!(
-                "Held: {} record(s) of machine {}: {}\n",
-                h["records"],
-                h["machine"].as_str().unwrap_or(""),
-                h["reason"].as_str().unwrap_or("")
-            ));
         }
         let q = v["quarantined"].as_array().map_or(0, Vec::len);
         out.push_str(&format!("Quarantined hub rows: {q}\n"));

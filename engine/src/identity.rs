@@ -69,6 +69,19 @@ pub fn fingerprint_of(public_key: &[u8; 32]) -> String {
     hex::encode(digest)[..FINGERPRINT_HEX_LEN].to_string()
 }
 
+/// The machine a session id names: `ses_<fingerprint>_<rest>` names the machine with that
+/// fingerprint. Session ids without that shape (td's own, imported by a migration) name none.
+pub fn session_machine(session: &str) -> Option<&str> {
+    let rest = session.strip_prefix("ses_")?;
+    let (machine, tail) = rest.split_once('_')?;
+    let names_machine = machine.len() == FINGERPRINT_HEX_LEN
+        && !tail.is_empty()
+        && machine
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    names_machine.then_some(machine)
+}
+
 /// Checks an ed25519 signature made by `public_key` over `hash`.
 pub fn verify(public_key: &[u8; 32], hash: &[u8; 32], signature: &[u8; 64]) -> Result<()> {
     let key = VerifyingKey::from_bytes(public_key)

@@ -55,6 +55,11 @@ pub fn resolve(
     force_new: bool,
 ) -> Result<Session> {
     if let Some(name) = &ctx.explicit {
+        if let Some(other) = crate::identity::session_machine(name).filter(|m| *m != machine) {
+            return Err(crate::error::invalid(format!(
+                "TD_SESSION_ID {name} names machine {other}, but this is machine {machine}: a session id carries the machine that made it; name the session instead (TD_SESSION_ID=reviewer)"
+            )));
+        }
         let id = if name.starts_with("ses_") {
             name.clone()
         } else {

@@ -656,3 +656,47 @@ pub fn new_td_db(path: &Path) -> rusqlite::Connection {
     .expect("schema version");
     conn
 }
+
+/// A one-record run signed by `signer` on `doc`, as a machine writing around td's own checks
+/// would send it: a fresh actor at seq 1, an Automerge change that sets `title`, with
+/// `message` as its commit message (a roster operation when `doc` is the roster).
+pub fn signed_run(
+    signer: &td_engine::MachineIdentity,
+    project: &str,
+    doc: &str,
+    message: Option<&str>,
+    session: &str,
+) -> td_engine::sync::WireRun {
+    use automerge::transaction::{CommitOptions, Transactable};
+    let actor: [u8; 16] = td_engine::identity::random_bytes();
+    let mut d = automerge::AutoCommit::new().with_actor(automerge::ActorId::from(&actor[..]));
+    d.put(automerge::ROOT, "title", "Written around td's checks")
+        .unwrap();
+    let mut options = CommitOptions::default();
+    if let Some(m) = message {
+        options = options.with_message(m.to_string());
+    }
+    d.commit_with(options);
+    let change = d.get_last_local_change().unwrap().raw_bytes().to_vec();
+    let body = td_engine::record::RecordBody {
+        format: td_engine::record::RECORD_FORMAT,
+        project: project.into(),
+        doc: doc.into(),
+        actor,
+        seq: 1,
+        prev: [0; 32],
+        session: session.into(),
+        author: signer.public_key(),
+        change: change.clone(),
+    };
+    let signed = td_engine::record::SignedRecord::sign(body, signer).unwrap();
+    td_engine::sync::WireRun {
+        format: td_engine::record::RECORD_FORMAT,
+        actor,
+        author: signer.public_key(),
+        session: session.into(),
+        first_seq: 1,
+        changes: vec![(doc.into(), change)],
+        signature: signed.signature.to_vec(),
+    }
+}

@@ -213,11 +213,12 @@ async fn await_accept(reader: &mut FrameReader) -> Result<(), TransportError> {
 /// Runs the engine's sync round over one stream until both sides are done.
 async fn run_round(
     store: Store,
+    peer: [u8; 32],
     send: &mut SendStream,
     reader: &mut FrameReader,
     progress: &mut (dyn FnMut(&RoundStats) + Send),
 ) -> Result<RoundStats, TransportError> {
-    let mut session = SyncSession::new(store);
+    let mut session = SyncSession::with_peer(store, peer);
     let start = session.start().map_err(|e| e.error)?;
     for f in start {
         write(send, &f).await?;
@@ -414,7 +415,7 @@ pub async fn watch(
         let mut reader = FrameReader::new(recv);
         let mut store = Store::open(&root, identity.clone())?;
         store.pin_peer_key(target.key);
-        let stats = run_round(store, &mut send, &mut reader, &mut |_| {}).await?;
+        let stats = run_round(store, target.key, &mut send, &mut reader, &mut |_| {}).await?;
         emit(stats, started, &mut before, report);
         seen = local.log_position()?;
         last = tokio::time::Instant::now();
@@ -447,11 +448,13 @@ async fn client_round(
         refuse(&mut send, &mut reader, &msg).await;
         return Err(TransportError::KeyMismatch(msg));
     }
+    let mut store = Store::open(&root, identity)?;
     write(&mut send, &auth::encode(&AuthMessage::Accept)).await?;
     await_accept(&mut reader).await?;
-    let mut store = Store::open(&root, identity)?;
     store.pin_peer_key(target.key);
-    run_round(store, &mut send, &mut reader, progress).await
+    // Both ends check: once the projects are known to match, the session sends nothing to a
+    // machine this replica's roster does not admit.
+    run_round(store, key, &mut send, &mut reader, progress).await
 }
 
 /// A running server: its address, and how to stop it.
@@ -556,7 +559,7 @@ async fn serve_one(
         }
         other => other,
     })?;
-    let mut stats = run_round(store, &mut send, &mut reader, &mut |_| {}).await?;
+    let mut stats = run_round(store, key, &mut send, &mut reader, &mut |_| {}).await?;
     // A watching peer (ALPN `td-sync/1+keep`) runs further rounds on new streams of this
     // connection, already bound to both machine keys; for a one-shot peer we close at once.
     let keep = conn
@@ -586,7 +589,7 @@ async fn serve_one(
             conn.close(0u32.into(), b"removed");
             return Err(TransportError::Refused(msg));
         }
-        stats = run_round(store, &mut send, &mut reader, &mut |_| {}).await?;
+        stats = run_round(store, key, &mut send, &mut reader, &mut |_| {}).await?;
     }
     conn.close(0u32.into(), b"done");
     Ok(peer)

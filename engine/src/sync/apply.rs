@@ -147,6 +147,11 @@ impl SyncStore for Store {
         Ok((runs, pos as u64))
     }
 
+    fn may_send_to(&mut self, key: &[u8; 32]) -> Result<bool> {
+        let pinned = self.pinned_peer_key();
+        roster::is_trusted(self.conn(), key, pinned.as_ref())
+    }
+
     fn apply(&mut self, runs: &[WireRun]) -> Result<ApplyReport> {
         let mut report = ApplyReport::default();
         let local = self.identity().public_key();
@@ -310,14 +315,9 @@ struct Received {
 /// machine that made it, so it must be the signer's fingerprint. Sessions imported from td
 /// (which have no machine part) name no machine.
 pub(crate) fn misattributed(session: &str, author: &[u8; 32]) -> Option<String> {
-    let machine = session.strip_prefix("ses_")?.split('_').next()?;
-    let names_machine = machine.len() == identity::FINGERPRINT_HEX_LEN
-        && session.len() > machine.len() + 5
-        && machine
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    let machine = identity::session_machine(session)?;
     let signer = identity::fingerprint_of(author);
-    (names_machine && machine != signer).then(|| {
+    (machine != signer).then(|| {
         format!("session {session} names machine {machine}, but machine {signer} signed it")
     })
 }

@@ -62,6 +62,9 @@ pub trait SyncStore {
     ) -> Result<(Vec<WireRun>, u64)>;
     /// Verifies and applies received runs in one transaction.
     fn apply(&mut self, runs: &[WireRun]) -> Result<ApplyReport>;
+    /// Whether this replica may send its records to the machine `key` (a member of its roster,
+    /// or, before it holds a roster, the peer the user pinned).
+    fn may_send_to(&mut self, key: &[u8; 32]) -> Result<bool>;
 }
 
 /// Totals of one round, as the CLI reports them.
@@ -96,6 +99,7 @@ pub struct SyncSession<S: SyncStore> {
     remote_done: bool,
     failed: bool,
     stats: RoundStats,
+    peer: Option<[u8; 32]>,
 }
 
 /// Error codes sent in `Error` frames.
@@ -108,6 +112,8 @@ pub mod codes {
     pub const BAD_FRAME: &str = "bad_frame";
     /// The receiver failed internally.
     pub const INTERNAL: &str = "internal";
+    /// The peer's machine is not a member of this replica's project.
+    pub const NOT_A_MEMBER: &str = "not_a_member";
 }
 
 /// A failed round: the message for the user, and the frame (if any) to tell the peer.
@@ -132,7 +138,16 @@ impl<S: SyncStore> SyncSession<S> {
             remote_done: false,
             failed: false,
             stats: RoundStats::default(),
+            peer: None,
         }
+    }
+
+    /// A round with the machine `peer` (proven by the transport): once both sides know they
+    /// share a project, nothing is sent unless the roster admits that machine.
+    pub fn with_peer(store: S, peer: [u8; 32]) -> Self {
+        let mut s = Self::new(store);
+        s.peer = Some(peer);
+        s
     }
 
     /// The round's totals so far.
@@ -199,6 +214,22 @@ impl<S: SyncStore> SyncSession<S> {
                     ));
                 }
                 self.settle_project(&project, fresh)?;
+                if let Some(key) = self.peer {
+                    let ok = self
+                        .store
+                        .may_send_to(&key)
+                        .map_err(|e| self.fail(e, codes::INTERNAL))?;
+                    if !ok {
+                        return Err(self.fail(
+                            EngineError::InvalidInput(format!(
+                                "machine {} is not a member of this project: nothing was sent (an admin admits it with 'td member add {}')",
+                                crate::identity::fingerprint_of(&key),
+                                hex::encode(key)
+                            )),
+                            codes::NOT_A_MEMBER,
+                        ));
+                    }
+                }
                 self.remote_summary = Some(summary.into_iter().collect());
                 self.send_next()
             }
@@ -349,5 +380,8 @@ impl<T: SyncStore + ?Sized> SyncStore for &mut T {
     }
     fn apply(&mut self, runs: &[WireRun]) -> Result<ApplyReport> {
         (**self).apply(runs)
+    }
+    fn may_send_to(&mut self, key: &[u8; 32]) -> Result<bool> {
+        (**self).may_send_to(key)
     }
 }
