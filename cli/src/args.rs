@@ -457,6 +457,18 @@ pub enum Command {
     /// The project's member roster: machines whose changes are accepted.
     #[command(subcommand)]
     Member(MemberCommand),
+    /// Join a project with an invite code from 'td member invite' (on a fresh replica; runs
+    /// 'td init' first when needed).
+    #[command(
+        after_help = "The code holds the project, the inviting admin's key, where to sync and a one-time\nsecret. td checks it offline first (signature, project, expiry): a refused code writes\nnothing. Then this machine admits itself with a record that travels before its own work,\nand syncs.\n\nExamples:\n  td join tdjoin1_eyJwcm9qZWN0Ijo…\n  td join \"$(cat invite.txt)\" --token \"$TD_DATABASE_TOKEN\""
+    )]
+    Join {
+        /// The invite code (one line, starts with tdjoin1_).
+        code: String,
+        /// The hub's auth token, when the hub needs one (never carried in the code).
+        #[arg(long, env = "TD_DATABASE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
 }
 
 /// `td sync`.
@@ -586,8 +598,34 @@ pub enum MemberCommand {
         #[arg(long, default_value = "member", value_parser = ["member", "admin"])]
         role: String,
     },
-    /// List members: role, who admitted whom, and removed machines.
+    /// List members: role, who admitted whom, removed machines, pending invites.
     List,
+    /// Make a one-line invite for a machine you don't know yet (admins only).
+    #[command(
+        after_help = "Prints one line (or {\"code\",…} with --json) to give the new machine, which runs\n'td join <code>'. The code is a secret until used: anyone holding it can join once.\n\nExamples:\n  td member invite --name ci-runner --hub libsql://team.turso.io\n  td member invite --role admin --expires 1d --peer 10.0.0.5:7878"
+    )]
+    Invite {
+        /// `member` or `admin`.
+        #[arg(long, default_value = "member", value_parser = ["member", "admin"])]
+        role: String,
+        /// A name for the new machine.
+        #[arg(long)]
+        name: Option<String>,
+        /// How long the code stays valid (30m, 12h, 7d, 2w).
+        #[arg(long, default_value = "7d")]
+        expires: String,
+        /// A hub the new machine syncs through (defaults to this replica's hub).
+        #[arg(long)]
+        hub: Option<String>,
+        /// A peer address (host:port) where this machine serves ('td peer serve').
+        #[arg(long)]
+        peer: Option<String>,
+    },
+    /// Withdraw an unused invite (admins only).
+    RevokeInvite {
+        /// The invite id (or a unique prefix of it), from 'td member list'.
+        id: String,
+    },
     /// Change a member's role (admins only; the last admin stays one).
     Role {
         /// Its public key, machine fingerprint or name.

@@ -70,6 +70,13 @@ pub fn run(cli: &Cli) -> Result<()> {
     if let Command::Peer(crate::args::PeerCommand::Id) = cli.command {
         return crate::peers::peer_id(json);
     }
+    if let Command::Join { code, .. } = &cli.command {
+        // A refused code writes nothing, not even a new database.
+        td_engine::invite::InviteCode::decode(code)?.check(crate::joincmd::now_secs())?;
+        if !td_engine::store::db_path(&root).exists() {
+            init(&root, json, true)?; // joining starts from a fresh replica
+        }
+    }
     let identity = td_transport::identity::machine_identity()?;
     let ctx = env::session_context(&root);
     let mut p = Project::open(&root, identity, &ctx)?;
@@ -279,6 +286,7 @@ fn autosync_kind(c: &Command) -> Option<crate::hubcmd::Auto> {
         | Command::Status { .. }
         | Command::Peer(_)
         | Command::Member(_)
+        | Command::Join { .. }
         | Command::Session { .. }
         | Command::Whoami
         | Command::Rebuild
@@ -652,7 +660,10 @@ fn run_command(
             }
         }
         Command::Peer(c) => crate::peers::peer(p, &root, c, json)?,
-        Command::Member(c) => crate::peers::member(p, c, json)?,
+        Command::Member(c) => crate::peers::member(p, &root, c, json)?,
+        Command::Join { code, token } => {
+            crate::joincmd::join(p, &root, code, token.as_deref(), json)?
+        }
         Command::Import {
             file,
             from_db,

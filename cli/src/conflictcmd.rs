@@ -8,7 +8,7 @@ use td_engine::Project;
 use crate::output::{emit, invalid};
 
 /// Parses `30m`, `12h`, `7d`, `90s`, `2w` into seconds.
-fn parse_duration(s: &str) -> Result<i64> {
+pub fn parse_duration(s: &str) -> Result<i64> {
     let s = s.trim();
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: i64 = n.parse().map_err(|_| {

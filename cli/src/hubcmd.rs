@@ -58,17 +58,13 @@ fn connect(
     json: bool,
     init: Option<Value>,
 ) -> Result<()> {
-    let client = HubClient::new(url, token)?;
-    let joined = hub_sync::join(&mut p.store, &client, project)?;
-    let mut cfg = ProjectConfig::load(root)?;
-    cfg.set("database.mode", mode)?;
-    cfg.set("database.url", url)?;
-    if let Some(t) = token {
-        cfg.set("database.token", t)?;
-    }
-    cfg.save()?;
-    let pushed = hub_sync::push(&mut p.store, &client, &mut |_| {})?;
-    let (pulled, quarantined) = hub_sync::pull(&mut p.store, &client, &mut |_| {})?;
+    let Attached {
+        client,
+        joined,
+        pushed,
+        pulled,
+        quarantined,
+    } = attach(p, root, mode, url, token, project)?;
     let (action, project) = match &joined {
         Joined::Own(id) => ("connected", id.clone()),
         Joined::Adopted(id) => ("joined", id.clone()),
@@ -87,6 +83,49 @@ fn connect(
         )
     });
     Ok(())
+}
+
+/// A replica connected to a hub and synced once.
+pub struct Attached {
+    /// The hub.
+    pub client: HubClient,
+    /// Whose project.
+    pub joined: Joined,
+    /// Records pushed.
+    pub pushed: u64,
+    /// Records pulled.
+    pub pulled: u64,
+    /// Rows quarantined.
+    pub quarantined: u64,
+}
+
+/// Saves the hub settings, joins the hub's project (or this one), pushes, then pulls.
+pub fn attach(
+    p: &mut Project,
+    root: &Path,
+    mode: &str,
+    url: &str,
+    token: Option<&str>,
+    project: Option<&str>,
+) -> Result<Attached> {
+    let client = HubClient::new(url, token)?;
+    let joined = hub_sync::join(&mut p.store, &client, project)?;
+    let mut cfg = ProjectConfig::load(root)?;
+    cfg.set("database.mode", mode)?;
+    cfg.set("database.url", url)?;
+    if let Some(t) = token {
+        cfg.set("database.token", t)?;
+    }
+    cfg.save()?;
+    let pushed = hub_sync::push(&mut p.store, &client, &mut |_| {})?;
+    let (pulled, quarantined) = hub_sync::pull(&mut p.store, &client, &mut |_| {})?;
+    Ok(Attached {
+        client,
+        joined,
+        pushed,
+        pulled,
+        quarantined,
+    })
 }
 
 /// A spinner on stderr for rounds longer than about a second (not with --json, not off a tty).

@@ -287,6 +287,33 @@ fn watch(
     Ok(())
 }
 
+/// Sync rounds with the address-book peer `name` until one moves nothing (at most three): a
+/// joining machine's first round makes it a member on the peer, the next brings the project.
+/// Returns records sent and received.
+pub fn sync_one(p: &mut Project, root: &Path, name: &str) -> Result<(u64, u64)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (mut sent, mut received) = (0, 0);
+    for _ in 0..3 {
+        let Some(Ok(target)) = targets(p, &[name.to_string()], None)?.pop() else {
+            return Err(invalid(format!("unknown peer '{name}'")));
+        };
+        let o = rt.block_on(td_transport::peer::sync_with(
+            root.to_path_buf(),
+            p.store.identity().clone(),
+            target,
+            &mut |_| {},
+        ))?;
+        sent += o.stats.sent;
+        received += o.stats.received;
+        if o.stats.sent == 0 && o.stats.received == 0 {
+            break;
+        }
+    }
+    Ok((sent, received))
+}
+
 fn sync(
     p: &mut Project,
     root: &Path,
@@ -353,8 +380,12 @@ fn sync(
     Ok(())
 }
 
+fn chrono_rfc3339(secs: i64) -> String {
+    td_engine::roster::rfc3339(secs)
+}
+
 /// `td member …`.
-pub fn member(p: &mut Project, c: &MemberCommand, json: bool) -> Result<()> {
+pub fn member(p: &mut Project, root: &Path, c: &MemberCommand, json: bool) -> Result<()> {
     match c {
         MemberCommand::Add { key, name, role } => {
             let role = Role::parse(role).unwrap_or(Role::Member);
@@ -372,13 +403,72 @@ pub fn member(p: &mut Project, c: &MemberCommand, json: bool) -> Result<()> {
                 },
             );
         }
+        MemberCommand::Invite {
+            role,
+            name,
+            expires,
+            hub,
+            peer,
+        } => {
+            let ttl = crate::conflictcmd::parse_duration(expires)?;
+            let hub = match hub {
+                Some(h) => Some(h.clone()),
+                None => crate::config::hub_settings(root)?.url,
+            };
+            if hub.is_none() && peer.is_none() {
+                return Err(invalid(
+                    "say where the new machine syncs: --hub <url> or --peer <host:port> (this replica has no hub)".into(),
+                ));
+            }
+            let role = Role::parse(role).unwrap_or(Role::Member);
+            let made = p.member_invite(
+                role,
+                name.as_deref().unwrap_or(""),
+                ttl,
+                hub.as_deref(),
+                peer.as_deref(),
+            )?;
+            let expires_at = chrono_rfc3339(made.expires);
+            emit(
+                json,
+                &json!({"action": "invited", "code": made.code, "invite": made.id, "role": role.as_str(),
+                        "expires_at": expires_at, "hub": hub.as_deref().map(td_transport::hub::mask_url), "peer": peer}),
+                || made.code.clone(),
+            );
+            if !json {
+                eprintln!(
+                    "Give this line to the new machine; it runs: td join <code>\nValid once, until {expires_at}. Withdraw it with: td member revoke-invite {}",
+                    &made.id[..12]
+                );
+            }
+        }
+        MemberCommand::RevokeInvite { id } => {
+            let id = p.member_revoke_invite(id)?;
+            emit(
+                json,
+                &json!({"action": "invite_revoked", "invite": id}),
+                || format!("REVOKED invite {id}"),
+            );
+        }
         MemberCommand::List => {
-            let m = roster::members(p.store.conn())?;
+            let mut m = roster::members(p.store.conn())?;
+            for inv in roster::pending_invites(p.store.conn())? {
+                m.push(inv);
+            }
             let human = crate::output::listing(
                 &m,
                 "No members yet (the founding machine joins with its first change).",
                 |x| {
-                    if x["removed"] == true {
+                    if x["invite"].is_string() {
+                        format!(
+                            "invite {}  {}  {}  by {}  expires {}",
+                            &x["invite"].as_str().unwrap_or("")[..12],
+                            x["role"].as_str().unwrap_or(""),
+                            crate::output::escape(x["name"].as_str().unwrap_or("")),
+                            x["by"].as_str().unwrap_or(""),
+                            x["expires_at"].as_str().unwrap_or("")
+                        )
+                    } else if x["removed"] == true {
                         format!(
                             "{}  removed by {}",
                             crate::output::columns(x, &["machine", "public_key"]),

@@ -87,6 +87,38 @@ pub enum Op {
         /// The new role.
         role: Role,
     },
+    /// An admin invites a machine it does not know yet: whoever proves the invite's secret
+    /// (signs with the key `id`) may join once, with `role`, until `expires`.
+    Invite {
+        /// The invite's public key (hex); its secret travels only inside the invite code.
+        id: String,
+        /// The role granted on joining.
+        role: Role,
+        /// Display name for the joiner.
+        #[serde(default)]
+        name: String,
+        /// Unix seconds after which a join is refused.
+        expires: i64,
+    },
+    /// A machine joins with an invite: its own key, and a signature by the invite's key over
+    /// [`join_message`]. `on` names the invite change (the joiner may not hold the roster it
+    /// was made on yet).
+    Join {
+        /// The invite id.
+        invite: String,
+        /// The joining machine's public key (must be the operation's author).
+        key: String,
+        /// Signature (hex) by the invite key over [`join_digest`].
+        proof: String,
+        /// Change hashes (hex) this join was made on beyond its change dependencies.
+        #[serde(default)]
+        on: Vec<String>,
+    },
+    /// An admin withdraws an unused invite.
+    RevokeInvite {
+        /// The invite id.
+        invite: String,
+    },
     /// Removes `key`. `cutoff` holds, per actor (hex) of that machine, the last sequence number
     /// the remover held: records up to it stay, later concurrent ones are refused everywhere.
     Remove {
@@ -115,6 +147,35 @@ pub struct OpRecord {
     pub time: i64,
     /// The operation, or why it could not be read.
     pub op: std::result::Result<Op, String>,
+}
+
+/// What the invite key signs when a machine joins (the hash of the invite id and the joining
+/// machine's key): binds the proof to that machine, so a proof seen in the log is no use to
+/// anyone else.
+pub fn join_digest(invite: &[u8; 32], key: &[u8; 32]) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"td-join-v1\0");
+    h.update(invite);
+    h.update(key);
+    h.finalize().into()
+}
+
+/// An invite in the resolved roster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invite {
+    /// Role granted.
+    pub role: Role,
+    /// Name for the joiner.
+    pub name: String,
+    /// Unix seconds.
+    pub expires: i64,
+    /// Who made it (public key hex).
+    pub by: String,
+    /// The machine that joined with it, if any.
+    pub used_by: Option<String>,
+    /// Withdrawn.
+    pub revoked: bool,
 }
 
 /// A member in the resolved roster.
@@ -146,6 +207,8 @@ pub struct Roster {
     pub members: BTreeMap<String, Member>,
     /// Removed machines by public key (hex).
     pub removed: BTreeMap<String, Removed>,
+    /// Invites by id.
+    pub invites: BTreeMap<String, Invite>,
     /// Operations that did not take effect, with the reason (change hash hex → reason).
     pub refused: BTreeMap<String, String>,
     /// Operations waiting for an ancestor that has not arrived.
@@ -200,6 +263,7 @@ impl Roster {
 struct State {
     members: BTreeMap<String, MemberState>,
     removed: BTreeMap<String, RemovalState>,
+    invites: BTreeMap<String, (usize, Invite)>,
 }
 
 #[derive(Clone)]
@@ -340,10 +404,10 @@ pub fn resolve(ops: &[OpRecord], is_founder: &dyn Fn(&str) -> bool) -> Roster {
                 rank.get(k).copied().unwrap_or(usize::MAX)
             }
         };
-        let next = state
-            .removed
-            .values()
-            .flat_map(|r| r.ops.iter().copied())
+        // Every valid removal counts, also one the state did not apply (it would have left no
+        // admin): in a mutual removal the senior's removal must cut the junior's off first.
+        let next = (0..n)
+            .filter(|&i| valid[i] && matches!(order[i].op, Ok(Op::Remove { .. })))
             .filter(|i| !committed.contains(i))
             .min_by_key(|&i| (seniority(&authors[i]), order[i].hash));
         let Some(r) = next else {
@@ -402,11 +466,31 @@ fn validate(
             }
         };
         let author = &authors[i];
-        if let Op::Add { key, .. } | Op::SetRole { key, .. } | Op::Remove { key, .. } = op {
+        if let Op::Add { key, .. }
+        | Op::SetRole { key, .. }
+        | Op::Remove { key, .. }
+        | Op::Invite { id: key, .. } = op
+        {
             if crate::roster::parse_public_key(key).is_err() {
                 reasons.insert(i, format!("'{key}' is not a public key"));
                 continue;
             }
+        }
+        if let Op::Join {
+            invite, key, proof, ..
+        } = op
+        {
+            let state = replay(order, anc, authors, &valid, &anc[i], is_founder);
+            match join_refusal(&state, order[i], author, invite, key, proof) {
+                None => {
+                    valid[i] = true;
+                    step(&mut running, order, anc, authors, i, is_founder);
+                }
+                Some(why) => {
+                    reasons.insert(i, why);
+                }
+            }
+            continue;
         }
         if !is_founder(author) && !ever_admin.contains(author.as_str()) {
             reasons.insert(i, NOT_ADMIN.to_string());
@@ -447,6 +531,48 @@ fn validate(
         }
     }
     (valid, reasons)
+}
+
+/// Why a join is refused in the state it was made on, if it is.
+fn join_refusal(
+    state: &State,
+    o: &OpRecord,
+    author: &str,
+    invite: &str,
+    key: &str,
+    proof: &str,
+) -> Option<String> {
+    if key != author {
+        return Some("a join must be signed by the joining machine".into());
+    }
+    let (Ok(invite_key), Ok(joiner)) = (
+        crate::roster::parse_public_key(invite),
+        crate::roster::parse_public_key(key),
+    ) else {
+        return Some("a join names no valid invite or key".into());
+    };
+    let Some((_, inv)) = state.invites.get(invite) else {
+        return Some("the invite it names was not made by an admin (or has not arrived)".into());
+    };
+    let proof_ok = hex::decode(proof)
+        .ok()
+        .and_then(|p| <[u8; 64]>::try_from(p).ok())
+        .is_some_and(|sig| {
+            crate::identity::verify(&invite_key, &join_digest(&invite_key, &joiner), &sig).is_ok()
+        });
+    if !proof_ok {
+        return Some("the join does not prove the invite's secret".into());
+    }
+    if inv.revoked {
+        return Some("the invite was revoked".into());
+    }
+    if inv.used_by.is_some() {
+        return Some("the invite was already used".into());
+    }
+    if o.time > inv.expires {
+        return Some("the invite had expired".into());
+    }
+    None
 }
 
 /// The state made by the valid operations in `set`, in topological order.
@@ -553,6 +679,55 @@ fn step(
                     s.members.get_mut(key).expect("present").role = before;
                 }
             }
+            Op::Invite {
+                id,
+                role,
+                name,
+                expires,
+            } => {
+                s.invites.entry(id.clone()).or_insert((
+                    i,
+                    Invite {
+                        role: *role,
+                        name: name.clone(),
+                        expires: *expires,
+                        by: author.clone(),
+                        used_by: None,
+                        revoked: false,
+                    },
+                ));
+            }
+            Op::RevokeInvite { invite } => {
+                if let Some((_, inv)) = s.invites.get_mut(invite) {
+                    if inv.used_by.is_none() {
+                        inv.revoked = true;
+                    }
+                }
+            }
+            Op::Join { invite, key, .. } => {
+                // Concurrent joins with one invite: the first in the deterministic order wins.
+                let Some((_, inv)) = s.invites.get_mut(invite) else {
+                    return;
+                };
+                if inv.used_by.is_some() || inv.revoked {
+                    return;
+                }
+                inv.used_by = Some(key.clone());
+                let (role, name, by) = (inv.role, inv.name.clone(), inv.by.clone());
+                if let Some(r) = s.removed.get(key) {
+                    if !r.ops.iter().all(|&ro| anc[i].has(ro)) {
+                        return;
+                    }
+                    s.removed.remove(key);
+                }
+                s.members.entry(key.clone()).or_insert(MemberState {
+                    role,
+                    role_op: i,
+                    name,
+                    added_by: by,
+                    added_at: o.time,
+                });
+            }
             Op::Remove { key, cutoff } => {
                 if let Some(r) = s.removed.get_mut(key) {
                     // Removed twice (concurrently): the cut-offs combine.
@@ -636,6 +811,11 @@ fn finish(
                     },
                 )
             })
+            .collect(),
+        invites: state
+            .invites
+            .into_iter()
+            .map(|(id, (_, inv))| (id, inv))
             .collect(),
         refused,
         waiting,

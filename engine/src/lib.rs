@@ -16,6 +16,7 @@ pub mod filter;
 pub mod find;
 pub mod hub;
 pub mod identity;
+pub mod invite;
 pub mod lineage;
 pub mod materialize;
 pub mod migrate;

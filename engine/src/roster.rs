@@ -81,9 +81,17 @@ fn load_ops(conn: &Connection) -> Result<Vec<OpRecord>> {
                 serde_json::from_str::<Op>(m).map_err(|e| format!("unreadable operation: {e}"))
             }
         };
+        let mut deps: Vec<[u8; 32]> = change.deps().iter().map(|d| d.0).collect();
+        if let Ok(Op::Join { on, .. }) = &op {
+            deps.extend(
+                on.iter()
+                    .filter_map(|h| hex::decode(h).ok())
+                    .filter_map(|h| <[u8; 32]>::try_from(h).ok()),
+            );
+        }
         out.push(OpRecord {
             hash: change.hash().0,
-            deps: change.deps().iter().map(|d| d.0).collect(),
+            deps,
             author: rec.author,
             actor: rec.actor.to_vec(),
             seq: seq as u64,
@@ -264,6 +272,42 @@ pub(crate) fn reauthorize(
         }
     }
     Ok(out)
+}
+
+/// Unix seconds as RFC 3339 (UTC).
+pub fn rfc3339(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default()
+}
+
+/// Invites not used, revoked or expired yet, as JSON rows (`"invite"` holds the id).
+pub fn pending_invites(conn: &Connection) -> Result<Vec<Value>> {
+    let now = chrono::Utc::now().timestamp();
+    Ok(resolve(conn)?
+        .invites
+        .into_iter()
+        .filter(|(_, i)| i.used_by.is_none() && !i.revoked && i.expires >= now)
+        .map(|(id, i)| {
+            let by = parse_public_key(&i.by)
+                .map(|k| fingerprint_of(&k))
+                .unwrap_or_default();
+            json!({"invite": id, "role": i.role.as_str(), "name": i.name, "by": by,
+                   "expires_at": rfc3339(i.expires), "pending": true})
+        })
+        .collect())
+}
+
+/// Whether some invite is open (made by an admin, not used, revoked or expired): a peer
+/// server then lets an unknown machine send its join.
+pub fn has_open_invite(conn: &Connection) -> Result<bool> {
+    let has_invite_ops = conn
+        .prepare_cached("SELECT 1 FROM crdt_changes WHERE doc_id = 'roster' AND session_id LIKE 'ses\\_%\\_inv%' ESCAPE '\\'")?
+        .exists([])?;
+    if !has_invite_ops {
+        return Ok(false);
+    }
+    Ok(!pending_invites(conn)?.is_empty())
 }
 
 /// Records held because their author is not accepted here, per machine.
@@ -464,7 +508,7 @@ impl Project {
     }
 
     /// Refuses unless this machine is an admin (only admins change the roster).
-    fn require_admin(&self, roster: &Roster) -> Result<()> {
+    pub(crate) fn require_admin(&self, roster: &Roster) -> Result<()> {
         let me = self.store.identity().public_key_hex();
         let founder_implicit = crate::store::is_founder_of(
             &self.store.project_id()?,

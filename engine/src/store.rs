@@ -505,6 +505,29 @@ impl<'a> Tx<'a> {
         Ok(self.doc(id)?.map(doc::version_of))
     }
 
+    /// The machine that founded the project names itself in the roster with its first change
+    /// (not at `td init`, so a fresh replica can still adopt a peer's project).
+    pub(crate) fn ensure_founder(&mut self) -> Result<()> {
+        if self.founder_checked {
+            return Ok(());
+        }
+        self.founder_checked = true;
+        if meta(self.tx, "founder")?.as_deref() == Some("1")
+            && !self
+                .tx
+                .prepare_cached("SELECT 1 FROM crdt_docs WHERE doc_id = ?1")?
+                .exists([crate::roster::ROSTER_ID])?
+        {
+            crate::roster::write_op(
+                self,
+                &crate::authority::Op::Found {
+                    name: "founder".into(),
+                },
+            )?;
+        }
+        Ok(())
+    }
+
     /// [`Tx::change`] with a commit message (a roster operation, `roster.rs`).
     pub(crate) fn change_with_message(
         &mut self,
@@ -531,24 +554,7 @@ impl<'a> Tx<'a> {
                 "the roster changes only through roster operations".into(),
             ));
         }
-        if !self.founder_checked {
-            // The machine that founded the project becomes its first member with its first
-            // change (not at `td init`, so a fresh replica can still adopt a peer's project).
-            self.founder_checked = true;
-            if meta(self.tx, "founder")?.as_deref() == Some("1")
-                && !self
-                    .tx
-                    .prepare_cached("SELECT 1 FROM crdt_docs WHERE doc_id = ?1")?
-                    .exists([crate::roster::ROSTER_ID])?
-            {
-                crate::roster::write_op(
-                    self,
-                    &crate::authority::Op::Found {
-                        name: "founder".into(),
-                    },
-                )?;
-            }
-        }
+        self.ensure_founder()?;
         // A renamed entity (an id clash) is stored under its own key; its records keep the id
         // they were created with.
         let (doc_id, storage) = self.locate(id)?;

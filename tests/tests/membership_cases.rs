@@ -249,3 +249,150 @@ fn case9_session_ids_cannot_name_another_machine() {
     assert!(!a.export().contains("td-f00001"));
     sa.stop();
 }
+
+fn invite(r: &Replica, args: &[&str]) -> String {
+    let mut a = vec!["member", "invite"];
+    a.extend_from_slice(args);
+    let v = r.json(&a);
+    assert_eq!(v["action"], "invited", "{v}");
+    v["code"].as_str().unwrap().to_string()
+}
+
+/// Invites: one line from an admin, `td join` on a fresh machine, through a real hub. Reused,
+/// expired, forged, revoked codes and codes for a replica of another project are refused with
+/// a clear error and change no member's database.
+#[test]
+fn invite_and_join_through_a_hub() {
+    let hub = Hub::start();
+    let a = Replica::init();
+    a.create("Founding issue", &[]);
+    a.json(&["sync", "init", "--hub", &hub.url()]);
+    let code = invite(&a, &["--name", "ci-runner"]);
+    assert!(code.starts_with("tdjoin1_") && !code.contains('\n'));
+    // The human form prints just the code on stdout.
+    let human = a.ok(&["member", "invite", "--expires", "1h"]);
+    assert!(human.trim().starts_with("tdjoin1_"), "{human}");
+    assert!(
+        a.json(&["member", "list"])
+            .to_string()
+            .contains("ci-runner"),
+        "pending invite listed"
+    );
+
+    // A fresh machine (no 'td init' yet) joins.
+    let d = Replica::new();
+    let v = d.json(&["join", &code]);
+    assert_eq!(v["action"], "joined", "{v}");
+    assert_eq!(v["role"], "member");
+    assert!(d.export().contains("Founding issue"));
+    d.create("Work of the newcomer", &[]);
+    d.json(&["sync"]);
+    a.json(&["sync"]);
+    assert!(a.export().contains("Work of the newcomer"));
+    assert_eq!(a.export(), d.export());
+    let m = member(&a, &d.public_key()).expect("admitted on A");
+    assert_eq!(
+        (m["name"].as_str(), m["role"].as_str()),
+        (Some("ci-runner"), Some("member"))
+    );
+    assert_eq!(m["added_by"], a.identity().fingerprint());
+
+    // Reused: refused, and A's roster and tables do not change.
+    let before = (a.export(), a.json(&["member", "list"]));
+    let e = Replica::new();
+    let r = e.run(&["join", &code, "--json"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("already used"), "{}", r.stdout);
+    a.json(&["sync"]);
+    assert_eq!((a.export(), a.json(&["member", "list"])), before);
+
+    // Expired, forged, damaged: refused before anything is written (no database created).
+    let short = invite(&a, &["--expires", "1s"]);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let f = Replica::new();
+    let r = f.run(&["join", &short, "--json"]);
+    assert!(r.stdout.contains("expired"), "{}", r.stdout);
+    assert!(!f.db().exists(), "a refused invite writes nothing");
+    let mut forged = td_engine::invite::InviteCode::decode(&invite(&a, &[])).unwrap();
+    forged.secret = hex::encode([7u8; 32]);
+    let r = f.run(&["join", &forged.encode(), "--json"]);
+    assert!(r.stdout.contains("secret does not belong"), "{}", r.stdout);
+    let mut forged = td_engine::invite::InviteCode::decode(&invite(&a, &[])).unwrap();
+    forged.inviter = d.public_key();
+    let r = f.run(&["join", &forged.encode(), "--json"]);
+    assert!(r.stdout.contains("not made by the inviter"), "{}", r.stdout);
+    let r = f.run(&["join", "tdjoin1_garbage!", "--json"]);
+    assert!(r.stdout.contains("damaged"), "{}", r.stdout);
+    assert!(!f.db().exists());
+
+    // A replica with work of its own project is refused (nothing written there either).
+    let other = Replica::init();
+    other.create("Other project's work", &[]);
+    let mine = other.export();
+    let r = other.run(&["join", &invite(&a, &[]), "--json"]);
+    assert!(
+        r.stdout.contains("already has work of project"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(other.export(), mine);
+
+    // Revoked: the join is refused everywhere.
+    let revoked = invite(&a, &[]);
+    let id = td_engine::invite::InviteCode::decode(&revoked).unwrap();
+    let _ = id;
+    let list = a.json(&["member", "list"]);
+    let pending: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["invite"].as_str().map(str::to_string))
+        .collect();
+    for inv in &pending {
+        a.json(&["member", "revoke-invite", inv]);
+    }
+    a.json(&["sync"]);
+    let g = Replica::new();
+    let r = g.run(&["join", &revoked, "--json"]);
+    assert!(r.stdout.contains("revoked"), "{}", r.stdout);
+    a.json(&["sync"]);
+    assert!(member(&a, &g.public_key()).is_none());
+}
+
+/// Invites through a peer: the joining machine's first round carries its join to the serving
+/// admin (which sends it nothing while it is not a member); the next brings the project.
+#[test]
+fn invite_and_join_through_a_peer() {
+    let a = Replica::init();
+    a.create("Founding issue", &[]);
+    let sa = a.serve();
+    let code = invite(
+        &a,
+        &["--peer", &sa.addr, "--role", "admin", "--name", "laptop-d"],
+    );
+    // A stranger with no invite is still refused by the server.
+    let stranger = Replica::init();
+    stranger.json(&["peer", "add", "a", &sa.addr, "--key", &a.public_key()]);
+    let d = Replica::new();
+    let v = d.json(&["join", &code]);
+    assert_eq!(v["action"], "joined", "{v}");
+    assert_eq!(v["role"], "admin");
+    assert!(d.export().contains("Founding issue"));
+    let m = member(&a, &d.public_key()).expect("admitted on A");
+    assert_eq!(
+        (m["name"].as_str(), m["role"].as_str()),
+        (Some("laptop-d"), Some("admin"))
+    );
+    d.create("Written on D", &[]);
+    let name = d.json(&["peer", "list"])[0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    peer_sync(&d, &name);
+    assert_eq!(a.export(), d.export());
+    // No invite open any more: the stranger is refused before anything is exchanged.
+    let r = stranger.run(&["peer", "sync", "a", "--json"]);
+    assert!(r.stdout.contains("untrusted peer"), "{}", r.stdout);
+    assert!(!stranger.export().contains("Founding issue"));
+    sa.stop();
+}

@@ -159,7 +159,7 @@ fn run(steps: Vec<Step>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
     #[test]
     fn every_replica_computes_the_same_roster(steps in prop::collection::vec(step(), 1..40)) {
         run(steps);

@@ -95,6 +95,14 @@ fn parse_url(url: &str) -> Result<(String, String, Option<String>), TransportErr
     Ok((base, display, basic))
 }
 
+/// A hub URL as it may be printed: a basic-auth password replaced by `***`.
+pub fn mask_url(url: &str) -> String {
+    match parse_url(url) {
+        Ok((_, display, _)) => display,
+        Err(_) => "(invalid hub url)".to_string(),
+    }
+}
+
 /// A token shown as its first 4 characters and the length (tokens are never printed whole).
 pub fn mask_token(token: &str) -> String {
     if token.is_empty() {

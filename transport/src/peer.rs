@@ -218,7 +218,16 @@ async fn run_round(
     reader: &mut FrameReader,
     progress: &mut (dyn FnMut(&RoundStats) + Send),
 ) -> Result<RoundStats, TransportError> {
-    let mut session = SyncSession::with_peer(store, peer);
+    run_session(SyncSession::with_peer(store, peer), send, reader, progress).await
+}
+
+/// Runs a sync session over one stream until both sides are done.
+async fn run_session(
+    mut session: SyncSession<Store>,
+    send: &mut SendStream,
+    reader: &mut FrameReader,
+    progress: &mut (dyn FnMut(&RoundStats) + Send),
+) -> Result<RoundStats, TransportError> {
     let start = session.start().map_err(|e| e.error)?;
     for f in start {
         write(send, &f).await?;
@@ -547,7 +556,11 @@ async fn serve_one(
     };
     let peer = fingerprint_of(&key);
     let store = Store::open(&root, identity.clone())?;
-    if !td_engine::roster::is_trusted(store.conn(), &key, None)? {
+    let member = td_engine::roster::is_trusted(store.conn(), &key, None)?;
+    // A machine joining with an invite is not a member yet: while an invite is open, it may
+    // send (its join and the invite); it receives nothing until the join admits it.
+    let joining = !member && td_engine::roster::has_open_invite(store.conn())?;
+    if !member && !joining {
         let msg = format!("untrusted peer {peer}: this machine is not a member of the project (run 'td member add {}' on a member)", hex::encode(key));
         refuse(&mut send, &mut reader, &msg).await;
         return Err(TransportError::Refused(msg));
@@ -559,7 +572,17 @@ async fn serve_one(
         }
         other => other,
     })?;
-    let mut stats = run_round(store, key, &mut send, &mut reader, &mut |_| {}).await?;
+    let mut stats = if joining {
+        run_session(
+            SyncSession::receive_only(store, key),
+            &mut send,
+            &mut reader,
+            &mut |_| {},
+        )
+        .await?
+    } else {
+        run_round(store, key, &mut send, &mut reader, &mut |_| {}).await?
+    };
     // A watching peer (ALPN `td-sync/1+keep`) runs further rounds on new streams of this
     // connection, already bound to both machine keys; for a one-shot peer we close at once.
     let keep = conn

@@ -100,6 +100,9 @@ pub struct SyncSession<S: SyncStore> {
     failed: bool,
     stats: RoundStats,
     peer: Option<[u8; 32]>,
+    /// A peer this replica does not admit may still send (its join): we send it nothing.
+    allow_receive_only: bool,
+    receive_only: bool,
 }
 
 /// Error codes sent in `Error` frames.
@@ -139,7 +142,17 @@ impl<S: SyncStore> SyncSession<S> {
             failed: false,
             stats: RoundStats::default(),
             peer: None,
+            allow_receive_only: false,
+            receive_only: false,
         }
+    }
+
+    /// A round with a machine that is not a member here but may be joining (an invite is
+    /// open): its records are received (and held until its join admits it); nothing is sent.
+    pub fn receive_only(store: S, peer: [u8; 32]) -> Self {
+        let mut s = Self::with_peer(store, peer);
+        s.allow_receive_only = true;
+        s
     }
 
     /// A round with the machine `peer` (proven by the transport): once both sides know they
@@ -219,7 +232,9 @@ impl<S: SyncStore> SyncSession<S> {
                         .store
                         .may_send_to(&key)
                         .map_err(|e| self.fail(e, codes::INTERNAL))?;
-                    if !ok {
+                    if !ok && self.allow_receive_only {
+                        self.receive_only = true;
+                    } else if !ok {
                         return Err(self.fail(
                             EngineError::InvalidInput(format!(
                                 "machine {} is not a member of this project: nothing was sent (an admin admits it with 'td member add {}')",
@@ -315,6 +330,11 @@ impl<S: SyncStore> SyncSession<S> {
 
     fn send_next(&mut self) -> std::result::Result<Vec<Vec<u8>>, RoundError> {
         let mut frames = Vec::new();
+        if self.receive_only && !self.sent_done {
+            self.sent_done = true;
+            let done = Message::Done { sent: 0 };
+            frames.push(self.out(&done));
+        }
         while !self.sent_done && self.in_flight < WINDOW {
             let Some(mut peer) = self.remote_summary.take() else {
                 break;

@@ -1,0 +1,360 @@
+//! One-line invites: `td member invite` makes one, `td join <code>` uses it.
+//!
+//! An invite is a roster operation signed by an admin (`authority::Op::Invite`), written under
+//! an actor of its own (its first and only record), so it can travel inside the code and be
+//! stored by a machine that holds nothing else of the project yet. The code also carries the
+//! invite's secret: an ed25519 seed whose public key is the invite id. The joiner signs its own
+//! machine key with it (`authority::join_digest`), so the proof in the log is useless to
+//! anyone else, and pushes the invite record with its join before any of its own work.
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::authority::{self, Op, Role};
+use crate::error::{invalid, EngineError, Result};
+use crate::identity::{self, MachineIdentity};
+use crate::project::Project;
+use crate::record::SignedRecord;
+use crate::roster::{self, ROSTER_ID};
+use crate::sync::{SyncStore, WireRun};
+
+/// What every invite code starts with (and its format version).
+pub const CODE_PREFIX: &str = "tdjoin1_";
+
+/// The longest code accepted (checked before decoding).
+pub const MAX_CODE_LEN: usize = 16 * 1024;
+
+/// Everything a new machine needs to join, as carried in the code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteCode {
+    /// The project to join.
+    pub project: String,
+    /// The inviting admin's public key (hex).
+    pub inviter: String,
+    /// A hub to sync through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub: Option<String>,
+    /// A peer (`host:port`, serving as the inviter) to sync with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    /// The invite's secret (hex ed25519 seed); its public key is the invite id.
+    pub secret: String,
+    /// The signed invite record (base64 of its encoded body).
+    pub record: String,
+    /// The record's signature (hex).
+    pub signature: String,
+}
+
+/// A made invite.
+#[derive(Debug, Clone)]
+pub struct MadeInvite {
+    /// The one-line code.
+    pub code: String,
+    /// The invite id (its public key, hex).
+    pub id: String,
+    /// Role granted.
+    pub role: Role,
+    /// Unix seconds.
+    pub expires: i64,
+}
+
+/// An invite code checked offline: signed by the inviter, for its project, not expired, and
+/// holding the secret of the invite it carries.
+#[derive(Debug, Clone)]
+pub struct CheckedInvite {
+    /// The code's fields.
+    pub code: InviteCode,
+    /// The invite id (hex).
+    pub id: String,
+    /// Role granted.
+    pub role: Role,
+    /// Name for the joiner.
+    pub name: String,
+    /// Unix seconds.
+    pub expires: i64,
+    record: SignedRecord,
+    change_hash: [u8; 32],
+    secret: MachineIdentity,
+}
+
+impl InviteCode {
+    /// The one-line form.
+    pub fn encode(&self) -> String {
+        let json = serde_json::to_vec(self).expect("invite codes always encode");
+        format!(
+            "{CODE_PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+        )
+    }
+
+    /// Reads a code as pasted (bounded before anything is decoded).
+    pub fn decode(s: &str) -> Result<InviteCode> {
+        let s = s.trim();
+        if s.len() > MAX_CODE_LEN {
+            return Err(invalid(format!(
+                "invite code is {} bytes, more than any invite ({MAX_CODE_LEN})",
+                s.len()
+            )));
+        }
+        let body = s.strip_prefix(CODE_PREFIX).ok_or_else(|| {
+            invalid(format!(
+                "not a td invite code: it should start with '{CODE_PREFIX}' (ask an admin for 'td member invite')"
+            ))
+        })?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(body)
+            .map_err(|_| invalid("invite code is damaged (not base64): copy the whole line"))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|_| invalid("invite code is damaged: copy the whole line"))
+    }
+
+    /// Checks the code offline (`now` in unix seconds): every refusal here happens before
+    /// anything is written.
+    pub fn check(self, now: i64) -> Result<CheckedInvite> {
+        let forged = |why: &str| invalid(format!("invite refused: {why}"));
+        let signature = hex::decode(&self.signature).map_err(|_| forged("damaged signature"))?;
+        let encoded = base64::engine::general_purpose::STANDARD
+            .decode(&self.record)
+            .map_err(|_| forged("damaged record"))?;
+        let record = SignedRecord::decode_verified(&encoded, &signature)
+            .map_err(|_| forged("its record is not signed by the machine it names"))?;
+        let b = &record.body;
+        if hex::encode(b.author) != self.inviter {
+            return Err(forged("its record was not made by the inviter it names"));
+        }
+        if b.project != self.project {
+            return Err(forged("its record belongs to another project"));
+        }
+        if b.doc != ROSTER_ID || b.seq != 1 || b.prev != [0; 32] {
+            return Err(forged("its record is not an invite"));
+        }
+        let change = automerge::Change::from_bytes(b.change.clone())
+            .map_err(|_| forged("its record holds no readable change"))?;
+        let Some(Ok(Op::Invite {
+            id,
+            role,
+            name,
+            expires,
+        })) = change.message().map(serde_json::from_str::<Op>)
+        else {
+            return Err(forged("its record is not an invite"));
+        };
+        let seed: [u8; 32] = hex::decode(&self.secret)
+            .ok()
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| forged("damaged secret"))?;
+        let secret = MachineIdentity::from_seed(seed);
+        if secret.public_key_hex() != id {
+            return Err(forged("its secret does not belong to its invite"));
+        }
+        if expires < now {
+            return Err(invalid(format!(
+                "invite expired at {}: ask an admin for a new one ('td member invite')",
+                chrono::DateTime::from_timestamp(expires, 0)
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default()
+            )));
+        }
+        Ok(CheckedInvite {
+            change_hash: change.hash().0,
+            code: self,
+            id,
+            role,
+            name,
+            expires,
+            record,
+            secret,
+        })
+    }
+}
+
+/// The outcome of a join, once the invite's roster has arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinStatus {
+    /// This machine is a member, with this role.
+    Member(Role),
+    /// The invite was used by another machine first.
+    UsedByOther(String),
+    /// The invite was revoked.
+    Revoked,
+    /// The inviter's roster has not arrived yet (nothing synced, or the inviter has not
+    /// published it): the join waits, and completes on a later sync.
+    Waiting,
+}
+
+impl Project {
+    /// `td member invite`: an invite for a machine this admin does not know yet.
+    pub fn member_invite(
+        &mut self,
+        role: Role,
+        name: &str,
+        ttl_secs: i64,
+        hub: Option<&str>,
+        peer: Option<&str>,
+    ) -> Result<MadeInvite> {
+        if ttl_secs <= 0 {
+            return Err(invalid(
+                "--expires must be a positive duration (e.g. 7d, 12h)",
+            ));
+        }
+        let roster = roster::stored(self.store.conn())?;
+        self.require_admin(&roster)?;
+        let secret = MachineIdentity::generate();
+        let id = secret.public_key_hex();
+        let expires = chrono::Utc::now().timestamp() + ttl_secs;
+        // The invite gets an actor of its own: a session named after it on this machine.
+        let session = format!(
+            "ses_{}_inv{}",
+            self.store.identity().fingerprint(),
+            &id[..8]
+        );
+        let me = self.session.id.clone();
+        let op = Op::Invite {
+            id: id.clone(),
+            role,
+            name: name.to_string(),
+            expires,
+        };
+        self.store.write(&me, |tx| {
+            tx.ensure_founder()?;
+            tx.act_as(&session);
+            roster::write_op(tx, &op)
+        })?;
+        let (body, signature): (Vec<u8>, Vec<u8>) = self.store.conn().query_row(
+            "SELECT body, signature FROM crdt_changes WHERE session_id = ?1 AND doc_id = ?2 AND seq = 1",
+            [&session, ROSTER_ID],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let code = InviteCode {
+            project: self.store.project_id()?,
+            inviter: self.store.identity().public_key_hex(),
+            hub: hub.map(str::to_string),
+            peer: peer.map(str::to_string),
+            secret: hex::encode(secret.seed()),
+            record: base64::engine::general_purpose::STANDARD.encode(body),
+            signature: hex::encode(signature),
+        };
+        Ok(MadeInvite {
+            code: code.encode(),
+            id,
+            role,
+            expires,
+        })
+    }
+
+    /// `td member revoke-invite`: withdraws an unused invite (by id or a unique prefix).
+    pub fn member_revoke_invite(&mut self, id: &str) -> Result<String> {
+        let roster = roster::resolve(self.store.conn())?;
+        self.require_admin(&roster)?;
+        let hits: Vec<&String> = roster
+            .invites
+            .iter()
+            .filter(|(k, i)| k.starts_with(id.trim()) && i.used_by.is_none() && !i.revoked)
+            .map(|(k, _)| k)
+            .collect();
+        let invite = match hits.as_slice() {
+            [one] if !id.trim().is_empty() => (*one).clone(),
+            [] | [_] => {
+                return Err(crate::error::not_found(format!(
+                    "no pending invite '{id}' (see 'td member list')"
+                )))
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "'{id}' names several invites: give more of it"
+                )))
+            }
+        };
+        let me = self.session.id.clone();
+        let op = Op::RevokeInvite {
+            invite: invite.clone(),
+        };
+        self.store.write(&me, |tx| roster::write_op(tx, &op))?;
+        Ok(invite)
+    }
+
+    /// `td join`, first step: stores the invite. A fresh replica adopts the invite's project;
+    /// a replica already in that project keeps it. A replica with work of another project is
+    /// refused (nothing is written).
+    pub fn join_prepare(&mut self, invite: &CheckedInvite) -> Result<()> {
+        let project = &invite.code.project;
+        let mine = self.store.project_id()?;
+        if mine != *project {
+            if !self.store.is_fresh()? {
+                return Err(invalid(format!(
+                    "this replica already has work of project {mine}; joining {project} with work already done (--adopt) is not built yet: join from a fresh 'td init' in another directory"
+                )));
+            }
+            self.store.adopt(project)?;
+        }
+        let b = &invite.record.body;
+        let run = WireRun {
+            format: b.format,
+            actor: b.actor,
+            author: b.author,
+            session: b.session.clone(),
+            first_seq: 1,
+            changes: vec![(b.doc.clone(), b.change.clone())],
+            signature: invite.record.signature.to_vec(),
+        };
+        let report = self.store.apply(&[run])?;
+        if let Some(why) = report.rejected.first() {
+            return Err(EngineError::InvalidInput(format!("invite refused: {why}")));
+        }
+        Ok(())
+    }
+
+    /// `td join`, second step (after syncing what the hub or peer holds, when it can): writes
+    /// this machine's join, made on everything this replica holds of the roster, so a join by
+    /// another machine that is already here comes first. Refuses a used or revoked invite.
+    pub fn join_commit(&mut self, invite: &CheckedInvite) -> Result<()> {
+        match self.join_status(&invite.id)? {
+            JoinStatus::Member(_) => return Ok(()),
+            JoinStatus::UsedByOther(fp) => {
+                return Err(invalid(format!(
+                    "this invite was already used by machine {fp}: ask an admin for a new one ('td member invite')"
+                )))
+            }
+            JoinStatus::Revoked => {
+                return Err(invalid(
+                    "this invite was revoked: ask an admin for a new one ('td member invite')",
+                ))
+            }
+            JoinStatus::Waiting => {}
+        }
+        let me = self.store.identity().public_key();
+        let invite_key = roster::parse_public_key(&invite.id)?;
+        let proof = invite
+            .secret
+            .sign(&authority::join_digest(&invite_key, &me));
+        let op = Op::Join {
+            invite: invite.id.clone(),
+            key: hex::encode(me),
+            proof: hex::encode(proof),
+            on: vec![hex::encode(invite.change_hash)],
+        };
+        let session = self.session.id.clone();
+        self.store.write(&session, |tx| roster::write_op(tx, &op))
+    }
+
+    /// Where this machine's join with `invite` stands.
+    pub fn join_status(&self, invite: &str) -> Result<JoinStatus> {
+        let roster = roster::resolve(self.store.conn())?;
+        let me = self.store.identity().public_key_hex();
+        if let Some(m) = roster.members.get(&me) {
+            return Ok(JoinStatus::Member(m.role));
+        }
+        Ok(match roster.invites.get(invite) {
+            Some(i) if i.revoked => JoinStatus::Revoked,
+            Some(i) => match &i.used_by {
+                Some(other) if *other != me => JoinStatus::UsedByOther(
+                    roster::parse_public_key(other)
+                        .map(|k| identity::fingerprint_of(&k))
+                        .unwrap_or_default(),
+                ),
+                _ => JoinStatus::Waiting,
+            },
+            None => JoinStatus::Waiting,
+        })
+    }
+}
