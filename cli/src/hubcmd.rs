@@ -212,6 +212,13 @@ fn round(p: &mut Project, root: &Path, push: bool, pull: bool, json: bool) -> Re
     let settings = hub_settings(root)?;
     let client = client_for(&settings)?;
     client.ensure_layout()?;
+    let st = p.store.hub_state(client.display_url())?;
+    if st.last_push_at.is_none() && st.last_pull_at.is_none() {
+        // First contact (the hub was set with 'td config set database.url' or
+        // TD_DATABASE_URL): a fresh replica adopts the hub's project, and a replica of another
+        // project is refused rather than splitting the hub.
+        hub_sync::join(&mut p.store, &client, None)?;
+    }
     let before = td_engine::conflicts::count_unresolved(p.store.conn())?;
     let mut spin = Spinner::new(json);
     let pushed = if push {
@@ -263,13 +270,20 @@ fn state_json(p: &Project, root: &Path, probe: bool) -> Result<Value> {
     let client = HubClient::new(&url, s.token.as_deref())?;
     let key = client.display_url().to_string();
     let st = p.store.hub_state(&key)?;
+    let mut warning = Value::Null;
     let answered = if probe {
-        match client
-            .clone()
-            .with_timeout(Duration::from_secs(3))
-            .ensure_layout()
-        {
-            Ok(()) => json!(true),
+        let quick = client.clone().with_timeout(Duration::from_secs(3));
+        match quick.ensure_layout().and_then(|_| quick.projects()) {
+            Ok(on_hub) => {
+                if !on_hub.is_empty() && !on_hub.contains(&project) {
+                    warning = json!(hub_sync::split_message(
+                        client.display_url(),
+                        &project,
+                        &on_hub
+                    ));
+                }
+                json!(true)
+            }
             Err(e) => json!({"error": e.to_string()}),
         }
     } else {
@@ -284,7 +298,7 @@ fn state_json(p: &Project, root: &Path, probe: bool) -> Result<Value> {
     Ok(json!({
         "mode": s.mode, "hub": key, "token": s.token.as_deref().map(mask_token), "project": project,
         "pending": p.store.pending_push(&key)?, "last_push_at": st.last_push_at, "last_pull_at": st.last_pull_at,
-        "hub_answered": answered, "quarantined": quarantine, "held": held_json(p)?, "auto": s.auto
+        "hub_answered": answered, "warning": warning, "quarantined": quarantine, "held": held_json(p)?, "auto": s.auto
     }))
 }
 
@@ -329,6 +343,9 @@ fn status_text(v: &Value) -> String {
             s("last_push_at"),
             s("last_pull_at")
         ));
+        if let Some(w) = v["warning"].as_str() {
+            out.push_str(&format!("WARNING: {w}\n"));
+        }
         match &v["hub_answered"] {
             Value::Bool(true) => out.push_str("Hub: reachable\n"),
             Value::Object(e) => out.push_str(&format!(

@@ -396,3 +396,56 @@ fn invite_and_join_through_a_peer() {
     assert!(!stranger.export().contains("Founding issue"));
     sa.stop();
 }
+
+/// Case 10: the seeds' spelling (`td config set database.url`, then `td sync`) never splits a
+/// hub: a fresh replica adopts the hub's project; a replica with another project is refused,
+/// and `td sync status` / `td status --db` say why and what to do.
+#[test]
+fn case10_no_silent_second_project_on_a_hub() {
+    let hub = Hub::start();
+    let a = Replica::init();
+    a.create("Team backlog item", &[]);
+    a.json(&["sync", "init", "--hub", &hub.url()]);
+    let b = Replica::init();
+    b.json(&["config", "set", "database.url", &hub.url()]);
+    b.json(&["sync"]);
+    assert_eq!(
+        project_of(&b),
+        project_of(&a),
+        "the fresh replica adopted the hub's project"
+    );
+    assert!(b.export().contains("Team backlog item"));
+
+    let c = Replica::init();
+    c.create("Solo work", &[]);
+    c.json(&["config", "set", "database.url", &hub.url()]);
+    let r = c.run(&["sync", "--json"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout.contains("project mismatch") && r.stdout.contains("td join"),
+        "{}",
+        r.stdout
+    );
+    let projects = td_tests::hub::sql(
+        hub.port,
+        "SELECT DISTINCT project FROM td_changes",
+        serde_json::json!([]),
+    );
+    assert_eq!(
+        projects.len(),
+        1,
+        "the hub still holds one project: {projects:?}"
+    );
+    let st = c.json(&["sync", "status"]);
+    assert!(
+        st["warning"]
+            .as_str()
+            .unwrap_or("")
+            .contains("second project"),
+        "{st}"
+    );
+    assert!(c
+        .ok(&["status", "--db"])
+        .contains("WARNING: project mismatch"));
+    assert!(a.json(&["sync", "status"])["warning"].is_null());
+}

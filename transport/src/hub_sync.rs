@@ -121,6 +121,21 @@ pub fn join(
                 on_hub.join(", ")
             )),
         )),
-        None => Ok(Joined::Own(ours)),
+        None => Err(TransportError::Engine(
+            td_engine::EngineError::InvalidInput(split_message(
+                client.display_url(),
+                &ours,
+                &on_hub,
+            )),
+        )),
     }
+}
+
+/// Why a replica with work of one project must not sync with a hub that holds others: it
+/// would found a second project there, and the two would never see each other's work.
+pub fn split_message(hub: &str, ours: &str, on_hub: &[String]) -> String {
+    format!(
+        "project mismatch: hub {hub} holds project {}, but this replica has work of project {ours};          syncing would start a second project there that nobody else sees. To work on the hub's          project from this machine, ask a member for an invite ('td member invite') and run          'td join <code>' in a fresh directory; to keep this project, use another hub",
+        on_hub.join(", ")
+    )
 }
