@@ -468,6 +468,13 @@ pub enum Command {
         /// The hub's auth token, when the hub needs one (never carried in the code).
         #[arg(long, env = "TD_DATABASE_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// This replica has work of its own project: re-create it in the joined project (the
+        /// old database is kept beside the new one as issues.db.adopted-<project>).
+        #[arg(long)]
+        adopt: bool,
+        /// With --adopt: show what would move, change nothing.
+        #[arg(long, requires = "adopt")]
+        dry_run: bool,
     },
 }
 

@@ -661,9 +661,20 @@ fn run_command(
         }
         Command::Peer(c) => crate::peers::peer(p, &root, c, json)?,
         Command::Member(c) => crate::peers::member(p, &root, c, json)?,
-        Command::Join { code, token } => {
-            crate::joincmd::join(p, &root, code, token.as_deref(), json)?
-        }
+        Command::Join {
+            code,
+            token,
+            adopt,
+            dry_run,
+        } => crate::joincmd::join(
+            p,
+            &root,
+            ctx,
+            code,
+            token.as_deref(),
+            (*adopt, *dry_run),
+            json,
+        )?,
         Command::Import {
             file,
             from_db,

@@ -15,13 +15,38 @@ use crate::output::{emit, invalid};
 pub fn join(
     p: &mut Project,
     root: &Path,
+    ctx: &td_engine::SessionContext,
     code: &str,
     token: Option<&str>,
+    (adopt, dry_run): (bool, bool),
     json: bool,
 ) -> Result<()> {
     let checked = InviteCode::decode(code)?.check(now_secs())?;
-    p.join_prepare(&checked)?;
     let project = checked.code.project.clone();
+    let mine = p.store.project_id()?;
+    let mut adopted = json!(null);
+    if adopt && mine != project && !p.store.is_fresh()? {
+        let counts = p.adopt_counts()?;
+        if dry_run {
+            let v = json!({"action": "would_adopt", "from_project": mine, "into_project": project, "entities": counts});
+            emit(json, &v, || {
+                let mut s = format!("Would re-create in {project} (from {mine}):");
+                for (t, n) in &counts {
+                    s.push_str(&format!("\n  {t}: {n}"));
+                }
+                s
+            });
+            return Ok(());
+        }
+        let (report, backup) = p.adopt_into(root, &project, ctx)?;
+        adopted = json!({"from_project": mine, "entities": report.imported, "old_database": backup.display().to_string(),
+                         "skipped": report.skipped});
+    } else if dry_run {
+        return Err(invalid(format!(
+            "--dry-run: nothing to adopt (this replica has no work of another project than {project})"
+        )));
+    }
+    p.join_prepare(&checked)?;
     let mut via = json!(null);
     if let Some(hub) = &checked.code.hub {
         // Pull first: a join by another machine with this invite, or a revocation, that is on
@@ -58,7 +83,7 @@ pub fn join(
         }
     };
     let v = json!({"action": action, "project": project, "role": role, "machine": p.store.identity().fingerprint(),
-        "inviter": checked.code.inviter, "via": via});
+        "inviter": checked.code.inviter, "via": via, "adopted": adopted});
     emit(json, &v, || {
         match status {
         JoinStatus::Member(r) => format!("JOINED project {project} as {}", r.as_str()),

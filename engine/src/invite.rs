@@ -273,6 +273,50 @@ impl Project {
         Ok(invite)
     }
 
+    /// What `td join --adopt` would move into the joined project: entities per td table.
+    pub fn adopt_counts(&self) -> Result<std::collections::BTreeMap<String, usize>> {
+        crate::migrate::entity_counts(self.store.conn())
+    }
+
+    /// `td join --adopt`: re-homes this replica's work into `project`. The database is copied
+    /// aside whole (`issues.db.adopted-<old project>`, the old log kept for audit); a new
+    /// replica of `project` is built beside it and every entity of the old one is re-created
+    /// there as new changes by this machine (ids kept; a clash with the joined project's ids is
+    /// settled by the usual rule when they meet); then it replaces the database in one rename.
+    pub fn adopt_into(
+        &mut self,
+        root: &std::path::Path,
+        project: &str,
+        ctx: &crate::session::SessionContext,
+    ) -> Result<(crate::migrate::MigrationReport, std::path::PathBuf)> {
+        let db = crate::store::db_path(root);
+        let old = self.store.project_id()?;
+        let backup = db.with_file_name(format!("issues.db.adopted-{old}"));
+        if backup.exists() {
+            return Err(invalid(format!(
+                "{} exists already (an earlier adoption): move it away first",
+                backup.display()
+            )));
+        }
+        self.store.snapshot_to(&backup)?;
+        let staging = db
+            .parent()
+            .expect("the database has a directory")
+            .join("adopt-staging");
+        let _ = std::fs::remove_dir_all(&staging);
+        let identity = self.store.identity().clone();
+        let report = {
+            let (mut fresh, _) = crate::store::Store::init(&staging, identity.clone(), None)?;
+            fresh.adopt(project)?;
+            fresh.migrate_from_replica(&backup)?
+        };
+        std::fs::rename(crate::store::db_path(&staging), &db)
+            .map_err(|e| EngineError::Database(format!("replace {}: {e}", db.display())))?;
+        let _ = std::fs::remove_dir_all(&staging);
+        *self = Project::open(root, identity, ctx)?;
+        Ok((report, backup))
+    }
+
     /// `td join`, first step: stores the invite. A fresh replica adopts the invite's project;
     /// a replica already in that project keeps it. A replica with work of another project is
     /// refused (nothing is written).
@@ -282,7 +326,7 @@ impl Project {
         if mine != *project {
             if !self.store.is_fresh()? {
                 return Err(invalid(format!(
-                    "this replica already has work of project {mine}; joining {project} with work already done (--adopt) is not built yet: join from a fresh 'td init' in another directory"
+                    "this replica already has work of project {mine}; to bring that work into {project}, run 'td join <code> --adopt' (its entities are re-created in {project}; the old log is kept beside the database)"
                 )));
             }
             self.store.adopt(project)?;

@@ -45,6 +45,12 @@ pub fn check_source(path: &Path) -> Result<()> {
 
 /// Opens and checks a source td database (read-only).
 fn open_source(path: &Path) -> Result<Connection> {
+    open_source_as(path, false)
+}
+
+/// [`open_source`]; `own` accepts a database of this td too (adopting one's own project into
+/// another, `td join --adopt`: its td tables are read like td's).
+fn open_source_as(path: &Path, own: bool) -> Result<Connection> {
     if !path.is_file() {
         return Err(refuse(path, "no such file"));
     }
@@ -86,7 +92,7 @@ fn open_source(path: &Path) -> Result<Connection> {
         }
         _ => return Err(refuse(path, "not a td database (no schema version)")),
     }
-    if has("crdt_meta")? {
+    if has("crdt_meta")? && !own {
         return Err(refuse(
             path,
             "it is already a td-sync database; sync with it instead",
@@ -245,8 +251,21 @@ impl Store {
         src: &Path,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<MigrationReport> {
+        self.migrate_with(open_source(src)?, progress)
+    }
+
+    /// Re-creates every entity of another replica's database (of another project) here, as new
+    /// changes by this machine (`td join --adopt`).
+    pub fn migrate_from_replica(&mut self, src: &Path) -> Result<MigrationReport> {
+        self.migrate_with(open_source_as(src, true)?, &mut |_, _| {})
+    }
+
+    fn migrate_with(
+        &mut self,
+        source: Connection,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<MigrationReport> {
         let started = Instant::now();
-        let source = open_source(src)?;
         let total: usize = ENTITY_TABLES
             .iter()
             .map(|t| count_rows(&source, t))
@@ -512,6 +531,21 @@ pub fn json_export_to_db(export: &serde_json::Value, path: &Path) -> Result<()> 
     }
     tx.commit()?;
     Ok(())
+}
+
+/// Entities per td table in a database (what a migration from it would move).
+pub fn entity_counts(conn: &Connection) -> Result<BTreeMap<String, usize>> {
+    let mut out = BTreeMap::new();
+    for table in ENTITY_TABLES {
+        let n = rows(conn, table, "", None)?
+            .iter()
+            .filter(|r| text(r, "id") != "bd-all-issues")
+            .count();
+        if n > 0 {
+            out.insert(table.to_string(), n);
+        }
+    }
+    Ok(out)
 }
 
 impl Store {

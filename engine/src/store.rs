@@ -268,6 +268,13 @@ impl Store {
         Ok(out)
     }
 
+    /// Writes a consistent copy of the whole database to `path` (SQLite's `VACUUM INTO`).
+    pub fn snapshot_to(&self, path: &Path) -> Result<()> {
+        self.conn
+            .execute("VACUUM INTO ?1", [path.display().to_string()])?;
+        Ok(())
+    }
+
     /// How far the change log goes: the id of its newest record (0 when empty). It grows with
     /// every local or received change, so a watcher can tell when there is something to sync.
     pub fn log_position(&self) -> Result<u64> {
@@ -449,8 +456,16 @@ impl<'a> Tx<'a> {
     /// Attributes the following changes to another session (importing another tool's history
     /// keeps its authors); the actor follows, so sequence numbers stay per writer.
     pub fn act_as(&mut self, session: &str) {
-        self.session = session.to_string();
-        self.actor = actor_for(&self.writer, session);
+        // A record's session may name only the machine that signs it: a session of another
+        // machine (an imported history) is kept as `imported:<session>`.
+        let names_other = crate::identity::session_machine(session)
+            .is_some_and(|m| m != self.identity.fingerprint());
+        self.session = if names_other {
+            format!("imported:{session}")
+        } else {
+            session.to_string()
+        };
+        self.actor = actor_for(&self.writer, &self.session);
     }
 
     /// Number of changes made so far in this transaction.

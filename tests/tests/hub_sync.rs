@@ -433,9 +433,22 @@ fn joining_rules() {
         .as_str()
         .unwrap()
         .contains("project mismatch"));
-    // It can share the hub with its own project, though; then a fresh replica must choose.
+    // It never founds a second project on the hub by accident: without --project it is
+    // refused with what to do; naming its own project shares the hub on purpose. Then a
+    // fresh replica must choose.
+    let r = other.run(&["sync", "init", "--hub", &hub.url(), "--json"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout.contains("second project") && r.stdout.contains("--adopt"),
+        "{}",
+        r.stdout
+    );
+    let own = other.json(&["whoami"])["project"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(
-        other.json(&["sync", "init", "--hub", &hub.url()])["action"],
+        other.json(&["sync", "init", "--hub", &hub.url(), "--project", &own])["action"],
         "connected"
     );
     let fresh = Replica::init();

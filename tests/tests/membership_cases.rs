@@ -449,3 +449,47 @@ fn case10_no_silent_second_project_on_a_hub() {
         .contains("WARNING: project mismatch"));
     assert!(a.json(&["sync", "status"])["warning"].is_null());
 }
+
+/// Case 8: two laptops that each ran `td init` and worked offline end up in one project:
+/// `td join <code> --adopt` re-creates the joiner's work in the inviter's project. Both sides'
+/// issues, logs and comments end on both, exports identical; the old log is kept.
+#[test]
+fn case8_two_offline_laptops_merge_with_adopt() {
+    let hub = Hub::start();
+    let a = Replica::init();
+    let ia = a.create("Laptop A's issue", &["-l", "a"]);
+    a.json(&["log", &ia, "progress on A"]);
+    a.json(&["sync", "init", "--hub", &hub.url()]);
+    let b = Replica::init();
+    let ib = b.create("Laptop B's issue", &["-p", "P1"]);
+    b.json(&["log", &ib, "progress on B"]);
+    b.json(&["comment", &ib, "a comment written on B"]);
+    let b_before = b.export();
+    let code = invite(&a, &[]);
+    // Without --adopt, the error names the option; nothing changes.
+    let r = b.run(&["join", &code, "--json"]);
+    assert!(r.stdout.contains("--adopt"), "{}", r.stdout);
+    assert_eq!(b.export(), b_before);
+    // --dry-run shows what would move and changes nothing.
+    let dry = b.json(&["join", &code, "--adopt", "--dry-run"]);
+    assert_eq!(dry["action"], "would_adopt", "{dry}");
+    assert_eq!(dry["entities"]["issues"], 1);
+    assert_eq!(b.export(), b_before);
+    let v = b.json(&["join", &code, "--adopt"]);
+    assert_eq!(v["action"], "joined", "{v}");
+    assert!(std::path::Path::new(v["adopted"]["old_database"].as_str().unwrap()).exists());
+    b.json(&["sync"]);
+    a.json(&["sync"]);
+    let (ea, eb) = (a.export(), b.export());
+    assert_eq!(ea, eb, "one project, identical exports");
+    for text in [
+        "Laptop A's issue",
+        "progress on A",
+        "Laptop B's issue",
+        "progress on B",
+        "a comment written on B",
+    ] {
+        assert!(ea.contains(text), "{text} missing");
+    }
+    assert!(ea.contains(&ib), "B's issue keeps its id");
+}

@@ -135,7 +135,10 @@ pub fn join(
 /// would found a second project there, and the two would never see each other's work.
 pub fn split_message(hub: &str, ours: &str, on_hub: &[String]) -> String {
     format!(
-        "project mismatch: hub {hub} holds project {}, but this replica has work of project {ours};          syncing would start a second project there that nobody else sees. To work on the hub's          project from this machine, ask a member for an invite ('td member invite') and run          'td join <code>' in a fresh directory; to keep this project, use another hub",
-        on_hub.join(", ")
+        "project mismatch: hub {hub} holds project {}, but this replica has work of project {ours}; {}",
+        on_hub.join(", "),
+        "syncing would start a second project there that nobody else sees. To bring this \
+         replica's work into the hub's project, ask an admin for an invite ('td member invite') \
+         and run 'td join <code> --adopt'; to keep this project apart, use another hub"
     )
 }

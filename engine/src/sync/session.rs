@@ -320,7 +320,7 @@ impl<S: SyncStore> SyncSession<S> {
         } else {
             Err(self.fail(
                 EngineError::InvalidInput(format!(
-                    "project mismatch: this replica belongs to {}, the peer to {remote}",
+                    "project mismatch: this replica belongs to {}, the peer to {remote}; to bring this replica's work into the peer's project, get an invite from one of its admins ('td member invite') and run 'td join <code> --adopt'",
                     local.project
                 )),
                 codes::PROJECT_MISMATCH,
