@@ -855,7 +855,12 @@ pub(crate) fn insert_record(
         received_at,
         if accepted { 1 } else { 2 }
     ])?;
-    Ok(conn.last_insert_rowid())
+    let row = conn.last_insert_rowid();
+    if b.doc == crate::roster::ROSTER_ID {
+        conn.prepare_cached("INSERT INTO crdt_roster_ops(id) VALUES (?1)")?
+            .execute([row])?;
+    }
+    Ok(row)
 }
 
 /// Records an actor's newest record (the summary peers compare).

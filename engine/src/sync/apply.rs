@@ -164,6 +164,10 @@ impl SyncStore for Store {
         // it is applied now or held (docs/membership.md). Standing is looked up once per author.
         let mut standing: HashMap<[u8; 32], Standing> = HashMap::new();
         let mut batch: Vec<Received> = Vec::new();
+        let mut by_doc: BTreeMap<String, Vec<HashedChange>> = BTreeMap::new();
+        let has_roster = runs
+            .iter()
+            .any(|r| r.changes.iter().any(|(doc, _)| doc == ROSTER_ID));
         let mut roster_changes: Vec<HashedChange> = Vec::new();
         let received_at = now_timestamp();
         let mut mark = (0usize, 0u64);
@@ -230,6 +234,12 @@ impl SyncStore for Store {
                 report.applied += 1;
                 if is_roster {
                     roster_changes.push((row, change));
+                } else if !has_roster && accepted {
+                    // The common path (no roster change in this batch): straight to its document.
+                    by_doc
+                        .entry(std::mem::take(&mut rec.body.doc))
+                        .or_default()
+                        .push((row, change));
                 } else {
                     batch.push(Received {
                         row,
@@ -267,7 +277,6 @@ impl SyncStore for Store {
                 }
             }
         }
-        let mut by_doc: BTreeMap<String, Vec<HashedChange>> = BTreeMap::new();
         let mut held_by: BTreeMap<[u8; 32], u64> = BTreeMap::new();
         for r in batch {
             if r.accepted {
