@@ -104,4 +104,21 @@ fn main() {
     pulls.sort();
     println!("incremental (one change, whole td process): push p50 {:.1} ms, pull p50 {:.1} ms (target < 100 ms)",
         pushes[2].as_secs_f64() * 1000.0, pulls[2].as_secs_f64() * 1000.0);
+
+    // `td join`: from an invite code to the 10k-issue project held locally, beside a plain
+    // `td sync init` join of the same hub in the same run.
+    let code = a.json(&["member", "invite", "--hub", &hub.url()])["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let j = Replica::new();
+    let (join_code_t, v) = timed(&j, &["join", &code]);
+    assert_eq!(v["action"], "joined", "{v}");
+    assert_eq!(a.export(), j.export(), "the joiner holds the project");
+    println!(
+        "td join <code> to a {issues}-issue project held locally: {:.2} s (the plain pull-join above: {:.2} s; ratio {:.2}x)",
+        s(join_code_t),
+        s(join_t),
+        s(join_code_t) / s(join_t)
+    );
 }
