@@ -493,3 +493,51 @@ fn case8_two_offline_laptops_merge_with_adopt() {
     }
     assert!(ea.contains(&ib), "B's issue keeps its id");
 }
+
+/// Case 6: someone holding the hub token hides a removal row while a new machine joins, then
+/// restores it. The joiner shows the removed machine's later work only until the removal
+/// arrives; then it agrees with everyone else.
+#[test]
+fn case6_a_hidden_removal_takes_effect_when_it_arrives() {
+    use serde_json::json;
+    let hub = Hub::start();
+    let a = Replica::init();
+    a.create("Founding issue", &[]);
+    a.json(&["sync", "init", "--hub", &hub.url()]);
+    let b = Replica::init();
+    let j = Replica::init();
+    a.json(&["member", "add", &b.public_key()]);
+    a.json(&["member", "add", &j.public_key()]);
+    a.json(&["sync"]);
+    b.json(&["sync", "init", "--hub", &hub.url()]);
+    b.create("B before the removal", &[]);
+    b.json(&["sync"]);
+    a.json(&["sync"]);
+    a.json(&["member", "remove", &b.public_key()]);
+    a.json(&["sync"]);
+    b.create("B after the removal", &[]);
+    b.json(&["sync"]);
+    // The token holder hides A's removal (A's newest row).
+    let a_key = json!({"type": "blob", "base64": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, a.identity().public_key())});
+    let newest_of_a = "(SELECT max(seq) FROM td_changes WHERE author = ?)";
+    td_tests::hub::sql(hub.port, "CREATE TABLE stash (hash BLOB, project TEXT, actor BLOB, actor_seq INTEGER, author BLOB, body BLOB, signature BLOB, pushed_at TEXT)", json!([]));
+    td_tests::hub::sql(hub.port, &format!("INSERT INTO stash SELECT hash, project, actor, actor_seq, author, body, signature, pushed_at FROM td_changes WHERE seq = {newest_of_a}"), json!([a_key.clone()]));
+    td_tests::hub::sql(
+        hub.port,
+        &format!("DELETE FROM td_changes WHERE seq = {newest_of_a}"),
+        json!([a_key]),
+    );
+    j.json(&["sync", "init", "--hub", &hub.url()]);
+    assert!(
+        j.export().contains("B after the removal"),
+        "the removal is hidden from J"
+    );
+    // Restored (as a new row), it takes effect on J: B's later work is taken out.
+    td_tests::hub::sql(hub.port, "INSERT INTO td_changes(hash, project, actor, actor_seq, author, body, signature, pushed_at) SELECT hash, project, actor, actor_seq, author, body, signature, pushed_at FROM stash", json!([]));
+    j.json(&["sync"]);
+    a.json(&["sync"]);
+    let ej = j.export();
+    assert!(!ej.contains("B after the removal") && ej.contains("B before the removal"));
+    assert_eq!(ej, a.export(), "J and A agree");
+    assert_eq!(member(&j, &b.public_key()).unwrap()["removed"], true);
+}

@@ -1,7 +1,7 @@
 //! Property test of membership: random interleavings of roster operations (add, remove, role
 //! changes, a removed machine that keeps writing and tries to re-admit itself) and ordinary
 //! work on four replicas, synced pairwise in random orders (with lost, duplicated and delayed
-//! frames). Once everyone has synced, every replica holds the same roster and the same export,
+//! frames) and through a real libSQL hub (`tursodb --sync-server`). Once everyone has synced, every replica holds the same roster and the same export,
 //! a rebuild from the log reproduces both, and no record of a removed machine beyond its
 //! cut-off is applied anywhere.
 
@@ -26,6 +26,8 @@ enum Step {
     SetRole(usize, usize, bool),
     /// A sync round between two replicas, frames passed through the fates.
     Sync(usize, usize, Vec<u8>),
+    /// Replica `0` pushes to the hub and pulls from it.
+    Hub(usize),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -35,7 +37,8 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (r.clone(), r.clone(), any::<bool>()).prop_map(|(a, b, admin)| Step::Add(a, b, admin)),
         1 => (r.clone(), r.clone()).prop_map(|(a, b)| Step::Remove(a, b)),
         1 => (r.clone(), r.clone(), any::<bool>()).prop_map(|(a, b, admin)| Step::SetRole(a, b, admin)),
-        4 => (r.clone(), r, prop::collection::vec(0u8..12, 0..30)).prop_map(|(a, b, f)| Step::Sync(a, b, f)),
+        4 => (r.clone(), r.clone(), prop::collection::vec(0u8..12, 0..30)).prop_map(|(a, b, f)| Step::Sync(a, b, f)),
+        2 => r.prop_map(Step::Hub),
     ]
 }
 
@@ -52,7 +55,14 @@ fn roster_of(node: &mesh::Node) -> String {
     format!("{:?}", roster::stored(node.project.store.conn()).unwrap())
 }
 
-fn run(steps: Vec<Step>) {
+/// One push and one pull of `node` through the hub.
+fn hub_round(node: &mut mesh::Node, hub: &td_transport::hub::HubClient) {
+    let store = &mut node.project.store;
+    td_transport::hub_sync::push(store, hub, &mut |_| {}).unwrap();
+    td_transport::hub_sync::pull(store, hub, &mut |_| {}).unwrap();
+}
+
+fn run(steps: Vec<Step>, hub: &td_transport::hub::HubClient) {
     let mut nodes = mesh::project(N);
     // Replica 1 starts as a second admin, so concurrent admin decisions happen.
     let k1 = nodes[1].identity.public_key_hex();
@@ -91,7 +101,12 @@ fn run(steps: Vec<Step>) {
                 };
                 let _ = inproc::round(&mut x.project.store, &mut y.project.store, fate);
             }
+            Step::Hub(r) => hub_round(&mut nodes[r], hub),
         }
+    }
+    // Everyone meets the hub, then every pair meets directly.
+    for n in nodes.iter_mut() {
+        hub_round(n, hub);
     }
     for _ in 0..2 {
         for a in 0..N {
@@ -158,12 +173,22 @@ fn run(steps: Vec<Step>) {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
-    #[test]
-    fn every_replica_computes_the_same_roster(steps in prop::collection::vec(step(), 1..40)) {
-        run(steps);
-    }
+#[test]
+fn every_replica_computes_the_same_roster() {
+    // One real hub for every case (each case is a project of its own on it).
+    let hub = td_tests::hub::Hub::start();
+    let client = td_transport::hub::HubClient::new(&hub.url(), None).unwrap();
+    client.ensure_layout().unwrap();
+    let config = ProptestConfig {
+        cases: 64,
+        ..ProptestConfig::default()
+    };
+    proptest::test_runner::TestRunner::new(config)
+        .run(&prop::collection::vec(step(), 1..40), |steps| {
+            run(steps, &client);
+            Ok(())
+        })
+        .unwrap();
 }
 
 /// Two admins remove each other while apart: the founder (senior) wins everywhere.
