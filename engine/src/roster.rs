@@ -581,17 +581,7 @@ impl Project {
 
     /// `td member role`: changes a member's role (admins only; never the last admin).
     pub fn member_set_role(&mut self, who: &str, role: Role) -> Result<String> {
-        let key = self.member_key(who)?;
-        let roster = stored(self.store.conn())?;
-        let Some(m) = roster.members.get(&key) else {
-            return Err(not_found(format!("no member with key {key}")));
-        };
-        self.require_admin(&roster)?;
-        if m.role == Role::Admin && role == Role::Member && roster.admins() <= 1 {
-            return Err(invalid(
-                "this is the project's last admin: make another member an admin first",
-            ));
-        }
+        let key = self.roster_change_target(who, role == Role::Member)?;
         let me = self.session.id.clone();
         let op = Op::SetRole {
             key: key.clone(),
@@ -601,20 +591,27 @@ impl Project {
         Ok(key)
     }
 
-    /// `td member remove`: stops accepting `key`'s records beyond what this replica holds of
-    /// them (the cut-off every replica applies). Admins only; never the last admin.
-    pub fn member_remove(&mut self, who: &str) -> Result<String> {
+    /// The member `who` names, when this machine (an admin) may take its role away: `drops`
+    /// says the change would take away admin rights, refused for the last admin.
+    fn roster_change_target(&self, who: &str, drops: bool) -> Result<String> {
         let key = self.member_key(who)?;
         let roster = stored(self.store.conn())?;
         let Some(m) = roster.members.get(&key) else {
             return Err(not_found(format!("no member with key {key}")));
         };
         self.require_admin(&roster)?;
-        if m.role == Role::Admin && roster.admins() <= 1 {
+        if drops && m.role == Role::Admin && roster.admins() <= 1 {
             return Err(invalid(
                 "this is the project's last admin: make another member an admin first",
             ));
         }
+        Ok(key)
+    }
+
+    /// `td member remove`: stops accepting `key`'s records beyond what this replica holds of
+    /// them (the cut-off every replica applies). Admins only; never the last admin.
+    pub fn member_remove(&mut self, who: &str) -> Result<String> {
+        let key = self.roster_change_target(who, true)?;
         let author = parse_public_key(&key)?;
         let cutoff: BTreeMap<String, u64> = self
             .store

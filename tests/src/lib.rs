@@ -311,6 +311,18 @@ pub mod inproc {
         Err("round did not finish".into())
     }
 
+    /// The fates of a round's frames from a list of numbers (0 drop, 1 duplicate, 2 delay,
+    /// anything else deliver; deliver once the list runs out), as property tests draw them.
+    pub fn fates(faults: Vec<u8>) -> impl FnMut() -> Fate {
+        let mut it = faults.into_iter();
+        move || match it.next() {
+            Some(0) => Fate::Drop,
+            Some(1) => Fate::Duplicate,
+            Some(2) => Fate::Delay,
+            _ => Fate::Deliver,
+        }
+    }
+
     /// A fault-free round that must succeed.
     pub fn clean_round(a: &mut Store, b: &mut Store) -> (RoundStats, RoundStats) {
         round(a, b, || Fate::Deliver).expect("clean sync round")
@@ -623,24 +635,45 @@ pub fn forge_record(
     author: [u8; 32],
     signer: &td_engine::MachineIdentity,
 ) -> td_engine::record::SignedRecord {
-    use automerge::transaction::Transactable;
-    let actor = [9u8; 16];
-    let mut d = automerge::AutoCommit::new().with_actor(automerge::ActorId::from(&actor[..]));
-    d.put(automerge::ROOT, "title", "Injected by a hostile peer")
-        .unwrap();
-    d.commit();
+    let (_, body) = one_change([9u8; 16], "Injected by a hostile peer", None);
     let body = td_engine::record::RecordBody {
-        format: td_engine::record::RECORD_FORMAT,
         project: project.into(),
         doc: doc.into(),
+        session: "ses_hostile".into(),
+        author,
+        ..body
+    };
+    td_engine::record::SignedRecord::sign(body, signer).unwrap()
+}
+
+/// An Automerge change by `actor` that sets `title` (with `message` as its commit message),
+/// and the body of a seq-1 record carrying it (project, doc, session and author left empty).
+fn one_change(
+    actor: [u8; 16],
+    title: &str,
+    message: Option<&str>,
+) -> (Vec<u8>, td_engine::record::RecordBody) {
+    use automerge::transaction::{CommitOptions, Transactable};
+    let mut d = automerge::AutoCommit::new().with_actor(automerge::ActorId::from(&actor[..]));
+    d.put(automerge::ROOT, "title", title).unwrap();
+    let mut options = CommitOptions::default();
+    if let Some(m) = message {
+        options = options.with_message(m.to_string());
+    }
+    d.commit_with(options);
+    let change = d.get_last_local_change().unwrap().raw_bytes().to_vec();
+    let body = td_engine::record::RecordBody {
+        format: td_engine::record::RECORD_FORMAT,
+        project: String::new(),
+        doc: String::new(),
         actor,
         seq: 1,
         prev: [0; 32],
-        session: "ses_hostile".into(),
-        author,
-        change: d.get_last_local_change().unwrap().raw_bytes().to_vec(),
+        session: String::new(),
+        author: [0; 32],
+        change: change.clone(),
     };
-    td_engine::record::SignedRecord::sign(body, signer).unwrap()
+    (change, body)
 }
 
 /// A new, empty td v38 database at `path` (td's schema and version row), as td itself would
@@ -667,27 +700,14 @@ pub fn signed_run(
     message: Option<&str>,
     session: &str,
 ) -> td_engine::sync::WireRun {
-    use automerge::transaction::{CommitOptions, Transactable};
     let actor: [u8; 16] = td_engine::identity::random_bytes();
-    let mut d = automerge::AutoCommit::new().with_actor(automerge::ActorId::from(&actor[..]));
-    d.put(automerge::ROOT, "title", "Written around td's checks")
-        .unwrap();
-    let mut options = CommitOptions::default();
-    if let Some(m) = message {
-        options = options.with_message(m.to_string());
-    }
-    d.commit_with(options);
-    let change = d.get_last_local_change().unwrap().raw_bytes().to_vec();
+    let (change, body) = one_change(actor, "Written around td's checks", message);
     let body = td_engine::record::RecordBody {
-        format: td_engine::record::RECORD_FORMAT,
         project: project.into(),
         doc: doc.into(),
-        actor,
-        seq: 1,
-        prev: [0; 32],
         session: session.into(),
         author: signer.public_key(),
-        change: change.clone(),
+        ..body
     };
     let signed = td_engine::record::SignedRecord::sign(body, signer).unwrap();
     td_engine::sync::WireRun {

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use td_engine::authority::Role;
 use td_engine::ops::issues::IssueFields;
 use td_engine::roster;
-use td_tests::inproc::{self, Fate};
+use td_tests::inproc;
 use td_tests::mesh;
 
 const N: usize = 4;
@@ -92,13 +92,7 @@ fn run(steps: Vec<Step>, hub: &td_transport::hub::HubClient) {
                     continue;
                 }
                 let (x, y) = mesh::pair(&mut nodes, a, b);
-                let mut it = faults.into_iter();
-                let fate = move || match it.next() {
-                    Some(0) => Fate::Drop,
-                    Some(1) => Fate::Duplicate,
-                    Some(2) => Fate::Delay,
-                    _ => Fate::Deliver,
-                };
+                let fate = inproc::fates(faults);
                 let _ = inproc::round(&mut x.project.store, &mut y.project.store, fate);
             }
             Step::Hub(r) => hub_round(&mut nodes[r], hub),

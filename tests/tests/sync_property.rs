@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use td_engine::ops::issues::IssueFields;
-use td_tests::inproc::{self, Fate};
+use td_tests::inproc;
 use td_tests::mesh;
 
 #[derive(Debug, Clone)]
@@ -105,13 +105,7 @@ fn run(steps: Vec<Step>) {
                     continue;
                 }
                 let (x, y) = mesh::pair(&mut nodes, a, b);
-                let mut it = faults.into_iter();
-                let fate = move || match it.next() {
-                    Some(0) => Fate::Drop,
-                    Some(1) => Fate::Duplicate,
-                    Some(2) => Fate::Delay,
-                    _ => Fate::Deliver,
-                };
+                let fate = inproc::fates(faults);
                 // A faulty round may stall or fail; it must never corrupt either side.
                 let _ = inproc::round(&mut x.project.store, &mut y.project.store, fate);
             }
