@@ -492,6 +492,11 @@ pub enum SyncCommand {
         /// Project to join when the hub holds several.
         #[arg(long)]
         project: Option<String>,
+        /// This replica has work of another project: re-create it in the hub's project (the
+        /// old database is kept beside as issues.db.adopted-<project>). Its work is held by
+        /// the team until an admin admits this machine ('td member add', or use 'td join').
+        #[arg(long)]
+        adopt: bool,
     },
     /// Send local changes to the hub.
     Push,

@@ -85,6 +85,42 @@ fn connect(
     Ok(())
 }
 
+/// `td sync init --adopt`: a replica with work of another project than the hub's re-creates
+/// it in the hub's project (the only one there, or `--project`) before connecting.
+fn adopt_hub_project(
+    p: &mut Project,
+    root: &Path,
+    url: &str,
+    token: Option<&str>,
+    project: Option<&str>,
+) -> Result<()> {
+    let client = HubClient::new(url, token)?;
+    client.ensure_layout()?;
+    let on_hub = client.projects()?;
+    let target = match (project, on_hub.as_slice()) {
+        (Some(p), _) => p.to_string(),
+        (None, [one]) => one.clone(),
+        (None, []) => {
+            return Err(invalid(format!(
+                "--adopt: hub {} holds no project yet; there is nothing to adopt into (drop --adopt to publish this one)",
+                client.display_url()
+            )))
+        }
+        (None, many) => {
+            return Err(invalid(format!(
+                "--adopt: hub {} holds {} projects ({}): choose one with --project",
+                client.display_url(),
+                many.len(),
+                many.join(", ")
+            )))
+        }
+    };
+    if p.store.project_id()? != target && !p.store.is_fresh()? {
+        p.adopt_into(root, &target, &crate::env::session_context(root))?;
+    }
+    Ok(())
+}
+
 /// A replica connected to a hub and synced once.
 pub struct Attached {
     /// The hub.
@@ -177,7 +213,11 @@ pub fn sync(
             hub,
             token,
             project,
+            adopt,
         }) => {
+            if *adopt {
+                adopt_hub_project(p, root, hub, token.as_deref(), project.as_deref())?;
+            }
             let mode = hub_settings(root)?.mode;
             let mode = if mode == "local" {
                 "libsql".to_string()

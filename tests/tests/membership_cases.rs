@@ -541,3 +541,28 @@ fn case6_a_hidden_removal_takes_effect_when_it_arrives() {
     assert_eq!(ej, a.export(), "J and A agree");
     assert_eq!(member(&j, &b.public_key()).unwrap()["removed"], true);
 }
+
+/// `td sync init --adopt`: the same re-homing without an invite; the adopted work is held by
+/// the team until an admin admits the machine, then everyone holds it.
+#[test]
+fn sync_init_adopt_rehomes_work_into_the_hubs_project() {
+    let hub = Hub::start();
+    let a = Replica::init();
+    a.create("Team issue", &[]);
+    a.json(&["sync", "init", "--hub", &hub.url()]);
+    let b = Replica::init();
+    b.create("Offline work on B", &[]);
+    let v = b.json(&["sync", "init", "--hub", &hub.url(), "--adopt"]);
+    assert_eq!(v["project"], project_of(&a), "{v}");
+    a.json(&["sync"]);
+    assert!(
+        !a.export().contains("Offline work on B"),
+        "held until admitted"
+    );
+    a.json(&["member", "add", &b.public_key()]);
+    a.json(&["sync"]);
+    b.json(&["sync"]);
+    a.json(&["sync"]);
+    assert!(a.export().contains("Offline work on B"));
+    assert_eq!(a.export(), b.export());
+}

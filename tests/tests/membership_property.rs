@@ -28,6 +28,11 @@ enum Step {
     Sync(usize, usize, Vec<u8>),
     /// Replica `0` pushes to the hub and pulls from it.
     Hub(usize),
+    /// Replica `0` makes an invite (refused unless it is an admin there).
+    Invite(usize, bool),
+    /// Replica `0` joins with the newest invite (which may be used already, or made on a
+    /// roster where replica `0` was removed).
+    Join(usize),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -38,7 +43,9 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (r.clone(), r.clone()).prop_map(|(a, b)| Step::Remove(a, b)),
         1 => (r.clone(), r.clone(), any::<bool>()).prop_map(|(a, b, admin)| Step::SetRole(a, b, admin)),
         4 => (r.clone(), r.clone(), prop::collection::vec(0u8..12, 0..30)).prop_map(|(a, b, f)| Step::Sync(a, b, f)),
-        2 => r.prop_map(Step::Hub),
+        2 => r.clone().prop_map(Step::Hub),
+        1 => (r.clone(), any::<bool>()).prop_map(|(a, admin)| Step::Invite(a, admin)),
+        1 => r.prop_map(Step::Join),
     ]
 }
 
@@ -64,6 +71,7 @@ fn hub_round(node: &mut mesh::Node, hub: &td_transport::hub::HubClient) {
 
 fn run(steps: Vec<Step>, hub: &td_transport::hub::HubClient) {
     let mut nodes = mesh::project(N);
+    let mut invites: Vec<String> = Vec::new();
     // Replica 1 starts as a second admin, so concurrent admin decisions happen.
     let k1 = nodes[1].identity.public_key_hex();
     nodes[0].project.member_add(&k1, "", Role::Admin).unwrap();
@@ -96,6 +104,25 @@ fn run(steps: Vec<Step>, hub: &td_transport::hub::HubClient) {
                 let _ = inproc::round(&mut x.project.store, &mut y.project.store, fate);
             }
             Step::Hub(r) => hub_round(&mut nodes[r], hub),
+            Step::Invite(a, admin) => {
+                if let Ok(made) =
+                    nodes[a]
+                        .project
+                        .member_invite(role(admin), "", 86_400, None, None)
+                {
+                    invites.push(made.code);
+                }
+            }
+            Step::Join(b) => {
+                let Some(code) = invites.last() else { continue };
+                let checked = td_engine::invite::InviteCode::decode(code)
+                    .unwrap()
+                    .check(0)
+                    .unwrap();
+                let p = &mut nodes[b].project;
+                p.join_prepare(&checked).unwrap();
+                let _ = p.join_commit(&checked); // refused when used or revoked here
+            }
         }
     }
     // Everyone meets the hub, then every pair meets directly.
