@@ -106,13 +106,9 @@ impl ProjectConfig {
     /// Writes the file atomically, private to the user (it may hold a token).
     pub fn save(&self) -> Result<()> {
         let tmp = self.path.with_extension("json.tmp");
+        let _ = std::fs::remove_file(&tmp); // a leftover would keep its old mode
         let text = serde_json::to_string_pretty(&self.value)? + "\n";
-        std::fs::write(&tmp, text).with_context(|| format!("write {}", tmp.display()))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-        }
+        td_transport::identity::write_private(&tmp, &text)?;
         std::fs::rename(&tmp, &self.path)
             .with_context(|| format!("write {}", self.path.display()))?;
         Ok(())
@@ -152,11 +148,12 @@ pub fn hub_settings(root: &Path) -> Result<HubSettings> {
     })
 }
 
+/// A setting as it may be printed: tokens masked, a hub URL's password replaced by `***`.
 fn shown(key: &str, value: &str) -> String {
-    if key == "database.token" {
-        td_transport::hub::mask_token(value)
-    } else {
-        value.to_string()
+    match key {
+        "database.token" => td_transport::hub::mask_token(value),
+        "database.url" => td_transport::hub::mask_url(value),
+        _ => value.to_string(),
     }
 }
 

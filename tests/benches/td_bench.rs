@@ -147,7 +147,11 @@ fn main() {
         // The td binary and the populator share one machine key.
         let identity = MachineIdentity::generate();
         std::fs::create_dir_all(cfg.join("td")).unwrap();
-        std::fs::write(cfg.join("td/machine.key"), hex::encode(identity.seed())).unwrap();
+        td_transport::identity::write_private(
+            &cfg.join("td/machine.key"),
+            &hex::encode(identity.seed()),
+        )
+        .unwrap();
         std::fs::write(cfg.join("td/machine.pub"), identity.public_key_hex()).unwrap();
         let t = Instant::now();
         populate(&root, &identity, n);

@@ -182,6 +182,11 @@ fn missing_malformed_or_unreadable_key_file() {
     std::fs::remove_dir(&key).unwrap();
 
     std::fs::write(&key, saved).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     assert_eq!(
         r.export(),
         before,

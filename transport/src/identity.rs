@@ -37,6 +37,7 @@ pub fn machine_identity() -> Result<MachineIdentity> {
     let pub_path = dir.join(PUB_FILE);
     match std::fs::read_to_string(&key_path) {
         Ok(text) => {
+            refuse_shared_key(&key_path)?;
             let bytes = hex::decode(text.trim())
                 .ok()
                 .and_then(|b| <[u8; 32]>::try_from(b).ok())
@@ -67,6 +68,31 @@ pub fn machine_identity() -> Result<MachineIdentity> {
     }
 }
 
+/// A key file others can read is refused, as ssh refuses a private key with group or other
+/// permissions: whoever reads it can sign as this machine.
+#[cfg(unix)]
+fn refuse_shared_key(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| err(format!("cannot read machine key {}: {e}", path.display())))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(err(format!(
+            "machine key {} is accessible by other users (mode {:o}): anyone who reads it can sign as this machine; run 'chmod 600 {}'",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn refuse_shared_key(_path: &Path) -> Result<()> {
+    Ok(())
+}
+
 fn create_identity(dir: &Path, key_path: &Path, pub_path: &Path) -> Result<MachineIdentity> {
     std::fs::create_dir_all(dir)
         .map_err(|e| err(format!("create config dir {}: {e}", dir.display())))?;
@@ -84,8 +110,10 @@ fn create_identity(dir: &Path, key_path: &Path, pub_path: &Path) -> Result<Machi
     Ok(id)
 }
 
+/// Writes `text` to a new file created with mode 0600 (never readable by others, not even for
+/// a moment), and syncs it.
 #[cfg(unix)]
-fn write_private(path: &Path, text: &str) -> Result<()> {
+pub fn write_private(path: &Path, text: &str) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -100,7 +128,8 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
         .map_err(|e| err(format!("write {}: {e}", path.display())))
 }
 
+/// Writes `text` to a new file (no permission bits to set here).
 #[cfg(not(unix))]
-fn write_private(path: &Path, text: &str) -> Result<()> {
+pub fn write_private(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).map_err(|e| err(format!("create {}: {e}", path.display())))
 }
