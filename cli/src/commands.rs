@@ -794,7 +794,7 @@ fn for_each(
             Err(e) => {
                 if !json {
                     for l in &lines {
-                        println!("{l}");
+                        println!("{}", crate::output::escape(l));
                     }
                 }
                 let d = matches!(e, EngineError::Conflict(_))

@@ -65,7 +65,7 @@ pub fn print_error(json_mode: bool, err: &anyhow::Error) {
         }
         println!("{}", json!({ "error": e }));
     } else {
-        eprintln!("ERROR: {message}");
+        eprintln!("ERROR: {}", escape(&message));
         if let Some(d) = detail {
             eprintln!(
                 "current state:\n{}",
@@ -75,7 +75,7 @@ pub fn print_error(json_mode: bool, err: &anyhow::Error) {
     }
 }
 
-/// Prints a result: `value` as JSON, or the human text.
+/// Prints a result: `value` as JSON, or the human text (escaped, [`escape`]).
 pub fn emit(json_mode: bool, value: &Value, human: impl FnOnce() -> String) {
     if json_mode {
         println!(
@@ -83,7 +83,9 @@ pub fn emit(json_mode: bool, value: &Value, human: impl FnOnce() -> String) {
             serde_json::to_string(value).expect("JSON values serialize")
         );
     } else {
-        let text = human();
+        // Human text carries titles, comments and messages from other machines: no control
+        // sequence reaches the terminal raw. `--json` stays exact.
+        let text = escape(&human());
         if !text.is_empty() {
             println!("{text}");
         }

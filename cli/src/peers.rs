@@ -87,7 +87,8 @@ fn serve(p: &Project, root: &Path, listen: &str) -> Result<()> {
         println!("listening on {bound}");
         use std::io::Write;
         std::io::stdout().flush()?;
-        let log: Arc<dyn Fn(String) + Send + Sync> = Arc::new(|line| eprintln!("{line}"));
+        let log: Arc<dyn Fn(String) + Send + Sync> =
+            Arc::new(|line| eprintln!("{}", crate::output::escape(&line)));
         server.run(shutdown_signal(), log).await;
         eprintln!("stopped");
         Ok::<(), anyhow::Error>(())
