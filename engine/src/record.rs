@@ -10,6 +10,13 @@ use crate::identity::{self, MachineIdentity};
 /// Current record format version. A reader refuses records with a newer version.
 pub const RECORD_FORMAT: u8 = 1;
 
+/// The largest Automerge change one record may carry: 1 MiB. A 50,000-character description
+/// written at once is at most 200 KB of UTF-8, so edits of long texts fit many times over,
+/// while any record fits a sync batch and a frame (`sync::wire`) with room to spare. A
+/// larger change is refused where it is written, and a received one is refused on arrival,
+/// so one record can never stop sync for everything written after it.
+pub const MAX_CHANGE_BYTES: usize = 1024 * 1024;
+
 /// Size of an actor id in bytes.
 pub const ACTOR_LEN: usize = 16;
 

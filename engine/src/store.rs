@@ -621,6 +621,13 @@ impl<'a> Tx<'a> {
             author: self.identity.public_key(),
             change: change.raw_bytes().to_vec(),
         };
+        if body.change.len() > crate::record::MAX_CHANGE_BYTES {
+            return Err(EngineError::InvalidInput(format!(
+                "this change to {id} is {} KiB, more than the {} KiB one change may carry (a text field that large cannot sync): shorten it, or keep the text in a file and link it with 'td link'",
+                body.change.len() / 1024,
+                crate::record::MAX_CHANGE_BYTES / 1024
+            )));
+        }
         let mut rec = SignedRecord::chained(body)?;
         let (_, _, mut count, mut bytes) = self
             .unsigned

@@ -474,6 +474,18 @@ fn rebuild_run(
         h.try_into()
             .map_err(|_| EngineError::CorruptLog("bad stored hash".into()))?
     };
+    if let Some((doc, c)) = run
+        .changes
+        .iter()
+        .find(|(_, c)| c.len() > crate::record::MAX_CHANGE_BYTES)
+    {
+        report.rejected.push(format!(
+            "run of actor {short} rejected: a change to {doc} is {} bytes, more than the {}-byte limit",
+            c.len(),
+            crate::record::MAX_CHANGE_BYTES
+        ));
+        return Ok(None);
+    }
     let mut out = Vec::new();
     for (i, (doc, change)) in run.changes.iter().enumerate() {
         let seq = run.first_seq + i as u64;
