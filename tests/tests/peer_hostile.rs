@@ -204,3 +204,44 @@ fn forged_signature_and_non_member_changes_are_refused() {
     assert!(!s.server.export().contains("Injected by a hostile peer"));
     s.serving.stop();
 }
+
+/// Before a peer proves its identity (issue 17, point 7): frames are limited to a few KB, and
+/// at most `MAX_UNAUTHENTICATED` connections may be proving at once; more are refused at the
+/// QUIC level. Once they go, members sync as before.
+#[test]
+fn strangers_are_bounded_before_authentication() {
+    use td_transport::peer::{AUTH_FRAME_LIMIT, MAX_UNAUTHENTICATED};
+    let s = setup();
+    let addr: std::net::SocketAddr = s.serving.addr.parse().unwrap();
+    rt().block_on(async {
+        // A frame larger than a handshake is refused before it is buffered.
+        let mut c = RawConnection::connect_unproven(addr).await.unwrap();
+        let mut big = ((AUTH_FRAME_LIMIT + 1) as u32).to_be_bytes().to_vec();
+        big.extend(vec![0u8; AUTH_FRAME_LIMIT + 1]);
+        let _ = c.send(&big).await;
+        // The server's own proof comes first, then its refusal with the reason.
+        let mut said = String::new();
+        while let Some(f) = c.next_frame().await {
+            said.push_str(&String::from_utf8_lossy(&f));
+        }
+        assert!(said.contains("4096-byte limit"), "{said}");
+        c.close().await;
+
+        // Strangers that open a stream and say nothing hold at most MAX_UNAUTHENTICATED slots.
+        let mut held = Vec::new();
+        for _ in 0..MAX_UNAUTHENTICATED {
+            held.push(RawConnection::connect_unproven(addr).await.unwrap());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(
+            RawConnection::connect_unproven(addr).await.is_err(),
+            "one more stranger is refused"
+        );
+        for c in held {
+            c.close().await;
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    still_healthy(&s);
+    s.serving.stop();
+}

@@ -18,6 +18,17 @@ use crate::tls;
 
 /// Longest wait for any bytes from a peer before the round is abandoned.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The largest frame accepted before the peer has proven its identity (a proof, an accept or a
+/// refusal is well under 1 KB): nothing larger is buffered for a stranger.
+pub const AUTH_FRAME_LIMIT: usize = 4 * 1024;
+
+/// How long a connecting peer has to open its stream and prove its identity.
+pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Connections still proving their identity at once; more are refused at once (QUIC-level),
+/// so strangers cannot pile up buffers.
+pub const MAX_UNAUTHENTICATED: usize = 32;
 /// How long shutdown waits for rounds in flight before aborting them (their batches are
 /// committed one transaction at a time, so aborting loses nothing).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -99,13 +110,21 @@ struct FrameReader {
 }
 
 impl FrameReader {
+    /// A reader that accepts only handshake-sized frames until [`FrameReader::authenticated`].
     fn new(recv: RecvStream) -> Self {
+        let mut decoder = FrameDecoder::default();
+        decoder.set_limit(AUTH_FRAME_LIMIT);
         FrameReader {
             recv,
-            decoder: FrameDecoder::default(),
+            decoder,
             ready: Default::default(),
             buf: vec![0; 64 * 1024],
         }
+    }
+
+    /// The peer has proven its identity: sync-sized frames from now on.
+    fn authenticated(&mut self) {
+        self.decoder.set_limit(td_engine::sync::wire::MAX_FRAME);
     }
 
     /// The next frame's payload, or `None` at a clean end of stream.
@@ -176,7 +195,9 @@ async fn exchange_proofs(
         Role::Client => Role::Server,
         Role::Server => Role::Client,
     };
-    auth::verify(&theirs, &ex, peer_role)
+    let key = auth::verify(&theirs, &ex, peer_role)?;
+    reader.authenticated();
+    Ok(key)
 }
 
 /// Gives the peer a moment to read what we sent last (our side is finished) before the
@@ -422,6 +443,7 @@ pub async fn watch(
         let started = std::time::Instant::now();
         let (mut send, recv) = dialed.conn.open_bi().await.map_err(conn_err)?;
         let mut reader = FrameReader::new(recv);
+        reader.authenticated(); // a further round on a connection already proven
         let mut store = Store::open(&root, identity.clone())?;
         store.pin_peer_key(target.key);
         let stats = run_round(store, target.key, &mut send, &mut reader, &mut |_| {}).await?;
@@ -507,16 +529,22 @@ impl Server {
         log: Arc<dyn Fn(String) + Send + Sync>,
     ) {
         let mut tasks = JoinSet::new();
+        let proving = Arc::new(tokio::sync::Semaphore::new(MAX_UNAUTHENTICATED));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 incoming = self.endpoint.accept() => {
                     let Some(incoming) = incoming else { break };
+                    let Ok(permit) = proving.clone().try_acquire_owned() else {
+                        log(format!("refused {}: {MAX_UNAUTHENTICATED} connections are still proving their identity", incoming.remote_address()));
+                        incoming.refuse();
+                        continue;
+                    };
                     let (root, identity, log) = (self.root.clone(), self.identity.clone(), log.clone());
                     tasks.spawn(async move {
                         let remote = incoming.remote_address();
-                        if let Err(e) = serve_one(incoming, root, identity, log.clone()).await {
+                        if let Err(e) = serve_one(incoming, root, identity, log.clone(), permit).await {
                             log(format!("round with {remote} failed: {e}"));
                         }
                     });
@@ -539,21 +567,40 @@ async fn serve_one(
     root: PathBuf,
     identity: MachineIdentity,
     log: Arc<dyn Fn(String) + Send + Sync>,
+    proving: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<String, TransportError> {
     let remote = incoming.remote_address();
-    let conn = incoming.await.map_err(conn_err)?;
-    let (mut send, recv) = tokio::time::timeout(READ_TIMEOUT, conn.accept_bi())
+    let deadline = tokio::time::Instant::now() + HANDSHAKE_DEADLINE;
+    let late = || {
+        TransportError::Connection(format!(
+            "peer did not prove its identity within {}s",
+            HANDSHAKE_DEADLINE.as_secs()
+        ))
+    };
+    let conn = tokio::time::timeout_at(deadline, incoming)
         .await
-        .map_err(|_| TransportError::Connection("peer opened no stream".into()))?
+        .map_err(|_| late())?
+        .map_err(conn_err)?;
+    let (mut send, recv) = tokio::time::timeout_at(deadline, conn.accept_bi())
+        .await
+        .map_err(|_| late())?
         .map_err(conn_err)?;
     let mut reader = FrameReader::new(recv);
-    let key = match exchange_proofs(&conn, &mut send, &mut reader, &identity, Role::Server).await {
+    let proof = tokio::time::timeout_at(
+        deadline,
+        exchange_proofs(&conn, &mut send, &mut reader, &identity, Role::Server),
+    )
+    .await
+    .unwrap_or_else(|_| Err(late()));
+    let key = match proof {
         Ok(k) => k,
         Err(e) => {
             refuse(&mut send, &mut reader, &e.to_string()).await;
+            conn.close(0u32.into(), b"refused");
             return Err(e);
         }
     };
+    drop(proving);
     let peer = fingerprint_of(&key);
     let store = Store::open(&root, identity.clone())?;
     let member = td_engine::roster::is_trusted(store.conn(), &key, None)?;
@@ -603,6 +650,7 @@ async fn serve_one(
             break;
         };
         let mut reader = FrameReader::new(recv);
+        reader.authenticated(); // a further round on a connection already proven
         let store = Store::open(&root, identity.clone())?;
         // The roster may have changed since the connection was authenticated: a machine
         // removed meanwhile gets no further round.
@@ -653,6 +701,31 @@ impl RawConnection {
         exchange_proofs(&conn, &mut send, &mut reader, identity, Role::Client).await?;
         write(&mut send, &auth::encode(&AuthMessage::Accept)).await?;
         await_accept(&mut reader).await?;
+        Ok(RawConnection {
+            endpoint,
+            conn,
+            send,
+            reader,
+        })
+    }
+
+    /// Connects and opens the stream without proving any identity (a stranger), to test what
+    /// a server does before authentication.
+    pub async fn connect_unproven(addr: SocketAddr) -> Result<RawConnection, TransportError> {
+        let mut endpoint = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|socket| endpoint(socket, None))
+            .map_err(conn_err)?;
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls::client_config(false)?)
+            .map_err(conn_err)?;
+        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+        let conn = endpoint
+            .connect(addr, "td-peer")
+            .map_err(conn_err)?
+            .await
+            .map_err(conn_err)?;
+        let (send, recv) = conn.open_bi().await.map_err(conn_err)?;
+        let mut reader = FrameReader::new(recv);
+        reader.authenticated(); // read whatever the server answers
         Ok(RawConnection {
             endpoint,
             conn,

@@ -95,9 +95,10 @@ pub enum Message {
 /// Errors decoding frames.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
-    /// The length prefix announces more than [`MAX_FRAME`].
-    #[error("frame of {0} bytes exceeds the {MAX_FRAME}-byte limit")]
-    TooLarge(usize),
+    /// The length prefix announces more than the limit (`MAX_FRAME`, or less before the peer
+    /// has proven its identity).
+    #[error("frame of {0} bytes exceeds the {1}-byte limit")]
+    TooLarge(usize, usize),
     /// The payload is not a message.
     #[error("malformed frame: {0}")]
     Malformed(String),
@@ -128,9 +129,16 @@ pub fn decode(payload: &[u8]) -> Result<Message, FrameError> {
 #[derive(Debug, Default)]
 pub struct FrameDecoder {
     buf: Vec<u8>,
+    limit: Option<usize>,
 }
 
 impl FrameDecoder {
+    /// Lowers (or restores) the largest frame accepted, [`MAX_FRAME`] by default: a transport
+    /// accepts only small frames until the peer has proven who it is.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = Some(limit.min(MAX_FRAME));
+    }
+
     /// Adds bytes; returns the complete frames' payloads.
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, FrameError> {
         self.buf.extend_from_slice(bytes);
@@ -140,8 +148,9 @@ impl FrameDecoder {
                 break;
             }
             let len = u32::from_be_bytes(self.buf[..4].try_into().expect("4 bytes")) as usize;
-            if len > MAX_FRAME {
-                return Err(FrameError::TooLarge(len));
+            let limit = self.limit.unwrap_or(MAX_FRAME);
+            if len > limit {
+                return Err(FrameError::TooLarge(len, limit));
             }
             if self.buf.len() < 4 + len {
                 break;
