@@ -393,7 +393,7 @@ pub fn resolve(ops: &[OpRecord], is_founder: &dyn Fn(&str) -> bool) -> Roster {
         // Seniority: the founder, then by the position of the op that admitted each key.
         let mut rank: HashMap<&str, usize> = HashMap::new();
         for (i, o) in order.iter().enumerate() {
-            if let (true, Ok(Op::Add { key, .. })) = (valid[i], &o.op) {
+            if let (true, Ok(Op::Add { key, .. } | Op::Join { key, .. })) = (valid[i], &o.op) {
                 rank.entry(key.as_str()).or_insert(i + 1);
             }
         }
@@ -411,7 +411,7 @@ pub fn resolve(ops: &[OpRecord], is_founder: &dyn Fn(&str) -> bool) -> Roster {
             .filter(|i| !committed.contains(i))
             .min_by_key(|&i| (seniority(&authors[i]), order[i].hash));
         let Some(r) = next else {
-            return finish(state, reasons, refused, waiting, &order, &excluded);
+            return finish(state, reasons, refused, waiting, &order);
         };
         committed.insert(r);
         let Ok(Op::Remove { key, cutoff }) = &order[r].op else {
@@ -485,6 +485,8 @@ fn validate(
                 None => {
                     valid[i] = true;
                     step(&mut running, order, anc, authors, i, is_founder);
+                    // The invite may have made it an admin (the pre-filter may over-admit).
+                    ever_admin.insert(key.as_str());
                 }
                 Some(why) => {
                     reasons.insert(i, why);
@@ -777,12 +779,10 @@ fn finish(
     mut refused: BTreeMap<String, String>,
     waiting: usize,
     order: &[&OpRecord],
-    excluded: &Bits,
 ) -> Roster {
     for (i, why) in reasons {
         refused.insert(hex::encode(order[i].hash), why);
     }
-    let _ = excluded;
     Roster {
         members: state
             .members

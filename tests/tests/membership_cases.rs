@@ -384,12 +384,17 @@ fn invite_and_join_through_a_peer() {
         (Some("laptop-d"), Some("admin"))
     );
     d.create("Written on D", &[]);
+    // An admin by invite may admit others, and every replica accepts it.
+    let e = Replica::init();
+    d.json(&["member", "add", &e.public_key(), "--name", "added-by-d"]);
     let name = d.json(&["peer", "list"])[0]["name"]
         .as_str()
         .unwrap()
         .to_string();
     peer_sync(&d, &name);
     assert_eq!(a.export(), d.export());
+    let added = member(&a, &e.public_key()).expect("D's admission holds on A");
+    assert_eq!(added["added_by"], d.identity().fingerprint());
     // No invite open any more: the stranger is refused before anything is exchanged.
     let r = stranger.run(&["peer", "sync", "a", "--json"]);
     assert!(r.stdout.contains("untrusted peer"), "{}", r.stdout);
