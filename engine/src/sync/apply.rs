@@ -265,11 +265,21 @@ impl SyncStore for Store {
             apply_roster_doc(&tx, roster_changes)?;
             changed_keys = roster::refresh(&tx)?;
             // This batch's records of machines whose standing changed are decided again.
-            for r in batch.iter_mut() {
-                if !changed_keys.contains(&hex::encode(r.author)) {
-                    continue;
+            // Standing looked up once per machine whose standing changed.
+            let mut now_standing: HashMap<[u8; 32], Standing> = HashMap::new();
+            for r in &batch {
+                if !now_standing.contains_key(&r.author)
+                    && changed_keys.contains(&hex::encode(r.author))
+                {
+                    let s = roster::standing_of(&tx, &r.author, &local)?;
+                    now_standing.insert(r.author, s);
                 }
-                let now = roster::standing_of(&tx, &r.author, &local)?.admits(&r.actor, r.seq);
+            }
+            for r in batch.iter_mut() {
+                let Some(s) = now_standing.get(&r.author) else {
+                    continue;
+                };
+                let now = s.admits(&r.actor, r.seq);
                 if now != r.accepted {
                     r.accepted = now;
                     tx.prepare_cached("UPDATE crdt_changes SET applied = ?1 WHERE id = ?2")?
