@@ -277,9 +277,12 @@ impl Store {
         };
         let at = now_timestamp();
         for (seq, why, body) in &quarantine {
+            // Only the refused row's hash is kept (the row itself stays on the hub): junk rows
+            // cannot grow every replica's database.
+            let body: [u8; 32] = sha2::Sha256::digest(body).into();
             self.conn().execute(
                 "INSERT OR IGNORE INTO crdt_quarantine(hub, hub_seq, reason, body, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![hub, seq, why, body, at],
+                params![hub, seq, why, &body[..], at],
             )?;
         }
         self.update_hub_state(hub, "pull_cursor", cursor)?;

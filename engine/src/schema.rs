@@ -84,7 +84,7 @@ CREATE TABLE crdt_quarantine (
     hub TEXT NOT NULL,
     hub_seq INTEGER NOT NULL,
     reason TEXT NOT NULL,
-    body BLOB,
+    body BLOB, -- SHA-256 of the refused row's body (the row itself stays on the hub)
     at TEXT NOT NULL,
     PRIMARY KEY (hub, hub_seq)
 );

@@ -196,13 +196,10 @@ fn hostile_hub_rows_are_quarantined_and_do_not_block_later_rows() {
                    {"type":"blob","base64": b64(&[2;32])}, {"type":"blob","base64": b64(body)}, {"type":"blob","base64": b64(sig)}]),
         );
     };
-    // 1. Garbage bytes.
-    insert(
-        &[0xa1; 32],
-        &project,
-        b"\xff\xfe garbage, not a record",
-        &[0; 64],
-    );
+    // 1. Garbage bytes: a megabyte of them.
+    let mut junk = b"\xff\xfe garbage, not a record".to_vec();
+    junk.resize(1024 * 1024, 0xee);
+    insert(&[0xa1; 32], &project, &junk, &[0; 64]);
     // 2. A real record with a broken signature, and 3. one by a machine outside the roster,
     // 4. one that claims another project.
     let rogue = td_engine::MachineIdentity::generate();
@@ -273,6 +270,14 @@ fn hostile_hub_rows_are_quarantined_and_do_not_block_later_rows() {
     assert!(b
         .ok(&["sync", "status"])
         .contains("Quarantined hub rows: 3"));
+    // A quarantined row keeps its hash and reason, not its body: junk cannot grow the database.
+    let kept: i64 = rusqlite::Connection::open(b.db())
+        .unwrap()
+        .query_row("SELECT max(length(body)) FROM crdt_quarantine", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(kept, 32);
     // Pulling again changes nothing.
     assert_eq!(sync(b)["quarantined"], 0);
     // Once an admin admits the outsider, the held record applies on the next pull.
