@@ -635,7 +635,12 @@ fn step(
                         if !name.is_empty() {
                             m.name = name.clone();
                         }
+                        let before = m.role;
                         set_role(m, *role, i, anc);
+                        if s.admins() == 0 {
+                            // An add that demotes the last admin keeps it an admin.
+                            s.members.get_mut(key).expect("present").role = before;
+                        }
                     }
                     None => {
                         s.members.insert(

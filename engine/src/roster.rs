@@ -558,6 +558,8 @@ impl Project {
             if m.role == role && (name.is_empty() || name == m.name) {
                 return Ok(false);
             }
+            // Re-adding a member with another role changes its role: the same rules apply.
+            self.roster_change_target(&key, role == Role::Member)?;
         }
         self.require_admin(&roster)?;
         let label = if name.is_empty() {

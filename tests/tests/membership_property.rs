@@ -303,3 +303,21 @@ fn a_members_roster_operation_is_refused_everywhere() {
         );
     }
 }
+
+/// Found by the property test: the last admin, having removed the founder, re-adds itself as
+/// a plain member. The roster keeps it an admin (and the command refuses it outright).
+#[test]
+fn the_last_admin_cannot_demote_itself_by_re_adding() {
+    let hub = td_tests::hub::Hub::start();
+    let client = td_transport::hub::HubClient::new(&hub.url(), None).unwrap();
+    client.ensure_layout().unwrap();
+    run(
+        vec![
+            Step::Sync(0, 1, vec![0, 1, 1]),
+            Step::Create(0, "aaa".into()),
+            Step::Remove(1, 0),
+            Step::Add(1, 1, false),
+        ],
+        &client,
+    );
+}
