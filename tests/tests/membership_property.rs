@@ -200,11 +200,25 @@ fn every_replica_computes_the_same_roster() {
     let hub = td_tests::hub::Hub::start();
     let client = td_transport::hub::HubClient::new(&hub.url(), None).unwrap();
     client.ensure_layout().unwrap();
+    // `cargo test` runs 64 cases from a fixed seed, so CI is repeatable; to explore, set
+    // TD_PROP_EXPLORE=<cases> for that many cases from a random seed (docs/membership.md).
+    let explore: Option<u32> = std::env::var("TD_PROP_EXPLORE")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let config = ProptestConfig {
-        cases: 64,
+        cases: explore.unwrap_or(64),
         ..ProptestConfig::default()
     };
-    proptest::test_runner::TestRunner::new(config)
+    let mut runner = match explore {
+        Some(_) => proptest::test_runner::TestRunner::new(config),
+        None => proptest::test_runner::TestRunner::new_with_rng(
+            config,
+            proptest::test_runner::TestRng::deterministic_rng(
+                proptest::test_runner::RngAlgorithm::ChaCha,
+            ),
+        ),
+    };
+    runner
         .run(&prop::collection::vec(step(), 1..40), |steps| {
             run(steps, &client);
             Ok(())
