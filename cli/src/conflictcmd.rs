@@ -7,30 +7,6 @@ use td_engine::Project;
 
 use crate::output::{emit, invalid};
 
-/// Parses `30m`, `12h`, `7d`, `90s`, `2w` into seconds.
-pub fn parse_duration(s: &str) -> Result<i64> {
-    let s = s.trim();
-    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = n.parse().map_err(|_| {
-        invalid(format!(
-            "invalid duration '{s}': expected e.g. 30m, 12h, 7d"
-        ))
-    })?;
-    let mult = match unit {
-        "s" => 1,
-        "m" | "" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        "w" => 7 * 86400,
-        _ => {
-            return Err(invalid(format!(
-                "invalid duration '{s}': expected e.g. 30m, 12h, 7d"
-            )))
-        }
-    };
-    Ok(n * mult)
-}
-
 fn show_value(v: &Value) -> String {
     match v {
         Value::String(s) => format!("{s:?}"),
@@ -52,13 +28,16 @@ fn show_value(v: &Value) -> String {
 
 /// `td sync conflicts`.
 pub fn list(p: &Project, since: Option<&str>, all: bool, json: bool) -> Result<()> {
-    let since = since.map(parse_duration).transpose()?.map(|secs| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0)
-            - secs
-    });
+    let since = since
+        .map(crate::output::parse_duration)
+        .transpose()?
+        .map(|secs| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0)
+                - secs
+        });
     let list = conflicts::list(p.store.conn(), all, None, since)?;
     let human = if list.is_empty() {
         if all {

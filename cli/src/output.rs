@@ -143,6 +143,30 @@ pub fn columns(v: &Value, keys: &[&str]) -> String {
         .join("  ")
 }
 
+/// Parses `30m`, `12h`, `7d`, `90s`, `2w` into seconds.
+pub fn parse_duration(s: &str) -> anyhow::Result<i64> {
+    let s = s.trim();
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = n.parse().map_err(|_| {
+        invalid(format!(
+            "invalid duration '{s}': expected e.g. 30m, 12h, 7d"
+        ))
+    })?;
+    let mult = match unit {
+        "s" => 1,
+        "m" | "" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        "w" => 7 * 86400,
+        _ => {
+            return Err(invalid(format!(
+                "invalid duration '{s}': expected e.g. 30m, 12h, 7d"
+            )))
+        }
+    };
+    Ok(n * mult)
+}
+
 /// Text from the log or from another machine as it may reach a terminal: control characters
 /// (C0 but newline and tab, DEL, C1) and bidirectional overrides are shown escaped (`\u{1b}`),
 /// so no stored or remote text can move the cursor, clear the screen, set the clipboard or

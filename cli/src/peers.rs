@@ -411,7 +411,7 @@ pub fn member(p: &mut Project, root: &Path, c: &MemberCommand, json: bool) -> Re
             hub,
             peer,
         } => {
-            let ttl = crate::conflictcmd::parse_duration(expires)?;
+            let ttl = crate::output::parse_duration(expires)?;
             let hub = match hub {
                 Some(h) => Some(h.clone()),
                 None => crate::config::hub_settings(root)?.url,

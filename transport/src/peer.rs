@@ -680,38 +680,8 @@ pub struct RawConnection {
 }
 
 impl RawConnection {
-    /// Connects and completes the identity handshake as `identity`.
-    pub async fn connect(
-        addr: SocketAddr,
-        identity: &MachineIdentity,
-    ) -> Result<RawConnection, TransportError> {
-        let mut endpoint = std::net::UdpSocket::bind("127.0.0.1:0")
-            .and_then(|socket| endpoint(socket, None))
-            .map_err(conn_err)?;
-        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls::client_config(false)?)
-            .map_err(conn_err)?;
-        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-        let conn = endpoint
-            .connect(addr, "td-peer")
-            .map_err(conn_err)?
-            .await
-            .map_err(conn_err)?;
-        let (mut send, recv) = conn.open_bi().await.map_err(conn_err)?;
-        let mut reader = FrameReader::new(recv);
-        exchange_proofs(&conn, &mut send, &mut reader, identity, Role::Client).await?;
-        write(&mut send, &auth::encode(&AuthMessage::Accept)).await?;
-        await_accept(&mut reader).await?;
-        Ok(RawConnection {
-            endpoint,
-            conn,
-            send,
-            reader,
-        })
-    }
-
-    /// Connects and opens the stream without proving any identity (a stranger), to test what
-    /// a server does before authentication.
-    pub async fn connect_unproven(addr: SocketAddr) -> Result<RawConnection, TransportError> {
+    /// Connects and opens the stream, proving nothing yet.
+    async fn open(addr: SocketAddr) -> Result<RawConnection, TransportError> {
         let mut endpoint = std::net::UdpSocket::bind("127.0.0.1:0")
             .and_then(|socket| endpoint(socket, None))
             .map_err(conn_err)?;
@@ -724,14 +694,32 @@ impl RawConnection {
             .await
             .map_err(conn_err)?;
         let (send, recv) = conn.open_bi().await.map_err(conn_err)?;
-        let mut reader = FrameReader::new(recv);
-        reader.authenticated(); // read whatever the server answers
         Ok(RawConnection {
             endpoint,
             conn,
             send,
-            reader,
+            reader: FrameReader::new(recv),
         })
+    }
+
+    /// Connects and completes the identity handshake as `identity`.
+    pub async fn connect(
+        addr: SocketAddr,
+        identity: &MachineIdentity,
+    ) -> Result<RawConnection, TransportError> {
+        let mut c = Self::open(addr).await?;
+        exchange_proofs(&c.conn, &mut c.send, &mut c.reader, identity, Role::Client).await?;
+        write(&mut c.send, &auth::encode(&AuthMessage::Accept)).await?;
+        await_accept(&mut c.reader).await?;
+        Ok(c)
+    }
+
+    /// Connects and opens the stream without proving any identity (a stranger), to test what
+    /// a server does before authentication.
+    pub async fn connect_unproven(addr: SocketAddr) -> Result<RawConnection, TransportError> {
+        let mut c = Self::open(addr).await?;
+        c.reader.authenticated(); // read whatever the server answers
+        Ok(c)
     }
 
     /// Writes raw bytes.
