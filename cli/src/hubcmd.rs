@@ -335,10 +335,16 @@ fn state_json(p: &Project, root: &Path, probe: bool) -> Result<Value> {
         .into_iter()
         .map(|q| json!({"hub_seq": q.hub_seq, "reason": q.reason, "at": q.at}))
         .collect();
+    let waiting: Vec<Value> = p
+        .store
+        .hub_waiting(&key)?
+        .into_iter()
+        .map(|(actor, since)| json!({"writer": actor, "since": since}))
+        .collect();
     Ok(json!({
         "mode": s.mode, "hub": key, "token": s.token.as_deref().map(mask_token), "project": project,
         "pending": p.store.pending_push(&key)?, "last_push_at": st.last_push_at, "last_pull_at": st.last_pull_at,
-        "hub_answered": answered, "warning": warning, "quarantined": quarantine, "held": held_json(p)?, "auto": s.auto
+        "hub_answered": answered, "warning": warning, "quarantined": quarantine, "waiting": waiting, "held": held_json(p)?, "auto": s.auto
     }))
 }
 
@@ -401,6 +407,12 @@ fn status_text(v: &Value) -> String {
                 "  #{}: {}\n",
                 r["hub_seq"],
                 r["reason"].as_str().unwrap_or("")
+            ));
+        }
+        let w = v["waiting"].as_array().map_or(0, Vec::len);
+        if w > 0 {
+            out.push_str(&format!(
+                "Writers waiting for earlier or signed hub rows (retried on every pull): {w}\n"
             ));
         }
     }

@@ -3,23 +3,128 @@
 //! the transport; nothing here does network I/O.
 //!
 //! A hub stores one row per record, as stored locally (encoded body and signature; a record in
-//! the middle of a received run has no signature of its own). Rows are verified like peer
-//! batches: grouped into per-actor runs that end at a signed record, chained from the local copy
-//! of the actor's previous record, one signature per run.
+//! the middle of a run has no signature of its own). Rows are verified like peer batches:
+//! followed along each writer's hash chain from the local copy of its previous record, and cut
+//! into runs that each end at a signed record. Pages are bounded in rows and bytes, a page's
+//! unsigned tail is completed by reading ahead along its writer's chain, and what cannot apply
+//! yet leaves its writer waiting (retried on every pull) instead of holding the cursor back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{params, OptionalExtension};
 use sha2::Digest;
 
 use crate::error::{EngineError, Result};
+use crate::identity;
 use crate::model::now_timestamp;
-use crate::record::{RecordBody, ACTOR_LEN};
-use crate::store::{self, Store};
+use crate::record::{RecordBody, ACTOR_LEN, MAX_CHANGE_BYTES};
+use crate::store::{self, Store, SIGNED_RUN_RECORDS};
 use crate::sync::{SyncStore, WireRun};
 
-/// A decoded hub row waiting to join a run: hub sequence, body, signature.
-type Pending = (i64, RecordBody, Vec<u8>);
+type Actor = [u8; ACTOR_LEN];
+
+/// A hub row that went into a run: hub seq, whether it was read in the page, record hash.
+type RowRef = (i64, bool, [u8; 32]);
+
+/// Most rows one pull page holds.
+pub const PULL_ROWS: usize = 2000;
+/// Most bytes of rows one pull page (or one read-ahead range) holds; a first row up to
+/// [`MAX_ROW_BYTES`] is always read, so every page makes progress.
+pub const PULL_BYTES: usize = 8 * 1024 * 1024;
+/// The largest hub row read: a record's change is at most [`MAX_CHANGE_BYTES`], and its other
+/// fields are small. A larger row cannot be a record; it is quarantined without being read.
+pub const MAX_ROW_BYTES: usize = MAX_CHANGE_BYTES + 64 * 1024;
+/// Most writers read ahead for one page.
+pub const READ_AHEAD_ACTORS: usize = 32;
+/// Most rows read ahead for one writer: honest writers sign at least every
+/// [`SIGNED_RUN_RECORDS`] records, so this always reaches the next signed row.
+pub const READ_AHEAD_ROWS: usize = 2 * SIGNED_RUN_RECORDS;
+/// Most writers a replica keeps waiting per hub (beyond that, junk writers are not tracked).
+pub const MAX_WAITING: usize = 1024;
+
+/// A row that may join a writer's chain.
+struct Candidate {
+    hub_seq: i64,
+    /// Read in the page (quarantined when refused) rather than ahead of it.
+    paged: bool,
+    body: RecordBody,
+    hash: [u8; 32],
+    signature: Vec<u8>,
+}
+
+/// Rows of one writer to read from a hub: sequence numbers after `after` and, when set,
+/// before `before`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActorRange {
+    /// The writer.
+    pub actor: [u8; ACTOR_LEN],
+    /// Exclusive lower bound.
+    pub after: u64,
+    /// Exclusive upper bound.
+    pub before: Option<u64>,
+}
+
+/// The longest chain of candidates from sequence `from` (following `prev`) that ends at a
+/// signed row (signatures were checked on arrival). Several rows may claim one position (junk beside an honest row);
+/// each candidate is scored from the highest sequence down (the longest verified chain it
+/// starts), so a junk alternative never hides the honest chain, in time linear in the rows.
+fn best_chain(
+    by_seq: &BTreeMap<u64, Vec<Candidate>>,
+    from: u64,
+    prev: [u8; 32],
+) -> Vec<&Candidate> {
+    // Score per candidate: length of the longest verified chain it starts (0: none).
+    let mut score: HashMap<(u64, usize), usize> = HashMap::new();
+    for (seq, list) in by_seq.range(from..).rev() {
+        for (i, c) in list.iter().enumerate() {
+            let next = next_best(by_seq, &score, seq + 1, c.hash).map_or(0, |(_, n)| n);
+            // Signed candidates were verified on arrival.
+            let n = if next > 0 || !c.signature.is_empty() {
+                next + 1
+            } else {
+                0
+            };
+            score.insert((*seq, i), n);
+        }
+    }
+    let mut chain = Vec::new();
+    let (mut seq, mut prev) = (from, prev);
+    while let Some((i, _)) = next_best(by_seq, &score, seq, prev) {
+        let c = &by_seq[&seq][i];
+        chain.push(c);
+        prev = c.hash;
+        seq += 1;
+    }
+    // Drop an unverified tail (the scores guarantee the chain ends at a verified row).
+    while chain.last().is_some_and(|c| c.signature.is_empty()) {
+        chain.pop();
+    }
+    chain
+}
+
+/// The candidate at `seq` following `prev` with the best positive score.
+fn next_best(
+    by_seq: &BTreeMap<u64, Vec<Candidate>>,
+    score: &HashMap<(u64, usize), usize>,
+    seq: u64,
+    prev: [u8; 32],
+) -> Option<(usize, usize)> {
+    by_seq
+        .get(&seq)?
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.body.prev == prev)
+        .filter_map(|(i, _)| score.get(&(seq, i)).map(|n| (i, *n)))
+        .filter(|(_, n)| *n > 0)
+        .max_by_key(|(i, n)| (*n, std::cmp::Reverse(*i)))
+}
+
+fn decode_row(row: &HubRow) -> Option<RecordBody> {
+    if row.size > MAX_ROW_BYTES as u64 {
+        return None;
+    }
+    postcard::from_bytes(&row.body).ok()
+}
 
 /// A record to push: its local position and what the hub stores.
 #[derive(Debug, Clone)]
@@ -49,6 +154,9 @@ pub struct HubRow {
     pub body: Vec<u8>,
     /// Signature (untrusted; may be empty mid-run).
     pub signature: Vec<u8>,
+    /// Size of body and signature as the hub reported it; a row over [`MAX_ROW_BYTES`] is
+    /// read without them.
+    pub size: u64,
 }
 
 /// Local bookkeeping for one hub.
@@ -71,6 +179,8 @@ pub struct PullReport {
     pub applied: u64,
     /// Rows quarantined (never applied).
     pub quarantined: u64,
+    /// Rows left waiting (their writer's chain is not complete on the hub yet).
+    pub waiting: u64,
     /// The new cursor.
     pub cursor: i64,
 }
@@ -84,6 +194,20 @@ pub struct Quarantined {
     pub reason: String,
     /// When.
     pub at: String,
+}
+
+/// Creates the hub tables a database made by an earlier layout lacks (idempotent).
+pub(crate) fn ensure_tables(conn: &rusqlite::Connection) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS crdt_hub_waiting (
+            hub TEXT NOT NULL,
+            actor BLOB NOT NULL,
+            since TEXT NOT NULL,
+            tried TEXT NOT NULL,
+            PRIMARY KEY (hub, actor)
+        );",
+    )?;
+    Ok(())
 }
 
 impl Store {
@@ -168,129 +292,318 @@ impl Store {
         Ok(out)
     }
 
-    /// Verifies and applies rows pulled from `hub` (in hub order), quarantining those that can
-    /// never apply, and advances the pull cursor. Rows of a run whose signed end has not reached
-    /// the hub yet are left for the next pull.
-    pub fn apply_hub_rows(&mut self, hub: &str, rows: &[HubRow]) -> Result<PullReport> {
+    /// The writers whose rows this page cannot complete on its own, and what to read for them
+    /// (at most [`READ_AHEAD_ACTORS`]): a writer whose last row in the page is unsigned (read
+    /// on to its next signed row), one whose rows start past what this replica holds (read the
+    /// gap), and writers left waiting by earlier pulls, least recently tried first.
+    pub fn hub_read_ahead(&mut self, hub: &str, page: &[HubRow]) -> Result<Vec<ActorRange>> {
+        // Per writer in the page: lowest and highest sequence, and whether the highest is signed.
+        let mut seen: BTreeMap<Actor, (u64, u64, bool)> = BTreeMap::new();
+        for row in page {
+            let Some(body) = decode_row(row) else {
+                continue;
+            };
+            let e = seen
+                .entry(body.actor)
+                .or_insert((body.seq, body.seq, false));
+            e.0 = e.0.min(body.seq);
+            if body.seq >= e.1 {
+                e.1 = body.seq;
+                e.2 = !row.signature.is_empty();
+            }
+        }
+        let mut out = Vec::new();
+        for (actor, (lo, hi, signed)) in seen {
+            let (head, _) = self.actor_head(&actor)?;
+            if hi <= head {
+                continue;
+            }
+            if lo > head + 1 {
+                out.push(ActorRange {
+                    actor,
+                    after: head,
+                    before: Some(lo),
+                });
+            }
+            if !signed {
+                out.push(ActorRange {
+                    actor,
+                    after: hi,
+                    before: None,
+                });
+            }
+        }
+        let waiting: Vec<Vec<u8>> = self
+            .conn()
+            .prepare_cached(
+                "SELECT actor FROM crdt_hub_waiting WHERE hub = ?1 ORDER BY tried, actor LIMIT ?2",
+            )?
+            .query_map(params![hub, READ_AHEAD_ACTORS as i64], |r| r.get(0))?
+            .collect::<std::result::Result<_, _>>()?;
+        for a in waiting {
+            let Ok(actor) = Actor::try_from(a.as_slice()) else {
+                continue;
+            };
+            if out.iter().any(|r| r.actor == actor) {
+                continue;
+            }
+            let (head, _) = self.actor_head(&actor)?;
+            out.push(ActorRange {
+                actor,
+                after: head,
+                before: None,
+            });
+        }
+        out.truncate(READ_AHEAD_ACTORS);
+        Ok(out)
+    }
+
+    /// This replica's newest record of `actor`: its sequence number and hash (0 and zeros when
+    /// none is held).
+    fn actor_head(&self, actor: &Actor) -> Result<(u64, [u8; 32])> {
+        let head: Option<(i64, Vec<u8>)> = self
+            .conn()
+            .prepare_cached("SELECT max_seq, last_hash FROM crdt_actors WHERE actor = ?1")?
+            .query_row([&actor[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(match head {
+            Some((seq, hash)) => (seq as u64, hash.try_into().unwrap_or([0; 32])),
+            None => (0, [0; 32]),
+        })
+    }
+
+    /// Verifies and applies rows pulled from `hub`: one page (in hub order) plus rows read
+    /// ahead for its writers ([`Store::hub_read_ahead`]). Rows that can never apply are
+    /// quarantined (their hash and reason); rows that may apply later (an unsigned stretch
+    /// whose signed end is not on the hub yet, a writer with an earlier row missing) leave
+    /// their writer waiting, retried on every pull. The cursor always moves to the page's end,
+    /// so no row, honest or hostile, can stop a pull (docs/hub.md).
+    pub fn apply_hub_rows(
+        &mut self,
+        hub: &str,
+        page: &[HubRow],
+        read_ahead: &[HubRow],
+    ) -> Result<PullReport> {
         let project = self.project_id()?;
-        let mut quarantine: Vec<(i64, String, Vec<u8>)> = Vec::new();
-        // Per actor: rows in order, split where the chain is not contiguous.
-        let mut open: BTreeMap<[u8; ACTOR_LEN], Vec<Pending>> = BTreeMap::new();
-        let mut runs: Vec<(WireRun, Vec<i64>)> = Vec::new();
-        let mut carried: Vec<i64> = Vec::new();
-        let close =
-            |chain: Vec<Pending>, runs: &mut Vec<(WireRun, Vec<i64>)>, carried: &mut Vec<i64>| {
-                // Cut after the last signed record; the rest waits for its signature.
-                let signed = chain.iter().rposition(|(_, _, sig)| !sig.is_empty());
-                let keep = signed.map_or(0, |i| i + 1);
-                carried.extend(chain[keep..].iter().map(|(s, _, _)| *s));
-                if keep == 0 {
-                    return;
+        let mut quarantine: Vec<(i64, String, [u8; 32])> = Vec::new();
+        // Candidates per writer and sequence number; several rows may claim one position (a
+        // row read twice, or junk), and the chain decides which one follows.
+        let mut cands: BTreeMap<Actor, BTreeMap<u64, Vec<Candidate>>> = BTreeMap::new();
+        let in_page = page.iter().map(|r| (r, true));
+        for (row, paged) in in_page.chain(read_ahead.iter().map(|r| (r, false))) {
+            let hash: [u8; 32] = sha2::Sha256::digest(&row.body).into();
+            let refuse = |why: String| paged.then_some((row.seq, why, hash));
+            if row.size > MAX_ROW_BYTES as u64 {
+                quarantine.extend(refuse(format!(
+                    "a row of {} bytes, larger than any record can be ({MAX_ROW_BYTES} bytes); not read",
+                    row.size
+                )));
+                continue;
+            }
+            let body: RecordBody = match postcard::from_bytes(&row.body) {
+                Ok(b) => b,
+                Err(e) => {
+                    quarantine.extend(refuse(format!("not a td change record ({e})")));
+                    continue;
                 }
-                let first = &chain[0].1;
+            };
+            if body.project != project {
+                quarantine.extend(refuse(format!(
+                    "belongs to project {}, not {project}",
+                    body.project
+                )));
+                continue;
+            }
+            // A signature that does not verify over the row's own hash never will.
+            if !row.signature.is_empty()
+                && !<[u8; 64]>::try_from(row.signature.as_slice())
+                    .is_ok_and(|sig| identity::verify(&body.author, &hash, &sig).is_ok())
+            {
+                quarantine.extend(refuse(format!(
+                    "record {}#{} rejected: bad signature",
+                    hex::encode(&body.actor[..4]),
+                    body.seq
+                )));
+                continue;
+            }
+            let at = cands
+                .entry(body.actor)
+                .or_default()
+                .entry(body.seq)
+                .or_default();
+            if at.iter().all(|c| c.hash != hash) {
+                at.push(Candidate {
+                    hub_seq: row.seq,
+                    paged,
+                    body,
+                    hash,
+                    signature: row.signature.clone(),
+                });
+            }
+        }
+        // Per writer: follow the chain from this replica's head; cut it into runs that each end
+        // at a signed row, so every signature received is kept (a relay can forward them all).
+        let mut runs: Vec<(WireRun, Vec<RowRef>)> = Vec::new();
+        for (actor, by_seq) in &cands {
+            let (head, prev) = self.actor_head(actor)?;
+            for (seq, list) in by_seq.range(..=head) {
+                for c in list.iter().filter(|c| c.paged) {
+                    let stored = self.stored_hash(actor, *seq)?;
+                    if stored.is_some_and(|h| h != c.hash) {
+                        quarantine.push((
+                            c.hub_seq,
+                            format!("record {}#{seq} conflicts with the one already held (forked writer)", hex::encode(&actor[..4])),
+                            c.hash,
+                        ));
+                    }
+                }
+            }
+            let chain = best_chain(by_seq, head + 1, prev);
+            let mut start = 0;
+            for end in 0..chain.len() {
+                if chain[end].signature.is_empty() {
+                    continue;
+                }
+                let part = &chain[start..=end];
+                let first = &part[0].body;
                 let run = WireRun {
                     format: first.format,
                     actor: first.actor,
                     author: first.author,
                     session: first.session.clone(),
                     first_seq: first.seq,
-                    changes: chain[..keep]
+                    changes: part
                         .iter()
-                        .map(|(_, b, _)| (b.doc.clone(), b.change.clone()))
+                        .map(|c| (c.body.doc.clone(), c.body.change.clone()))
                         .collect(),
-                    signature: chain[keep - 1].2.clone(),
+                    signature: chain[end].signature.clone(),
                 };
-                runs.push((run, chain[..keep].iter().map(|(s, _, _)| *s).collect()));
-            };
-        for row in rows {
-            let body: RecordBody = match postcard::from_bytes(&row.body) {
-                Ok(b) => b,
-                Err(e) => {
-                    quarantine.push((
-                        row.seq,
-                        format!("not a td change record ({e})"),
-                        row.body.clone(),
-                    ));
-                    continue;
+                let consistent = part.iter().all(|c| {
+                    c.body.author == first.author
+                        && c.body.session == first.session
+                        && c.body.format == first.format
+                });
+                let rows = part.iter().map(|c| (c.hub_seq, c.paged, c.hash)).collect();
+                if consistent {
+                    runs.push((run, rows));
+                } else {
+                    for (hub_seq, paged, hash) in rows {
+                        if paged {
+                            quarantine.push((
+                                hub_seq,
+                                "its chain mixes writers, sessions or formats".into(),
+                                hash,
+                            ));
+                        }
+                    }
+                    break;
                 }
-            };
-            if body.project != project {
-                quarantine.push((
-                    row.seq,
-                    format!("belongs to project {}, not {project}", body.project),
-                    row.body.clone(),
-                ));
-                continue;
+                start = end + 1;
             }
-            let chain = open.entry(body.actor).or_default();
-            let fits = chain.last().is_none_or(|(_, last, _)| {
-                last.seq + 1 == body.seq
-                    && last.author == body.author
-                    && last.session == body.session
-                    && last.format == body.format
-            });
-            if !fits {
-                let done = std::mem::take(chain);
-                close(done, &mut runs, &mut carried);
-            }
-            open.entry(body.actor)
-                .or_default()
-                .push((row.seq, body, row.signature.clone()));
         }
-        for (_, chain) in std::mem::take(&mut open) {
-            close(chain, &mut runs, &mut carried);
-        }
-        runs.sort_by_key(|(_, seqs)| seqs[0]);
         let wire: Vec<WireRun> = runs.iter().map(|(r, _)| r.clone()).collect();
         let report = self.apply(&wire)?;
-        // Rows of refused or stranded runs that did not make it into the log are quarantined.
-        let reason = if report.rejected.is_empty() {
-            "does not follow the records held: an earlier record of its writer is missing or was quarantined".to_string()
-        } else {
-            report.rejected.join("; ")
-        };
+        // Rows of refused runs are quarantined: a bad signature, a misattributed session or an
+        // oversized change can never become valid.
+        // Only a writer's first incomplete run was refused; its later runs could not chain on
+        // and stay waiting.
+        let reason = report.rejected.join("; ");
+        let mut refused: std::collections::HashSet<Actor> = std::collections::HashSet::new();
         for idx in &report.incomplete_runs {
-            let (run, seqs) = &runs[*idx];
-            for (i, hub_seq) in seqs.iter().enumerate() {
-                let seq = run.first_seq + i as u64;
-                let body = rows
-                    .iter()
-                    .find(|r| r.seq == *hub_seq)
-                    .map(|r| r.body.clone())
-                    .unwrap_or_default();
-                // Stored means this very record (same hash), not another at its position.
-                let stored: Option<Vec<u8>> = self
+            if reason.is_empty() || !refused.insert(runs[*idx].0.actor) {
+                continue;
+            }
+            for (hub_seq, paged, hash) in &runs[*idx].1 {
+                let stored = self
                     .conn()
-                    .prepare_cached("SELECT hash FROM crdt_changes WHERE actor = ?1 AND seq = ?2")?
-                    .query_row(params![&run.actor[..], seq as i64], |r| r.get(0))
-                    .optional()?;
-                let hash: [u8; 32] = sha2::Sha256::digest(&body).into();
-                if stored.as_deref() != Some(&hash[..]) {
-                    quarantine.push((*hub_seq, reason.clone(), body));
+                    .prepare_cached("SELECT 1 FROM crdt_changes WHERE hash = ?1")?
+                    .exists([&hash[..]])?;
+                if *paged && !stored {
+                    quarantine.push((*hub_seq, reason.clone(), *hash));
                 }
             }
         }
-        let cursor = match (carried.iter().min(), rows.last()) {
-            (Some(first_carried), _) => first_carried - 1,
-            (None, Some(last)) => last.seq,
-            (None, None) => self.hub_state(hub)?.pull_cursor,
+        // A writer with rows past its (new) head is waiting; one without is no longer.
+        let now = now_timestamp();
+        let mut waiting = 0u64;
+        let quarantined: std::collections::HashSet<i64> =
+            quarantine.iter().map(|(s, _, _)| *s).collect();
+        for (actor, by_seq) in &cands {
+            let (head, _) = self.actor_head(actor)?;
+            let left = by_seq
+                .range(head + 1..)
+                .flat_map(|(_, l)| l)
+                .filter(|c| !quarantined.contains(&c.hub_seq))
+                .count() as u64;
+            waiting += left;
+            self.set_waiting(hub, actor, left > 0, &now)?;
+        }
+        let cursor = match page.last() {
+            Some(last) => last.seq,
+            None => self.hub_state(hub)?.pull_cursor,
         };
-        let at = now_timestamp();
-        for (seq, why, body) in &quarantine {
+        for (seq, why, hash) in &quarantine {
             // Only the refused row's hash is kept (the row itself stays on the hub): junk rows
             // cannot grow every replica's database.
-            let body: [u8; 32] = sha2::Sha256::digest(body).into();
             self.conn().execute(
                 "INSERT OR IGNORE INTO crdt_quarantine(hub, hub_seq, reason, body, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![hub, seq, why, &body[..], at],
+                params![hub, seq, why, &hash[..], now],
             )?;
         }
         self.update_hub_state(hub, "pull_cursor", cursor)?;
         Ok(PullReport {
             applied: report.applied,
             quarantined: quarantine.len() as u64,
+            waiting,
             cursor,
         })
+    }
+
+    fn stored_hash(&self, actor: &Actor, seq: u64) -> Result<Option<[u8; 32]>> {
+        let h: Option<Vec<u8>> = self
+            .conn()
+            .prepare_cached("SELECT hash FROM crdt_changes WHERE actor = ?1 AND seq = ?2")?
+            .query_row(params![&actor[..], seq as i64], |r| r.get(0))
+            .optional()?;
+        Ok(h.and_then(|h| h.try_into().ok()))
+    }
+
+    /// Marks `actor` as waiting for more rows from `hub` (or no longer). A writer that keeps
+    /// waiting moves to the back of the retry queue; the queue is bounded, so junk writers
+    /// cannot make pulls slower without limit.
+    fn set_waiting(&mut self, hub: &str, actor: &Actor, waiting: bool, now: &str) -> Result<()> {
+        if !waiting {
+            self.conn()
+                .prepare_cached("DELETE FROM crdt_hub_waiting WHERE hub = ?1 AND actor = ?2")?
+                .execute(params![hub, &actor[..]])?;
+            return Ok(());
+        }
+        let n: i64 = self.conn().query_row(
+            "SELECT count(*) FROM crdt_hub_waiting WHERE hub = ?1",
+            [hub],
+            |r| r.get(0),
+        )?;
+        let sql = if n < MAX_WAITING as i64 {
+            "INSERT INTO crdt_hub_waiting(hub, actor, since, tried) VALUES (?1, ?2, ?3, ?3) \
+             ON CONFLICT(hub, actor) DO UPDATE SET tried = excluded.tried"
+        } else {
+            "UPDATE crdt_hub_waiting SET tried = ?3 WHERE hub = ?1 AND actor = ?2"
+        };
+        self.conn()
+            .prepare_cached(sql)?
+            .execute(params![hub, &actor[..], now])?;
+        Ok(())
+    }
+
+    /// Writers left waiting for rows from `hub`: (writer, since when), oldest first.
+    pub fn hub_waiting(&self, hub: &str) -> Result<Vec<(String, String)>> {
+        let mut stmt = self.conn().prepare(
+            "SELECT actor, since FROM crdt_hub_waiting WHERE hub = ?1 ORDER BY since, actor",
+        )?;
+        let rows = stmt.query_map([hub], |r| {
+            Ok((hex::encode(r.get::<_, Vec<u8>>(0)?), r.get(1)?))
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
     /// Rows from `hub` that were refused.

@@ -63,9 +63,7 @@ fn main() {
     let mut rows = 0;
     let mut cursor = 0;
     loop {
-        let page = client
-            .pull(&project, cursor, td_transport::hub::PULL_PAGE)
-            .unwrap();
+        let page = client.pull(&project, cursor).unwrap();
         let Some(last) = page.last() else { break };
         cursor = last.seq;
         rows += page.len();

@@ -12,42 +12,6 @@ use td_tests::Replica;
 
 use td_engine::schema::SYNCED_TABLES as TABLES;
 
-/// A td v38 database with `n` issues, 2 logs, 1 comment and (every other issue) 1 handoff each.
-fn generate(path: &Path, n: usize) {
-    let conn = td_tests::new_td_db(path);
-    conn.execute_batch("BEGIN").unwrap();
-    for i in 0..n {
-        let id = format!("td-{i:06x}");
-        let ts = "2026-03-01 10:00:00.000000-05:00";
-        conn.execute(
-            "INSERT INTO issues(id, title, description, status, type, priority, labels, created_at, updated_at, creator_session) \
-             VALUES (?1, ?2, ?3, 'open', 'task', 'P2', 'sync,perf', ?4, ?4, 'ses_abc123')",
-            rusqlite::params![id, format!("Generated issue number {i}"), "A description of moderate length with ünïcode 🚀 and 日本語.", ts],
-        )
-        .unwrap();
-        for k in 0..2 {
-            conn.execute(
-                "INSERT INTO logs(id, issue_id, session_id, message, type, timestamp) VALUES (?1, ?2, 'ses_abc123', 'Progress note', 'progress', ?3)",
-                rusqlite::params![format!("lg-{i:06x}{k:02x}"), id, ts],
-            )
-            .unwrap();
-        }
-        conn.execute(
-            "INSERT INTO comments(id, issue_id, session_id, text, created_at) VALUES (?1, ?2, 'ses_def456', 'Looks right', ?3)",
-            rusqlite::params![format!("cm-{i:06x}00"), id, ts],
-        )
-        .unwrap();
-        if i % 2 == 0 {
-            conn.execute(
-                "INSERT INTO handoffs(id, issue_id, session_id, done, remaining, timestamp) VALUES (?1, ?2, 'ses_abc123', '[\"a\"]', '[\"b\"]', ?3)",
-                rusqlite::params![format!("ho-{i:06x}00"), id, ts],
-            )
-            .unwrap();
-        }
-    }
-    conn.execute_batch("COMMIT").unwrap();
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return;
@@ -58,7 +22,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    generate(&src, n);
+    td_tests::generate_td_db(&src, n);
     // Floor: plain SQL copy of every synced table into a fresh td schema.
     let floor_db = tmp.path().join("floor.db");
     let t = Instant::now();

@@ -17,7 +17,9 @@ use libsql_hrana::proto::{
     Batch, BatchStreamReq, ExecuteStreamReq, PipelineReqBody, PipelineRespBody, Stmt, StmtResult,
     StreamRequest, StreamResponse, StreamResult, Value,
 };
-use td_engine::hub::{HubRow, OutgoingRecord};
+use td_engine::hub::{
+    ActorRange, HubRow, OutgoingRecord, MAX_ROW_BYTES, PULL_BYTES, PULL_ROWS, READ_AHEAD_ROWS,
+};
 
 use crate::error::TransportError;
 
@@ -25,8 +27,9 @@ use crate::error::TransportError;
 pub const HUB_LAYOUT_VERSION: i64 = 1;
 /// Rows per push batch request.
 pub const PUSH_BATCH: usize = 400;
-/// Rows per pull page.
-pub const PULL_PAGE: usize = 2000;
+/// Largest response body read: a pull page and a read-ahead request are bounded well below it
+/// ([`PULL_BYTES`] per query, hex and JSON overhead included).
+pub const RESPONSE_LIMIT: u64 = 32 * PULL_BYTES as u64 + 64 * 1024 * 1024;
 /// Attempts for a request that failed in a way worth retrying (5xx, reset, timeout).
 pub const ATTEMPTS: usize = 3;
 
@@ -301,7 +304,7 @@ impl HubClient {
         let text = resp
             .body_mut()
             .with_config()
-            .limit(256 * 1024 * 1024)
+            .limit(RESPONSE_LIMIT)
             .read_to_string()
             .map_err(|e| self.classify(e))?;
         self.traffic.received.fetch_add(text.len() as u64, Relaxed);
@@ -417,6 +420,8 @@ impl HubClient {
                 false,
             ),
             stmt("CREATE INDEX IF NOT EXISTS td_changes_project ON td_changes(project, seq)", vec![], false),
+            // Read-ahead along one writer's chain (a hub laid out before it scans instead).
+            stmt("CREATE INDEX IF NOT EXISTS td_changes_actor ON td_changes(project, actor, actor_seq)", vec![], false),
             stmt(
                 "INSERT OR IGNORE INTO td_hub_meta(key, value) VALUES ('layout_version', ?)",
                 vec![text(&HUB_LAYOUT_VERSION.to_string())],
@@ -459,30 +464,107 @@ impl HubClient {
         self.batch(stmts)
     }
 
-    /// Up to `limit` rows of `project` after hub sequence `after`.
-    pub fn pull(
-        &self,
-        project: &str,
-        after: i64,
-        limit: usize,
-    ) -> Result<Vec<HubRow>, TransportError> {
+    /// The next page of `project`'s rows after hub sequence `after`: at most
+    /// [`PULL_ROWS`] rows and [`PULL_BYTES`] bytes (the first row always; a row over
+    /// [`MAX_ROW_BYTES`] comes without its body). The byte bound is computed by the hub with a
+    /// running sum, so one request reads a bounded page whatever the rows hold.
+    pub fn pull(&self, project: &str, after: i64) -> Result<Vec<HubRow>, TransportError> {
         let r = self.execute(stmt(
-            "SELECT seq, body, signature FROM td_changes WHERE project = ? AND seq > ? ORDER BY seq LIMIT ?",
-            vec![text(project), int(after), int(limit as i64)],
+            &bounded_rows("project = ?1 AND seq > ?2", 2, "seq"),
+            vec![
+                text(project),
+                int(after),
+                int(PULL_ROWS as i64),
+                int(MAX_ROW_BYTES as i64),
+                int(PULL_BYTES as i64),
+            ],
             true,
         ))?;
-        Ok(r.rows
+        Ok(rows_of(&r))
+    }
+
+    /// Rows of each writer in `ranges` (by the hub's `actor`/`actor_seq` columns, which are
+    /// only hints: the engine checks every body), one bounded query per range, all in one
+    /// request.
+    pub fn pull_actors(
+        &self,
+        project: &str,
+        ranges: &[ActorRange],
+    ) -> Result<Vec<HubRow>, TransportError> {
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = bounded_rows(
+            "project = ?1 AND actor = ?2 AND actor_seq > ?3 AND actor_seq < ?4",
+            4,
+            "actor_seq, seq",
+        );
+        let requests = ranges
             .iter()
-            .filter_map(|row| {
-                let v = &row.values;
-                Some(HubRow {
-                    seq: as_i64(v.first()?)?,
-                    body: as_bytes(v.get(1)?),
-                    signature: as_bytes(v.get(2)?),
+            .map(|r| {
+                let before = r.before.map_or(i64::MAX, |b| b as i64);
+                StreamRequest::Execute(ExecuteStreamReq {
+                    stmt: stmt(
+                        &sql,
+                        vec![
+                            text(project),
+                            blob(&r.actor),
+                            int(r.after as i64),
+                            int(before),
+                            int(READ_AHEAD_ROWS as i64),
+                            int(MAX_ROW_BYTES as i64),
+                            int(PULL_BYTES as i64),
+                        ],
+                        true,
+                    ),
                 })
             })
-            .collect())
+            .collect();
+        let mut out = Vec::new();
+        for resp in self.pipeline(requests)? {
+            match resp {
+                StreamResponse::Execute(e) => out.extend(rows_of(&e.result)),
+                _ => {
+                    return Err(TransportError::Protocol(format!(
+                        "hub {} sent an unexpected response",
+                        self.display
+                    )))
+                }
+            }
+        }
+        Ok(out)
     }
+}
+
+/// A query for rows matching `filter` (which uses parameters `?1..?n`) in `order`, bounded in
+/// rows (`?n+1`) and in bytes (`?n+3`: a running sum over the rows, the first row always
+/// included), leaving out the bodies of rows over the row bound (`?n+2`): one hostile row or
+/// page can never make a read unbounded.
+fn bounded_rows(filter: &str, n: usize, order: &str) -> String {
+    let (limit, row_max, budget) = (n + 1, n + 2, n + 3);
+    format!(
+        "SELECT seq, CASE WHEN size <= ?{row_max} THEN body END, CASE WHEN size <= ?{row_max} THEN signature END, size FROM (\
+           SELECT seq, actor_seq, body, signature, size, counted, sum(counted) OVER (ORDER BY {order}) AS total FROM (\
+             SELECT seq, actor_seq, body, signature, length(body) + length(signature) AS size, \
+                    CASE WHEN length(body) + length(signature) <= ?{row_max} THEN length(body) + length(signature) ELSE 0 END AS counted \
+             FROM td_changes WHERE {filter} ORDER BY {order} LIMIT ?{limit})) \
+         WHERE total - counted < ?{budget} ORDER BY {order}"
+    )
+}
+
+fn rows_of(r: &StmtResult) -> Vec<HubRow> {
+    r.rows
+        .iter()
+        .filter_map(|row| {
+            let v = &row.values;
+            Some(HubRow {
+                seq: as_i64(v.first()?)?,
+                body: as_bytes(v.get(1)?),
+                signature: as_bytes(v.get(2)?),
+                size: as_i64(v.get(3)?)?.max(0) as u64,
+            })
+        })
+        .collect()
 }
 
 fn first_line(s: &str) -> String {

@@ -4,7 +4,8 @@ use td_engine::model::now_timestamp;
 use td_engine::Store;
 
 use crate::error::TransportError;
-use crate::hub::{HubClient, PULL_PAGE, PUSH_BATCH};
+use crate::hub::{HubClient, PUSH_BATCH};
+use td_engine::hub::{MAX_ROW_BYTES, PULL_BYTES, PULL_ROWS};
 
 /// Totals of a push or pull.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,8 +43,11 @@ pub fn push(
     Ok(pushed)
 }
 
-/// Reads the hub's rows of this project after the local cursor, page by page, verifying and
-/// applying them (or quarantining the ones that can never apply).
+/// Reads the hub's rows of this project after the local cursor, page by page (bounded in rows
+/// and bytes), reading ahead along the chains of writers a page leaves incomplete, verifying
+/// and applying them. Rows that can never apply are quarantined; rows that may apply later
+/// leave their writer waiting, retried on the next pull. Every page moves the cursor: no row
+/// can stop a pull.
 pub fn pull(
     store: &mut Store,
     client: &HubClient,
@@ -55,17 +59,17 @@ pub fn pull(
     let (mut applied, mut quarantined) = (0u64, 0u64);
     loop {
         let cursor = store.hub_state(&key)?.pull_cursor;
-        let rows = client.pull(&project, cursor, PULL_PAGE)?;
-        if rows.is_empty() {
-            break;
-        }
-        let full_page = rows.len() == PULL_PAGE;
-        let r = store.apply_hub_rows(&key, &rows)?;
+        let rows = client.pull(&project, cursor)?;
+        let wanted = store.hub_read_ahead(&key, &rows)?;
+        let ahead = client.pull_actors(&project, &wanted)?;
+        let r = store.apply_hub_rows(&key, &rows, &ahead)?;
         applied += r.applied;
         quarantined += r.quarantined;
         progress(applied);
-        if !full_page || r.cursor <= cursor {
-            break; // the rest waits for records still on their way to the hub
+        // A page cut short by neither bound was the last one.
+        let bytes: u64 = rows.iter().map(|r| r.size.min(MAX_ROW_BYTES as u64)).sum();
+        if rows.len() < PULL_ROWS && bytes + (MAX_ROW_BYTES as u64) < PULL_BYTES as u64 {
+            break;
         }
     }
     if all_pushed {

@@ -378,12 +378,15 @@ fn decode_body(body: &[u8]) -> Result<RecordBody> {
 }
 
 /// Appends a stored record to the batch, continuing the last run when it is the same actor's
-/// next record.
+/// next record and the run does not end at a signature yet. A run ends at each signed record,
+/// so the receiver stores every signature the sender holds and can relay them all.
 fn push_record(runs: &mut Vec<WireRun>, rec: RecordBody, signature: Vec<u8>, bytes: &mut usize) {
     *bytes += rec.doc.len() + rec.change.len() + 8;
-    let continues = runs
-        .last()
-        .is_some_and(|r| r.actor == rec.actor && r.first_seq + r.changes.len() as u64 == rec.seq);
+    let continues = runs.last().is_some_and(|r| {
+        r.signature.is_empty()
+            && r.actor == rec.actor
+            && r.first_seq + r.changes.len() as u64 == rec.seq
+    });
     if !continues {
         runs.push(WireRun {
             format: rec.format,
