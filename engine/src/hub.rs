@@ -450,6 +450,11 @@ impl Store {
                 for c in list.iter().filter(|c| c.paged) {
                     let stored = self.stored_hash(actor, *seq)?;
                     if stored.is_some_and(|h| h != c.hash) {
+                        if store::is_own_actor(self.conn(), actor, &c.body.session)? {
+                            // Our own published record differs from the one held: this
+                            // database was restored; write under a fresh writer from now on.
+                            store::retire_writer(self.conn())?;
+                        }
                         quarantine.push((
                             c.hub_seq,
                             format!("record {}#{seq} conflicts with the one already held (forked writer)", hex::encode(&actor[..4])),

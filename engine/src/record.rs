@@ -17,6 +17,41 @@ pub const RECORD_FORMAT: u8 = 1;
 /// so one record can never stop sync for everything written after it.
 pub const MAX_CHANGE_BYTES: usize = 1024 * 1024;
 
+/// Checks a received Automerge change before anything parses it: at most
+/// [`MAX_CHANGE_BYTES`] as sent, and, when it is a compressed chunk, at most
+/// [`MAX_CHANGE_BYTES`] once inflated, measured through a capped reader into nothing (Automerge
+/// itself inflates without a limit, so a small record could otherwise take gigabytes). The
+/// same bound holds for what this td writes: local changes are stored uncompressed.
+pub fn check_change(change: &[u8]) -> std::result::Result<(), String> {
+    use std::io::Read;
+    if change.len() > MAX_CHANGE_BYTES {
+        return Err(format!(
+            "a change of {} bytes, more than the {MAX_CHANGE_BYTES}-byte limit",
+            change.len()
+        ));
+    }
+    // Chunk header: 4 magic bytes, 4 checksum bytes, the chunk type, a LEB128 length.
+    const COMPRESSED: u8 = 2;
+    if change.len() < 9 || change[8] != COMPRESSED {
+        return Ok(());
+    }
+    let mut rest = &change[9..];
+    let len = leb128::read::unsigned(&mut rest).map_err(|_| "a malformed change".to_string())?;
+    let data = rest.get(..len as usize).ok_or("a truncated change")?;
+    let inflater = flate2::read::DeflateDecoder::new(data);
+    let inflated = std::io::copy(
+        &mut inflater.take(MAX_CHANGE_BYTES as u64 + 1),
+        &mut std::io::sink(),
+    )
+    .map_err(|_| "a change whose compressed data is corrupt".to_string())?;
+    if inflated > MAX_CHANGE_BYTES as u64 {
+        return Err(format!(
+            "a compressed change that inflates past the {MAX_CHANGE_BYTES}-byte limit"
+        ));
+    }
+    Ok(())
+}
+
 /// Size of an actor id in bytes.
 pub const ACTOR_LEN: usize = 16;
 

@@ -267,8 +267,20 @@ impl Store {
         }
         materialize::settle_dependencies(t.tx, t.columns)?;
         t.sign_runs()?;
+        let wrote = t.changes > 0;
+        let writer = t.writer.clone();
         drop(t);
+        let commits = if wrote {
+            let n = writer_commits(&tx)? + 1;
+            set_meta(&tx, "writer_commits", &n.to_string())?;
+            Some(n)
+        } else {
+            None
+        };
         tx.commit()?;
+        if let Some(n) = commits {
+            write_ledger(&self.path, &writer, n);
+        }
         Ok(out)
     }
 
@@ -364,7 +376,7 @@ pub(crate) fn rebuild_tables(tx: &Connection, local: &[u8; 32]) -> Result<usize>
         if kind == Kind::Roster {
             // Only carries roster operations (resolved above); never split or materialized.
             let mut d = AutoCommit::new();
-            d.apply_changes(changes)?;
+            apply_tolerantly(&mut d, changes);
             save_doc(tx, &id, kind, &mut d, false)?;
             continue;
         }
@@ -404,12 +416,33 @@ pub(crate) fn rebuild_tables(tx: &Connection, local: &[u8; 32]) -> Result<usize>
     for (entity, storage, kind, changes) in units {
         let mut d = AutoCommit::new();
         let merged_now = changes.iter().any(|c| c.deps().len() > 1);
-        d.apply_changes(changes)?;
+        if let Err(e) = d.apply_changes(changes) {
+            if storage != entity {
+                return Err(e.into());
+            }
+            // A change its document refuses: decided record by record (sync::apply).
+            crate::sync::apply::apply_doc_strictly(tx, &mut columns, &entity, kind)?;
+            continue;
+        }
         let merged = save_doc(tx, &storage, kind, &mut d, merged_now)?;
         materialize_entity(tx, &mut columns, &entity, kind, &mut d, merged)?;
     }
     materialize::settle_dependencies(tx, &mut columns)?;
     Ok(n)
+}
+
+/// Applies changes to a document that only carries them (the roster's operations are resolved
+/// from the log, not from the document): a change the document refuses is skipped, never an
+/// error that would stop the batch.
+pub(crate) fn apply_tolerantly(doc: &mut AutoCommit, changes: Vec<automerge::Change>) {
+    let mut d = doc.clone();
+    if d.apply_changes(changes.clone()).is_ok() {
+        *doc = d;
+        return;
+    }
+    for c in changes {
+        let _ = doc.apply_changes([c]);
+    }
 }
 
 /// One write transaction in progress. Obtained from [`Store::write`].
@@ -958,7 +991,11 @@ pub(crate) fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<()> 
 
 /// The writer id of this database file on this machine. It is bound to the machine key, the
 /// file's path and its inode: a database copied to another machine or to another file gets a
-/// fresh writer id, so its actors never reuse the source's sequence numbers.
+/// fresh writer id, so its actors never reuse the source's sequence numbers. A database
+/// restored in place from a backup keeps path and inode, so the writer also keeps a ledger
+/// beside the database ([`writer_ledger`]): when the ledger says this writer committed more
+/// transactions than the database holds, the database is older than what this machine may
+/// have published, and the writer moves to a fresh id before writing anything.
 fn writer_id(conn: &Connection, path: &Path, identity: &MachineIdentity) -> Result<String> {
     let binding = format!(
         "{}|{}|{}",
@@ -967,14 +1004,65 @@ fn writer_id(conn: &Connection, path: &Path, identity: &MachineIdentity) -> Resu
         file_inode(path)
     );
     if let (Some(id), Some(b)) = (meta(conn, "writer_id")?, meta(conn, "writer_binding")?) {
-        if b == binding {
+        let written = writer_commits(conn)?;
+        let restored = read_ledger(path).is_some_and(|(w, n)| w == id && n > written);
+        if b == binding && !restored {
             return Ok(id);
         }
     }
     let id = hex::encode(random_bytes::<16>());
     set_meta(conn, "writer_id", &id)?;
     set_meta(conn, "writer_binding", &binding)?;
+    set_meta(conn, "writer_commits", "0")?;
     Ok(id)
+}
+
+/// Whether `actor` is one of this database's current writer's actors (for `session`).
+pub(crate) fn is_own_actor(conn: &Connection, actor: &[u8], session: &str) -> Result<bool> {
+    Ok(meta(conn, "writer_id")?.is_some_and(|w| actor_for(&w, session)[..] == *actor))
+}
+
+/// Makes the next local write pick a fresh writer id (and so fresh actors).
+pub(crate) fn retire_writer(conn: &Connection) -> Result<()> {
+    set_meta(conn, "writer_binding", "retired")
+}
+
+/// Write transactions this database's writer has committed (the ledger's counterpart).
+fn writer_commits(conn: &Connection) -> Result<u64> {
+    Ok(meta(conn, "writer_commits")?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
+}
+
+/// Where the writer ledger of the database at `path` lives: `issues.db.writer`, one line
+/// `<writer id> <commits>`, written after each local write commits.
+pub fn writer_ledger(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".writer");
+    path.with_file_name(name)
+}
+
+fn read_ledger(path: &Path) -> Option<(String, u64)> {
+    // A ledger is one short line; anything larger is not one (bounded read).
+    let text = std::fs::read_to_string(writer_ledger(path)).ok()?;
+    if text.len() > 256 {
+        return None;
+    }
+    let (w, n) = text.trim().split_once(' ')?;
+    Some((w.to_string(), n.parse().ok()?))
+}
+
+/// Records that `writer` has committed `commits` transactions (temporary file, then rename).
+/// Concurrent writers may store an older count; that only makes the check more lenient, never
+/// wrong, since every count written was committed.
+fn write_ledger(path: &Path, writer: &str, commits: u64) {
+    let target = writer_ledger(path);
+    let tmp = target.with_extension(format!("writer.{}", std::process::id()));
+    let done = std::fs::write(&tmp, format!("{writer} {commits}\n"))
+        .and_then(|()| std::fs::rename(&tmp, &target));
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
 }
 
 #[cfg(unix)]

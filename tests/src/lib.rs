@@ -419,6 +419,11 @@ pub struct Serving {
 }
 
 impl Serving {
+    /// The server's peak resident memory so far (`VmHWM` in /proc), in KiB.
+    pub fn peak_rss_kb(&self) -> u64 {
+        peak_rss_kb(self.child.id()).expect("server is running")
+    }
+
     /// Stops the server with SIGTERM, asserting it exits 0; returns its stderr log.
     pub fn stop(mut self) -> String {
         let pid = self.child.id().to_string();
@@ -724,6 +729,117 @@ pub fn generate_td_db(path: &Path, n: usize) {
         }
     }
     conn.execute_batch("COMMIT").unwrap();
+}
+
+/// Peak resident memory of process `pid` (`VmHWM` from /proc), in KiB.
+pub fn peak_rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// A run of records by `actor`, from seq 1, carrying `changes` (entity document, raw
+/// Automerge change bytes, used as given: they may be crafted), chained and signed by `signer`
+/// at its end, as a machine writing around td's own checks would send it.
+pub fn signed_chain(
+    signer: &td_engine::MachineIdentity,
+    project: &str,
+    session: &str,
+    actor: [u8; 16],
+    changes: Vec<(String, Vec<u8>)>,
+) -> td_engine::sync::WireRun {
+    use td_engine::record::{RecordBody, SignedRecord, RECORD_FORMAT};
+    let mut prev = [0u8; 32];
+    let mut last = None;
+    for (i, (doc, change)) in changes.iter().enumerate() {
+        let body = RecordBody {
+            format: RECORD_FORMAT,
+            project: project.into(),
+            doc: doc.clone(),
+            actor,
+            seq: i as u64 + 1,
+            prev,
+            session: session.into(),
+            author: signer.public_key(),
+            change: change.clone(),
+        };
+        let rec = SignedRecord::sign(body, signer).unwrap();
+        prev = rec.hash;
+        last = Some(rec);
+    }
+    td_engine::sync::WireRun {
+        format: RECORD_FORMAT,
+        actor,
+        author: signer.public_key(),
+        session: session.into(),
+        first_seq: 1,
+        changes,
+        signature: last.expect("at least one change").signature.to_vec(),
+    }
+}
+
+/// Appends records to a replica's log with plain SQL, bypassing every check td makes, so the
+/// replica will send them to peers as they are (a hostile or broken machine's log).
+pub fn plant_in_log(db: &Path, run: &td_engine::sync::WireRun, project: &str) {
+    use sha2::Digest;
+    use td_engine::record::{RecordBody, RECORD_FORMAT};
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut prev = [0u8; 32];
+    for (i, (doc, change)) in run.changes.iter().enumerate() {
+        let seq = run.first_seq + i as u64;
+        let body = RecordBody {
+            format: RECORD_FORMAT,
+            project: project.into(),
+            doc: doc.clone(),
+            actor: run.actor,
+            seq,
+            prev,
+            session: run.session.clone(),
+            author: run.author,
+            change: change.clone(),
+        };
+        let encoded = postcard::to_stdvec(&body).unwrap();
+        let hash: [u8; 32] = sha2::Sha256::digest(&encoded).into();
+        let last = i + 1 == run.changes.len();
+        let sig: &[u8] = if last { &run.signature } else { &[] };
+        conn.execute(
+            "INSERT INTO crdt_changes(hash, doc_id, actor, seq, session_id, author, body, signature, received_at, applied) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '2026-01-01 00:00:00', 1)",
+            rusqlite::params![&hash[..], doc, &run.actor[..], seq as i64, run.session, &run.author[..], encoded, sig],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO crdt_actors(actor, session_id, author, max_seq, last_hash) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT(actor) DO UPDATE SET max_seq = excluded.max_seq, last_hash = excluded.last_hash",
+            rusqlite::params![&run.actor[..], run.session, &run.author[..], seq as i64, &hash[..]],
+        )
+        .unwrap();
+        prev = hash;
+    }
+}
+
+/// The Automerge document of entity `id` as `r`'s log holds it (every change applied).
+pub fn doc_from_log(r: &Replica, id: &str) -> automerge::AutoCommit {
+    let conn = rusqlite::Connection::open(r.db()).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT body FROM crdt_changes WHERE doc_id = ?1 ORDER BY id")
+        .unwrap();
+    let changes: Vec<automerge::Change> = stmt
+        .query_map([id], |r| r.get::<_, Vec<u8>>(0))
+        .unwrap()
+        .map(|b| {
+            let body: td_engine::record::RecordBody = postcard::from_bytes(&b.unwrap()).unwrap();
+            automerge::Change::from_bytes(body.change).unwrap()
+        })
+        .collect();
+    let mut d = automerge::AutoCommit::new();
+    d.apply_changes(changes).unwrap();
+    d
 }
 
 /// A one-record run signed by `signer` on `doc`, as a machine writing around td's own checks

@@ -208,3 +208,202 @@ fn case6_planted_rows_cannot_freeze_or_flood_pulls() {
     );
     assert_eq!(b.export(), a.export());
 }
+
+/// Case 3: `cp backup.db .todos/issues.db` (in place: same path, same inode), then new work.
+/// The machine must not reuse the sequence numbers it already published: its later work
+/// reaches the other machine, and what it published after the backup comes back to it.
+#[test]
+fn case3_work_after_restoring_a_backup_reaches_the_others() {
+    let hub = Hub::start();
+    let a = Replica::init();
+    let b = Replica::init();
+    a.json(&["member", "add", &b.public_key()]);
+    a.create("Before the backup", &[]);
+    a.json(&["sync", "init", "--hub", &hub.url()]);
+    b.json(&["sync", "init", "--hub", &hub.url()]);
+    let backup = a.db().with_extension("backup");
+    std::fs::copy(a.db(), &backup).unwrap();
+    a.create("After the backup, published", &[]);
+    a.json(&["sync"]);
+    // Restore over the live file (same inode), as `cp` does.
+    let bytes = std::fs::read(&backup).unwrap();
+    std::fs::write(a.db(), bytes).unwrap();
+    assert!(!a.export().contains("After the backup, published"));
+    a.create("After the restore", &[]);
+    let v = a.json(&["sync"]);
+    assert_eq!(v["quarantined"], 0, "{v}");
+    let v = b.json(&["sync"]);
+    assert_eq!(v["quarantined"], 0, "{v}");
+    let st = b.json(&["sync", "status"]);
+    assert_eq!(
+        (st["quarantined"].clone(), st["waiting"].clone()),
+        (json!([]), json!([])),
+        "{st}"
+    );
+    assert!(
+        b.export().contains("After the restore"),
+        "the restored machine's work arrived"
+    );
+    a.json(&["sync"]);
+    assert!(
+        a.export().contains("After the backup, published"),
+        "and nothing it published is lost"
+    );
+    assert_eq!(a.export(), b.export());
+}
+
+/// Case 3, when the ledger was restored too (the whole `.todos` directory from a backup): the
+/// fork is found when the machine meets its own published record; from then on it writes
+/// under a fresh writer, so its later work reaches the others.
+#[test]
+fn case3_a_fork_found_on_sync_moves_the_machine_to_a_fresh_writer() {
+    let hub = Hub::start();
+    let a = Replica::init();
+    let b = Replica::init();
+    a.json(&["member", "add", &b.public_key()]);
+    a.create("Before the backup", &[]);
+    a.json(&["sync", "init", "--hub", &hub.url()]);
+    b.json(&["sync", "init", "--hub", &hub.url()]);
+    let ledger = td_engine::store::writer_ledger(&a.db());
+    let saved = (
+        std::fs::read(a.db()).unwrap(),
+        std::fs::read(&ledger).unwrap(),
+    );
+    a.create("After the backup, published", &[]);
+    a.json(&["sync"]);
+    std::fs::write(a.db(), &saved.0).unwrap();
+    std::fs::write(&ledger, &saved.1).unwrap();
+    a.create("Forked: written before the fork was known", &[]);
+    a.json(&["sync"]);
+    b.json(&["sync"]);
+    a.json(&["sync"]);
+    a.create("After the fork was found", &[]);
+    a.json(&["sync"]);
+    b.json(&["sync"]);
+    let exported = b.export();
+    assert!(
+        exported.contains("After the fork was found"),
+        "later work arrives"
+    );
+    assert!(exported.contains("After the backup, published"));
+}
+
+/// Case 5: a member's crafted records, two Automerge changes at one (writer, position) of one
+/// document, reach a peer through a real round. They are set aside the same way on every
+/// replica (never an error that fails the batch), and everything honest still lands.
+#[test]
+fn case5_a_crafted_duplicate_change_is_set_aside_everywhere_and_sync_goes_on() {
+    use automerge::transaction::Transactable;
+    let a = Replica::init();
+    a.create("Founding issue", &[]);
+    let b = Replica::init();
+    let c = Replica::init();
+    let sa = a.serve();
+    a.befriend(&b, "a", &sa.addr);
+    a.befriend(&c, "a", &sa.addr);
+    peer_sync(&b, "a");
+    peer_sync(&c, "a");
+    let id = b.create("Target of the crafted changes", &[]);
+    peer_sync(&b, "a");
+    // Two changes by one fresh actor, both its first change to the document.
+    let actor: [u8; 16] = td_engine::identity::random_bytes();
+    let craft = |title: &str| {
+        let mut d =
+            td_tests::doc_from_log(&b, &id).with_actor(automerge::ActorId::from(&actor[..]));
+        d.put(automerge::ROOT, "title", title).unwrap();
+        d.commit();
+        d.get_last_local_change().unwrap().raw_bytes().to_vec()
+    };
+    let session = format!("ses_{}_crafted", b.identity().fingerprint());
+    let project = b.store().project_id().unwrap();
+    let run = td_tests::signed_chain(
+        &b.identity(),
+        &project,
+        &session,
+        actor,
+        vec![
+            (id.clone(), craft("Crafted one")),
+            (id.clone(), craft("Crafted two")),
+        ],
+    );
+    td_tests::plant_in_log(&b.db(), &run, &project);
+    b.create("Honest work after the crafted records", &[]);
+    peer_sync(&b, "a");
+    c.create("A third machine's honest change", &[]);
+    peer_sync(&c, "a");
+    peer_sync(&b, "a");
+    // B's own tables never applied the planted records; a rebuild decides them like A did.
+    b.json(&["rebuild"]);
+    let ea = a.export();
+    assert!(ea.contains("Honest work after the crafted records"));
+    assert!(ea.contains("A third machine's honest change"));
+    assert!(
+        ea.contains("Crafted one") && !ea.contains("Crafted two"),
+        "first in chain order wins"
+    );
+    assert_eq!(ea, b.export());
+    assert_eq!(ea, c.export());
+    let set_aside: i64 = rusqlite::Connection::open(a.db())
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM crdt_changes WHERE applied = 3",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(set_aside, 1);
+    a.json(&["rebuild"]);
+    assert_eq!(a.export(), ea, "a rebuild decides the same");
+    sa.stop();
+}
+
+/// Case 5: a 20 KB record whose compressed change inflates to 200 MB reaches `td peer serve`
+/// from a member. It is refused before Automerge inflates it; the server's peak memory stays
+/// far below the bomb's size, and the next honest change still lands.
+#[test]
+fn case5_a_compression_bomb_is_refused_with_bounded_memory() {
+    use std::io::Write;
+    let a = Replica::init();
+    a.create("Founding issue", &[]);
+    let b = Replica::init();
+    let sa = a.serve();
+    a.befriend(&b, "a", &sa.addr);
+    peer_sync(&b, "a");
+    // An Automerge compressed-change chunk: magic, checksum, type 2, LEB128 length, deflate.
+    let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..200 {
+        z.write_all(&zeros).unwrap();
+    }
+    let data = z.finish().unwrap();
+    let mut bomb = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 2];
+    leb128::write::unsigned(&mut bomb, data.len() as u64).unwrap();
+    bomb.extend_from_slice(&data);
+    assert!(bomb.len() < 1 << 20, "{} bytes", bomb.len());
+    let project = b.store().project_id().unwrap();
+    let session = format!("ses_{}_bomb", b.identity().fingerprint());
+    let actor: [u8; 16] = td_engine::identity::random_bytes();
+    let run = td_tests::signed_chain(
+        &b.identity(),
+        &project,
+        &session,
+        actor,
+        vec![("td-b0b0b0".into(), bomb)],
+    );
+    td_tests::plant_in_log(&b.db(), &run, &project);
+    let before = sa.peak_rss_kb();
+    let r = b.run(&["peer", "sync", "a", "--json"]);
+    assert!(
+        r.stdout.contains("inflates past"),
+        "{} {}",
+        r.stdout,
+        r.stderr
+    );
+    let peak = sa.peak_rss_kb();
+    eprintln!("td peer serve peak RSS: {before} KiB before, {peak} KiB after the bomb");
+    assert!(peak < 300 * 1024, "peak RSS {peak} KiB");
+    b.create("Honest after the bomb", &[]);
+    peer_sync(&b, "a");
+    assert!(a.export().contains("Honest after the bomb"));
+    sa.stop();
+}

@@ -308,7 +308,13 @@ impl SyncStore for Store {
         let mut docs: Vec<(String, Vec<HashedChange>)> = by_doc.into_iter().collect();
         docs.sort_by_key(|(id, _)| (Kind::of_id(id), id.clone()));
         for (doc_id, changes) in docs {
-            apply_doc(&tx, &mut cols, &doc_id, changes)?;
+            let set_aside = apply_doc(&tx, &mut cols, &doc_id, changes)?;
+            if set_aside > 0 {
+                report.set_aside += set_aside;
+                report.held_notes.push(format!(
+                    "set aside: {set_aside} change(s) to {doc_id} that its document refuses (a second change at one of its writer's positions)"
+                ));
+            }
         }
         if !changed_keys.is_empty() {
             settle_standing(&tx, &mut cols, Some(&changed_keys), &local)?;
@@ -368,7 +374,7 @@ pub(crate) fn settle_standing(
 /// roster itself is resolved from the log, `roster::refresh`).
 fn apply_roster_doc(conn: &rusqlite::Connection, new: Vec<HashedChange>) -> Result<()> {
     let mut doc = store::load_doc(conn, ROSTER_ID)?.unwrap_or_else(AutoCommit::new);
-    doc.apply_changes(new.into_iter().map(|(_, c)| c))?;
+    store::apply_tolerantly(&mut doc, new.into_iter().map(|(_, c)| c).collect());
     store::save_doc(conn, ROSTER_ID, Kind::Roster, &mut doc, false)?;
     Ok(())
 }
@@ -487,17 +493,13 @@ fn rebuild_run(
         h.try_into()
             .map_err(|_| EngineError::CorruptLog("bad stored hash".into()))?
     };
-    if let Some((doc, c)) = run
-        .changes
-        .iter()
-        .find(|(_, c)| c.len() > crate::record::MAX_CHANGE_BYTES)
-    {
-        report.rejected.push(format!(
-            "run of actor {short} rejected: a change to {doc} is {} bytes, more than the {}-byte limit",
-            c.len(),
-            crate::record::MAX_CHANGE_BYTES
-        ));
-        return Ok(None);
+    for (doc, c) in &run.changes {
+        if let Err(why) = crate::record::check_change(c) {
+            report.rejected.push(format!(
+                "run of actor {short} rejected: the change to {doc} is {why}"
+            ));
+            return Ok(None);
+        }
     }
     let mut out = Vec::new();
     for (i, (doc, change)) in run.changes.iter().enumerate() {
@@ -525,6 +527,12 @@ fn rebuild_run(
                 report.rejected.push(format!(
                     "record {short}#{seq} conflicts with the one already held (forked actor)"
                 ));
+                if store::is_own_actor(conn, &run.actor, &run.session)? {
+                    // This machine's own actor holds another record at a position it already
+                    // published (a database restored together with its ledger): write under a
+                    // fresh writer from now on, so later work is never refused.
+                    store::retire_writer(conn)?;
+                }
                 return Ok(None);
             }
             report.duplicates += 1;
@@ -552,11 +560,11 @@ fn apply_doc(
     cols: &mut Columns,
     doc_id: &str,
     new: Vec<HashedChange>,
-) -> Result<()> {
+) -> Result<u64> {
     let Some(kind) = Kind::of_id(doc_id) else {
         // An entity kind from a newer td: kept in the log, not materialized.
         mark_unapplied(conn, new.iter().map(|(h, _)| h))?;
-        return Ok(());
+        return Ok(0);
     };
     let mut pending: Vec<HashedChange> = Vec::new();
     let waiting: Vec<(i64, Vec<u8>)> = conn
@@ -571,7 +579,8 @@ fn apply_doc(
         pending.push((row, c));
     }
     if let Some((lineages, referrers)) = clashed_lineages(conn, cols, doc_id, &pending, &new)? {
-        return apply_lineages(conn, cols, kind, lineages, referrers, pending, new);
+        apply_lineages(conn, cols, kind, lineages, referrers, pending, new)?;
+        return Ok(0);
     }
     let stored = store::load_doc(conn, doc_id)?;
     let fresh = stored.is_none();
@@ -591,7 +600,11 @@ fn apply_doc(
         }
         c
     });
-    doc.apply_changes(all.collect::<Vec<_>>())?;
+    if doc.apply_changes(all.collect::<Vec<_>>()).is_err() {
+        // A change the document refuses (crafted: a second change at one of its writer's
+        // positions) must never fail the batch, nor depend on arrival order.
+        return apply_doc_strictly(conn, cols, doc_id, kind);
+    }
     let mut unapplied = Vec::new();
     let mut now_applied = Vec::new();
     // Usually every change applies; only when some wait for missing dependencies is it worth
@@ -621,7 +634,70 @@ fn apply_doc(
     } else {
         store::save_doc(conn, doc_id, kind, &mut doc, merged_now)?
     };
-    store::materialize_entity(conn, cols, doc_id, kind, &mut doc, merged)
+    store::materialize_entity(conn, cols, doc_id, kind, &mut doc, merged)?;
+    Ok(0)
+}
+
+/// Rebuilds `doc_id`'s document from every record of it in the log (except held ones),
+/// applying changes one at a time in an order that depends only on the records held, not on
+/// when they arrived: of the changes whose dependencies are in the document, the one with the
+/// least (writer, position) first. A change the document refuses is set aside (`applied = 3`,
+/// never materialized); a change whose dependencies never arrive keeps waiting. So every
+/// replica holding the same records sets aside the same ones. Returns how many are set aside.
+pub(crate) fn apply_doc_strictly(
+    conn: &rusqlite::Connection,
+    cols: &mut Columns,
+    doc_id: &str,
+    kind: Kind,
+) -> Result<u64> {
+    let rows: Vec<(i64, Vec<u8>, i64, Vec<u8>)> = conn
+        .prepare_cached(
+            "SELECT id, actor, seq, body FROM crdt_changes WHERE doc_id = ?1 AND applied IN (0, 1, 3)",
+        )?
+        .query_map([doc_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<std::result::Result<_, _>>()?;
+    let mut changes: BTreeMap<(Vec<u8>, i64), (i64, Change)> = BTreeMap::new();
+    for (row, actor, seq, body) in rows {
+        let rec = decode_body(&body)?;
+        match Change::from_bytes(rec.change) {
+            Ok(c) => {
+                changes.insert((actor, seq), (row, c));
+            }
+            Err(_) => set_applied(conn, row, 3)?,
+        }
+    }
+    let mut doc = AutoCommit::new();
+    let mut set_aside = 0u64;
+    let mut merged = false;
+    loop {
+        // The least (writer, position) whose dependencies are all in the document.
+        let ready = changes
+            .iter()
+            .find(|(_, (_, c))| c.deps().iter().all(|d| doc.get_change_by_hash(d).is_some()))
+            .map(|(k, _)| k.clone());
+        let Some(key) = ready else { break };
+        let (row, change) = changes.remove(&key).expect("found above");
+        merged |= change.deps().len() > 1;
+        match doc.apply_changes([change]) {
+            Ok(()) => set_applied(conn, row, 1)?,
+            Err(_) => {
+                set_applied(conn, row, 3)?;
+                set_aside += 1;
+            }
+        }
+    }
+    for (row, _) in changes.values() {
+        set_applied(conn, *row, 0)?;
+    }
+    let merged = store::save_doc(conn, doc_id, kind, &mut doc, merged)?;
+    store::materialize_entity(conn, cols, doc_id, kind, &mut doc, merged)?;
+    Ok(set_aside)
+}
+
+fn set_applied(conn: &rusqlite::Connection, row: i64, applied: i64) -> Result<()> {
+    conn.prepare_cached("UPDATE crdt_changes SET applied = ?1 WHERE id = ?2")?
+        .execute(params![applied, row])?;
+    Ok(())
 }
 
 fn mark_unapplied<'a>(

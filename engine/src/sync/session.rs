@@ -37,6 +37,9 @@ pub struct ApplyReport {
     pub held: u64,
     /// What was held, per machine and why (told to the sender with the refusals).
     pub held_notes: Vec<String>,
+    /// Records stored but set aside: their document refuses their change (a crafted second
+    /// change at one of its writer's positions), the same way on every replica.
+    pub set_aside: u64,
     /// Refused records, with reasons.
     pub rejected: Vec<String>,
     /// Indices (into the applied batch) of runs with records refused or deferred.
