@@ -14,7 +14,7 @@ use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjType, ReadDoc, ScalarValue, ScalarValueRef, Value, ValueRef, ROOT};
 use sha2::{Digest, Sha256};
 
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 
 /// A column value as read from a document.
 #[derive(Debug, Clone, PartialEq)]
@@ -203,9 +203,34 @@ pub fn put_opt(doc: &mut AutoCommit, key: &str, v: Option<&str>) -> Result<()> {
     put(doc, &ROOT, key, v.map(|s| Field::Str(s.to_string())))
 }
 
+/// Texts up to this many bytes merge character by character (an Automerge text); longer
+/// ones are stored as one value (concurrent edits keep one, recorded as a conflict). Automerge
+/// keeps about 250 bytes per character while a change is made and 55 once committed, so a
+/// 1 MB text would take 300 MB to write and 55 MB every time its document is loaded; as one
+/// value it takes a few times its size. 64 KiB is 16 pages of prose: descriptions people edit
+/// together are far shorter (docs/merge-rules.md).
+pub const TEXT_MERGE_LIMIT: usize = 64 * 1024;
+
+/// The longest text one field may hold: what fits one change record with room for the
+/// record's other fields (`record::MAX_CHANGE_BYTES`).
+pub const MAX_TEXT_BYTES: usize = crate::record::MAX_CHANGE_BYTES - 32 * 1024;
+
 /// Sets a text field, creating the text object on first write and diffing afterwards so
-/// concurrent edits to different parts of the text both survive.
+/// concurrent edits to different parts of the text both survive. A text longer than
+/// [`TEXT_MERGE_LIMIT`] is stored as one value; one longer than [`MAX_TEXT_BYTES`] is refused
+/// before any change is made.
 pub fn put_text(doc: &mut AutoCommit, key: &str, v: &str) -> Result<()> {
+    if v.len() > MAX_TEXT_BYTES {
+        return Err(EngineError::InvalidInput(format!(
+            "{key} is {} KiB, more than the {} KiB a td text field may hold; shorten it, or keep the text in a file and link it ('td link <id> <file>')",
+            v.len() / 1024,
+            MAX_TEXT_BYTES / 1024
+        )));
+    }
+    if v.len() > TEXT_MERGE_LIMIT {
+        doc.put(ROOT, key, v)?;
+        return Ok(());
+    }
     let obj = match doc.get(ROOT, key)? {
         Some((Value::Object(ObjType::Text), id)) => id,
         _ => doc.put_object(ROOT, key, ObjType::Text)?,

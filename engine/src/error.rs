@@ -54,6 +54,11 @@ impl EngineError {
 
 impl From<rusqlite::Error> for EngineError {
     fn from(e: rusqlite::Error) -> Self {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
+            return EngineError::Database(
+                "the project database is busy: another td process held it for writing longer than this command waits; try again".into(),
+            );
+        }
         EngineError::Database(e.to_string())
     }
 }

@@ -284,6 +284,13 @@ impl Store {
         Ok(out)
     }
 
+    /// Sets how long this store waits for another process's write transaction ([`BUSY_TIMEOUT`]
+    /// by default; sync rounds wait less, so a peer never times out on a silent round).
+    pub fn set_busy_timeout(&self, wait: Duration) -> Result<()> {
+        self.conn.busy_timeout(wait)?;
+        Ok(())
+    }
+
     /// Writes a consistent copy of the whole database to `path` (SQLite's `VACUUM INTO`).
     pub fn snapshot_to(&self, path: &Path) -> Result<()> {
         self.conn

@@ -224,6 +224,7 @@ pub struct Proxy {
     auth: Arc<Mutex<Option<String>>>,
     /// Requests seen.
     pub hits: Arc<AtomicUsize>,
+    chaos: Arc<Mutex<Option<(u32, crate::udp_proxy::Dice)>>>,
 }
 
 fn read_request(s: &mut TcpStream) -> Option<(Vec<u8>, String)> {
@@ -266,11 +267,12 @@ impl Proxy {
         let faults: Arc<Mutex<Vec<Fault>>> = Arc::default();
         let auth: Arc<Mutex<Option<String>>> = Arc::default();
         let hits = Arc::new(AtomicUsize::new(0));
-        let (f, a, h) = (faults.clone(), auth.clone(), hits.clone());
+        let chaos: Arc<Mutex<Option<(u32, crate::udp_proxy::Dice)>>> = Arc::default();
+        let (f, a, h, c) = (faults.clone(), auth.clone(), hits.clone(), chaos.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut client) = conn else { continue };
-                let (f, a, h) = (f.clone(), a.clone(), h.clone());
+                let (f, a, h, c) = (f.clone(), a.clone(), h.clone(), c.clone());
                 std::thread::spawn(move || {
                     let Some((req, head)) = read_request(&mut client) else {
                         return;
@@ -291,7 +293,14 @@ impl Proxy {
                     let fault = {
                         let mut q = f.lock().unwrap();
                         if q.is_empty() {
-                            None
+                            // Random failures, when set.
+                            c.lock().unwrap().as_mut().and_then(|(rate, dice)| {
+                                (dice.below(1000) < *rate as u64).then(|| match dice.below(3) {
+                                    0 => Fault::Status500,
+                                    1 => Fault::Reset,
+                                    _ => Fault::Truncate,
+                                })
+                            })
                         } else {
                             Some(q.remove(0))
                         }
@@ -336,7 +345,15 @@ impl Proxy {
             faults,
             auth,
             hits,
+            chaos,
         }
+    }
+
+    /// Fails `per_mille` of the requests (none when 0) at random, following `seed`: a 500, a
+    /// reset connection, or a response cut in half after the hub applied the request.
+    pub fn fail_randomly(&self, per_mille: u32, seed: u64) {
+        *self.chaos.lock().unwrap() =
+            (per_mille > 0).then(|| (per_mille, crate::udp_proxy::Dice::new(seed)));
     }
 
     /// The proxy's URL.

@@ -2,6 +2,7 @@
 //! own config dir (so their own machine key), driven through the real `td` binary.
 
 pub mod hub;
+pub mod udp_proxy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

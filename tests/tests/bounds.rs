@@ -25,7 +25,10 @@ fn oversized_changes_are_refused_at_write_and_at_receive() {
     };
     let err = p.create(&fields, &[], &[]).unwrap_err();
     assert_eq!(err.code(), "invalid_input");
-    assert!(err.to_string().contains("more than the 1024 KiB"), "{err}");
+    assert!(
+        err.to_string().contains("more than the 992 KiB a td text field may hold"),
+        "{err}"
+    );
     drop(p);
     assert_eq!(a.export(), before, "nothing written");
     // 50,000 characters of multi-byte text (100 KB), edited again: fine, and it syncs.

@@ -407,3 +407,139 @@ fn case5_a_compression_bomb_is_refused_with_bounded_memory() {
     assert!(a.export().contains("Honest after the bomb"));
     sa.stop();
 }
+
+/// Case 11: another process holds A's database for writing while B syncs with A's server. The
+/// server waits on the blocking pool, not on the async runtime: another machine's round with
+/// nothing to write completes meanwhile, and B's round ends with the store's own error (it waits
+/// less than the connection's timeouts), after which the next round succeeds.
+#[test]
+fn case11_a_busy_database_never_stalls_the_server() {
+    use std::time::{Duration, Instant};
+    let a = Replica::init();
+    a.create("Founding issue", &[]);
+    let b = Replica::init();
+    let c = Replica::init();
+    let sa = a.serve();
+    a.befriend(&b, "a", &sa.addr);
+    a.befriend(&c, "a", &sa.addr);
+    peer_sync(&b, "a");
+    peer_sync(&c, "a");
+    b.create("Written while A is busy", &[]);
+    let lock = rusqlite::Connection::open(a.db()).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = Instant::now();
+    let mut busy = b
+        .command(None, &["peer", "sync", "a", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    peer_sync(&c, "a");
+    let other = t.elapsed();
+    assert!(
+        busy.try_wait().unwrap().is_none(),
+        "B's round is still waiting for the lock"
+    );
+    let out = busy.wait_with_output().unwrap();
+    let waited = started.elapsed();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(said.contains("database is busy"), "{said}");
+    lock.execute_batch("ROLLBACK").unwrap();
+    eprintln!("other machine's round: {other:?}; B's round ended after {waited:?}");
+    assert!(
+        !out.status.success(),
+        "B's round ended with the store's error"
+    );
+    peer_sync(&b, "a");
+    assert!(a.export().contains("Written while A is busy"));
+    sa.stop();
+}
+
+/// Runs `td args` in `r` under an address-space limit of `kib` (ulimit -v): it fails if the
+/// command needs more memory than that.
+fn run_limited(r: &Replica, kib: u64, args: &[&str]) -> std::process::Output {
+    let cmd = r.command(None, args);
+    let quoted: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| format!("'{}'", a.to_str().unwrap()))
+        .collect();
+    let mut sh = std::process::Command::new("sh");
+    sh.args(["-c", &format!("ulimit -v {kib}; exec {}", quoted.join(" "))]);
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    sh.output().unwrap()
+}
+
+/// Case 10: a 1 MB description is imported, rebuilt, exported and synced within a small
+/// multiple of its size (each command runs under a 100 MB address-space limit; before, the
+/// import alone took 338 MB resident), and a 17 MB one is refused up front with a clear error.
+#[test]
+fn case10_large_text_costs_a_small_multiple_of_its_size() {
+    let a = Replica::init();
+    let id = a.create("Carries a long description", &[]);
+    let export: Value = serde_json::from_str(&a.export()).unwrap();
+    let text: String = (0..)
+        .map(|i| format!("line {i} of a long design note, with ünïcode; "))
+        .take_while({
+            let mut n = 0;
+            move |l: &String| {
+                n += l.len();
+                n <= 1_000_000
+            }
+        })
+        .collect();
+    let mut big = export.clone();
+    big["tables"]["issues"][0]["description"] = json!(text);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.json");
+    std::fs::write(&file, big.to_string()).unwrap();
+    let b = Replica::init();
+    let out = run_limited(&b, 100_000, &["import", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = b.json(&["show", &id]);
+    assert_eq!(
+        shown["description"].as_str().map(str::len),
+        Some(text.len())
+    );
+    for args in [["rebuild", "--json"], ["export", "--json"]] {
+        let out = run_limited(&b, 100_000, &args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Synced to a peer: the serving side stays small too.
+    let c = Replica::init();
+    let sb = b.serve();
+    b.befriend(&c, "b", &sb.addr);
+    peer_sync(&c, "b");
+    assert_eq!(
+        c.json(&["show", &id])["description"].as_str().map(str::len),
+        Some(text.len())
+    );
+    let peak = sb.peak_rss_kb();
+    eprintln!("td peer serve peak RSS while sending a 1 MB description: {peak} KiB");
+    assert!(peak < 100 * 1024, "{peak} KiB");
+    sb.stop();
+    // 17 MB: refused before any change is made, with what to do instead.
+    big["tables"]["issues"][0]["description"] = json!(text.repeat(17));
+    std::fs::write(&file, big.to_string()).unwrap();
+    let d = Replica::init();
+    let r = d.run(&["import", file.to_str().unwrap()]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("more than the") && r.stderr.contains("td link"),
+        "{}",
+        r.stderr
+    );
+}

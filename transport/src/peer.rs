@@ -2,6 +2,7 @@
 //! itself is the engine's sans-IO [`SyncSession`].
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -242,14 +243,48 @@ async fn run_round(
     run_session(SyncSession::with_peer(store, peer), send, reader, progress).await
 }
 
-/// Runs a sync session over one stream until both sides are done.
+/// How long a sync round waits for another process's write transaction: well below
+/// [`READ_TIMEOUT`] and the connection's idle timeout, so a busy database ends the round with
+/// a clear error instead of the peer timing out on a silent one.
+pub const STORE_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs `f` on the blocking pool: SQLite work never runs on the async runtime, so QUIC keeps
+/// sending acknowledgements and keep-alives (and serving other connections) meanwhile.
+async fn off_runtime<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, TransportError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| TransportError::Connection(format!("store task failed: {e}")))
+}
+
+/// Opens the project's store for a sync round, off the async runtime, waiting at most
+/// [`STORE_WAIT`] for other writers.
+async fn open_store(root: &Path, identity: &MachineIdentity) -> Result<Store, TransportError> {
+    let (root, identity) = (root.to_path_buf(), identity.clone());
+    off_runtime(move || {
+        let store = Store::open(&root, identity)?;
+        store.set_busy_timeout(STORE_WAIT)?;
+        Ok::<_, TransportError>(store)
+    })
+    .await?
+}
+
+/// Runs a sync session over one stream until both sides are done. The session (and the store
+/// it owns) moves to the blocking pool for every step that touches the database.
 async fn run_session(
     mut session: SyncSession<Store>,
     send: &mut SendStream,
     reader: &mut FrameReader,
     progress: &mut (dyn FnMut(&RoundStats) + Send),
 ) -> Result<RoundStats, TransportError> {
-    let start = session.start().map_err(|e| e.error)?;
+    let (back, start) = off_runtime(move || {
+        let r = session.start();
+        (session, r)
+    })
+    .await?;
+    session = back;
+    let start = start.map_err(|e| e.error)?;
     for f in start {
         write(send, &f).await?;
     }
@@ -259,7 +294,15 @@ async fn run_session(
                 "peer closed the connection in the middle of the round".into(),
             ));
         };
-        match session.receive(&payload) {
+        let (back, received) = off_runtime(move || {
+            let r = session.receive(&payload);
+            (session, r, payload)
+        })
+        .await
+        .map(|(s, r, p)| (s, (r, p)))?;
+        session = back;
+        let (received, payload) = received;
+        match received {
             Ok(out) => {
                 for f in out {
                     write(send, &f).await?;
@@ -414,7 +457,7 @@ pub async fn watch(
     )
     .await?;
     // One connection kept for looking at the log between rounds (cheap to ask, every poll).
-    let local = Store::open(&root, identity.clone())?;
+    let local = open_store(&root, &identity).await?;
     let mut seen = local.log_position()?;
     let emit = |stats: RoundStats,
                 started: std::time::Instant,
@@ -444,7 +487,7 @@ pub async fn watch(
         let (mut send, recv) = dialed.conn.open_bi().await.map_err(conn_err)?;
         let mut reader = FrameReader::new(recv);
         reader.authenticated(); // a further round on a connection already proven
-        let mut store = Store::open(&root, identity.clone())?;
+        let mut store = open_store(&root, &identity).await?;
         store.pin_peer_key(target.key);
         let stats = run_round(store, target.key, &mut send, &mut reader, &mut |_| {}).await?;
         emit(stats, started, &mut before, report);
@@ -479,7 +522,7 @@ async fn client_round(
         refuse(&mut send, &mut reader, &msg).await;
         return Err(TransportError::KeyMismatch(msg));
     }
-    let mut store = Store::open(&root, identity)?;
+    let mut store = open_store(&root, &identity).await?;
     write(&mut send, &auth::encode(&AuthMessage::Accept)).await?;
     await_accept(&mut reader).await?;
     store.pin_peer_key(target.key);
@@ -602,7 +645,7 @@ async fn serve_one(
     };
     drop(proving);
     let peer = fingerprint_of(&key);
-    let store = Store::open(&root, identity.clone())?;
+    let store = open_store(&root, &identity).await?;
     let member = td_engine::roster::is_trusted(store.conn(), &key, None)?;
     // A machine joining with an invite is not a member yet: while an invite is open, it may
     // send (its join and the invite); it receives nothing until the join admits it.
@@ -651,7 +694,7 @@ async fn serve_one(
         };
         let mut reader = FrameReader::new(recv);
         reader.authenticated(); // a further round on a connection already proven
-        let store = Store::open(&root, identity.clone())?;
+        let store = open_store(&root, &identity).await?;
         // The roster may have changed since the connection was authenticated: a machine
         // removed meanwhile gets no further round.
         if !td_engine::roster::is_trusted(store.conn(), &key, None)? {

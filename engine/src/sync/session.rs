@@ -192,7 +192,7 @@ impl<S: SyncStore> SyncSession<S> {
             max_version: PROTOCOL_MAX,
             project: local.project.clone(),
             fresh: local.fresh,
-            summary: local.summary.clone(),
+            summary: wire::bounded_summary(&local.summary),
         };
         self.local = Some(local);
         Ok(vec![self.out(&hello)])
@@ -217,6 +217,16 @@ impl<S: SyncStore> SyncSession<S> {
             } => {
                 if self.remote_summary.is_some() {
                     return Ok(vec![]); // duplicate hello
+                }
+                if summary.len() > wire::MAX_SUMMARY {
+                    return Err(self.fail(
+                        EngineError::InvalidInput(format!(
+                            "peer's summary lists {} writers, more than the {} this td reads",
+                            summary.len(),
+                            wire::MAX_SUMMARY
+                        )),
+                        codes::BAD_FRAME,
+                    ));
                 }
                 if max_version < PROTOCOL_MIN
                     || min_version > PROTOCOL_MAX

@@ -20,6 +20,24 @@ pub const BATCH_BYTES: usize = 2 * 1024 * 1024;
 /// What a replica holds: per actor, the highest sequence number.
 pub type Summary = Vec<([u8; ACTOR_LEN], u64)>;
 
+/// Most writers a `Hello` summary lists (about 2.6 MB encoded at most, far below
+/// [`MAX_FRAME`]). A replica with more writers lists those with the most records; the peer
+/// then sends the others' records whole, and the receiver skips those it holds: correct, only
+/// slower. A received summary longer than this is refused.
+pub const MAX_SUMMARY: usize = 100_000;
+
+/// `summary` cut to [`MAX_SUMMARY`] writers, keeping those with the most records.
+pub fn bounded_summary(summary: &Summary) -> Summary {
+    if summary.len() <= MAX_SUMMARY {
+        return summary.clone();
+    }
+    let mut kept = summary.clone();
+    kept.sort_by_key(|(actor, seq)| (std::cmp::Reverse(*seq), *actor));
+    kept.truncate(MAX_SUMMARY);
+    kept.sort();
+    kept
+}
+
 /// Batches a sender may have in flight before it waits for an acknowledgement: two, so the
 /// sender reads the next batch while the receiver applies the last one.
 pub const WINDOW: usize = 2;
@@ -168,5 +186,40 @@ impl FrameDecoder {
         } else {
             Err(FrameError::Truncated(self.buf.len()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_summary_is_cut_to_the_writers_with_most_records_and_fits_a_frame() {
+        let summary: Summary = (0..MAX_SUMMARY as u64 + 500)
+            .map(|i| {
+                let mut a = [0u8; ACTOR_LEN];
+                a[..8].copy_from_slice(&i.to_be_bytes());
+                (a, i % 1000 + 1)
+            })
+            .collect();
+        let cut = bounded_summary(&summary);
+        assert_eq!(cut.len(), MAX_SUMMARY);
+        let least_kept = cut.iter().map(|(_, s)| *s).min().unwrap();
+        let kept: std::collections::HashSet<_> = cut.iter().collect();
+        let dropped_max = summary
+            .iter()
+            .filter(|e| !kept.contains(e))
+            .map(|(_, s)| *s)
+            .max()
+            .unwrap();
+        assert!(least_kept >= dropped_max);
+        let hello = Message::Hello {
+            min_version: 1,
+            max_version: 1,
+            project: "p".into(),
+            fresh: false,
+            summary: cut,
+        };
+        assert!(encode(&hello).len() < MAX_FRAME / 4);
     }
 }
