@@ -114,9 +114,10 @@ fn next_best(
         .iter()
         .enumerate()
         .filter(|(_, c)| c.body.prev == prev)
-        .filter_map(|(i, _)| score.get(&(seq, i)).map(|n| (i, *n)))
-        .filter(|(_, n)| *n > 0)
-        .max_by_key(|(i, n)| (*n, std::cmp::Reverse(*i)))
+        .filter_map(|(i, c)| score.get(&(seq, i)).map(|n| (i, *n, c.hub_seq)))
+        .filter(|(_, n, _)| *n > 0)
+        .min_by_key(|(_, _, hub_seq)| *hub_seq)
+        .map(|(i, n, _)| (i, n))
 }
 
 fn decode_row(row: &HubRow) -> Option<RecordBody> {
@@ -426,6 +427,18 @@ impl Store {
                 )));
                 continue;
             }
+            // A writer's records are all signed by one machine: the one that signed its first.
+            if self
+                .actor_author(&body.actor)?
+                .is_some_and(|author| author != body.author)
+            {
+                quarantine.extend(refuse(format!(
+                    "record {}#{} is signed by another machine than its writer's earlier records",
+                    hex::encode(&body.actor[..4]),
+                    body.seq
+                )));
+                continue;
+            }
             let at = cands
                 .entry(body.actor)
                 .or_default()
@@ -444,17 +457,21 @@ impl Store {
         // Per writer: follow the chain from this replica's head; cut it into runs that each end
         // at a signed row, so every signature received is kept (a relay can forward them all).
         let mut runs: Vec<(WireRun, Vec<RowRef>)> = Vec::new();
+        let local = self.identity().public_key();
         for (actor, by_seq) in &cands {
             let (head, prev) = self.actor_head(actor)?;
             for (seq, list) in by_seq.range(..=head) {
-                for c in list.iter().filter(|c| c.paged) {
+                for c in list {
                     let stored = self.stored_hash(actor, *seq)?;
-                    if stored.is_some_and(|h| h != c.hash) {
-                        if store::is_own_actor(self.conn(), actor, &c.body.session)? {
-                            // Our own published record differs from the one held: this
-                            // database was restored; write under a fresh writer from now on.
-                            store::retire_writer(self.conn())?;
-                        }
+                    if stored.is_none_or(|h| h == c.hash) {
+                        continue;
+                    }
+                    if c.body.author == local {
+                        // This machine published another record here before its database
+                        // was restored (ledger and all): recover (store::note_own_fork).
+                        store::note_own_fork(self.conn(), actor, *seq)?;
+                    }
+                    if c.paged {
                         quarantine.push((
                             c.hub_seq,
                             format!("record {}#{seq} conflicts with the one already held (forked writer)", hex::encode(&actor[..4])),
@@ -562,6 +579,43 @@ impl Store {
             waiting,
             cursor,
         })
+    }
+
+    fn actor_author(&self, actor: &Actor) -> Result<Option<[u8; 32]>> {
+        let a: Option<Vec<u8>> = self
+            .conn()
+            .prepare_cached("SELECT author FROM crdt_actors WHERE actor = ?1")?
+            .query_row([&actor[..]], |r| r.get(0))
+            .optional()?;
+        Ok(a.and_then(|a| a.try_into().ok()))
+    }
+
+    /// This machine's writers with records not pushed to `hub` yet, each with the position
+    /// before its first such record: before pushing, their rows already on the hub are read,
+    /// so a fork of this machine's own writer (a restored database) is found and recovered
+    /// before it is published.
+    pub fn own_unpushed(&self, hub: &str) -> Result<Vec<ActorRange>> {
+        let through = self.hub_state(hub)?.pushed_through;
+        let local = self.identity().public_key();
+        let rows: Vec<(Vec<u8>, i64)> = self
+            .conn()
+            .prepare_cached(
+                "SELECT actor, min(seq) FROM crdt_changes WHERE id > ?1 AND author = ?2 GROUP BY actor LIMIT ?3",
+            )?
+            .query_map(params![through, &local[..], READ_AHEAD_ACTORS as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(a, seq)| {
+                Some(ActorRange {
+                    actor: Actor::try_from(a.as_slice()).ok()?,
+                    after: (seq - 1).max(0) as u64,
+                    before: None,
+                })
+            })
+            .collect())
     }
 
     fn stored_hash(&self, actor: &Actor, seq: u64) -> Result<Option<[u8; 32]>> {

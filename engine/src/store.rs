@@ -2,7 +2,7 @@
 //! mutation goes through [`Store::write`], which runs one IMMEDIATE transaction: read, check,
 //! make Automerge changes, sign and append them, re-materialize, commit.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -184,6 +184,7 @@ impl Store {
         crate::lineage::ensure_table(&conn)?;
         crate::roster::ensure_tables(&conn)?;
         crate::hub::ensure_tables(&conn)?;
+        conn.execute_batch(SET_ASIDE_SQL)?;
         Ok(Store {
             conn,
             path,
@@ -228,6 +229,15 @@ impl Store {
     /// Runs `f` in one IMMEDIATE transaction attributed to `session`. Every change `f` makes is
     /// signed, logged and materialized before the commit; if `f` fails, nothing is written.
     pub fn write<T>(
+        &mut self,
+        session: &str,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.recover_own_forks()?;
+        self.write_now(session, f)
+    }
+
+    fn write_now<T>(
         &mut self,
         session: &str,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
@@ -282,6 +292,114 @@ impl Store {
             write_ledger(&self.path, &writer, n);
         }
         Ok(out)
+    }
+
+    /// Recovers from forks of this machine's own actors ([`note_own_fork`]): their records from
+    /// the fork on are moved to `crdt_set_aside` (kept, never sent again), the tables are
+    /// rebuilt without them, and what they changed (field by field, against the state without
+    /// them) is written again under a fresh writer, so the work reaches everyone and the
+    /// records this machine published before apply here. Returns the entities re-issued.
+    pub fn recover_own_forks(&mut self) -> Result<usize> {
+        let forks: Vec<(String, String)> = self
+            .conn
+            .prepare("SELECT key, value FROM crdt_meta WHERE key LIKE 'own_fork:%'")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<std::result::Result<_, _>>()?;
+        if forks.is_empty() {
+            return Ok(0);
+        }
+        let local = self.identity.public_key();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Per entity: the session of its first moved record, for attribution.
+        let mut touched: BTreeMap<String, String> = BTreeMap::new();
+        for (key, from) in &forks {
+            let actor = hex::decode(key.trim_start_matches("own_fork:")).unwrap_or_default();
+            let from: i64 = from.parse().unwrap_or(1).max(1);
+            let rows: Vec<(i64, String, String)> = tx
+                .prepare("SELECT id, doc_id, session_id FROM crdt_changes WHERE actor = ?1 AND seq >= ?2 AND author = ?3 ORDER BY seq")?
+                .query_map(params![&actor, from, &local[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<std::result::Result<_, _>>()?;
+            for (id, doc, session) in rows {
+                tx.execute(
+                    "INSERT OR IGNORE INTO crdt_set_aside(hash, body, signature, reason, at) \
+                     SELECT hash, body, signature, 'this machine published another record at this position before its database was restored', ?2 FROM crdt_changes WHERE id = ?1",
+                    params![id, now_timestamp()],
+                )?;
+                tx.execute("DELETE FROM crdt_roster_ops WHERE id = ?1", [id])?;
+                tx.execute("DELETE FROM crdt_changes WHERE id = ?1", [id])?;
+                touched.entry(doc).or_insert(session);
+            }
+            let head: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT hash FROM crdt_changes WHERE actor = ?1 AND seq = ?2",
+                    params![&actor, from - 1],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match head {
+                Some(h) => tx.execute(
+                    "UPDATE crdt_actors SET max_seq = ?2, last_hash = ?3 WHERE actor = ?1",
+                    params![&actor, from - 1, h],
+                )?,
+                None => tx.execute("DELETE FROM crdt_actors WHERE actor = ?1", [&actor])?,
+            };
+            tx.execute("DELETE FROM crdt_meta WHERE key = ?1", [key])?;
+        }
+        let state = |conn: &Connection, id: &str| -> Result<Option<BTreeMap<String, doc::Field>>> {
+            Ok(load_doc(conn, id)?.map(|d| doc::flatten(&d, &automerge::ROOT)))
+        };
+        let mut with = BTreeMap::new();
+        for id in touched.keys() {
+            with.insert(id.clone(), state(&tx, id)?);
+        }
+        rebuild_tables(&tx, &local)?;
+        let mut again: Vec<Reissue> = Vec::new();
+        for (id, session) in &touched {
+            if Kind::of_id(id).is_none_or(|k| k == Kind::Roster) {
+                continue; // roster operations are not re-issued (docs/storage.md)
+            }
+            let (Some(now), base) = (with.remove(id).flatten(), state(&tx, id)?) else {
+                continue;
+            };
+            let base = base.unwrap_or_default();
+            let mut changed: BTreeMap<String, doc::Field> = now
+                .iter()
+                .filter(|(k, v)| base.get(*k) != Some(*v))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            for k in base.keys().filter(|k| !now.contains_key(*k)) {
+                changed.insert(k.clone(), doc::Field::Null);
+            }
+            if !changed.is_empty() {
+                let wf: BTreeMap<String, doc::Field> = now
+                    .iter()
+                    .filter(|(k, _)| doc::WF_KEYS.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                changed.retain(|k, _| !doc::WF_KEYS.contains(&k.as_str()));
+                let wf = wf.iter().any(|(k, v)| base.get(k) != Some(v)).then_some(wf);
+                again.push((id.clone(), session.clone(), changed, wf));
+            }
+        }
+        tx.commit()?;
+        let n = again.len();
+        for (id, session, fields, wf) in again {
+            self.write_now(&session, |t| {
+                if session.starts_with("imported:") {
+                    t.act_as(&session);
+                }
+                t.change(&id, |d| {
+                    reissue(d, fields)?;
+                    match wf {
+                        Some(wf) => doc::put_workflow(d, &wf),
+                        None => Ok(()),
+                    }
+                })
+            })?;
+        }
+        Ok(n)
     }
 
     /// Sets how long this store waits for another process's write transaction ([`BUSY_TIMEOUT`]
@@ -436,6 +554,44 @@ pub(crate) fn rebuild_tables(tx: &Connection, local: &[u8; 32]) -> Result<usize>
     }
     materialize::settle_dependencies(tx, &mut columns)?;
     Ok(n)
+}
+
+/// Records of this machine moved out of the log by fork recovery (kept for inspection).
+const SET_ASIDE_SQL: &str = "CREATE TABLE IF NOT EXISTS crdt_set_aside (
+    hash BLOB PRIMARY KEY,
+    body BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL
+);";
+
+/// What fork recovery writes again for one entity: its id, the session of the moved records,
+/// the fields they changed and, when they changed it, the whole workflow map.
+type Reissue = (
+    String,
+    String,
+    BTreeMap<String, doc::Field>,
+    Option<BTreeMap<String, doc::Field>>,
+);
+
+/// Writes `fields` (as `doc::flatten` reads them, workflow keys excluded) into `d`: labels as
+/// a set, texts as texts, everything else as values.
+fn reissue(d: &mut AutoCommit, fields: BTreeMap<String, doc::Field>) -> Result<()> {
+    for (k, v) in fields {
+        match (k.as_str(), v) {
+            ("labels", doc::Field::Str(s)) => {
+                let labels: Vec<String> = s
+                    .split(',')
+                    .filter(|l| !l.is_empty())
+                    .map(String::from)
+                    .collect();
+                doc::put_labels(d, &labels)?;
+            }
+            (k, doc::Field::Str(s)) if doc::TEXT_FIELDS.contains(&k) => doc::put_text(d, k, &s)?,
+            (k, v) => doc::put(d, &automerge::ROOT, k, Some(v))?,
+        }
+    }
+    Ok(())
 }
 
 /// Applies changes to a document that only carries them (the roster's operations are resolved
@@ -1024,14 +1180,22 @@ fn writer_id(conn: &Connection, path: &Path, identity: &MachineIdentity) -> Resu
     Ok(id)
 }
 
-/// Whether `actor` is one of this database's current writer's actors (for `session`).
-pub(crate) fn is_own_actor(conn: &Connection, actor: &[u8], session: &str) -> Result<bool> {
-    Ok(meta(conn, "writer_id")?.is_some_and(|w| actor_for(&w, session)[..] == *actor))
-}
-
 /// Makes the next local write pick a fresh writer id (and so fresh actors).
 pub(crate) fn retire_writer(conn: &Connection) -> Result<()> {
     set_meta(conn, "writer_binding", "retired")
+}
+
+/// Notes that this machine's own `actor` holds, from `seq` on, records that differ from ones
+/// this machine published before (its database was restored from a backup, ledger and all):
+/// the next write or sync moves them aside and re-issues their effect under a fresh writer
+/// ([`Store::recover_own_forks`]).
+pub(crate) fn note_own_fork(conn: &Connection, actor: &[u8], seq: u64) -> Result<()> {
+    let key = format!("own_fork:{}", hex::encode(actor));
+    let seq = meta(conn, &key)?
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(seq, |s| s.min(seq));
+    set_meta(conn, &key, &seq.to_string())?;
+    retire_writer(conn)
 }
 
 /// Write transactions this database's writer has committed (the ledger's counterpart).

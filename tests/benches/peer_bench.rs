@@ -10,16 +10,6 @@ use std::time::{Duration, Instant};
 
 use td_tests::Replica;
 
-fn peak_rss_kb(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 /// Runs `td peer sync a --json` on `b`, sampling its peak RSS; returns (wall, json, peak kB).
 fn timed_sync(b: &Replica) -> (Duration, serde_json::Value, u64) {
     let t = Instant::now();
@@ -31,7 +21,7 @@ fn timed_sync(b: &Replica) -> (Duration, serde_json::Value, u64) {
     let pid = child.id();
     let mut peak = 0;
     while child.try_wait().unwrap().is_none() {
-        if let Some(k) = peak_rss_kb(pid) {
+        if let Some(k) = td_tests::peak_rss_kb(pid) {
             peak = peak.max(k);
         }
         std::thread::sleep(Duration::from_millis(5));

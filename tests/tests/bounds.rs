@@ -26,7 +26,8 @@ fn oversized_changes_are_refused_at_write_and_at_receive() {
     let err = p.create(&fields, &[], &[]).unwrap_err();
     assert_eq!(err.code(), "invalid_input");
     assert!(
-        err.to_string().contains("more than the 992 KiB a td text field may hold"),
+        err.to_string()
+            .contains("more than the 992 KiB a td text field may hold"),
         "{err}"
     );
     drop(p);

@@ -16,6 +16,16 @@ use td_engine::sync::wire::FrameDecoder;
 use td_engine::{MachineIdentity, Store};
 use td_tests::{inproc, mesh};
 
+/// A runner of [`cases`] cases (no regression file: a finding is replayed from the failure
+/// message, which holds the input).
+fn runner() -> TestRunner {
+    TestRunner::new(Config {
+        cases: cases(),
+        failure_persistence: None,
+        ..Config::default()
+    })
+}
+
 fn cases() -> u32 {
     std::env::var("TD_FUZZ_CASES")
         .ok()
@@ -160,11 +170,7 @@ fn hostile_frames_into_a_sync_session_never_wedge_a_store() {
     let sender = s.nodes[1].identity.public_key();
     let (template, me) = (s.template.clone(), s.nodes[0].identity.clone());
     let store = std::cell::RefCell::new(&mut s.nodes[1].project.store);
-    let mut runner = TestRunner::new(Config {
-        cases: cases(),
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = runner();
     let executions = std::cell::Cell::new(0u64);
     runner
         .run(&mangle(), |m| {
@@ -211,11 +217,7 @@ fn hostile_hub_rows_never_wedge_a_store() {
         .collect();
     let frames: Vec<Vec<u8>> = rows.iter().map(|r| r.body.clone()).collect();
     let strategy = (mangle(), any::<bool>(), any::<u16>());
-    let mut runner = TestRunner::new(Config {
-        cases: cases(),
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = runner();
     let executions = std::cell::Cell::new(0u64);
     runner
         .run(&strategy, |(m, sigs, split)| {

@@ -228,11 +228,21 @@ fn strangers_are_bounded_before_authentication() {
         c.close().await;
 
         // Strangers that open a stream and say nothing hold at most MAX_UNAUTHENTICATED slots.
+        // Each sends most of the largest frame allowed before proving anything, and stops.
         let mut held = Vec::new();
         for _ in 0..MAX_UNAUTHENTICATED {
-            held.push(RawConnection::connect_unproven(addr).await.unwrap());
+            let mut c = RawConnection::connect_unproven(addr).await.unwrap();
+            let mut partial = (AUTH_FRAME_LIMIT as u32).to_be_bytes().to_vec();
+            partial.extend(vec![7u8; AUTH_FRAME_LIMIT - 100]);
+            let _ = c.send(&partial).await;
+            held.push(c);
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let peak = s.serving.peak_rss_kb();
+        eprintln!(
+            "td peer serve peak RSS with {MAX_UNAUTHENTICATED} strangers holding partial frames: {peak} KiB"
+        );
+        assert!(peak < 100 * 1024, "{peak} KiB");
         assert!(
             RawConnection::connect_unproven(addr).await.is_err(),
             "one more stranger is refused"

@@ -19,6 +19,21 @@ fn records(r: &Replica) -> i64 {
         .unwrap()
 }
 
+/// A hub, a founder and a member (not connected to the hub yet).
+fn hub_pair() -> (Hub, Replica, Replica) {
+    let hub = Hub::start();
+    let a = Replica::init();
+    let b = Replica::init();
+    a.json(&["member", "add", &b.public_key()]);
+    (hub, a, b)
+}
+
+/// Connects `a`, then `b`, to `hub` (each pushes and pulls).
+fn sync_both(hub: &Hub, a: &Replica, b: &Replica) {
+    a.json(&["sync", "init", "--hub", &hub.url()]);
+    b.json(&["sync", "init", "--hub", &hub.url()]);
+}
+
 /// A fresh replica that joins `hub`'s project and pulls everything.
 fn joiner(hub: &Hub) -> Replica {
     let c = Replica::init();
@@ -82,15 +97,11 @@ fn case1_a_migrated_project_pushed_to_a_hub_reaches_a_joiner() {
 /// applies it and everything after it.
 #[test]
 fn case2_a_missing_earlier_row_is_waited_for_not_quarantined() {
-    let hub = Hub::start();
-    let a = Replica::init();
-    let b = Replica::init();
-    a.json(&["member", "add", &b.public_key()]);
+    let (hub, a, b) = hub_pair();
     for i in 0..5 {
         a.create(&format!("Issue {i}"), &[]);
     }
-    a.json(&["sync", "init", "--hub", &hub.url()]);
-    b.json(&["sync", "init", "--hub", &hub.url()]);
+    sync_both(&hub, &a, &b);
     for i in 5..10 {
         a.create(&format!("Issue {i}"), &[]);
     }
@@ -137,13 +148,9 @@ fn case2_a_missing_earlier_row_is_waited_for_not_quarantined() {
 /// pull re-reads nothing.
 #[test]
 fn case6_planted_rows_cannot_freeze_or_flood_pulls() {
-    let hub = Hub::start();
-    let a = Replica::init();
-    let b = Replica::init();
-    a.json(&["member", "add", &b.public_key()]);
+    let (hub, a, b) = hub_pair();
     a.create("Before the planted rows", &[]);
-    a.json(&["sync", "init", "--hub", &hub.url()]);
-    b.json(&["sync", "init", "--hub", &hub.url()]);
+    sync_both(&hub, &a, &b);
     let project = b.store().project_id().unwrap();
     // An unsigned row that claims to start some writer's run; no signed row ever follows.
     let rogue = td_engine::MachineIdentity::generate();
@@ -214,13 +221,9 @@ fn case6_planted_rows_cannot_freeze_or_flood_pulls() {
 /// reaches the other machine, and what it published after the backup comes back to it.
 #[test]
 fn case3_work_after_restoring_a_backup_reaches_the_others() {
-    let hub = Hub::start();
-    let a = Replica::init();
-    let b = Replica::init();
-    a.json(&["member", "add", &b.public_key()]);
+    let (hub, a, b) = hub_pair();
     a.create("Before the backup", &[]);
-    a.json(&["sync", "init", "--hub", &hub.url()]);
-    b.json(&["sync", "init", "--hub", &hub.url()]);
+    sync_both(&hub, &a, &b);
     let backup = a.db().with_extension("backup");
     std::fs::copy(a.db(), &backup).unwrap();
     a.create("After the backup, published", &[]);
@@ -253,39 +256,54 @@ fn case3_work_after_restoring_a_backup_reaches_the_others() {
 }
 
 /// Case 3, when the ledger was restored too (the whole `.todos` directory from a backup): the
-/// fork is found when the machine meets its own published record; from then on it writes
-/// under a fresh writer, so its later work reaches the others.
+/// fork is found before anything of it is pushed (the hub already holds this machine's earlier
+/// records at those positions). The machine moves its unpublished records aside, takes back
+/// what it published, and writes the unpublished work again under a fresh writer: nothing is
+/// lost and both replicas end identical.
 #[test]
-fn case3_a_fork_found_on_sync_moves_the_machine_to_a_fresh_writer() {
-    let hub = Hub::start();
-    let a = Replica::init();
-    let b = Replica::init();
-    a.json(&["member", "add", &b.public_key()]);
-    a.create("Before the backup", &[]);
-    a.json(&["sync", "init", "--hub", &hub.url()]);
-    b.json(&["sync", "init", "--hub", &hub.url()]);
+fn case3_a_fork_found_on_sync_is_recovered_without_loss() {
+    let (hub, a, b) = hub_pair();
+    let first = a.create("Before the backup", &[]);
+    sync_both(&hub, &a, &b);
     let ledger = td_engine::store::writer_ledger(&a.db());
     let saved = (
         std::fs::read(a.db()).unwrap(),
         std::fs::read(&ledger).unwrap(),
     );
     a.create("After the backup, published", &[]);
+    a.json(&["update", &first, "--priority", "P0"]);
     a.json(&["sync"]);
     std::fs::write(a.db(), &saved.0).unwrap();
     std::fs::write(&ledger, &saved.1).unwrap();
-    a.create("Forked: written before the fork was known", &[]);
+    let forked = a.create("Written before the fork was known", &[]);
+    a.json(&["update", &first, "--title", "Retitled after the restore"]);
+    a.json(&["comment", &forked, "A comment on forked work"]);
+    let v = a.json(&["sync"]);
+    assert_eq!(v["quarantined"], 0, "{v}");
+    let v = b.json(&["sync"]);
+    assert_eq!(v["quarantined"], 0, "nothing forked reached the hub: {v}");
     a.json(&["sync"]);
-    b.json(&["sync"]);
-    a.json(&["sync"]);
-    a.create("After the fork was found", &[]);
-    a.json(&["sync"]);
-    b.json(&["sync"]);
-    let exported = b.export();
-    assert!(
-        exported.contains("After the fork was found"),
-        "later work arrives"
+    let ea = a.export();
+    assert_eq!(ea, b.export());
+    for text in [
+        "After the backup, published",
+        "Written before the fork was known",
+        "Retitled after the restore",
+        "A comment on forked work",
+    ] {
+        assert!(ea.contains(text), "{text} is kept");
+    }
+    let shown = a.json(&["show", &first]);
+    assert_eq!(
+        shown["priority"], "P0",
+        "the published update holds: {shown}"
     );
-    assert!(exported.contains("After the backup, published"));
+    // The moved records are kept aside, not sent again.
+    let kept: i64 = rusqlite::Connection::open(a.db())
+        .unwrap()
+        .query_row("SELECT count(*) FROM crdt_set_aside", [], |r| r.get(0))
+        .unwrap();
+    assert!(kept >= 3, "{kept}");
 }
 
 /// Case 5: a member's crafted records, two Automerge changes at one (writer, position) of one

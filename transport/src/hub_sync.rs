@@ -29,6 +29,14 @@ pub fn push(
 ) -> Result<u64, TransportError> {
     let key = client.display_url().to_string();
     let project = store.project_id()?;
+    // First the hub's rows of this machine's own writers that are about to be pushed: a fork
+    // (a restored database) is recovered before anything of it is published.
+    let own = store.own_unpushed(&key)?;
+    if !own.is_empty() {
+        let rows = client.pull_actors(&project, &own)?;
+        store.apply_hub_rows(&key, &[], &rows)?;
+        store.recover_own_forks()?;
+    }
     let mut pushed = 0u64;
     loop {
         let through = store.hub_state(&key)?.pushed_through;
@@ -55,6 +63,7 @@ pub fn pull(
 ) -> Result<(u64, u64), TransportError> {
     let key = client.display_url().to_string();
     let project = store.project_id()?;
+    store.recover_own_forks()?;
     let all_pushed = store.hub_state(&key)?.pushed_through >= store.last_local_id()?;
     let (mut applied, mut quarantined) = (0u64, 0u64);
     loop {

@@ -184,7 +184,7 @@ impl SyncStore for Store {
                 ));
                 continue;
             }
-            let Some(records) = rebuild_run(&tx, &project, run, &mut report)? else {
+            let Some(records) = rebuild_run(&tx, &project, run, &local, &mut report)? else {
                 continue;
             };
             // One signature check covers the run: each record's hash is chained into the next.
@@ -446,6 +446,7 @@ fn rebuild_run(
     conn: &rusqlite::Connection,
     project: &str,
     run: &WireRun,
+    local: &[u8; 32],
     report: &mut ApplyReport,
 ) -> Result<Option<Vec<SignedRecord>>> {
     let short = hex::encode(&run.actor[..4]);
@@ -527,11 +528,10 @@ fn rebuild_run(
                 report.rejected.push(format!(
                     "record {short}#{seq} conflicts with the one already held (forked actor)"
                 ));
-                if store::is_own_actor(conn, &run.actor, &run.session)? {
-                    // This machine's own actor holds another record at a position it already
-                    // published (a database restored together with its ledger): write under a
-                    // fresh writer from now on, so later work is never refused.
-                    store::retire_writer(conn)?;
+                if stored_author.as_deref() == Some(local.as_slice()) {
+                    // This machine published another record at this position before its
+                    // database was restored (ledger and all): recover (store::note_own_fork).
+                    store::note_own_fork(conn, &run.actor, seq)?;
                 }
                 return Ok(None);
             }
