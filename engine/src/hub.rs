@@ -147,7 +147,7 @@ pub struct OutgoingRecord {
 }
 
 /// A row read from a hub.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HubRow {
     /// The hub's sequence number (the pull cursor).
     pub seq: i64,
@@ -182,6 +182,9 @@ pub struct PullReport {
     pub quarantined: u64,
     /// Rows left waiting (their writer's chain is not complete on the hub yet).
     pub waiting: u64,
+    /// The rows left waiting, to pass with the next page (bounded by [`PULL_BYTES`]; what does
+    /// not fit is read again when its writer is retried).
+    pub carry: Vec<HubRow>,
     /// The new cursor.
     pub cursor: i64,
 }
@@ -293,14 +296,24 @@ impl Store {
         Ok(out)
     }
 
-    /// The writers whose rows this page cannot complete on its own, and what to read for them
-    /// (at most [`READ_AHEAD_ACTORS`]): a writer whose last row in the page is unsigned (read
-    /// on to its next signed row), one whose rows start past what this replica holds (read the
-    /// gap), and writers left waiting by earlier pulls, least recently tried first.
-    pub fn hub_read_ahead(&mut self, hub: &str, page: &[HubRow]) -> Result<Vec<ActorRange>> {
-        // Per writer in the page: lowest and highest sequence, and whether the highest is signed.
+    /// The writers whose rows this page (with the rows carried from the previous page,
+    /// [`PullReport::carry`]) cannot complete, and what to read for them (at most
+    /// [`READ_AHEAD_ACTORS`]): a writer whose rows start past what this replica holds (read the
+    /// gap); on the last page, a writer whose last row is unsigned (read on to its next signed
+    /// row; on a full page its tail is carried to the next page instead, which continues it
+    /// without another request); and, on the first page of a pull, writers left waiting by
+    /// earlier pulls, least recently tried first.
+    pub fn hub_read_ahead(
+        &mut self,
+        hub: &str,
+        page: &[HubRow],
+        carried: &[HubRow],
+        first_page: bool,
+        last_page: bool,
+    ) -> Result<Vec<ActorRange>> {
+        // Per writer: lowest and highest sequence, and whether the highest is signed.
         let mut seen: BTreeMap<Actor, (u64, u64, bool)> = BTreeMap::new();
-        for row in page {
+        for row in carried.iter().chain(page) {
             let Some(body) = decode_row(row) else {
                 continue;
             };
@@ -326,13 +339,17 @@ impl Store {
                     before: Some(lo),
                 });
             }
-            if !signed {
+            if !signed && last_page {
                 out.push(ActorRange {
                     actor,
                     after: hi,
                     before: None,
                 });
             }
+        }
+        if !first_page {
+            out.truncate(READ_AHEAD_ACTORS);
+            return Ok(out);
         }
         let waiting: Vec<Vec<u8>> = self
             .conn()
@@ -390,6 +407,7 @@ impl Store {
         // Candidates per writer and sequence number; several rows may claim one position (a
         // row read twice, or junk), and the chain decides which one follows.
         let mut cands: BTreeMap<Actor, BTreeMap<u64, Vec<Candidate>>> = BTreeMap::new();
+        let mut authors: HashMap<Actor, Option<[u8; 32]>> = HashMap::new();
         let in_page = page.iter().map(|r| (r, true));
         for (row, paged) in in_page.chain(read_ahead.iter().map(|r| (r, false))) {
             let hash: [u8; 32] = sha2::Sha256::digest(&row.body).into();
@@ -428,10 +446,15 @@ impl Store {
                 continue;
             }
             // A writer's records are all signed by one machine: the one that signed its first.
-            if self
-                .actor_author(&body.actor)?
-                .is_some_and(|author| author != body.author)
-            {
+            let author = match authors.get(&body.actor) {
+                Some(a) => *a,
+                None => {
+                    let a = self.actor_author(&body.actor)?;
+                    authors.insert(body.actor, a);
+                    a
+                }
+            };
+            if author.is_some_and(|author| author != body.author) {
                 quarantine.extend(refuse(format!(
                     "record {}#{} is signed by another machine than its writer's earlier records",
                     hex::encode(&body.actor[..4]),
@@ -550,15 +573,28 @@ impl Store {
         let mut waiting = 0u64;
         let quarantined: std::collections::HashSet<i64> =
             quarantine.iter().map(|(s, _, _)| *s).collect();
+        let mut left_rows: std::collections::HashSet<i64> = std::collections::HashSet::new();
         for (actor, by_seq) in &cands {
             let (head, _) = self.actor_head(actor)?;
-            let left = by_seq
-                .range(head + 1..)
-                .flat_map(|(_, l)| l)
-                .filter(|c| !quarantined.contains(&c.hub_seq))
-                .count() as u64;
+            let before = left_rows.len();
+            left_rows.extend(
+                by_seq
+                    .range(head + 1..)
+                    .flat_map(|(_, l)| l)
+                    .filter(|c| !quarantined.contains(&c.hub_seq))
+                    .map(|c| c.hub_seq),
+            );
+            let left = (left_rows.len() - before) as u64;
             waiting += left;
             self.set_waiting(hub, actor, left > 0, &now)?;
+        }
+        let mut carry: Vec<HubRow> = Vec::new();
+        let mut carried_bytes = 0u64;
+        for row in page.iter().chain(read_ahead) {
+            if left_rows.remove(&row.seq) && carried_bytes + row.size <= PULL_BYTES as u64 {
+                carried_bytes += row.size;
+                carry.push(row.clone());
+            }
         }
         let cursor = match page.last() {
             Some(last) => last.seq,
@@ -577,6 +613,7 @@ impl Store {
             applied: report.applied,
             quarantined: quarantine.len() as u64,
             waiting,
+            carry,
             cursor,
         })
     }

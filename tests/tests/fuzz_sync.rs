@@ -252,7 +252,7 @@ fn hostile_hub_rows_never_wedge_a_store() {
                     ..h.clone()
                 })
                 .collect();
-            let wanted = r.hub_read_ahead("hub", &honest).unwrap();
+            let wanted = r.hub_read_ahead("hub", &honest, &[], true, true).unwrap();
             prop_assert!(wanted.len() <= td_engine::hub::READ_AHEAD_ACTORS);
             r.apply_hub_rows("hub", &honest, &[]).unwrap();
             let got = td_engine::export::export_json_string(r.conn()).unwrap();

@@ -5,7 +5,7 @@ use td_engine::Store;
 
 use crate::error::TransportError;
 use crate::hub::{HubClient, PUSH_BATCH};
-use td_engine::hub::{MAX_ROW_BYTES, PULL_BYTES, PULL_ROWS};
+use td_engine::hub::{HubRow, MAX_ROW_BYTES, PULL_BYTES, PULL_ROWS};
 
 /// Totals of a push or pull.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,27 +66,62 @@ pub fn pull(
     store.recover_own_forks()?;
     let all_pushed = store.hub_state(&key)?.pushed_through >= store.last_local_id()?;
     let (mut applied, mut quarantined) = (0u64, 0u64);
-    loop {
-        let cursor = store.hub_state(&key)?.pull_cursor;
-        let rows = client.pull(&project, cursor)?;
-        let wanted = store.hub_read_ahead(&key, &rows)?;
-        let ahead = client.pull_actors(&project, &wanted)?;
-        let r = store.apply_hub_rows(&key, &rows, &ahead)?;
-        applied += r.applied;
-        quarantined += r.quarantined;
-        progress(applied);
-        // A page cut short by neither bound was the last one.
-        let bytes: u64 = rows.iter().map(|r| r.size.min(MAX_ROW_BYTES as u64)).sum();
-        if rows.len() < PULL_ROWS && bytes + (MAX_ROW_BYTES as u64) < PULL_BYTES as u64 {
-            break;
+    let start = store.hub_state(&key)?.pull_cursor;
+    // Pages are read one ahead on another thread while this one applies: a page's end is the
+    // next page's cursor whatever its rows hold, so reading never waits for applying.
+    std::thread::scope(|scope| -> Result<(), TransportError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<HubRow>, TransportError>>(1);
+        let reader = client.clone();
+        let reading = project.clone();
+        scope.spawn(move || {
+            let mut cursor = start;
+            loop {
+                let page = reader.pull(&reading, cursor);
+                let next = match &page {
+                    Ok(rows) if !is_last_page(rows) => rows.last().map(|r| r.seq),
+                    _ => None,
+                };
+                if tx.send(page).is_err() {
+                    break;
+                }
+                match next {
+                    Some(n) => cursor = n,
+                    None => break,
+                }
+            }
+        });
+        let mut carry = Vec::new();
+        let mut first = true;
+        for page in rx {
+            let rows = page?;
+            let last = is_last_page(&rows);
+            let wanted = store.hub_read_ahead(&key, &rows, &carry, first, last)?;
+            first = false;
+            let mut extra = std::mem::take(&mut carry);
+            extra.extend(client.pull_actors(&project, &wanted)?);
+            let r = store.apply_hub_rows(&key, &rows, &extra)?;
+            applied += r.applied;
+            quarantined += r.quarantined;
+            carry = r.carry;
+            progress(applied);
+            if last {
+                break;
+            }
         }
-    }
+        Ok(())
+    })?;
     if all_pushed {
         // Everything pulled came from the hub, so the hub holds it: nothing new to push.
         let last = store.last_local_id()?;
         store.mark_pushed(&key, last)?;
     }
     Ok((applied, quarantined))
+}
+
+/// Whether a page was cut short by neither bound (rows, bytes): then it was the last one.
+fn is_last_page(rows: &[HubRow]) -> bool {
+    let bytes: u64 = rows.iter().map(|r| r.size.min(MAX_ROW_BYTES as u64)).sum();
+    rows.len() < PULL_ROWS && bytes + (MAX_ROW_BYTES as u64) < PULL_BYTES as u64
 }
 
 /// How a replica relates to a hub's projects when it first connects.
