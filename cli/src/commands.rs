@@ -9,7 +9,7 @@ use td_engine::ops::issues::{IssueFields, IssueOutcome};
 use td_engine::ops::records::HandoffText;
 use td_engine::ops::workflow::ApproveOptions;
 use td_engine::query::{self, ListFilter};
-use td_engine::{export, model, EngineError, InitOutcome, Project};
+use td_engine::{export, model, EngineError, Project};
 
 use crate::args::{
     Cli, Command, DepCommand, EpicCommand, FieldArgs, HandoffArgs, ListArgs, WsCommand,
@@ -35,7 +35,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         // With --migrate-from --json, the import's result is the one JSON value printed.
         let quiet = json && migrate_from.is_some();
         if quiet {
-            crate::commands::init(&root, true, true)?;
+            crate::initcmd::init(&root, true, true)?;
             if mode.is_some() || url.is_some() {
                 crate::hubcmd::init(
                     &root,
@@ -74,7 +74,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         // A refused code writes nothing, not even a new database.
         td_engine::invite::InviteCode::decode(code)?.check(crate::joincmd::now_secs())?;
         if !td_engine::store::db_path(&root).exists() {
-            init(&root, json, true)?; // joining starts from a fresh replica
+            crate::initcmd::init(&root, json, true)?; // joining starts from a fresh replica
         }
     }
     let identity = td_transport::identity::machine_identity()?;
@@ -141,13 +141,6 @@ fn import_command(
         },
     );
     Ok(())
-}
-
-/// Prints issues as a JSON array or one line each.
-pub(crate) fn print_issues(issues: Vec<query::Issue>, json: bool) {
-    let values: Vec<Value> = issues.into_iter().map(|i| i.json).collect();
-    let human = crate::output::listing(&values, "No issues found.", issue_line);
-    emit(json, &Value::Array(values), || human);
 }
 
 /// Today's date (local time) as `YYYY-MM-DD`.
@@ -320,7 +313,7 @@ fn run_command(
                 sort: Some("id".into()),
                 ..Default::default()
             };
-            print_issues(query::list_issues(p.store.conn(), &f)?, json);
+            crate::output::print_issues(query::list_issues(p.store.conn(), &f)?, json);
         }
         Command::Blocked | Command::InReview | Command::Reviewable => {
             let status = if matches!(cli.command, Command::Blocked) {
@@ -338,7 +331,7 @@ fn run_command(
                 issues
                     .retain(|i| i.implementer_session != me && i.review_requested_by_session != me);
             }
-            print_issues(issues, json);
+            crate::output::print_issues(issues, json);
         }
         Command::Ready | Command::Next => {
             let today = chrono_today();
@@ -352,7 +345,7 @@ fn run_command(
                         .unwrap_or_else(|| "Nothing ready.".into())
                 });
             } else {
-                print_issues(issues, json);
+                crate::output::print_issues(issues, json);
             }
         }
         Command::Defer { id, date, .. } | Command::Due { id, date, .. } => {
@@ -696,36 +689,6 @@ fn run_command(
     Ok(())
 }
 
-/// `td init` (local part). With `quiet_json`, a `--json` result is returned instead of printed
-/// (so `td init --mode=libsql --json` prints one value).
-pub fn init(root: &std::path::Path, json: bool, quiet_json: bool) -> Result<Value> {
-    let identity = td_transport::identity::machine_identity()?;
-    let ctx = env::session_context(root);
-    let (p, outcome) = Project::init(root, identity, &ctx)?;
-    let path = td_engine::store::db_path(root);
-    let mut gitignore = false;
-    if outcome == InitOutcome::Created && env::in_git_repo(root) {
-        gitignore = env::ensure_gitignore(root)?;
-    }
-    let created = outcome == InitOutcome::Created;
-    let v = json!({"action": if created {"initialized"} else {"already_initialized"}, "path": path.display().to_string(),
-        "session": p.session.id, "project": p.store.project_id()?, "machine": p.store.identity().fingerprint(), "gitignore_updated": gitignore});
-    if json && quiet_json {
-        return Ok(v);
-    }
-    if created {
-        emit(json, &v, || {
-            format!("INITIALIZED {}\nSession: {}", path.display(), p.session.id)
-        });
-    } else {
-        if !json {
-            eprintln!("Warning: already initialized: {}", path.display());
-        }
-        emit(json, &v, || format!("Session: {}", p.session.id));
-    }
-    Ok(v)
-}
-
 fn fields_of(a: &FieldArgs) -> IssueFields {
     IssueFields {
         issue_type: a.issue_type.clone(),
@@ -841,7 +804,7 @@ fn list(p: &Project, a: &ListArgs, json: bool) -> Result<()> {
         sort: a.sort.clone(),
         limit: a.limit,
     };
-    print_issues(query::list_issues(p.store.conn(), &f)?, json);
+    crate::output::print_issues(query::list_issues(p.store.conn(), &f)?, json);
     Ok(())
 }
 

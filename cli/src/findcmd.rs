@@ -9,8 +9,7 @@ use td_engine::model::normalize_issue_id;
 use td_engine::ops::files::{self, FileLink};
 use td_engine::{find, Project};
 
-use crate::commands::print_issues;
-use crate::output::{emit, invalid, issue_line, listing};
+use crate::output::{emit, invalid, issue_line, listing, print_issues};
 
 /// `td search <text>`.
 pub fn search(p: &Project, text: &str, json: bool) -> Result<()> {

@@ -30,12 +30,12 @@ pub fn init(
     json: bool,
 ) -> Result<()> {
     match (mode.unwrap_or("local"), url) {
-        ("local", None) => crate::commands::init(root, json, false).map(|_| ()),
+        ("local", None) => crate::initcmd::init(root, json, false).map(|_| ()),
         ("local", Some(_)) => Err(invalid("--url needs --mode=libsql (or turso)".into())),
         ("libsql" | "turso", None) => Err(invalid("--mode=libsql needs --url <hub url>".into())),
         (m @ ("libsql" | "turso"), Some(u)) => {
             HubClient::new(u, token)?; // validate before creating anything
-            let local = crate::commands::init(root, json, true)?;
+            let local = crate::initcmd::init(root, json, true)?;
             let identity = td_transport::identity::machine_identity()?;
             let mut p = Project::open(root, identity, &crate::env::session_context(root))?;
             connect(&mut p, root, m, u, token, None, json, Some(local))

@@ -9,6 +9,7 @@ mod conflictcmd;
 mod env;
 mod findcmd;
 mod hubcmd;
+mod initcmd;
 mod joincmd;
 mod notecmd;
 mod output;

@@ -190,6 +190,13 @@ pub fn escape(s: &str) -> String {
         .collect()
 }
 
+/// Prints issues as a JSON array or one line each.
+pub(crate) fn print_issues(issues: Vec<td_engine::query::Issue>, json: bool) {
+    let values: Vec<Value> = issues.into_iter().map(|i| i.json).collect();
+    let human = listing(&values, "No issues found.", issue_line);
+    emit(json, &Value::Array(values), || human);
+}
+
 #[cfg(test)]
 mod tests {
     use super::escape;

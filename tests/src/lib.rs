@@ -10,9 +10,17 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use tempfile::TempDir;
 
-/// Path of the `td` binary under test: `$TD_BIN`, else `target/<profile>/td` next to the test
-/// executable (built by `cargo test --workspace`).
+/// Path of the `td` binary under test: `$TD_BIN` if set, else `target/<profile>/td` next to
+/// the test executable, rebuilt first (`cargo build -p td-cli`, `--release` for a release
+/// profile) when any source it is built from is newer than it. So a test never runs a stale
+/// binary, also under `cargo test -p td-tests`, which does not build `td` by itself. Checked
+/// once per test process.
 pub fn td_bin() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(fresh_td_bin).clone()
+}
+
+fn fresh_td_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("TD_BIN") {
         return PathBuf::from(p);
     }
@@ -22,12 +30,52 @@ pub fn td_bin() -> PathBuf {
         .and_then(Path::parent)
         .expect("target profile dir");
     let bin = dir.join(format!("td{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "td binary not found at {}: run `cargo test --workspace` (or build it first)",
-        bin.display()
-    );
+    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    if built.is_none_or(|b| newest_source(workspace) > b) {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", "td-cli"]).current_dir(workspace);
+        // The variables cargo sets for this test process would make build scripts run again
+        // (and the next outer build after them): build as a plain `cargo build` would.
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().to_string();
+            if k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR" {
+                cmd.env_remove(&k);
+            }
+        }
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "cargo build -p td-cli failed");
+    }
+    assert!(bin.exists(), "td binary not found at {}", bin.display());
     bin
+}
+
+/// The newest modification time among the files `td` is built from.
+fn newest_source(workspace: &Path) -> std::time::SystemTime {
+    fn walk(p: &Path, newest: &mut std::time::SystemTime) {
+        let Ok(meta) = std::fs::metadata(p) else {
+            return;
+        };
+        if meta.is_dir() {
+            for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+                walk(&e.path(), newest);
+            }
+        } else if let Ok(m) = meta.modified() {
+            *newest = (*newest).max(m);
+        }
+    }
+    let mut newest = std::time::UNIX_EPOCH;
+    for part in ["engine", "transport", "cli"] {
+        walk(&workspace.join(part).join("src"), &mut newest);
+        walk(&workspace.join(part).join("Cargo.toml"), &mut newest);
+    }
+    walk(&workspace.join("Cargo.toml"), &mut newest);
+    walk(&workspace.join("Cargo.lock"), &mut newest);
+    newest
 }
 
 /// One replica: a project directory and a config dir holding its machine key.

@@ -43,15 +43,7 @@ pub struct IssueFields {
     pub status: Option<String>,
 }
 
-/// What a successful issue command returns: the issue as it now is, and whether anything
-/// changed (false for idempotent repeats).
-#[derive(Debug, Clone)]
-pub struct IssueOutcome {
-    /// The issue after the command.
-    pub issue: Issue,
-    /// False when the command was an idempotent repeat.
-    pub changed: bool,
-}
+pub use crate::ops::IssueOutcome;
 
 fn resolve_parent(tx: &Tx<'_>, parent: &str) -> Result<String> {
     if parent.is_empty() {

@@ -10,7 +10,18 @@ pub mod work_sessions;
 pub mod workflow;
 
 use crate::error::{EngineError, Result};
+use crate::query::Issue;
 use crate::store::Tx;
+
+/// What a successful issue command returns: the issue as it now is, and whether anything
+/// changed (false for idempotent repeats).
+#[derive(Debug, Clone)]
+pub struct IssueOutcome {
+    /// The issue after the command.
+    pub issue: Issue,
+    /// False when the command was an idempotent repeat.
+    pub changed: bool,
+}
 
 /// Fails with `conflict` when `expected` is given and the entity's document has moved on.
 pub(crate) fn check_if_match(tx: &mut Tx<'_>, id: &str, expected: Option<&str>) -> Result<()> {
