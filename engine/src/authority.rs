@@ -471,7 +471,7 @@ fn validate(
         | Op::Remove { key, .. }
         | Op::Invite { id: key, .. } = op
         {
-            if crate::roster::parse_public_key(key).is_err() {
+            if crate::identity::parse_public_key(key).is_err() {
                 reasons.insert(i, format!("'{key}' is not a public key"));
                 continue;
             }
@@ -548,8 +548,8 @@ fn join_refusal(
         return Some("a join must be signed by the joining machine".into());
     }
     let (Ok(invite_key), Ok(joiner)) = (
-        crate::roster::parse_public_key(invite),
-        crate::roster::parse_public_key(key),
+        crate::identity::parse_public_key(invite),
+        crate::identity::parse_public_key(key),
     ) else {
         return Some("a join names no valid invite or key".into());
     };

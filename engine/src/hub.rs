@@ -200,20 +200,6 @@ pub struct Quarantined {
     pub at: String,
 }
 
-/// Creates the hub tables a database made by an earlier layout lacks (idempotent).
-pub(crate) fn ensure_tables(conn: &rusqlite::Connection) -> Result<()> {
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS crdt_hub_waiting (
-            hub TEXT NOT NULL,
-            actor BLOB NOT NULL,
-            since TEXT NOT NULL,
-            tried TEXT NOT NULL,
-            PRIMARY KEY (hub, actor)
-        );",
-    )?;
-    Ok(())
-}
-
 impl Store {
     /// The bookkeeping for `hub` (defaults before the first sync).
     pub fn hub_state(&self, hub: &str) -> Result<HubState> {

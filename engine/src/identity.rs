@@ -96,3 +96,15 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     getrandom::fill(&mut buf).expect("OS random source unavailable");
     buf
 }
+
+/// Parses a public key as users paste it (64 hex digits).
+pub fn parse_public_key(s: &str) -> Result<[u8; 32]> {
+    hex::decode(s.trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| {
+            crate::error::invalid(format!(
+                "invalid public key '{s}': expected 64 hex digits (see 'td peer id')"
+            ))
+        })
+}

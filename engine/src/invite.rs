@@ -218,7 +218,7 @@ impl Project {
         self.store.write(&me, |tx| {
             tx.ensure_founder()?;
             tx.act_as(&session);
-            roster::write_op(tx, &op)
+            crate::write::write_op(tx, &op)
         })?;
         let (body, signature): (Vec<u8>, Vec<u8>) = self.store.conn().query_row(
             "SELECT body, signature FROM crdt_changes WHERE session_id = ?1 AND doc_id = ?2 AND seq = 1",
@@ -269,7 +269,8 @@ impl Project {
         let op = Op::RevokeInvite {
             invite: invite.clone(),
         };
-        self.store.write(&me, |tx| roster::write_op(tx, &op))?;
+        self.store
+            .write(&me, |tx| crate::write::write_op(tx, &op))?;
         Ok(invite)
     }
 
@@ -378,7 +379,8 @@ impl Project {
             on: vec![hex::encode(invite.change_hash)],
         };
         let session = self.session.id.clone();
-        self.store.write(&session, |tx| roster::write_op(tx, &op))
+        self.store
+            .write(&session, |tx| crate::write::write_op(tx, &op))
     }
 
     /// Where this machine's join with `invite` stands.

@@ -24,12 +24,14 @@ pub mod model;
 pub mod ops;
 pub mod project;
 pub mod query;
+pub mod rebuild;
 pub mod record;
 pub mod roster;
 pub mod schema;
 pub mod session;
 pub mod store;
 pub mod sync;
+pub mod write;
 
 pub use error::{EngineError, Result};
 pub use identity::MachineIdentity;

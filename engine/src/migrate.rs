@@ -14,7 +14,8 @@ use rusqlite::{Connection, OpenFlags};
 use crate::doc::{self, Field, TEXT_FIELDS, WF_KEYS};
 use crate::error::{EngineError, Result};
 use crate::model::Kind;
-use crate::store::{Store, Tx};
+use crate::store::Store;
+use crate::write::Tx;
 
 /// What a migration did.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -294,6 +294,9 @@ pub fn parse_labels(s: &str) -> Vec<String> {
     out
 }
 
+/// The roster's document id.
+pub const ROSTER_ID: &str = "roster";
+
 #[cfg(test)]
 mod tests {
     use super::*;

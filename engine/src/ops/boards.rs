@@ -10,7 +10,7 @@ use crate::filter;
 use crate::model::{link_id, now_timestamp, Kind};
 use crate::project::Project;
 use crate::query::{self, Issue};
-use crate::store::Tx;
+use crate::write::Tx;
 
 /// Gap between neighbouring positions, as td spaces them.
 pub const POSITION_STEP: i64 = 65536;

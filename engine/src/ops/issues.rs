@@ -8,7 +8,7 @@ use crate::model::{self, link_id, now_timestamp, Kind, Status};
 use crate::ops::check_if_match;
 use crate::project::Project;
 use crate::query::{self, Issue};
-use crate::store::Tx;
+use crate::write::Tx;
 
 /// Field values given to `create` or `update`; `None` leaves a field alone.
 #[derive(Debug, Clone, Default)]

@@ -2,8 +2,10 @@
 //! materialized rows, check td's rules (and `--if-match`), make changes, commit.
 
 pub mod boards;
+pub mod conflicts;
 pub mod files;
 pub mod issues;
+pub mod members;
 pub mod notes;
 pub mod records;
 pub mod work_sessions;
@@ -11,7 +13,7 @@ pub mod workflow;
 
 use crate::error::{EngineError, Result};
 use crate::query::Issue;
-use crate::store::Tx;
+use crate::write::Tx;
 
 /// What a successful issue command returns: the issue as it now is, and whether anything
 /// changed (false for idempotent repeats).

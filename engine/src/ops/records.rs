@@ -9,7 +9,7 @@ use crate::model::{self, now_timestamp, Kind};
 use crate::project::Project;
 use crate::query;
 use crate::session;
-use crate::store::Tx;
+use crate::write::Tx;
 
 /// The four lists of a handoff.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use crate::ops::records::{self, HandoffText};
 use crate::project::Project;
 use crate::query;
 use crate::session;
-use crate::store::Tx;
+use crate::write::Tx;
 
 fn active(tx: &Tx<'_>, me: &str) -> Result<String> {
     session::active_work_session(tx.conn(), me)?.ok_or_else(|| {

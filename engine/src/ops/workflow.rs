@@ -15,7 +15,7 @@ use crate::ops::IssueOutcome;
 use crate::project::Project;
 use crate::query::{self, Issue};
 use crate::session;
-use crate::store::Tx;
+use crate::write::Tx;
 
 /// The workflow unit: status plus its stamps.
 pub type Workflow = BTreeMap<String, Field>;

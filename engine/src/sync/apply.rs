@@ -358,7 +358,7 @@ pub(crate) fn settle_standing(
 ) -> Result<()> {
     let r = roster::reauthorize(conn, keys, local)?;
     if r.rebuild {
-        store::rebuild_tables(conn, local)?;
+        crate::rebuild::rebuild_tables(conn, local)?;
         *cols = Columns::default();
         return Ok(());
     }
@@ -374,7 +374,7 @@ pub(crate) fn settle_standing(
 /// roster itself is resolved from the log, `roster::refresh`).
 fn apply_roster_doc(conn: &rusqlite::Connection, new: Vec<HashedChange>) -> Result<()> {
     let mut doc = store::load_doc(conn, ROSTER_ID)?.unwrap_or_else(AutoCommit::new);
-    store::apply_tolerantly(&mut doc, new.into_iter().map(|(_, c)| c).collect());
+    crate::rebuild::apply_tolerantly(&mut doc, new.into_iter().map(|(_, c)| c).collect());
     store::save_doc(conn, ROSTER_ID, Kind::Roster, &mut doc, false)?;
     Ok(())
 }
@@ -603,7 +603,7 @@ fn apply_doc(
     if doc.apply_changes(all.collect::<Vec<_>>()).is_err() {
         // A change the document refuses (crafted: a second change at one of its writer's
         // positions) must never fail the batch, nor depend on arrival order.
-        return apply_doc_strictly(conn, cols, doc_id, kind);
+        return crate::rebuild::apply_doc_strictly(conn, cols, doc_id, kind);
     }
     let mut unapplied = Vec::new();
     let mut now_applied = Vec::new();
@@ -636,68 +636,6 @@ fn apply_doc(
     };
     store::materialize_entity(conn, cols, doc_id, kind, &mut doc, merged)?;
     Ok(0)
-}
-
-/// Rebuilds `doc_id`'s document from every record of it in the log (except held ones),
-/// applying changes one at a time in an order that depends only on the records held, not on
-/// when they arrived: of the changes whose dependencies are in the document, the one with the
-/// least (writer, position) first. A change the document refuses is set aside (`applied = 3`,
-/// never materialized); a change whose dependencies never arrive keeps waiting. So every
-/// replica holding the same records sets aside the same ones. Returns how many are set aside.
-pub(crate) fn apply_doc_strictly(
-    conn: &rusqlite::Connection,
-    cols: &mut Columns,
-    doc_id: &str,
-    kind: Kind,
-) -> Result<u64> {
-    let rows: Vec<(i64, Vec<u8>, i64, Vec<u8>)> = conn
-        .prepare_cached(
-            "SELECT id, actor, seq, body FROM crdt_changes WHERE doc_id = ?1 AND applied IN (0, 1, 3)",
-        )?
-        .query_map([doc_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-        .collect::<std::result::Result<_, _>>()?;
-    let mut changes: BTreeMap<(Vec<u8>, i64), (i64, Change)> = BTreeMap::new();
-    for (row, actor, seq, body) in rows {
-        let rec = decode_body(&body)?;
-        match Change::from_bytes(rec.change) {
-            Ok(c) => {
-                changes.insert((actor, seq), (row, c));
-            }
-            Err(_) => set_applied(conn, row, 3)?,
-        }
-    }
-    let mut doc = AutoCommit::new();
-    let mut set_aside = 0u64;
-    let mut merged = false;
-    loop {
-        // The least (writer, position) whose dependencies are all in the document.
-        let ready = changes
-            .iter()
-            .find(|(_, (_, c))| c.deps().iter().all(|d| doc.get_change_by_hash(d).is_some()))
-            .map(|(k, _)| k.clone());
-        let Some(key) = ready else { break };
-        let (row, change) = changes.remove(&key).expect("found above");
-        merged |= change.deps().len() > 1;
-        match doc.apply_changes([change]) {
-            Ok(()) => set_applied(conn, row, 1)?,
-            Err(_) => {
-                set_applied(conn, row, 3)?;
-                set_aside += 1;
-            }
-        }
-    }
-    for (row, _) in changes.values() {
-        set_applied(conn, *row, 0)?;
-    }
-    let merged = store::save_doc(conn, doc_id, kind, &mut doc, merged)?;
-    store::materialize_entity(conn, cols, doc_id, kind, &mut doc, merged)?;
-    Ok(set_aside)
-}
-
-fn set_applied(conn: &rusqlite::Connection, row: i64, applied: i64) -> Result<()> {
-    conn.prepare_cached("UPDATE crdt_changes SET applied = ?1 WHERE id = ?2")?
-        .execute(params![applied, row])?;
-    Ok(())
 }
 
 fn mark_unapplied<'a>(

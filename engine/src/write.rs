@@ -1,0 +1,514 @@
+//! The local write path: one IMMEDIATE transaction per command ([`Store::write`]), in which
+//! every change is made on its entity's Automerge document, signed, logged and materialized;
+//! roster operations and what they settle; and recovery from forks of this machine's own
+//! writer (docs/protocol.md, "Forks").
+
+use std::collections::{BTreeMap, HashMap};
+
+use automerge::{ActorId, AutoCommit};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::doc;
+use crate::error::{EngineError, Result};
+use crate::identity::MachineIdentity;
+use crate::materialize::{self, Columns};
+use crate::model::{now_timestamp, Kind};
+use crate::record::{actor_for, RecordBody, SignedRecord, RECORD_FORMAT};
+use crate::store::{
+    insert_record, load_doc, materialize_entity, meta, references_in, save_doc, set_actor_head,
+    set_meta, write_ledger, writer_commits, writer_id, References, Store, SIGNED_RUN_BYTES,
+    SIGNED_RUN_RECORDS,
+};
+
+impl Store {
+    /// Runs `f` in one IMMEDIATE transaction attributed to `session`. Every change `f` makes is
+    /// signed, logged and materialized before the commit; if `f` fails, nothing is written.
+    pub fn write<T>(
+        &mut self,
+        session: &str,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.recover_own_forks()?;
+        self.write_now(session, f)
+    }
+    fn write_now<T>(
+        &mut self,
+        session: &str,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.columns.set_clashes(None); // another process may have synced since
+        self.columns.forget_pending_refs();
+        let project = meta(&tx, "project_id")?.unwrap_or_default();
+        let writer = writer_id(&tx, &self.path, &self.identity)?;
+        let actor = actor_for(&writer, session);
+        let mut t = Tx {
+            tx: &tx,
+            identity: &self.identity,
+            columns: &mut self.columns,
+            project,
+            session: session.to_string(),
+            actor,
+            writer,
+            docs: HashMap::new(),
+            changes: 0,
+            founder_checked: false,
+            unsigned: HashMap::new(),
+            message: None,
+            roster_dirty: false,
+        };
+        let out = f(&mut t)?;
+        if t.roster_dirty {
+            let changed = crate::roster::refresh(t.tx)?;
+            crate::sync::apply::settle_standing(
+                t.tx,
+                t.columns,
+                Some(&changed),
+                &self.identity.public_key(),
+            )?;
+        }
+        materialize::settle_dependencies(t.tx, t.columns)?;
+        t.sign_runs()?;
+        let wrote = t.changes > 0;
+        let writer = t.writer.clone();
+        drop(t);
+        let commits = if wrote {
+            let n = writer_commits(&tx)? + 1;
+            set_meta(&tx, "writer_commits", &n.to_string())?;
+            Some(n)
+        } else {
+            None
+        };
+        tx.commit()?;
+        if let Some(n) = commits {
+            write_ledger(&self.path, &writer, n);
+        }
+        Ok(out)
+    }
+    /// Recovers from forks of this machine's own actors ([`note_own_fork`]): their records from
+    /// the fork on are moved to `crdt_set_aside` (kept, never sent again), the tables are
+    /// rebuilt without them, and what they changed (field by field, against the state without
+    /// them) is written again under a fresh writer, so the work reaches everyone and the
+    /// records this machine published before apply here. Returns the entities re-issued.
+    pub fn recover_own_forks(&mut self) -> Result<usize> {
+        let forks: Vec<(String, String)> = self
+            .conn
+            .prepare("SELECT key, value FROM crdt_meta WHERE key LIKE 'own_fork:%'")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<std::result::Result<_, _>>()?;
+        if forks.is_empty() {
+            return Ok(0);
+        }
+        let local = self.identity.public_key();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Per entity: the session of its first moved record, for attribution.
+        let mut touched: BTreeMap<String, String> = BTreeMap::new();
+        for (key, from) in &forks {
+            let actor = hex::decode(key.trim_start_matches("own_fork:")).unwrap_or_default();
+            let from: i64 = from.parse().unwrap_or(1).max(1);
+            let rows: Vec<(i64, String, String)> = tx
+                .prepare("SELECT id, doc_id, session_id FROM crdt_changes WHERE actor = ?1 AND seq >= ?2 AND author = ?3 ORDER BY seq")?
+                .query_map(params![&actor, from, &local[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<std::result::Result<_, _>>()?;
+            for (id, doc, session) in rows {
+                tx.execute(
+                    "INSERT OR IGNORE INTO crdt_set_aside(hash, body, signature, reason, at) \
+                     SELECT hash, body, signature, 'this machine published another record at this position before its database was restored', ?2 FROM crdt_changes WHERE id = ?1",
+                    params![id, now_timestamp()],
+                )?;
+                tx.execute("DELETE FROM crdt_roster_ops WHERE id = ?1", [id])?;
+                tx.execute("DELETE FROM crdt_changes WHERE id = ?1", [id])?;
+                touched.entry(doc).or_insert(session);
+            }
+            let head: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT hash FROM crdt_changes WHERE actor = ?1 AND seq = ?2",
+                    params![&actor, from - 1],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match head {
+                Some(h) => tx.execute(
+                    "UPDATE crdt_actors SET max_seq = ?2, last_hash = ?3 WHERE actor = ?1",
+                    params![&actor, from - 1, h],
+                )?,
+                None => tx.execute("DELETE FROM crdt_actors WHERE actor = ?1", [&actor])?,
+            };
+            tx.execute("DELETE FROM crdt_meta WHERE key = ?1", [key])?;
+        }
+        let state = |conn: &Connection, id: &str| -> Result<Option<BTreeMap<String, doc::Field>>> {
+            Ok(load_doc(conn, id)?.map(|d| doc::flatten(&d, &automerge::ROOT)))
+        };
+        let mut with = BTreeMap::new();
+        for id in touched.keys() {
+            with.insert(id.clone(), state(&tx, id)?);
+        }
+        crate::rebuild::rebuild_tables(&tx, &local)?;
+        let mut again: Vec<Reissue> = Vec::new();
+        for (id, session) in &touched {
+            if Kind::of_id(id).is_none_or(|k| k == Kind::Roster) {
+                continue; // roster operations are not re-issued (docs/storage.md)
+            }
+            let (Some(now), base) = (with.remove(id).flatten(), state(&tx, id)?) else {
+                continue;
+            };
+            let base = base.unwrap_or_default();
+            let mut changed: BTreeMap<String, doc::Field> = now
+                .iter()
+                .filter(|(k, v)| base.get(*k) != Some(*v))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            for k in base.keys().filter(|k| !now.contains_key(*k)) {
+                changed.insert(k.clone(), doc::Field::Null);
+            }
+            if !changed.is_empty() {
+                let wf: BTreeMap<String, doc::Field> = now
+                    .iter()
+                    .filter(|(k, _)| doc::WF_KEYS.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                changed.retain(|k, _| !doc::WF_KEYS.contains(&k.as_str()));
+                let wf = wf.iter().any(|(k, v)| base.get(k) != Some(v)).then_some(wf);
+                again.push((id.clone(), session.clone(), changed, wf));
+            }
+        }
+        tx.commit()?;
+        let n = again.len();
+        for (id, session, fields, wf) in again {
+            self.write_now(&session, |t| {
+                if session.starts_with("imported:") {
+                    t.act_as(&session);
+                }
+                t.change(&id, |d| {
+                    reissue(d, fields)?;
+                    match wf {
+                        Some(wf) => doc::put_workflow(d, &wf),
+                        None => Ok(()),
+                    }
+                })
+            })?;
+        }
+        Ok(n)
+    }
+}
+
+/// What fork recovery writes again for one entity: its id, the session of the moved records,
+/// the fields they changed and, when they changed it, the whole workflow map.
+type Reissue = (
+    String,
+    String,
+    BTreeMap<String, doc::Field>,
+    Option<BTreeMap<String, doc::Field>>,
+);
+
+/// Writes `fields` (as `doc::flatten` reads them, workflow keys excluded) into `d`: labels as
+/// a set, texts as texts, everything else as values.
+fn reissue(d: &mut AutoCommit, fields: BTreeMap<String, doc::Field>) -> Result<()> {
+    for (k, v) in fields {
+        match (k.as_str(), v) {
+            ("labels", doc::Field::Str(s)) => {
+                let labels: Vec<String> = s
+                    .split(',')
+                    .filter(|l| !l.is_empty())
+                    .map(String::from)
+                    .collect();
+                doc::put_labels(d, &labels)?;
+            }
+            (k, doc::Field::Str(s)) if doc::TEXT_FIELDS.contains(&k) => doc::put_text(d, k, &s)?,
+            (k, v) => doc::put(d, &automerge::ROOT, k, Some(v))?,
+        }
+    }
+    Ok(())
+}
+
+/// One write transaction in progress. Obtained from [`Store::write`].
+pub struct Tx<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+    identity: &'a MachineIdentity,
+    columns: &'a mut Columns,
+    project: String,
+    session: String,
+    actor: [u8; crate::record::ACTOR_LEN],
+    writer: String,
+    docs: HashMap<String, AutoCommit>,
+    changes: usize,
+    founder_checked: bool,
+    /// Per actor, its newest record (log row, hash) still unsigned, and the records and bytes
+    /// written since its last signature: each actor's run of records in this transaction gets
+    /// one signature, on its last record, at commit, or sooner once the run reaches
+    /// [`SIGNED_RUN_RECORDS`] / [`SIGNED_RUN_BYTES`].
+    unsigned: HashMap<[u8; crate::record::ACTOR_LEN], (i64, [u8; 32], usize, usize)>,
+    /// The commit message of the next change (a roster operation).
+    message: Option<String>,
+    /// A roster operation was written: the roster is resolved again before commit.
+    roster_dirty: bool,
+}
+
+impl<'a> Tx<'a> {
+    /// Signs the last record of each actor's run written in this transaction; the hash chain
+    /// ties the run's earlier records to that one signature, as on the wire.
+    fn sign_runs(&mut self) -> Result<()> {
+        for (row, hash, _, _) in std::mem::take(&mut self.unsigned).into_values() {
+            self.tx
+                .prepare_cached("UPDATE crdt_changes SET signature = ?1 WHERE id = ?2")?
+                .execute(params![&self.identity.sign(&hash)[..], row])?;
+        }
+        Ok(())
+    }
+
+    /// The connection inside the transaction, for reads and local-only writes.
+    pub fn conn(&self) -> &Connection {
+        self.tx
+    }
+
+    /// The session this transaction's changes are attributed to.
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+
+    /// Attributes the following changes to another session (importing another tool's history
+    /// keeps its authors); the actor follows, so sequence numbers stay per writer.
+    pub fn act_as(&mut self, session: &str) {
+        // A record's session may name only the machine that signs it: a session of another
+        // machine (an imported history) is kept as `imported:<session>`.
+        let names_other = crate::identity::session_machine(session)
+            .is_some_and(|m| m != self.identity.fingerprint());
+        self.session = if names_other {
+            format!("imported:{session}")
+        } else {
+            session.to_string()
+        };
+        self.actor = actor_for(&self.writer, &self.session);
+    }
+
+    /// Number of changes made so far in this transaction.
+    pub fn change_count(&self) -> usize {
+        self.changes
+    }
+
+    /// Loads an entity's document (from the cache table), or `None` if it has none.
+    pub fn doc(&mut self, id: &str) -> Result<Option<&mut AutoCommit>> {
+        let storage = self.locate(id)?.1;
+        if !self.docs.contains_key(&storage) {
+            match load_doc(self.tx, &storage)? {
+                Some(d) => {
+                    self.docs.insert(storage.clone(), d);
+                }
+                None => return Ok(None),
+            }
+        }
+        Ok(self.docs.get_mut(&storage))
+    }
+
+    /// The id an entity's records carry and the key of its stored document (they differ only
+    /// for an entity renamed after an id clash).
+    fn locate(&mut self, id: &str) -> Result<(String, String)> {
+        if self.columns.clashes(self.tx)? {
+            crate::lineage::locate(self.tx, id)
+        } else {
+            Ok((id.to_string(), id.to_string()))
+        }
+    }
+
+    /// A fresh random id of `kind` that names no entity or document here yet.
+    pub fn fresh_id(&self, kind: Kind) -> Result<String> {
+        loop {
+            let id = kind.new_id();
+            let taken = self
+                .tx
+                .prepare_cached("SELECT 1 FROM crdt_docs WHERE doc_id = ?1")?
+                .exists([&id])?
+                || self
+                    .tx
+                    .prepare_cached("SELECT 1 FROM crdt_lineages WHERE doc_id = ?1 OR entity = ?1")?
+                    .exists([&id])?;
+            if !taken {
+                return Ok(id);
+            }
+        }
+    }
+
+    /// The version (heads digest) of an entity's document, or `None` if it has none.
+    pub fn version(&mut self, id: &str) -> Result<Option<String>> {
+        Ok(self.doc(id)?.map(doc::version_of))
+    }
+
+    /// The machine that founded the project names itself in the roster with its first change
+    /// (not at `td init`, so a fresh replica can still adopt a peer's project).
+    pub(crate) fn ensure_founder(&mut self) -> Result<()> {
+        if self.founder_checked {
+            return Ok(());
+        }
+        self.founder_checked = true;
+        if meta(self.tx, "founder")?.as_deref() == Some("1")
+            && !self
+                .tx
+                .prepare_cached("SELECT 1 FROM crdt_docs WHERE doc_id = ?1")?
+                .exists([crate::roster::ROSTER_ID])?
+        {
+            write_op(
+                self,
+                &crate::authority::Op::Found {
+                    name: "founder".into(),
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// [`Tx::change`] with a commit message (a roster operation, `roster.rs`).
+    pub(crate) fn change_with_message(
+        &mut self,
+        id: &str,
+        message: String,
+        f: impl FnOnce(&mut AutoCommit) -> Result<()>,
+    ) -> Result<()> {
+        self.message = Some(message);
+        self.change(id, f)
+    }
+
+    /// Makes one Automerge change on `id`'s document (creating the document if needed), signs
+    /// it, appends it to the log and re-materializes the entity's rows.
+    pub fn change(
+        &mut self,
+        id: &str,
+        f: impl FnOnce(&mut AutoCommit) -> Result<()>,
+    ) -> Result<()> {
+        let message = self.message.take();
+        let kind = Kind::of_id(id)
+            .ok_or_else(|| EngineError::InvalidInput(format!("unknown entity id '{id}'")))?;
+        if kind == Kind::Roster && message.is_none() {
+            return Err(EngineError::InvalidInput(
+                "the roster changes only through roster operations".into(),
+            ));
+        }
+        self.ensure_founder()?;
+        // A renamed entity (an id clash) is stored under its own key; its records keep the id
+        // they were created with.
+        let (doc_id, storage) = self.locate(id)?;
+        if self.doc(id)?.is_none() {
+            self.docs.insert(storage.clone(), AutoCommit::new());
+        }
+        let actor = ActorId::from(&self.actor[..]);
+        let clashes = self.columns.clashes(self.tx)?;
+        let d = self.docs.get_mut(&storage).expect("doc loaded above");
+        d.set_actor(actor);
+        let before = clashes.then(|| references_in(d, kind));
+        f(d)?;
+        if let Some(before) = before {
+            pin_references(self.tx, d, kind, &before)?;
+        }
+        let time = chrono::Utc::now().timestamp();
+        let mut options = automerge::transaction::CommitOptions::default().with_time(time);
+        if let Some(m) = message {
+            options = options.with_message(m);
+            self.roster_dirty = true;
+        }
+        if d.commit_with(options).is_none() {
+            return Ok(()); // nothing changed: nothing to log
+        }
+        let change = d
+            .get_last_local_change()
+            .ok_or_else(|| EngineError::CorruptLog("committed change not found".into()))?;
+        // The same test the receiving and rebuilding paths apply to every change.
+        let merged_now = change.deps().len() > 1;
+        let (max_seq, prev): (i64, Vec<u8>) = self
+            .tx
+            .query_row(
+                "SELECT max_seq, last_hash FROM crdt_actors WHERE actor = ?1",
+                [&self.actor[..]],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .unwrap_or((0, vec![0; 32]));
+        let body = RecordBody {
+            format: RECORD_FORMAT,
+            project: self.project.clone(),
+            doc: doc_id,
+            actor: self.actor,
+            seq: max_seq as u64 + 1,
+            prev: prev
+                .try_into()
+                .map_err(|_| EngineError::CorruptLog("bad actor hash".into()))?,
+            session: self.session.clone(),
+            author: self.identity.public_key(),
+            change: change.raw_bytes().to_vec(),
+        };
+        if body.change.len() > crate::record::MAX_CHANGE_BYTES {
+            return Err(EngineError::InvalidInput(format!(
+                "this change to {id} is {} KiB, more than the {} KiB one change may carry (a text field that large cannot sync): shorten it, or keep the text in a file and link it with 'td link'",
+                body.change.len() / 1024,
+                crate::record::MAX_CHANGE_BYTES / 1024
+            )));
+        }
+        let mut rec = SignedRecord::chained(body)?;
+        let (_, _, mut count, mut bytes) = self
+            .unsigned
+            .remove(&self.actor)
+            .unwrap_or((0, [0; 32], 0, 0));
+        count += 1;
+        bytes += rec.encoded.len();
+        // Bound every run: a sender ships a run whole (it must end at a signature), so its
+        // frames and memory stay within the protocol's batch limits however big this
+        // transaction (an import) is.
+        let sign_now = count >= SIGNED_RUN_RECORDS || bytes >= SIGNED_RUN_BYTES;
+        if sign_now {
+            rec.signature = self.identity.sign(&rec.hash);
+        }
+        let row = insert_record(self.tx, &rec, sign_now, &now_timestamp(), true)?;
+        let b = &rec.body;
+        set_actor_head(self.tx, &b.actor, &b.session, &b.author, b.seq, &rec.hash)?;
+        if !sign_now {
+            self.unsigned
+                .insert(self.actor, (row, rec.hash, count, bytes));
+        }
+        let d = self.docs.get_mut(&storage).expect("doc loaded above");
+        let merged = save_doc(self.tx, &storage, kind, d, merged_now)?;
+        materialize_entity(self.tx, self.columns, id, kind, d, merged)?;
+        self.changes += 1;
+        // The saved snapshot is the document now; keeping every document of a large
+        // transaction (an import) in memory would make memory grow with its size.
+        if self.docs.len() > 64 {
+            self.docs.clear();
+        }
+        Ok(())
+    }
+}
+
+/// After a change written while some id has clashed: references this change wrote to an id
+/// that clashed are pinned to the lineage they mean now (`lineage::explicit_ref`).
+fn pin_references(
+    conn: &Connection,
+    d: &mut AutoCommit,
+    kind: Kind,
+    before: &References,
+) -> Result<()> {
+    for ((map, row, col), v) in references_in(d, kind) {
+        if before.get(&(map.clone(), row.clone(), col.clone())) == Some(&v) {
+            continue;
+        }
+        let pinned = crate::lineage::explicit_ref(conn, &v)?;
+        if pinned == v {
+            continue;
+        }
+        if map.is_empty() {
+            doc::put_str(d, &col, &pinned)?;
+        } else {
+            doc::put_child_field(d, &map, &row, &col, Some(doc::Field::Str(pinned)))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes one roster operation as a change on the roster document.
+pub(crate) fn write_op(tx: &mut Tx<'_>, op: &crate::authority::Op) -> Result<()> {
+    let message = serde_json::to_string(op).map_err(|e| crate::error::invalid(e.to_string()))?;
+    let stamp = hex::encode(crate::identity::random_bytes::<8>());
+    tx.change_with_message(crate::model::ROSTER_ID, message, |d| {
+        doc::put_str(d, "last_op", &stamp)
+    })
+}
