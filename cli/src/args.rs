@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 /// multi-machine sync.
 #[derive(Debug, Parser)]
 #[command(name = "td", version, about, long_about = None, after_help = TOUR)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Project directory (default: TD_WORK_DIR, else the current directory).
     #[arg(short = 'w', long = "work-dir", global = true, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
@@ -33,7 +33,7 @@ Every change is signed by this machine and kept in a change log that other machi
 
 /// Fields shared by `create`, `update` and `epic create`.
 #[derive(Debug, Args, Default, Clone)]
-pub struct FieldArgs {
+pub(crate) struct FieldArgs {
     /// Issue type: bug, feature (story), task, epic, chore.
     #[arg(short = 't', long = "type", value_name = "TYPE")]
     pub issue_type: Option<String>,
@@ -71,7 +71,7 @@ pub struct FieldArgs {
 
 /// `--if-match`: the optimistic check.
 #[derive(Debug, Args, Default, Clone)]
-pub struct IfMatch {
+pub(crate) struct IfMatch {
     /// Only act if the issue is still at this version (from `td show --json`); otherwise fail
     /// with code `conflict` and write nothing.
     #[arg(long, value_name = "VERSION")]
@@ -80,7 +80,7 @@ pub struct IfMatch {
 
 /// Handoff lists.
 #[derive(Debug, Args, Default, Clone)]
-pub struct HandoffArgs {
+pub(crate) struct HandoffArgs {
     /// What was done (repeatable).
     #[arg(long)]
     pub done: Vec<String>,
@@ -97,7 +97,7 @@ pub struct HandoffArgs {
 
 /// The commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Create .todos/issues.db for this project (idempotent); with --mode=libsql --url, also
     /// connect it to a team hub.
     Init {
@@ -480,7 +480,7 @@ pub enum Command {
 
 /// `td sync`.
 #[derive(Debug, Subcommand)]
-pub enum SyncCommand {
+pub(crate) enum SyncCommand {
     /// Connect this project to a hub (adopting the hub's project on a fresh replica).
     Init {
         /// Hub URL (libsql://…, https://…, http://…; user:pass@ for basic auth).
@@ -528,7 +528,7 @@ pub enum SyncCommand {
 
 /// `td config`.
 #[derive(Debug, Subcommand)]
-pub enum ConfigCommand {
+pub(crate) enum ConfigCommand {
     /// Set a key.
     Set {
         /// database.mode | database.url | database.token | sync.auto
@@ -547,7 +547,7 @@ pub enum ConfigCommand {
 
 /// `td peer`.
 #[derive(Debug, Subcommand)]
-pub enum PeerCommand {
+pub(crate) enum PeerCommand {
     /// This machine's fingerprint and public key (the key is what other machines paste).
     Id,
     /// Add a peer to the address book: where it serves and the key it must prove. This admits
@@ -595,7 +595,7 @@ pub enum PeerCommand {
 
 /// `td member`.
 #[derive(Debug, Subcommand)]
-pub enum MemberCommand {
+pub(crate) enum MemberCommand {
     /// Admit a machine: its changes are accepted by every replica (admins only).
     #[command(
         after_help = "The founder is the first admin. Members write; admins also add and remove machines\nand change roles. A machine's work written before its admission arrives is held, not\ndropped, and applied once it is admitted.\n\nExamples:\n  td member add 3f2a…c9 --name ci-runner\n  td member add 3f2a…c9 --role admin"
@@ -657,7 +657,7 @@ pub enum MemberCommand {
 
 /// `td list` filters.
 #[derive(Debug, Args, Default)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Status filter (repeatable or comma-separated).
     #[arg(short = 's', long, value_delimiter = ',')]
     pub status: Vec<String>,
@@ -695,7 +695,7 @@ pub struct ListArgs {
 
 /// `td dep`.
 #[derive(Debug, Subcommand)]
-pub enum DepCommand {
+pub(crate) enum DepCommand {
     /// ISSUE depends on DEPENDS_ON.
     Add {
         /// The dependent issue.
@@ -715,7 +715,7 @@ pub enum DepCommand {
 
 /// `td epic`.
 #[derive(Debug, Subcommand)]
-pub enum EpicCommand {
+pub(crate) enum EpicCommand {
     /// Create an epic.
     Create {
         /// Title.
@@ -733,7 +733,7 @@ pub enum EpicCommand {
 
 /// `td ws`.
 #[derive(Debug, Subcommand)]
-pub enum WsCommand {
+pub(crate) enum WsCommand {
     /// Start a named work session.
     Start {
         /// Name.
@@ -774,7 +774,7 @@ pub enum WsCommand {
 
 /// `td board`.
 #[derive(Debug, Subcommand)]
-pub enum BoardCommand {
+pub(crate) enum BoardCommand {
     /// Create a board; without --query it shows every issue.
     Create {
         /// Board name.
@@ -829,7 +829,7 @@ pub enum BoardCommand {
 
 /// `td note`.
 #[derive(Debug, Subcommand)]
-pub enum NoteCommand {
+pub(crate) enum NoteCommand {
     /// Add a note.
     Add {
         /// Title.

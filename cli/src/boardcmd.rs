@@ -24,7 +24,7 @@ fn board_line(b: &Value) -> String {
 }
 
 /// Runs one `td board` subcommand.
-pub fn run(p: &mut Project, c: &BoardCommand, json: bool) -> Result<()> {
+pub(crate) fn run(p: &mut Project, c: &BoardCommand, json: bool) -> Result<()> {
     match c {
         BoardCommand::Create { name, query } => {
             let b = p.board_create(name, query.as_deref())?;

@@ -18,7 +18,7 @@ use crate::env;
 use crate::output::{emit, issue_line, one_or_many, CliError};
 
 /// Runs one parsed command.
-pub fn run(cli: &Cli) -> Result<()> {
+pub(crate) fn run(cli: &Cli) -> Result<()> {
     let root = env::resolve_root(cli.work_dir.as_deref())?;
     let json = cli.json;
     if let Command::Init {

@@ -10,7 +10,7 @@ use crate::args::ConfigCommand;
 use crate::output::{emit, invalid};
 
 /// Keys `td config` knows.
-pub const KEYS: [&str; 4] = [
+pub(crate) const KEYS: [&str; 4] = [
     "database.mode",
     "database.url",
     "database.token",
@@ -22,14 +22,14 @@ fn path(root: &Path) -> PathBuf {
 }
 
 /// The project config file.
-pub struct ProjectConfig {
+pub(crate) struct ProjectConfig {
     path: PathBuf,
     value: Value,
 }
 
 impl ProjectConfig {
     /// Loads `.todos/config.json` (empty when absent).
-    pub fn load(root: &Path) -> Result<ProjectConfig> {
+    pub(crate) fn load(root: &Path) -> Result<ProjectConfig> {
         let path = path(root);
         let value = match std::fs::read_to_string(&path) {
             Ok(t) => serde_json::from_str(&t)
@@ -41,7 +41,7 @@ impl ProjectConfig {
     }
 
     /// A dotted key's value as text.
-    pub fn get(&self, key: &str) -> Option<String> {
+    pub(crate) fn get(&self, key: &str) -> Option<String> {
         let mut v = &self.value;
         for part in key.split('.') {
             v = v.get(part)?;
@@ -55,7 +55,7 @@ impl ProjectConfig {
     }
 
     /// Sets a known key after validating its value.
-    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+    pub(crate) fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let v = match key {
             "database.mode" => match value {
                 "local" | "libsql" | "turso" => Value::from(value),
@@ -104,7 +104,7 @@ impl ProjectConfig {
     }
 
     /// Writes the file atomically, private to the user (it may hold a token).
-    pub fn save(&self) -> Result<()> {
+    pub(crate) fn save(&self) -> Result<()> {
         let tmp = self.path.with_extension("json.tmp");
         let _ = std::fs::remove_file(&tmp); // a leftover would keep its old mode
         let text = serde_json::to_string_pretty(&self.value)? + "\n";
@@ -117,7 +117,7 @@ impl ProjectConfig {
 
 /// The hub settings in effect (config file, overridden by the environment).
 #[derive(Debug, Clone)]
-pub struct HubSettings {
+pub(crate) struct HubSettings {
     /// `local`, `libsql` or `turso`.
     pub mode: String,
     /// Hub URL, if any.
@@ -129,7 +129,7 @@ pub struct HubSettings {
 }
 
 /// Reads the effective hub settings.
-pub fn hub_settings(root: &Path) -> Result<HubSettings> {
+pub(crate) fn hub_settings(root: &Path) -> Result<HubSettings> {
     let cfg = ProjectConfig::load(root)?;
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let url = env("TD_DATABASE_URL").or_else(|| cfg.get("database.url"));
@@ -158,7 +158,7 @@ fn shown(key: &str, value: &str) -> String {
 }
 
 /// `td config …`.
-pub fn command(root: &Path, c: &ConfigCommand, json: bool) -> Result<()> {
+pub(crate) fn command(root: &Path, c: &ConfigCommand, json: bool) -> Result<()> {
     if !root.join(".todos").is_dir() {
         return Err(td_engine::EngineError::NoDatabase.into());
     }

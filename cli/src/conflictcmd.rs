@@ -27,7 +27,7 @@ fn show_value(v: &Value) -> String {
 }
 
 /// `td sync conflicts`.
-pub fn list(p: &Project, since: Option<&str>, all: bool, json: bool) -> Result<()> {
+pub(crate) fn list(p: &Project, since: Option<&str>, all: bool, json: bool) -> Result<()> {
     let since = since
         .map(crate::output::parse_duration)
         .transpose()?
@@ -76,7 +76,7 @@ pub fn list(p: &Project, since: Option<&str>, all: bool, json: bool) -> Result<(
 }
 
 /// `td sync resolve`.
-pub fn resolve(
+pub(crate) fn resolve(
     p: &mut Project,
     id: &str,
     keep: Option<&str>,

@@ -32,7 +32,7 @@ fn root_marker(dir: &Path) -> Option<PathBuf> {
 /// Resolves the project root as td does: `-w`, else `TD_WORK_DIR`, else the current dir; then
 /// a `.td-root` file or a `.todos/` dir there, else the git top-level checked the same way;
 /// else the starting dir itself.
-pub fn resolve_root(work_dir: Option<&Path>) -> Result<PathBuf> {
+pub(crate) fn resolve_root(work_dir: Option<&Path>) -> Result<PathBuf> {
     let base = match work_dir {
         Some(p) => p.to_path_buf(),
         None => match std::env::var_os("TD_WORK_DIR").filter(|v| !v.is_empty()) {
@@ -55,12 +55,12 @@ pub fn resolve_root(work_dir: Option<&Path>) -> Result<PathBuf> {
 }
 
 /// Whether `dir` is inside a git work tree.
-pub fn in_git_repo(dir: &Path) -> bool {
+pub(crate) fn in_git_repo(dir: &Path) -> bool {
     git_toplevel(dir).is_some()
 }
 
 /// Adds `.todos/` to `<root>/.gitignore` if it is not listed yet.
-pub fn ensure_gitignore(root: &Path) -> Result<bool> {
+pub(crate) fn ensure_gitignore(root: &Path) -> Result<bool> {
     let path = root.join(".gitignore");
     let existing = std::fs::read_to_string(&path).unwrap_or_default();
     if existing
@@ -110,7 +110,7 @@ fn current_branch(root: &Path) -> String {
 }
 
 /// The calling agent's context, from the environment and git.
-pub fn session_context(root: &Path) -> SessionContext {
+pub(crate) fn session_context(root: &Path) -> SessionContext {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let branch = current_branch(root);
     SessionContext {

@@ -12,7 +12,7 @@ use td_engine::{find, Project};
 use crate::output::{emit, invalid, issue_line, listing, print_issues};
 
 /// `td search <text>`.
-pub fn search(p: &Project, text: &str, json: bool) -> Result<()> {
+pub(crate) fn search(p: &Project, text: &str, json: bool) -> Result<()> {
     let hits = find::search(p.store.conn(), text)?;
     let human = listing(&hits, "No issues found.", |i| {
         let places: Vec<&str> = i["matched_in"]
@@ -26,7 +26,7 @@ pub fn search(p: &Project, text: &str, json: bool) -> Result<()> {
 }
 
 /// `td query "<expr>"`.
-pub fn query(p: &Project, expr: &str, json: bool) -> Result<()> {
+pub(crate) fn query(p: &Project, expr: &str, json: bool) -> Result<()> {
     print_issues(find::query_issues(p.store.conn(), expr)?, json);
     Ok(())
 }
@@ -39,7 +39,7 @@ fn tree_lines(node: &Value, depth: usize, out: &mut Vec<String>) {
 }
 
 /// `td tree <id>`.
-pub fn tree(p: &Project, id: &str, json: bool) -> Result<()> {
+pub(crate) fn tree(p: &Project, id: &str, json: bool) -> Result<()> {
     let t = find::tree(p.store.conn(), &normalize_issue_id(id))?;
     emit(json, &t, || {
         let mut out = Vec::new();
@@ -115,7 +115,7 @@ fn file_line(f: &Value) -> String {
 }
 
 /// `td link <id> <paths…> [--role]`.
-pub fn link(
+pub(crate) fn link(
     p: &mut Project,
     root: &Path,
     id: &str,
@@ -152,7 +152,13 @@ pub fn link(
 }
 
 /// `td unlink <id> <paths…>`.
-pub fn unlink(p: &mut Project, root: &Path, id: &str, paths: &[PathBuf], json: bool) -> Result<()> {
+pub(crate) fn unlink(
+    p: &mut Project,
+    root: &Path,
+    id: &str,
+    paths: &[PathBuf],
+    json: bool,
+) -> Result<()> {
     let id = normalize_issue_id(id);
     let rels = paths
         .iter()
@@ -176,7 +182,7 @@ pub fn unlink(p: &mut Project, root: &Path, id: &str, paths: &[PathBuf], json: b
 }
 
 /// `td files <id>`.
-pub fn list(p: &Project, id: &str, json: bool) -> Result<()> {
+pub(crate) fn list(p: &Project, id: &str, json: bool) -> Result<()> {
     let id = normalize_issue_id(id);
     let rows = files::files_of(p.store.conn(), &id)?;
     let human = listing(&rows, &format!("No files linked to {id}."), file_line);

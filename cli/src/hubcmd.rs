@@ -22,7 +22,7 @@ fn client_for(s: &HubSettings) -> Result<HubClient> {
 }
 
 /// `td init [--mode=libsql|turso --url <url> [--token <t>]]`.
-pub fn init(
+pub(crate) fn init(
     root: &Path,
     mode: Option<&str>,
     url: Option<&str>,
@@ -122,7 +122,7 @@ fn adopt_hub_project(
 }
 
 /// A replica connected to a hub and synced once.
-pub struct Attached {
+pub(crate) struct Attached {
     /// The hub.
     pub client: HubClient,
     /// Whose project.
@@ -136,7 +136,7 @@ pub struct Attached {
 }
 
 /// Saves the hub settings, joins the hub's project (or this one), pushes, then pulls.
-pub fn attach(
+pub(crate) fn attach(
     p: &mut Project,
     root: &Path,
     mode: &str,
@@ -200,7 +200,7 @@ impl Spinner {
 }
 
 /// `td sync [push|pull|status|init]`, `td sync --push/--pull`.
-pub fn sync(
+pub(crate) fn sync(
     p: &mut Project,
     root: &Path,
     cmd: Option<&SyncCommand>,
@@ -420,7 +420,7 @@ fn status_text(v: &Value) -> String {
 }
 
 /// `td status --db`.
-pub fn status_db(p: &mut Project, root: &Path, json: bool) -> Result<()> {
+pub(crate) fn status_db(p: &mut Project, root: &Path, json: bool) -> Result<()> {
     let mut v = state_json(p, root, true)?;
     let stats = td_engine::export::log_stats(p.store.conn())?;
     v["database"] = json!(td_engine::store::db_path(root).display().to_string());
@@ -440,7 +440,7 @@ pub fn status_db(p: &mut Project, root: &Path, json: bool) -> Result<()> {
 
 /// When autosync runs around a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Auto {
+pub(crate) enum Auto {
     /// Pull before a read (about 1 s at most).
     PullBefore,
     /// Push after a write (about 2 s at most).
@@ -449,7 +449,7 @@ pub enum Auto {
 
 /// Autosync (`sync.auto = true`): never fails the command; warns once on stderr and leaves
 /// changes pending.
-pub fn autosync(p: &mut Project, root: &Path, when: Auto) {
+pub(crate) fn autosync(p: &mut Project, root: &Path, when: Auto) {
     let Ok(settings) = hub_settings(root) else {
         return;
     };

@@ -9,7 +9,7 @@ use crate::output::emit;
 
 /// `td init` (local part). With `quiet_json`, a `--json` result is returned instead of printed
 /// (so `td init --mode=libsql --json` prints one value).
-pub fn init(root: &std::path::Path, json: bool, quiet_json: bool) -> Result<Value> {
+pub(crate) fn init(root: &std::path::Path, json: bool, quiet_json: bool) -> Result<Value> {
     let identity = td_transport::identity::machine_identity()?;
     let ctx = env::session_context(root);
     let (p, outcome) = Project::init(root, identity, &ctx)?;

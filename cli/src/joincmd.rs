@@ -12,7 +12,7 @@ use crate::output::{emit, invalid};
 /// Checks the code offline (a refused code writes nothing), stores the invite and this
 /// machine's join, syncs through the hub or peer the code names, and reports where the join
 /// stands.
-pub fn join(
+pub(crate) fn join(
     p: &mut Project,
     root: &Path,
     ctx: &td_engine::SessionContext,
@@ -96,7 +96,7 @@ pub fn join(
 }
 
 /// Now, in unix seconds.
-pub fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

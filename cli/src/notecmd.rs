@@ -29,7 +29,7 @@ fn note_line(n: &Value) -> String {
 }
 
 /// Runs one `td note` subcommand.
-pub fn run(p: &mut Project, c: &NoteCommand, json: bool) -> Result<()> {
+pub(crate) fn run(p: &mut Project, c: &NoteCommand, json: bool) -> Result<()> {
     let toggle = match c {
         NoteCommand::Pin { id } => Some((id, NoteFlag::Pinned, true, "pinned", "already_pinned")),
         NoteCommand::Unpin { id } => Some((id, NoteFlag::Pinned, false, "unpinned", "not_pinned")),

@@ -6,7 +6,7 @@ use td_engine::EngineError;
 
 /// An error with td's JSON code, raised at the binary's edge.
 #[derive(Debug)]
-pub struct CliError {
+pub(crate) struct CliError {
     /// td error code.
     pub code: &'static str,
     /// Human message.
@@ -24,7 +24,7 @@ impl std::fmt::Display for CliError {
 impl std::error::Error for CliError {}
 
 /// An `invalid_input` error for bad command-line input.
-pub fn invalid(msg: String) -> anyhow::Error {
+pub(crate) fn invalid(msg: String) -> anyhow::Error {
     CliError {
         code: "invalid_input",
         message: msg,
@@ -34,7 +34,7 @@ pub fn invalid(msg: String) -> anyhow::Error {
 }
 
 /// Maps any error to (code, message, detail).
-pub fn classify(err: &anyhow::Error) -> (&'static str, String, Option<Value>) {
+pub(crate) fn classify(err: &anyhow::Error) -> (&'static str, String, Option<Value>) {
     if let Some(c) = err.downcast_ref::<CliError>() {
         return (c.code, c.message.clone(), c.detail.clone());
     }
@@ -56,7 +56,7 @@ pub fn classify(err: &anyhow::Error) -> (&'static str, String, Option<Value>) {
 
 /// Prints a failure: the JSON envelope on stdout in `--json` mode, `ERROR: …` on stderr
 /// otherwise.
-pub fn print_error(json_mode: bool, err: &anyhow::Error) {
+pub(crate) fn print_error(json_mode: bool, err: &anyhow::Error) {
     let (code, message, detail) = classify(err);
     if json_mode {
         let mut e = json!({"code": code, "message": message});
@@ -76,7 +76,7 @@ pub fn print_error(json_mode: bool, err: &anyhow::Error) {
 }
 
 /// Prints a result: `value` as JSON, or the human text (escaped, [`escape`]).
-pub fn emit(json_mode: bool, value: &Value, human: impl FnOnce() -> String) {
+pub(crate) fn emit(json_mode: bool, value: &Value, human: impl FnOnce() -> String) {
     if json_mode {
         println!(
             "{}",
@@ -93,7 +93,7 @@ pub fn emit(json_mode: bool, value: &Value, human: impl FnOnce() -> String) {
 }
 
 /// One or many results: a single object for one id, an array for several.
-pub fn one_or_many(mut values: Vec<Value>) -> Value {
+pub(crate) fn one_or_many(mut values: Vec<Value>) -> Value {
     if values.len() == 1 {
         values.pop().unwrap_or(Value::Null)
     } else {
@@ -102,7 +102,7 @@ pub fn one_or_many(mut values: Vec<Value>) -> Value {
 }
 
 /// A short one-line summary of an issue for listings.
-pub fn issue_line(i: &Value) -> String {
+pub(crate) fn issue_line(i: &Value) -> String {
     let labels = i["labels"]
         .as_array()
         .map(|a| {
@@ -127,7 +127,7 @@ pub fn issue_line(i: &Value) -> String {
 }
 
 /// The human text of a listing: one line per item, or `empty` when there are none.
-pub fn listing<T>(items: &[T], empty: &str, line: impl Fn(&T) -> String) -> String {
+pub(crate) fn listing<T>(items: &[T], empty: &str, line: impl Fn(&T) -> String) -> String {
     if items.is_empty() {
         empty.to_string()
     } else {
@@ -136,7 +136,7 @@ pub fn listing<T>(items: &[T], empty: &str, line: impl Fn(&T) -> String) -> Stri
 }
 
 /// String fields of a JSON object, two spaces apart (a row of a plain listing).
-pub fn columns(v: &Value, keys: &[&str]) -> String {
+pub(crate) fn columns(v: &Value, keys: &[&str]) -> String {
     keys.iter()
         .map(|k| v[*k].as_str().unwrap_or(""))
         .collect::<Vec<_>>()
@@ -144,7 +144,7 @@ pub fn columns(v: &Value, keys: &[&str]) -> String {
 }
 
 /// Parses `30m`, `12h`, `7d`, `90s`, `2w` into seconds.
-pub fn parse_duration(s: &str) -> anyhow::Result<i64> {
+pub(crate) fn parse_duration(s: &str) -> anyhow::Result<i64> {
     let s = s.trim();
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: i64 = n.parse().map_err(|_| {
@@ -171,7 +171,7 @@ pub fn parse_duration(s: &str) -> anyhow::Result<i64> {
 /// (C0 but newline and tab, DEL, C1) and bidirectional overrides are shown escaped (`\u{1b}`),
 /// so no stored or remote text can move the cursor, clear the screen, set the clipboard or
 /// reorder what is shown. `--json` output is never escaped this way (it is exact).
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let unsafe_char = |c: char| {
         (c.is_control() && c != '\n' && c != '\t')
             || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')

@@ -18,7 +18,7 @@ use crate::args::{MemberCommand, PeerCommand};
 use crate::output::{emit, invalid};
 
 /// `td peer id`: works without a project.
-pub fn peer_id(json: bool) -> Result<()> {
+pub(crate) fn peer_id(json: bool) -> Result<()> {
     let id = td_transport::identity::machine_identity()?;
     let v = json!({"machine": id.fingerprint(), "public_key": id.public_key_hex()});
     emit(json, &v, || {
@@ -32,7 +32,7 @@ pub fn peer_id(json: bool) -> Result<()> {
 }
 
 /// `td peer …` (except `id`).
-pub fn peer(p: &mut Project, root: &Path, c: &PeerCommand, json: bool) -> Result<()> {
+pub(crate) fn peer(p: &mut Project, root: &Path, c: &PeerCommand, json: bool) -> Result<()> {
     match c {
         PeerCommand::Id => unreachable!("handled before the project opens"),
         PeerCommand::Add { name, addr, key } => {
@@ -291,7 +291,7 @@ fn watch(
 /// Sync rounds with the address-book peer `name` until one moves nothing (at most three): a
 /// joining machine's first round makes it a member on the peer, the next brings the project.
 /// Returns records sent and received.
-pub fn sync_one(p: &mut Project, root: &Path, name: &str) -> Result<(u64, u64)> {
+pub(crate) fn sync_one(p: &mut Project, root: &Path, name: &str) -> Result<(u64, u64)> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -386,7 +386,7 @@ fn chrono_rfc3339(secs: i64) -> String {
 }
 
 /// `td member …`.
-pub fn member(p: &mut Project, root: &Path, c: &MemberCommand, json: bool) -> Result<()> {
+pub(crate) fn member(p: &mut Project, root: &Path, c: &MemberCommand, json: bool) -> Result<()> {
     match c {
         MemberCommand::Add { key, name, role } => {
             let role = Role::parse(role).unwrap_or(Role::Member);
