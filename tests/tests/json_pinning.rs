@@ -49,11 +49,9 @@ impl Normalizer {
             return self.token("hex", s);
         }
         let mut out = String::new();
-        for (i, word) in s
-            .split_inclusive(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-            .enumerate()
+        for word in
+            s.split_inclusive(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
         {
-            let _ = i;
             let (w, sep) = match word.char_indices().last() {
                 Some((j, c)) if !(c.is_ascii_alphanumeric() || c == '-' || c == '_') => {
                     (&word[..j], &word[j..])
