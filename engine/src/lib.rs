@@ -7,6 +7,7 @@
 //! entity's document maps to td's rows; [`ops`] holds td's commands; [`query`] and [`export`]
 //! read the materialized tables.
 
+pub mod adoption;
 pub mod authority;
 pub mod conflicts;
 pub mod doc;

@@ -1,5 +1,6 @@
 //! Push and pull against a hub: the loop around the engine's hub bookkeeping and the client.
 
+use td_engine::adoption::{self, Adoption};
 use td_engine::model::now_timestamp;
 use td_engine::Store;
 
@@ -144,38 +145,25 @@ pub fn join(
     let ours = store.project_id()?;
     let on_hub = client.projects()?;
     let fresh = store.is_fresh()?;
-    let mismatch = |want: &str| {
-        TransportError::Engine(td_engine::EngineError::InvalidInput(format!(
-            "project mismatch: this replica has changes of project {ours}, not {want}"
-        )))
-    };
-    match project {
-        Some(p) if p == ours => Ok(Joined::Own(ours)),
-        Some(p) if fresh => {
-            store.adopt(p)?;
-            Ok(Joined::Adopted(p.to_string()))
+    let invalid = |m: String| TransportError::Engine(td_engine::EngineError::InvalidInput(m));
+    match adoption::decide(&ours, fresh, &on_hub, false, project) {
+        Adoption::Keep => Ok(Joined::Own(ours)),
+        Adoption::Adopt(p) => {
+            store.adopt(&p)?;
+            Ok(Joined::Adopted(p))
         }
-        Some(p) => Err(mismatch(p)),
-        None if on_hub.is_empty() || on_hub.contains(&ours) => Ok(Joined::Own(ours)),
-        None if fresh && on_hub.len() == 1 => {
-            store.adopt(&on_hub[0])?;
-            Ok(Joined::Adopted(on_hub[0].clone()))
-        }
-        None if fresh => Err(TransportError::Engine(
-            td_engine::EngineError::InvalidInput(format!(
-                "hub {} holds {} projects ({}): choose one with --project",
-                client.display_url(),
-                on_hub.len(),
-                on_hub.join(", ")
-            )),
-        )),
-        None => Err(TransportError::Engine(
-            td_engine::EngineError::InvalidInput(split_message(
-                client.display_url(),
-                &ours,
-                &on_hub,
-            )),
-        )),
+        Adoption::Choose(several) => Err(invalid(format!(
+            "hub {} holds {} projects ({}): choose one with --project",
+            client.display_url(),
+            several.len(),
+            several.join(", ")
+        ))),
+        Adoption::Mismatch => Err(invalid(match project {
+            Some(want) => {
+                format!("project mismatch: this replica has changes of project {ours}, not {want}")
+            }
+            None => split_message(client.display_url(), &ours, &on_hub),
+        })),
     }
 }
 

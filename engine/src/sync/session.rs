@@ -314,30 +314,25 @@ impl<S: SyncStore> SyncSession<S> {
         remote_fresh: bool,
     ) -> std::result::Result<(), RoundError> {
         let local = self.local.clone().expect("start() runs before receive()");
-        if local.project == remote {
-            return Ok(());
-        }
-        // A fresh replica adopts the other's project; two fresh replicas agree on the smaller id.
-        let adopt = local.fresh && (!remote_fresh || remote < local.project.as_str());
-        let peer_adopts = remote_fresh && (!local.fresh || local.project.as_str() < remote);
-        if adopt {
-            self.store
-                .adopt_project(remote)
-                .map_err(|e| self.fail(e, codes::INTERNAL))?;
-            if let Some(l) = &mut self.local {
-                l.project = remote.to_string();
+        let theirs = [remote.to_string()];
+        match crate::adoption::decide(&local.project, local.fresh, &theirs, remote_fresh, None) {
+            crate::adoption::Adoption::Keep => Ok(()),
+            crate::adoption::Adoption::Adopt(p) => {
+                self.store
+                    .adopt_project(&p)
+                    .map_err(|e| self.fail(e, codes::INTERNAL))?;
+                if let Some(l) = &mut self.local {
+                    l.project = p;
+                }
+                Ok(())
             }
-            Ok(())
-        } else if peer_adopts {
-            Ok(())
-        } else {
-            Err(self.fail(
+            crate::adoption::Adoption::Choose(_) | crate::adoption::Adoption::Mismatch => Err(self.fail(
                 EngineError::InvalidInput(format!(
                     "project mismatch: this replica belongs to {}, the peer to {remote}; to bring this replica's work into the peer's project, get an invite from one of its admins ('td member invite') and run 'td join <code> --adopt'",
                     local.project
                 )),
                 codes::PROJECT_MISMATCH,
-            ))
+            )),
         }
     }
 
