@@ -66,7 +66,14 @@ mod tests {
     use super::*;
 
     /// local, local fresh, remote projects, remote fresh, chosen, expected.
-    type Case = (&'static str, bool, Vec<String>, bool, Option<&'static str>, Adoption);
+    type Case = (
+        &'static str,
+        bool,
+        Vec<String>,
+        bool,
+        Option<&'static str>,
+        Adoption,
+    );
 
     fn v(p: &[&str]) -> Vec<String> {
         p.iter().map(|s| s.to_string()).collect()
