@@ -314,7 +314,7 @@ impl Store {
         }
         let mut out = Vec::new();
         for (actor, (lo, hi, signed)) in seen {
-            let (head, _) = self.actor_head(&actor)?;
+            let (head, _) = store::actor_head(self.conn(), &actor)?;
             if hi <= head {
                 continue;
             }
@@ -351,7 +351,7 @@ impl Store {
             if out.iter().any(|r| r.actor == actor) {
                 continue;
             }
-            let (head, _) = self.actor_head(&actor)?;
+            let (head, _) = store::actor_head(self.conn(), &actor)?;
             out.push(ActorRange {
                 actor,
                 after: head,
@@ -360,20 +360,6 @@ impl Store {
         }
         out.truncate(READ_AHEAD_ACTORS);
         Ok(out)
-    }
-
-    /// This replica's newest record of `actor`: its sequence number and hash (0 and zeros when
-    /// none is held).
-    fn actor_head(&self, actor: &Actor) -> Result<(u64, [u8; 32])> {
-        let head: Option<(i64, Vec<u8>)> = self
-            .conn()
-            .prepare_cached("SELECT max_seq, last_hash FROM crdt_actors WHERE actor = ?1")?
-            .query_row([&actor[..]], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        Ok(match head {
-            Some((seq, hash)) => (seq as u64, hash.try_into().unwrap_or([0; 32])),
-            None => (0, [0; 32]),
-        })
     }
 
     /// Verifies and applies rows pulled from `hub`: one page (in hub order) plus rows read
@@ -468,10 +454,10 @@ impl Store {
         let mut runs: Vec<(WireRun, Vec<RowRef>)> = Vec::new();
         let local = self.identity().public_key();
         for (actor, by_seq) in &cands {
-            let (head, prev) = self.actor_head(actor)?;
+            let (head, prev) = store::actor_head(self.conn(), actor)?;
             for (seq, list) in by_seq.range(..=head) {
                 for c in list {
-                    let stored = self.stored_hash(actor, *seq)?;
+                    let stored = store::stored_hash(self.conn(), actor, *seq)?;
                     if stored.is_none_or(|h| h == c.hash) {
                         continue;
                     }
@@ -561,7 +547,7 @@ impl Store {
             quarantine.iter().map(|(s, _, _)| *s).collect();
         let mut left_rows: std::collections::HashSet<i64> = std::collections::HashSet::new();
         for (actor, by_seq) in &cands {
-            let (head, _) = self.actor_head(actor)?;
+            let (head, _) = store::actor_head(self.conn(), actor)?;
             let before = left_rows.len();
             left_rows.extend(
                 by_seq
@@ -639,15 +625,6 @@ impl Store {
                 })
             })
             .collect())
-    }
-
-    fn stored_hash(&self, actor: &Actor, seq: u64) -> Result<Option<[u8; 32]>> {
-        let h: Option<Vec<u8>> = self
-            .conn()
-            .prepare_cached("SELECT hash FROM crdt_changes WHERE actor = ?1 AND seq = ?2")?
-            .query_row(params![&actor[..], seq as i64], |r| r.get(0))
-            .optional()?;
-        Ok(h.and_then(|h| h.try_into().ok()))
     }
 
     /// Marks `actor` as waiting for more rows from `hub` (or no longer). A writer that keeps

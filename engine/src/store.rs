@@ -470,6 +470,36 @@ pub(crate) fn save_doc_as(
     Ok(merged != 0)
 }
 
+/// This replica's newest record of `actor`: its sequence number and hash (0 and zeros when
+/// none is held).
+pub(crate) fn actor_head(conn: &Connection, actor: &[u8]) -> Result<(u64, [u8; 32])> {
+    let head: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT max_seq, last_hash FROM crdt_actors WHERE actor = ?1")?
+        .query_row([actor], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    match head {
+        None => Ok((0, [0; 32])),
+        Some((seq, hash)) => Ok((
+            seq as u64,
+            hash.try_into()
+                .map_err(|_| EngineError::CorruptLog("bad actor hash".into()))?,
+        )),
+    }
+}
+
+/// The hash of the record `actor` holds at `seq`, if any.
+pub(crate) fn stored_hash(conn: &Connection, actor: &[u8], seq: u64) -> Result<Option<[u8; 32]>> {
+    let h: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT hash FROM crdt_changes WHERE actor = ?1 AND seq = ?2")?
+        .query_row(params![actor, seq as i64], |r| r.get(0))
+        .optional()?;
+    h.map(|h| {
+        h.try_into()
+            .map_err(|_| EngineError::CorruptLog("bad stored hash".into()))
+    })
+    .transpose()
+}
+
 /// Reads one `crdt_meta` value.
 pub(crate) fn meta(conn: &Connection, key: &str) -> Result<Option<String>> {
     Ok(conn
@@ -552,8 +582,14 @@ pub fn writer_ledger(path: &Path) -> PathBuf {
 }
 
 fn read_ledger(path: &Path) -> Option<(String, u64)> {
-    // A ledger is one short line; anything larger is not one (bounded read).
-    let text = std::fs::read_to_string(writer_ledger(path)).ok()?;
+    // A ledger is one short line; read at most a little more, and refuse anything larger.
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(writer_ledger(path))
+        .ok()?
+        .take(257)
+        .read_to_string(&mut text)
+        .ok()?;
     if text.len() > 256 {
         return None;
     }

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use automerge::{ActorId, AutoCommit};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, TransactionBehavior};
 
 use crate::doc;
 use crate::error::{EngineError, Result};
@@ -15,9 +15,9 @@ use crate::materialize::{self, Columns};
 use crate::model::{now_timestamp, Kind};
 use crate::record::{actor_for, RecordBody, SignedRecord, RECORD_FORMAT};
 use crate::store::{
-    insert_record, load_doc, materialize_entity, meta, references_in, save_doc, set_actor_head,
-    set_meta, write_ledger, writer_commits, writer_id, References, Store, SIGNED_RUN_BYTES,
-    SIGNED_RUN_RECORDS,
+    actor_head, insert_record, load_doc, materialize_entity, meta, references_in, save_doc,
+    set_actor_head, set_meta, stored_hash, write_ledger, writer_commits, writer_id, References,
+    Store, SIGNED_RUN_BYTES, SIGNED_RUN_RECORDS,
 };
 
 impl Store {
@@ -124,17 +124,10 @@ impl Store {
                 tx.execute("DELETE FROM crdt_changes WHERE id = ?1", [id])?;
                 touched.entry(doc).or_insert(session);
             }
-            let head: Option<Vec<u8>> = tx
-                .query_row(
-                    "SELECT hash FROM crdt_changes WHERE actor = ?1 AND seq = ?2",
-                    params![&actor, from - 1],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            match head {
+            match stored_hash(&tx, &actor, from as u64 - 1)? {
                 Some(h) => tx.execute(
                     "UPDATE crdt_actors SET max_seq = ?2, last_hash = ?3 WHERE actor = ?1",
-                    params![&actor, from - 1, h],
+                    params![&actor, from - 1, &h[..]],
                 )?,
                 None => tx.execute("DELETE FROM crdt_actors WHERE actor = ?1", [&actor])?,
             };
@@ -416,24 +409,14 @@ impl<'a> Tx<'a> {
             .ok_or_else(|| EngineError::CorruptLog("committed change not found".into()))?;
         // The same test the receiving and rebuilding paths apply to every change.
         let merged_now = change.deps().len() > 1;
-        let (max_seq, prev): (i64, Vec<u8>) = self
-            .tx
-            .query_row(
-                "SELECT max_seq, last_hash FROM crdt_actors WHERE actor = ?1",
-                [&self.actor[..]],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?
-            .unwrap_or((0, vec![0; 32]));
+        let (max_seq, prev) = actor_head(self.tx, &self.actor)?;
         let body = RecordBody {
             format: RECORD_FORMAT,
             project: self.project.clone(),
             doc: doc_id,
             actor: self.actor,
-            seq: max_seq as u64 + 1,
-            prev: prev
-                .try_into()
-                .map_err(|_| EngineError::CorruptLog("bad actor hash".into()))?,
+            seq: max_seq + 1,
+            prev,
             session: self.session.clone(),
             author: self.identity.public_key(),
             change: change.raw_bytes().to_vec(),

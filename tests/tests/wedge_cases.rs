@@ -34,6 +34,20 @@ fn sync_both(hub: &Hub, a: &Replica, b: &Replica) {
     b.json(&["sync", "init", "--hub", &hub.url()]);
 }
 
+/// Founder A serving over QUIC, and members B and C that joined it with a first round.
+fn served_trio() -> (Replica, Replica, Replica, td_tests::Serving) {
+    let a = Replica::init();
+    a.create("Founding issue", &[]);
+    let b = Replica::init();
+    let c = Replica::init();
+    let sa = a.serve();
+    a.befriend(&b, "a", &sa.addr);
+    a.befriend(&c, "a", &sa.addr);
+    peer_sync(&b, "a");
+    peer_sync(&c, "a");
+    (a, b, c, sa)
+}
+
 /// A fresh replica that joins `hub`'s project and pulls everything.
 fn joiner(hub: &Hub) -> Replica {
     let c = Replica::init();
@@ -312,15 +326,7 @@ fn case3_a_fork_found_on_sync_is_recovered_without_loss() {
 #[test]
 fn case5_a_crafted_duplicate_change_is_set_aside_everywhere_and_sync_goes_on() {
     use automerge::transaction::Transactable;
-    let a = Replica::init();
-    a.create("Founding issue", &[]);
-    let b = Replica::init();
-    let c = Replica::init();
-    let sa = a.serve();
-    a.befriend(&b, "a", &sa.addr);
-    a.befriend(&c, "a", &sa.addr);
-    peer_sync(&b, "a");
-    peer_sync(&c, "a");
+    let (a, b, c, sa) = served_trio();
     let id = b.create("Target of the crafted changes", &[]);
     peer_sync(&b, "a");
     // Two changes by one fresh actor, both its first change to the document.
@@ -433,15 +439,7 @@ fn case5_a_compression_bomb_is_refused_with_bounded_memory() {
 #[test]
 fn case11_a_busy_database_never_stalls_the_server() {
     use std::time::{Duration, Instant};
-    let a = Replica::init();
-    a.create("Founding issue", &[]);
-    let b = Replica::init();
-    let c = Replica::init();
-    let sa = a.serve();
-    a.befriend(&b, "a", &sa.addr);
-    a.befriend(&c, "a", &sa.addr);
-    peer_sync(&b, "a");
-    peer_sync(&c, "a");
+    let (a, b, c, sa) = served_trio();
     b.create("Written while A is busy", &[]);
     let lock = rusqlite::Connection::open(a.db()).unwrap();
     lock.execute_batch("BEGIN IMMEDIATE").unwrap();

@@ -486,13 +486,9 @@ fn rebuild_run(
     let mut prev: [u8; 32] = if run.first_seq == 1 {
         [0; 32]
     } else {
-        let h: Vec<u8> = conn
-            .prepare_cached("SELECT hash FROM crdt_changes WHERE actor = ?1 AND seq = ?2")?
-            .query_row(params![&run.actor[..], run.first_seq as i64 - 1], |r| {
-                r.get(0)
-            })?;
-        h.try_into()
-            .map_err(|_| EngineError::CorruptLog("bad stored hash".into()))?
+        store::stored_hash(conn, &run.actor, run.first_seq - 1)?.ok_or_else(|| {
+            EngineError::CorruptLog("an actor's record below its head is missing".into())
+        })?
     };
     for (doc, c) in &run.changes {
         if let Err(why) = crate::record::check_change(c) {
@@ -521,9 +517,9 @@ fn rebuild_run(
         let hash: [u8; 32] = Sha256::digest(&encoded).into();
         prev = hash;
         if seq <= max_seq {
-            let stored: Vec<u8> = conn
-                .prepare_cached("SELECT hash FROM crdt_changes WHERE actor = ?1 AND seq = ?2")?
-                .query_row(params![&run.actor[..], seq as i64], |r| r.get(0))?;
+            let stored = store::stored_hash(conn, &run.actor, seq)?.ok_or_else(|| {
+                EngineError::CorruptLog("an actor's record below its head is missing".into())
+            })?;
             if stored != hash {
                 report.rejected.push(format!(
                     "record {short}#{seq} conflicts with the one already held (forked actor)"
