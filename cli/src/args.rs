@@ -231,15 +231,19 @@ pub(crate) enum Command {
         #[command(flatten)]
         if_match: IfMatch,
     },
-    /// Approve reviewed issues (closes them). Implementers cannot approve their own work.
+    /// Approve reviewed issues (closes them), as the review policy allows.
+    ///
+    /// In trusted mode (the default) a session that implemented the issue approves only with
+    /// --reviewed-by "<who>" or --self-review --reason "..."; delegated, balanced and strict
+    /// modes are stricter (td feature get review_policy_mode).
     Approve {
         /// Issue ids.
         #[arg(required = true)]
         ids: Vec<String>,
-        /// Who reviewed it (lets the implementer record an outside review).
+        /// Who reviewed it (lets the implementer record an outside review; trusted mode).
         #[arg(long, value_name = "WHO")]
         reviewed_by: Option<String>,
-        /// Approve your own work; needs --reason.
+        /// Approve your own work; needs --reason (trusted mode).
         #[arg(long)]
         self_review: bool,
         /// Why (review summary; required with --self-review).
@@ -259,11 +263,21 @@ pub(crate) enum Command {
         #[command(flatten)]
         if_match: IfMatch,
     },
-    /// Close issues without review (refuses issues in review).
+    /// Close issues without review: the admin path for duplicates, won't-fix and cleanup.
+    ///
+    /// An issue in review is approved or rejected instead. Closing work you implemented (or,
+    /// as its creator, work someone implemented) is refused by the review policy unless you
+    /// state an exception, which is kept in the issue's log.
     Close {
         /// Issue ids.
         #[arg(required = true)]
         ids: Vec<String>,
+        /// Close your own work anyway, with the reason (recorded in the issue's log).
+        #[arg(long, value_name = "REASON")]
+        self_close_exception: Option<String>,
+        /// Admin close (duplicate, won't-fix, cleanup) past the review policy, with the reason.
+        #[arg(long, value_name = "REASON")]
+        admin: Option<String>,
         #[command(flatten)]
         if_match: IfMatch,
     },
@@ -326,6 +340,10 @@ pub(crate) enum Command {
     /// sync.auto.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Feature settings in the project's config: review_policy_mode (trusted, delegated,
+    /// balanced, strict) decides who may approve and close.
+    #[command(subcommand)]
+    Feature(FeatureCommand),
     /// Show the current session, or start a new one with --new.
     Session {
         /// End the current session and start a new one.
@@ -370,7 +388,8 @@ pub(crate) enum Command {
     /// Issues waiting for review.
     #[command(name = "in-review")]
     InReview,
-    /// Issues in review that this session may approve (it did not implement them).
+    /// Issues in review that this session may review under the project's review policy
+    /// (`td feature get review_policy_mode`; in trusted mode, every issue in review).
     Reviewable,
     /// Open issues with every dependency closed and not deferred.
     Ready,
@@ -543,6 +562,31 @@ pub(crate) enum ConfigCommand {
     },
     /// Print every key (tokens masked).
     List,
+}
+
+/// `td feature`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum FeatureCommand {
+    /// Every feature, its value and where the value comes from.
+    List,
+    /// One feature's value and source (env, config or default).
+    Get {
+        /// Feature name (review_policy_mode).
+        name: String,
+    },
+    /// Set a feature in .todos/config.json.
+    #[command(after_help = "Example:\n  td feature set review_policy_mode delegated")]
+    Set {
+        /// Feature name (review_policy_mode).
+        name: String,
+        /// review_policy_mode: trusted (default), delegated, balanced or strict.
+        value: String,
+    },
+    /// Remove a feature setting (back to the default).
+    Unset {
+        /// Feature name (review_policy_mode).
+        name: String,
+    },
 }
 
 /// `td peer`.

@@ -67,6 +67,9 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
     if let Command::Config(c) = &cli.command {
         return crate::config::command(&root, c, json);
     }
+    if let Command::Feature(c) = &cli.command {
+        return crate::featurecmd::command(&root, c, json);
+    }
     if let Command::Peer(crate::args::PeerCommand::Id) = cli.command {
         return crate::peers::peer_id(json);
     }
@@ -80,6 +83,7 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
     let identity = td_transport::identity::machine_identity()?;
     let ctx = env::session_context(&root);
     let mut p = Project::open(&root, identity, &ctx)?;
+    p.review_mode = crate::featurecmd::review_mode(&root)?;
     let auto = autosync_kind(&cli.command);
     if auto == Some(crate::hubcmd::Auto::PullBefore) {
         crate::hubcmd::autosync(&mut p, &root, crate::hubcmd::Auto::PullBefore);
@@ -275,6 +279,7 @@ fn autosync_kind(c: &Command) -> Option<crate::hubcmd::Auto> {
         | Command::Tree { .. } => Some(Auto::PullBefore),
         Command::Init { .. }
         | Command::Config(_)
+        | Command::Feature(_)
         | Command::Sync { .. }
         | Command::Status { .. }
         | Command::Peer(_)
@@ -298,7 +303,9 @@ fn run_command(
 ) -> Result<()> {
     let root = root.to_path_buf();
     match &cli.command {
-        Command::Init { .. } | Command::Config(_) => unreachable!("handled above"),
+        Command::Init { .. } | Command::Config(_) | Command::Feature(_) => {
+            unreachable!("handled above")
+        }
         Command::Board(c) => crate::boardcmd::run(p, c, json)?,
         Command::Note(c) => crate::notecmd::run(p, c, json)?,
         Command::Link { id, paths, role } => crate::findcmd::link(p, &root, id, paths, role, json)?,
@@ -325,12 +332,11 @@ fn run_command(
                 status: vec![status.into()],
                 ..Default::default()
             };
-            let mut issues = query::list_issues(p.store.conn(), &f)?;
-            if matches!(cli.command, Command::Reviewable) {
-                let me = p.session.id.clone();
-                issues
-                    .retain(|i| i.implementer_session != me && i.review_requested_by_session != me);
-            }
+            let issues = if matches!(cli.command, Command::Reviewable) {
+                p.reviewable()?
+            } else {
+                query::list_issues(p.store.conn(), &f)?
+            };
             crate::output::print_issues(issues, json);
         }
         Command::Ready | Command::Next => {
@@ -495,12 +501,20 @@ fn run_command(
             |id| p.reject(id, reason.as_deref(), if_match.if_match.as_deref()),
             &mut p_show_conflict(&root),
         )?,
-        Command::Close { ids, if_match } => for_each(
+        Command::Close {
+            ids,
+            self_close_exception,
+            admin,
+            if_match,
+        } => for_each(
             json,
             ids,
             "closed",
             "already_closed",
-            |id| p.close(id, if_match.if_match.as_deref()),
+            |id| {
+                let exception = self_close_exception.as_deref().or(admin.as_deref());
+                p.close(id, exception, if_match.if_match.as_deref())
+            },
             &mut p_show_conflict(&root),
         )?,
         Command::Reopen { ids } => for_each(
@@ -1032,11 +1046,7 @@ fn usage(p: &Project, json: bool) -> Result<()> {
     let focused = td_engine::session::focused_issue(p.store.conn(), &p.session.id)?;
     let in_progress = section(p, "in_progress")?;
     let in_review = section(p, "in_review")?;
-    let reviewable: Vec<Value> = in_review
-        .iter()
-        .filter(|i| i["implementer_session"].as_str() != Some(p.session.id.as_str()))
-        .cloned()
-        .collect();
+    let reviewable: Vec<Value> = p.reviewable()?.into_iter().map(|i| i.json).collect();
     let open: Vec<Value> = section(p, "open")?.into_iter().take(10).collect();
     let v = json!({"session": p.session.id, "focused_issue": focused, "in_progress": in_progress,
         "in_review": in_review, "reviewable": reviewable, "open": open});

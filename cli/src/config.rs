@@ -103,6 +103,43 @@ impl ProjectConfig {
         Ok(())
     }
 
+    /// A string-valued feature setting (td's `feature_string_flags`).
+    pub(crate) fn feature_string(&self, name: &str) -> Option<String> {
+        self.value
+            .get("feature_string_flags")?
+            .get(name)?
+            .as_str()
+            .map(String::from)
+    }
+
+    /// Sets (`Some`) or removes (`None`) a string-valued feature setting; the section goes
+    /// when it empties, as td leaves it.
+    pub(crate) fn set_feature_string(&mut self, name: &str, value: Option<&str>) -> Result<()> {
+        let root = self
+            .value
+            .as_object_mut()
+            .ok_or_else(|| invalid("config.json is not an object".into()))?;
+        let flags = root
+            .entry("feature_string_flags")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !flags.is_object() {
+            *flags = Value::Object(Map::new());
+        }
+        let map = flags.as_object_mut().expect("made an object");
+        match value {
+            Some(v) => {
+                map.insert(name.to_string(), Value::from(v));
+            }
+            None => {
+                map.remove(name);
+                if map.is_empty() {
+                    root.remove("feature_string_flags");
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Writes the file atomically, private to the user (it may hold a token).
     pub(crate) fn save(&self) -> Result<()> {
         let tmp = self.path.with_extension("json.tmp");

@@ -154,7 +154,8 @@ pub(crate) fn attach(
     }
     cfg.save()?;
     let pushed = hub_sync::push(&mut p.store, &client, &mut |_| {})?;
-    let (pulled, quarantined) = hub_sync::pull(&mut p.store, &client, &mut |_| {})?;
+    let got = hub_sync::pull(&mut p.store, &client, &mut |_| {})?;
+    let (pulled, quarantined) = (got.applied, got.quarantined);
     Ok(Attached {
         client,
         joined,
@@ -259,22 +260,21 @@ fn round(p: &mut Project, root: &Path, push: bool, pull: bool, json: bool) -> Re
         // project is refused rather than splitting the hub.
         hub_sync::join(&mut p.store, &client, None)?;
     }
-    let before = td_engine::conflicts::count_unresolved(p.store.conn())?;
     let mut spin = Spinner::new(json);
     let pushed = if push {
         hub_sync::push(&mut p.store, &client, &mut |n| spin.tick("pushed", n))?
     } else {
         0
     };
-    let (pulled, quarantined) = if pull {
+    let got = if pull {
         hub_sync::pull(&mut p.store, &client, &mut |n| spin.tick("pulled", n))?
     } else {
-        (0, 0)
+        hub_sync::Pulled::default()
     };
+    let (pulled, quarantined, conflicts) = (got.applied, got.quarantined, got.conflicts.len());
     spin.done();
     let pending = p.store.pending_push(client.display_url())?;
     let (sent, received) = client.traffic();
-    let conflicts = (td_engine::conflicts::count_unresolved(p.store.conn())? - before).max(0);
     let v = json!({"pushed": pushed, "pulled": pulled, "conflicts": conflicts, "pending": pending, "quarantined": quarantined,
         "bytes": {"sent": sent, "received": received}});
     emit(json, &v, || {

@@ -7,6 +7,7 @@ mod commands;
 mod config;
 mod conflictcmd;
 mod env;
+mod featurecmd;
 mod findcmd;
 mod hubcmd;
 mod initcmd;

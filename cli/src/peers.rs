@@ -190,8 +190,9 @@ impl Progress {
 }
 
 /// One round's result as td prints it.
-fn round_json(name: &str, o: &td_transport::peer::SyncOutcome, conflicts: i64) -> (Value, bool) {
+fn round_json(name: &str, o: &td_transport::peer::SyncOutcome) -> (Value, bool) {
     let s = &o.stats;
+    let conflicts = s.conflicts.len();
     let mut v = json!({"peer": name, "sent": s.sent, "received": s.received, "conflicts": conflicts,
         "bytes": {"frames_out": s.bytes_out, "frames_in": s.bytes_in, "udp_out": o.udp_sent, "udp_in": o.udp_received},
         "ms": o.elapsed.as_millis() as u64});
@@ -264,8 +265,6 @@ fn watch(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let conn = p.store.conn();
-    let mut before = td_engine::conflicts::count_unresolved(conn).unwrap_or(0);
     let result = rt.block_on(td_transport::peer::watch(
         root.to_path_buf(),
         p.store.identity().clone(),
@@ -273,9 +272,7 @@ fn watch(
         std::time::Duration::from_secs(every),
         shutdown_signal(),
         &mut |o| {
-            let after = td_engine::conflicts::count_unresolved(conn).unwrap_or(0);
-            let (v, _) = round_json(&name, &o, (after - before).max(0));
-            before = after;
+            let (v, _) = round_json(&name, &o);
             emit(json, &v, || round_line(&v));
         },
     ));
@@ -334,7 +331,6 @@ fn sync(
             Err((name, reason)) => (name, Err(reason)),
             Ok(target) => {
                 let name = target.name.clone();
-                let before = td_engine::conflicts::count_unresolved(p.store.conn()).unwrap_or(0);
                 let mut prog = Progress {
                     enabled: show_progress,
                     started: Instant::now(),
@@ -348,17 +344,12 @@ fn sync(
                     &mut |s| prog.update(s),
                 ));
                 prog.finish();
-                let after = td_engine::conflicts::count_unresolved(p.store.conn()).unwrap_or(0);
-                (
-                    name,
-                    r.map(|o| (o, (after - before).max(0)))
-                        .map_err(|e: TransportError| e.to_string()),
-                )
+                (name, r.map_err(|e: TransportError| e.to_string()))
             }
         };
         let v = match outcome {
-            Ok((o, conflicts)) => {
-                let (v, ok) = round_json(&name, &o, conflicts);
+            Ok(o) => {
+                let (v, ok) = round_json(&name, &o);
                 failed |= !ok;
                 v
             }

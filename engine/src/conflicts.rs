@@ -20,10 +20,11 @@ use crate::error::Result;
 
 /// Root keys whose concurrent writes are merged element-wise (never a field conflict), and
 /// bookkeeping timestamps every edit touches (a concurrent pair there is not news).
-const MERGED_KEYS: [&str; 6] = [
+const MERGED_KEYS: [&str; 7] = [
     "labels",
     "deps",
     "files",
+    "history",
     "positions",
     "issues",
     "updated_at",
@@ -407,6 +408,25 @@ pub fn list(
         Ok(Conflict { id, entity, field, kept, overwritten, json: j, resolved: resolved_by.is_some() })
     })?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+/// The ids of every unresolved conflict (the baseline [`recorded_since`] compares with).
+pub fn unresolved_ids(conn: &Connection) -> Result<std::collections::BTreeSet<String>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT id FROM crdt_conflicts WHERE resolved_by IS NULL")?;
+    let ids = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    Ok(ids.collect::<std::result::Result<_, _>>()?)
+}
+
+/// Unresolved conflicts that were not in `before`: what an apply just recorded.
+pub fn recorded_since(
+    conn: &Connection,
+    before: &std::collections::BTreeSet<String>,
+) -> Result<Vec<String>> {
+    Ok(unresolved_ids(conn)?
+        .into_iter()
+        .filter(|id| !before.contains(id))
+        .collect())
 }
 
 /// Unresolved conflicts in the whole project.

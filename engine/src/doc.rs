@@ -105,10 +105,12 @@ pub fn flatten(doc: &AutoCommit, obj: &automerge::ObjId) -> BTreeMap<String, Fie
                 }
             }
             ("labels", ValueRef::Object(ObjType::Map)) => {
-                out.insert(
-                    "labels".into(),
-                    Field::Str(labels_of(doc, &item.id()).join(",")),
-                );
+                let labels = if *obj == ROOT {
+                    all_labels(doc)
+                } else {
+                    labels_of(doc, &item.id())
+                };
+                out.insert("labels".into(), Field::Str(labels.join(",")));
             }
             (_, ValueRef::Object(ObjType::Text)) => {
                 if let Ok(t) = doc.text(item.id()) {
@@ -148,29 +150,68 @@ fn nested(doc: &AutoCommit, obj: &automerge::ObjId, key: &str) -> Option<automer
 
 /// Labels in their stored order (by ordinal, then name).
 pub fn labels_of(doc: &AutoCommit, labels: &automerge::ObjId) -> Vec<String> {
-    let mut v: Vec<(i64, String)> = doc
-        .map_range(labels, ..)
+    ordered_labels(label_ordinals(doc, labels))
+}
+
+/// The entity's labels over every concurrent copy of its `labels` map (the winner's ordinal
+/// counts where two copies hold the same label).
+pub fn all_labels(doc: &AutoCommit) -> Vec<String> {
+    let mut all = BTreeMap::new();
+    for map in child_maps(doc, "labels") {
+        all.extend(label_ordinals(doc, &map));
+    }
+    ordered_labels(all)
+}
+
+fn label_ordinals(doc: &AutoCommit, labels: &automerge::ObjId) -> BTreeMap<String, i64> {
+    doc.map_range(labels, ..)
         .map(|item| {
             let ord = match &item.value {
                 ValueRef::Scalar(ScalarValueRef::Int(i)) => *i,
                 ValueRef::Scalar(ScalarValueRef::Uint(u)) => *u as i64,
                 _ => 0,
             };
-            (ord, item.key.to_string())
+            (item.key.to_string(), ord)
         })
-        .collect();
+        .collect()
+}
+
+fn ordered_labels(ordinals: BTreeMap<String, i64>) -> Vec<String> {
+    let mut v: Vec<(i64, String)> = ordinals.into_iter().map(|(k, o)| (o, k)).collect();
     v.sort();
     v.into_iter().map(|(_, k)| k).collect()
 }
 
-/// The entries of a child map (`deps`, `files`, `positions`, `issues`): row id → columns.
+/// Every map object stored under a root key, the winning one last. Normally there is one;
+/// when replicas created the map concurrently (each adding a first label, file or edge while
+/// apart) Automerge keeps each as a conflicting value of the key, and the rows of every one of
+/// them count: readers take the union, writers add to the winner and delete from all. The
+/// order is the same on every replica (Automerge's operation order), so the union is too.
+pub fn child_maps(doc: &AutoCommit, key: &str) -> Vec<automerge::ObjId> {
+    let winner = child_map(doc, key);
+    let mut maps: Vec<automerge::ObjId> = doc
+        .get_all(ROOT, key)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(v, id)| matches!(v, Value::Object(ObjType::Map)).then_some(id))
+        .filter(|id| Some(id) != winner.as_ref())
+        .collect();
+    maps.extend(winner);
+    maps
+}
+
+/// The entries of a child map (`deps`, `files`, `positions`, `issues`, `history`): row id →
+/// columns, over every concurrent copy of the map (see [`child_maps`]), in row-id order.
 pub fn children(doc: &AutoCommit, key: &str) -> Vec<(String, BTreeMap<String, Field>)> {
-    let Some(map) = child_map(doc, key) else {
-        return Vec::new();
-    };
-    doc.keys(&map)
-        .filter_map(|k| nested(doc, &map, &k).map(|obj| (k.clone(), flatten(doc, &obj))))
-        .collect()
+    let mut rows = BTreeMap::new();
+    for map in child_maps(doc, key) {
+        for k in doc.keys(&map) {
+            if let Some(obj) = nested(doc, &map, &k) {
+                rows.insert(k, flatten(doc, &obj));
+            }
+        }
+    }
+    rows.into_iter().collect()
 }
 
 /// Writes a scalar field; `None` writes an explicit null.
@@ -239,20 +280,29 @@ pub fn put_text(doc: &mut AutoCommit, key: &str, v: &str) -> Result<()> {
     Ok(())
 }
 
-/// Replaces the labels set with `labels` (in order), touching only what changed.
+/// Replaces the labels set with `labels` (in order), touching only what changed: a label
+/// leaves every concurrent copy of the map, a new or moved one goes into the winner.
 pub fn put_labels(doc: &mut AutoCommit, labels: &[String]) -> Result<()> {
-    let obj = match child_map(doc, "labels") {
-        Some(id) => id,
+    let maps = child_maps(doc, "labels");
+    let obj = match maps.last() {
+        Some(id) => id.clone(),
         None => doc.put_object(ROOT, "labels", ObjType::Map)?,
     };
-    let existing: Vec<String> = doc.keys(&obj).collect();
-    for k in &existing {
-        if !labels.contains(k) {
-            doc.delete(&obj, k.as_str())?;
+    let current = all_labels(doc);
+    for map in &maps {
+        let keys: Vec<String> = doc.keys(map).collect();
+        for k in keys {
+            if !labels.contains(&k) {
+                doc.delete(map, k.as_str())?;
+            }
         }
     }
+    let mut ordinals = BTreeMap::new();
+    for map in &maps {
+        ordinals.extend(label_ordinals(doc, map));
+    }
     for (i, l) in labels.iter().enumerate() {
-        if !existing.contains(l) || read_field(doc, &obj, l) != Some(Field::Int(i as i64)) {
+        if !current.contains(l) || ordinals.get(l) != Some(&(i as i64)) {
             doc.put(&obj, l.as_str(), i as i64)?;
         }
     }
@@ -271,7 +321,8 @@ pub fn put_workflow(doc: &mut AutoCommit, wf: &BTreeMap<String, Field>) -> Resul
     Ok(())
 }
 
-/// Creates or replaces one child row (`deps`, `files`, …) with the given columns.
+/// Creates or replaces one child row (`deps`, `files`, …) with the given columns, in the
+/// winning copy of the map (see [`child_maps`]).
 pub fn put_child(
     doc: &mut AutoCommit,
     map_key: &str,
@@ -289,7 +340,8 @@ pub fn put_child(
     Ok(())
 }
 
-/// Sets one field of an existing child row; false when the row does not exist.
+/// Sets one field of an existing child row (in every copy of the map that holds it); false
+/// when the row does not exist.
 pub fn put_child_field(
     doc: &mut AutoCommit,
     map_key: &str,
@@ -297,26 +349,26 @@ pub fn put_child_field(
     key: &str,
     v: Option<Field>,
 ) -> Result<bool> {
-    let Some(map) = child_map(doc, map_key) else {
-        return Ok(false);
-    };
-    let Some(row) = nested(doc, &map, row_id) else {
-        return Ok(false);
-    };
-    put(doc, &row, key, v)?;
-    Ok(true)
+    let mut found = false;
+    for map in child_maps(doc, map_key) {
+        if let Some(row) = nested(doc, &map, row_id) {
+            put(doc, &row, key, v.clone())?;
+            found = true;
+        }
+    }
+    Ok(found)
 }
 
-/// Removes a child row; false when it was not there.
+/// Removes a child row from every copy of the map that holds it; false when it was not there.
 pub fn delete_child(doc: &mut AutoCommit, map_key: &str, row_id: &str) -> Result<bool> {
-    let Some(map) = child_map(doc, map_key) else {
-        return Ok(false);
-    };
-    if doc.get(&map, row_id)?.is_none() {
-        return Ok(false);
+    let mut found = false;
+    for map in child_maps(doc, map_key) {
+        if doc.get(&map, row_id)?.is_some() {
+            doc.delete(&map, row_id)?;
+            found = true;
+        }
     }
-    doc.delete(&map, row_id)?;
-    Ok(true)
+    Ok(found)
 }
 
 /// The document's version: a short digest of its heads. Changes whenever any change (local or

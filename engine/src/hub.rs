@@ -187,6 +187,8 @@ pub struct PullReport {
     pub carry: Vec<HubRow>,
     /// The new cursor.
     pub cursor: i64,
+    /// Conflicts the applied rows brought (ids).
+    pub conflicts: Vec<String>,
 }
 
 /// A quarantined hub row.
@@ -587,6 +589,7 @@ impl Store {
             waiting,
             carry,
             cursor,
+            conflicts: report.conflicts,
         })
     }
 

@@ -27,6 +27,7 @@ pub mod project;
 pub mod query;
 pub mod rebuild;
 pub mod record;
+pub mod review_policy;
 pub mod roster;
 pub mod schema;
 pub mod session;

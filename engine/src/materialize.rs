@@ -26,6 +26,9 @@ pub fn tables_of(
                 // td's `issue_dependencies` rows (no cycles).
                 ("deps", "crdt_dep_edges", "issue_id"),
                 ("files", "issue_files", "issue_id"),
+                // Which sessions created, started, reviewed or closed the issue: the facts
+                // the review policy decides on (`review_policy.rs`).
+                ("history", "issue_session_history", "issue_id"),
             ],
         ),
         Kind::Board => (

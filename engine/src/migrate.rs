@@ -293,6 +293,7 @@ impl Store {
         };
         let mut all_deps = by_issue("issue_dependencies")?;
         let mut all_files = by_issue("issue_files")?;
+        let mut all_history = by_issue("issue_session_history")?;
         let mut defaults: HashMap<&str, Defaults> = HashMap::new();
         for t in crate::schema::SYNCED_TABLES {
             defaults.insert(t, defaults_of(self.conn(), t)?);
@@ -327,6 +328,7 @@ impl Store {
                     ok
                 });
                 let files = all_files.remove(&id).unwrap_or_default();
+                let history = all_history.remove(&id).unwrap_or_default();
                 tx.act_as(&session_of(
                     &row,
                     &["creator_session", "implementer_session"],
@@ -347,11 +349,13 @@ impl Store {
                         }
                     }
                     put_children(d, "deps", &deps, "issue_id")?;
-                    put_children(d, "files", &files, "issue_id")
+                    put_children(d, "files", &files, "issue_id")?;
+                    put_children(d, "history", &history, "issue_id")
                 })?;
                 count("issues", 1);
                 count("issue_dependencies", deps.len());
                 count("issue_files", files.len());
+                count("issue_session_history", history.len());
             }
             let simple: [EntityTable; 7] = [
                 (

@@ -14,6 +14,9 @@ pub struct Project {
     pub store: Store,
     /// The acting session.
     pub session: Session,
+    /// The review policy every approve, close and reviewable list obeys (td's
+    /// `review_policy_mode`; the front end sets it from the project's config).
+    pub review_mode: crate::review_policy::Mode,
 }
 
 impl Project {
@@ -22,7 +25,11 @@ impl Project {
         let mut store = Store::open(root, identity)?;
         let machine = store.identity().fingerprint();
         let session = session::resolve_tx(store.conn_mut(), &machine, ctx, false)?;
-        Ok(Project { store, session })
+        Ok(Project {
+            store,
+            session,
+            review_mode: Default::default(),
+        })
     }
 
     /// Creates (or finds) the project at `root`, then resolves the session.
@@ -34,7 +41,14 @@ impl Project {
         let (mut store, outcome) = Store::init(root, identity, None)?;
         let machine = store.identity().fingerprint();
         let session = session::resolve_tx(store.conn_mut(), &machine, ctx, false)?;
-        Ok((Project { store, session }, outcome))
+        Ok((
+            Project {
+                store,
+                session,
+                review_mode: Default::default(),
+            },
+            outcome,
+        ))
     }
 
     /// Ends the current session for this context and starts a new one (`td session --new`).

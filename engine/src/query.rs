@@ -242,6 +242,12 @@ pub fn all_live_issues(conn: &Connection) -> Result<Vec<Issue>> {
     )
 }
 
+/// Whether a row with this id exists in `table` (a td table name from this crate, never input).
+pub fn row_exists(conn: &Connection, table: &str, id: &str) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT 1 FROM {table} WHERE id = ?1"))?;
+    Ok(stmt.exists([id])?)
+}
+
 /// Rows of a child table for one issue, as JSON objects, oldest first.
 pub fn rows_for(
     conn: &Connection,

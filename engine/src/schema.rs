@@ -123,7 +123,7 @@ CREATE TABLE crdt_conflicts_seen (
 
 /// Tables whose rows come from the change log (td-compat.md's "synced entity tables"), in
 /// export order.
-pub const SYNCED_TABLES: [&str; 12] = [
+pub const SYNCED_TABLES: [&str; 13] = [
     "issues",
     "logs",
     "handoffs",
@@ -132,6 +132,7 @@ pub const SYNCED_TABLES: [&str; 12] = [
     "board_issue_positions",
     "issue_dependencies",
     "issue_files",
+    "issue_session_history",
     "work_sessions",
     "work_session_issues",
     "issue_reviews",

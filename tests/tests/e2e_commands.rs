@@ -270,7 +270,9 @@ fn self_review_and_reviewed_by_are_recorded() {
     assert_eq!(ra["summary"], "solo project");
     let rb = &r.json(&["show", &b])["reviews"][0];
     assert_eq!(rb["reviewed_by"], "alice");
-    assert_eq!(rb["self_review"], 0);
+    // td records an attributed review by the implementer as written by an involved session
+    // (self_review = 1), credited to the named reviewer (reviewpolicy's SelfReview).
+    assert_eq!(rb["self_review"], 1);
 }
 
 #[test]
@@ -315,7 +317,18 @@ fn close_block_unblock_unstart_delete_restore() {
     r.json(&["block", &id]);
     assert_eq!(r.json(&["unblock", &id])["status"], "open");
     assert_eq!(r.json(&["unblock", &id])["action"], "not_blocked");
-    assert_eq!(r.json(&["close", &id])["status"], "closed");
+    // The session started it, so td's review policy wants a stated exception to close it.
+    assert_eq!(
+        r.run(&["close", &id, "--json"]).error_code(),
+        "cannot_self_approve"
+    );
+    let closed = r.json(&[
+        "close",
+        &id,
+        "--self-close-exception",
+        "duplicate of another",
+    ]);
+    assert_eq!(closed["status"], "closed");
     assert_eq!(r.json(&["close", &id])["action"], "already_closed");
     assert_eq!(
         r.run(&["block", &id, "--json"]).error_code(),
@@ -581,7 +594,7 @@ fn export_is_deterministic_and_excludes_local_tables() {
     assert_eq!(e1, e2);
     let v: serde_json::Value = serde_json::from_str(&e1).unwrap();
     let tables = v["tables"].as_object().unwrap();
-    assert_eq!(tables.len(), 12);
+    assert_eq!(tables.len(), 13);
     for local in [
         "sessions",
         "session_state",
@@ -662,6 +675,10 @@ fn queues_dates_and_deleted() {
     r.json_as("impl", &["handoff", &c, "--done", "x"]);
     r.json_as("impl", &["review", &c]);
     assert_eq!(r.json(&["in-review"]).as_array().unwrap().len(), 1);
+    // td's default (trusted) lists every issue in review, own work included (approving it
+    // then needs an attestation); delegated leaves out the session's own work.
+    assert_eq!(r.json_as("impl", &["reviewable"])[0]["id"], c.as_str());
+    r.json(&["feature", "set", "review_policy_mode", "delegated"]);
     assert_eq!(
         r.json_as("impl", &["reviewable"]),
         serde_json::json!([]),

@@ -95,6 +95,20 @@ fn same_field_three_way_conflict_converges_and_is_recorded() {
             f.title = Some(format!("Title chosen by replica {i}"))
         });
     }
+    // The round that brings a concurrent title reports the conflict it recorded.
+    let (x, y) = mesh::pair(&mut nodes, 0, 1);
+    let (_, at_y) = clean_round(&mut x.project.store, &mut y.project.store);
+    let (at_x, _) = clean_round(&mut x.project.store, &mut y.project.store);
+    let recorded: Vec<String> = field_conflicts(&nodes[1], "title")
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(
+        [at_y.conflicts.clone(), at_x.conflicts.clone()].concat(),
+        recorded,
+        "the round's report names the conflict it recorded"
+    );
     sync_all(&mut nodes);
     let e = nodes[0].export();
     assert!(nodes.iter().all(|n| n.export() == e), "replicas diverged");
@@ -307,7 +321,7 @@ fn order_independence_over_random_and_exhaustive_deliveries() {
         f.title = Some("Title from 2".into())
     });
     nodes[0].project.start(&other, false, None).unwrap();
-    nodes[1].project.close(&other, None).unwrap();
+    nodes[1].project.close(&other, None, None).unwrap();
     edit(&mut nodes[2], &other, |f| {
         f.labels = Some(vec!["x".into(), "y".into()])
     });
@@ -557,7 +571,7 @@ fn field_conflicts(n: &Node, field: &str) -> Vec<Value> {
 fn a_transition_invalid_from_the_merged_state_is_not_materialized() {
     let mut nodes = mesh::project(2);
     let id = shared_issue(&mut nodes);
-    nodes[1].project.close(&id, None).unwrap();
+    nodes[1].project.close(&id, None, None).unwrap();
     tick(&mut nodes[0], &id, 5);
     nodes[0].project.start(&id, false, None).unwrap();
     sync_all(&mut nodes);
@@ -910,4 +924,62 @@ fn an_id_clash_gives_one_result_in_every_delivery_order() {
         )
     });
     assert_eq!(results.len(), 1, "all six orders give one result");
+}
+
+/// Two replicas each add the first child row (a label, a linked file, a dependency) to the
+/// same issue while apart: both create the container map, Automerge keeps one of the two
+/// maps as the key's value, and every row in the other must still count.
+#[test]
+fn concurrent_first_rows_of_a_child_map_are_all_kept() {
+    let mut nodes = mesh::project(2);
+    let id = shared_issue(&mut nodes);
+    let a_dep = create(&mut nodes[0], "Dependency made on A");
+    let b_dep = create(&mut nodes[1], "Dependency made on B");
+    sync_all(&mut nodes);
+    for (n, (label, path, dep)) in [
+        ("from-a", "src/a.rs", &a_dep),
+        ("from-b", "src/b.rs", &b_dep),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        edit(&mut nodes[n], &id, |f| f.labels = Some(vec![label.into()]));
+        let link = td_engine::ops::files::FileLink {
+            path: path.into(),
+            sha: String::new(),
+        };
+        nodes[n]
+            .project
+            .link_files(&id, &[link], "implementation")
+            .unwrap();
+        nodes[n].project.dep_add(&id, dep).unwrap();
+    }
+    sync_all(&mut nodes);
+    assert_eq!(nodes[0].export(), nodes[1].export());
+    let s = td_engine::query::issue_detail(nodes[0].project.store.conn(), &id).unwrap();
+    let mut labels: Vec<String> = serde_json::from_value(s["labels"].clone()).unwrap();
+    labels.sort();
+    assert_eq!(labels, ["from-a", "from-b"], "both labels kept: {s}");
+    let files = td_engine::ops::files::files_of(nodes[0].project.store.conn(), &id).unwrap();
+    assert_eq!(files.len(), 2, "both linked files kept: {files:?}");
+    let mut deps = td_engine::query::dependencies_of(nodes[0].project.store.conn(), &id).unwrap();
+    deps.sort();
+    let mut want = vec![a_dep.clone(), b_dep.clone()];
+    want.sort();
+    assert_eq!(deps, want, "both dependencies kept");
+    // A later removal on either side removes the row whichever map holds it.
+    edit(&mut nodes[1], &id, |f| f.labels = Some(vec![]));
+    nodes[1]
+        .project
+        .unlink_files(&id, &["src/a.rs".into(), "src/b.rs".into()])
+        .unwrap();
+    sync_all(&mut nodes);
+    assert_eq!(nodes[0].export(), nodes[1].export());
+    let s = td_engine::query::issue_detail(nodes[0].project.store.conn(), &id).unwrap();
+    assert_eq!(s["labels"], serde_json::json!([]));
+    assert!(
+        td_engine::ops::files::files_of(nodes[0].project.store.conn(), &id)
+            .unwrap()
+            .is_empty()
+    );
 }

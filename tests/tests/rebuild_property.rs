@@ -144,7 +144,7 @@ fn run(ops: &[Op]) {
                 sessions[1].reject(&id, Some("no"), None).map(|_| ())
             }),
             Op::Close(i) => {
-                pick(&ids, i).map_or(Ok(()), |id| sessions[0].close(&id, None).map(|_| ()))
+                pick(&ids, i).map_or(Ok(()), |id| sessions[0].close(&id, None, None).map(|_| ()))
             }
             Op::Reopen(i) => pick(&ids, i).map_or(Ok(()), |id| sessions[0].reopen(&id).map(|_| ())),
             Op::Block(i) => {

@@ -61,12 +61,12 @@ pub fn pull(
     store: &mut Store,
     client: &HubClient,
     progress: &mut dyn FnMut(u64),
-) -> Result<(u64, u64), TransportError> {
+) -> Result<Pulled, TransportError> {
     let key = client.display_url().to_string();
     let project = store.project_id()?;
     store.recover_own_forks()?;
     let all_pushed = store.hub_state(&key)?.pushed_through >= store.last_local_id()?;
-    let (mut applied, mut quarantined) = (0u64, 0u64);
+    let mut total = Pulled::default();
     let start = store.hub_state(&key)?.pull_cursor;
     // Pages are read one ahead on another thread while this one applies: a page's end is the
     // next page's cursor whatever its rows hold, so reading never waits for applying.
@@ -101,10 +101,11 @@ pub fn pull(
             let mut extra = std::mem::take(&mut carry);
             extra.extend(client.pull_actors(&project, &wanted)?);
             let r = store.apply_hub_rows(&key, &rows, &extra)?;
-            applied += r.applied;
-            quarantined += r.quarantined;
+            total.applied += r.applied;
+            total.quarantined += r.quarantined;
+            total.conflicts.extend(r.conflicts);
             carry = r.carry;
-            progress(applied);
+            progress(total.applied);
             if last {
                 break;
             }
@@ -116,7 +117,18 @@ pub fn pull(
         let last = store.last_local_id()?;
         store.mark_pushed(&key, last)?;
     }
-    Ok((applied, quarantined))
+    Ok(total)
+}
+
+/// What a pull brought.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pulled {
+    /// Records applied.
+    pub applied: u64,
+    /// Rows quarantined (they can never apply).
+    pub quarantined: u64,
+    /// Conflicts recorded by what was applied (ids).
+    pub conflicts: Vec<String>,
 }
 
 /// Whether a page was cut short by neither bound (rows, bytes): then it was the last one.

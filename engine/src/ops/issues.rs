@@ -208,7 +208,9 @@ impl Project {
                 .map(Status::parse)
                 .transpose()?
                 .unwrap_or(Status::Open);
+            let created = crate::ops::workflow::history_row(tx, &id, &session, "created")?;
             tx.change(&id, |d| {
+                crate::ops::workflow::put_history(d, &created)?;
                 doc::put_str(d, "type", "task")?;
                 doc::put_str(d, "priority", "P2")?;
                 doc::put_str(d, "created_at", &now)?;

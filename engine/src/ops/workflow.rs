@@ -14,6 +14,7 @@ use crate::ops::records::{self, HandoffText};
 use crate::ops::IssueOutcome;
 use crate::project::Project;
 use crate::query::{self, Issue};
+use crate::review_policy::{self, Attestation, Facts};
 use crate::session;
 use crate::write::Tx;
 
@@ -70,12 +71,49 @@ pub struct ApproveOptions {
     pub reason: Option<String>,
 }
 
+/// A child row to write: its id and columns.
+pub(crate) type ChildRow = (String, Vec<(&'static str, Field)>);
+
+/// The session-history row (`issue_session_history`) saying `session` did `action` to
+/// `issue`, unless one already does: the review policy only asks whether a session ever
+/// created, started or reviewed an issue, so one row per (issue, session, action) is enough
+/// and repeats do not grow the document.
+pub(crate) fn history_row(
+    tx: &Tx<'_>,
+    issue: &str,
+    session: &str,
+    action: &str,
+) -> Result<Option<ChildRow>> {
+    let key = crate::model::link_id("ish_", &format!("{issue}|{session}|{action}"));
+    if query::row_exists(tx.conn(), "issue_session_history", &key)? {
+        return Ok(None);
+    }
+    Ok(Some((
+        key,
+        vec![
+            ("session_id", Field::Str(session.into())),
+            ("action", Field::Str(action.into())),
+            ("created_at", Field::Str(now_timestamp())),
+        ],
+    )))
+}
+
+/// Writes a [`history_row`] into the issue's document.
+pub(crate) fn put_history(d: &mut AutoCommit, row: &Option<ChildRow>) -> Result<()> {
+    match row {
+        Some((key, cols)) => doc::put_child(d, "history", key, cols),
+        None => Ok(()),
+    }
+}
+
 /// The shared shape of every transition: load, check `--if-match`, decide the new workflow
-/// (or `None` for an idempotent repeat), then write it with `updated_at` in one change.
+/// (or `None` for an idempotent repeat), then write it with `updated_at` (and the session's
+/// history row for `action`, when given) in one change.
 fn transition(
     tx: &mut Tx<'_>,
     id: &str,
     if_match: Option<&str>,
+    action: Option<(&str, &str)>,
     decide: impl FnOnce(&Tx<'_>, &Issue, &mut Workflow) -> Result<bool>,
 ) -> Result<IssueOutcome> {
     let issue = query::live_issue(tx.conn(), id)?;
@@ -88,8 +126,13 @@ fn transition(
         });
     }
     let now = now_timestamp();
+    let history = match action {
+        Some((session, action)) => history_row(tx, id, session, action)?,
+        None => None,
+    };
     tx.change(id, |d| {
         doc::put_workflow(d, &wf)?;
+        put_history(d, &history)?;
         doc::put_str(d, "updated_at", &now)
     })?;
     Ok(IssueOutcome {
@@ -103,7 +146,7 @@ impl Project {
     pub fn start(&mut self, id: &str, force: bool, if_match: Option<&str>) -> Result<IssueOutcome> {
         let me = self.session.id.clone();
         self.store.write(&me.clone(), |tx| {
-            let out = transition(tx, id, if_match, |_, issue, wf| {
+            let out = transition(tx, id, if_match, Some((&me, "started")), |_, issue, wf| {
                 let from = Status::parse(&issue.status)?;
                 let holder = &issue.implementer_session;
                 if from == Status::InProgress && holder == &me {
@@ -134,7 +177,7 @@ impl Project {
     pub fn unstart(&mut self, id: &str) -> Result<IssueOutcome> {
         let me = self.session.id.clone();
         self.store.write(&me.clone(), |tx| {
-            let out = transition(tx, id, None, |_, issue, wf| {
+            let out = transition(tx, id, None, Some((&me, "unstarted")), |_, issue, wf| {
                 match Status::parse(&issue.status)? {
                     Status::Open => return Ok(false),
                     Status::InProgress => {}
@@ -179,7 +222,7 @@ impl Project {
                     records::add_handoff(tx, id, &me, &text)?;
                 }
             }
-            transition(tx, id, None, |_, issue, wf| {
+            transition(tx, id, None, None, |_, issue, wf| {
                 stamp(wf, "status", Status::InReview.as_str());
                 stamp(wf, "review_requested_by_session", &me);
                 if issue.implementer_session.is_empty() {
@@ -204,49 +247,62 @@ impl Project {
             ));
         }
         let me = self.session.id.clone();
+        let mode = self.review_mode;
+        let attestation = Attestation {
+            self_review: opts.self_review,
+            reviewed_by: opts.reviewed_by.clone(),
+        };
         self.store.write(&me.clone(), |tx| {
             let mut requested_by = String::new();
             let mut self_review = false;
-            let out = transition(tx, id, if_match, |_, issue, wf| {
-                let from = Status::parse(&issue.status)?;
-                if from == Status::Closed {
-                    return Ok(false);
-                }
-                if from != Status::InReview && !issue.minor {
-                    return Err(invalid(format!(
-                        "{id} is {}, not in_review: run 'td review {id}' first",
-                        from.as_str()
-                    )));
-                }
-                let implementer = if issue.implementer_session.is_empty() {
-                    &issue.creator_session
-                } else {
-                    &issue.implementer_session
-                };
-                let is_own = implementer == &me || issue.review_requested_by_session == me;
-                if is_own && !issue.minor && opts.reviewed_by.is_none() && !opts.self_review {
-                    return Err(EngineError::CannotSelfApprove(format!(
-                        "session {me} implemented {id} and cannot approve it: ask another session to review, \
-                         or pass --reviewed-by \"<who>\" or --self-review --reason \"<why>\""
-                    )));
-                }
-                self_review = is_own && opts.reviewed_by.is_none();
-                if is_own {
-                    let how = match &opts.reviewed_by {
-                        Some(who) => format!("reviewed_by:{who}"),
-                        None => "self_review".to_string(),
-                    };
-                    stamp(wf, crate::doc::REVIEW_OVERRIDE, &how);
-                }
-                requested_by = issue.review_requested_by_session.clone();
-                let now = now_timestamp();
-                stamp(wf, "status", Status::Closed.as_str());
-                stamp(wf, "reviewer_session", &me);
-                stamp(wf, "reviewed_at", &now);
-                stamp(wf, "closed_at", &now);
-                stamp(wf, "closed_by_session", &me);
-                Ok(true)
-            })?;
+            let mut reviewed_by = String::new();
+            let out = transition(
+                tx,
+                id,
+                if_match,
+                Some((&me, "reviewed")),
+                |tx, issue, wf| {
+                    let from = Status::parse(&issue.status)?;
+                    if from == Status::Closed {
+                        return Ok(false);
+                    }
+                    if from != Status::InReview && !issue.minor {
+                        return Err(invalid(format!(
+                            "{id} is {}, not in_review: run 'td review {id}' first",
+                            from.as_str()
+                        )));
+                    }
+                    let facts = Facts::read(tx.conn(), issue, &me)?;
+                    let decision = review_policy::approve(mode, &facts, &attestation);
+                    if let Some(why) = decision.refusal {
+                        return Err(EngineError::CannotSelfApprove(why));
+                    }
+                    if decision.requires_reason
+                        && opts.reason.as_deref().unwrap_or("").trim().is_empty()
+                    {
+                        return Err(invalid(format!(
+                            "approving {id} in {mode} mode needs a reason: --reason \"...\""
+                        )));
+                    }
+                    self_review = decision.self_review;
+                    reviewed_by = decision.attributed_to.clone().unwrap_or_default();
+                    if decision.self_review {
+                        let how = match &decision.attributed_to {
+                            Some(who) => format!("reviewed_by:{who}"),
+                            None => "self_review".to_string(),
+                        };
+                        stamp(wf, crate::doc::REVIEW_OVERRIDE, &how);
+                    }
+                    requested_by = issue.review_requested_by_session.clone();
+                    let now = now_timestamp();
+                    stamp(wf, "status", Status::Closed.as_str());
+                    stamp(wf, "reviewer_session", &me);
+                    stamp(wf, "reviewed_at", &now);
+                    stamp(wf, "closed_at", &now);
+                    stamp(wf, "closed_by_session", &me);
+                    Ok(true)
+                },
+            )?;
             if out.changed {
                 records::add_review(
                     tx,
@@ -256,7 +312,7 @@ impl Project {
                     opts.reason.as_deref().unwrap_or(""),
                     &requested_by,
                     self_review,
-                    opts.reviewed_by.as_deref().unwrap_or(""),
+                    &reviewed_by,
                 )?;
             }
             Ok(out)
@@ -274,7 +330,7 @@ impl Project {
         let me = self.session.id.clone();
         self.store.write(&me.clone(), |tx| {
             let mut requested_by = String::new();
-            let out = transition(tx, id, if_match, |_, issue, wf| {
+            let out = transition(tx, id, if_match, None, |_, issue, wf| {
                 let from = Status::parse(&issue.status)?;
                 if from != Status::InReview {
                     return Err(invalid(format!("{id} is {}, not in_review", from.as_str())));
@@ -305,34 +361,83 @@ impl Project {
         })
     }
 
-    /// `td close`: administrative close (refuses issues in review: approve or reject those).
-    pub fn close(&mut self, id: &str, if_match: Option<&str>) -> Result<IssueOutcome> {
+    /// `td close`: the administrative close (duplicates, won't-fix, cleanup), decided by
+    /// [`review_policy::admin_close`]: an issue in review is approved or rejected instead, and
+    /// a session that implemented the issue needs `--self-close-exception`/`--admin` (a
+    /// reason, recorded in the log by the caller).
+    pub fn close(
+        &mut self,
+        id: &str,
+        exception: Option<&str>,
+        if_match: Option<&str>,
+    ) -> Result<IssueOutcome> {
         let me = self.session.id.clone();
+        let mode = self.review_mode;
+        let overridden = exception.is_some_and(|r| !r.trim().is_empty());
         self.store.write(&me.clone(), |tx| {
-            transition(tx, id, if_match, |_, issue, wf| {
+            let mut excepted = false;
+            let out = transition(tx, id, if_match, None, |tx, issue, wf| {
                 match Status::parse(&issue.status)? {
                     Status::Closed => return Ok(false),
-                    Status::InReview => {
+                    Status::InReview if !issue.minor => {
                         return Err(invalid(format!(
-                            "{id} is in review: use 'td approve {id}' or 'td reject {id}'"
+                            "cannot close {id}: issue is in review; use 'td approve {id}' to \
+                             close reviewed work (or 'td reject {id}')"
                         )))
                     }
                     _ => {}
                 }
+                let facts = Facts::read(tx.conn(), issue, &me)?;
+                if let Some(why) = review_policy::admin_close(mode, &facts, overridden).refusal {
+                    return Err(EngineError::CannotSelfApprove(format!(
+                        "{why} (pass --self-close-exception \"<reason>\" to close your own work)"
+                    )));
+                }
+                excepted = !review_policy::admin_close(mode, &facts, false).allowed;
                 let now = now_timestamp();
                 stamp(wf, "status", Status::Closed.as_str());
                 stamp(wf, "closed_at", &now);
                 stamp(wf, "closed_by_session", &me);
                 Ok(true)
-            })
+            })?;
+            // The stated exception is kept where reviewers look: the issue's log.
+            if let (true, Some(reason)) = (excepted && out.changed, exception) {
+                let ws = session::active_work_session(tx.conn(), &me)?.unwrap_or_default();
+                records::add_log(
+                    tx,
+                    id,
+                    &me,
+                    &ws,
+                    &format!("Closed (self-close exception): {}", reason.trim()),
+                    "progress",
+                )?;
+            }
+            Ok(out)
         })
+    }
+
+    /// In-review issues this session may review under the project's policy (td's
+    /// reviewable-by filter), in list order.
+    pub fn reviewable(&self) -> Result<Vec<Issue>> {
+        let f = query::ListFilter {
+            status: vec![Status::InReview.as_str().into()],
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        for issue in query::list_issues(self.store.conn(), &f)? {
+            let facts = Facts::read(self.store.conn(), &issue, &self.session.id)?;
+            if review_policy::reviewable(self.review_mode, &facts) {
+                out.push(issue);
+            }
+        }
+        Ok(out)
     }
 
     /// `td reopen`: closed → open.
     pub fn reopen(&mut self, id: &str) -> Result<IssueOutcome> {
         let me = self.session.id.clone();
         self.store.write(&me, |tx| {
-            transition(tx, id, None, |_, issue, wf| {
+            transition(tx, id, None, None, |_, issue, wf| {
                 let from = Status::parse(&issue.status)?;
                 if from == Status::Open {
                     return Ok(false);
@@ -361,7 +466,7 @@ impl Project {
     pub fn unblock(&mut self, id: &str) -> Result<IssueOutcome> {
         let me = self.session.id.clone();
         self.store.write(&me, |tx| {
-            transition(tx, id, None, |_, issue, wf| {
+            transition(tx, id, None, None, |_, issue, wf| {
                 match Status::parse(&issue.status)? {
                     Status::Blocked => {}
                     Status::Open => return Ok(false),
@@ -383,7 +488,7 @@ impl Project {
     ) -> Result<IssueOutcome> {
         let me = self.session.id.clone();
         self.store.write(&me, |tx| {
-            transition(tx, id, if_match, |_, issue, wf| {
+            transition(tx, id, if_match, None, |_, issue, wf| {
                 let from = Status::parse(&issue.status)?;
                 if from == to {
                     return Ok(false);

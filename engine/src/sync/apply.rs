@@ -159,6 +159,7 @@ impl SyncStore for Store {
             .conn_mut()
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let project = store::meta(&tx, "project_id")?.unwrap_or_default();
+        let conflicts_before = crate::conflicts::unresolved_ids(&tx)?;
         let mut cols = Columns::default();
         // Every verified record is stored; whether its author is accepted decides only whether
         // it is applied now or held (docs/membership.md). Standing is looked up once per author.
@@ -320,6 +321,7 @@ impl SyncStore for Store {
             settle_standing(&tx, &mut cols, Some(&changed_keys), &local)?;
         }
         crate::materialize::settle_dependencies(&tx, &mut cols)?;
+        report.conflicts = crate::conflicts::recorded_since(&tx, &conflicts_before)?;
         tx.commit()?;
         Ok(report)
     }

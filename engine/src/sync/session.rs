@@ -44,6 +44,9 @@ pub struct ApplyReport {
     pub rejected: Vec<String>,
     /// Indices (into the applied batch) of runs with records refused or deferred.
     pub incomplete_runs: Vec<usize>,
+    /// Conflicts the applied records brought (ids of unresolved conflicts that were not there
+    /// before), so a front end can say "2 new conflicts" and show them.
+    pub conflicts: Vec<String>,
 }
 
 /// The storage side of a sync round.
@@ -89,6 +92,8 @@ pub struct RoundStats {
     pub bytes_out: u64,
     /// Frame bytes received.
     pub bytes_in: u64,
+    /// Conflicts recorded here by what was received this round (ids).
+    pub conflicts: Vec<String>,
 }
 
 /// One side of a sync round.
@@ -269,6 +274,9 @@ impl<S: SyncStore> SyncSession<S> {
                 self.stats.received += report.applied;
                 self.stats.duplicates += report.duplicates;
                 self.stats.held += report.held;
+                self.stats
+                    .conflicts
+                    .extend(report.conflicts.iter().cloned());
                 self.stats
                     .rejected_here
                     .extend(report.rejected.iter().cloned());
