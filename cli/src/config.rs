@@ -4,10 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-use crate::args::ConfigCommand;
-use crate::output::{emit, invalid};
+use crate::output::invalid;
 
 /// Keys `td config` knows.
 pub(crate) const KEYS: [&str; 4] = [
@@ -183,67 +182,4 @@ pub(crate) fn hub_settings(root: &Path) -> Result<HubSettings> {
         token: env("TD_DATABASE_TOKEN").or_else(|| cfg.get("database.token")),
         auto: cfg.get("sync.auto").as_deref() == Some("true"),
     })
-}
-
-/// A setting as it may be printed: tokens masked, a hub URL's password replaced by `***`.
-fn shown(key: &str, value: &str) -> String {
-    match key {
-        "database.token" => td_transport::hub::mask_token(value),
-        "database.url" => td_transport::hub::mask_url(value),
-        _ => value.to_string(),
-    }
-}
-
-/// `td config …`.
-pub(crate) fn command(root: &Path, c: &ConfigCommand, json: bool) -> Result<()> {
-    if !root.join(".todos").is_dir() {
-        return Err(td_engine::EngineError::NoDatabase.into());
-    }
-    let mut cfg = ProjectConfig::load(root)?;
-    match c {
-        ConfigCommand::Set { key, value } => {
-            cfg.set(key, value)?;
-            cfg.save()?;
-            emit(
-                json,
-                &json!({"action": "set", "key": key, "value": shown(key, value)}),
-                || format!("SET {key} = {}", shown(key, value)),
-            );
-        }
-        ConfigCommand::Get { key } => {
-            if !KEYS.contains(&key.as_str()) {
-                return Err(invalid(format!(
-                    "unknown config key '{key}': expected one of {}",
-                    KEYS.join(", ")
-                )));
-            }
-            let v = cfg.get(key).map(|v| shown(key, &v));
-            emit(json, &json!({"key": key, "value": v}), || {
-                v.clone().unwrap_or_default()
-            });
-        }
-        ConfigCommand::List => {
-            let mut m = Map::new();
-            for k in KEYS {
-                m.insert(
-                    k.to_string(),
-                    cfg.get(k)
-                        .map(|v| Value::from(shown(k, &v)))
-                        .unwrap_or(Value::Null),
-                );
-            }
-            let human = KEYS
-                .iter()
-                .map(|k| {
-                    format!(
-                        "{k} = {}",
-                        cfg.get(k).map(|v| shown(k, &v)).unwrap_or_default()
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            emit(json, &Value::Object(m), || human);
-        }
-    }
-    Ok(())
 }

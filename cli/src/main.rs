@@ -1,27 +1,19 @@
 //! The `td` binary: parses the command line, opens the project, calls the engine, prints.
 //! No SQL here: every read and write goes through `td_engine`.
 
-mod args;
-mod boardcmd;
 mod commands;
 mod config;
-mod conflictcmd;
 mod env;
-mod featurecmd;
-mod findcmd;
-mod hubcmd;
-mod initcmd;
-mod joincmd;
-mod notecmd;
+mod hub;
 mod output;
-mod peers;
+mod replica;
 
 use clap::Parser;
 
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
     let json_mode = argv.iter().any(|a| a == "--json");
-    let cli = match args::Cli::try_parse_from(&argv) {
+    let cli = match commands::Cli::try_parse_from(&argv) {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;

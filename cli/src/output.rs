@@ -2,6 +2,7 @@
 //! `{"error":{"code","message"}}` line for a failed `--json` command.
 
 use serde_json::{json, Value};
+use td_engine::views::IssueView;
 use td_engine::EngineError;
 
 /// An error with td's JSON code, raised at the binary's edge.
@@ -102,26 +103,13 @@ pub(crate) fn one_or_many(mut values: Vec<Value>) -> Value {
 }
 
 /// A short one-line summary of an issue for listings.
-pub(crate) fn issue_line(i: &Value) -> String {
-    let labels = i["labels"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
+pub(crate) fn issue_line(i: &IssueView) -> String {
     let mut s = format!(
         "{}  [{}]  {}  {}  {}",
-        i["id"].as_str().unwrap_or(""),
-        i["priority"].as_str().unwrap_or(""),
-        i["status"].as_str().unwrap_or(""),
-        i["type"].as_str().unwrap_or(""),
-        i["title"].as_str().unwrap_or("")
+        i.id, i.priority, i.status, i.issue_type, i.title
     );
-    if !labels.is_empty() {
-        s.push_str(&format!("  ({labels})"));
+    if !i.labels.is_empty() {
+        s.push_str(&format!("  ({})", i.labels.join(",")));
     }
     s
 }
@@ -191,10 +179,13 @@ pub(crate) fn escape(s: &str) -> String {
 }
 
 /// Prints issues as a JSON array or one line each.
-pub(crate) fn print_issues(issues: Vec<td_engine::query::Issue>, json: bool) {
-    let values: Vec<Value> = issues.into_iter().map(|i| i.json).collect();
-    let human = listing(&values, "No issues found.", issue_line);
-    emit(json, &Value::Array(values), || human);
+pub(crate) fn print_issues(issues: &[IssueView], json: bool) {
+    let human = listing(issues, "No issues found.", issue_line);
+    emit(
+        json,
+        &Value::Array(issues.iter().map(IssueView::to_json).collect()),
+        || human,
+    );
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use automerge::AutoCommit;
 use rusqlite::{params, Connection};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -350,8 +351,23 @@ fn conflict_id(entity: &str, field: &str, lost: &OpKey) -> String {
     )
 }
 
+/// One side of a conflict: a value and who wrote it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConflictSide {
+    /// The value (a workflow conflict's value is the whole workflow unit).
+    pub value: Value,
+    /// The session that wrote it.
+    pub session: Option<String>,
+    /// The machine that wrote it (fingerprint).
+    pub machine: String,
+    /// The Automerge operation id.
+    pub op: String,
+    /// When it was written.
+    pub time: Option<String>,
+}
+
 /// One recorded conflict, as `td sync conflicts` shows it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Conflict {
     /// `cf-…`: stable on every replica.
     pub id: String,
@@ -359,14 +375,23 @@ pub struct Conflict {
     pub entity: String,
     /// The field (`wf` is the workflow transition: status and its stamps).
     pub field: String,
+    /// Why the overwritten value lost, when a td rule decided it (merge rule 5).
+    pub reason: Value,
     /// The value that won.
-    pub kept: Value,
+    pub kept: ConflictSide,
     /// The value that was overwritten.
-    pub overwritten: Value,
-    /// JSON form (with sessions and machines).
-    pub json: Value,
+    pub overwritten: ConflictSide,
     /// Whether a later change settled it.
     pub resolved: bool,
+    /// The session that settled it.
+    pub resolved_by: Option<String>,
+}
+
+impl Conflict {
+    /// The JSON `td sync conflicts --json` prints.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
 }
 
 /// Conflicts, optionally only unresolved ones, optionally for one entity, optionally only
@@ -389,23 +414,46 @@ pub fn list(
     let rows = stmt.query_map(params![all, entity, since], |r| {
         let parse = |s: String| serde_json::from_str::<Value>(&s).unwrap_or(Value::Null);
         let machine = |k: Option<Vec<u8>>| {
-            k.and_then(|k| <[u8; 32]>::try_from(k).ok()).map(|k| crate::identity::fingerprint_of(&k)).unwrap_or_default()
+            k.and_then(|k| <[u8; 32]>::try_from(k).ok())
+                .map(|k| crate::identity::fingerprint_of(&k))
+                .unwrap_or_default()
         };
-        let time = |t: i64| chrono::DateTime::from_timestamp(t, 0).map(|d| d.format("%Y-%m-%d %H:%M:%SZ").to_string());
+        let time = |t: i64| {
+            chrono::DateTime::from_timestamp(t, 0)
+                .map(|d| d.format("%Y-%m-%d %H:%M:%SZ").to_string())
+        };
         let id: String = r.get(0)?;
         let entity: String = r.get(1)?;
         let field: String = r.get(2)?;
         let kept = parse(r.get(3)?);
         let overwritten = parse(r.get(8)?);
         let resolved_by: Option<String> = r.get(13)?;
-        let reason = overwritten.get("rejected_because").cloned().unwrap_or(Value::Null);
-        let j = json!({
-            "id": id, "entity": entity, "field": field, "reason": reason,
-            "kept": {"value": kept, "session": r.get::<_, Option<String>>(6)?, "machine": machine(r.get(7)?), "op": r.get::<_, String>(4)?, "time": time(r.get(5)?)},
-            "overwritten": {"value": overwritten, "session": r.get::<_, Option<String>>(11)?, "machine": machine(r.get(12)?), "op": r.get::<_, String>(9)?, "time": time(r.get(10)?)},
-            "resolved": resolved_by.is_some(), "resolved_by": resolved_by,
-        });
-        Ok(Conflict { id, entity, field, kept, overwritten, json: j, resolved: resolved_by.is_some() })
+        let reason = overwritten
+            .get("rejected_because")
+            .cloned()
+            .unwrap_or(Value::Null);
+        Ok(Conflict {
+            id,
+            entity,
+            field,
+            reason,
+            kept: ConflictSide {
+                value: kept,
+                session: r.get(6)?,
+                machine: machine(r.get(7)?),
+                op: r.get(4)?,
+                time: time(r.get(5)?),
+            },
+            overwritten: ConflictSide {
+                value: overwritten,
+                session: r.get(11)?,
+                machine: machine(r.get(12)?),
+                op: r.get(9)?,
+                time: time(r.get(10)?),
+            },
+            resolved: resolved_by.is_some(),
+            resolved_by,
+        })
     })?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }

@@ -97,7 +97,7 @@ pub fn export_markdown(conn: &Connection) -> Result<String> {
     for status in ["in_progress", "in_review", "blocked", "open", "closed"] {
         let f = crate::query::ListFilter {
             status: vec![status.into()],
-            sort: Some("priority".into()),
+            sort: crate::query::SortKey::Priority,
             ..Default::default()
         };
         let issues = crate::query::list_issues(conn, &f)?;
@@ -117,21 +117,18 @@ pub fn export_markdown(conn: &Connection) -> Result<String> {
             if !i.labels.is_empty() {
                 out.push_str(&format!("Labels: {}\n", i.labels.join(", ")));
             }
-            if let Some(d) = i.json["description"].as_str().filter(|d| !d.is_empty()) {
-                out.push_str(&format!("\n{d}\n"));
+            if !i.description.is_empty() {
+                out.push_str(&format!("\n{}\n", i.description));
             }
             if let Some(h) = crate::query::latest_handoff(conn, &i.id)? {
-                out.push_str(&format!(
-                    "\n**Handoff** ({}):\n",
-                    h["timestamp"].as_str().unwrap_or("")
-                ));
-                for (k, label) in [
-                    ("done", "Done"),
-                    ("remaining", "Remaining"),
-                    ("decisions", "Decisions"),
-                    ("uncertain", "Uncertain"),
+                out.push_str(&format!("\n**Handoff** ({}):\n", h.timestamp));
+                for (list, label) in [
+                    (&h.done, "Done"),
+                    (&h.remaining, "Remaining"),
+                    (&h.decisions, "Decisions"),
+                    (&h.uncertain, "Uncertain"),
                 ] {
-                    for item in h[k].as_array().into_iter().flatten() {
+                    for item in list.as_array().into_iter().flatten() {
                         out.push_str(&format!("- {label}: {}\n", item.as_str().unwrap_or("")));
                     }
                 }

@@ -11,7 +11,7 @@ use crate::model;
 
 /// A parsed query expression.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Expr {
+pub(crate) enum Expr {
     /// Both sides hold.
     And(Box<Expr>, Box<Expr>),
     /// Either side holds.
@@ -31,7 +31,7 @@ pub enum Expr {
 
 /// Comparison operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     /// `=`
     Eq,
     /// `!=`
@@ -249,7 +249,7 @@ fn normalise(field: &str, value: &str) -> Result<String> {
 }
 
 /// Parses a query expression, with a clear error for bad input.
-pub fn parse(s: &str) -> Result<Expr> {
+pub(crate) fn parse(s: &str) -> Result<Expr> {
     if s.trim().is_empty() {
         return Err(invalid("query is empty"));
     }
@@ -291,7 +291,7 @@ fn compare(op: Op, actual: &str, value: &str, numeric: bool) -> bool {
 
 impl Expr {
     /// Whether an issue (td's JSON form, labels as an array) matches.
-    pub fn matches(&self, issue: &Value) -> bool {
+    pub(crate) fn matches(&self, issue: &Value) -> bool {
         match self {
             Expr::And(a, b) => a.matches(issue) && b.matches(issue),
             Expr::Or(a, b) => a.matches(issue) || b.matches(issue),

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::views::{SearchHit, TreeNode};
 use rusqlite::Connection;
-use serde_json::{Map, Value};
 
 use crate::error::{invalid, Result};
 use crate::filter;
@@ -39,7 +39,7 @@ const SEARCH_SOURCES: [(&str, &str); 5] = [
 /// `td search <text>`: live issues (closed included) whose title, description, acceptance,
 /// logs or comments contain `text`, case-insensitively, by priority. Each issue carries
 /// `matched_in`: the places that matched.
-pub fn search(conn: &Connection, text: &str) -> Result<Vec<Value>> {
+pub(crate) fn search(conn: &Connection, text: &str) -> Result<Vec<SearchHit>> {
     let needle = text.trim().to_lowercase();
     if needle.is_empty() {
         return Err(invalid("search text is empty"));
@@ -57,34 +57,39 @@ pub fn search(conn: &Connection, text: &str) -> Result<Vec<Value>> {
         .into_iter()
         .filter_map(|i| {
             let places = hits.get(&i.id)?;
-            let mut m = i.json.as_object().cloned().unwrap_or_default();
-            m.insert("matched_in".into(), Value::from(places.clone()));
-            Some(Value::Object(m))
+            Some(SearchHit {
+                matched_in: places.iter().map(|p| p.to_string()).collect(),
+                issue: i,
+            })
         })
         .collect())
 }
 
 /// `td query "<expr>"`: live issues (closed included) matching the expression, by priority.
-pub fn query_issues(conn: &Connection, expr: &str) -> Result<Vec<query::Issue>> {
+pub(crate) fn query_issues(conn: &Connection, expr: &str) -> Result<Vec<query::Issue>> {
     let e = filter::parse(expr)?;
     let all = query::all_live_issues(conn)?;
-    Ok(all.into_iter().filter(|i| e.matches(&i.json)).collect())
+    Ok(all
+        .into_iter()
+        .filter(|i| e.matches(&i.to_json()))
+        .collect())
 }
 
 /// `td tree <id>`: the issue with its descendants nested under `children` (live issues, by
 /// priority then id). A parent loop, possible after concurrent edits, is cut where an issue
 /// would appear a second time.
-pub fn tree(conn: &Connection, id: &str) -> Result<Value> {
+pub(crate) fn tree(conn: &Connection, id: &str) -> Result<TreeNode> {
     let root = query::live_issue(conn, id)?;
     let mut seen = vec![root.id.clone()];
-    subtree(conn, root.json, &root.id, &mut seen)
+    subtree(conn, root, &mut seen)
 }
 
-fn subtree(conn: &Connection, issue: Value, id: &str, seen: &mut Vec<String>) -> Result<Value> {
+fn subtree(conn: &Connection, issue: query::Issue, seen: &mut Vec<String>) -> Result<TreeNode> {
+    let id = issue.id.clone();
     let kids = query::list_issues(
         conn,
         &ListFilter {
-            parent: Some(id.to_string()),
+            parent: Some(id),
             all: true,
             ..Default::default()
         },
@@ -95,9 +100,7 @@ fn subtree(conn: &Connection, issue: Value, id: &str, seen: &mut Vec<String>) ->
             continue;
         }
         seen.push(k.id.clone());
-        children.push(subtree(conn, k.json, &k.id, seen)?);
+        children.push(subtree(conn, k, seen)?);
     }
-    let mut m: Map<String, Value> = issue.as_object().cloned().unwrap_or_default();
-    m.insert("children".into(), Value::Array(children));
-    Ok(Value::Object(m))
+    Ok(TreeNode { issue, children })
 }

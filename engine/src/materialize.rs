@@ -12,7 +12,7 @@ use crate::model::Kind;
 
 /// The td table an entity kind lives in, and its child tables: (document map key, table,
 /// parent-id column).
-pub fn tables_of(
+pub(crate) fn tables_of(
     kind: Kind,
 ) -> (
     &'static str,
@@ -51,13 +51,13 @@ pub fn tables_of(
 /// How a document's rows are written once some document in the project has clashed ids
 /// (merge rule 8, `lineage.rs`).
 #[derive(Debug, Clone)]
-pub struct ClashContext {
+pub(crate) struct ClashContext {
     /// The machine that created the entity being materialized (references it wrote to a
     /// clashed id mean that machine's own entity).
-    pub author: Vec<u8>,
+    pub(crate) author: Vec<u8>,
     /// The entity is a renamed lineage: its child rows get ids of their own, so they never
     /// collide with the rows of the entity that kept the id.
-    pub renamed: Option<String>,
+    pub(crate) renamed: Option<String>,
 }
 
 impl ClashContext {
@@ -131,7 +131,7 @@ struct ForeignKey {
 
 /// Column and foreign-key metadata per table, read once per connection.
 #[derive(Default)]
-pub struct Columns {
+pub(crate) struct Columns {
     cache: HashMap<&'static str, Vec<Column>>,
     fks: HashMap<&'static str, Vec<ForeignKey>>,
     /// Issues whose dependency edges changed in this transaction.
@@ -221,7 +221,7 @@ impl Columns {
 /// `''` becomes `''`. A row that references an entity not present yet (a change that arrived
 /// before the one creating its target) is left out; the ids it waits for are returned so the
 /// caller can materialize the document again when they arrive.
-pub fn materialize(
+pub(crate) fn materialize(
     conn: &Connection,
     cols: &mut Columns,
     id: &str,
@@ -324,7 +324,7 @@ fn edge_ids(conn: &Connection, issue: &str) -> Result<Vec<String>> {
 /// replica then leaves out the same edges: edges are taken in id order and an edge that would
 /// close a cycle is left out and recorded as a `dependency` conflict. The choice depends only
 /// on the set of edges, never on arrival order.
-pub fn settle_dependencies(conn: &Connection, cols: &mut Columns) -> Result<()> {
+pub(crate) fn settle_dependencies(conn: &Connection, cols: &mut Columns) -> Result<()> {
     if cols.deps_dirty.is_empty() {
         return Ok(());
     }

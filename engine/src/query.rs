@@ -1,98 +1,19 @@
 //! Reads over the materialized tables: issues, their logs, handoffs, comments, reviews,
 //! dependencies, and the listing filters of `td list`. JSON shapes follow td's.
 
-use rusqlite::{types::ValueRef, Connection, OptionalExtension, Row};
-use serde_json::{Map, Value};
+use rusqlite::{Connection, OptionalExtension, Row};
+use serde_json::Value;
 
 use crate::error::{not_found, Result};
+use crate::views::{self, HandoffView, IssueDetail};
 
-/// One issue row, with the fields commands reason about, plus its full JSON form.
-#[derive(Debug, Clone)]
-pub struct Issue {
-    /// `td-xxxxxx`.
-    pub id: String,
-    /// Title.
-    pub title: String,
-    /// Status spelling.
-    pub status: String,
-    /// Type.
-    pub issue_type: String,
-    /// Priority `P0..P4`.
-    pub priority: String,
-    /// Parent epic or issue id, `""` for none.
-    pub parent_id: String,
-    /// Session that started it.
-    pub implementer_session: String,
-    /// Session that created it.
-    pub creator_session: String,
-    /// Session that asked for review.
-    pub review_requested_by_session: String,
-    /// Minor issues skip review.
-    pub minor: bool,
-    /// Soft-delete timestamp.
-    pub deleted_at: Option<String>,
-    /// Labels, in order.
-    pub labels: Vec<String>,
-    /// The row as td's JSON (labels as an array, `minor` as a boolean).
-    pub json: Value,
-}
+/// One issue row (td's `issues`), typed: see [`crate::views::IssueView`].
+pub type Issue = crate::views::IssueView;
 
-/// Converts one SQLite value to JSON (blobs as hex).
-pub fn sql_to_json(v: ValueRef<'_>) -> Value {
-    match v {
-        ValueRef::Null => Value::Null,
-        ValueRef::Integer(i) => Value::from(i),
-        ValueRef::Real(f) => Value::from(f),
-        ValueRef::Text(t) => Value::from(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Blob(b) => Value::from(hex::encode(b)),
-    }
-}
-
-/// Reads a whole row into a JSON object keyed by column name.
-pub fn row_to_json(row: &Row<'_>) -> rusqlite::Result<Map<String, Value>> {
-    let mut m = Map::new();
-    let stmt = row.as_ref();
-    for i in 0..stmt.column_count() {
-        m.insert(
-            stmt.column_name(i)?.to_string(),
-            sql_to_json(row.get_ref(i)?),
-        );
-    }
-    Ok(m)
-}
+pub use crate::views::{row_to_json, sql_to_json};
 
 fn issue_from_row(row: &Row<'_>) -> rusqlite::Result<Issue> {
-    let mut m = row_to_json(row)?;
-    let s = |m: &Map<String, Value>, k: &str| {
-        m.get(k).and_then(Value::as_str).unwrap_or("").to_string()
-    };
-    let labels: Vec<String> = s(&m, "labels")
-        .split(',')
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect();
-    let minor = m.get("minor").and_then(Value::as_i64).unwrap_or(0) != 0;
-    m.insert("labels".into(), Value::from(labels.clone()));
-    m.insert("minor".into(), Value::from(minor));
-    Ok(Issue {
-        id: s(&m, "id"),
-        title: s(&m, "title"),
-        status: s(&m, "status"),
-        issue_type: s(&m, "type"),
-        priority: s(&m, "priority"),
-        parent_id: s(&m, "parent_id"),
-        implementer_session: s(&m, "implementer_session"),
-        creator_session: s(&m, "creator_session"),
-        review_requested_by_session: s(&m, "review_requested_by_session"),
-        minor,
-        deleted_at: m
-            .get("deleted_at")
-            .and_then(Value::as_str)
-            .map(String::from),
-        labels,
-        json: Value::Object(m),
-    })
+    crate::views::from_row(row)
 }
 
 /// Looks up an issue by id, including soft-deleted ones.
@@ -112,6 +33,24 @@ pub fn live_issue(conn: &Connection, id: &str) -> Result<Issue> {
         ))),
         None => Err(not_found(format!("issue not found: {id}"))),
     }
+}
+
+/// How `td list` orders issues.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SortKey {
+    /// Priority, then oldest first (td's default).
+    #[default]
+    Priority,
+    /// Newest first.
+    Created,
+    /// Most recently changed first.
+    Updated,
+    /// By id.
+    Id,
+    /// By title.
+    Title,
+    /// By status, then priority.
+    Status,
 }
 
 /// Filters of `td list`.
@@ -135,8 +74,8 @@ pub struct ListFilter {
     pub all: bool,
     /// Include soft-deleted issues (and only them when `only_deleted`).
     pub only_deleted: bool,
-    /// Sort key: `priority` (default), `created`, `updated`, `id`, `title`, `status`.
-    pub sort: Option<String>,
+    /// Order of the listing.
+    pub sort: SortKey,
     /// Maximum rows.
     pub limit: Option<usize>,
 }
@@ -214,13 +153,13 @@ pub fn list_issues(conn: &Connection, f: &ListFilter) -> Result<Vec<Issue>> {
             .collect();
         sql.push_str(&format!(" AND ({})", conds.join(" OR ")));
     }
-    let order = match f.sort.as_deref().unwrap_or("priority") {
-        "created" => "created_at DESC, id",
-        "updated" => "updated_at DESC, id",
-        "id" => "id",
-        "title" => "title, id",
-        "status" => "status, priority, id",
-        _ => "priority, created_at, id",
+    let order = match f.sort {
+        SortKey::Priority => "priority, created_at, id",
+        SortKey::Created => "created_at DESC, id",
+        SortKey::Updated => "updated_at DESC, id",
+        SortKey::Id => "id",
+        SortKey::Title => "title, id",
+        SortKey::Status => "status, priority, id",
     };
     sql.push_str(&format!(" ORDER BY {order}"));
     if let Some(n) = f.limit {
@@ -271,34 +210,13 @@ pub fn all_rows(conn: &Connection, table: &str, order: &str) -> Result<Vec<Value
 }
 
 /// The most recent handoff of an issue, with its arrays decoded.
-pub fn latest_handoff(conn: &Connection, issue: &str) -> Result<Option<Value>> {
-    let mut rows = rows_for(
+pub fn latest_handoff(conn: &Connection, issue: &str) -> Result<Option<HandoffView>> {
+    Ok(crate::views::rows(
         conn,
-        "handoffs",
-        "issue_id",
+        "SELECT * FROM handoffs WHERE issue_id = ?1 ORDER BY timestamp DESC, id DESC LIMIT 1",
         issue,
-        "timestamp DESC, id DESC",
-    )?;
-    Ok(if rows.is_empty() {
-        None
-    } else {
-        Some(decode_handoff(rows.swap_remove(0)))
-    })
-}
-
-/// Decodes a handoff row's JSON-array text columns into arrays.
-pub fn decode_handoff(mut v: Value) -> Value {
-    if let Some(m) = v.as_object_mut() {
-        for k in ["done", "remaining", "decisions", "uncertain"] {
-            let parsed = m
-                .get(k)
-                .and_then(Value::as_str)
-                .and_then(|s| serde_json::from_str::<Value>(s).ok())
-                .unwrap_or_else(|| Value::Array(vec![]));
-            m.insert(k.into(), parsed);
-        }
-    }
-    v
+    )?
+    .pop())
 }
 
 /// Ids of issues `id` depends on (live dependency rows).
@@ -337,70 +255,38 @@ pub fn doc_version(conn: &Connection, id: &str) -> Result<Option<String>> {
 
 /// Everything `td show` prints about one issue: the row, its version, latest handoff, logs,
 /// comments, reviews, dependencies and children.
-pub fn issue_detail(conn: &Connection, id: &str) -> Result<Value> {
+pub fn issue_detail(conn: &Connection, id: &str) -> Result<IssueDetail> {
     let issue = find_issue(conn, id)?.ok_or_else(|| not_found(format!("issue not found: {id}")))?;
-    let mut m = match issue.json {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    };
-    m.insert(
-        "version".into(),
-        Value::from(doc_version(conn, id)?.unwrap_or_default()),
-    );
     // An issue renamed after an id clash (merge rule 8) says which id it was created with.
     let (created_as, _) = crate::lineage::locate(conn, id)?;
-    if created_as != id {
-        m.insert("renamed_from".into(), Value::from(created_as));
-    }
-    m.insert(
-        "handoff".into(),
-        latest_handoff(conn, id)?.unwrap_or(Value::Null),
-    );
-    m.insert(
-        "logs".into(),
-        Value::Array(rows_for(conn, "logs", "issue_id", id, "timestamp, id")?),
-    );
-    m.insert(
-        "comments".into(),
-        Value::Array(rows_for(
-            conn,
-            "comments",
-            "issue_id",
-            id,
-            "created_at, id",
-        )?),
-    );
-    m.insert(
-        "reviews".into(),
-        Value::Array(rows_for(
-            conn,
-            "issue_reviews",
-            "issue_id",
-            id,
-            "created_at, id",
-        )?),
-    );
-    m.insert("depends_on".into(), Value::from(dependencies_of(conn, id)?));
-    m.insert("blocks".into(), Value::from(dependents_of(conn, id)?));
     let children: Vec<String> = list_issues(
         conn,
         &ListFilter {
             parent: Some(id.to_string()),
             all: true,
-            sort: Some("id".into()),
+            sort: SortKey::Id,
             ..Default::default()
         },
     )?
     .into_iter()
     .map(|i| i.id)
     .collect();
-    m.insert("children".into(), Value::from(children));
-    let conflicts: Vec<Value> = crate::conflicts::list(conn, false, Some(id), None)?
-        .into_iter()
-        .map(|c| c.json)
-        .collect();
-    m.insert("conflicts".into(), Value::Array(conflicts));
-    Ok(Value::Object(m))
+    let by_issue = |table: &str, order: &str| {
+        format!("SELECT * FROM {table} WHERE issue_id = ?1 ORDER BY {order}")
+    };
+    Ok(IssueDetail {
+        version: doc_version(conn, id)?.unwrap_or_default(),
+        renamed_from: (created_as != id).then_some(created_as),
+        handoff: latest_handoff(conn, id)?,
+        logs: views::rows(conn, &by_issue("logs", "timestamp, id"), id)?,
+        comments: views::rows(conn, &by_issue("comments", "created_at, id"), id)?,
+        reviews: views::rows(conn, &by_issue("issue_reviews", "created_at, id"), id)?,
+        depends_on: dependencies_of(conn, id)?,
+        blocks: dependents_of(conn, id)?,
+        children,
+        conflicts: crate::conflicts::list(conn, false, Some(id), None)?,
+        issue,
+    })
 }
 
 /// Open issues whose dependencies are all closed and that are not deferred past `today`

@@ -11,6 +11,7 @@ use crate::authority::{self, Op, OpRecord, Role, Roster, Standing};
 use crate::error::Result;
 use crate::identity::fingerprint_of;
 use crate::record::RecordBody;
+use crate::views::{InviteView, MemberView};
 
 pub use crate::model::ROSTER_ID;
 
@@ -242,7 +243,7 @@ pub fn rfc3339(secs: i64) -> String {
 }
 
 /// Invites not used, revoked or expired yet, as JSON rows (`"invite"` holds the id).
-pub fn pending_invites(conn: &Connection) -> Result<Vec<Value>> {
+pub fn pending_invites(conn: &Connection) -> Result<Vec<InviteView>> {
     let now = chrono::Utc::now().timestamp();
     Ok(resolve(conn)?
         .invites
@@ -252,8 +253,14 @@ pub fn pending_invites(conn: &Connection) -> Result<Vec<Value>> {
             let by = parse_public_key(&i.by)
                 .map(|k| fingerprint_of(&k))
                 .unwrap_or_default();
-            json!({"invite": id, "role": i.role.as_str(), "name": i.name, "by": by,
-                   "expires_at": rfc3339(i.expires), "pending": true})
+            InviteView {
+                invite: id,
+                role: i.role.as_str().to_string(),
+                name: i.name,
+                by,
+                expires_at: rfc3339(i.expires),
+                pending: true,
+            }
         })
         .collect())
 }
@@ -340,14 +347,14 @@ pub fn is_trusted(conn: &Connection, key: &[u8; 32], pinned: Option<&[u8; 32]>) 
 
 /// The roster as JSON rows: public key, machine fingerprint, name, role, when and by whom
 /// added; then removed machines (`"removed": true`) with who removed them.
-pub fn members(conn: &Connection) -> Result<Vec<Value>> {
+pub fn members(conn: &Connection) -> Result<Vec<MemberView>> {
     let roster = stored(conn)?;
     let machine = |k: &str| {
         parse_public_key(k)
             .map(|k| fingerprint_of(&k))
             .unwrap_or_default()
     };
-    let mut rows: Vec<(i64, Value)> = roster
+    let mut rows: Vec<(i64, MemberView)> = roster
         .members
         .iter()
         .map(|(k, m)| {
@@ -356,21 +363,35 @@ pub fn members(conn: &Connection) -> Result<Vec<Value>> {
                 .unwrap_or_default();
             (
                 m.added_at,
-                json!({"public_key": k, "machine": machine(k), "name": m.name, "role": m.role.as_str(),
-                       "added_at": added_at, "added_by": machine(&m.added_by), "removed": false}),
+                MemberView {
+                    public_key: k.clone(),
+                    machine: machine(k),
+                    name: m.name.clone(),
+                    role: m.role.as_str().to_string(),
+                    added_at: Some(added_at),
+                    added_by: Some(machine(&m.added_by)),
+                    removed: false,
+                    removed_by: None,
+                },
             )
         })
         .collect();
     rows.sort_by(|a, b| {
         a.0.cmp(&b.0)
-            .then_with(|| a.1["public_key"].as_str().cmp(&b.1["public_key"].as_str()))
+            .then_with(|| a.1.public_key.cmp(&b.1.public_key))
     });
-    let mut out: Vec<Value> = rows.into_iter().map(|(_, v)| v).collect();
+    let mut out: Vec<MemberView> = rows.into_iter().map(|(_, v)| v).collect();
     for (k, r) in &roster.removed {
-        out.push(
-            json!({"public_key": k, "machine": machine(k), "name": "", "role": "",
-                        "removed": true, "removed_by": machine(&r.removed_by)}),
-        );
+        out.push(MemberView {
+            public_key: k.clone(),
+            machine: machine(k),
+            name: String::new(),
+            role: String::new(),
+            added_at: None,
+            added_by: None,
+            removed: true,
+            removed_by: Some(machine(&r.removed_by)),
+        });
     }
     Ok(out)
 }

@@ -48,7 +48,7 @@ fn context_key(ctx: &SessionContext) -> String {
 
 /// Finds the session for this context, creating it if needed. With `force_new`, ends the
 /// current one and starts a fresh session (`td session --new`).
-pub fn resolve(
+pub(crate) fn resolve(
     conn: &Connection,
     machine: &str,
     ctx: &SessionContext,
@@ -139,7 +139,7 @@ fn create(
 }
 
 /// Resolves the session in its own short write transaction (sessions are local rows).
-pub fn resolve_tx(
+pub(crate) fn resolve_tx(
     conn: &mut Connection,
     machine: &str,
     ctx: &SessionContext,
@@ -152,12 +152,12 @@ pub fn resolve_tx(
 }
 
 /// The issue this session is focused on (set by `td start`), if any.
-pub fn focused_issue(conn: &Connection, session: &str) -> Result<Option<String>> {
+pub(crate) fn focused_issue(conn: &Connection, session: &str) -> Result<Option<String>> {
     state_field(conn, session, "focused_issue_id")
 }
 
 /// The work session this session has active (`td ws start`), if any.
-pub fn active_work_session(conn: &Connection, session: &str) -> Result<Option<String>> {
+pub(crate) fn active_work_session(conn: &Connection, session: &str) -> Result<Option<String>> {
     state_field(conn, session, "active_work_session_id")
 }
 
@@ -175,7 +175,7 @@ fn state_field(conn: &Connection, session: &str, col: &str) -> Result<Option<Str
 
 /// Sets (or clears, with `""`) a session-state field: `focused_issue_id` or
 /// `active_work_session_id`.
-pub fn set_state(conn: &Connection, session: &str, col: &str, value: &str) -> Result<()> {
+pub(crate) fn set_state(conn: &Connection, session: &str, col: &str, value: &str) -> Result<()> {
     debug_assert!(col == "focused_issue_id" || col == "active_work_session_id");
     conn.execute(
         &format!(
@@ -188,7 +188,7 @@ pub fn set_state(conn: &Connection, session: &str, col: &str, value: &str) -> Re
 }
 
 /// Records activity on the session (local bookkeeping).
-pub fn touch(conn: &Connection, session: &str) -> Result<()> {
+pub(crate) fn touch(conn: &Connection, session: &str) -> Result<()> {
     conn.execute(
         "UPDATE sessions SET last_activity = ?1 WHERE id = ?2",
         params![now_timestamp(), session],

@@ -193,3 +193,44 @@ fn missing_malformed_or_unreadable_key_file() {
         "nothing was written while the key was unusable"
     );
 }
+
+/// Closed option sets are refused by name, with the accepted values listed, instead of
+/// falling back to a default (a typo in `--sort` used to list by priority silently).
+#[test]
+fn closed_option_sets_refuse_unknown_values() {
+    let r = Replica::init();
+    let id = r.create("Options are checked", &[]);
+    for args in [
+        vec!["list", "--sort", "prioirty"],
+        vec!["export", "--format", "yaml"],
+        vec!["log", &id, "x", "--type", "note"],
+        vec!["board", "edit", "All Issues", "--view-mode", "grid"],
+        vec!["sync", "resolve", "cf-x", "--keep", "mine"],
+        vec!["member", "add", "ab", "--role", "owner"],
+        vec!["init", "--mode", "cloud"],
+    ] {
+        let mut a = args.clone();
+        a.push("--json");
+        let out = r.run(&a);
+        assert_eq!(out.error_code(), "invalid_input", "{args:?}");
+        let human = r.run(&args);
+        assert_eq!(human.code, 1, "{args:?}");
+        assert!(
+            human.stderr.contains("possible values"),
+            "{args:?} lists the accepted values: {}",
+            human.stderr
+        );
+    }
+    // Values are still accepted as td spells them (and --role in any case).
+    assert_eq!(
+        r.json(&["list", "--sort", "created"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let f = r.root.join("notes.md");
+    std::fs::write(&f, "x").unwrap();
+    let linked = r.json(&["link", &id, f.to_str().unwrap(), "--role", "Reference"]);
+    assert_eq!(linked["files"][0]["role"], "reference");
+}

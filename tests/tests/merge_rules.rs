@@ -67,7 +67,7 @@ fn conflicts_json(n: &Node, all: bool) -> Value {
         conflicts::list(n.project.store.conn(), all, None, None)
             .unwrap()
             .into_iter()
-            .map(|c| c.json)
+            .map(|c| c.to_json())
             .collect(),
     )
 }
@@ -118,7 +118,9 @@ fn same_field_three_way_conflict_converges_and_is_recorded() {
         .all(|n| conflicts_json(n, true) == conflicts_json(&nodes[0], true)));
     let title = field_conflicts(&nodes[0], "title");
     assert_eq!(title.len(), 2, "two overwritten titles: {c}");
-    let shown = td_engine::query::issue_detail(nodes[1].project.store.conn(), &id).unwrap();
+    let shown = td_engine::query::issue_detail(nodes[1].project.store.conn(), &id)
+        .unwrap()
+        .to_json();
     for t in &title {
         assert_eq!(
             t["kept"]["value"], shown["title"],
@@ -145,7 +147,9 @@ fn same_field_three_way_conflict_converges_and_is_recorded() {
         .unwrap();
     sync_all(&mut nodes);
     for n in &nodes {
-        let s = td_engine::query::issue_detail(n.project.store.conn(), &id).unwrap();
+        let s = td_engine::query::issue_detail(n.project.store.conn(), &id)
+            .unwrap()
+            .to_json();
         assert_eq!(s["title"], lost);
         assert!(
             conflicts_json(n, false)
@@ -176,7 +180,9 @@ fn different_fields_both_survive_and_text_appends_merge() {
     });
     sync_all(&mut nodes);
     assert_eq!(nodes[0].export(), nodes[1].export());
-    let s = td_engine::query::issue_detail(nodes[0].project.store.conn(), &id).unwrap();
+    let s = td_engine::query::issue_detail(nodes[0].project.store.conn(), &id)
+        .unwrap()
+        .to_json();
     assert_eq!(s["priority"], "P0");
     assert_eq!(s["labels"], serde_json::json!(["sync"]));
     let d = s["description"].as_str().unwrap();
@@ -226,7 +232,9 @@ fn concurrent_transitions_never_mix() {
     nodes[1].project.block(&id, None).unwrap();
     sync_all(&mut nodes);
     assert_eq!(nodes[0].export(), nodes[1].export());
-    let s = td_engine::query::issue_detail(nodes[0].project.store.conn(), &id).unwrap();
+    let s = td_engine::query::issue_detail(nodes[0].project.store.conn(), &id)
+        .unwrap()
+        .to_json();
     let status = s["status"].as_str().unwrap();
     match status {
         "in_progress" => assert_ne!(s["implementer_session"], ""),
@@ -351,7 +359,7 @@ fn order_independence_over_random_and_exhaustive_deliveries() {
             conflicts::list(store.conn(), true, None, None)
                 .unwrap()
                 .into_iter()
-                .map(|c| c.json)
+                .map(|c| c.to_json())
                 .collect(),
         );
         (e, c)
@@ -446,7 +454,7 @@ fn all_orders_of_a_small_set() {
         format!(
             "{}{}",
             td_engine::export::export_json_string(store.conn()).unwrap(),
-            serde_json::to_string(&c.iter().map(|x| &x.json).collect::<Vec<_>>()).unwrap()
+            serde_json::to_string(&c.iter().map(|x| x.to_json()).collect::<Vec<_>>()).unwrap()
         )
     });
     assert_eq!(results.len(), 1, "all six orders give one result");
@@ -577,7 +585,9 @@ fn a_transition_invalid_from_the_merged_state_is_not_materialized() {
     sync_all(&mut nodes);
     assert_eq!(nodes[0].export(), nodes[1].export());
     for n in &nodes {
-        let s = td_engine::query::issue_detail(n.project.store.conn(), &id).unwrap();
+        let s = td_engine::query::issue_detail(n.project.store.conn(), &id)
+            .unwrap()
+            .to_json();
         assert_eq!(s["status"], "closed");
         assert_eq!(
             s["implementer_session"], "",
@@ -646,7 +656,9 @@ fn an_approval_by_a_concurrent_implementer_is_not_materialized() {
     sync_all(&mut nodes);
     assert_eq!(nodes[0].export(), nodes[1].export());
     for n in &nodes {
-        let s = td_engine::query::issue_detail(n.project.store.conn(), &id).unwrap();
+        let s = td_engine::query::issue_detail(n.project.store.conn(), &id)
+            .unwrap()
+            .to_json();
         assert_eq!(
             s["status"],
             "in_review",
@@ -698,7 +710,9 @@ fn create_with_id(n: &mut Node, id: &str, title: &str) {
 }
 
 fn title_of(n: &Node, id: &str) -> String {
-    td_engine::query::issue_detail(n.project.store.conn(), id).unwrap()["title"]
+    td_engine::query::issue_detail(n.project.store.conn(), id)
+        .unwrap()
+        .to_json()["title"]
         .as_str()
         .unwrap()
         .to_string()
@@ -770,7 +784,9 @@ fn an_id_clash_keeps_both_entities_and_renames_one_deterministically() {
         assert_eq!(title_of(n, &a_id), "Created on machine A");
         assert_eq!(title_of(n, &b_id), "Created on machine B");
         for (issue, who) in [(&a_id, "A"), (&b_id, "B")] {
-            let d = td_engine::query::issue_detail(n.project.store.conn(), issue).unwrap();
+            let d = td_engine::query::issue_detail(n.project.store.conn(), issue)
+                .unwrap()
+                .to_json();
             assert_eq!(
                 d["logs"][0]["message"],
                 format!("progress on {who}'s issue"),
@@ -787,7 +803,9 @@ fn an_id_clash_keeps_both_entities_and_renames_one_deterministically() {
                 format!("Child of {who}'s issue")
             );
         }
-        let d = td_engine::query::issue_detail(n.project.store.conn(), &renamed).unwrap();
+        let d = td_engine::query::issue_detail(n.project.store.conn(), &renamed)
+            .unwrap()
+            .to_json();
         assert_eq!(d["renamed_from"], id);
     }
     // The rename is reported, identically.
@@ -864,7 +882,9 @@ fn an_id_clash_keeps_both_entities_and_renames_one_deterministically() {
     for n in &nodes {
         assert_eq!(title_of(n, &renamed), "Renamed issue, edited");
         assert_eq!(title_of(n, id), "Kept issue, edited");
-        let kept = td_engine::query::issue_detail(n.project.store.conn(), id).unwrap();
+        let kept = td_engine::query::issue_detail(n.project.store.conn(), id)
+            .unwrap()
+            .to_json();
         assert!(
             kept["logs"]
                 .as_array()
@@ -920,7 +940,7 @@ fn an_id_clash_gives_one_result_in_every_delivery_order() {
         assert_eq!(c.iter().filter(|x| x.field == "id").count(), 2);
         format!(
             "{export}{}",
-            serde_json::to_string(&c.iter().map(|x| &x.json).collect::<Vec<_>>()).unwrap()
+            serde_json::to_string(&c.iter().map(|x| x.to_json()).collect::<Vec<_>>()).unwrap()
         )
     });
     assert_eq!(results.len(), 1, "all six orders give one result");
@@ -956,7 +976,9 @@ fn concurrent_first_rows_of_a_child_map_are_all_kept() {
     }
     sync_all(&mut nodes);
     assert_eq!(nodes[0].export(), nodes[1].export());
-    let s = td_engine::query::issue_detail(nodes[0].project.store.conn(), &id).unwrap();
+    let s = td_engine::query::issue_detail(nodes[0].project.store.conn(), &id)
+        .unwrap()
+        .to_json();
     let mut labels: Vec<String> = serde_json::from_value(s["labels"].clone()).unwrap();
     labels.sort();
     assert_eq!(labels, ["from-a", "from-b"], "both labels kept: {s}");
@@ -975,7 +997,9 @@ fn concurrent_first_rows_of_a_child_map_are_all_kept() {
         .unwrap();
     sync_all(&mut nodes);
     assert_eq!(nodes[0].export(), nodes[1].export());
-    let s = td_engine::query::issue_detail(nodes[0].project.store.conn(), &id).unwrap();
+    let s = td_engine::query::issue_detail(nodes[0].project.store.conn(), &id)
+        .unwrap()
+        .to_json();
     assert_eq!(s["labels"], serde_json::json!([]));
     assert!(
         td_engine::ops::files::files_of(nodes[0].project.store.conn(), &id)

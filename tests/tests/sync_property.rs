@@ -39,7 +39,7 @@ fn step() -> impl Strategy<Value = Step> {
 fn ids(node: &mesh::Node) -> Vec<String> {
     let f = td_engine::query::ListFilter {
         all: true,
-        sort: Some("id".into()),
+        sort: td_engine::query::SortKey::Id,
         ..Default::default()
     };
     td_engine::query::list_issues(node.project.store.conn(), &f)

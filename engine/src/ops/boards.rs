@@ -2,14 +2,13 @@
 //! board is one document; its positions are child rows keyed by td's deterministic `bip_` id,
 //! so two machines placing the same issue on the same board produce one row.
 
-use serde_json::{Map, Value};
-
 use crate::doc::{self, Field};
 use crate::error::{invalid, not_found, Result};
 use crate::filter;
 use crate::model::{link_id, now_timestamp, Kind};
 use crate::project::Project;
 use crate::query::{self, Issue};
+use crate::views::{self, BoardRow, BoardView, PositionedIssue};
 use crate::write::Tx;
 
 /// Gap between neighbouring positions, as td spaces them.
@@ -32,15 +31,6 @@ pub struct BoardEdit {
     pub view_mode: Option<String>,
 }
 
-/// A board and the issues it shows, in board order.
-#[derive(Debug, Clone)]
-pub struct BoardView {
-    /// The board row.
-    pub board: Value,
-    /// Issues (td's JSON), each with `position` (null when unpositioned).
-    pub issues: Vec<Value>,
-}
-
 fn check_name(name: &str) -> Result<String> {
     let n = name.trim();
     if n.is_empty() {
@@ -60,25 +50,24 @@ fn check_query(q: &str) -> Result<String> {
     Ok(q.to_string())
 }
 
-/// All boards as rows, the builtin first, then by name and id.
-pub fn list(conn: &rusqlite::Connection) -> Result<Vec<Value>> {
-    query::all_rows(conn, "boards", "is_builtin DESC, name, id")
+/// All boards, the builtin first, then by name and id.
+pub fn list(conn: &rusqlite::Connection) -> Result<Vec<BoardRow>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT * FROM boards ORDER BY is_builtin DESC, name, id")?;
+    let rows = stmt.query_map([], views::from_row)?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
 /// Resolves a board by id or (case-insensitive) name. A name two boards share (possible after
 /// two machines each created it) is refused with both ids, so the user can pick one.
-pub fn resolve(conn: &rusqlite::Connection, key: &str) -> Result<Value> {
+pub fn resolve(conn: &rusqlite::Connection, key: &str) -> Result<BoardRow> {
     let boards = list(conn)?;
-    if let Some(b) = boards.iter().find(|b| b["id"] == key) {
+    if let Some(b) = boards.iter().find(|b| b.id == key) {
         return Ok(b.clone());
     }
-    let named: Vec<&Value> = boards
+    let named: Vec<&BoardRow> = boards
         .iter()
-        .filter(|b| {
-            b["name"]
-                .as_str()
-                .is_some_and(|n| n.eq_ignore_ascii_case(key.trim()))
-        })
+        .filter(|b| b.name.eq_ignore_ascii_case(key.trim()))
         .collect();
     match named.as_slice() {
         [b] => Ok((*b).clone()),
@@ -86,7 +75,7 @@ pub fn resolve(conn: &rusqlite::Connection, key: &str) -> Result<Value> {
         many => Err(invalid(format!(
             "board name '{key}' is ambiguous: {}; use the id",
             many.iter()
-                .map(|b| b["id"].as_str().unwrap_or(""))
+                .map(|b| b.id.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
         ))),
@@ -117,48 +106,46 @@ fn positions(conn: &rusqlite::Connection, board: &str) -> Result<Vec<(String, i6
 /// included), positioned ones first in position order, then the rest by priority.
 pub fn view(conn: &rusqlite::Connection, key: &str) -> Result<BoardView> {
     let board = resolve(conn, key)?;
-    let id = board["id"].as_str().unwrap_or("").to_string();
-    let expr = match board["query"].as_str().unwrap_or("") {
+    let id = board.id.clone();
+    let expr = match board.query.as_str() {
         "" => None,
         q => Some(filter::parse(q).map_err(|e| {
             // A board migrated from td may use query syntax this td does not evaluate.
             invalid(format!(
                 "board '{}' has a query this td cannot evaluate ({q}): {e}; change it with 'td board edit {id} -q \"<query>\"'",
-                board["name"].as_str().unwrap_or("")
+                board.name
             ))
         })?),
     };
     let all = query::all_live_issues(conn)?;
     let shown: Vec<Issue> = all
         .into_iter()
-        .filter(|i| expr.as_ref().is_none_or(|e| e.matches(&i.json)))
+        .filter(|i| expr.as_ref().is_none_or(|e| e.matches(&i.to_json())))
         .collect();
     let pos = positions(conn, &id)?;
     let placed: std::collections::HashMap<&str, i64> =
         pos.iter().map(|(i, p)| (i.as_str(), *p)).collect();
     let by_id: std::collections::HashMap<&str, &Issue> =
         shown.iter().map(|i| (i.id.as_str(), i)).collect();
-    let mut issues: Vec<Value> = pos
+    let mut issues: Vec<PositionedIssue> = pos
         .iter()
         .filter_map(|(issue, p)| {
-            by_id
-                .get(issue.as_str())
-                .map(|i| with_position(&i.json, Some(*p)))
+            by_id.get(issue.as_str()).map(|i| PositionedIssue {
+                issue: (*i).clone(),
+                position: Some(*p),
+            })
         })
         .collect();
     issues.extend(
         shown
             .iter()
             .filter(|i| !placed.contains_key(i.id.as_str()))
-            .map(|i| with_position(&i.json, None)),
+            .map(|i| PositionedIssue {
+                issue: i.clone(),
+                position: None,
+            }),
     );
     Ok(BoardView { board, issues })
-}
-
-fn with_position(issue: &Value, p: Option<i64>) -> Value {
-    let mut m = issue.as_object().cloned().unwrap_or_else(Map::new);
-    m.insert("position".into(), p.map(Value::from).unwrap_or(Value::Null));
-    Value::Object(m)
 }
 
 /// The sparse position that puts an issue at `slot` (1-based) among `others` (the board's
@@ -197,11 +184,11 @@ fn put_position(tx: &mut Tx<'_>, board: &str, issue: &str, position: i64) -> Res
     })
 }
 
-fn builtin_guard(board: &Value, what: &str) -> Result<()> {
-    if board["is_builtin"].as_i64() == Some(1) {
+fn builtin_guard(board: &BoardRow, what: &str) -> Result<()> {
+    if board.is_builtin == 1 {
         return Err(invalid(format!(
             "the builtin board '{}' cannot be {what}",
-            board["name"].as_str().unwrap_or("")
+            board.name
         )));
     }
     Ok(())
@@ -210,19 +197,18 @@ fn builtin_guard(board: &Value, what: &str) -> Result<()> {
 impl Project {
     /// `td board create <name> [-q <query>]`. Refuses a name a board here already has (two
     /// machines may still each create one; both survive a sync).
-    pub fn board_create(&mut self, name: &str, query: Option<&str>) -> Result<Value> {
+    pub fn board_create(&mut self, name: &str, query: Option<&str>) -> Result<BoardRow> {
         let name = check_name(name)?;
         let q = check_query(query.unwrap_or(""))?;
         let me = self.session.id.clone();
         self.store.write(&me, |tx| {
-            if let Some(b) = list(tx.conn())?.into_iter().find(|b| {
-                b["name"]
-                    .as_str()
-                    .is_some_and(|n| n.eq_ignore_ascii_case(&name))
-            }) {
+            if let Some(b) = list(tx.conn())?
+                .into_iter()
+                .find(|b| b.name.eq_ignore_ascii_case(&name))
+            {
                 return Err(invalid(format!(
                     "a board named '{name}' already exists ({})",
-                    b["id"].as_str().unwrap_or("")
+                    b.id
                 )));
             }
             let id = tx.fresh_id(Kind::Board)?;
@@ -241,7 +227,7 @@ impl Project {
 
     /// `td board edit <board>`: renames it, changes its query or view mode. Returns the row and
     /// whether anything changed.
-    pub fn board_edit(&mut self, key: &str, e: &BoardEdit) -> Result<(Value, bool)> {
+    pub fn board_edit(&mut self, key: &str, e: &BoardEdit) -> Result<(BoardRow, bool)> {
         let name = e.name.as_deref().map(check_name).transpose()?;
         let q = e.query.as_deref().map(check_query).transpose()?;
         if let Some(v) = &e.view_mode {
@@ -260,7 +246,7 @@ impl Project {
         self.store.write(&me, |tx| {
             let board = resolve(tx.conn(), key)?;
             builtin_guard(&board, "edited")?;
-            let id = board["id"].as_str().unwrap_or("").to_string();
+            let id = board.id.clone();
             let wanted = [
                 ("name", name.clone()),
                 ("query", q.clone()),
@@ -269,8 +255,12 @@ impl Project {
             let changes: Vec<(&str, String)> = wanted
                 .into_iter()
                 .filter_map(|(k, v)| {
-                    v.filter(|v| board[k].as_str() != Some(v.as_str()))
-                        .map(|v| (k, v))
+                    let current = match k {
+                        "name" => &board.name,
+                        "query" => &board.query,
+                        _ => &board.view_mode,
+                    };
+                    v.filter(|v| current != v).map(|v| (k, v))
                 })
                 .collect();
             if changes.is_empty() {
@@ -288,12 +278,12 @@ impl Project {
 
     /// `td board delete <board>`: removes the board and its positions everywhere (a tombstone
     /// in its document, so a concurrent edit does not bring it back).
-    pub fn board_delete(&mut self, key: &str) -> Result<Value> {
+    pub fn board_delete(&mut self, key: &str) -> Result<BoardRow> {
         let me = self.session.id.clone();
         self.store.write(&me, |tx| {
             let board = resolve(tx.conn(), key)?;
             builtin_guard(&board, "deleted")?;
-            let id = board["id"].as_str().unwrap_or("").to_string();
+            let id = board.id.clone();
             tx.change(&id, |d| doc::put_str(d, "deleted_at", &now_timestamp()))?;
             Ok(board)
         })
@@ -301,14 +291,14 @@ impl Project {
 
     /// `td board move <board> <issue> <position>`: puts the issue at 1-based `slot` in the
     /// board's manual order. Returns the stored sparse position.
-    pub fn board_move(&mut self, key: &str, issue: &str, slot: i64) -> Result<(Value, i64)> {
+    pub fn board_move(&mut self, key: &str, issue: &str, slot: i64) -> Result<(BoardRow, i64)> {
         if slot < 1 {
             return Err(invalid(format!("position must be 1 or more, got {slot}")));
         }
         let me = self.session.id.clone();
         self.store.write(&me, |tx| {
             let board = resolve(tx.conn(), key)?;
-            let id = board["id"].as_str().unwrap_or("").to_string();
+            let id = board.id.clone();
             query::live_issue(tx.conn(), issue)?;
             let others: Vec<(String, i64)> = positions(tx.conn(), &id)?
                 .into_iter()
@@ -334,11 +324,11 @@ impl Project {
 
     /// `td board unposition <board> <issue>`: drops the issue's manual position (soft delete of
     /// the position row, as td does). False when it had none.
-    pub fn board_unposition(&mut self, key: &str, issue: &str) -> Result<(Value, bool)> {
+    pub fn board_unposition(&mut self, key: &str, issue: &str) -> Result<(BoardRow, bool)> {
         let me = self.session.id.clone();
         self.store.write(&me, |tx| {
             let board = resolve(tx.conn(), key)?;
-            let id = board["id"].as_str().unwrap_or("").to_string();
+            let id = board.id.clone();
             if !positions(tx.conn(), &id)?.iter().any(|(i, _)| i == issue) {
                 return Ok((board, false));
             }

@@ -28,13 +28,13 @@ impl Project {
             if *how != Resolution::Kept {
                 return Err(invalid(format!(
                     "{id} is an id clash: both entities are kept ({} and {}); acknowledge it with --keep kept",
-                    c.kept.as_str().unwrap_or(""),
-                    c.overwritten.as_str().unwrap_or("")
+                    c.kept.value.as_str().unwrap_or(""),
+                    c.overwritten.value.as_str().unwrap_or("")
                 )));
             }
             let session = self.session.id.clone();
             let entity = c.entity.clone();
-            let original = c.kept.as_str().unwrap_or("").to_string();
+            let original = c.kept.value.as_str().unwrap_or("").to_string();
             self.store.write(&session, |tx| {
                 tx.change(&entity, |d| {
                     doc::put_str(d, crate::lineage::ACK_KEY, &original)
@@ -46,8 +46,8 @@ impl Project {
                 .ok_or_else(|| not_found(id.to_string()));
         }
         let value = match how {
-            Resolution::Kept => c.kept.clone(),
-            Resolution::Overwritten => c.overwritten.clone(),
+            Resolution::Kept => c.kept.value.clone(),
+            Resolution::Overwritten => c.overwritten.value.clone(),
             Resolution::Value(v) if c.field == "wf" => {
                 return Err(invalid(format!("{id} is a workflow transition: use --keep kept or --keep overwritten, not --value ({v})")));
             }
@@ -106,7 +106,7 @@ impl Project {
         let me = self.session.id.clone();
         let mut out = Vec::new();
         for c in list(self.store.conn(), false, Some(entity), None)? {
-            if c.field != "wf" || c.json["overwritten"]["session"].as_str() != Some(me.as_str()) {
+            if c.field != "wf" || c.overwritten.session.as_deref() != Some(me.as_str()) {
                 continue;
             }
             let n = self.store.conn().execute(
@@ -116,10 +116,10 @@ impl Project {
             if n == 1 {
                 out.push(format!(
                     "your change of {entity} to {} was overwritten by a concurrent change to {} by session {} on machine {} (conflict {}; see 'td sync conflicts')",
-                    c.overwritten["status"].as_str().unwrap_or("?"),
-                    c.kept["status"].as_str().unwrap_or("?"),
-                    c.json["kept"]["session"].as_str().unwrap_or("?"),
-                    c.json["kept"]["machine"].as_str().unwrap_or("?"),
+                    c.overwritten.value["status"].as_str().unwrap_or("?"),
+                    c.kept.value["status"].as_str().unwrap_or("?"),
+                    c.kept.session.as_deref().unwrap_or("?"),
+                    &c.kept.machine,
                     c.id
                 ));
             }

@@ -2,7 +2,7 @@
 //! with a role. Rows are children of the issue's document keyed by td's deterministic `ifl_`
 //! id, so two machines linking the same file to the same issue produce one row.
 
-use serde_json::Value;
+use crate::views::{self, FileLinkView};
 
 use crate::doc::{self, Field};
 use crate::error::{invalid, Result};
@@ -51,9 +51,13 @@ fn check_role(r: &str) -> Result<&'static str> {
 }
 
 /// The files linked to an issue, by role then path.
-pub fn files_of(conn: &rusqlite::Connection, issue: &str) -> Result<Vec<Value>> {
+pub fn files_of(conn: &rusqlite::Connection, issue: &str) -> Result<Vec<FileLinkView>> {
     query::live_issue(conn, issue)?;
-    query::rows_for(conn, "issue_files", "issue_id", issue, "role, file_path")
+    views::rows(
+        conn,
+        "SELECT * FROM issue_files WHERE issue_id = ?1 ORDER BY role, file_path",
+        issue,
+    )
 }
 
 impl Project {
@@ -64,7 +68,7 @@ impl Project {
         issue: &str,
         files: &[FileLink],
         role: &str,
-    ) -> Result<Vec<Value>> {
+    ) -> Result<Vec<FileLinkView>> {
         let role = check_role(role)?;
         if files.is_empty() {
             return Err(invalid("give at least one file path"));
@@ -108,16 +112,9 @@ impl Project {
                 })?;
                 changed.push(key);
             }
-            let rows = query::rows_for(
-                tx.conn(),
-                "issue_files",
-                "issue_id",
-                issue,
-                "role, file_path",
-            )?;
-            Ok(rows
+            Ok(files_of(tx.conn(), issue)?
                 .into_iter()
-                .filter(|r| changed.iter().any(|k| r["id"] == k.as_str()))
+                .filter(|r| changed.contains(&r.id))
                 .collect())
         })
     }

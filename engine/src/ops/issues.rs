@@ -260,7 +260,7 @@ impl Project {
                     from.check_transition(to)?;
                 }
             }
-            let desc = issue.json["description"].as_str().unwrap_or("").to_string();
+            let desc = issue.description.clone();
             let before = tx.change_count();
             tx.change(id, |d| {
                 write_fields(d, &f, &desc)?;
@@ -331,14 +331,14 @@ impl Project {
         let session = self.session.id.clone();
         self.store.write(&session, |tx| {
             let issue = query::live_issue(tx.conn(), id)?;
-            let current = issue.json[field].as_str().map(String::from);
+            let current = issue.column(field).map(String::from);
             if current == date {
                 return Ok(IssueOutcome {
                     issue,
                     changed: false,
                 });
             }
-            let count = issue.json["defer_count"].as_i64().unwrap_or(0);
+            let count = issue.defer_count;
             tx.change(id, |d| {
                 doc::put_opt(d, field, date.as_deref())?;
                 if field == "defer_until" && date.is_some() {

@@ -7,6 +7,7 @@ pub mod files;
 pub mod issues;
 pub mod members;
 pub mod notes;
+pub mod reads;
 pub mod records;
 pub mod work_sessions;
 pub mod workflow;

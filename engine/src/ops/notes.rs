@@ -3,13 +3,12 @@
 //! note both survive.
 
 use rusqlite::{Connection, OptionalExtension};
-use serde_json::Value;
 
 use crate::doc;
 use crate::error::{invalid, not_found, Result};
 use crate::model::{now_timestamp, Kind};
 use crate::project::Project;
-use crate::query;
+use crate::views::{self, NoteView};
 
 /// Which notes `td note list` shows.
 #[derive(Debug, Clone, Copy, Default)]
@@ -41,39 +40,42 @@ pub fn normalize_note_id(s: &str) -> String {
     }
 }
 
-fn row(conn: &Connection, id: &str) -> Result<Option<Value>> {
+fn row(conn: &Connection, id: &str) -> Result<Option<NoteView>> {
     Ok(conn
         .prepare_cached("SELECT * FROM notes WHERE id = ?1")?
-        .query_row([id], |r| query::row_to_json(r).map(Value::Object))
+        .query_row([id], views::from_row)
         .optional()?)
 }
 
 /// A live note, or `not_found`.
-pub fn show(conn: &Connection, id: &str) -> Result<Value> {
+pub fn show(conn: &Connection, id: &str) -> Result<NoteView> {
     match row(conn, id)? {
-        Some(n) if n["deleted_at"].is_null() => Ok(n),
+        Some(n) if n.deleted_at.is_none() => Ok(n),
         Some(_) => Err(not_found(format!("note {id} is deleted"))),
         None => Err(not_found(format!("note not found: {id}"))),
     }
 }
 
 /// Live notes matching `f`: pinned first, then most recently updated.
-pub fn list(conn: &Connection, f: NoteFilter) -> Result<Vec<Value>> {
-    Ok(
-        query::all_rows(conn, "notes", "pinned DESC, updated_at DESC, id")?
-            .into_iter()
-            .filter(|n| n["deleted_at"].is_null())
-            .filter(|n| !f.pinned || n["pinned"].as_i64() == Some(1))
-            .filter(|n| {
-                let archived = n["archived"].as_i64() == Some(1);
-                if f.archived {
-                    archived
-                } else {
-                    f.all || !archived
-                }
-            })
-            .collect(),
-    )
+pub fn list(conn: &Connection, f: NoteFilter) -> Result<Vec<NoteView>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT * FROM notes ORDER BY pinned DESC, updated_at DESC, id")?;
+    let all = stmt
+        .query_map([], views::from_row::<NoteView>)?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(all
+        .into_iter()
+        .filter(|n| n.deleted_at.is_none())
+        .filter(|n| !f.pinned || n.pinned == 1)
+        .filter(|n| {
+            let archived = n.archived == 1;
+            if f.archived {
+                archived
+            } else {
+                f.all || !archived
+            }
+        })
+        .collect())
 }
 
 fn check_title(title: &str) -> Result<String> {
@@ -92,7 +94,7 @@ fn check_title(title: &str) -> Result<String> {
 
 impl Project {
     /// `td note add <title> -c <content>`.
-    pub fn note_add(&mut self, title: &str, content: &str) -> Result<Value> {
+    pub fn note_add(&mut self, title: &str, content: &str) -> Result<NoteView> {
         let title = check_title(title)?;
         let me = self.session.id.clone();
         self.store.write(&me, |tx| {
@@ -117,7 +119,7 @@ impl Project {
         id: &str,
         title: Option<&str>,
         content: Option<&str>,
-    ) -> Result<(Value, bool)> {
+    ) -> Result<(NoteView, bool)> {
         let title = title.map(check_title).transpose()?;
         if title.is_none() && content.is_none() {
             return Err(invalid("nothing to change: give --title or --content"));
@@ -125,8 +127,8 @@ impl Project {
         let me = self.session.id.clone();
         self.store.write(&me, |tx| {
             let note = show(tx.conn(), id)?;
-            let new_title = title.filter(|t| note["title"].as_str() != Some(t));
-            let new_content = content.filter(|c| note["content"].as_str() != Some(*c));
+            let new_title = title.filter(|t| &note.title != t);
+            let new_content = content.filter(|c| note.content != *c);
             if new_title.is_none() && new_content.is_none() {
                 return Ok((note, false));
             }
@@ -144,7 +146,7 @@ impl Project {
     }
 
     /// `td note pin/unpin/archive/unarchive`. Returns the note and whether it changed.
-    pub fn note_flag(&mut self, id: &str, flag: NoteFlag, on: bool) -> Result<(Value, bool)> {
+    pub fn note_flag(&mut self, id: &str, flag: NoteFlag, on: bool) -> Result<(NoteView, bool)> {
         let key = match flag {
             NoteFlag::Pinned => "pinned",
             NoteFlag::Archived => "archived",
@@ -152,7 +154,11 @@ impl Project {
         let me = self.session.id.clone();
         self.store.write(&me, |tx| {
             let note = show(tx.conn(), id)?;
-            if (note[key].as_i64() == Some(1)) == on {
+            let current = match flag {
+                NoteFlag::Pinned => note.pinned,
+                NoteFlag::Archived => note.archived,
+            };
+            if (current == 1) == on {
                 return Ok((note, false));
             }
             tx.change(id, |d| {
@@ -169,7 +175,7 @@ impl Project {
         self.store.write(&me, |tx| {
             match row(tx.conn(), id)? {
                 None => return Err(not_found(format!("note not found: {id}"))),
-                Some(n) if !n["deleted_at"].is_null() => return Ok(false),
+                Some(n) if n.deleted_at.is_some() => return Ok(false),
                 Some(_) => {}
             }
             tx.change(id, |d| doc::put_str(d, "deleted_at", &now_timestamp()))?;

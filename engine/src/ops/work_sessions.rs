@@ -2,7 +2,6 @@
 //! handoffs across them.
 
 use rusqlite::OptionalExtension;
-use serde_json::Value;
 
 use crate::doc::{self, Field};
 use crate::error::{invalid, not_found, EngineError, Result};
@@ -11,6 +10,7 @@ use crate::ops::records::{self, HandoffText};
 use crate::project::Project;
 use crate::query;
 use crate::session;
+use crate::views::{self, WorkSessionView};
 use crate::write::Tx;
 
 fn active(tx: &Tx<'_>, me: &str) -> Result<String> {
@@ -19,31 +19,25 @@ fn active(tx: &Tx<'_>, me: &str) -> Result<String> {
     })
 }
 
-/// A work session row as JSON, with its tagged issue ids.
-pub fn work_session_json(conn: &rusqlite::Connection, id: &str) -> Result<Option<Value>> {
+/// A work session, with its tagged issue ids.
+pub fn work_session(conn: &rusqlite::Connection, id: &str) -> Result<Option<WorkSessionView>> {
     let row = conn
         .query_row("SELECT * FROM work_sessions WHERE id = ?1", [id], |r| {
-            query::row_to_json(r)
+            views::from_row::<WorkSessionView>(r)
         })
         .optional()?;
-    let Some(mut row) = row else { return Ok(None) };
-    let issues: Vec<Value> = query::rows_for(
-        conn,
-        "work_session_issues",
-        "work_session_id",
-        id,
-        "tagged_at, issue_id",
-    )?
-    .into_iter()
-    .map(|r| r["issue_id"].clone())
-    .collect();
-    row.insert("issues".into(), Value::Array(issues));
-    Ok(Some(Value::Object(row)))
+    let Some(mut ws) = row else { return Ok(None) };
+    ws.issues = tagged_ids(conn, id)?;
+    Ok(Some(ws))
 }
 
 fn tagged(tx: &Tx<'_>, ws: &str) -> Result<Vec<String>> {
+    tagged_ids(tx.conn(), ws)
+}
+
+fn tagged_ids(conn: &rusqlite::Connection, ws: &str) -> Result<Vec<String>> {
     Ok(query::rows_for(
-        tx.conn(),
+        conn,
         "work_session_issues",
         "work_session_id",
         ws,
@@ -184,22 +178,22 @@ impl Project {
     }
 
     /// `td ws current`: the active work session, if any.
-    pub fn ws_current(&self) -> Result<Option<Value>> {
+    pub fn ws_current(&self) -> Result<Option<WorkSessionView>> {
         match session::active_work_session(self.store.conn(), &self.session.id)? {
-            Some(id) => work_session_json(self.store.conn(), &id),
+            Some(id) => work_session(self.store.conn(), &id),
             None => Ok(None),
         }
     }
 
     /// `td ws list`: all work sessions, newest first.
-    pub fn ws_list(&self) -> Result<Vec<Value>> {
+    pub fn ws_list(&self) -> Result<Vec<WorkSessionView>> {
         let conn = self.store.conn();
         let ids: Vec<String> = conn
             .prepare("SELECT id FROM work_sessions ORDER BY started_at DESC, id")?
             .query_map([], |r| r.get(0))?
             .collect::<std::result::Result<_, _>>()?;
         ids.iter()
-            .map(|id| work_session_json(conn, id)?.ok_or_else(|| not_found(id.clone())))
+            .map(|id| work_session(conn, id)?.ok_or_else(|| not_found(id.clone())))
             .collect()
     }
 }

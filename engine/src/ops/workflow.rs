@@ -25,9 +25,9 @@ fn workflow_of(issue: &Issue) -> Workflow {
     WF_KEYS
         .iter()
         .map(|k| {
-            let v = match &issue.json[*k] {
-                serde_json::Value::String(s) => Field::Str(s.clone()),
-                _ => Field::Null,
+            let v = match issue.column(k) {
+                Some(s) => Field::Str(s.to_string()),
+                None => Field::Null,
             };
             (k.to_string(), v)
         })

@@ -1,11 +1,29 @@
 //! `td sync conflicts` and `td sync resolve`.
 
 use anyhow::Result;
+use clap::ValueEnum;
 use serde_json::Value;
-use td_engine::conflicts::{self, Resolution};
+use td_engine::conflicts::Resolution;
 use td_engine::Project;
 
-use crate::output::{emit, invalid};
+use crate::output::emit;
+
+/// Which side of a conflict `td sync resolve --keep` keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Side {
+    /// The value that won.
+    Kept,
+    /// The value that was overwritten.
+    Overwritten,
+}
+
+fn or_unknown(s: &str) -> &str {
+    if s.is_empty() {
+        "?"
+    } else {
+        s
+    }
+}
 
 fn show_value(v: &Value) -> String {
     match v {
@@ -38,7 +56,7 @@ pub(crate) fn list(p: &Project, since: Option<&str>, all: bool, json: bool) -> R
                 .unwrap_or(0)
                 - secs
         });
-    let list = conflicts::list(p.store.conn(), all, None, since)?;
+    let list = p.conflicts(all, since)?;
     let human = if list.is_empty() {
         if all {
             "No conflicts.".to_string()
@@ -55,13 +73,13 @@ pub(crate) fn list(p: &Project, since: Option<&str>, all: bool, json: bool) -> R
                     c.entity,
                     field,
                     if c.resolved { "  [resolved]" } else { "" },
-                    show_value(&c.kept),
-                    c.json["kept"]["session"].as_str().unwrap_or("?"),
-                    c.json["kept"]["machine"].as_str().unwrap_or("?"),
-                    show_value(&c.overwritten),
-                    c.json["overwritten"]["session"].as_str().unwrap_or("?"),
-                    c.json["overwritten"]["machine"].as_str().unwrap_or("?"),
-                    c.json["overwritten"]["time"].as_str().unwrap_or("?"),
+                    show_value(&c.kept.value),
+                    c.kept.session.as_deref().unwrap_or("?"),
+                    or_unknown(&c.kept.machine),
+                    show_value(&c.overwritten.value),
+                    c.overwritten.session.as_deref().unwrap_or("?"),
+                    or_unknown(&c.overwritten.machine),
+                    c.overwritten.time.as_deref().unwrap_or("?"),
                 )
             })
             .collect::<Vec<_>>()
@@ -69,7 +87,7 @@ pub(crate) fn list(p: &Project, since: Option<&str>, all: bool, json: bool) -> R
     };
     emit(
         json,
-        &Value::Array(list.into_iter().map(|c| c.json).collect()),
+        &Value::Array(list.iter().map(|c| c.to_json()).collect()),
         || human,
     );
     Ok(())
@@ -79,27 +97,22 @@ pub(crate) fn list(p: &Project, since: Option<&str>, all: bool, json: bool) -> R
 pub(crate) fn resolve(
     p: &mut Project,
     id: &str,
-    keep: Option<&str>,
+    keep: Option<Side>,
     value: Option<&str>,
     json: bool,
 ) -> Result<()> {
     let how = match (keep, value) {
-        (Some("kept"), None) => Resolution::Kept,
-        (Some("overwritten"), None) => Resolution::Overwritten,
-        (Some(other), None) => {
-            return Err(invalid(format!(
-                "invalid --keep '{other}': expected kept or overwritten"
-            )))
-        }
+        (Some(Side::Kept), _) => Resolution::Kept,
+        (Some(Side::Overwritten), _) => Resolution::Overwritten,
         (None, Some(v)) => Resolution::Value(v.to_string()),
-        _ => {
-            return Err(invalid(
+        (None, None) => {
+            return Err(crate::output::invalid(
                 "say how to resolve: --keep kept, --keep overwritten, or --value <v>".into(),
             ))
         }
     };
     let c = p.resolve_conflict(id, &how)?;
-    let mut v = c.json.clone();
+    let mut v = c.to_json();
     v["action"] = Value::from("resolved");
     emit(json, &v, || {
         format!("RESOLVED {} ({} {})", c.id, c.entity, c.field)

@@ -3,25 +3,46 @@
 use std::path::Path;
 
 use anyhow::Result;
+use clap::Args as ClapArgs;
 use serde_json::json;
 use td_engine::invite::{InviteCode, JoinStatus};
-use td_engine::Project;
 
+use super::Cx;
 use crate::output::{emit, invalid};
 
-/// Checks the code offline (a refused code writes nothing), stores the invite and this
-/// machine's join, syncs through the hub or peer the code names, and reports where the join
-/// stands.
-pub(crate) fn join(
-    p: &mut Project,
-    root: &Path,
-    ctx: &td_engine::SessionContext,
-    code: &str,
-    token: Option<&str>,
-    (adopt, dry_run): (bool, bool),
-    json: bool,
-) -> Result<()> {
-    let checked = InviteCode::decode(code)?.check(now_secs())?;
+/// Arguments of `td join`.
+#[derive(Debug, ClapArgs)]
+pub(crate) struct Args {
+    /// The invite code (one line, starts with tdjoin1_).
+    pub code: String,
+    /// The hub's auth token, when the hub needs one (never carried in the code).
+    #[arg(long, env = "TD_DATABASE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// This replica has work of its own project: re-create it in the joined project (the
+    /// old database is kept beside the new one as issues.db.adopted-<project>).
+    #[arg(long)]
+    pub adopt: bool,
+    /// With --adopt: show what would move, change nothing.
+    #[arg(long, requires = "adopt")]
+    pub dry_run: bool,
+}
+
+/// Before the project opens: a refused code writes nothing, not even a new database; an
+/// accepted one on a machine without a project starts from a fresh replica.
+pub(crate) fn prepare(a: &Args, root: &Path, json: bool) -> Result<()> {
+    InviteCode::decode(&a.code)?.check(now_secs())?;
+    if !td_engine::store::db_path(root).exists() {
+        crate::replica::init(root, json, true)?;
+    }
+    Ok(())
+}
+
+/// Checks the code offline, stores the invite and this machine's join, syncs through the hub
+/// or peer the code names, and reports where the join stands.
+pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
+    let (p, root, ctx, json) = (&mut *cx.p, cx.root, cx.session, cx.json);
+    let (token, adopt, dry_run) = (a.token.as_deref(), a.adopt, a.dry_run);
+    let checked = InviteCode::decode(&a.code)?.check(now_secs())?;
     let project = checked.code.project.clone();
     let mine = p.store.project_id()?;
     let mut adopted = json!(null);
@@ -53,7 +74,7 @@ pub(crate) fn join(
         // the hub already is seen before this machine writes its own.
         let mode = crate::config::hub_settings(root)?.mode;
         let mode = if mode == "local" { "libsql" } else { &mode };
-        let attached = crate::hubcmd::attach(p, root, mode, hub, token, Some(&project))?;
+        let attached = crate::hub::attach(p, root, mode, hub, token, Some(&project))?;
         p.join_commit(&checked)?;
         let pushed = td_transport::hub_sync::push(&mut p.store, &attached.client, &mut |_| {})?;
         via = json!({"hub": attached.client.display_url(), "pushed": attached.pushed + pushed, "pulled": attached.pulled});
@@ -62,7 +83,7 @@ pub(crate) fn join(
         p.join_commit(&checked)?;
         let name = format!("inviter-{}", &checked.code.inviter[..8]);
         p.peer_add(&name, addr, &checked.code.inviter)?;
-        let outcome = crate::peers::sync_one(p, root, &name)?;
+        let outcome = super::peer::sync_one(p, root, &name)?;
         via = json!({"peer": name, "addr": addr, "sent": outcome.0, "received": outcome.1});
     } else {
         p.join_commit(&checked)?;

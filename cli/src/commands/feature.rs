@@ -6,12 +6,37 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use clap::Subcommand;
 use serde_json::json;
 use td_engine::review_policy::{Mode, FEATURE};
 
-use crate::args::FeatureCommand;
 use crate::config::ProjectConfig;
 use crate::output::{emit, invalid};
+
+/// `td feature`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum FeatureCommand {
+    /// Every feature, its value and where the value comes from.
+    List,
+    /// One feature's value and source (env, config or default).
+    Get {
+        /// Feature name (review_policy_mode).
+        name: String,
+    },
+    /// Set a feature in .todos/config.json.
+    #[command(after_help = "Example:\n  td feature set review_policy_mode delegated")]
+    Set {
+        /// Feature name (review_policy_mode).
+        name: String,
+        /// review_policy_mode: trusted (default), delegated, balanced or strict.
+        value: String,
+    },
+    /// Remove a feature setting (back to the default).
+    Unset {
+        /// Feature name (review_policy_mode).
+        name: String,
+    },
+}
 
 const ENV: &str = "TD_FEATURE_REVIEW_POLICY_MODE";
 
@@ -47,8 +72,8 @@ fn known(name: &str) -> Result<String> {
     Ok(name)
 }
 
-/// `td feature …`.
-pub(crate) fn command(root: &Path, c: &FeatureCommand, json: bool) -> Result<()> {
+/// Runs one `td feature` subcommand (before any project is open).
+pub(crate) fn run(c: &FeatureCommand, root: &Path, json: bool) -> Result<()> {
     if !root.join(".todos").is_dir() {
         return Err(td_engine::EngineError::NoDatabase.into());
     }

@@ -1,4 +1,4 @@
-//! `td peer` and `td member`: the address book, the roster, serving and syncing over QUIC.
+//! `td peer`: the address book, serving and syncing over QUIC.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -7,15 +7,64 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use serde_json::{json, Value};
-use td_engine::authority::Role;
 use td_engine::roster;
 use td_engine::sync::RoundStats;
 use td_engine::Project;
 use td_transport::peer::{PeerTarget, Server};
 use td_transport::TransportError;
 
-use crate::args::{MemberCommand, PeerCommand};
+use clap::Subcommand;
+
+use super::Cx;
 use crate::output::{emit, invalid};
+
+/// `td peer`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PeerCommand {
+    /// This machine's fingerprint and public key (the key is what other machines paste).
+    Id,
+    /// Add a peer to the address book: where it serves and the key it must prove. This admits
+    /// nobody: admitting a machine is 'td member add' (admins).
+    Add {
+        /// A local name for the peer.
+        name: String,
+        /// Where it serves: host:port.
+        addr: String,
+        /// Its machine public key (from 'td peer id' on that machine).
+        #[arg(long)]
+        key: String,
+    },
+    /// List the address book.
+    List,
+    /// Remove a peer from the address book (the roster is unchanged).
+    Remove {
+        /// The peer's name.
+        name: String,
+    },
+    /// Serve this project to peers until interrupted (SIGINT/SIGTERM).
+    Serve {
+        /// Address to listen on (port 0 picks a free port; the first output line names it).
+        #[arg(long, default_value = "0.0.0.0:7878")]
+        listen: String,
+    },
+    /// One sync round with each named peer (all peers when none is named), or with
+    /// <host:port> --key <public-key>.
+    Sync {
+        /// Peer names, or one host:port with --key.
+        peers: Vec<String>,
+        /// The public key of an ad-hoc peer given as host:port.
+        #[arg(long)]
+        key: Option<String>,
+        /// Keep one connection to the peer and sync whenever this replica changes (and at
+        /// least every --every seconds) until Ctrl-C. Prints one line per round (one JSON
+        /// object per line with --json). Rounds after the first skip the QUIC/TLS handshake.
+        #[arg(long)]
+        watch: bool,
+        /// With --watch: the longest wait between rounds, in seconds (pulls the peer's news).
+        #[arg(long, value_name = "SECONDS", default_value_t = 30, requires = "watch")]
+        every: u64,
+    },
+}
 
 /// `td peer id`: works without a project.
 pub(crate) fn peer_id(json: bool) -> Result<()> {
@@ -31,10 +80,11 @@ pub(crate) fn peer_id(json: bool) -> Result<()> {
     Ok(())
 }
 
-/// `td peer …` (except `id`).
-pub(crate) fn peer(p: &mut Project, root: &Path, c: &PeerCommand, json: bool) -> Result<()> {
+/// Runs one `td peer` subcommand (`id` runs without a project: [`peer_id`]).
+pub(crate) fn run(c: &PeerCommand, cx: &mut Cx<'_>) -> Result<()> {
+    let (p, root, json) = (&mut *cx.p, cx.root, cx.json);
     match c {
-        PeerCommand::Id => unreachable!("handled before the project opens"),
+        PeerCommand::Id => peer_id(json)?,
         PeerCommand::Add { name, addr, key } => {
             p.peer_add(name, addr, key)?;
             let v =
@@ -42,10 +92,7 @@ pub(crate) fn peer(p: &mut Project, root: &Path, c: &PeerCommand, json: bool) ->
             emit(json, &v, || format!("ADDED peer {name} at {addr}"));
         }
         PeerCommand::List => {
-            let peers: Vec<Value> = roster::peers(p.store.conn())?
-                .iter()
-                .map(|x| x.to_json())
-                .collect();
+            let peers: Vec<Value> = p.peers()?.iter().map(|x| x.to_json()).collect();
             let human = crate::output::listing(
                 &peers,
                 "No peers. Add one with: td peer add <name> <host:port> --key <public-key>",
@@ -127,7 +174,7 @@ fn targets(
             key,
         })]);
     }
-    let book = roster::peers(p.store.conn())?;
+    let book = p.peers()?;
     if names.is_empty() {
         if book.is_empty() {
             return Err(invalid("no peers to sync with: add one with 'td peer add <name> <host:port> --key <public-key>'".into()));
@@ -368,135 +415,6 @@ fn sync(
     emit(json, &Value::Array(results), || human);
     if failed {
         std::process::exit(1);
-    }
-    Ok(())
-}
-
-fn chrono_rfc3339(secs: i64) -> String {
-    td_engine::roster::rfc3339(secs)
-}
-
-/// `td member …`.
-pub(crate) fn member(p: &mut Project, root: &Path, c: &MemberCommand, json: bool) -> Result<()> {
-    match c {
-        MemberCommand::Add { key, name, role } => {
-            let role = Role::parse(role).unwrap_or(Role::Member);
-            let added = p.member_add(key, name.as_deref().unwrap_or(""), role)?;
-            let action = if added { "added" } else { "already_member" };
-            emit(
-                json,
-                &json!({"action": action, "public_key": key.trim(), "role": role.as_str()}),
-                || {
-                    if added {
-                        format!("ADDED member {} ({})", key.trim(), role.as_str())
-                    } else {
-                        format!("{} is already a member", key.trim())
-                    }
-                },
-            );
-        }
-        MemberCommand::Invite {
-            role,
-            name,
-            expires,
-            hub,
-            peer,
-        } => {
-            let ttl = crate::output::parse_duration(expires)?;
-            let hub = match hub {
-                Some(h) => Some(h.clone()),
-                None => crate::config::hub_settings(root)?.url,
-            };
-            if hub.is_none() && peer.is_none() {
-                return Err(invalid(
-                    "say where the new machine syncs: --hub <url> or --peer <host:port> (this replica has no hub)".into(),
-                ));
-            }
-            let role = Role::parse(role).unwrap_or(Role::Member);
-            let made = p.member_invite(
-                role,
-                name.as_deref().unwrap_or(""),
-                ttl,
-                hub.as_deref(),
-                peer.as_deref(),
-            )?;
-            let expires_at = chrono_rfc3339(made.expires);
-            emit(
-                json,
-                &json!({"action": "invited", "code": made.code, "invite": made.id, "role": role.as_str(),
-                        "expires_at": expires_at, "hub": hub.as_deref().map(td_transport::hub::mask_url), "peer": peer}),
-                || made.code.clone(),
-            );
-            if !json {
-                eprintln!(
-                    "Give this line to the new machine; it runs: td join <code>\nValid once, until {expires_at}. Withdraw it with: td member revoke-invite {}",
-                    &made.id[..12]
-                );
-            }
-        }
-        MemberCommand::RevokeInvite { id } => {
-            let id = p.member_revoke_invite(id)?;
-            emit(
-                json,
-                &json!({"action": "invite_revoked", "invite": id}),
-                || format!("REVOKED invite {id}"),
-            );
-        }
-        MemberCommand::List => {
-            let mut m = roster::members(p.store.conn())?;
-            for inv in roster::pending_invites(p.store.conn())? {
-                m.push(inv);
-            }
-            let human = crate::output::listing(
-                &m,
-                "No members yet (the founding machine joins with its first change).",
-                |x| {
-                    if x["invite"].is_string() {
-                        format!(
-                            "invite {}  {}  {}  by {}  expires {}",
-                            &x["invite"].as_str().unwrap_or("")[..12],
-                            x["role"].as_str().unwrap_or(""),
-                            crate::output::escape(x["name"].as_str().unwrap_or("")),
-                            x["by"].as_str().unwrap_or(""),
-                            x["expires_at"].as_str().unwrap_or("")
-                        )
-                    } else if x["removed"] == true {
-                        format!(
-                            "{}  removed by {}",
-                            crate::output::columns(x, &["machine", "public_key"]),
-                            x["removed_by"].as_str().unwrap_or("")
-                        )
-                    } else {
-                        format!(
-                            "{}  added by {}",
-                            crate::output::columns(x, &["machine", "role", "name", "public_key"]),
-                            match x["added_by"].as_str() {
-                                Some("") | None => "(founder)",
-                                Some(by) => by,
-                            }
-                        )
-                    }
-                },
-            );
-            emit(json, &Value::Array(m), || human);
-        }
-        MemberCommand::Role { who, role } => {
-            let role = Role::parse(role).unwrap_or(Role::Member);
-            let key = p.member_set_role(who, role)?;
-            emit(
-                json,
-                &json!({"action": "role_changed", "public_key": key, "role": role.as_str()}),
-                || format!("ROLE of {key} is now {}", role.as_str()),
-            );
-        }
-        MemberCommand::Remove { key } => {
-            let key = p.member_remove(key)?;
-            emit(
-                json,
-                &json!({"action": "removed", "public_key": key}),
-                || format!("REMOVED member {key}"),
-            );
-        }
     }
     Ok(())
 }

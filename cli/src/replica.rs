@@ -1,4 +1,7 @@
-//! `td init`: create the project database here (or report that it exists).
+//! This machine's replica of the project: creating it (`td init`'s local part, also run by
+//! `td init --mode=libsql` and `td join` on a machine without one).
+
+use std::path::Path;
 
 use anyhow::Result;
 use serde_json::{json, Value};
@@ -9,7 +12,7 @@ use crate::output::emit;
 
 /// `td init` (local part). With `quiet_json`, a `--json` result is returned instead of printed
 /// (so `td init --mode=libsql --json` prints one value).
-pub(crate) fn init(root: &std::path::Path, json: bool, quiet_json: bool) -> Result<Value> {
+pub(crate) fn init(root: &Path, json: bool, quiet_json: bool) -> Result<Value> {
     let identity = td_transport::identity::machine_identity()?;
     let ctx = env::session_context(root);
     let (p, outcome) = Project::init(root, identity, &ctx)?;

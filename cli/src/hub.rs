@@ -1,4 +1,5 @@
-//! `td sync` through a libSQL hub, `td init --mode=libsql`, `td status --db`, and autosync.
+//! The team hub as the commands use it: connecting (`td init --mode=libsql`, `td sync init`,
+//! `td join`), a sync round, `td sync status`, `td status --db`, and autosync around commands.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -10,7 +11,6 @@ use td_engine::Project;
 use td_transport::hub::{mask_token, HubClient};
 use td_transport::hub_sync::{self, Joined};
 
-use crate::args::SyncCommand;
 use crate::config::{hub_settings, HubSettings, ProjectConfig};
 use crate::output::{emit, invalid};
 
@@ -30,12 +30,12 @@ pub(crate) fn init(
     json: bool,
 ) -> Result<()> {
     match (mode.unwrap_or("local"), url) {
-        ("local", None) => crate::initcmd::init(root, json, false).map(|_| ()),
+        ("local", None) => crate::replica::init(root, json, false).map(|_| ()),
         ("local", Some(_)) => Err(invalid("--url needs --mode=libsql (or turso)".into())),
         ("libsql" | "turso", None) => Err(invalid("--mode=libsql needs --url <hub url>".into())),
         (m @ ("libsql" | "turso"), Some(u)) => {
             HubClient::new(u, token)?; // validate before creating anything
-            let local = crate::initcmd::init(root, json, true)?;
+            let local = crate::replica::init(root, json, true)?;
             let identity = td_transport::identity::machine_identity()?;
             let mut p = Project::open(root, identity, &crate::env::session_context(root))?;
             connect(&mut p, root, m, u, token, None, json, Some(local))
@@ -200,56 +200,37 @@ impl Spinner {
     }
 }
 
-/// `td sync [push|pull|status|init]`, `td sync --push/--pull`.
-pub(crate) fn sync(
+/// `td sync init --hub`: connects this project to a hub (after adopting the hub's project
+/// with `--adopt`).
+pub(crate) fn connect_init(
     p: &mut Project,
     root: &Path,
-    cmd: Option<&SyncCommand>,
-    push_only: bool,
-    pull_only: bool,
+    hub: &str,
+    token: Option<&str>,
+    project: Option<&str>,
+    adopt: bool,
     json: bool,
 ) -> Result<()> {
-    match cmd {
-        Some(SyncCommand::Init {
-            hub,
-            token,
-            project,
-            adopt,
-        }) => {
-            if *adopt {
-                adopt_hub_project(p, root, hub, token.as_deref(), project.as_deref())?;
-            }
-            let mode = hub_settings(root)?.mode;
-            let mode = if mode == "local" {
-                "libsql".to_string()
-            } else {
-                mode
-            };
-            connect(
-                p,
-                root,
-                &mode,
-                hub,
-                token.as_deref(),
-                project.as_deref(),
-                json,
-                None,
-            )
-        }
-        Some(SyncCommand::Status) => status(p, root, json),
-        Some(SyncCommand::Conflicts { since, all }) => {
-            crate::conflictcmd::list(p, since.as_deref(), *all, json)
-        }
-        Some(SyncCommand::Resolve { id, keep, value }) => {
-            crate::conflictcmd::resolve(p, id, keep.as_deref(), value.as_deref(), json)
-        }
-        Some(SyncCommand::Push) => round(p, root, true, false, json),
-        Some(SyncCommand::Pull) => round(p, root, false, true, json),
-        None => round(p, root, !pull_only, !push_only, json),
+    if adopt {
+        adopt_hub_project(p, root, hub, token, project)?;
     }
+    let mode = hub_settings(root)?.mode;
+    let mode = if mode == "local" {
+        "libsql".to_string()
+    } else {
+        mode
+    };
+    connect(p, root, &mode, hub, token, project, json, None)
 }
 
-fn round(p: &mut Project, root: &Path, push: bool, pull: bool, json: bool) -> Result<()> {
+/// `td sync`, `td sync push`, `td sync pull`: one round with the hub.
+pub(crate) fn round(
+    p: &mut Project,
+    root: &Path,
+    push: bool,
+    pull: bool,
+    json: bool,
+) -> Result<()> {
     let settings = hub_settings(root)?;
     let client = client_for(&settings)?;
     client.ensure_layout()?;
@@ -350,13 +331,15 @@ fn state_json(p: &Project, root: &Path, probe: bool) -> Result<Value> {
 
 /// Records stored but not applied, per machine (`roster::held`).
 fn held_json(p: &Project) -> Result<Value> {
-    Ok(td_engine::roster::held(p.store.conn())?
+    Ok(p
+        .held()?
         .into_iter()
         .map(|h| json!({"machine": h.machine, "public_key": h.public_key, "records": h.records, "reason": h.reason}))
         .collect())
 }
 
-fn status(p: &Project, root: &Path, json: bool) -> Result<()> {
+/// `td sync status`.
+pub(crate) fn status(p: &Project, root: &Path, json: bool) -> Result<()> {
     let v = state_json(p, root, true)?;
     emit(json, &v, || status_text(&v));
     Ok(())
@@ -422,7 +405,7 @@ fn status_text(v: &Value) -> String {
 /// `td status --db`.
 pub(crate) fn status_db(p: &mut Project, root: &Path, json: bool) -> Result<()> {
     let mut v = state_json(p, root, true)?;
-    let stats = td_engine::export::log_stats(p.store.conn())?;
+    let stats = p.log_stats()?;
     v["database"] = json!(td_engine::store::db_path(root).display().to_string());
     v["change_log"] =
         json!({"changes": stats.changes, "actors": stats.actors, "documents": stats.documents});

@@ -1,0 +1,44 @@
+//! `td approve`: approves reviewed issues (closing them), as the review policy allows.
+
+use anyhow::Result;
+use clap::Args as ClapArgs;
+use td_engine::ops::workflow::ApproveOptions;
+
+use super::common::{for_each, Detail, IfMatch};
+use super::Cx;
+
+/// Arguments of `td approve`.
+#[derive(Debug, ClapArgs)]
+pub(crate) struct Args {
+    /// Issue ids.
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+    /// Who reviewed it (lets the implementer record an outside review; trusted mode).
+    #[arg(long, value_name = "WHO")]
+    pub reviewed_by: Option<String>,
+    /// Approve your own work; needs --reason (trusted mode).
+    #[arg(long)]
+    pub self_review: bool,
+    /// Why (review summary; required with --self-review).
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub if_match: IfMatch,
+}
+
+/// Runs `td approve`.
+pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
+    let opts = ApproveOptions {
+        reviewed_by: a.reviewed_by.clone(),
+        self_review: a.self_review,
+        reason: a.reason.clone(),
+    };
+    let detail = Detail::Current(cx.root);
+    for_each(
+        cx.json,
+        &a.ids,
+        ("approved", "already_closed"),
+        |id| cx.p.approve(id, &opts, a.if_match.version()),
+        detail,
+    )
+}

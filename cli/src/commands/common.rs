@@ -1,0 +1,241 @@
+//! What several commands share: the issue field flags, `--if-match`, handoff lists, and
+//! running an issue command over several ids.
+
+use anyhow::Result;
+use clap::Args;
+use serde_json::{json, Value};
+use td_engine::model::{self, normalize_issue_id};
+use td_engine::ops::issues::{IssueFields, IssueOutcome};
+use td_engine::ops::records::HandoffText;
+use td_engine::EngineError;
+
+use crate::output::{emit, one_or_many, CliError};
+
+/// Fields shared by `create`, `update` and `epic create`.
+#[derive(Debug, Args, Default, Clone)]
+pub(crate) struct FieldArgs {
+    /// Issue type: bug, feature (story), task, epic, chore.
+    #[arg(short = 't', long = "type", value_name = "TYPE")]
+    pub issue_type: Option<String>,
+    /// Priority: P0-P4, 0-4, or critical/high/medium/low.
+    #[arg(short = 'p', long)]
+    pub priority: Option<String>,
+    /// Story points: 1, 2, 3, 5, 8, 13, 21.
+    #[arg(long)]
+    pub points: Option<i64>,
+    /// Comma-separated labels (replaces the set).
+    #[arg(short = 'l', long)]
+    pub labels: Option<String>,
+    /// Description.
+    #[arg(short = 'd', long)]
+    pub description: Option<String>,
+    /// Acceptance criteria.
+    #[arg(long)]
+    pub acceptance: Option<String>,
+    /// Parent issue or epic ("" clears).
+    #[arg(long, visible_alias = "epic")]
+    pub parent: Option<String>,
+    /// Sprint name.
+    #[arg(long)]
+    pub sprint: Option<String>,
+    /// Minor issue: may be approved by its implementer.
+    #[arg(long)]
+    pub minor: bool,
+    /// Defer until a date (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub defer: Option<String>,
+    /// Due date (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub due: Option<String>,
+}
+
+impl FieldArgs {
+    /// The engine's field changes.
+    pub(crate) fn fields(&self) -> IssueFields {
+        IssueFields {
+            issue_type: self.issue_type.clone(),
+            priority: self.priority.clone(),
+            points: self.points,
+            labels: self.labels.as_deref().map(model::parse_labels),
+            description: self.description.clone(),
+            acceptance: self.acceptance.clone(),
+            parent: self.parent.clone(),
+            sprint: self.sprint.clone(),
+            minor: self.minor.then_some(true),
+            defer_until: self.defer.clone().map(Some),
+            due_date: self.due.clone().map(Some),
+            ..Default::default()
+        }
+    }
+}
+
+/// `--if-match`: the optimistic check.
+#[derive(Debug, Args, Default, Clone)]
+pub(crate) struct IfMatch {
+    /// Only act if the issue is still at this version (from `td show --json`); otherwise fail
+    /// with code `conflict` and write nothing.
+    #[arg(long, value_name = "VERSION")]
+    pub if_match: Option<String>,
+}
+
+impl IfMatch {
+    /// The expected version, if given.
+    pub(crate) fn version(&self) -> Option<&str> {
+        self.if_match.as_deref()
+    }
+}
+
+/// Handoff lists.
+#[derive(Debug, Args, Default, Clone)]
+pub(crate) struct HandoffArgs {
+    /// What was done (repeatable).
+    #[arg(long)]
+    pub done: Vec<String>,
+    /// What remains (repeatable).
+    #[arg(long)]
+    pub remaining: Vec<String>,
+    /// A decision made (repeatable).
+    #[arg(long = "decision")]
+    pub decisions: Vec<String>,
+    /// An open question (repeatable).
+    #[arg(long)]
+    pub uncertain: Vec<String>,
+}
+
+impl HandoffArgs {
+    /// The engine's handoff text.
+    pub(crate) fn text(&self) -> HandoffText {
+        HandoffText {
+            done: self.done.clone(),
+            remaining: self.remaining.clone(),
+            decisions: self.decisions.clone(),
+            uncertain: self.uncertain.clone(),
+        }
+    }
+}
+
+/// Issue ids (one or more): the arguments of `restore`, `unstart`, `reopen`, `unblock`.
+#[derive(Debug, Args, Default, Clone)]
+pub(crate) struct Ids {
+    /// Issue ids.
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+}
+
+/// Issue ids and `--if-match`: the arguments of `delete`, `review`, `block`.
+#[derive(Debug, Args, Default, Clone)]
+pub(crate) struct IdsIfMatch {
+    /// Issue ids.
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+    #[command(flatten)]
+    pub if_match: IfMatch,
+}
+
+/// What a failed issue command adds to its error: on a `conflict`, the issue as it now is
+/// (read afresh), so the caller can retry from it.
+pub(crate) enum Detail<'a> {
+    /// Nothing.
+    None,
+    /// The current state of the issue, from the project at this root.
+    Current(&'a std::path::Path),
+}
+
+impl Detail<'_> {
+    fn of(&self, id: &str) -> Option<Value> {
+        let Detail::Current(root) = self else {
+            return None;
+        };
+        let identity = td_transport::identity::machine_identity().ok()?;
+        let store = td_engine::Store::open(root, identity).ok()?;
+        td_engine::query::issue_detail(store.conn(), id)
+            .ok()
+            .map(|d| d.to_json())
+    }
+}
+
+/// Runs an issue command for each id, printing `action` (or `repeat` for idempotent repeats).
+/// Stops at the first failure, after printing what succeeded.
+pub(crate) fn for_each(
+    json: bool,
+    ids: &[String],
+    (action, repeat): (&str, &str),
+    mut op: impl FnMut(&str) -> td_engine::Result<IssueOutcome>,
+    detail: Detail<'_>,
+) -> Result<()> {
+    let mut values = Vec::new();
+    let mut lines = Vec::new();
+    for raw in ids {
+        let id = normalize_issue_id(raw);
+        match op(&id) {
+            Ok(o) => {
+                let act = if o.changed { action } else { repeat };
+                lines.push(if o.changed {
+                    format!("{} {id}", act.to_uppercase().replace('_', " "))
+                } else {
+                    format!("{id}: {}", act.replace('_', " "))
+                });
+                values.push(json!({"action": act, "id": id, "status": o.issue.status, "issue": o.issue.to_json()}));
+            }
+            Err(e) => {
+                if !json {
+                    for l in &lines {
+                        println!("{}", crate::output::escape(l));
+                    }
+                }
+                let d = matches!(e, EngineError::Conflict(_))
+                    .then(|| detail.of(&id))
+                    .flatten();
+                return Err(CliError {
+                    code: e.code(),
+                    message: e.to_string(),
+                    detail: d,
+                }
+                .into());
+            }
+        }
+    }
+    emit(json, &one_or_many(values), || lines.join("\n"));
+    Ok(())
+}
+
+/// Today's date (local time) as `YYYY-MM-DD`.
+pub(crate) fn today() -> String {
+    td_engine::model::now_timestamp()[..10].to_string()
+}
+
+/// An issue and a date (`td defer`, `td due`).
+#[derive(Debug, Args, Clone)]
+pub(crate) struct DateArgs {
+    /// Issue id.
+    pub id: String,
+    /// YYYY-MM-DD.
+    #[arg(required_unless_present = "clear")]
+    pub date: Option<String>,
+    /// Remove the date.
+    #[arg(long, conflicts_with = "date")]
+    pub clear: bool,
+}
+
+/// Sets or clears a date field (`defer_until`, `due_date`) and reports it.
+pub(crate) fn set_date(cx: &mut super::Cx<'_>, a: &DateArgs, field: &str) -> Result<()> {
+    let id = normalize_issue_id(&a.id);
+    let o = cx.p.set_date(&id, field, a.date.as_deref())?;
+    let action = match (o.changed, a.date.is_some()) {
+        (false, _) => "unchanged",
+        (true, true) => "set",
+        (true, false) => "cleared",
+    };
+    let v = json!({"action": action, "id": id, field: o.issue.column(field), "issue": o.issue.to_json()});
+    emit(cx.json, &v, || {
+        format!(
+            "{} {field} of {id}{}",
+            action.to_uppercase(),
+            a.date
+                .as_deref()
+                .map(|d| format!(" = {d}"))
+                .unwrap_or_default()
+        )
+    });
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! `td in-review`: issues waiting for review.
+
+use anyhow::Result;
+use td_engine::query::ListFilter;
+
+use super::Cx;
+use crate::output::print_issues;
+
+/// Runs `td in-review`.
+pub(crate) fn run(cx: &mut Cx<'_>) -> Result<()> {
+    let f = ListFilter {
+        status: vec!["in_review".into()],
+        ..Default::default()
+    };
+    print_issues(&cx.p.issues(&f)?, cx.json);
+    Ok(())
+}

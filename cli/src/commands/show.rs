@@ -1,0 +1,117 @@
+//! `td show`: issues with their handoff, logs, comments, reviews and conflicts.
+
+use anyhow::Result;
+use clap::Args as ClapArgs;
+use td_engine::model::normalize_issue_id;
+use td_engine::views::IssueDetail;
+
+use super::Cx;
+use crate::output::{emit, issue_line, one_or_many};
+
+/// Arguments of `td show`.
+#[derive(Debug, ClapArgs)]
+pub(crate) struct Args {
+    /// Issue ids.
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+}
+
+/// Runs `td show`.
+pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
+    let mut out = Vec::new();
+    for id in &a.ids {
+        out.push(cx.p.issue_detail(&normalize_issue_id(id))?);
+    }
+    let human = out.iter().map(text).collect::<Vec<_>>().join("\n");
+    emit(
+        cx.json,
+        &one_or_many(out.iter().map(IssueDetail::to_json).collect()),
+        || human,
+    );
+    Ok(())
+}
+
+fn text(d: &IssueDetail) -> String {
+    let i = &d.issue;
+    let mut s = format!("{}\n", issue_line(i));
+    for (t, label) in [
+        (&i.description, "Description"),
+        (&i.acceptance, "Acceptance"),
+    ] {
+        if !t.is_empty() {
+            s.push_str(&format!("{label}:\n  {}\n", t.replace('\n', "\n  ")));
+        }
+    }
+    let fields = [
+        ("parent_id", Some(&i.parent_id)),
+        ("implementer_session", Some(&i.implementer_session)),
+        ("reviewer_session", Some(&i.reviewer_session)),
+        ("creator_session", Some(&i.creator_session)),
+        ("created_at", Some(&i.created_at)),
+        ("updated_at", Some(&i.updated_at)),
+        ("closed_at", i.closed_at.as_ref()),
+        ("deleted_at", i.deleted_at.as_ref()),
+        ("version", Some(&d.version)),
+    ];
+    for (k, v) in fields {
+        if let Some(t) = v.filter(|t| !t.is_empty()) {
+            s.push_str(&format!("{k}: {t}\n"));
+        }
+    }
+    for (k, ids) in [
+        ("depends_on", &d.depends_on),
+        ("blocks", &d.blocks),
+        ("children", &d.children),
+    ] {
+        if !ids.is_empty() {
+            s.push_str(&format!("{k}: {}\n", ids.join(", ")));
+        }
+    }
+    if let Some(h) = &d.handoff {
+        s.push_str(&format!("Handoff ({}):\n", h.timestamp));
+        for (k, list) in [
+            ("done", &h.done),
+            ("remaining", &h.remaining),
+            ("decisions", &h.decisions),
+            ("uncertain", &h.uncertain),
+        ] {
+            for item in list.as_array().into_iter().flatten() {
+                s.push_str(&format!("  {k}: {}\n", item.as_str().unwrap_or("")));
+            }
+        }
+    }
+    if !d.logs.is_empty() {
+        s.push_str("Logs:\n");
+        for l in &d.logs {
+            s.push_str(&format!("  [{}] {}\n", l.log_type, l.message));
+        }
+    }
+    if !d.comments.is_empty() {
+        s.push_str("Comments:\n");
+        for c in &d.comments {
+            s.push_str(&format!("  [{}] {}\n", c.session_id, c.text));
+        }
+    }
+    for c in &d.conflicts {
+        let field = if c.field == "wf" { "status" } else { &c.field };
+        s.push_str(&format!(
+            "(!) conflict {} on {field}: kept {} by {}, overwritten {} by {} (td sync resolve {} --keep kept|overwritten)\n",
+            c.id,
+            c.kept.value,
+            c.kept.session.as_deref().unwrap_or("?"),
+            c.overwritten.value,
+            c.overwritten.session.as_deref().unwrap_or("?"),
+            c.id
+        ));
+    }
+    if !d.reviews.is_empty() {
+        s.push_str("Reviews:\n");
+        for r in &d.reviews {
+            s.push_str(&format!(
+                "  {} by {} {}\n",
+                r.decision, r.reviewer_session, r.created_at
+            ));
+        }
+    }
+    s
+}

@@ -1,0 +1,32 @@
+//! `td start`: claims issues for this session and focuses the first.
+
+use anyhow::Result;
+use clap::Args as ClapArgs;
+
+use super::common::{for_each, Detail, IfMatch};
+use super::Cx;
+
+/// Arguments of `td start`.
+#[derive(Debug, ClapArgs)]
+pub(crate) struct Args {
+    /// Issue ids.
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+    /// Take over an issue another session holds, or start a blocked one.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub if_match: IfMatch,
+}
+
+/// Runs `td start`.
+pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
+    let detail = Detail::Current(cx.root);
+    for_each(
+        cx.json,
+        &a.ids,
+        ("started", "already_started"),
+        |id| cx.p.start(id, a.force, a.if_match.version()),
+        detail,
+    )
+}

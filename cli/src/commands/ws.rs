@@ -1,0 +1,162 @@
+//! `td ws`: work sessions (group issues, log and hand off across them).
+
+use anyhow::Result;
+use clap::Subcommand;
+use serde_json::{json, Value};
+use td_engine::model::normalize_issue_id;
+use td_engine::views::to_json;
+
+use super::common::HandoffArgs;
+use super::log::LogType;
+use super::Cx;
+use crate::hub::Auto;
+use crate::output::emit;
+
+/// `td ws`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum WsCommand {
+    /// Start a named work session.
+    Start {
+        /// Name.
+        name: String,
+    },
+    /// Tag issues into the active work session.
+    Tag {
+        /// Issue ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Remove issues from the active work session.
+    Untag {
+        /// Issue ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Log to every tagged issue.
+    Log {
+        /// Message.
+        message: String,
+        /// Log type.
+        #[arg(long = "type", value_enum, default_value_t = LogType::Progress)]
+        log_type: LogType,
+    },
+    /// Hand off every tagged issue and end the work session.
+    Handoff {
+        #[command(flatten)]
+        lists: HandoffArgs,
+    },
+    /// End the active work session.
+    End,
+    /// Show the active work session.
+    Current,
+    /// List work sessions.
+    List,
+}
+
+impl WsCommand {
+    /// Under autosync: showing the current or listed sessions reads local state only; the
+    /// rest write.
+    pub(crate) fn autosync(&self) -> Option<Auto> {
+        match self {
+            WsCommand::Current | WsCommand::List => None,
+            WsCommand::Start { .. }
+            | WsCommand::Tag { .. }
+            | WsCommand::Untag { .. }
+            | WsCommand::Log { .. }
+            | WsCommand::Handoff { .. }
+            | WsCommand::End => Some(Auto::PushAfter),
+        }
+    }
+}
+
+/// Runs one `td ws` subcommand.
+pub(crate) fn run(w: &WsCommand, cx: &mut Cx<'_>) -> Result<()> {
+    let (p, json) = (&mut *cx.p, cx.json);
+    match w {
+        WsCommand::Start { name } => {
+            let id = p.ws_start(name)?;
+            emit(
+                json,
+                &json!({"action": "started", "id": id, "name": name}),
+                || format!("WORK SESSION STARTED {id} ({name})"),
+            );
+        }
+        WsCommand::Tag { ids } | WsCommand::Untag { ids } => {
+            let ids: Vec<String> = ids.iter().map(|i| normalize_issue_id(i)).collect();
+            let tag = matches!(w, WsCommand::Tag { .. });
+            let (ws, changed) = if tag {
+                p.ws_tag(&ids)?
+            } else {
+                p.ws_untag(&ids)?
+            };
+            let action = if tag { "tagged" } else { "untagged" };
+            emit(
+                json,
+                &json!({"action": action, "work_session_id": ws, "issues": changed}),
+                || format!("{} {} in {ws}", action.to_uppercase(), changed.join(", ")),
+            );
+        }
+        WsCommand::Log { message, log_type } => {
+            let ids = p.ws_log(message, log_type.as_str())?;
+            emit(json, &json!({"action": "logged", "ids": ids}), || {
+                format!("LOGGED to {} issue(s)", ids.len())
+            });
+        }
+        WsCommand::Handoff { lists } => {
+            let (ws, ids) = p.ws_handoff(&lists.text())?;
+            emit(
+                json,
+                &json!({"action": "handoff", "work_session_id": ws, "handoffs": ids}),
+                || {
+                    format!(
+                        "HANDOFF RECORDED for {} issue(s); work session {ws} ended",
+                        ids.len()
+                    )
+                },
+            );
+        }
+        WsCommand::End => {
+            let ws = p.ws_end()?;
+            emit(json, &json!({"action": "ended", "id": ws}), || {
+                format!("WORK SESSION ENDED {ws}")
+            });
+        }
+        WsCommand::Current => {
+            let cur = p.ws_current()?;
+            let v = cur.as_ref().map(to_json).unwrap_or(Value::Null);
+            emit(json, &v, || match cur {
+                Some(c) => format!("{} {} ({} issues)", c.id, c.name, c.issues.len()),
+                None => "No active work session.".into(),
+            });
+        }
+        WsCommand::List => {
+            let all = p.ws_list()?;
+            let human = if all.is_empty() {
+                "No work sessions.".to_string()
+            } else {
+                all.iter()
+                    .map(|c| {
+                        format!(
+                            "{}  {}  {}{}",
+                            c.id,
+                            c.started_at,
+                            c.name,
+                            if c.ended_at.is_none() {
+                                "  (active)"
+                            } else {
+                                ""
+                            }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            emit(
+                json,
+                &Value::Array(all.iter().map(to_json).collect()),
+                || human,
+            );
+        }
+    }
+    Ok(())
+}

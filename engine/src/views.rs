@@ -1,0 +1,574 @@
+//! Typed read models: what the front ends (the CLI, and later `td serve` and `td monitor`)
+//! read, as structs rather than JSON maps. Each serializes to exactly td's `--json` shape
+//! (the CLI prints `serde_json::to_value` of them, whose keys come out sorted as td's did).
+//!
+//! Rows are read from the materialized tables through their JSON form, leniently: a text
+//! column that holds NULL reads as `""`, a number stored as text reads as its value. The
+//! tables are td's (written by td itself before a migration), so a read never fails on a
+//! value td would have accepted.
+
+use rusqlite::{types::ValueRef, Connection, Row};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::Result;
+
+/// Converts one SQLite value to JSON (blobs as hex).
+pub fn sql_to_json(v: ValueRef<'_>) -> Value {
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::from(i),
+        ValueRef::Real(f) => Value::from(f),
+        ValueRef::Text(t) => Value::from(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::from(hex::encode(b)),
+    }
+}
+
+/// Reads a whole row into a JSON object keyed by column name.
+pub fn row_to_json(row: &Row<'_>) -> rusqlite::Result<Map<String, Value>> {
+    let mut m = Map::new();
+    let stmt = row.as_ref();
+    for i in 0..stmt.column_count() {
+        m.insert(
+            stmt.column_name(i)?.to_string(),
+            sql_to_json(row.get_ref(i)?),
+        );
+    }
+    Ok(m)
+}
+
+fn text<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => s,
+        Value::Null => String::new(),
+        other => other.to_string(),
+    })
+}
+
+fn int<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<i64, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Number(n) => n.as_i64().unwrap_or_default(),
+        Value::String(s) => s.trim().parse().unwrap_or_default(),
+        Value::Bool(b) => b as i64,
+        _ => 0,
+    })
+}
+
+fn flag<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<bool, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Bool(b) => b,
+        Value::Number(n) => n.as_i64().unwrap_or_default() != 0,
+        Value::String(s) => !matches!(s.trim(), "" | "0" | "false"),
+        _ => false,
+    })
+}
+
+fn labels<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => crate::model::parse_labels(&s),
+        Value::Array(a) => a
+            .into_iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
+        _ => Vec::new(),
+    })
+}
+
+fn json_array<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Value, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => {
+            serde_json::from_str::<Value>(&s).unwrap_or_else(|_| Value::Array(vec![]))
+        }
+        v @ Value::Array(_) => v,
+        _ => Value::Array(vec![]),
+    })
+}
+
+/// Reads one row into a typed model through its JSON form.
+pub(crate) fn from_row<T: for<'de> Deserialize<'de>>(row: &Row<'_>) -> rusqlite::Result<T> {
+    let m = row_to_json(row)?;
+    serde_json::from_value(Value::Object(m))
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+/// Rows of `sql` (one `?1` parameter) as typed models.
+pub(crate) fn rows<T: for<'de> Deserialize<'de>>(
+    conn: &Connection,
+    sql: &str,
+    arg: &str,
+) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map([arg], |r| from_row(r))?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+/// Serializes a read model to the JSON value td prints.
+pub fn to_json<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// One issue, as `td list --json` prints it (td's `issues` row, labels as an array, `minor` as
+/// a boolean).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueView {
+    /// `td-` + 6 hex.
+    #[serde(deserialize_with = "text")]
+    pub id: String,
+    /// Title.
+    #[serde(deserialize_with = "text")]
+    pub title: String,
+    /// Description (markdown).
+    #[serde(default, deserialize_with = "text")]
+    pub description: String,
+    /// Status spelling (`open`, `in_progress`, `blocked`, `in_review`, `closed`).
+    #[serde(deserialize_with = "text")]
+    pub status: String,
+    /// Type (`task`, `bug`, `feature`, `epic`, `chore`).
+    #[serde(rename = "type", deserialize_with = "text")]
+    pub issue_type: String,
+    /// Priority `P0..P4`.
+    #[serde(deserialize_with = "text")]
+    pub priority: String,
+    /// Story points.
+    #[serde(default, deserialize_with = "int")]
+    pub points: i64,
+    /// Labels, in order.
+    #[serde(default, deserialize_with = "labels")]
+    pub labels: Vec<String>,
+    /// Parent epic or issue id, `""` for none.
+    #[serde(default, deserialize_with = "text")]
+    pub parent_id: String,
+    /// Acceptance criteria.
+    #[serde(default, deserialize_with = "text")]
+    pub acceptance: String,
+    /// Session implementing it.
+    #[serde(default, deserialize_with = "text")]
+    pub implementer_session: String,
+    /// Session that approved it.
+    #[serde(default, deserialize_with = "text")]
+    pub reviewer_session: String,
+    /// Creation time.
+    #[serde(default, deserialize_with = "text")]
+    pub created_at: String,
+    /// Last change.
+    #[serde(default, deserialize_with = "text")]
+    pub updated_at: String,
+    /// When it closed.
+    #[serde(default)]
+    pub closed_at: Option<String>,
+    /// Soft-delete time.
+    #[serde(default)]
+    pub deleted_at: Option<String>,
+    /// Minor issues skip review.
+    #[serde(default, deserialize_with = "flag")]
+    pub minor: bool,
+    /// Branch it was created on.
+    #[serde(default, deserialize_with = "text")]
+    pub created_branch: String,
+    /// Session that created it.
+    #[serde(default, deserialize_with = "text")]
+    pub creator_session: String,
+    /// Sprint name.
+    #[serde(default, deserialize_with = "text")]
+    pub sprint: String,
+    /// Hidden from `ready` until this date.
+    #[serde(default)]
+    pub defer_until: Option<String>,
+    /// Due date.
+    #[serde(default)]
+    pub due_date: Option<String>,
+    /// How many times it was deferred.
+    #[serde(default, deserialize_with = "int")]
+    pub defer_count: i64,
+    /// When it was approved.
+    #[serde(default)]
+    pub reviewed_at: Option<String>,
+    /// Session that asked for review.
+    #[serde(default, deserialize_with = "text")]
+    pub review_requested_by_session: String,
+    /// Session that closed it.
+    #[serde(default, deserialize_with = "text")]
+    pub closed_by_session: String,
+}
+
+impl IssueView {
+    /// The JSON td prints for it.
+    pub fn to_json(&self) -> Value {
+        to_json(self)
+    }
+
+    /// A workflow or text field by its column name (`status`, `implementer_session`, …), for
+    /// the code that handles columns by name; `None` for an unknown or NULL column.
+    pub fn column(&self, name: &str) -> Option<&str> {
+        Some(match name {
+            "id" => &self.id,
+            "title" => &self.title,
+            "description" => &self.description,
+            "status" => &self.status,
+            "type" => &self.issue_type,
+            "priority" => &self.priority,
+            "parent_id" => &self.parent_id,
+            "acceptance" => &self.acceptance,
+            "implementer_session" => &self.implementer_session,
+            "reviewer_session" => &self.reviewer_session,
+            "created_at" => &self.created_at,
+            "updated_at" => &self.updated_at,
+            "closed_at" => self.closed_at.as_deref()?,
+            "deleted_at" => self.deleted_at.as_deref()?,
+            "created_branch" => &self.created_branch,
+            "creator_session" => &self.creator_session,
+            "sprint" => &self.sprint,
+            "defer_until" => self.defer_until.as_deref()?,
+            "due_date" => self.due_date.as_deref()?,
+            "reviewed_at" => self.reviewed_at.as_deref()?,
+            "review_requested_by_session" => &self.review_requested_by_session,
+            "closed_by_session" => &self.closed_by_session,
+            _ => return None,
+        })
+    }
+}
+
+/// A progress log entry (`logs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogView {
+    /// `lg-` id.
+    #[serde(deserialize_with = "text")]
+    pub id: String,
+    /// The issue (`""` for a log without one).
+    #[serde(default, deserialize_with = "text")]
+    pub issue_id: String,
+    /// Who wrote it.
+    #[serde(default, deserialize_with = "text")]
+    pub session_id: String,
+    /// The work session it belongs to.
+    #[serde(default, deserialize_with = "text")]
+    pub work_session_id: String,
+    /// The entry.
+    #[serde(default, deserialize_with = "text")]
+    pub message: String,
+    /// `progress`, `blocker`, `decision`, `hypothesis`, `tried`, `result`.
+    #[serde(rename = "type", default, deserialize_with = "text")]
+    pub log_type: String,
+    /// When.
+    #[serde(default, deserialize_with = "text")]
+    pub timestamp: String,
+}
+
+/// A comment (`comments`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommentView {
+    /// `cm-` id.
+    #[serde(deserialize_with = "text")]
+    pub id: String,
+    /// The issue.
+    #[serde(default, deserialize_with = "text")]
+    pub issue_id: String,
+    /// Who wrote it.
+    #[serde(default, deserialize_with = "text")]
+    pub session_id: String,
+    /// The comment.
+    #[serde(default, deserialize_with = "text")]
+    pub text: String,
+    /// When.
+    #[serde(default, deserialize_with = "text")]
+    pub created_at: String,
+}
+
+/// A handoff (`handoffs`), its lists decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoffView {
+    /// `ho-` id.
+    #[serde(deserialize_with = "text")]
+    pub id: String,
+    /// The issue.
+    #[serde(default, deserialize_with = "text")]
+    pub issue_id: String,
+    /// Who handed off.
+    #[serde(default, deserialize_with = "text")]
+    pub session_id: String,
+    /// What is done.
+    #[serde(default, deserialize_with = "json_array")]
+    pub done: Value,
+    /// What remains.
+    #[serde(default, deserialize_with = "json_array")]
+    pub remaining: Value,
+    /// Decisions made.
+    #[serde(default, deserialize_with = "json_array")]
+    pub decisions: Value,
+    /// Open questions.
+    #[serde(default, deserialize_with = "json_array")]
+    pub uncertain: Value,
+    /// When.
+    #[serde(default, deserialize_with = "text")]
+    pub timestamp: String,
+}
+
+/// A review (`issue_reviews`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewView {
+    /// `rv-` id.
+    #[serde(deserialize_with = "text")]
+    pub id: String,
+    /// The issue.
+    #[serde(default, deserialize_with = "text")]
+    pub issue_id: String,
+    /// The session that recorded it.
+    #[serde(default, deserialize_with = "text")]
+    pub reviewer_session: String,
+    /// `approved` or `changes_requested`.
+    #[serde(default, deserialize_with = "text")]
+    pub decision: String,
+    /// The reason given.
+    #[serde(default, deserialize_with = "text")]
+    pub summary: String,
+    /// The session that asked for review.
+    #[serde(default, deserialize_with = "text")]
+    pub requested_by_session: String,
+    /// When.
+    #[serde(default, deserialize_with = "text")]
+    pub created_at: String,
+    /// When a later change made it stale.
+    #[serde(default)]
+    pub superseded_at: Option<String>,
+    /// Recorded by a session that implemented the issue (td stores 0/1).
+    #[serde(default, deserialize_with = "int")]
+    pub self_review: i64,
+    /// Who the review is credited to.
+    #[serde(default, deserialize_with = "text")]
+    pub reviewed_by: String,
+}
+
+/// Everything `td show` prints about one issue.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IssueDetail {
+    /// The issue's row.
+    #[serde(flatten)]
+    pub issue: IssueView,
+    /// Its document version (what `--if-match` compares).
+    pub version: String,
+    /// The id it was created with, when an id clash renamed it (merge rule 8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<String>,
+    /// The latest handoff.
+    pub handoff: Option<HandoffView>,
+    /// Logs, oldest first.
+    pub logs: Vec<LogView>,
+    /// Comments, oldest first.
+    pub comments: Vec<CommentView>,
+    /// Reviews, oldest first.
+    pub reviews: Vec<ReviewView>,
+    /// Issues it depends on.
+    pub depends_on: Vec<String>,
+    /// Issues that depend on it.
+    pub blocks: Vec<String>,
+    /// Its children.
+    pub children: Vec<String>,
+    /// Its unresolved conflicts.
+    pub conflicts: Vec<crate::conflicts::Conflict>,
+}
+
+impl IssueDetail {
+    /// The JSON `td show --json` prints.
+    pub fn to_json(&self) -> Value {
+        to_json(self)
+    }
+}
+
+/// An issue found by `td search`, with where the text matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SearchHit {
+    /// The issue.
+    #[serde(flatten)]
+    pub issue: IssueView,
+    /// `title`, `description`, `acceptance`, `logs`, `comments`.
+    pub matched_in: Vec<String>,
+}
+
+/// An issue with its descendants (`td tree`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TreeNode {
+    /// The issue.
+    #[serde(flatten)]
+    pub issue: IssueView,
+    /// Its live children, each with theirs.
+    pub children: Vec<TreeNode>,
+}
+
+/// A file linked to an issue (`issue_files`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileLinkView {
+    /// `ifl_` id.
+    #[serde(deserialize_with = "text")]
+    pub id: String,
+    /// The issue.
+    #[serde(default, deserialize_with = "text")]
+    pub issue_id: String,
+    /// Repository-relative path.
+    #[serde(default, deserialize_with = "text")]
+    pub file_path: String,
+    /// `implementation`, `test`, `reference`, `config`.
+    #[serde(default, deserialize_with = "text")]
+    pub role: String,
+    /// The file's git blob hash when linked (`""` outside git).
+    #[serde(default, deserialize_with = "text")]
+    pub linked_sha: String,
+    /// When.
+    #[serde(default, deserialize_with = "text")]
+    pub linked_at: String,
+}
+
+/// A note (`notes`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoteView {
+    /// `nt-` id.
+    #[serde(deserialize_with = "text")]
+    pub id: String,
+    /// Title.
+    #[serde(default, deserialize_with = "text")]
+    pub title: String,
+    /// Content (markdown).
+    #[serde(default, deserialize_with = "text")]
+    pub content: String,
+    /// Created.
+    #[serde(default, deserialize_with = "text")]
+    pub created_at: String,
+    /// Last change.
+    #[serde(default, deserialize_with = "text")]
+    pub updated_at: String,
+    /// Pinned (td stores 0/1).
+    #[serde(default, deserialize_with = "int")]
+    pub pinned: i64,
+    /// Archived (td stores 0/1).
+    #[serde(default, deserialize_with = "int")]
+    pub archived: i64,
+    /// Soft-delete time.
+    #[serde(default)]
+    pub deleted_at: Option<String>,
+}
+
+/// A work session (`work_sessions`) with the issues tagged to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkSessionView {
+    /// `ws-` id.
+    #[serde(deserialize_with = "text")]
+    pub id: String,
+    /// Name.
+    #[serde(default, deserialize_with = "text")]
+    pub name: String,
+    /// The td session that runs it.
+    #[serde(default, deserialize_with = "text")]
+    pub session_id: String,
+    /// Git worktree id.
+    #[serde(default, deserialize_with = "text")]
+    pub worktree_id: String,
+    /// Git worktree root.
+    #[serde(default, deserialize_with = "text")]
+    pub worktree_root: String,
+    /// Repository root.
+    #[serde(default, deserialize_with = "text")]
+    pub repo_root: String,
+    /// Started.
+    #[serde(default, deserialize_with = "text")]
+    pub started_at: String,
+    /// Ended (`None` while active).
+    #[serde(default)]
+    pub ended_at: Option<String>,
+    /// Git HEAD when started.
+    #[serde(default, deserialize_with = "text")]
+    pub start_sha: String,
+    /// Git HEAD when ended.
+    #[serde(default, deserialize_with = "text")]
+    pub end_sha: String,
+    /// Tagged issue ids, in tagging order.
+    #[serde(default)]
+    pub issues: Vec<String>,
+}
+
+/// A board (`boards`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoardRow {
+    /// `bd-` id.
+    #[serde(deserialize_with = "text")]
+    pub id: String,
+    /// Name (unique, case-insensitively, per replica).
+    #[serde(default, deserialize_with = "text")]
+    pub name: String,
+    /// When td's UI last showed it.
+    #[serde(default)]
+    pub last_viewed_at: Option<String>,
+    /// Created.
+    #[serde(default, deserialize_with = "text")]
+    pub created_at: String,
+    /// Last change.
+    #[serde(default, deserialize_with = "text")]
+    pub updated_at: String,
+    /// The query choosing its issues (`""`: all).
+    #[serde(default, deserialize_with = "text")]
+    pub query: String,
+    /// The builtin "All Issues" board (td stores 0/1).
+    #[serde(default, deserialize_with = "int")]
+    pub is_builtin: i64,
+    /// `swimlanes` or `backlog`.
+    #[serde(default, deserialize_with = "text")]
+    pub view_mode: String,
+}
+
+/// An issue on a board, with its manual position (`None`: unpositioned, after the others).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PositionedIssue {
+    /// The issue.
+    #[serde(flatten)]
+    pub issue: IssueView,
+    /// Its stored position.
+    pub position: Option<i64>,
+}
+
+/// A board and the issues it shows, in board order (`td board show`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BoardView {
+    /// The board.
+    pub board: BoardRow,
+    /// Positioned issues first, by position; then the rest by priority.
+    pub issues: Vec<PositionedIssue>,
+}
+
+/// A roster entry as `td member list` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemberView {
+    /// The machine's public key (hex).
+    pub public_key: String,
+    /// Its fingerprint.
+    pub machine: String,
+    /// Its name.
+    pub name: String,
+    /// `admin` or `member` (`""` once removed).
+    pub role: String,
+    /// When it was added (members only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub added_at: Option<String>,
+    /// Which machine added it (members only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub added_by: Option<String>,
+    /// Removed from the roster.
+    pub removed: bool,
+    /// Which machine removed it (removed machines only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed_by: Option<String>,
+}
+
+/// An open invite as `td member list` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InviteView {
+    /// The invite id.
+    pub invite: String,
+    /// The role it grants.
+    pub role: String,
+    /// The name it gives.
+    pub name: String,
+    /// The admin machine that made it.
+    pub by: String,
+    /// When it expires.
+    pub expires_at: String,
+    /// Always true: only open invites are listed.
+    pub pending: bool,
+}
