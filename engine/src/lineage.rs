@@ -252,6 +252,29 @@ pub(crate) fn record_rename(
     Ok(())
 }
 
+/// Adds the root changes among `incoming` that `roots` does not hold yet, each stored under
+/// the document's own id when it is the first, else under its [`extra_storage`]. The one
+/// rule for where a lineage's document lives, used by both rebuilding and applying records.
+pub(crate) fn add_roots(
+    conn: &Connection,
+    doc_id: &str,
+    roots: &mut Vec<Root>,
+    incoming: &[&Change],
+) -> Result<()> {
+    for c in incoming {
+        if roots.iter().any(|r| r.hash == c.hash().0) {
+            continue;
+        }
+        let storage = if roots.is_empty() {
+            doc_id.to_string()
+        } else {
+            extra_storage(doc_id, &c.hash().0)
+        };
+        roots.push(Root::of(conn, c, storage)?);
+    }
+    Ok(())
+}
+
 /// The storage key for a lineage that is not the first one stored for `doc_id`.
 pub(crate) fn extra_storage(doc_id: &str, root: &[u8]) -> String {
     format!("{doc_id}~{}", hex::encode(&root[..8.min(root.len())]))

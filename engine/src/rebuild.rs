@@ -102,18 +102,8 @@ pub(crate) fn rebuild_tables(tx: &Connection, local: &[u8; 32]) -> Result<usize>
             units.push((id.clone(), id, kind, changes));
             continue;
         }
-        let described = roots
-            .iter()
-            .enumerate()
-            .map(|(rank, c)| {
-                let storage = if rank == 0 {
-                    id.clone()
-                } else {
-                    crate::lineage::extra_storage(&id, &c.hash().0)
-                };
-                crate::lineage::Root::of(tx, c, storage)
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut described = Vec::new();
+        crate::lineage::add_roots(tx, &id, &mut described, &roots)?;
         let lineages = crate::lineage::register(tx, &id, &described)?;
         columns.set_clashes(Some(true));
         let hashes: Vec<Vec<u8>> = lineages.iter().map(|l| l.root.clone()).collect();

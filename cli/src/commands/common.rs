@@ -147,10 +147,9 @@ impl Detail<'_> {
             return None;
         };
         let identity = td_transport::identity::machine_identity().ok()?;
-        let store = td_engine::Store::open(root, identity).ok()?;
-        td_engine::query::issue_detail(store.conn(), id)
-            .ok()
-            .map(|d| d.to_json())
+        let p =
+            td_engine::Project::open(root, identity, &crate::env::session_context(root)).ok()?;
+        p.issue_detail(id).ok().map(|d| d.to_json())
     }
 }
 

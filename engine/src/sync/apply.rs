@@ -690,17 +690,7 @@ fn clashed_lineages(
         roots.extend(known.iter().map(lineage::Root::from));
     }
     let before = roots.len();
-    for c in incoming {
-        if roots.iter().any(|r| r.hash == c.hash().0) {
-            continue;
-        }
-        let storage = if roots.is_empty() {
-            doc_id.to_string()
-        } else {
-            lineage::extra_storage(doc_id, &c.hash().0)
-        };
-        roots.push(lineage::Root::of(conn, c, storage)?);
-    }
+    lineage::add_roots(conn, doc_id, &mut roots, &incoming)?;
     if roots.len() < 2 {
         return Ok(None);
     }
