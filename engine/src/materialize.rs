@@ -276,8 +276,10 @@ pub(crate) fn materialize(
     upsert(conn, cols, table, &fields)?;
     for (map_key, child_table, parent_col) in children {
         let rows = doc::children(doc, map_key);
-        if !existed && rows.is_empty() {
-            continue; // a new entity has no child rows to replace
+        if rows.is_empty() && (!existed || doc::child_maps(doc, map_key).is_empty()) {
+            // Nothing to replace: a new entity has no child rows, and child rows come only
+            // from this map, so a document that never had it has none either.
+            continue;
         }
         let before: Vec<String> = if *child_table == "crdt_dep_edges" {
             edge_ids(conn, id)?
