@@ -182,13 +182,13 @@ pub fn all_live_issues(conn: &Connection) -> Result<Vec<Issue>> {
 }
 
 /// Whether a row with this id exists in `table` (a td table name from this crate, never input).
-pub fn row_exists(conn: &Connection, table: &str, id: &str) -> Result<bool> {
+pub(crate) fn row_exists(conn: &Connection, table: &str, id: &str) -> Result<bool> {
     let mut stmt = conn.prepare_cached(&format!("SELECT 1 FROM {table} WHERE id = ?1"))?;
     Ok(stmt.exists([id])?)
 }
 
 /// Rows of a child table for one issue, as JSON objects, oldest first.
-pub fn rows_for(
+pub(crate) fn rows_for(
     conn: &Connection,
     table: &str,
     col: &str,
@@ -199,13 +199,6 @@ pub fn rows_for(
         "SELECT * FROM {table} WHERE {col} = ?1 ORDER BY {order}"
     ))?;
     let rows = stmt.query_map([id], |r| row_to_json(r).map(Value::Object))?;
-    Ok(rows.collect::<std::result::Result<_, _>>()?)
-}
-
-/// Every row of a table as JSON objects, in `order`.
-pub fn all_rows(conn: &Connection, table: &str, order: &str) -> Result<Vec<Value>> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT * FROM {table} ORDER BY {order}"))?;
-    let rows = stmt.query_map([], |r| row_to_json(r).map(Value::Object))?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
