@@ -283,6 +283,24 @@ pub fn now_timestamp() -> String {
         .to_string()
 }
 
+/// A td timestamp as people read its age: `just now`, `5m ago`, `3h ago`, `2d ago`, or the
+/// date once it is a week old (td's format). An unreadable timestamp is shown as it is.
+pub fn time_ago(timestamp: &str) -> String {
+    let parsed = chrono::DateTime::parse_from_str(timestamp, "%Y-%m-%d %H:%M:%S%.f%:z")
+        .or_else(|_| chrono::DateTime::parse_from_rfc3339(timestamp));
+    let Ok(t) = parsed else {
+        return timestamp.to_string();
+    };
+    let secs = (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds();
+    match secs {
+        s if s < 60 => "just now".into(),
+        s if s < 3_600 => format!("{}m ago", s / 60),
+        s if s < 86_400 => format!("{}h ago", s / 3_600),
+        s if s < 7 * 86_400 => format!("{}d ago", s / 86_400),
+        _ => t.format("%Y-%m-%d").to_string(),
+    }
+}
+
 /// Splits a comma-separated label list into trimmed, non-empty, de-duplicated labels.
 pub fn parse_labels(s: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();

@@ -572,3 +572,30 @@ pub struct InviteView {
     /// Always true: only open invites are listed.
     pub pending: bool,
 }
+
+/// What `td usage` shows an agent at the start of a context (td's sections and JSON keys).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UsageView {
+    /// The acting session.
+    pub session: String,
+    /// The focused issue.
+    pub focused: Option<IssueView>,
+    /// The active work session.
+    pub work_session: Option<WorkSessionView>,
+    /// Ids tagged into the active work session.
+    pub ws_issues: Vec<String>,
+    /// Issues this session is implementing, by priority.
+    pub in_progress: Vec<IssueView>,
+    /// In-review issues this session may review (the review policy decides).
+    pub reviewable: Vec<IssueView>,
+    /// In-review issues with an approval recorded that this session may close.
+    pub ready_to_close: Vec<IssueView>,
+    /// The top open issues with no open dependency, by priority.
+    pub ready: Vec<IssueView>,
+    /// The focused issue's latest handoff (human output only).
+    #[serde(skip)]
+    pub focused_handoff: Option<HandoffView>,
+    /// The focused issue's linked files (human output only).
+    #[serde(skip)]
+    pub focused_files: Vec<FileLinkView>,
+}

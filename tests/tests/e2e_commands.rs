@@ -537,7 +537,8 @@ fn sessions_whoami_usage_status() {
     let id = r.create("Ship the usage block", &[]);
     r.json(&["start", &id]);
     let u = r.json(&["usage"]);
-    assert_eq!(u["focused_issue"], id.as_str());
+    // td's keys: the focused issue is the whole issue.
+    assert_eq!(u["focused"]["id"], id.as_str());
     assert_eq!(u["in_progress"][0]["id"], id.as_str());
     assert!(r.ok(&["usage"]).contains(&id));
     let s = r.json(&["status"]);

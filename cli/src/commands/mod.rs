@@ -169,8 +169,9 @@ pub(crate) enum Command {
     /// Work sessions: group issues, log and hand off across them.
     #[command(subcommand)]
     Ws(ws::WsCommand),
-    /// The context block an agent reads at session start.
-    Usage,
+    /// The context block an agent reads at session start (`td usage --new-session -q` at the
+    /// start of every context).
+    Usage(usage::Args),
     /// Project and session summary.
     Status(status::Args),
     /// Sync through the team hub: push then pull (or one of them).
@@ -294,7 +295,7 @@ impl Command {
             Command::Dep(c) => dep::run(c, cx),
             Command::Epic(c) => epic::run(c, cx),
             Command::Ws(c) => ws::run(c, cx),
-            Command::Usage => usage::run(cx),
+            Command::Usage(a) => usage::run(a, cx),
             Command::Status(a) => status::run(a, cx),
             Command::Sync(a) => sync::run(a, cx),
             Command::Session(a) => session::run(a, cx),
@@ -353,7 +354,7 @@ impl Command {
             | Command::Dep(_)
             | Command::Epic(_)
             | Command::Ws(_)
-            | Command::Usage
+            | Command::Usage(_)
             | Command::Status(_)
             | Command::Sync(_)
             | Command::Config(_)
@@ -388,7 +389,7 @@ impl Command {
         match self {
             Command::List(_)
             | Command::Show(_)
-            | Command::Usage
+            | Command::Usage(_)
             | Command::Export(_)
             | Command::Deleted
             | Command::Blocked

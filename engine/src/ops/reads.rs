@@ -9,12 +9,16 @@ use crate::find;
 use crate::ops::{boards, files, notes};
 use crate::project::Project;
 use crate::query::{self, Issue, ListFilter};
+use crate::review_policy::{self, Facts};
 use crate::roster::{self, HeldBy, Peer};
 use crate::session;
 use crate::views::{
     BoardRow, BoardView, FileLinkView, InviteView, IssueDetail, MemberView, NoteView, SearchHit,
-    TreeNode,
+    TreeNode, UsageView,
 };
+
+/// How many ready issues `td usage` lists (td's "READY TO START").
+pub const USAGE_READY: usize = 3;
 
 /// The formats `td export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +131,62 @@ impl Project {
     /// Machines whose records are held here (not admitted), with counts.
     pub fn held(&self) -> Result<Vec<HeldBy>> {
         roster::held(self.store.conn())
+    }
+
+    /// What `td usage` shows: focus, work session, this session's work in progress, what it
+    /// may review or close under the review policy, and the top ready issues (`today` is
+    /// `YYYY-MM-DD`, for deferrals).
+    pub fn usage(&self, today: &str) -> Result<UsageView> {
+        let conn = self.store.conn();
+        let me = &self.session.id;
+        let focused = match self.focused_issue()? {
+            Some(id) => query::find_issue(conn, &id)?.filter(|i| i.deleted_at.is_none()),
+            None => None,
+        };
+        let (focused_handoff, focused_files) = match &focused {
+            Some(i) => (query::latest_handoff(conn, &i.id)?, self.files(&i.id)?),
+            None => (None, Vec::new()),
+        };
+        let work_session = self.ws_current()?;
+        let ws_issues = work_session
+            .as_ref()
+            .map(|w| w.issues.clone())
+            .unwrap_or_default();
+        let by_status = |status: &str| {
+            self.issues(&ListFilter {
+                status: vec![status.into()],
+                ..Default::default()
+            })
+        };
+        let in_progress = by_status("in_progress")?
+            .into_iter()
+            .filter(|i| &i.implementer_session == me)
+            .collect();
+        let (mut reviewable, mut ready_to_close) = (Vec::new(), Vec::new());
+        for issue in by_status("in_review")? {
+            let facts = Facts::read(conn, &issue, me)?;
+            if !review_policy::reviewable(self.review_mode, &facts) {
+                continue;
+            }
+            if !facts.active_approval {
+                reviewable.push(issue);
+            } else if review_policy::ready_to_close(self.review_mode, &facts) {
+                ready_to_close.push(issue);
+            }
+        }
+        let ready = self.ready(today)?.into_iter().take(USAGE_READY).collect();
+        Ok(UsageView {
+            session: me.clone(),
+            focused,
+            work_session,
+            ws_issues,
+            in_progress,
+            reviewable,
+            ready_to_close,
+            ready,
+            focused_handoff,
+            focused_files,
+        })
     }
 
     /// The project exported in `format`.
