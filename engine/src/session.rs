@@ -195,3 +195,17 @@ pub(crate) fn touch(conn: &Connection, session: &str) -> Result<()> {
     )?;
     Ok(())
 }
+
+/// Every session on this machine, most recently active first: (id, name, branch, agent type,
+/// last activity).
+pub(crate) fn list(conn: &Connection) -> Result<Vec<[String; 5]>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, coalesce(name, ''), coalesce(branch, ''), coalesce(agent_type, ''), \
+         coalesce(last_activity, started_at, '') FROM sessions \
+         ORDER BY coalesce(last_activity, started_at) DESC, id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?])
+    })?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}

@@ -599,3 +599,23 @@ pub struct UsageView {
     #[serde(skip)]
     pub focused_files: Vec<FileLinkView>,
 }
+
+/// A td session on this machine, as `td session list` shows it (td's keys). Sessions are
+/// local: another machine's sessions are not listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionView {
+    /// The session id.
+    pub session: String,
+    /// Its name (`TD_SESSION_ID`), if any.
+    pub name: String,
+    /// The branch it runs on.
+    pub branch: String,
+    /// The agent type (`TD_AGENT`), if known.
+    pub agent: String,
+    /// When it last acted (RFC 3339).
+    pub last_activity: String,
+    /// Seconds since then.
+    pub age_seconds: i64,
+    /// The session this command runs as.
+    pub current: bool,
+}

@@ -103,3 +103,216 @@ fn usage_opens_every_context_as_td_does() {
         serde_json::json!([])
     );
 }
+
+/// The commands td's instructions and habits use that a td user types without thinking.
+#[test]
+fn the_commands_agents_type_work_as_in_td() {
+    let r = Replica::init();
+    // create: repeatable -l with td's aliases, --desc, a description from a file.
+    let desc = r.root.join("desc.md");
+    std::fs::write(&desc, "Line one\n\n- keep formatting\n").unwrap();
+    let id = r.create(
+        "Handle expired sessions",
+        &[
+            "-l",
+            "auth",
+            "--label",
+            "backend,api",
+            "--tag",
+            "p1",
+            "--description-file",
+            desc.to_str().unwrap(),
+        ],
+    );
+    let shown = r.json(&["show", &id]);
+    assert_eq!(
+        shown["labels"],
+        serde_json::json!(["auth", "backend", "api", "p1"])
+    );
+    assert_eq!(shown["description"], "Line one\n\n- keep formatting\n");
+    let other = r.create("Second", &["--desc", "short text", "--tags", "x"]);
+    assert_eq!(r.json(&["show", &other])["description"], "short text");
+
+    // focus / show with no id / unfocus.
+    assert_eq!(r.json(&["focus", &id])["id"], id.as_str());
+    assert_eq!(r.json(&["show"])["id"], id.as_str());
+    assert_eq!(r.json(&["unfocus"])["action"], "unfocused");
+    assert_eq!(r.json(&["unfocus"])["action"], "not_focused");
+    assert_eq!(r.run(&["show", "--json"]).error_code(), "invalid_input");
+
+    // log: --issue/-i, -T, -t, id after the message, and the message on stdin.
+    r.json(&["log", "--issue", &id, "via --issue"]);
+    r.json(&["log", "-T", &id, "via -T", "-t", "decision"]);
+    r.json(&["log", "message first", &id]);
+    let mut piped = r.command(None, &["log", &id, "--json"]);
+    piped.stdin(std::process::Stdio::piped());
+    piped.stdout(std::process::Stdio::piped());
+    let mut child = piped.spawn().unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"from stdin\n")
+            .unwrap();
+    }
+    assert!(child.wait_with_output().unwrap().status.success());
+    let logs: Vec<(String, String)> = r.json(&["show", &id])["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["message"].as_str().unwrap().to_string(),
+                l["type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (m, t) in [
+        ("via --issue", "progress"),
+        ("via -T", "decision"),
+        ("message first", "progress"),
+        ("from stdin", "progress"),
+    ] {
+        assert!(
+            logs.contains(&(m.to_string(), t.to_string())),
+            "{m}: {logs:?}"
+        );
+    }
+    assert_eq!(
+        r.run(&["log", &id, "--json"]).error_code(),
+        "invalid_input",
+        "no message"
+    );
+
+    // comments: list (and add).
+    r.json(&["comment", &id, "first"]);
+    r.json(&["comments", "add", &id, "second"]);
+    let texts: Vec<String> = r
+        .json(&["comments", &id])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(texts, ["first", "second"]);
+    assert!(r.ok(&["comments", &id]).contains("second"));
+
+    // version, also outside a project.
+    let v = r.json(&["version"]);
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    let outside = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(td_tests::td_bin())
+        .args(["version", "--short"])
+        .current_dir(outside.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
+/// td's `--reason`/`-m` family on every transition: the reason lands in the issue's log, in
+/// the same write as the transition.
+#[test]
+fn transition_reasons_are_logged_as_td_logs_them() {
+    let r = Replica::init();
+    let id = r.create("Rotate the signing keys", &[]);
+    r.json(&["start", &id, "--reason", "picking this up"]);
+    r.json(&["block", &id, "--reason", "waiting on ops"]);
+    r.json(&["unblock", &id, "--reason", "ops answered"]);
+    r.json(&["handoff", &id, "--done", "rotated"]);
+    r.json(&["review", &id, "-m", "ready for eyes"]);
+    r.json_as("reviewer", &["reject", &id, "-c", "needs a test"]);
+    r.json(&["start", &id]);
+    r.json(&["review", &id, "--comment", "test added"]);
+    r.json_as("reviewer", &["approve", &id, "--message", "looks right"]);
+    r.json_as("reviewer", &["reopen", &id, "--reason", "regressed"]);
+    let other = r.create("Duplicate of the key rotation", &[]);
+    r.json(&["close", &other, "--note", "duplicate"]);
+    let logs = |id: &str| -> Vec<String> {
+        r.json(&["show", id])["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let got = logs(&id);
+    for want in [
+        "picking this up",
+        "Blocked: waiting on ops",
+        "Unblocked: ops answered",
+        "ready for eyes",
+        "Rejected: needs a test",
+        "test added",
+        "Reopened: regressed",
+    ] {
+        assert!(got.iter().any(|m| m == want), "{want} in {got:?}");
+    }
+    assert_eq!(logs(&other), ["Closed: duplicate"]);
+    let review = &r.json(&["show", &id])["reviews"];
+    assert_eq!(
+        review[1]["summary"], "looks right",
+        "approve's reason is the review summary"
+    );
+    // A transition that changes nothing logs nothing.
+    r.json(&["reopen", &id, "--reason", "again"]);
+    assert!(!logs(&id).iter().any(|m| m.contains("again")));
+}
+
+#[test]
+fn session_list_and_ws_show() {
+    let r = Replica::init();
+    r.json_as("alpha", &["whoami"]);
+    r.json_as("beta", &["whoami"]);
+    let list = r.json_as("beta", &["session", "list"]);
+    let rows = list.as_array().unwrap();
+    assert!(rows.len() >= 2, "{list}");
+    let current: Vec<&serde_json::Value> = rows.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1, "exactly one current session: {list}");
+    assert_eq!(
+        current[0]["session"],
+        r.json_as("beta", &["whoami"])["session"]
+    );
+    for key in [
+        "branch",
+        "agent",
+        "session",
+        "name",
+        "last_activity",
+        "age_seconds",
+    ] {
+        assert!(rows[0].get(key).is_some(), "{key} in {}", rows[0]);
+    }
+    assert!(r
+        .run_as("beta", &["session", "list"])
+        .stdout
+        .contains("SESSION"));
+
+    let a = r.create("Tagged one", &[]);
+    let b = r.create("Tagged two", &[]);
+    let ws = r.json(&["ws", "start", "Sprint work"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    r.json(&["ws", "tag", &a, &b]);
+    r.json(&["handoff", &a, "--done", "x", "--remaining", "the docs"]);
+    let shown = r.json(&["ws", "show"]);
+    assert_eq!(shown["id"], ws.as_str());
+    assert_eq!(shown["issues"], serde_json::json!([a, b]));
+    assert_eq!(
+        shown["issue_details"][0]["handoff"]["remaining"][0],
+        "the docs"
+    );
+    assert_eq!(r.json(&["ws", "show", &ws])["name"], "Sprint work");
+    assert!(r
+        .ok(&["ws", "show", "--full"])
+        .contains("remaining: the docs"));
+    assert_eq!(
+        r.run(&["ws", "show", "ws-0000", "--json"]).error_code(),
+        "not_found"
+    );
+}

@@ -228,8 +228,8 @@ fn delete_wins_over_concurrent_update_and_restore_undoes_it() {
 fn concurrent_transitions_never_mix() {
     let mut nodes = mesh::project(2);
     let id = shared_issue(&mut nodes);
-    nodes[0].project.start(&id, false, None).unwrap();
-    nodes[1].project.block(&id, None).unwrap();
+    nodes[0].project.start(&id, false, None, None).unwrap();
+    nodes[1].project.block(&id, None, None).unwrap();
     sync_all(&mut nodes);
     assert_eq!(nodes[0].export(), nodes[1].export());
     let s = td_engine::query::issue_detail(nodes[0].project.store.conn(), &id)
@@ -328,8 +328,8 @@ fn order_independence_over_random_and_exhaustive_deliveries() {
     edit(&mut nodes[2], &id, |f| {
         f.title = Some("Title from 2".into())
     });
-    nodes[0].project.start(&other, false, None).unwrap();
-    nodes[1].project.close(&other, None, None).unwrap();
+    nodes[0].project.start(&other, false, None, None).unwrap();
+    nodes[1].project.close(&other, None, None, None).unwrap();
     edit(&mut nodes[2], &other, |f| {
         f.labels = Some(vec!["x".into(), "y".into()])
     });
@@ -579,9 +579,9 @@ fn field_conflicts(n: &Node, field: &str) -> Vec<Value> {
 fn a_transition_invalid_from_the_merged_state_is_not_materialized() {
     let mut nodes = mesh::project(2);
     let id = shared_issue(&mut nodes);
-    nodes[1].project.close(&id, None, None).unwrap();
+    nodes[1].project.close(&id, None, None, None).unwrap();
     tick(&mut nodes[0], &id, 5);
-    nodes[0].project.start(&id, false, None).unwrap();
+    nodes[0].project.start(&id, false, None, None).unwrap();
     sync_all(&mut nodes);
     assert_eq!(nodes[0].export(), nodes[1].export());
     for n in &nodes {
@@ -624,12 +624,12 @@ fn an_approval_by_a_concurrent_implementer_is_not_materialized() {
     let mut nodes = mesh::project(2);
     let id = shared_issue(&mut nodes);
     // agent-0 implements and asks for review; both replicas see it.
-    nodes[0].project.start(&id, false, None).unwrap();
+    nodes[0].project.start(&id, false, None, None).unwrap();
     nodes[0]
         .project
         .log(Some(&id), "implemented the parser", "progress")
         .unwrap();
-    nodes[0].project.review(&id, None).unwrap();
+    nodes[0].project.review(&id, None, None).unwrap();
     sync_all(&mut nodes);
     // One agent session id used on both machines (TD_SESSION_ID=ses_… is taken verbatim).
     let as_agent = |n: &Node| {
@@ -643,9 +643,9 @@ fn an_approval_by_a_concurrent_implementer_is_not_materialized() {
     {
         let mut p = as_agent(&nodes[1]);
         p.reject(&id, Some("needs tests"), None).unwrap();
-        p.start(&id, false, None).unwrap();
+        p.start(&id, false, None, None).unwrap();
         p.log(Some(&id), "added tests", "progress").unwrap();
-        p.review(&id, None).unwrap();
+        p.review(&id, None, None).unwrap();
     }
     // Concurrently on machine 0, the same agent approves the original (valid there: agent-0
     // implemented it), with the greater op id.

@@ -115,7 +115,9 @@ fn run(ops: &[Op]) {
                 None => Ok(()),
             },
             Op::Start(i, s) => pick(&ids, i).map_or(Ok(()), |id| {
-                sessions[s as usize].start(&id, false, None).map(|_| ())
+                sessions[s as usize]
+                    .start(&id, false, None, None)
+                    .map(|_| ())
             }),
             Op::Log(i, s, t) => pick(&ids, i).map_or(Ok(()), |id| {
                 sessions[s as usize]
@@ -133,7 +135,7 @@ fn run(ops: &[Op]) {
                 sessions[0].handoff(&id, &h).map(|_| ())
             }),
             Op::Review(i, s) => pick(&ids, i).map_or(Ok(()), |id| {
-                sessions[s as usize].review(&id, None).map(|_| ())
+                sessions[s as usize].review(&id, None, None).map(|_| ())
             }),
             Op::Approve(i, s) => pick(&ids, i).map_or(Ok(()), |id| {
                 sessions[s as usize]
@@ -143,12 +145,14 @@ fn run(ops: &[Op]) {
             Op::Reject(i) => pick(&ids, i).map_or(Ok(()), |id| {
                 sessions[1].reject(&id, Some("no"), None).map(|_| ())
             }),
-            Op::Close(i) => {
-                pick(&ids, i).map_or(Ok(()), |id| sessions[0].close(&id, None, None).map(|_| ()))
+            Op::Close(i) => pick(&ids, i).map_or(Ok(()), |id| {
+                sessions[0].close(&id, None, None, None).map(|_| ())
+            }),
+            Op::Reopen(i) => {
+                pick(&ids, i).map_or(Ok(()), |id| sessions[0].reopen(&id, None).map(|_| ()))
             }
-            Op::Reopen(i) => pick(&ids, i).map_or(Ok(()), |id| sessions[0].reopen(&id).map(|_| ())),
             Op::Block(i) => {
-                pick(&ids, i).map_or(Ok(()), |id| sessions[0].block(&id, None).map(|_| ()))
+                pick(&ids, i).map_or(Ok(()), |id| sessions[0].block(&id, None, None).map(|_| ()))
             }
             Op::Delete(i) => {
                 pick(&ids, i).map_or(Ok(()), |id| sessions[0].delete(&id, None).map(|_| ()))

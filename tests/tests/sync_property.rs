@@ -81,7 +81,7 @@ fn run(steps: Vec<Step>) {
             }
             Step::Start(r, i) => {
                 if let Some(id) = ids(&nodes[r]).get(i) {
-                    let _ = nodes[r].project.start(id, true, None);
+                    let _ = nodes[r].project.start(id, true, None, None);
                 }
             }
             Step::Comment(r, i, t) => {

@@ -19,8 +19,15 @@ pub(crate) struct Args {
     /// Approve your own work; needs --reason (trusted mode).
     #[arg(long)]
     pub self_review: bool,
-    /// Why (review summary; required with --self-review).
-    #[arg(long)]
+    /// Why (the review summary; required with --self-review; aliases --message, --comment,
+    /// --note, --notes, -c).
+    #[arg(
+        short = 'm',
+        long,
+        visible_aliases = ["message", "comment", "note", "notes"],
+        short_alias = 'c',
+        value_name = "TEXT"
+    )]
     pub reason: Option<String>,
     #[command(flatten)]
     pub if_match: IfMatch,

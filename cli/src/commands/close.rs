@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::Args as ClapArgs;
 
-use super::common::{for_each, Detail, IfMatch};
+use super::common::{for_each, Detail, IfMatch, Message};
 use super::Cx;
 
 /// Arguments of `td close`.
@@ -12,6 +12,8 @@ pub(crate) struct Args {
     /// Issue ids.
     #[arg(required = true)]
     pub ids: Vec<String>,
+    #[command(flatten)]
+    pub message: Message,
     /// Close your own work anyway, with the reason (recorded in the issue's log).
     #[arg(long, value_name = "REASON")]
     pub self_close_exception: Option<String>,
@@ -30,7 +32,14 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
         cx.json,
         &a.ids,
         ("closed", "already_closed"),
-        |id| cx.p.close(id, exception, a.if_match.version()),
+        |id| {
+            cx.p.close(
+                id,
+                a.message.reason.as_deref(),
+                exception,
+                a.if_match.version(),
+            )
+        },
         detail,
     )
 }

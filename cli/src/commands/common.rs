@@ -1,6 +1,8 @@
 //! What several commands share: the issue field flags, `--if-match`, handoff lists, and
 //! running an issue command over several ids.
 
+use std::path::PathBuf;
+
 use anyhow::Result;
 use clap::Args;
 use serde_json::{json, Value};
@@ -23,15 +25,21 @@ pub(crate) struct FieldArgs {
     /// Story points: 1, 2, 3, 5, 8, 13, 21.
     #[arg(long)]
     pub points: Option<i64>,
-    /// Comma-separated labels (replaces the set).
-    #[arg(short = 'l', long)]
-    pub labels: Option<String>,
+    /// Labels, comma-separated or repeated (replaces the set; "" clears it).
+    #[arg(short = 'l', long, visible_aliases = ["label", "tag", "tags"], value_name = "LABELS")]
+    pub labels: Vec<String>,
     /// Description.
-    #[arg(short = 'd', long)]
+    #[arg(short = 'd', long, visible_aliases = ["desc", "body", "notes"])]
     pub description: Option<String>,
+    /// Read the description from a file, or `-` for stdin (formatting kept).
+    #[arg(long, value_name = "FILE", conflicts_with = "description")]
+    pub description_file: Option<PathBuf>,
     /// Acceptance criteria.
     #[arg(long)]
     pub acceptance: Option<String>,
+    /// Read the acceptance criteria from a file, or `-` for stdin.
+    #[arg(long, value_name = "FILE", conflicts_with = "acceptance")]
+    pub acceptance_file: Option<PathBuf>,
     /// Parent issue or epic ("" clears).
     #[arg(long, visible_alias = "epic")]
     pub parent: Option<String>,
@@ -50,23 +58,40 @@ pub(crate) struct FieldArgs {
 }
 
 impl FieldArgs {
-    /// The engine's field changes.
-    pub(crate) fn fields(&self) -> IssueFields {
-        IssueFields {
+    /// The engine's field changes (reading `--description-file`/`--acceptance-file`).
+    pub(crate) fn fields(&self) -> Result<IssueFields> {
+        Ok(IssueFields {
             issue_type: self.issue_type.clone(),
             priority: self.priority.clone(),
             points: self.points,
-            labels: self.labels.as_deref().map(model::parse_labels),
-            description: self.description.clone(),
-            acceptance: self.acceptance.clone(),
+            labels: (!self.labels.is_empty()).then(|| model::parse_labels(&self.labels.join(","))),
+            description: text_or_file(&self.description, &self.description_file)?,
+            acceptance: text_or_file(&self.acceptance, &self.acceptance_file)?,
             parent: self.parent.clone(),
             sprint: self.sprint.clone(),
             minor: self.minor.then_some(true),
             defer_until: self.defer.clone().map(Some),
             due_date: self.due.clone().map(Some),
             ..Default::default()
-        }
+        })
     }
+}
+
+/// A text given inline, or read from a file (`-` is stdin).
+pub(crate) fn text_or_file(
+    text: &Option<String>,
+    file: &Option<PathBuf>,
+) -> Result<Option<String>> {
+    let Some(path) = file else {
+        return Ok(text.clone());
+    };
+    let read = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    };
+    read.map(Some)
+        .map_err(|e| crate::output::invalid(format!("cannot read {}: {e}", path.display())))
 }
 
 /// `--if-match`: the optimistic check.
@@ -114,7 +139,28 @@ impl HandoffArgs {
     }
 }
 
-/// Issue ids (one or more): the arguments of `restore`, `unstart`, `reopen`, `unblock`.
+/// `--reason`: why (logged on the issue, as td does).
+#[derive(Debug, Args, Default, Clone)]
+pub(crate) struct Reason {
+    /// Why (recorded in the issue's log).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+/// `-m/--reason` and td's aliases for it (`--message`, `--comment`, `--note`, `--notes`).
+#[derive(Debug, Args, Default, Clone)]
+pub(crate) struct Message {
+    /// Why (recorded in the issue's log; aliases --message, --comment, --note, --notes).
+    #[arg(
+        short = 'm',
+        long = "reason",
+        visible_aliases = ["message", "comment", "note", "notes"],
+        value_name = "TEXT"
+    )]
+    pub reason: Option<String>,
+}
+
+/// Issue ids (one or more): the arguments of `restore`.
 #[derive(Debug, Args, Default, Clone)]
 pub(crate) struct Ids {
     /// Issue ids.
@@ -122,7 +168,7 @@ pub(crate) struct Ids {
     pub ids: Vec<String>,
 }
 
-/// Issue ids and `--if-match`: the arguments of `delete`, `review`, `block`.
+/// Issue ids and `--if-match`: the arguments of `delete`.
 #[derive(Debug, Args, Default, Clone)]
 pub(crate) struct IdsIfMatch {
     /// Issue ids.

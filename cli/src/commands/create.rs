@@ -28,7 +28,7 @@ pub(crate) struct Args {
 
 /// Runs `td create`.
 pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
-    let mut f = a.fields.fields();
+    let mut f = a.fields.fields()?;
     f.title = a.title_flag.clone().or_else(|| a.title.clone());
     let issue = cx.p.create(&f, &a.depends_on, &a.blocks)?;
     let v = json!({"action": "created", "id": issue.id, "status": issue.status, "issue": issue.to_json()});

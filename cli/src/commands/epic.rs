@@ -41,7 +41,7 @@ impl EpicCommand {
 pub(crate) fn run(c: &EpicCommand, cx: &mut Cx<'_>) -> Result<()> {
     match c {
         EpicCommand::Create { title, fields } => {
-            let mut f = fields.fields();
+            let mut f = fields.fields()?;
             f.title = Some(title.clone());
             f.issue_type = Some("epic".into());
             let issue = cx.p.create(&f, &[], &[])?;

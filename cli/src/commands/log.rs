@@ -48,11 +48,18 @@ impl LogType {
 /// Arguments of `td log`.
 #[derive(Debug, ClapArgs)]
 pub(crate) struct Args {
-    /// Optional issue id, then the message.
-    #[arg(required = true, num_args = 1..=2, value_name = "[ID] MESSAGE")]
+    /// `[ID] MESSAGE`, `MESSAGE`, or `ID` with the message on stdin (default issue: the
+    /// focused one).
+    #[arg(num_args = 0..=2, value_name = "[ID] MESSAGE")]
     pub args: Vec<String>,
+    /// The issue (default: the focused issue).
+    #[arg(short = 'i', long, value_name = "ID")]
+    pub issue: Option<String>,
+    /// Alias for --issue.
+    #[arg(short = 'T', long, value_name = "ID", conflicts_with = "issue")]
+    pub task: Option<String>,
     /// Log type.
-    #[arg(long = "type", value_name = "TYPE", value_enum)]
+    #[arg(short = 't', long = "type", value_name = "TYPE", value_enum)]
     pub log_type: Option<LogType>,
     /// Shorthand for --type decision.
     #[arg(long)]
@@ -71,6 +78,22 @@ pub(crate) struct Args {
     pub result: bool,
 }
 
+/// Whether an argument is an issue id (`td-` and hex), as td tells ids from messages.
+fn is_issue_id(s: &str) -> bool {
+    s.strip_prefix("td-")
+        .is_some_and(|h| (4..=16).contains(&h.len()) && h.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// The message piped on stdin, if stdin is not a terminal.
+fn piped_message() -> Result<Option<String>> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        return Ok(None);
+    }
+    let text = std::io::read_to_string(std::io::stdin())?;
+    Ok(Some(text.trim().to_string()).filter(|t| !t.is_empty()))
+}
+
 /// Runs `td log`.
 pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
     let t = [
@@ -86,11 +109,23 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
     .or(a.log_type)
     .unwrap_or(LogType::Progress)
     .as_str();
+    let flag = a.issue.clone().or_else(|| a.task.clone());
     let (issue, msg) = match a.args.as_slice() {
-        [id, msg] => (Some(normalize_issue_id(id)), msg.clone()),
-        [msg] => (None, msg.clone()),
-        _ => unreachable!("clap enforces 1..=2 values"),
+        [x, y] if is_issue_id(y) && !is_issue_id(x) => (Some(y.clone()), Some(x.clone())),
+        [id, msg] => (Some(id.clone()), Some(msg.clone())),
+        [id] if is_issue_id(id) => (Some(id.clone()), None),
+        [msg] => (flag.clone(), Some(msg.clone())),
+        _ => (flag.clone(), None),
     };
+    let msg = match msg {
+        Some(m) => m,
+        None => piped_message()?.ok_or_else(|| {
+            crate::output::invalid(
+                "no message: td log [id] \"message\" (or pipe the message on stdin)".into(),
+            )
+        })?,
+    };
+    let issue = issue.map(|i| normalize_issue_id(&i));
     let (log_id, issue) = cx.p.log(issue.as_deref(), &msg, t)?;
     let v = json!({"action": "logged", "id": log_id, "issue_id": issue, "type": t});
     emit(cx.json, &v, || format!("LOGGED {issue} ({t})"));

@@ -18,6 +18,7 @@ mod blocked;
 mod board;
 mod close;
 mod comment;
+mod comments;
 mod common;
 mod config;
 mod conflicts;
@@ -31,6 +32,7 @@ mod epic;
 mod export;
 pub(crate) mod feature;
 mod files;
+mod focus;
 mod handoff;
 mod import;
 mod in_review;
@@ -59,10 +61,12 @@ mod status;
 mod sync;
 mod tree;
 mod unblock;
+mod unfocus;
 mod unlink;
 mod unstart;
 mod update;
 mod usage;
+mod version;
 mod whoami;
 mod ws;
 
@@ -160,6 +164,12 @@ pub(crate) enum Command {
     Unblock(unblock::Args),
     /// Comment on an issue.
     Comment(comment::Args),
+    /// An issue's comments (default: the focused issue); `td comments add <id> "text"`.
+    Comments(comments::Args),
+    /// Make an issue this session's focus (`td log`, `td show` and `td usage` default to it).
+    Focus(focus::Args),
+    /// Clear this session's focus.
+    Unfocus,
     /// Dependencies between issues.
     #[command(subcommand)]
     Dep(dep::DepCommand),
@@ -188,6 +198,8 @@ pub(crate) enum Command {
     Session(session::Args),
     /// This machine and session.
     Whoami,
+    /// The version of this td.
+    Version(version::Args),
     /// Export every synced entity: json (deterministic, for backups and comparisons), sql (a
     /// script that recreates td's tables), md (a readable report).
     Export(export::Args),
@@ -263,6 +275,7 @@ impl Command {
             Command::Config(c) => Some(config::run(c, root, json)),
             Command::Feature(c) => Some(feature::run(c, root, json)),
             Command::Peer(peer::PeerCommand::Id) => Some(peer::peer_id(json)),
+            Command::Version(a) => Some(version::run(a, json)),
             Command::Join(a) => join::prepare(a, root, json).err().map(Err),
             _ => None,
         }
@@ -271,7 +284,7 @@ impl Command {
     /// Runs the command on the open project.
     fn run(&self, cx: &mut Cx<'_>) -> Result<()> {
         match self {
-            Command::Init(_) | Command::Config(_) | Command::Feature(_) => {
+            Command::Init(_) | Command::Config(_) | Command::Feature(_) | Command::Version(_) => {
                 unreachable!("runs without a project")
             }
             Command::Create(a) => create::run(a, cx),
@@ -292,6 +305,9 @@ impl Command {
             Command::Block(a) => block::run(a, cx),
             Command::Unblock(a) => unblock::run(a, cx),
             Command::Comment(a) => comment::run(a, cx),
+            Command::Comments(a) => comments::run(a, cx),
+            Command::Focus(a) => focus::run(a, cx),
+            Command::Unfocus => unfocus::run(cx),
             Command::Dep(c) => dep::run(c, cx),
             Command::Epic(c) => epic::run(c, cx),
             Command::Ws(c) => ws::run(c, cx),
@@ -343,11 +359,15 @@ impl Command {
             Command::Unblock(a) => &a.ids,
             Command::Handoff(a) => std::slice::from_ref(&a.id),
             Command::Comment(a) => std::slice::from_ref(&a.id),
+            Command::Focus(a) => std::slice::from_ref(&a.id),
             Command::Defer(a) => std::slice::from_ref(&a.date.id),
             Command::Due(a) => std::slice::from_ref(&a.date.id),
             Command::Link(a) => std::slice::from_ref(&a.id),
             Command::Unlink(a) => std::slice::from_ref(&a.id),
             Command::Init(_)
+            | Command::Comments(_)
+            | Command::Unfocus
+            | Command::Version(_)
             | Command::Create(_)
             | Command::List(_)
             | Command::Log(_)
@@ -401,6 +421,7 @@ impl Command {
             | Command::Search(_)
             | Command::Query(_)
             | Command::Tree(_) => Some(Auto::PullBefore),
+            Command::Comments(a) => Some(a.autosync()),
             Command::Status(a) => (!a.db).then_some(Auto::PullBefore),
             Command::Epic(c) => Some(c.autosync()),
             Command::Board(c) => Some(c.autosync()),
@@ -431,6 +452,9 @@ impl Command {
             Command::Init(_)
             | Command::Config(_)
             | Command::Feature(_)
+            | Command::Version(_)
+            | Command::Focus(_)
+            | Command::Unfocus
             | Command::Sync(_)
             | Command::Peer(_)
             | Command::Member(_)

@@ -12,8 +12,15 @@ pub(crate) struct Args {
     /// Issue ids.
     #[arg(required = true)]
     pub ids: Vec<String>,
-    /// Why.
-    #[arg(long)]
+    /// Why (the review summary; required with --self-review; aliases --message, --comment,
+    /// --note, --notes, -c).
+    #[arg(
+        short = 'm',
+        long,
+        visible_aliases = ["message", "comment", "note", "notes"],
+        short_alias = 'c',
+        value_name = "TEXT"
+    )]
     pub reason: Option<String>,
     #[command(flatten)]
     pub if_match: IfMatch,

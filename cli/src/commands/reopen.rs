@@ -1,11 +1,20 @@
 //! `td reopen`: reopens closed issues.
 
 use anyhow::Result;
+use clap::Args as ClapArgs;
 
-use super::common::{for_each, Detail};
+use super::common::{for_each, Detail, Reason};
 use super::Cx;
 
-pub(crate) use super::common::Ids as Args;
+/// Arguments of `td reopen`.
+#[derive(Debug, ClapArgs)]
+pub(crate) struct Args {
+    /// Issue ids.
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+    #[command(flatten)]
+    pub reason: Reason,
+}
 
 /// Runs `td reopen`.
 pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
@@ -14,7 +23,7 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
         cx.json,
         &a.ids,
         ("reopened", "already_open"),
-        |id| cx.p.reopen(id),
+        |id| cx.p.reopen(id, a.reason.reason.as_deref()),
         detail,
     )
 }

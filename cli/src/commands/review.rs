@@ -1,11 +1,22 @@
 //! `td review`: submits issues for review.
 
 use anyhow::Result;
+use clap::Args as ClapArgs;
 
-use super::common::{for_each, Detail};
+use super::common::{for_each, Detail, IfMatch, Message};
 use super::Cx;
 
-pub(crate) use super::common::IdsIfMatch as Args;
+/// Arguments of `td review`.
+#[derive(Debug, ClapArgs)]
+pub(crate) struct Args {
+    /// Issue ids.
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+    #[command(flatten)]
+    pub message: Message,
+    #[command(flatten)]
+    pub if_match: IfMatch,
+}
 
 /// Runs `td review`.
 pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
@@ -14,7 +25,9 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
         cx.json,
         &a.ids,
         ("submitted_for_review", "already_in_review"),
-        |id| cx.p.review(id, a.if_match.version()),
+        |id| {
+            cx.p.review(id, a.message.reason.as_deref(), a.if_match.version())
+        },
         detail,
     )
 }

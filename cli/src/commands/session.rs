@@ -1,22 +1,66 @@
-//! `td session`: the current session, or a new one with `--new`.
+//! `td session`: the current session, a new one with `--new`, or `td session list`.
 
 use anyhow::Result;
-use clap::Args as ClapArgs;
-use serde_json::json;
+use clap::{Args as ClapArgs, Subcommand};
+use serde_json::{json, Value};
+use td_engine::views::to_json;
 
 use super::Cx;
 use crate::output::emit;
 
 /// Arguments of `td session`.
 #[derive(Debug, ClapArgs)]
+#[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct Args {
+    #[command(subcommand)]
+    pub cmd: Option<SessionCommand>,
     /// End the current session and start a new one.
     #[arg(long)]
     pub new: bool,
 }
 
+/// `td session` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SessionCommand {
+    /// This machine's sessions, most recently active first (`*` marks this one).
+    List,
+}
+
 /// Runs `td session`.
 pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
+    if let Some(SessionCommand::List) = a.cmd {
+        let all = cx.p.sessions()?;
+        emit(
+            cx.json,
+            &Value::Array(all.iter().map(to_json).collect()),
+            || {
+                if all.is_empty() {
+                    return "No sessions found.".into();
+                }
+                let mut s = format!(
+                    "{:<16} {:<14} {:<24} {:<26} AGE",
+                    "BRANCH", "AGENT", "SESSION", "LAST ACTIVITY"
+                );
+                for x in &all {
+                    s.push_str(&format!(
+                        "\n{}{:<15} {:<14} {:<24} {:<26} {}m",
+                        if x.current { "*" } else { " " },
+                        x.branch,
+                        if x.agent.is_empty() {
+                            "(none)"
+                        } else {
+                            &x.agent
+                        },
+                        x.session,
+                        x.last_activity,
+                        x.age_seconds / 60
+                    ));
+                }
+                s
+            },
+        );
+        return Ok(());
+    }
     if a.new {
         cx.p.new_session(cx.session)?;
     }

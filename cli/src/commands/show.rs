@@ -11,15 +11,24 @@ use crate::output::{emit, issue_line, one_or_many};
 /// Arguments of `td show`.
 #[derive(Debug, ClapArgs)]
 pub(crate) struct Args {
-    /// Issue ids.
-    #[arg(required = true)]
+    /// Issue ids (default: the focused issue).
     pub ids: Vec<String>,
 }
 
 /// Runs `td show`.
 pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
+    let ids = if a.ids.is_empty() {
+        let focused = cx.p.focused_issue()?.ok_or_else(|| {
+            crate::output::invalid(
+                "no issue given and none focused: td show <id> (or 'td focus <id>' first)".into(),
+            )
+        })?;
+        vec![focused]
+    } else {
+        a.ids.clone()
+    };
     let mut out = Vec::new();
-    for id in &a.ids {
+    for id in &ids {
         out.push(cx.p.issue_detail(&normalize_issue_id(id))?);
     }
     let human = out.iter().map(text).collect::<Vec<_>>().join("\n");

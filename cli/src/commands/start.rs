@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::Args as ClapArgs;
 
-use super::common::{for_each, Detail, IfMatch};
+use super::common::{for_each, Detail, IfMatch, Reason};
 use super::Cx;
 
 /// Arguments of `td start`.
@@ -16,6 +16,8 @@ pub(crate) struct Args {
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]
+    pub reason: Reason,
+    #[command(flatten)]
     pub if_match: IfMatch,
 }
 
@@ -26,7 +28,14 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
         cx.json,
         &a.ids,
         ("started", "already_started"),
-        |id| cx.p.start(id, a.force, a.if_match.version()),
+        |id| {
+            cx.p.start(
+                id,
+                a.force,
+                a.reason.reason.as_deref(),
+                a.if_match.version(),
+            )
+        },
         detail,
     )
 }

@@ -29,7 +29,7 @@ pub(crate) struct Args {
 
 /// Runs `td update`.
 pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
-    let mut f = a.fields.fields();
+    let mut f = a.fields.fields()?;
     f.title = a.title.clone();
     f.status = a.status.clone();
     f.append = a.append.clone();

@@ -49,6 +49,14 @@ pub(crate) enum WsCommand {
     End,
     /// Show the active work session.
     Current,
+    /// A work session (default: the active one) with its tagged issues.
+    Show {
+        /// Work session id (ws-…).
+        id: Option<String>,
+        /// Also each tagged issue's latest handoff.
+        #[arg(long)]
+        full: bool,
+    },
     /// List work sessions.
     List,
 }
@@ -58,7 +66,7 @@ impl WsCommand {
     /// rest write.
     pub(crate) fn autosync(&self) -> Option<Auto> {
         match self {
-            WsCommand::Current | WsCommand::List => None,
+            WsCommand::Current | WsCommand::List | WsCommand::Show { .. } => None,
             WsCommand::Start { .. }
             | WsCommand::Tag { .. }
             | WsCommand::Untag { .. }
@@ -127,6 +135,47 @@ pub(crate) fn run(w: &WsCommand, cx: &mut Cx<'_>) -> Result<()> {
             emit(json, &v, || match cur {
                 Some(c) => format!("{} {} ({} issues)", c.id, c.name, c.issues.len()),
                 None => "No active work session.".into(),
+            });
+        }
+        WsCommand::Show { id, full } => {
+            let ws = match id {
+                Some(id) => p.work_session(id)?,
+                None => p.ws_current()?.ok_or_else(|| {
+                    crate::output::invalid(
+                        "no active work session: td ws show <ws-id> (see 'td ws list')".into(),
+                    )
+                })?,
+            };
+            let mut issues = Vec::new();
+            for i in &ws.issues {
+                issues.push(p.issue_detail(i)?);
+            }
+            let mut v = to_json(&ws);
+            v["issue_details"] = Value::Array(issues.iter().map(to_json).collect());
+            emit(json, &v, || {
+                let mut s = format!(
+                    "{} {}{} ({} issues)",
+                    ws.id,
+                    ws.name,
+                    if ws.ended_at.is_none() {
+                        "  (active)"
+                    } else {
+                        ""
+                    },
+                    ws.issues.len()
+                );
+                for d in &issues {
+                    s.push_str(&format!("\n  {}", crate::output::issue_line(&d.issue)));
+                    if let (true, Some(h)) = (*full, &d.handoff) {
+                        for item in h.remaining.as_array().into_iter().flatten() {
+                            s.push_str(&format!(
+                                "\n      remaining: {}",
+                                item.as_str().unwrap_or("")
+                            ));
+                        }
+                    }
+                }
+                s
             });
         }
         WsCommand::List => {

@@ -4,6 +4,7 @@
 pub mod boards;
 pub mod conflicts;
 pub mod files;
+pub mod focus;
 pub mod issues;
 pub mod members;
 pub mod notes;

@@ -14,7 +14,7 @@ use crate::roster::{self, HeldBy, Peer};
 use crate::session;
 use crate::views::{
     BoardRow, BoardView, FileLinkView, InviteView, IssueDetail, MemberView, NoteView, SearchHit,
-    TreeNode, UsageView,
+    SessionView, TreeNode, UsageView, WorkSessionView,
 };
 
 /// How many ready issues `td usage` lists (td's "READY TO START").
@@ -187,6 +187,35 @@ impl Project {
             focused_handoff,
             focused_files,
         })
+    }
+
+    /// A work session by id, with its tagged issues (`td ws show`).
+    pub fn work_session(&self, id: &str) -> Result<WorkSessionView> {
+        crate::ops::work_sessions::work_session(self.store.conn(), id)?
+            .ok_or_else(|| crate::error::not_found(format!("work session not found: {id}")))
+    }
+
+    /// This machine's sessions, most recently active first (`td session list`).
+    pub fn sessions(&self) -> Result<Vec<SessionView>> {
+        let now = chrono::Utc::now();
+        Ok(session::list(self.store.conn())?
+            .into_iter()
+            .map(|[id, name, branch, agent, last]| {
+                let at = chrono::DateTime::parse_from_str(&last, "%Y-%m-%d %H:%M:%S%.f%:z")
+                    .or_else(|_| chrono::DateTime::parse_from_rfc3339(&last))
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .ok();
+                SessionView {
+                    current: id == self.session.id,
+                    session: id,
+                    name,
+                    branch,
+                    agent,
+                    last_activity: at.map(|t| t.to_rfc3339()).unwrap_or(last),
+                    age_seconds: at.map(|t| (now - t).num_seconds()).unwrap_or(0),
+                }
+            })
+            .collect())
     }
 
     /// The project exported in `format`.

@@ -141,9 +141,34 @@ fn transition(
     })
 }
 
+/// Records the reason a transition was given (td's `--reason`/`-m`) as a progress log on the
+/// issue, in the same transaction, when the transition changed something.
+fn note(tx: &mut Tx<'_>, out: &IssueOutcome, me: &str, msg: Option<String>) -> Result<()> {
+    if let (true, Some(msg)) = (out.changed, msg) {
+        let ws = session::active_work_session(tx.conn(), me)?.unwrap_or_default();
+        records::add_log(tx, &out.issue.id, me, &ws, &msg, "progress")?;
+    }
+    Ok(())
+}
+
+/// A reason as td logs it: `Blocked: <reason>`, or the reason alone without a prefix.
+fn reason_log(prefix: Option<&str>, reason: Option<&str>) -> Option<String> {
+    let r = reason.map(str::trim).filter(|r| !r.is_empty())?;
+    Some(match prefix {
+        Some(p) => format!("{p}: {r}"),
+        None => r.to_string(),
+    })
+}
+
 impl Project {
     /// `td start`: claim an issue for this session (`in_progress`, implementer = me) and focus it.
-    pub fn start(&mut self, id: &str, force: bool, if_match: Option<&str>) -> Result<IssueOutcome> {
+    pub fn start(
+        &mut self,
+        id: &str,
+        force: bool,
+        reason: Option<&str>,
+        if_match: Option<&str>,
+    ) -> Result<IssueOutcome> {
         let me = self.session.id.clone();
         self.store.write(&me.clone(), |tx| {
             let out = transition(tx, id, if_match, Some((&me, "started")), |_, issue, wf| {
@@ -169,12 +194,13 @@ impl Project {
             })?;
             session::set_state(tx.conn(), &me, "focused_issue_id", id)?;
             session::touch(tx.conn(), &me)?;
+            note(tx, &out, &me, reason_log(None, reason))?;
             Ok(out)
         })
     }
 
     /// `td unstart`: give an in-progress issue back (`open`, implementer cleared).
-    pub fn unstart(&mut self, id: &str) -> Result<IssueOutcome> {
+    pub fn unstart(&mut self, id: &str, reason: Option<&str>) -> Result<IssueOutcome> {
         let me = self.session.id.clone();
         self.store.write(&me.clone(), |tx| {
             let out = transition(tx, id, None, Some((&me, "unstarted")), |_, issue, wf| {
@@ -195,13 +221,19 @@ impl Project {
             if session::focused_issue(tx.conn(), &me)?.as_deref() == Some(id) {
                 session::set_state(tx.conn(), &me, "focused_issue_id", "")?;
             }
+            note(tx, &out, &me, reason_log(Some("Reverted to open"), reason))?;
             Ok(out)
         })
     }
 
     /// `td review`: hand an issue to review. Needs a handoff; builds one from the issue's logs
     /// when there is none.
-    pub fn review(&mut self, id: &str, if_match: Option<&str>) -> Result<IssueOutcome> {
+    pub fn review(
+        &mut self,
+        id: &str,
+        reason: Option<&str>,
+        if_match: Option<&str>,
+    ) -> Result<IssueOutcome> {
         let me = self.session.id.clone();
         self.store.write(&me.clone(), |tx| {
             let issue = query::live_issue(tx.conn(), id)?;
@@ -222,14 +254,16 @@ impl Project {
                     records::add_handoff(tx, id, &me, &text)?;
                 }
             }
-            transition(tx, id, None, None, |_, issue, wf| {
+            let out = transition(tx, id, None, None, |_, issue, wf| {
                 stamp(wf, "status", Status::InReview.as_str());
                 stamp(wf, "review_requested_by_session", &me);
                 if issue.implementer_session.is_empty() {
                     stamp(wf, "implementer_session", &me);
                 }
                 Ok(true)
-            })
+            })?;
+            note(tx, &out, &me, reason_log(None, reason))?;
+            Ok(out)
         })
     }
 
@@ -357,6 +391,7 @@ impl Project {
                 false,
                 "",
             )?;
+            note(tx, &out, &me, reason_log(Some("Rejected"), reason))?;
             Ok(out)
         })
     }
@@ -364,10 +399,11 @@ impl Project {
     /// `td close`: the administrative close (duplicates, won't-fix, cleanup), decided by
     /// [`review_policy::admin_close`]: an issue in review is approved or rejected instead, and
     /// a session that implemented the issue needs `--self-close-exception`/`--admin` (a
-    /// reason, recorded in the log by the caller).
+    /// reason, kept in the issue's log). A `reason` is logged as `Closed: <reason>`.
     pub fn close(
         &mut self,
         id: &str,
+        reason: Option<&str>,
         exception: Option<&str>,
         if_match: Option<&str>,
     ) -> Result<IssueOutcome> {
@@ -401,17 +437,11 @@ impl Project {
                 Ok(true)
             })?;
             // The stated exception is kept where reviewers look: the issue's log.
-            if let (true, Some(reason)) = (excepted && out.changed, exception) {
-                let ws = session::active_work_session(tx.conn(), &me)?.unwrap_or_default();
-                records::add_log(
-                    tx,
-                    id,
-                    &me,
-                    &ws,
-                    &format!("Closed (self-close exception): {}", reason.trim()),
-                    "progress",
-                )?;
-            }
+            let logged = match exception.filter(|_| excepted) {
+                Some(why) => reason_log(Some("Closed (self-close exception)"), Some(why)),
+                None => reason_log(Some("Closed"), reason),
+            };
+            note(tx, &out, &me, logged)?;
             Ok(out)
         })
     }
@@ -434,10 +464,10 @@ impl Project {
     }
 
     /// `td reopen`: closed → open.
-    pub fn reopen(&mut self, id: &str) -> Result<IssueOutcome> {
+    pub fn reopen(&mut self, id: &str, reason: Option<&str>) -> Result<IssueOutcome> {
         let me = self.session.id.clone();
-        self.store.write(&me, |tx| {
-            transition(tx, id, None, None, |_, issue, wf| {
+        self.store.write(&me.clone(), |tx| {
+            let out = transition(tx, id, None, None, |_, issue, wf| {
                 let from = Status::parse(&issue.status)?;
                 if from == Status::Open {
                     return Ok(false);
@@ -453,20 +483,32 @@ impl Project {
                     clear(wf, k);
                 }
                 Ok(true)
-            })
+            })?;
+            note(tx, &out, &me, reason_log(Some("Reopened"), reason))?;
+            Ok(out)
         })
     }
 
     /// `td block`: → blocked.
-    pub fn block(&mut self, id: &str, if_match: Option<&str>) -> Result<IssueOutcome> {
-        self.simple_transition(id, Status::Blocked, if_match)
+    pub fn block(
+        &mut self,
+        id: &str,
+        reason: Option<&str>,
+        if_match: Option<&str>,
+    ) -> Result<IssueOutcome> {
+        self.simple_transition(
+            id,
+            Status::Blocked,
+            reason_log(Some("Blocked"), reason),
+            if_match,
+        )
     }
 
     /// `td unblock`: blocked → open.
-    pub fn unblock(&mut self, id: &str) -> Result<IssueOutcome> {
+    pub fn unblock(&mut self, id: &str, reason: Option<&str>) -> Result<IssueOutcome> {
         let me = self.session.id.clone();
-        self.store.write(&me, |tx| {
-            transition(tx, id, None, None, |_, issue, wf| {
+        self.store.write(&me.clone(), |tx| {
+            let out = transition(tx, id, None, None, |_, issue, wf| {
                 match Status::parse(&issue.status)? {
                     Status::Blocked => {}
                     Status::Open => return Ok(false),
@@ -476,7 +518,9 @@ impl Project {
                 }
                 stamp(wf, "status", Status::Open.as_str());
                 Ok(true)
-            })
+            })?;
+            note(tx, &out, &me, reason_log(Some("Unblocked"), reason))?;
+            Ok(out)
         })
     }
 
@@ -484,11 +528,12 @@ impl Project {
         &mut self,
         id: &str,
         to: Status,
+        log: Option<String>,
         if_match: Option<&str>,
     ) -> Result<IssueOutcome> {
         let me = self.session.id.clone();
-        self.store.write(&me, |tx| {
-            transition(tx, id, if_match, None, |_, issue, wf| {
+        self.store.write(&me.clone(), |tx| {
+            let out = transition(tx, id, if_match, None, |_, issue, wf| {
                 let from = Status::parse(&issue.status)?;
                 if from == to {
                     return Ok(false);
@@ -496,7 +541,9 @@ impl Project {
                 from.check_transition(to)?;
                 stamp(wf, "status", to.as_str());
                 Ok(true)
-            })
+            })?;
+            note(tx, &out, &me, log)?;
+            Ok(out)
         })
     }
 }
