@@ -15,6 +15,7 @@ pub(crate) mod error;
 pub mod export;
 pub(crate) mod filter;
 pub(crate) mod find;
+pub mod graph;
 pub mod hub;
 pub mod identity;
 pub mod invite;

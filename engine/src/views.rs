@@ -619,3 +619,29 @@ pub struct SessionView {
     /// The session this command runs as.
     pub current: bool,
 }
+
+/// `td blocked-by`: what waits on an issue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlockedByView {
+    /// The issue.
+    pub issue: IssueView,
+    /// Issues that depend on it directly.
+    pub direct: Vec<String>,
+    /// How many.
+    pub direct_count: usize,
+    /// How many more wait through others (absent with `--direct`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transitive_count: Option<usize>,
+    /// Everything waiting on it, directly or not (absent with `--direct`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub all: Option<Vec<String>>,
+}
+
+/// `td depends-on`: what an issue waits on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DependsOnView {
+    /// The issue.
+    pub issue: IssueView,
+    /// The issues it depends on, with their state (for `blocking`/`resolved` counts).
+    pub dependencies: Vec<IssueView>,
+}

@@ -316,3 +316,38 @@ fn session_list_and_ws_show() {
         "not_found"
     );
 }
+
+/// `td completion <shell>` prints a script the shell accepts, listing td's commands; it needs
+/// no project.
+#[test]
+fn completion_scripts_parse_in_their_shell() {
+    let outside = tempfile::tempdir().unwrap();
+    let run = |shell: &str| {
+        let out = std::process::Command::new(td_tests::td_bin())
+            .args(["completion", shell])
+            .current_dir(outside.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let bash = run("bash");
+    for cmd in ["usage", "critical-path", "blocked-by", "feature", "peer"] {
+        assert!(bash.contains(cmd), "{cmd} in the bash script");
+    }
+    let script = outside.path().join("td.bash");
+    std::fs::write(&script, &bash).unwrap();
+    let checked = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "bash -n: {}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    for shell in ["zsh", "fish", "powershell", "elvish"] {
+        assert!(run(shell).contains("critical-path"), "{shell}");
+    }
+}

@@ -15,18 +15,22 @@ use crate::hub::{self, Auto};
 mod approve;
 mod block;
 mod blocked;
+mod blocked_by;
 mod board;
 mod close;
 mod comment;
 mod comments;
 mod common;
+mod completion;
 mod config;
 mod conflicts;
 mod create;
+mod critical_path;
 mod defer;
 mod delete;
 mod deleted;
 mod dep;
+mod depends_on;
 mod due;
 mod epic;
 mod export;
@@ -173,6 +177,15 @@ pub(crate) enum Command {
     /// Dependencies between issues.
     #[command(subcommand)]
     Dep(dep::DepCommand),
+    /// What waits on an issue, directly and through others.
+    #[command(name = "blocked-by")]
+    BlockedBy(blocked_by::Args),
+    /// What an issue waits on.
+    #[command(name = "depends-on", visible_aliases = ["deps", "dependencies"])]
+    DependsOn(depends_on::Args),
+    /// The order of work that unblocks the most, soonest.
+    #[command(name = "critical-path")]
+    CriticalPath(critical_path::Args),
     /// Epics (issues of type epic).
     #[command(subcommand)]
     Epic(epic::EpicCommand),
@@ -200,6 +213,8 @@ pub(crate) enum Command {
     Whoami,
     /// The version of this td.
     Version(version::Args),
+    /// A shell completion script (bash, zsh, fish, powershell, elvish) on stdout.
+    Completion(completion::Args),
     /// Export every synced entity: json (deterministic, for backups and comparisons), sql (a
     /// script that recreates td's tables), md (a readable report).
     Export(export::Args),
@@ -276,6 +291,7 @@ impl Command {
             Command::Feature(c) => Some(feature::run(c, root, json)),
             Command::Peer(peer::PeerCommand::Id) => Some(peer::peer_id(json)),
             Command::Version(a) => Some(version::run(a, json)),
+            Command::Completion(a) => Some(completion::run(a)),
             Command::Join(a) => join::prepare(a, root, json).err().map(Err),
             _ => None,
         }
@@ -284,7 +300,11 @@ impl Command {
     /// Runs the command on the open project.
     fn run(&self, cx: &mut Cx<'_>) -> Result<()> {
         match self {
-            Command::Init(_) | Command::Config(_) | Command::Feature(_) | Command::Version(_) => {
+            Command::Init(_)
+            | Command::Config(_)
+            | Command::Feature(_)
+            | Command::Version(_)
+            | Command::Completion(_) => {
                 unreachable!("runs without a project")
             }
             Command::Create(a) => create::run(a, cx),
@@ -309,6 +329,9 @@ impl Command {
             Command::Focus(a) => focus::run(a, cx),
             Command::Unfocus => unfocus::run(cx),
             Command::Dep(c) => dep::run(c, cx),
+            Command::BlockedBy(a) => blocked_by::run(a, cx),
+            Command::DependsOn(a) => depends_on::run(a, cx),
+            Command::CriticalPath(a) => critical_path::run(a, cx),
             Command::Epic(c) => epic::run(c, cx),
             Command::Ws(c) => ws::run(c, cx),
             Command::Usage(a) => usage::run(a, cx),
@@ -368,10 +391,14 @@ impl Command {
             | Command::Comments(_)
             | Command::Unfocus
             | Command::Version(_)
+            | Command::Completion(_)
             | Command::Create(_)
             | Command::List(_)
             | Command::Log(_)
             | Command::Dep(_)
+            | Command::BlockedBy(_)
+            | Command::DependsOn(_)
+            | Command::CriticalPath(_)
             | Command::Epic(_)
             | Command::Ws(_)
             | Command::Usage(_)
@@ -420,6 +447,9 @@ impl Command {
             | Command::Files(_)
             | Command::Search(_)
             | Command::Query(_)
+            | Command::BlockedBy(_)
+            | Command::DependsOn(_)
+            | Command::CriticalPath(_)
             | Command::Tree(_) => Some(Auto::PullBefore),
             Command::Comments(a) => Some(a.autosync()),
             Command::Status(a) => (!a.db).then_some(Auto::PullBefore),
@@ -453,6 +483,7 @@ impl Command {
             | Command::Config(_)
             | Command::Feature(_)
             | Command::Version(_)
+            | Command::Completion(_)
             | Command::Focus(_)
             | Command::Unfocus
             | Command::Sync(_)

@@ -6,6 +6,7 @@ use crate::conflicts::{self, Conflict};
 use crate::error::Result;
 use crate::export::{self, LogStats};
 use crate::find;
+use crate::graph::{CriticalPath, DepGraph};
 use crate::ops::{boards, files, notes};
 use crate::project::Project;
 use crate::query::{self, Issue, ListFilter};
@@ -13,8 +14,8 @@ use crate::review_policy::{self, Facts};
 use crate::roster::{self, HeldBy, Peer};
 use crate::session;
 use crate::views::{
-    BoardRow, BoardView, FileLinkView, InviteView, IssueDetail, MemberView, NoteView, SearchHit,
-    SessionView, TreeNode, UsageView, WorkSessionView,
+    BlockedByView, BoardRow, BoardView, DependsOnView, FileLinkView, InviteView, IssueDetail,
+    MemberView, NoteView, SearchHit, SessionView, TreeNode, UsageView, WorkSessionView,
 };
 
 /// How many ready issues `td usage` lists (td's "READY TO START").
@@ -187,6 +188,42 @@ impl Project {
             focused_handoff,
             focused_files,
         })
+    }
+
+    /// `td blocked-by`: what waits on an issue (with `direct`, only what depends on it
+    /// directly).
+    pub fn blocked_by(&self, id: &str, direct: bool) -> Result<BlockedByView> {
+        let issue = self.issue(id)?;
+        let g = DepGraph::load(self.store.conn())?;
+        let d = g.blocked_directly(id);
+        let all = (!direct).then(|| g.blocked_transitively(id, false));
+        Ok(BlockedByView {
+            issue,
+            direct_count: d.len(),
+            transitive_count: all.as_ref().map(|a| a.len() - d.len()),
+            direct: d,
+            all,
+        })
+    }
+
+    /// `td depends-on`: what an issue waits on.
+    pub fn depends_on(&self, id: &str) -> Result<DependsOnView> {
+        let issue = self.issue(id)?;
+        let g = DepGraph::load(self.store.conn())?;
+        let dependencies = g
+            .depends_on(id)
+            .iter()
+            .map(|d| self.issue(d))
+            .collect::<Result<_>>()?;
+        Ok(DependsOnView {
+            issue,
+            dependencies,
+        })
+    }
+
+    /// `td critical-path`: the order that unblocks the most work soonest.
+    pub fn critical_path(&self) -> Result<CriticalPath> {
+        Ok(DepGraph::load(self.store.conn())?.critical_path())
     }
 
     /// A work session by id, with its tagged issues (`td ws show`).
