@@ -645,3 +645,21 @@ pub struct DependsOnView {
     /// The issues it depends on, with their state (for `blocking`/`resolved` counts).
     pub dependencies: Vec<IssueView>,
 }
+
+/// `td check-handoff`: whether this session should hand off before it stops (td's rule: it
+/// implements issues in progress, or has a work session open).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HandoffCheck {
+    /// A handoff is needed.
+    pub needs_handoff: bool,
+    /// The session.
+    pub session: String,
+    /// How many issues it has in progress.
+    pub in_progress_count: usize,
+    /// Those issues.
+    pub in_progress_issues: Vec<String>,
+    /// Its open work session (`""` for none).
+    pub active_work_session: String,
+    /// Its focused issue (`""` for none).
+    pub focused_issue: String,
+}

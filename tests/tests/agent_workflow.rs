@@ -351,3 +351,84 @@ fn completion_scripts_parse_in_their_shell() {
         assert!(run(shell).contains("critical-path"), "{shell}");
     }
 }
+
+#[test]
+fn check_handoff_resume_and_tasks() {
+    let r = Replica::init();
+    let clean = r.run(&["check-handoff"]);
+    assert_eq!(clean.code, 0, "{clean:?}");
+    assert!(clean.stdout.contains("No handoff needed"));
+    let t = r.json(&["task", "create", "Write the migration", "-p", "P1"]);
+    let id = t["id"].as_str().unwrap().to_string();
+    assert_eq!(t["issue"]["type"], "task");
+    assert_eq!(r.json(&["task", "list"])[0]["id"], id.as_str());
+    r.json(&["start", &id]);
+    let needed = r.run(&["check-handoff"]);
+    assert_eq!(needed.code, 1, "in-progress work needs a handoff");
+    assert!(needed.stdout.contains("HANDOFF NEEDED") && needed.stdout.contains(&id));
+    assert_eq!(r.run(&["check-handoff", "-q"]).stdout, "");
+    let j = r.json(&["check-handoff"]);
+    assert_eq!(j["needs_handoff"], true);
+    assert_eq!(j["in_progress_issues"], serde_json::json!([id]));
+    r.json(&["unfocus"]);
+    let resumed = r.run(&["resume", &id]);
+    assert_eq!(resumed.code, 0);
+    assert!(resumed.stdout.contains(&format!("FOCUSED {id}")));
+    assert_eq!(r.json(&["show"])["id"], id.as_str(), "resume focuses");
+}
+
+#[test]
+fn handoff_takes_a_message_files_and_stdin_as_td_does() {
+    let r = Replica::init();
+    let id = r.create("Port the importer", &[]);
+    r.json(&["start", &id]);
+    let file = r.root.join("remaining.txt");
+    std::fs::write(&file, "tests for v37\n\nthe docs\n").unwrap();
+    let at = format!("@{}", file.display());
+    r.json(&[
+        "handoff",
+        &id,
+        "parser done",
+        "--remaining",
+        &at,
+        "-n",
+        "a note",
+    ]);
+    let h = &r.json(&["show", &id])["handoff"];
+    assert_eq!(h["done"], serde_json::json!(["a note", "parser done"]));
+    assert_eq!(
+        h["remaining"],
+        serde_json::json!(["tests for v37", "the docs"])
+    );
+    // A message alone goes to the focused issue.
+    r.json(&["handoff", "stopping for today"]);
+    assert_eq!(
+        r.json(&["show", &id])["handoff"]["done"],
+        serde_json::json!(["stopping for today"])
+    );
+    // `-` reads the list from stdin.
+    let mut cmd = r.command(None, &["handoff", &id, "--uncertain", "-", "--json"]);
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"is v36 in the wild?\n")
+            .unwrap();
+    }
+    assert!(child.wait_with_output().unwrap().status.success());
+    assert_eq!(
+        r.json(&["show", &id])["handoff"]["uncertain"],
+        serde_json::json!(["is v36 in the wild?"])
+    );
+    assert_eq!(r.run(&["handoff", "--json"]).error_code(), "invalid_input");
+    assert_eq!(
+        r.run(&["handoff", &id, "--done", "@/nonexistent/x", "--json"])
+            .error_code(),
+        "invalid_input"
+    );
+}

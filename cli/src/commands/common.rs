@@ -110,7 +110,7 @@ impl IfMatch {
     }
 }
 
-/// Handoff lists.
+/// Handoff lists. Each value may be `@path` (the file's lines) or `-` (stdin's lines).
 #[derive(Debug, Args, Default, Clone)]
 pub(crate) struct HandoffArgs {
     /// What was done (repeatable).
@@ -125,17 +125,48 @@ pub(crate) struct HandoffArgs {
     /// An open question (repeatable).
     #[arg(long)]
     pub uncertain: Vec<String>,
+    /// A simple note, recorded as done.
+    #[arg(short = 'n', long)]
+    pub note: Option<String>,
+    /// A simple message, recorded as done.
+    #[arg(short = 'm', long)]
+    pub message: Option<String>,
 }
 
 impl HandoffArgs {
-    /// The engine's handoff text.
-    pub(crate) fn text(&self) -> HandoffText {
-        HandoffText {
-            done: self.done.clone(),
-            remaining: self.remaining.clone(),
-            decisions: self.decisions.clone(),
-            uncertain: self.uncertain.clone(),
-        }
+    /// The engine's handoff text, `@file` and `-` expanded (stdin is read once).
+    pub(crate) fn text(&self) -> Result<HandoffText> {
+        let mut stdin_used = false;
+        let mut expand = |values: &[String]| -> Result<Vec<String>> {
+            let mut out = Vec::new();
+            for v in values {
+                let text = if v == "-" && !stdin_used {
+                    stdin_used = true;
+                    std::io::read_to_string(std::io::stdin())?
+                } else if let Some(path) = v.strip_prefix('@').filter(|p| !p.is_empty()) {
+                    std::fs::read_to_string(path)
+                        .map_err(|e| crate::output::invalid(format!("cannot read {path}: {e}")))?
+                } else {
+                    out.push(v.clone());
+                    continue;
+                };
+                out.extend(
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(String::from),
+                );
+            }
+            Ok(out)
+        };
+        let mut done = expand(&self.done)?;
+        done.extend(self.note.iter().chain(&self.message).cloned());
+        Ok(HandoffText {
+            done,
+            remaining: expand(&self.remaining)?,
+            decisions: expand(&self.decisions)?,
+            uncertain: expand(&self.uncertain)?,
+        })
     }
 }
 

@@ -9,7 +9,7 @@ use super::Cx;
 use crate::output::emit;
 
 /// Arguments of `td create`.
-#[derive(Debug, ClapArgs)]
+#[derive(Debug, Clone, ClapArgs)]
 pub(crate) struct Args {
     /// Title (or use --title).
     pub title: Option<String>,

@@ -79,7 +79,7 @@ pub(crate) struct Args {
 }
 
 /// Whether an argument is an issue id (`td-` and hex), as td tells ids from messages.
-fn is_issue_id(s: &str) -> bool {
+pub(crate) fn is_issue_id(s: &str) -> bool {
     s.strip_prefix("td-")
         .is_some_and(|h| (4..=16).contains(&h.len()) && h.chars().all(|c| c.is_ascii_hexdigit()))
 }

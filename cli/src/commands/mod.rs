@@ -17,6 +17,7 @@ mod block;
 mod blocked;
 mod blocked_by;
 mod board;
+mod check_handoff;
 mod close;
 mod comment;
 mod comments;
@@ -55,6 +56,7 @@ mod rebuild;
 mod reject;
 mod reopen;
 mod restore;
+mod resume;
 mod review;
 mod reviewable;
 mod search;
@@ -63,6 +65,7 @@ mod show;
 mod start;
 mod status;
 mod sync;
+mod task;
 mod tree;
 mod unblock;
 mod unfocus;
@@ -189,6 +192,14 @@ pub(crate) enum Command {
     /// Epics (issues of type epic).
     #[command(subcommand)]
     Epic(epic::EpicCommand),
+    /// Tasks (issues of type task).
+    #[command(subcommand)]
+    Task(task::TaskCommand),
+    /// For agent exit hooks: exit 1 when this session should hand off before it stops.
+    #[command(name = "check-handoff")]
+    CheckHandoff(check_handoff::Args),
+    /// Show an issue's context (as `td show`) and focus it.
+    Resume(resume::Args),
     /// Work sessions: group issues, log and hand off across them.
     #[command(subcommand)]
     Ws(ws::WsCommand),
@@ -334,6 +345,9 @@ impl Command {
             Command::CriticalPath(a) => critical_path::run(a, cx),
             Command::Epic(c) => epic::run(c, cx),
             Command::Ws(c) => ws::run(c, cx),
+            Command::Task(c) => task::run(c, cx),
+            Command::CheckHandoff(a) => check_handoff::run(a, cx),
+            Command::Resume(a) => resume::run(a, cx),
             Command::Usage(a) => usage::run(a, cx),
             Command::Status(a) => status::run(a, cx),
             Command::Sync(a) => sync::run(a, cx),
@@ -380,7 +394,6 @@ impl Command {
             Command::Reopen(a) => &a.ids,
             Command::Block(a) => &a.ids,
             Command::Unblock(a) => &a.ids,
-            Command::Handoff(a) => std::slice::from_ref(&a.id),
             Command::Comment(a) => std::slice::from_ref(&a.id),
             Command::Focus(a) => std::slice::from_ref(&a.id),
             Command::Defer(a) => std::slice::from_ref(&a.date.id),
@@ -388,6 +401,7 @@ impl Command {
             Command::Link(a) => std::slice::from_ref(&a.id),
             Command::Unlink(a) => std::slice::from_ref(&a.id),
             Command::Init(_)
+            | Command::Handoff(_)
             | Command::Comments(_)
             | Command::Unfocus
             | Command::Version(_)
@@ -400,6 +414,9 @@ impl Command {
             | Command::DependsOn(_)
             | Command::CriticalPath(_)
             | Command::Epic(_)
+            | Command::Task(_)
+            | Command::CheckHandoff(_)
+            | Command::Resume(_)
             | Command::Ws(_)
             | Command::Usage(_)
             | Command::Status(_)
@@ -427,7 +444,11 @@ impl Command {
             | Command::Member(_)
             | Command::Join(_) => &[],
         };
-        ids.iter().map(|i| normalize_issue_id(i)).collect()
+        let mut ids: Vec<String> = ids.iter().map(|i| normalize_issue_id(i)).collect();
+        if let Command::Handoff(a) = self {
+            ids.extend(a.issue());
+        }
+        ids
     }
 
     /// Under autosync (`sync.auto`), whether the command pulls first (it reads), pushes after
@@ -454,6 +475,8 @@ impl Command {
             Command::Comments(a) => Some(a.autosync()),
             Command::Status(a) => (!a.db).then_some(Auto::PullBefore),
             Command::Epic(c) => Some(c.autosync()),
+            Command::Task(c) => Some(c.autosync()),
+            Command::CheckHandoff(_) | Command::Resume(_) => Some(Auto::PullBefore),
             Command::Board(c) => Some(c.autosync()),
             Command::Note(c) => Some(c.autosync()),
             Command::Ws(c) => c.autosync(),

@@ -111,7 +111,7 @@ pub(crate) fn run(w: &WsCommand, cx: &mut Cx<'_>) -> Result<()> {
             });
         }
         WsCommand::Handoff { lists } => {
-            let (ws, ids) = p.ws_handoff(&lists.text())?;
+            let (ws, ids) = p.ws_handoff(&lists.text()?)?;
             emit(
                 json,
                 &json!({"action": "handoff", "work_session_id": ws, "handoffs": ids}),

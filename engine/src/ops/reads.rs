@@ -14,8 +14,9 @@ use crate::review_policy::{self, Facts};
 use crate::roster::{self, HeldBy, Peer};
 use crate::session;
 use crate::views::{
-    BlockedByView, BoardRow, BoardView, DependsOnView, FileLinkView, InviteView, IssueDetail,
-    MemberView, NoteView, SearchHit, SessionView, TreeNode, UsageView, WorkSessionView,
+    BlockedByView, BoardRow, BoardView, DependsOnView, FileLinkView, HandoffCheck, InviteView,
+    IssueDetail, MemberView, NoteView, SearchHit, SessionView, TreeNode, UsageView,
+    WorkSessionView,
 };
 
 /// How many ready issues `td usage` lists (td's "READY TO START").
@@ -187,6 +188,28 @@ impl Project {
             ready,
             focused_handoff,
             focused_files,
+        })
+    }
+
+    /// `td check-handoff`: whether this session should hand off before it stops.
+    pub fn check_handoff(&self) -> Result<HandoffCheck> {
+        let mine: Vec<String> = self
+            .issues(&ListFilter {
+                status: vec!["in_progress".into()],
+                ..Default::default()
+            })?
+            .into_iter()
+            .filter(|i| i.implementer_session == self.session.id)
+            .map(|i| i.id)
+            .collect();
+        let ws = self.ws_current()?.map(|w| w.id).unwrap_or_default();
+        Ok(HandoffCheck {
+            needs_handoff: !mine.is_empty() || !ws.is_empty(),
+            session: self.session.id.clone(),
+            in_progress_count: mine.len(),
+            in_progress_issues: mine,
+            active_work_session: ws,
+            focused_issue: self.focused_issue()?.unwrap_or_default(),
         })
     }
 
