@@ -10,7 +10,7 @@ use crate::hub::Auto;
 #[derive(Debug, Subcommand)]
 pub(crate) enum TaskCommand {
     /// Create a task.
-    Create(super::create::Args),
+    Create(Box<super::create::Args>),
     /// List tasks.
     List {
         /// Include closed tasks.
@@ -33,7 +33,7 @@ impl TaskCommand {
 pub(crate) fn run(c: &TaskCommand, cx: &mut Cx<'_>) -> Result<()> {
     match c {
         TaskCommand::Create(a) => {
-            let mut a = a.clone();
+            let mut a = (**a).clone();
             a.fields.issue_type = Some("task".into());
             super::create::run(&a, cx)
         }
