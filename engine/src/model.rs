@@ -63,6 +63,32 @@ impl Status {
         )
     }
 
+    /// td's name for the transition from `self` to `to` (`start`, `review`, `approve`, …).
+    pub fn transition_name(self, to: Status) -> String {
+        use Status::*;
+        match (self, to) {
+            (Open, InProgress) => "start".into(),
+            (InProgress, Open) => "unstart".into(),
+            (_, Blocked) => "block".into(),
+            (Blocked, Open) => "unblock".into(),
+            (_, InReview) => "review".into(),
+            (InReview, Open) => "reject".into(),
+            (InReview, Closed) => "approve".into(),
+            (_, Closed) => "close".into(),
+            (Closed, Open) => "reopen".into(),
+            (a, b) => format!("{} → {}", a.as_str(), b.as_str()),
+        }
+    }
+
+    /// Every allowed transition, in td's order of statuses.
+    pub fn transitions() -> Vec<(Status, Status)> {
+        Status::ALL
+            .into_iter()
+            .flat_map(|a| Status::ALL.into_iter().map(move |b| (a, b)))
+            .filter(|(a, b)| a.can_transition(*b))
+            .collect()
+    }
+
     /// Fails with `invalid_input` unless the transition is allowed.
     pub fn check_transition(self, to: Status) -> Result<()> {
         if self.can_transition(to) {

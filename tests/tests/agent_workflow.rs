@@ -432,3 +432,104 @@ fn handoff_takes_a_message_files_and_stdin_as_td_does() {
         "invalid_input"
     );
 }
+
+#[test]
+fn workflow_describes_the_transitions_the_engine_enforces() {
+    let r = Replica::init();
+    let v = r.json(&["workflow"]);
+    assert_eq!(
+        v["statuses"],
+        serde_json::json!(["open", "in_progress", "blocked", "in_review", "closed"])
+    );
+    let names: Vec<(String, String, String)> = v["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["from"].as_str().unwrap().into(),
+                t["to"].as_str().unwrap().into(),
+                t["name"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    for want in [
+        ("closed", "open", "reopen"),
+        ("in_review", "closed", "approve"),
+        ("open", "in_progress", "start"),
+    ] {
+        assert!(
+            names.contains(&(want.0.into(), want.1.into(), want.2.into())),
+            "{want:?}"
+        );
+    }
+    // Every listed transition is one `td update --status` accepts, and closed → in_progress,
+    // which is not listed, is refused.
+    assert!(!names
+        .iter()
+        .any(|(a, b, _)| a == "closed" && b == "in_progress"));
+    let id = r.create("Walk the state machine", &[]);
+    r.json(&["close", &id]);
+    assert_eq!(
+        r.run(&["update", &id, "--status", "in_progress", "--json"])
+            .error_code(),
+        "invalid_input"
+    );
+    let mermaid = r.ok(&["workflow", "--mermaid"]);
+    assert_eq!(mermaid.matches(" --> ").count(), names.len());
+    let dot = r.json(&["workflow", "--dot"]);
+    assert_eq!(dot["format"], "dot");
+    assert_eq!(
+        dot["diagram"].as_str().unwrap().matches(" -> ").count(),
+        names.len()
+    );
+}
+
+#[test]
+fn update_append_switch_delete_flags_and_note_restore() {
+    let r = Replica::init();
+    let id = r.create(
+        "Document the hub",
+        &["-d", "First part.", "--acceptance", "Has a diagram"],
+    );
+    // td's switch: the text fields given are appended.
+    r.json(&[
+        "update",
+        &id,
+        "--append",
+        "-d",
+        "Second part.",
+        "--acceptance",
+        "Has an example",
+    ]);
+    let s = r.json(&["show", &id]);
+    assert_eq!(s["description"], "First part.\n\nSecond part.");
+    assert_eq!(s["acceptance"], "Has a diagram\n\nHas an example");
+    // Our earlier spelling still works: a value is appended to the description.
+    r.json(&["update", &id, "--append", "Third part."]);
+    assert_eq!(
+        r.json(&["show", &id])["description"],
+        "First part.\n\nSecond part.\n\nThird part."
+    );
+    assert_eq!(
+        r.run(&["update", &id, "--append", "--json"]).error_code(),
+        "invalid_input"
+    );
+    // delete -f / -y are accepted (nothing is asked) and restore brings it back.
+    assert_eq!(r.json(&["delete", &id, "-f"])["action"], "deleted");
+    r.json(&["restore", &id]);
+    assert_eq!(r.json(&["delete", &id, "--yes"])["action"], "deleted");
+    // note restore.
+    let n = r.json(&["note", "add", "Runbook", "-c", "steps"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    r.json(&["note", "delete", &n]);
+    assert_eq!(
+        r.run(&["note", "show", &n, "--json"]).error_code(),
+        "not_found"
+    );
+    assert_eq!(r.json(&["note", "restore", &n])["action"], "restored");
+    assert_eq!(r.json(&["note", "show", &n])["title"], "Runbook");
+    assert_eq!(r.json(&["note", "restore", &n])["action"], "not_deleted");
+}

@@ -199,16 +199,6 @@ pub(crate) struct Ids {
     pub ids: Vec<String>,
 }
 
-/// Issue ids and `--if-match`: the arguments of `delete`.
-#[derive(Debug, Args, Default, Clone)]
-pub(crate) struct IdsIfMatch {
-    /// Issue ids.
-    #[arg(required = true)]
-    pub ids: Vec<String>,
-    #[command(flatten)]
-    pub if_match: IfMatch,
-}
-
 /// What a failed issue command adds to its error: on a `conflict`, the issue as it now is
 /// (read afresh), so the caller can retry from it.
 pub(crate) enum Detail<'a> {

@@ -75,6 +75,7 @@ mod update;
 mod usage;
 mod version;
 mod whoami;
+mod workflow;
 mod ws;
 
 /// td: a task tracker for AI agents and their humans, with handoffs, session-aware review and
@@ -224,6 +225,8 @@ pub(crate) enum Command {
     Whoami,
     /// The version of this td.
     Version(version::Args),
+    /// The issue status state machine (`--mermaid`, `--dot` for diagrams).
+    Workflow(workflow::Args),
     /// A shell completion script (bash, zsh, fish, powershell, elvish) on stdout.
     Completion(completion::Args),
     /// Export every synced entity: json (deterministic, for backups and comparisons), sql (a
@@ -303,6 +306,7 @@ impl Command {
             Command::Peer(peer::PeerCommand::Id) => Some(peer::peer_id(json)),
             Command::Version(a) => Some(version::run(a, json)),
             Command::Completion(a) => Some(completion::run(a)),
+            Command::Workflow(a) => Some(workflow::run(a, json)),
             Command::Join(a) => join::prepare(a, root, json).err().map(Err),
             _ => None,
         }
@@ -315,6 +319,7 @@ impl Command {
             | Command::Config(_)
             | Command::Feature(_)
             | Command::Version(_)
+            | Command::Workflow(_)
             | Command::Completion(_) => {
                 unreachable!("runs without a project")
             }
@@ -405,6 +410,7 @@ impl Command {
             | Command::Comments(_)
             | Command::Unfocus
             | Command::Version(_)
+            | Command::Workflow(_)
             | Command::Completion(_)
             | Command::Create(_)
             | Command::List(_)
@@ -506,6 +512,7 @@ impl Command {
             | Command::Config(_)
             | Command::Feature(_)
             | Command::Version(_)
+            | Command::Workflow(_)
             | Command::Completion(_)
             | Command::Focus(_)
             | Command::Unfocus

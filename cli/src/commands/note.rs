@@ -54,6 +54,11 @@ pub(crate) enum NoteCommand {
         /// Note id.
         id: String,
     },
+    /// Undo a note's deletion.
+    Restore {
+        /// Note id.
+        id: String,
+    },
     /// Pin a note to the top of the list.
     Pin {
         /// Note id.
@@ -84,6 +89,7 @@ impl NoteCommand {
             NoteCommand::Add { .. }
             | NoteCommand::Edit { .. }
             | NoteCommand::Delete { .. }
+            | NoteCommand::Restore { .. }
             | NoteCommand::Pin { .. }
             | NoteCommand::Unpin { .. }
             | NoteCommand::Archive { .. }
@@ -201,6 +207,18 @@ pub(crate) fn run(c: &NoteCommand, cx: &mut Cx<'_>) -> Result<()> {
             let v = json!({"action": action, "id": id, "note": to_json(&n)});
             emit(json, &v, || {
                 format!("{} note {}", action.to_uppercase(), note_line(&n))
+            });
+            Ok(())
+        }
+        NoteCommand::Restore { id } => {
+            let id = normalize_note_id(id);
+            let action = if cx.p.note_restore(&id)? {
+                "restored"
+            } else {
+                "not_deleted"
+            };
+            emit(json, &json!({"action": action, "id": id}), || {
+                format!("{} {id}", action.to_uppercase().replace('_', " "))
             });
             Ok(())
         }

@@ -20,8 +20,9 @@ pub(crate) struct Args {
     /// New status (td's transitions apply).
     #[arg(short = 's', long)]
     pub status: Option<String>,
-    /// Append text to the description.
-    #[arg(long)]
+    /// Append instead of replace: alone, the --description/--acceptance given are appended
+    /// (td's switch); with a value, that text is appended to the description.
+    #[arg(long, num_args = 0..=1, default_missing_value = "", value_name = "TEXT")]
     pub append: Option<String>,
     #[command(flatten)]
     pub if_match: IfMatch,
@@ -32,7 +33,20 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
     let mut f = a.fields.fields()?;
     f.title = a.title.clone();
     f.status = a.status.clone();
-    f.append = a.append.clone();
+    match a.append.as_deref() {
+        // td's switch: the text fields given are appended, not replaced.
+        Some("") => {
+            f.append = f.description.take();
+            f.append_acceptance = f.acceptance.take();
+            if f.append.is_none() && f.append_acceptance.is_none() {
+                return Err(crate::output::invalid(
+                    "--append appends the --description or --acceptance given: give one".into(),
+                ));
+            }
+        }
+        Some(text) => f.append = Some(text.to_string()),
+        None => {}
+    }
     let detail = Detail::Current(cx.root);
     for_each(
         cx.json,

@@ -21,6 +21,8 @@ pub struct IssueFields {
     pub append: Option<String>,
     /// Acceptance criteria.
     pub acceptance: Option<String>,
+    /// Text appended to the acceptance criteria (td's `update --append --acceptance`).
+    pub append_acceptance: Option<String>,
     /// Type (`bug`, `feature`/`story`, `task`, `epic`, `chore`).
     pub issue_type: Option<String>,
     /// Priority in any accepted spelling.
@@ -106,6 +108,15 @@ fn write_fields(d: &mut AutoCommit, f: &IssueFields, current_desc: &str) -> Resu
     }
     if let Some(a) = &f.acceptance {
         doc::put_text(d, "acceptance", a)?;
+    }
+    if let Some(extra) = &f.append_acceptance {
+        let base = doc::read_str(d, "acceptance");
+        let joined = if base.is_empty() {
+            extra.clone()
+        } else {
+            format!("{base}\n\n{extra}")
+        };
+        doc::put_text(d, "acceptance", &joined)?;
     }
     for (key, val) in [
         ("type", &f.issue_type),

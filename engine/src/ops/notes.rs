@@ -169,6 +169,23 @@ impl Project {
         })
     }
 
+    /// `td note restore <id>`: undoes a soft delete. False when the note was not deleted.
+    pub fn note_restore(&mut self, id: &str) -> Result<bool> {
+        let me = self.session.id.clone();
+        self.store.write(&me, |tx| {
+            match row(tx.conn(), id)? {
+                None => return Err(not_found(format!("note not found: {id}"))),
+                Some(n) if n.deleted_at.is_none() => return Ok(false),
+                Some(_) => {}
+            }
+            tx.change(id, |d| {
+                doc::put_opt(d, "deleted_at", None)?;
+                doc::put_str(d, "updated_at", &now_timestamp())
+            })?;
+            Ok(true)
+        })
+    }
+
     /// `td note delete <id>`: soft delete (sets `deleted_at`). False when already deleted.
     pub fn note_delete(&mut self, id: &str) -> Result<bool> {
         let me = self.session.id.clone();
