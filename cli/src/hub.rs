@@ -14,7 +14,7 @@ use td_transport::hub_sync::{self, Joined};
 use crate::config::{hub_settings, HubSettings, ProjectConfig};
 use crate::output::{emit, invalid};
 
-fn client_for(s: &HubSettings) -> Result<HubClient> {
+pub(crate) fn client_for(s: &HubSettings) -> Result<HubClient> {
     let url = s.url.as_deref().ok_or_else(|| {
         invalid("no hub configured: run 'td sync init --hub <url>' (or set TD_DATABASE_URL)".into())
     })?;

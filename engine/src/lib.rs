@@ -11,6 +11,7 @@ pub mod adoption;
 pub mod authority;
 pub mod conflicts;
 pub mod doc;
+pub mod doctor;
 pub(crate) mod error;
 pub mod export;
 pub(crate) mod filter;

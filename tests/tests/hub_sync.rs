@@ -86,6 +86,12 @@ fn three_replicas_converge_through_the_hub_with_offline_work_and_a_late_joiner()
     sync(&a);
     sync(&d);
     assert_eq!(d.export(), a.export());
+    // Every replica's log checks out: hashes, chains, signatures, each writer's chain ending
+    // signed, after relaying through the hub.
+    for r in [&a, &b, &c, &d] {
+        let doctor = r.json(&["doctor"]);
+        assert_eq!(doctor["ok"], true, "{doctor}");
+    }
 }
 
 #[test]

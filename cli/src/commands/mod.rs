@@ -32,6 +32,7 @@ mod delete;
 mod deleted;
 mod dep;
 mod depends_on;
+mod doctor;
 mod due;
 mod epic;
 mod export;
@@ -234,6 +235,9 @@ pub(crate) enum Command {
     Export(export::Args),
     /// Recompute every td table from the change log.
     Rebuild,
+    /// Check this replica: the database, every record's hash and place in its writer's chain,
+    /// every signature; what is held, waiting, set aside, quarantined or not pushed yet.
+    Doctor,
     /// Import a `td export --format json` file, or (with --from-db) an existing td database,
     /// into this project. Entities already present are kept; the source is only read.
     Import(import::Args),
@@ -360,6 +364,7 @@ impl Command {
             Command::Whoami => whoami::run(cx),
             Command::Export(a) => export::run(a, cx),
             Command::Rebuild => rebuild::run(cx),
+            Command::Doctor => doctor::run(cx),
             Command::Import(a) => import::run(a, cx),
             Command::Deleted => deleted::run(cx),
             Command::Blocked => blocked::run(cx),
@@ -433,6 +438,7 @@ impl Command {
             | Command::Whoami
             | Command::Export(_)
             | Command::Rebuild
+            | Command::Doctor
             | Command::Import(_)
             | Command::Deleted
             | Command::Blocked
@@ -522,6 +528,7 @@ impl Command {
             | Command::Join(_)
             | Command::Session(_)
             | Command::Whoami
+            | Command::Doctor
             | Command::Rebuild => None,
         }
     }

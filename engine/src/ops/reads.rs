@@ -191,6 +191,16 @@ impl Project {
         })
     }
 
+    /// `td doctor`: checks the database and the change log (hashes, chains, signatures) and
+    /// counts what is held, waiting, set aside, quarantined or not pushed to `hubs` yet.
+    pub fn doctor(&self, hubs: &[String]) -> Result<crate::doctor::DoctorReport> {
+        let pending = hubs
+            .iter()
+            .map(|h| Ok((h.clone(), self.store.pending_push(h)?)))
+            .collect::<Result<Vec<_>>>()?;
+        crate::doctor::examine(self.store.conn(), &pending)
+    }
+
     /// `td check-handoff`: whether this session should hand off before it stops.
     pub fn check_handoff(&self) -> Result<HandoffCheck> {
         let mine: Vec<String> = self

@@ -1,0 +1,38 @@
+//! `td doctor`: checks this replica's database and change log (nothing is changed).
+
+use anyhow::Result;
+use td_engine::views::to_json;
+
+use super::Cx;
+use crate::output::emit;
+
+/// Runs `td doctor`: exit 1 when a check fails.
+pub(crate) fn run(cx: &mut Cx<'_>) -> Result<()> {
+    let settings = crate::config::hub_settings(cx.root)?;
+    let hubs: Vec<String> = match settings.url {
+        Some(_) => vec![crate::hub::client_for(&settings)?.display_url().to_string()],
+        None => Vec::new(),
+    };
+    let report = cx.p.doctor(&hubs)?;
+    emit(cx.json, &to_json(&report), || {
+        let mut s = String::new();
+        for c in &report.checks {
+            s.push_str(&format!(
+                "{} {}: {}\n",
+                if c.ok { "✓" } else { "✗" },
+                c.name,
+                c.detail
+            ));
+        }
+        s.push_str(if report.ok {
+            "\nNo problems found."
+        } else {
+            "\nProblems found: see the ✗ lines above."
+        });
+        s
+    });
+    if !report.ok {
+        std::process::exit(1);
+    }
+    Ok(())
+}
