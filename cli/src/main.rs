@@ -43,7 +43,7 @@ fn main() {
         }
     };
     if let Err(err) = commands::run(&cli) {
-        output::print_error(cli.json, &err);
+        output::print_error(cli.json || json_mode, &err);
         std::process::exit(1);
     }
 }

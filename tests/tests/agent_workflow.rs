@@ -533,3 +533,26 @@ fn update_append_switch_delete_flags_and_note_restore() {
     assert_eq!(r.json(&["note", "show", &n])["title"], "Runbook");
     assert_eq!(r.json(&["note", "restore", &n])["action"], "not_deleted");
 }
+
+/// td's commands for its own sync server say what to use here; `sync enable/disable` are
+/// td's spellings of autosync.
+#[test]
+fn td_server_commands_name_their_equivalents() {
+    let r = Replica::init();
+    for (args, names) in [
+        (&["auth", "login"][..], "td sync init --hub"),
+        (&["sync-project", "link", "x"], "td sync init --hub"),
+        (&["sync", "tail", "-f"], "td peer sync <peer> --watch"),
+    ] {
+        let out = r.run(args);
+        assert_eq!(out.code, 1, "{args:?}");
+        assert!(out.stderr.contains(names), "{args:?}: {}", out.stderr);
+        let mut a = args.to_vec();
+        a.push("--json");
+        assert_eq!(r.run(&a).error_code(), "invalid_input");
+    }
+    assert_eq!(r.json(&["sync", "enable"])["value"], true);
+    assert_eq!(r.json(&["config", "get", "sync.auto"])["value"], "true");
+    r.json(&["sync", "disable"]);
+    assert_eq!(r.json(&["config", "get", "sync.auto"])["value"], "false");
+}

@@ -291,6 +291,20 @@ pub(crate) enum Command {
     /// The project's member roster: machines whose changes are accepted.
     #[command(subcommand)]
     Member(member::MemberCommand),
+    /// td's login to its own sync server: not used here (see the message).
+    #[command(hide = true)]
+    Auth {
+        /// Ignored.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+    /// td's project link to its own sync server: not used here (see the message).
+    #[command(name = "sync-project", hide = true)]
+    SyncProject {
+        /// Ignored.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
     /// Join a project with an invite code from 'td member invite' (on a fresh replica; runs
     /// 'td init' first when needed).
     #[command(
@@ -311,6 +325,12 @@ impl Command {
             Command::Version(a) => Some(version::run(a, json)),
             Command::Completion(a) => Some(completion::run(a)),
             Command::Workflow(a) => Some(workflow::run(a, json)),
+            Command::Auth { .. } => Some(Err(crate::output::invalid(
+                "td auth signs in to td's own sync server; this td syncs through a libSQL hub ('td sync init --hub <url> --token <token>', or TD_DATABASE_TOKEN) or directly between machines ('td peer'), and machines are admitted with 'td member add' or 'td member invite'".into(),
+            ))),
+            Command::SyncProject { .. } => Some(Err(crate::output::invalid(
+                "td sync-project links to td's own sync server; here, 'td sync init --hub <url> [--project <id>]' connects this project to a hub, and 'td join <code>' joins a team's project".into(),
+            ))),
             Command::Join(a) => join::prepare(a, root, json).err().map(Err),
             _ => None,
         }
@@ -324,6 +344,8 @@ impl Command {
             | Command::Feature(_)
             | Command::Version(_)
             | Command::Workflow(_)
+            | Command::Auth { .. }
+            | Command::SyncProject { .. }
             | Command::Completion(_) => {
                 unreachable!("runs without a project")
             }
@@ -416,6 +438,8 @@ impl Command {
             | Command::Unfocus
             | Command::Version(_)
             | Command::Workflow(_)
+            | Command::Auth { .. }
+            | Command::SyncProject { .. }
             | Command::Completion(_)
             | Command::Create(_)
             | Command::List(_)
@@ -519,6 +543,8 @@ impl Command {
             | Command::Feature(_)
             | Command::Version(_)
             | Command::Workflow(_)
+            | Command::Auth { .. }
+            | Command::SyncProject { .. }
             | Command::Completion(_)
             | Command::Focus(_)
             | Command::Unfocus

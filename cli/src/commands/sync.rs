@@ -46,6 +46,18 @@ pub(crate) enum SyncCommand {
     Pull,
     /// Mode, hub, pending changes, last push/pull, quarantined rows.
     Status,
+    /// Turn autosync on (td's spelling of `td config set sync.auto true`).
+    Enable,
+    /// Turn autosync off (td's spelling of `td config set sync.auto false`).
+    Disable,
+    /// td's live feed of its own sync server: here, `td peer sync <peer> --watch` prints each
+    /// round as it happens, and `td sync status` shows the hub's state.
+    #[command(hide = true)]
+    Tail {
+        /// Follow (ignored: see above).
+        #[arg(short = 'f', long)]
+        follow: bool,
+    },
     /// Concurrent edits that overwrote one another (unresolved ones by default).
     Conflicts {
         /// Only conflicts whose overwritten edit is newer than this (e.g. 30m, 12h, 7d).
@@ -93,6 +105,21 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
         Some(SyncCommand::Resolve { id, keep, value }) => {
             conflicts::resolve(p, id, *keep, value.as_deref(), json)
         }
+        Some(SyncCommand::Enable) | Some(SyncCommand::Disable) => {
+            let on = matches!(a.cmd, Some(SyncCommand::Enable));
+            let mut cfg = crate::config::ProjectConfig::load(root)?;
+            cfg.set("sync.auto", if on { "true" } else { "false" })?;
+            cfg.save()?;
+            crate::output::emit(
+                json,
+                &serde_json::json!({"action": if on { "enabled" } else { "disabled" }, "key": "sync.auto", "value": on}),
+                || format!("AUTOSYNC {}", if on { "ON" } else { "OFF" }),
+            );
+            Ok(())
+        }
+        Some(SyncCommand::Tail { .. }) => Err(crate::output::invalid(
+            "td sync tail follows td's own sync server; here, 'td peer sync <peer> --watch' prints each round as it arrives and 'td sync status' shows the hub".into(),
+        )),
         Some(SyncCommand::Push) => hub::round(p, root, true, false, json),
         Some(SyncCommand::Pull) => hub::round(p, root, false, true, json),
         None => hub::round(p, root, !a.pull, !a.push, json),
