@@ -556,3 +556,47 @@ fn td_server_commands_name_their_equivalents() {
     r.json(&["sync", "disable"]);
     assert_eq!(r.json(&["config", "get", "sync.auto"])["value"], "false");
 }
+
+#[test]
+fn ws_tag_starts_open_issues_and_ws_handoff_can_continue_and_review() {
+    let r = Replica::init();
+    let a = r.create("Parser", &[]);
+    let b = r.create("Printer", &[]);
+    r.json(&["ws", "start", "Pairing"]);
+    r.json(&["ws", "tag", &a]);
+    assert_eq!(
+        r.json(&["show", &a])["status"],
+        "in_progress",
+        "td starts tagged open issues"
+    );
+    r.json(&["ws", "tag", &b, "--no-start"]);
+    assert_eq!(r.json(&["show", &b])["status"], "open");
+    let h = r.json(&[
+        "ws",
+        "handoff",
+        "--done",
+        "both halves",
+        "--continue",
+        "--review",
+    ]);
+    assert_eq!(h["ended"], false);
+    assert_eq!(
+        r.json(&["show", &a])["status"],
+        "in_review",
+        "--review submits work in progress"
+    );
+    assert_eq!(
+        r.json(&["show", &b])["status"],
+        "open",
+        "open work is not submitted"
+    );
+    assert!(
+        r.json(&["ws", "current"]).is_object(),
+        "--continue keeps the work session"
+    );
+    r.json(&["ws", "handoff", "--done", "wrapping up"]);
+    assert!(
+        r.json(&["ws", "current"]).is_null(),
+        "without --continue it ends"
+    );
+}

@@ -171,7 +171,7 @@ fn run(ops: &[Op]) {
             Op::WsStartTag(s, i) => {
                 let p = &mut sessions[s as usize];
                 let _ = p.ws_start("stretch");
-                pick(&ids, i).map_or(Ok(()), |id| p.ws_tag(&[id]).map(|_| ()))
+                pick(&ids, i).map_or(Ok(()), |id| p.ws_tag(&[id], false).map(|_| ()))
             }
             Op::WsEnd(s) => sessions[s as usize].ws_end().map(|_| ()),
         };

@@ -20,11 +20,14 @@ pub(crate) enum WsCommand {
         /// Name.
         name: String,
     },
-    /// Tag issues into the active work session.
+    /// Tag issues into the active work session (open ones are started, as in td).
     Tag {
         /// Issue ids.
         #[arg(required = true)]
         ids: Vec<String>,
+        /// Tag without starting them.
+        #[arg(long)]
+        no_start: bool,
     },
     /// Remove issues from the active work session.
     Untag {
@@ -44,6 +47,12 @@ pub(crate) enum WsCommand {
     Handoff {
         #[command(flatten)]
         lists: HandoffArgs,
+        /// Keep the work session open.
+        #[arg(long = "continue")]
+        keep_open: bool,
+        /// Also submit the tagged issues in progress for review.
+        #[arg(long)]
+        review: bool,
     },
     /// End the active work session.
     End,
@@ -89,14 +98,13 @@ pub(crate) fn run(w: &WsCommand, cx: &mut Cx<'_>) -> Result<()> {
                 || format!("WORK SESSION STARTED {id} ({name})"),
             );
         }
-        WsCommand::Tag { ids } | WsCommand::Untag { ids } => {
+        WsCommand::Tag { ids, .. } | WsCommand::Untag { ids } => {
             let ids: Vec<String> = ids.iter().map(|i| normalize_issue_id(i)).collect();
-            let tag = matches!(w, WsCommand::Tag { .. });
-            let (ws, changed) = if tag {
-                p.ws_tag(&ids)?
-            } else {
-                p.ws_untag(&ids)?
+            let (tag, changed) = match w {
+                WsCommand::Tag { no_start, .. } => (true, p.ws_tag(&ids, !no_start)?),
+                _ => (false, p.ws_untag(&ids)?),
             };
+            let (ws, changed) = changed;
             let action = if tag { "tagged" } else { "untagged" };
             emit(
                 json,
@@ -110,15 +118,21 @@ pub(crate) fn run(w: &WsCommand, cx: &mut Cx<'_>) -> Result<()> {
                 format!("LOGGED to {} issue(s)", ids.len())
             });
         }
-        WsCommand::Handoff { lists } => {
-            let (ws, ids) = p.ws_handoff(&lists.text()?)?;
+        WsCommand::Handoff {
+            lists,
+            keep_open,
+            review,
+        } => {
+            let (ws, ids) = p.ws_handoff(&lists.text()?, *keep_open, *review)?;
             emit(
                 json,
-                &json!({"action": "handoff", "work_session_id": ws, "handoffs": ids}),
+                &json!({"action": "handoff", "work_session_id": ws, "handoffs": ids,
+                        "ended": !keep_open, "reviewed": review}),
                 || {
                     format!(
-                        "HANDOFF RECORDED for {} issue(s); work session {ws} ended",
-                        ids.len()
+                        "HANDOFF RECORDED for {} issue(s); work session {ws} {}",
+                        ids.len(),
+                        if *keep_open { "continues" } else { "ended" }
                     )
                 },
             );

@@ -72,15 +72,19 @@ impl Project {
         })
     }
 
-    /// `td ws tag <ids>`: adds issues to the active work session. Returns those newly tagged.
-    pub fn ws_tag(&mut self, ids: &[String]) -> Result<(String, Vec<String>)> {
+    /// `td ws tag <ids>`: adds issues to the active work session and, as td does, starts the
+    /// ones that are open (unless `start` is false: `--no-start`). Returns those newly tagged.
+    pub fn ws_tag(&mut self, ids: &[String], start: bool) -> Result<(String, Vec<String>)> {
         let me = self.session.id.clone();
         self.store.write(&me.clone(), |tx| {
             let ws = active(tx, &me)?;
             let existing = tagged(tx, &ws)?;
             let mut added = Vec::new();
             for id in ids {
-                query::live_issue(tx.conn(), id)?;
+                let issue = query::live_issue(tx.conn(), id)?;
+                if start && issue.status == "open" {
+                    crate::ops::workflow::start_tx(tx, &me, id, false, None, None)?;
+                }
                 if existing.contains(id) || added.contains(id) {
                     continue;
                 }
@@ -146,8 +150,15 @@ impl Project {
         })
     }
 
-    /// `td ws handoff`: writes the same handoff on every tagged issue and ends the work session.
-    pub fn ws_handoff(&mut self, h: &HandoffText) -> Result<(String, Vec<String>)> {
+    /// `td ws handoff`: writes the same handoff on every tagged issue and ends the work session
+    /// (unless `keep_open`: `--continue`); with `review`, submits the tagged issues in progress
+    /// for review.
+    pub fn ws_handoff(
+        &mut self,
+        h: &HandoffText,
+        keep_open: bool,
+        review: bool,
+    ) -> Result<(String, Vec<String>)> {
         if h.is_empty() {
             return Err(invalid(
                 "a handoff needs at least one of --done, --remaining, --decision, --uncertain",
@@ -158,11 +169,23 @@ impl Project {
             let ws = active(tx, &me)?;
             let mut ids = Vec::new();
             for issue in tagged(tx, &ws)? {
-                if query::live_issue(tx.conn(), &issue).is_ok() {
-                    ids.push(records::add_handoff(tx, &issue, &me, h)?);
+                let Ok(live) = query::live_issue(tx.conn(), &issue) else {
+                    continue;
+                };
+                ids.push(records::add_handoff(tx, &issue, &me, h)?);
+                if review && live.status == "in_progress" {
+                    crate::ops::workflow::review_tx(
+                        tx,
+                        &me,
+                        &issue,
+                        Some("Submitted for review via ws handoff --review"),
+                        None,
+                    )?;
                 }
             }
-            end_ws(tx, &me, &ws)?;
+            if !keep_open {
+                end_ws(tx, &me, &ws)?;
+            }
             Ok((ws, ids))
         })
     }

@@ -160,6 +160,87 @@ fn reason_log(prefix: Option<&str>, reason: Option<&str>) -> Option<String> {
     })
 }
 
+/// `td start` inside a write transaction (also used by `td ws tag`).
+pub(crate) fn start_tx(
+    tx: &mut Tx<'_>,
+    me: &str,
+    id: &str,
+    force: bool,
+    reason: Option<&str>,
+    if_match: Option<&str>,
+) -> Result<IssueOutcome> {
+    let me = me.to_string();
+    let out = transition(tx, id, if_match, Some((&me, "started")), |_, issue, wf| {
+        let from = Status::parse(&issue.status)?;
+        let holder = &issue.implementer_session;
+        if from == Status::InProgress && holder == &me {
+            return Ok(false);
+        }
+        if from == Status::InProgress && !holder.is_empty() && !force {
+            return Err(EngineError::Conflict(format!(
+                "{id} is already in progress by session {holder} (use --force to take it over)"
+            )));
+        }
+        if from == Status::Blocked && !force {
+            return Err(invalid(format!(
+                "{id} is blocked: unblock it first or pass --force"
+            )));
+        }
+        if from != Status::InProgress && from != Status::Blocked {
+            from.check_transition(Status::InProgress)?;
+        }
+        stamp(wf, "status", Status::InProgress.as_str());
+        stamp(wf, "implementer_session", &me);
+        Ok(true)
+    })?;
+    session::set_state(tx.conn(), &me, "focused_issue_id", id)?;
+    session::touch(tx.conn(), &me)?;
+    note(tx, &out, &me, reason_log(None, reason))?;
+    Ok(out)
+}
+
+/// `td review` inside a write transaction (also used by `td ws handoff --review`).
+pub(crate) fn review_tx(
+    tx: &mut Tx<'_>,
+    me: &str,
+    id: &str,
+    reason: Option<&str>,
+    if_match: Option<&str>,
+) -> Result<IssueOutcome> {
+    let me = me.to_string();
+    let issue = query::live_issue(tx.conn(), id)?;
+    check_if_match(tx, id, if_match)?;
+    if issue.status == Status::InReview.as_str() {
+        return Ok(IssueOutcome {
+            issue,
+            changed: false,
+        });
+    }
+    Status::parse(&issue.status)?.check_transition(Status::InReview)?;
+    if query::latest_handoff(tx.conn(), id)?.is_none() {
+        let text = HandoffText::from_logs(tx.conn(), id)?;
+        if text.is_empty() && !issue.minor {
+            return Err(EngineError::HandoffRequired(format!(
+                "{id} has no handoff: record one with 'td handoff {id} --done \"...\" --remaining \"...\"' \
+                 (or log progress with 'td log {id} \"...\"') before review"
+            )));
+        }
+        if !text.is_empty() {
+            records::add_handoff(tx, id, &me, &text)?;
+        }
+    }
+    let out = transition(tx, id, None, None, |_, issue, wf| {
+        stamp(wf, "status", Status::InReview.as_str());
+        stamp(wf, "review_requested_by_session", &me);
+        if issue.implementer_session.is_empty() {
+            stamp(wf, "implementer_session", &me);
+        }
+        Ok(true)
+    })?;
+    note(tx, &out, &me, reason_log(None, reason))?;
+    Ok(out)
+}
+
 impl Project {
     /// `td start`: claim an issue for this session (`in_progress`, implementer = me) and focus it.
     pub fn start(
@@ -171,31 +252,7 @@ impl Project {
     ) -> Result<IssueOutcome> {
         let me = self.session.id.clone();
         self.store.write(&me.clone(), |tx| {
-            let out = transition(tx, id, if_match, Some((&me, "started")), |_, issue, wf| {
-                let from = Status::parse(&issue.status)?;
-                let holder = &issue.implementer_session;
-                if from == Status::InProgress && holder == &me {
-                    return Ok(false);
-                }
-                if from == Status::InProgress && !holder.is_empty() && !force {
-                    return Err(EngineError::Conflict(format!(
-                        "{id} is already in progress by session {holder} (use --force to take it over)"
-                    )));
-                }
-                if from == Status::Blocked && !force {
-                    return Err(invalid(format!("{id} is blocked: unblock it first or pass --force")));
-                }
-                if from != Status::InProgress && from != Status::Blocked {
-                    from.check_transition(Status::InProgress)?;
-                }
-                stamp(wf, "status", Status::InProgress.as_str());
-                stamp(wf, "implementer_session", &me);
-                Ok(true)
-            })?;
-            session::set_state(tx.conn(), &me, "focused_issue_id", id)?;
-            session::touch(tx.conn(), &me)?;
-            note(tx, &out, &me, reason_log(None, reason))?;
-            Ok(out)
+            start_tx(tx, &me, id, force, reason, if_match)
         })
     }
 
@@ -235,36 +292,8 @@ impl Project {
         if_match: Option<&str>,
     ) -> Result<IssueOutcome> {
         let me = self.session.id.clone();
-        self.store.write(&me.clone(), |tx| {
-            let issue = query::live_issue(tx.conn(), id)?;
-            check_if_match(tx, id, if_match)?;
-            if issue.status == Status::InReview.as_str() {
-                return Ok(IssueOutcome { issue, changed: false });
-            }
-            Status::parse(&issue.status)?.check_transition(Status::InReview)?;
-            if query::latest_handoff(tx.conn(), id)?.is_none() {
-                let text = HandoffText::from_logs(tx.conn(), id)?;
-                if text.is_empty() && !issue.minor {
-                    return Err(EngineError::HandoffRequired(format!(
-                        "{id} has no handoff: record one with 'td handoff {id} --done \"...\" --remaining \"...\"' \
-                         (or log progress with 'td log {id} \"...\"') before review"
-                    )));
-                }
-                if !text.is_empty() {
-                    records::add_handoff(tx, id, &me, &text)?;
-                }
-            }
-            let out = transition(tx, id, None, None, |_, issue, wf| {
-                stamp(wf, "status", Status::InReview.as_str());
-                stamp(wf, "review_requested_by_session", &me);
-                if issue.implementer_session.is_empty() {
-                    stamp(wf, "implementer_session", &me);
-                }
-                Ok(true)
-            })?;
-            note(tx, &out, &me, reason_log(None, reason))?;
-            Ok(out)
-        })
+        self.store
+            .write(&me.clone(), |tx| review_tx(tx, &me, id, reason, if_match))
     }
 
     /// `td approve`: close a reviewed issue, recording the review. The implementer may not
