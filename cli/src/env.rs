@@ -109,7 +109,79 @@ fn current_branch(root: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// The calling agent's context, from the environment and git.
+/// Process-name fragments of the coding agents td recognizes, and the agent type each means.
+const AGENTS: [(&str, &str); 8] = [
+    ("claude", "claude-code"),
+    ("cursor", "cursor"),
+    ("codex", "codex"),
+    ("windsurf", "windsurf"),
+    ("zed", "zed"),
+    ("aider", "aider"),
+    ("copilot", "copilot"),
+    ("gemini", "gemini"),
+];
+
+/// A process's name and parent: from `/proc` where there is one (no process to start),
+/// else from `ps`.
+fn process_info(pid: u32) -> Option<(String, u32)> {
+    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+        let open = stat.find('(')?;
+        let close = stat.rfind(')')?;
+        let name = stat[open + 1..close].to_string();
+        let ppid = stat[close + 1..].split_whitespace().nth(1)?.parse().ok()?;
+        return Some((name, ppid));
+    }
+    let out = Command::new("ps")
+        .args(["-o", "ppid=,comm=", "-p", &pid.to_string()])
+        .output()
+        .ok()?;
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (ppid, name) = line.split_once(char::is_whitespace)?;
+    Some((name.trim().to_string(), ppid.trim().parse().ok()?))
+}
+
+/// Which agent runs this command, as td fingerprints it: `TD_AGENT` when set; an agent found
+/// among the ancestor processes (`claude-code_<pid>`: two agents are two sessions, one agent's
+/// commands one session); else `terminal` inside a terminal session, else nothing.
+fn agent_fingerprint() -> String {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if let Some(a) = var("TD_AGENT") {
+        return a;
+    }
+    let parent = std::os::unix::process::parent_id();
+    if var("CURSOR_AGENT").is_some() {
+        return format!("cursor_{parent}");
+    }
+    let mut pid = parent;
+    for _ in 0..15 {
+        let Some((name, ppid)) = process_info(pid) else {
+            break;
+        };
+        let name = name.to_ascii_lowercase();
+        if let Some((_, agent)) = AGENTS.iter().find(|(frag, _)| name.contains(frag)) {
+            return format!("{agent}_{pid}");
+        }
+        if ppid <= 1 {
+            break;
+        }
+        pid = ppid;
+    }
+    let terminal = [
+        "TERM_SESSION_ID",
+        "TMUX_PANE",
+        "STY",
+        "WINDOWID",
+        "KONSOLE_DBUS_SESSION",
+        "GNOME_TERMINAL_SCREEN",
+    ];
+    if terminal.iter().any(|k| var(k).is_some()) {
+        return "terminal".into();
+    }
+    String::new()
+}
+
+/// The calling agent's context, from the environment, the process tree and git.
 pub(crate) fn session_context(root: &Path) -> SessionContext {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let branch = current_branch(root);
@@ -118,6 +190,6 @@ pub(crate) fn session_context(root: &Path) -> SessionContext {
         context_id: var("TD_CONTEXT_ID").unwrap_or_default(),
         branch,
         root: root.display().to_string(),
-        agent_type: var("TD_AGENT").unwrap_or_default(),
+        agent_type: agent_fingerprint(),
     }
 }

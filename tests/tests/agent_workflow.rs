@@ -600,3 +600,60 @@ fn ws_tag_starts_open_issues_and_ws_handoff_can_continue_and_review() {
         "without --continue it ends"
     );
 }
+
+/// Sessions as td resolves them: an agent found among the calling processes gets its own
+/// session, so two agents in two terminals are two sessions without setting anything, and
+/// one agent's commands share one.
+#[test]
+fn each_agent_process_is_its_own_session() {
+    let r = Replica::init();
+    let dir = tempfile::tempdir().unwrap();
+    let agent = dir.path().join("claude");
+    std::fs::copy("/bin/sh", &agent).unwrap();
+    let td = td_tests::td_bin();
+    let run_agent = || {
+        let out = std::process::Command::new(&agent)
+            .arg("-c")
+            .arg(format!(
+                "'{td}' whoami --json; '{td}' whoami --json",
+                td = td.display()
+            ))
+            .current_dir(&r.root)
+            .env("XDG_CONFIG_HOME", &r.config)
+            .env_remove("TD_SESSION_ID")
+            .env_remove("TD_AGENT")
+            .env_remove("CURSOR_AGENT")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let sessions: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["session"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(sessions.len(), 2);
+        assert_eq!(sessions[0], sessions[1], "one agent, one session");
+        sessions[0].clone()
+    };
+    let first = run_agent();
+    let second = run_agent();
+    assert_ne!(first, second, "two agents, two sessions");
+    let listed = r.json(&["session", "list"]);
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["agent"].as_str().unwrap().starts_with("claude-code_")),
+        "{listed}"
+    );
+}
