@@ -1,6 +1,7 @@
 //! The `td` binary: parses the command line, opens the project, calls the engine, prints.
 //! No SQL here: every read and write goes through `td_engine`.
 
+mod agent_file;
 mod commands;
 mod config;
 mod env;

@@ -657,3 +657,47 @@ fn each_agent_process_is_its_own_session() {
         "{listed}"
     );
 }
+
+/// `td init --agent-file` installs td's versioned guidance block, updates an older block in
+/// place and never touches the rest of the file.
+#[test]
+fn init_installs_the_agent_guidance_block() {
+    let r = Replica::new();
+    std::fs::write(r.root.join("CLAUDE.md"), "# Project rules\n\nUse tabs.\n").unwrap();
+    r.json(&["init", "--agent-file"]);
+    let text = std::fs::read_to_string(r.root.join("CLAUDE.md")).unwrap();
+    assert!(
+        text.starts_with("# Project rules\n\n<!-- td-agent-instructions:start -->"),
+        "{text}"
+    );
+    assert!(text.contains("td usage --new-session -q") && text.contains("--reviewed-by"));
+    assert!(text.ends_with("Use tabs.\n"), "the rest is kept: {text}");
+    assert!(
+        !r.root.join("AGENTS.md").exists(),
+        "the existing agent file is used"
+    );
+    // An older block is replaced in place; the text around it stays.
+    let old = text.replace(
+        &text[text.find("<!-- td-agent-instructions:start -->").unwrap()
+            ..text.find("<!-- td-agent-instructions:end -->").unwrap()],
+        "<!-- td-agent-instructions:start -->\n<!-- td-agent-instructions:version=1 -->\nold words\n",
+    );
+    std::fs::write(r.root.join("CLAUDE.md"), &old).unwrap();
+    r.json(&["init", "--agent-file"]);
+    let updated = std::fs::read_to_string(r.root.join("CLAUDE.md")).unwrap();
+    assert_eq!(updated, text, "updated in place to the current block");
+    // Running it again changes nothing.
+    r.json(&["init", "--agent-file"]);
+    assert_eq!(
+        std::fs::read_to_string(r.root.join("CLAUDE.md")).unwrap(),
+        text
+    );
+    // Without an agent file, AGENTS.md is created; --no-agent-file leaves everything alone.
+    let fresh = Replica::new();
+    fresh.json(&["init", "--no-agent-file"]);
+    assert!(!fresh.root.join("AGENTS.md").exists());
+    fresh.json(&["init", "--agent-file"]);
+    assert!(std::fs::read_to_string(fresh.root.join("AGENTS.md"))
+        .unwrap()
+        .contains("td-agent-instructions:version=3"));
+}

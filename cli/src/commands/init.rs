@@ -48,6 +48,13 @@ pub(crate) struct Args {
     /// Import an existing td database (schema v38 or older) into the new project.
     #[arg(long, value_name = "PATH")]
     pub migrate_from: Option<PathBuf>,
+    /// Add td's guidance block to the project's agent file (AGENTS.md, CLAUDE.md, …), or update
+    /// an older one in place.
+    #[arg(long, conflicts_with = "no_agent_file")]
+    pub agent_file: bool,
+    /// Do not offer the agent-file guidance.
+    #[arg(long)]
+    pub no_agent_file: bool,
 }
 
 /// Runs `td init` (before any project is open).
@@ -67,12 +74,50 @@ pub(crate) fn run(a: &Args, root: &Path, json: bool) -> Result<()> {
     } else {
         hub::init(root, mode, a.url.as_deref(), a.token.as_deref(), json)?;
     }
+    agent_guidance(a, root, json)?;
     if let Some(src) = &a.migrate_from {
         let identity = td_transport::identity::machine_identity()?;
         let mut p = Project::open(root, identity, &env::session_context(root))?;
         super::import::import(&mut p, src, src, json)?;
         if mode.is_some() || a.url.is_some() {
             hub::autosync(&mut p, root, Auto::PushAfter);
+        }
+    }
+    Ok(())
+}
+
+/// The agent-file guidance: installed with `--agent-file`; offered when a person runs `td init`
+/// in a terminal; otherwise a one-line hint on stderr (never on stdout, never with `--json`).
+fn agent_guidance(a: &Args, root: &Path, json: bool) -> Result<()> {
+    use std::io::IsTerminal;
+    if a.no_agent_file {
+        return Ok(());
+    }
+    let path = crate::agent_file::target(root);
+    let shown = path
+        .strip_prefix(root)
+        .unwrap_or(&path)
+        .display()
+        .to_string();
+    let install = if a.agent_file {
+        true
+    } else if json || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        if !json
+            && !std::fs::read_to_string(&path).is_ok_and(|t| t.contains("td-agent-instructions"))
+        {
+            eprintln!("Tip: 'td init --agent-file' adds td's guidance for agents to {shown}.");
+        }
+        false
+    } else {
+        eprint!("Add td's guidance for coding agents to {shown}? [y/N] ");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        matches!(answer.trim(), "y" | "Y" | "yes")
+    };
+    if install {
+        let done = crate::agent_file::install(&path)?;
+        if !json {
+            eprintln!("Agent guidance {} in {shown}.", done.as_str());
         }
     }
     Ok(())
