@@ -35,6 +35,7 @@ pub mod schema;
 pub(crate) mod session;
 pub mod store;
 pub mod sync;
+pub mod undo;
 pub mod views;
 pub mod write;
 

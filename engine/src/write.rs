@@ -29,11 +29,23 @@ impl Store {
         f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
     ) -> Result<T> {
         self.recover_own_forks()?;
-        self.write_now(session, f)
+        self.write_now(session, true, f)
     }
+
+    /// [`Store::write`] without an entry in the local action log (`td undo` itself).
+    pub(crate) fn write_unrecorded<T>(
+        &mut self,
+        session: &str,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.recover_own_forks()?;
+        self.write_now(session, false, f)
+    }
+
     fn write_now<T>(
         &mut self,
         session: &str,
+        record: bool,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
     ) -> Result<T> {
         let tx = self
@@ -58,8 +70,12 @@ impl Store {
             unsigned: HashMap::new(),
             message: None,
             roster_dirty: false,
+            before: record.then(BTreeMap::new),
         };
         let out = f(&mut t)?;
+        if let Some(before) = t.before.take() {
+            crate::undo::record(t.tx, &t.session, before)?;
+        }
         if t.roster_dirty {
             let changed = crate::roster::refresh(t.tx)?;
             crate::sync::apply::settle_standing(
@@ -172,7 +188,7 @@ impl Store {
         tx.commit()?;
         let n = again.len();
         for (id, session, fields, wf) in again {
-            self.write_now(&session, |t| {
+            self.write_now(&session, false, |t| {
                 if session.starts_with("imported:") {
                     t.act_as(&session);
                 }
@@ -239,9 +255,30 @@ pub struct Tx<'a> {
     message: Option<String>,
     /// A roster operation was written: the roster is resolved again before commit.
     roster_dirty: bool,
+    /// For the local action log (`td undo`): each issue changed, as it was before this write.
+    /// `None` when not recorded, or once the write touched more than
+    /// [`crate::undo::MAX_RECORDED`] issues (a bulk write).
+    before: Option<BTreeMap<String, Option<serde_json::Value>>>,
 }
 
 impl<'a> Tx<'a> {
+    /// Keeps an issue's row as it was before this write's first change to it (for `td undo`).
+    fn note_before(&mut self, id: &str) -> Result<()> {
+        let Some(before) = &mut self.before else {
+            return Ok(());
+        };
+        if before.contains_key(id) {
+            return Ok(());
+        }
+        if before.len() >= crate::undo::MAX_RECORDED {
+            self.before = None; // a bulk write: not an action to undo
+            return Ok(());
+        }
+        let row = crate::query::find_issue(self.tx, id)?.map(|i| i.to_json());
+        before.insert(id.to_string(), row);
+        Ok(())
+    }
+
     /// Signs the last record of each actor's run written in this transaction; the hash chain
     /// ties the run's earlier records to that one signature, as on the wire.
     fn sign_runs(&mut self) -> Result<()> {
@@ -380,6 +417,9 @@ impl<'a> Tx<'a> {
             ));
         }
         self.ensure_founder()?;
+        if kind == Kind::Issue {
+            self.note_before(id)?;
+        }
         // A renamed entity (an id clash) is stored under its own key; its records keep the id
         // they were created with.
         let (doc_id, storage) = self.locate(id)?;

@@ -44,6 +44,7 @@ mod import;
 mod in_review;
 mod init;
 mod join;
+mod last;
 mod link;
 mod list;
 mod log;
@@ -69,6 +70,7 @@ mod sync;
 mod task;
 mod tree;
 mod unblock;
+mod undo;
 mod unfocus;
 mod unlink;
 mod unstart;
@@ -233,6 +235,10 @@ pub(crate) enum Command {
     /// Export every synced entity: json (deterministic, for backups and comparisons), sql (a
     /// script that recreates td's tables), md (a readable report).
     Export(export::Args),
+    /// Take back this session's latest issue change (a new change, so it syncs).
+    Undo(undo::Args),
+    /// This session's most recent issue changes (what `td undo` takes back).
+    Last(last::Args),
     /// Recompute every td table from the change log.
     Rebuild,
     /// Check this replica: the database, every record's hash and place in its writer's chain,
@@ -386,6 +392,8 @@ impl Command {
             Command::Whoami => whoami::run(cx),
             Command::Export(a) => export::run(a, cx),
             Command::Rebuild => rebuild::run(cx),
+            Command::Undo(a) => undo::run(a, cx),
+            Command::Last(a) => last::run(a, cx),
             Command::Doctor => doctor::run(cx),
             Command::Import(a) => import::run(a, cx),
             Command::Deleted => deleted::run(cx),
@@ -463,6 +471,8 @@ impl Command {
             | Command::Export(_)
             | Command::Rebuild
             | Command::Doctor
+            | Command::Undo(_)
+            | Command::Last(_)
             | Command::Import(_)
             | Command::Deleted
             | Command::Blocked
@@ -537,7 +547,8 @@ impl Command {
             | Command::Defer(_)
             | Command::Due(_)
             | Command::Link(_)
-            | Command::Unlink(_) => Some(Auto::PushAfter),
+            | Command::Unlink(_)
+            | Command::Undo(_) => Some(Auto::PushAfter),
             Command::Init(_)
             | Command::Config(_)
             | Command::Feature(_)
@@ -555,6 +566,7 @@ impl Command {
             | Command::Session(_)
             | Command::Whoami
             | Command::Doctor
+            | Command::Last(_)
             | Command::Rebuild => None,
         }
     }

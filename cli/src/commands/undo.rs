@@ -1,0 +1,28 @@
+//! `td undo`: takes back this session's latest issue change, as a new change that syncs.
+
+use anyhow::Result;
+use clap::Args as ClapArgs;
+use td_engine::views::to_json;
+
+use super::Cx;
+use crate::output::emit;
+
+/// Arguments of `td undo`.
+#[derive(Debug, ClapArgs)]
+pub(crate) struct Args {
+    /// Only list what could be undone (as `td last`).
+    #[arg(long)]
+    pub list: bool,
+}
+
+/// Runs `td undo`.
+pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
+    if a.list {
+        return super::last::run(&super::last::Args { n: 10 }, cx);
+    }
+    let done = cx.p.undo()?;
+    emit(cx.json, &to_json(&done), || {
+        format!("UNDONE {} of {}", done.action, done.entity_id)
+    });
+    Ok(())
+}
