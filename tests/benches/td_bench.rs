@@ -188,9 +188,24 @@ fn main() {
             let lists: Vec<Duration> = (0..RUNS)
                 .map(|_| td(&root, &cfg, &["list", "--json", "-n", "100000"]))
                 .collect();
+            let list = p50(lists);
+            println!("         list over 10k issues: {:7.2} ms (p50)", ms(list));
+            // What agents run at the start of every context (issue 13's target: usage within
+            // 2x of one show), beside `td list --json` in the same run.
+            let usages: Vec<Duration> = (0..RUNS)
+                .map(|_| td(&root, &cfg, &["usage", "--new-session", "-q"]))
+                .collect();
+            let shows: Vec<Duration> = ids
+                .iter()
+                .map(|id| td(&root, &cfg, &["show", id, "--json"]))
+                .collect();
+            let (u, sh) = (p50(usages), p50(shows));
             println!(
-                "         list over 10k issues: {:7.2} ms (p50)",
-                ms(p50(lists))
+                "         usage --new-session -q: {:7.2} ms  show: {:6.2} ms  (p50)  usage/show {:.2}x  usage/list {:.2}x",
+                ms(u),
+                ms(sh),
+                ms(u) / ms(sh),
+                ms(u) / ms(list)
             );
         }
         if n == 100_000 {

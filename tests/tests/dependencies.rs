@@ -79,3 +79,22 @@ fn blocked_by_depends_on_and_the_critical_path() {
         "not_found"
     );
 }
+
+#[test]
+fn dep_takes_tds_forms() {
+    let r = Replica::init();
+    let a = r.create("First", &[]);
+    let b = r.create("Second", &[]);
+    let c = r.create("Third", &[]);
+    // dep add with several, dep <a> <b>, dep <a>, dep <a> --blocking, dep rm.
+    let added = r.json(&["dep", "add", &c, &a, &b]);
+    assert_eq!(added.as_array().unwrap().len(), 2);
+    assert_eq!(r.json(&["dep", &b, &a])["action"], "added");
+    let shown = r.json(&["dep", &c]);
+    assert_eq!(shown["dependencies"].as_array().unwrap().len(), 2);
+    let blocking = r.json(&["dep", &a, "--blocking"]);
+    assert_eq!(blocking["direct_count"], 2);
+    assert_eq!(r.json(&["dep", "rm", &c, &b])["action"], "removed");
+    assert_eq!(r.json(&["dep", &c])["dependencies"].as_array().unwrap().len(), 1);
+    assert_eq!(r.run(&["dep", "--json"]).error_code(), "invalid_input");
+}

@@ -181,9 +181,9 @@ pub(crate) enum Command {
     Focus(focus::Args),
     /// Clear this session's focus.
     Unfocus,
-    /// Dependencies between issues.
-    #[command(subcommand)]
-    Dep(dep::DepCommand),
+    /// Dependencies between issues: `dep add <a> <b>…`, `dep rm <a> <b>`, `dep <a> <b>`,
+    /// `dep <a> [--blocking]`.
+    Dep(dep::Args),
     /// What waits on an issue, directly and through others.
     #[command(name = "blocked-by")]
     BlockedBy(blocked_by::Args),
@@ -519,6 +519,7 @@ impl Command {
             | Command::CriticalPath(_)
             | Command::Tree(_) => Some(Auto::PullBefore),
             Command::Comments(a) => Some(a.autosync()),
+            Command::Dep(a) => Some(a.autosync()),
             Command::Status(a) => (!a.db).then_some(Auto::PullBefore),
             Command::Epic(c) => Some(c.autosync()),
             Command::Task(c) => Some(c.autosync()),
@@ -542,7 +543,6 @@ impl Command {
             | Command::Block(_)
             | Command::Unblock(_)
             | Command::Comment(_)
-            | Command::Dep(_)
             | Command::Import(_)
             | Command::Defer(_)
             | Command::Due(_)
