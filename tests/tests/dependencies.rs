@@ -95,6 +95,12 @@ fn dep_takes_tds_forms() {
     let blocking = r.json(&["dep", &a, "--blocking"]);
     assert_eq!(blocking["direct_count"], 2);
     assert_eq!(r.json(&["dep", "rm", &c, &b])["action"], "removed");
-    assert_eq!(r.json(&["dep", &c])["dependencies"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        r.json(&["dep", &c])["dependencies"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(r.run(&["dep", "--json"]).error_code(), "invalid_input");
 }

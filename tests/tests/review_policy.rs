@@ -451,3 +451,47 @@ fn the_binary_obeys_the_mode_set_with_td_feature() {
     let approved = r.json(&["approve", &other, "--reason", "read the diff"]);
     assert_eq!(approved["status"], "closed");
 }
+
+/// td's close-after-review: a reviewer records an approval without closing (`--record-only`);
+/// in trusted and delegated modes any session then closes it, and `td usage` lists it as ready
+/// to close. Strict mode has no such path.
+#[test]
+fn a_recorded_approval_lets_any_session_close_in_trusted_mode() {
+    let r = Replica::init();
+    let id = r.create("Ship the exporter", &[]);
+    r.json_as("impl", &["start", &id]);
+    r.json_as("impl", &["handoff", &id, "--done", "exporter"]);
+    r.json_as("impl", &["review", &id]);
+    let rec = r.json_as(
+        "reviewer",
+        &["approve", &id, "--record-only", "-m", "read the diff"],
+    );
+    assert_eq!(rec["action"], "review_recorded");
+    assert_eq!(rec["status"], "in_review");
+    let shown = r.json(&["show", &id]);
+    assert_eq!(shown["reviews"][0]["decision"], "approved");
+    assert_eq!(shown["reviewer_session"], rec["issue"]["reviewer_session"]);
+    let u = r.json_as("impl", &["usage"]);
+    assert_eq!(u["ready_to_close"][0]["id"], id.as_str(), "{u}");
+    assert_eq!(u["reviewable"], serde_json::json!([]));
+    // The implementer closes on the recorded approval, without a review of its own.
+    let closed = r.json_as("impl", &["approve", &id]);
+    assert_eq!(closed["status"], "closed");
+    assert_eq!(
+        r.json(&["show", &id])["reviews"].as_array().unwrap().len(),
+        1
+    );
+
+    // Strict: the recorded approval does not let the implementer close.
+    r.json(&["feature", "set", "review_policy_mode", "strict"]);
+    let other = r.create("Ship the importer", &[]);
+    r.json_as("impl", &["start", &other]);
+    r.json_as("impl", &["handoff", &other, "--done", "importer"]);
+    r.json_as("impl", &["review", &other]);
+    r.json_as("reviewer", &["approve", &other, "--record-only"]);
+    assert_eq!(
+        r.run_as("impl", &["approve", &other, "--json"])
+            .error_code(),
+        "cannot_self_approve"
+    );
+}

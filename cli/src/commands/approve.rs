@@ -29,6 +29,10 @@ pub(crate) struct Args {
         value_name = "TEXT"
     )]
     pub reason: Option<String>,
+    /// Record the approval without closing: in delegated and trusted modes any session then
+    /// closes it with `td approve <id>` (td's close-after-review).
+    #[arg(long)]
+    pub record_only: bool,
     #[command(flatten)]
     pub if_match: IfMatch,
 }
@@ -39,12 +43,17 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
         reviewed_by: a.reviewed_by.clone(),
         self_review: a.self_review,
         reason: a.reason.clone(),
+        record_only: a.record_only,
     };
     let detail = Detail::Current(cx.root);
     for_each(
         cx.json,
         &a.ids,
-        ("approved", "already_closed"),
+        if a.record_only {
+            ("review_recorded", "already_closed")
+        } else {
+            ("approved", "already_closed")
+        },
         |id| cx.p.approve(id, &opts, a.if_match.version()),
         detail,
     )

@@ -69,6 +69,9 @@ pub struct ApproveOptions {
     pub self_review: bool,
     /// `--reason`: required with `--self-review`; recorded as the review summary.
     pub reason: Option<String>,
+    /// `--record-only`: record the approval without closing (delegated and trusted modes then
+    /// let any session close it: td's close-after-review).
+    pub record_only: bool,
 }
 
 /// A child row to write: its id and columns.
@@ -319,53 +322,81 @@ impl Project {
             let mut requested_by = String::new();
             let mut self_review = false;
             let mut reviewed_by = String::new();
-            let out = transition(
-                tx,
-                id,
-                if_match,
-                Some((&me, "reviewed")),
-                |tx, issue, wf| {
-                    let from = Status::parse(&issue.status)?;
-                    if from == Status::Closed {
-                        return Ok(false);
-                    }
-                    if from != Status::InReview && !issue.minor {
-                        return Err(invalid(format!(
-                            "{id} is {}, not in_review: run 'td review {id}' first",
-                            from.as_str()
-                        )));
-                    }
-                    let facts = Facts::read(tx.conn(), issue, &me)?;
-                    let decision = review_policy::approve(mode, &facts, &attestation);
-                    if let Some(why) = decision.refusal {
-                        return Err(EngineError::CannotSelfApprove(why));
-                    }
-                    if decision.requires_reason
-                        && opts.reason.as_deref().unwrap_or("").trim().is_empty()
-                    {
-                        return Err(invalid(format!(
-                            "approving {id} in {mode} mode needs a reason: --reason \"...\""
-                        )));
-                    }
-                    self_review = decision.self_review;
-                    reviewed_by = decision.attributed_to.clone().unwrap_or_default();
-                    if decision.self_review {
-                        let how = match &decision.attributed_to {
-                            Some(who) => format!("reviewed_by:{who}"),
-                            None => "self_review".to_string(),
-                        };
-                        stamp(wf, crate::doc::REVIEW_OVERRIDE, &how);
-                    }
-                    requested_by = issue.review_requested_by_session.clone();
+            // td's close-after-review: an approval is already recorded, so (in delegated and
+            // trusted modes) any session closes without a review of its own.
+            let current = query::live_issue(tx.conn(), id)?;
+            let facts = Facts::read(tx.conn(), &current, &me)?;
+            if !opts.record_only && review_policy::ready_to_close(mode, &facts) {
+                let out = transition(tx, id, if_match, Some((&me, "closed")), |_, _, wf| {
                     let now = now_timestamp();
                     stamp(wf, "status", Status::Closed.as_str());
-                    stamp(wf, "reviewer_session", &me);
-                    stamp(wf, "reviewed_at", &now);
                     stamp(wf, "closed_at", &now);
                     stamp(wf, "closed_by_session", &me);
                     Ok(true)
-                },
-            )?;
+                })?;
+                note(
+                    tx,
+                    &out,
+                    &me,
+                    reason_log(Some("Closed after review"), opts.reason.as_deref()),
+                )?;
+                return Ok(out);
+            }
+            let history = if opts.record_only {
+                "review_approved"
+            } else {
+                "reviewed"
+            };
+            let out = transition(tx, id, if_match, Some((&me, history)), |tx, issue, wf| {
+                let from = Status::parse(&issue.status)?;
+                if from == Status::Closed {
+                    return Ok(false);
+                }
+                if from != Status::InReview && !issue.minor {
+                    return Err(invalid(format!(
+                        "{id} is {}, not in_review: run 'td review {id}' first",
+                        from.as_str()
+                    )));
+                }
+                let facts = Facts::read(tx.conn(), issue, &me)?;
+                let decision = review_policy::approve(mode, &facts, &attestation);
+                if let Some(why) = decision.refusal {
+                    return Err(EngineError::CannotSelfApprove(why));
+                }
+                if decision.requires_reason
+                    && opts.reason.as_deref().unwrap_or("").trim().is_empty()
+                {
+                    return Err(invalid(format!(
+                        "approving {id} in {mode} mode needs a reason: --reason \"...\""
+                    )));
+                }
+                self_review = decision.self_review;
+                reviewed_by = decision.attributed_to.clone().unwrap_or_default();
+                if decision.self_review {
+                    let how = match &decision.attributed_to {
+                        Some(who) => format!("reviewed_by:{who}"),
+                        None => "self_review".to_string(),
+                    };
+                    stamp(wf, crate::doc::REVIEW_OVERRIDE, &how);
+                }
+                requested_by = issue.review_requested_by_session.clone();
+                let now = now_timestamp();
+                stamp(wf, "reviewer_session", &me);
+                stamp(wf, "reviewed_at", &now);
+                if opts.record_only {
+                    if from != Status::InReview {
+                        return Err(invalid(format!(
+                            "{id} is {}: --record-only records a review of an issue in review",
+                            from.as_str()
+                        )));
+                    }
+                    return Ok(true);
+                }
+                stamp(wf, "status", Status::Closed.as_str());
+                stamp(wf, "closed_at", &now);
+                stamp(wf, "closed_by_session", &me);
+                Ok(true)
+            })?;
             if out.changed {
                 records::add_review(
                     tx,
