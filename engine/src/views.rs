@@ -663,3 +663,44 @@ pub struct HandoffCheck {
     /// Its focused issue (`""` for none).
     pub focused_issue: String,
 }
+
+/// `td info`: the project at a glance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InfoView {
+    /// Project id.
+    pub project: String,
+    /// This machine.
+    pub machine: String,
+    /// Live issues per status.
+    pub issues_by_status: std::collections::BTreeMap<String, i64>,
+    /// Live issues.
+    pub issues: i64,
+    /// Deleted issues.
+    pub deleted: i64,
+    /// Logs, comments, handoffs, reviews, boards, notes, work sessions.
+    pub records: std::collections::BTreeMap<String, i64>,
+    /// Sessions on this machine.
+    pub sessions: i64,
+    /// Machines in the roster.
+    pub members: usize,
+    /// Changes in the log.
+    pub changes: i64,
+    /// Writers in the log.
+    pub writers: i64,
+}
+
+/// A security-relevant event (td's `td security`): a review recorded by the session that
+/// implemented the work, or a close past the review policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecurityEvent {
+    /// `self_review`, `attributed_review` or `self_close_exception`.
+    pub kind: String,
+    /// The issue.
+    pub issue_id: String,
+    /// The session.
+    pub session_id: String,
+    /// The reason or attribution given.
+    pub detail: String,
+    /// When.
+    pub timestamp: String,
+}

@@ -701,3 +701,39 @@ fn init_installs_the_agent_guidance_block() {
         .unwrap()
         .contains("td-agent-instructions:version=3"));
 }
+
+#[test]
+fn info_stats_security_errors_and_upgrade() {
+    let r = Replica::init();
+    let a = r.create("Counted", &[]);
+    r.create("Also counted", &[]);
+    r.json(&["comment", &a, "hello"]);
+    let i = r.json(&["info"]);
+    assert_eq!(i["issues"], 2);
+    assert_eq!(i["issues_by_status"]["open"], 2);
+    assert_eq!(i["records"]["comments"], 1);
+    assert_eq!(r.json(&["stats"]), i, "stats is info");
+    assert_eq!(r.json(&["security"]), serde_json::json!([]));
+    // A self-review and a self-close exception are security events.
+    r.json(&["start", &a]);
+    r.json(&["handoff", &a, "--done", "x"]);
+    r.json(&["review", &a]);
+    r.json(&["approve", &a, "--self-review", "--reason", "solo project"]);
+    let b = r.create("Mine to close", &[]);
+    r.json(&["start", &b]);
+    r.json(&["close", &b, "--self-close-exception", "typo only"]);
+    let ev = r.json(&["security"]);
+    let kinds: Vec<&str> = ev
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"self_review") && kinds.contains(&"self_close_exception"),
+        "{ev}"
+    );
+    assert_eq!(r.json(&["stats", "security"]), ev);
+    assert_eq!(r.json(&["errors"]), serde_json::json!([]));
+    assert_eq!(r.run(&["upgrade", "--json"]).error_code(), "invalid_input");
+}

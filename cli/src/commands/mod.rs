@@ -42,6 +42,7 @@ mod focus;
 mod handoff;
 mod import;
 mod in_review;
+mod info;
 mod init;
 mod join;
 mod last;
@@ -62,6 +63,7 @@ mod resume;
 mod review;
 mod reviewable;
 mod search;
+mod security;
 mod session;
 mod show;
 mod start;
@@ -241,6 +243,19 @@ pub(crate) enum Command {
     Last(last::Args),
     /// Recompute every td table from the change log.
     Rebuild,
+    /// The project at a glance: issues by status, records, sessions, members, the change log.
+    Info,
+    /// td's internal statistics command: here the same as `td info`.
+    #[command(name = "debug-stats", hide = true)]
+    DebugStats,
+    /// The project at a glance (`td info`); `stats security`, `stats errors`.
+    Stats(info::StatsArgs),
+    /// Reviews recorded by their implementer and closes past the review policy.
+    Security,
+    /// Failed commands: this td keeps no such log (see the message).
+    Errors,
+    /// Upgrading td: install a newer build (see the message).
+    Upgrade,
     /// Check this replica: the database, every record's hash and place in its writer's chain,
     /// every signature; what is held, waiting, set aside, quarantined or not pushed yet.
     Doctor,
@@ -331,6 +346,10 @@ impl Command {
             Command::Version(a) => Some(version::run(a, json)),
             Command::Completion(a) => Some(completion::run(a)),
             Command::Workflow(a) => Some(workflow::run(a, json)),
+            Command::Upgrade => Some(Err(crate::output::invalid(format!(
+                "td {} does not upgrade itself: install a newer build the way this one was installed (cargo install --path cli, or your package manager)",
+                env!("CARGO_PKG_VERSION")
+            )))),
             Command::Auth { .. } => Some(Err(crate::output::invalid(
                 "td auth signs in to td's own sync server; this td syncs through a libSQL hub ('td sync init --hub <url> --token <token>', or TD_DATABASE_TOKEN) or directly between machines ('td peer'), and machines are admitted with 'td member add' or 'td member invite'".into(),
             ))),
@@ -350,6 +369,7 @@ impl Command {
             | Command::Feature(_)
             | Command::Version(_)
             | Command::Workflow(_)
+            | Command::Upgrade
             | Command::Auth { .. }
             | Command::SyncProject { .. }
             | Command::Completion(_) => {
@@ -395,6 +415,10 @@ impl Command {
             Command::Undo(a) => undo::run(a, cx),
             Command::Last(a) => last::run(a, cx),
             Command::Doctor => doctor::run(cx),
+            Command::Info | Command::DebugStats => info::run(cx),
+            Command::Stats(a) => info::run_stats(a, cx),
+            Command::Security => security::run(cx),
+            Command::Errors => security::errors(cx),
             Command::Import(a) => import::run(a, cx),
             Command::Deleted => deleted::run(cx),
             Command::Blocked => blocked::run(cx),
@@ -471,6 +495,12 @@ impl Command {
             | Command::Export(_)
             | Command::Rebuild
             | Command::Doctor
+            | Command::Info
+            | Command::DebugStats
+            | Command::Stats(_)
+            | Command::Security
+            | Command::Errors
+            | Command::Upgrade
             | Command::Undo(_)
             | Command::Last(_)
             | Command::Import(_)
@@ -514,6 +544,10 @@ impl Command {
             | Command::Files(_)
             | Command::Search(_)
             | Command::Query(_)
+            | Command::Info
+            | Command::DebugStats
+            | Command::Stats(_)
+            | Command::Security
             | Command::BlockedBy(_)
             | Command::DependsOn(_)
             | Command::CriticalPath(_)
@@ -566,6 +600,8 @@ impl Command {
             | Command::Session(_)
             | Command::Whoami
             | Command::Doctor
+            | Command::Upgrade
+            | Command::Errors
             | Command::Last(_)
             | Command::Rebuild => None,
         }

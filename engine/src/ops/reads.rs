@@ -14,9 +14,9 @@ use crate::review_policy::{self, Facts};
 use crate::roster::{self, HeldBy, Peer};
 use crate::session;
 use crate::views::{
-    BlockedByView, BoardRow, BoardView, DependsOnView, FileLinkView, HandoffCheck, InviteView,
-    IssueDetail, MemberView, NoteView, SearchHit, SessionView, TreeNode, UsageView,
-    WorkSessionView,
+    BlockedByView, BoardRow, BoardView, DependsOnView, FileLinkView, HandoffCheck, InfoView,
+    InviteView, IssueDetail, MemberView, NoteView, SearchHit, SecurityEvent, SessionView, TreeNode,
+    UsageView, WorkSessionView,
 };
 
 /// How many ready issues `td usage` lists (td's "READY TO START").
@@ -189,6 +189,110 @@ impl Project {
             focused_handoff,
             focused_files,
         })
+    }
+
+    /// `td info`: the project at a glance.
+    pub fn info(&self) -> Result<InfoView> {
+        let conn = self.store.conn();
+        let count = |sql: &str| -> Result<i64> { Ok(conn.query_row(sql, [], |r| r.get(0))?) };
+        let by_status: std::collections::BTreeMap<String, i64> =
+            self.status_counts()?.into_iter().collect();
+        let mut records = std::collections::BTreeMap::new();
+        for table in [
+            "logs",
+            "comments",
+            "handoffs",
+            "issue_reviews",
+            "boards",
+            "notes",
+            "work_sessions",
+        ] {
+            records.insert(
+                table.to_string(),
+                count(&format!("SELECT count(*) FROM {table}"))?,
+            );
+        }
+        let stats = self.log_stats()?;
+        Ok(InfoView {
+            project: self.store.project_id()?,
+            machine: self.store.identity().fingerprint(),
+            issues: by_status.values().sum(),
+            issues_by_status: by_status,
+            deleted: count("SELECT count(*) FROM issues WHERE deleted_at IS NOT NULL")?,
+            records,
+            sessions: count("SELECT count(*) FROM sessions")?,
+            members: self.members()?.iter().filter(|m| !m.removed).count(),
+            changes: stats.changes,
+            writers: stats.actors,
+        })
+    }
+
+    /// `td security`: reviews recorded by the session that implemented the work and closes past
+    /// the review policy, newest first.
+    pub fn security_events(&self) -> Result<Vec<SecurityEvent>> {
+        let conn = self.store.conn();
+        let mut out = Vec::new();
+        let mut stmt = conn.prepare(
+            "SELECT issue_id, reviewer_session, reviewed_by, summary, created_at FROM issue_reviews \
+             WHERE self_review = 1",
+        )?;
+        for row in stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })? {
+            let (issue_id, session_id, by, summary, timestamp) = row?;
+            out.push(SecurityEvent {
+                kind: if by.is_empty() {
+                    "self_review"
+                } else {
+                    "attributed_review"
+                }
+                .into(),
+                issue_id,
+                session_id,
+                detail: if by.is_empty() {
+                    summary
+                } else {
+                    format!("reviewed by {by}")
+                },
+                timestamp,
+            });
+        }
+        let mut stmt = conn.prepare(
+            "SELECT issue_id, session_id, message, timestamp FROM logs \
+             WHERE message LIKE 'Closed (self-close exception)%'",
+        )?;
+        for row in stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })? {
+            let (issue_id, session_id, message, timestamp) = row?;
+            out.push(SecurityEvent {
+                kind: "self_close_exception".into(),
+                issue_id,
+                session_id,
+                detail: message
+                    .trim_start_matches("Closed (self-close exception):")
+                    .trim()
+                    .to_string(),
+                timestamp,
+            });
+        }
+        out.sort_by(|a, b| {
+            b.timestamp
+                .cmp(&a.timestamp)
+                .then_with(|| a.issue_id.cmp(&b.issue_id))
+        });
+        Ok(out)
     }
 
     /// `td doctor`: checks the database and the change log (hashes, chains, signatures) and
