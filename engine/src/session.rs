@@ -209,3 +209,35 @@ pub(crate) fn list(conn: &Connection) -> Result<Vec<[String; 5]>> {
     })?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
+
+/// Names a session (`td session <name>`).
+pub(crate) fn set_name(conn: &Connection, session: &str, name: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE sessions SET name = ?1 WHERE id = ?2",
+        params![name, session],
+    )?;
+    Ok(())
+}
+
+/// Sessions other than `keep` whose last activity is older than `cutoff` (a td timestamp);
+/// deleted (with their local state) when `delete`.
+pub(crate) fn stale(
+    conn: &Connection,
+    keep: &str,
+    cutoff: &str,
+    delete: bool,
+) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT id FROM sessions WHERE id != ?1 AND coalesce(last_activity, started_at) < ?2 ORDER BY id",
+    )?;
+    let ids: Vec<String> = stmt
+        .query_map(params![keep, cutoff], |r| r.get(0))?
+        .collect::<std::result::Result<_, _>>()?;
+    if delete {
+        for id in &ids {
+            conn.execute("DELETE FROM session_state WHERE session_id = ?1", [id])?;
+            conn.execute("DELETE FROM sessions WHERE id = ?1", [id])?;
+        }
+    }
+    Ok(ids)
+}

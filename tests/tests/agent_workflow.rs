@@ -737,3 +737,31 @@ fn info_stats_security_errors_and_upgrade() {
     assert_eq!(r.json(&["errors"]), serde_json::json!([]));
     assert_eq!(r.run(&["upgrade", "--json"]).error_code(), "invalid_input");
 }
+
+#[test]
+fn session_names_and_cleanup() {
+    let r = Replica::init();
+    let named = r.json(&["session", "pairing-with-alice"]);
+    assert_eq!(named["name"], "pairing-with-alice");
+    assert_eq!(r.json(&["whoami"])["name"], "pairing-with-alice");
+    r.json_as("old-agent", &["whoami"]);
+    // Make the other session idle for two weeks.
+    let conn = rusqlite::Connection::open(r.db()).unwrap();
+    conn.execute(
+        "UPDATE sessions SET last_activity = '2020-01-01 00:00:00.000000+00:00', started_at = '2020-01-01 00:00:00.000000+00:00' WHERE name = 'old-agent'",
+        [],
+    )
+    .unwrap();
+    let preview = r.json(&["session", "cleanup", "--older-than", "7d"]);
+    assert_eq!(preview["action"], "would_remove");
+    assert_eq!(preview["sessions"].as_array().unwrap().len(), 1);
+    let before = r.json(&["session", "list"]).as_array().unwrap().len();
+    r.json(&["session", "cleanup", "--force"]);
+    let after = r.json(&["session", "list"]).as_array().unwrap().len();
+    assert_eq!(after, before - 1);
+    assert_eq!(
+        r.json(&["whoami"])["name"],
+        "pairing-with-alice",
+        "this session stays"
+    );
+}

@@ -369,6 +369,22 @@ impl Project {
             .ok_or_else(|| crate::error::not_found(format!("work session not found: {id}")))
     }
 
+    /// `td session <name>`: names this session (local, like every session row).
+    pub fn name_session(&mut self, name: &str) -> Result<()> {
+        session::set_name(self.store.conn(), &self.session.id, name.trim())?;
+        self.session.name = name.trim().to_string();
+        Ok(())
+    }
+
+    /// `td session cleanup`: this machine's sessions idle for more than `older_than_secs`
+    /// (never this one); removed when `force`, else only listed.
+    pub fn stale_sessions(&self, older_than_secs: i64, force: bool) -> Result<Vec<String>> {
+        let cutoff = (chrono::Local::now() - chrono::Duration::seconds(older_than_secs))
+            .format("%Y-%m-%d %H:%M:%S%.6f%:z")
+            .to_string();
+        session::stale(self.store.conn(), &self.session.id, &cutoff, force)
+    }
+
     /// This machine's sessions, most recently active first (`td session list`).
     pub fn sessions(&self) -> Result<Vec<SessionView>> {
         let now = chrono::Utc::now();
