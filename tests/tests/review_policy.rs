@@ -495,3 +495,68 @@ fn a_recorded_approval_lets_any_session_close_in_trusted_mode() {
         "cannot_self_approve"
     );
 }
+
+/// td's AGENTS.md workflow with three agents (implementer, independent reviewer, and a
+/// sub-agent the implementer names with `--reviewed-by`), under each review policy mode.
+#[test]
+fn the_agents_workflow_under_each_mode() {
+    for mode in ["trusted", "delegated", "balanced", "strict"] {
+        let r = Replica::init();
+        r.json(&["feature", "set", "review_policy_mode", mode]);
+        let work = |title: &str| {
+            let id = r.json_as("lead", &["create", title])["id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            r.json_as("implementer", &["usage", "--new-session", "-q"]);
+            r.json_as("implementer", &["start", &id]);
+            r.json_as("implementer", &["log", "found the cause"]);
+            r.json_as(
+                "implementer",
+                &["handoff", &id, "--done", "fixed", "--remaining", "none"],
+            );
+            r.json_as("implementer", &["review", &id]);
+            id
+        };
+        // The implementer names the sub-agent that reviewed: only trusted mode accepts it.
+        let a = work("Fix the login redirect");
+        let out = r.run_as(
+            "implementer",
+            &["approve", &a, "--reviewed-by", "sub-agent", "--json"],
+        );
+        if mode == "trusted" {
+            assert_eq!(out.json()["status"], "closed", "{mode}");
+            assert_eq!(
+                r.json(&["show", &a])["reviews"][0]["reviewed_by"],
+                "sub-agent"
+            );
+        } else {
+            assert_eq!(out.error_code(), "cannot_self_approve", "{mode}");
+        }
+        // An independent reviewer approves in every mode.
+        let b = work("Fix the logout redirect");
+        assert!(
+            r.json_as("reviewer", &["usage"])["reviewable"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i["id"] == b.as_str()),
+            "{mode}: the reviewer sees it"
+        );
+        let ok = r.json_as("reviewer", &["approve", &b, "--reason", "read the diff"]);
+        assert_eq!(ok["status"], "closed", "{mode}");
+        // The lead created the issue someone else implemented: only strict refuses; balanced
+        // wants a reason (the creator exception).
+        let c = work("Fix the session timeout");
+        let out = r.run_as("lead", &["approve", &c, "--json"]);
+        match mode {
+            "strict" => assert_eq!(out.error_code(), "cannot_self_approve", "{mode}"),
+            "balanced" => {
+                assert_eq!(out.error_code(), "invalid_input", "{mode}: needs a reason");
+                let ok = r.json_as("lead", &["approve", &c, "--reason", "checked"]);
+                assert_eq!(ok["status"], "closed");
+            }
+            _ => assert_eq!(out.json()["status"], "closed", "{mode}"),
+        }
+    }
+}
