@@ -194,6 +194,17 @@ fn json_output_of_every_command_family_is_pinned() {
     run(me, &["status"]);
     run(me, &["member", "list"]);
     run(me, &["show", "td-nothere"]);
+    // Commands added with td's surface (issue 13).
+    run(me, &["comments", &a]);
+    run(me, &["depends-on", &b]);
+    run(me, &["blocked-by", &a]);
+    run(me, &["critical-path"]);
+    run(me, &["check-handoff"]);
+    run(me, &["focus", &a]);
+    run(me, &["unfocus"]);
+    run(me, &["workflow"]);
+    run(me, &["security"]);
+    run(me, &["feature", "get", "review_policy_mode"]);
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/json_pinning.txt");
     if std::env::var_os("TD_BLESS").is_some() {
         std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
