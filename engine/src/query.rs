@@ -285,14 +285,25 @@ pub fn issue_detail(conn: &Connection, id: &str) -> Result<IssueDetail> {
 /// Open issues whose dependencies are all closed and that are not deferred past `today`
 /// (`YYYY-MM-DD`), by priority: what `td ready` and `td next` offer.
 pub fn ready_issues(conn: &Connection, today: &str) -> Result<Vec<Issue>> {
-    let mut stmt = conn.prepare(
+    ready_issues_up_to(conn, today, None)
+}
+
+/// The first `limit` of [`ready_issues`] (the limit applied in SQL, so `td usage` and
+/// `td next` read a few rows, not every open issue).
+pub fn ready_issues_up_to(
+    conn: &Connection,
+    today: &str,
+    limit: Option<usize>,
+) -> Result<Vec<Issue>> {
+    let mut stmt = conn.prepare_cached(
         "SELECT * FROM issues i WHERE i.deleted_at IS NULL AND i.status = 'open' \
          AND (i.defer_until IS NULL OR i.defer_until = '' OR i.defer_until <= ?1) \
          AND NOT EXISTS (SELECT 1 FROM issue_dependencies d JOIN issues t ON t.id = d.depends_on_id \
                          WHERE d.issue_id = i.id AND d.relation_type = 'depends_on' \
                          AND t.status != 'closed' AND t.deleted_at IS NULL) \
-         ORDER BY i.priority, i.created_at, i.id",
+         ORDER BY i.priority, i.created_at, i.id LIMIT ?2",
     )?;
-    let rows = stmt.query_map([today], issue_from_row)?;
+    let limit = limit.map_or(-1, |n| n as i64);
+    let rows = stmt.query_map(rusqlite::params![today, limit], issue_from_row)?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }

@@ -54,6 +54,11 @@ impl Project {
         query::ready_issues(self.store.conn(), today)
     }
 
+    /// The first `n` of [`Project::ready`] (`td next`).
+    pub fn ready_first(&self, today: &str, n: usize) -> Result<Vec<Issue>> {
+        query::ready_issues_up_to(self.store.conn(), today, Some(n))
+    }
+
     /// Live issues per status.
     pub fn status_counts(&self) -> Result<Vec<(String, i64)>> {
         query::status_counts(self.store.conn())
@@ -176,7 +181,7 @@ impl Project {
                 ready_to_close.push(issue);
             }
         }
-        let ready = self.ready(today)?.into_iter().take(USAGE_READY).collect();
+        let ready = query::ready_issues_up_to(conn, today, Some(USAGE_READY))?;
         Ok(UsageView {
             session: me.clone(),
             focused,
