@@ -76,15 +76,26 @@ pub(crate) fn query_issues(conn: &Connection, expr: &str) -> Result<Vec<query::I
 }
 
 /// `td tree <id>`: the issue with its descendants nested under `children` (live issues, by
-/// priority then id). A parent loop, possible after concurrent edits, is cut where an issue
+/// priority then id), at most `depth` levels down when given. A parent loop, possible after concurrent edits, is cut where an issue
 /// would appear a second time.
-pub(crate) fn tree(conn: &Connection, id: &str) -> Result<TreeNode> {
+pub(crate) fn tree(conn: &Connection, id: &str, depth: Option<usize>) -> Result<TreeNode> {
     let root = query::live_issue(conn, id)?;
     let mut seen = vec![root.id.clone()];
-    subtree(conn, root, &mut seen)
+    subtree(conn, root, &mut seen, depth)
 }
 
-fn subtree(conn: &Connection, issue: query::Issue, seen: &mut Vec<String>) -> Result<TreeNode> {
+fn subtree(
+    conn: &Connection,
+    issue: query::Issue,
+    seen: &mut Vec<String>,
+    depth: Option<usize>,
+) -> Result<TreeNode> {
+    if depth == Some(0) {
+        return Ok(TreeNode {
+            issue,
+            children: Vec::new(),
+        });
+    }
     let id = issue.id.clone();
     let kids = query::list_issues(
         conn,
@@ -100,7 +111,7 @@ fn subtree(conn: &Connection, issue: query::Issue, seen: &mut Vec<String>) -> Re
             continue;
         }
         seen.push(k.id.clone());
-        children.push(subtree(conn, k, seen)?);
+        children.push(subtree(conn, k, seen, depth.map(|d| d - 1))?);
     }
     Ok(TreeNode { issue, children })
 }

@@ -765,3 +765,50 @@ fn session_names_and_cleanup() {
         "this session stays"
     );
 }
+
+#[test]
+fn approve_all_and_tree_depth() {
+    let r = Replica::init();
+    let epic = r.json(&["epic", "create", "Release"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut ids = Vec::new();
+    for t in ["First piece", "Second piece"] {
+        let id = r.create(t, &["--parent", &epic]);
+        r.json_as("impl", &["start", &id]);
+        r.json_as("impl", &["handoff", &id, "--done", "x"]);
+        r.json_as("impl", &["review", &id]);
+        ids.push(id);
+    }
+    let grandchild = r.create("A sub-piece", &["--parent", &ids[0]]);
+    // The implementer's own work is skipped (trusted mode wants an attestation)...
+    let own = r.json_as("impl", &["approve", "--all"]);
+    assert!(
+        own.as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["action"] == "skipped"),
+        "{own}"
+    );
+    // ...an independent reviewer approves both.
+    let done = r.json_as("reviewer", &["approve", "--all", "-m", "reviewed"]);
+    assert_eq!(done.as_array().unwrap().len(), 2, "{done}");
+    assert!(done
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|x| x["status"] == "closed"));
+    let full = r.json(&["tree", &epic]);
+    assert_eq!(
+        full["children"][0]["children"][0]["id"],
+        grandchild.as_str()
+    );
+    let one = r.json(&["tree", &epic, "--depth", "1"]);
+    assert_eq!(one["children"].as_array().unwrap().len(), 2);
+    assert!(one["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["children"] == serde_json::json!([])));
+}

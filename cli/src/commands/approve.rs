@@ -11,8 +11,12 @@ use super::Cx;
 #[derive(Debug, ClapArgs)]
 pub(crate) struct Args {
     /// Issue ids.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "all")]
     pub ids: Vec<String>,
+    /// Approve every issue this session may review (`td reviewable`); the ones the review
+    /// policy refuses are skipped and listed.
+    #[arg(long, conflicts_with = "ids")]
+    pub all: bool,
     /// Who reviewed it (lets the implementer record an outside review; trusted mode).
     #[arg(long, value_name = "WHO")]
     pub reviewed_by: Option<String>,
@@ -45,6 +49,9 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
         reason: a.reason.clone(),
         record_only: a.record_only,
     };
+    if a.all {
+        return approve_all(&opts, cx);
+    }
     let detail = Detail::Current(cx.root);
     for_each(
         cx.json,
@@ -57,4 +64,32 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
         |id| cx.p.approve(id, &opts, a.if_match.version()),
         detail,
     )
+}
+
+/// `td approve --all`: every reviewable issue the policy lets this session approve.
+fn approve_all(opts: &ApproveOptions, cx: &mut Cx<'_>) -> Result<()> {
+    let mut values = Vec::new();
+    let mut lines = Vec::new();
+    for issue in cx.p.reviewable()? {
+        match cx.p.approve(&issue.id, opts, None) {
+            Ok(o) => {
+                lines.push(format!("APPROVED {}", issue.id));
+                values.push(serde_json::json!({"action": "approved", "id": issue.id, "status": o.issue.status}));
+            }
+            Err(td_engine::EngineError::CannotSelfApprove(why)) => {
+                lines.push(format!("skipped {}: {why}", issue.id));
+                values
+                    .push(serde_json::json!({"action": "skipped", "id": issue.id, "reason": why}));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    crate::output::emit(cx.json, &serde_json::Value::Array(values), || {
+        if lines.is_empty() {
+            "Nothing to approve.".into()
+        } else {
+            lines.join("\n")
+        }
+    });
+    Ok(())
 }

@@ -13,6 +13,9 @@ use crate::output::{emit, issue_line};
 pub(crate) struct Args {
     /// Issue id.
     pub id: String,
+    /// At most this many levels below the issue.
+    #[arg(long)]
+    pub depth: Option<usize>,
 }
 
 fn lines(node: &TreeNode, depth: usize, out: &mut Vec<String>) {
@@ -24,7 +27,7 @@ fn lines(node: &TreeNode, depth: usize, out: &mut Vec<String>) {
 
 /// Runs `td tree`.
 pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
-    let t = cx.p.tree(&normalize_issue_id(&a.id))?;
+    let t = cx.p.tree(&normalize_issue_id(&a.id), a.depth)?;
     emit(cx.json, &to_json(&t), || {
         let mut out = Vec::new();
         lines(&t, 0, &mut out);

@@ -84,9 +84,9 @@ impl Project {
         find::query_issues(self.store.conn(), expr)
     }
 
-    /// `td tree`.
-    pub fn tree(&self, id: &str) -> Result<TreeNode> {
-        find::tree(self.store.conn(), id)
+    /// `td tree`: the issue and its descendants, at most `depth` levels down when given.
+    pub fn tree(&self, id: &str, depth: Option<usize>) -> Result<TreeNode> {
+        find::tree(self.store.conn(), id, depth)
     }
 
     /// Files linked to an issue.
