@@ -812,3 +812,60 @@ fn approve_all_and_tree_depth() {
         .iter()
         .all(|c| c["children"] == serde_json::json!([])));
 }
+
+#[test]
+fn show_and_note_list_take_tds_flags() {
+    let r = Replica::init();
+    let epic = r.json(&["epic", "create", "Platform"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let child = r.create(
+        "Child work",
+        &["--parent", &epic, "-d", "Some **markdown**"],
+    );
+    let short = r.ok(&["show", &epic, "--short"]);
+    assert_eq!(short.lines().count(), 1, "{short}");
+    let kids = r.ok(&["show", &epic, "--children"]);
+    assert!(
+        kids.contains("Children:") && kids.contains(&child),
+        "{kids}"
+    );
+    let as_json = r.ok(&["show", &epic, "-f", "json"]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&as_json).unwrap()["id"],
+        epic.as_str()
+    );
+    assert!(r.ok(&["show", &epic, "--tree"]).contains(&child));
+    assert!(r.ok(&["show", &child, "-m"]).contains("Some **markdown**"));
+    // note list: -s, -n, -o json, --deleted, and the ls alias.
+    for (t, c) in [
+        ("Runbook", "restart the hub"),
+        ("Release plan", "ship Friday"),
+        ("Old idea", "x"),
+    ] {
+        r.json(&["note", "add", t, "-c", c]);
+    }
+    let found = r.json(&["note", "list", "-s", "HUB"]);
+    assert_eq!(found.as_array().unwrap().len(), 1);
+    assert_eq!(found[0]["title"], "Runbook");
+    assert_eq!(
+        r.json(&["note", "ls", "-n", "2"]).as_array().unwrap().len(),
+        2
+    );
+    let o = r.ok(&["note", "list", "-o", "json"]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&o)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let old = found[0]["id"].as_str().unwrap().to_string();
+    r.json(&["note", "delete", &old]);
+    let deleted = r.json(&["note", "list", "--deleted"]);
+    assert_eq!(deleted.as_array().unwrap().len(), 1);
+    assert_eq!(deleted[0]["id"], old.as_str());
+    assert_eq!(r.json(&["note", "list"]).as_array().unwrap().len(), 2);
+}

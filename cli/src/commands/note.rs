@@ -8,6 +8,15 @@ use td_engine::views::{to_json, NoteView};
 
 use super::Cx;
 use crate::hub::Auto;
+
+/// `td note list -o` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum NoteOutput {
+    /// One line per note.
+    Table,
+    /// JSON, as with --json.
+    Json,
+}
 use crate::output::emit;
 
 /// `td note`.
@@ -22,6 +31,7 @@ pub(crate) enum NoteCommand {
         content: String,
     },
     /// List notes: pinned first, archived ones hidden unless asked for.
+    #[command(visible_alias = "ls")]
     List {
         /// Only pinned notes.
         #[arg(long)]
@@ -32,6 +42,18 @@ pub(crate) enum NoteCommand {
         /// Archived notes too.
         #[arg(short = 'a', long)]
         all: bool,
+        /// Only deleted notes (restore one with 'td note restore').
+        #[arg(long)]
+        deleted: bool,
+        /// Only notes whose title or content contains this.
+        #[arg(short = 's', long)]
+        search: Option<String>,
+        /// At most this many.
+        #[arg(short = 'n', long, default_value_t = 50)]
+        limit: usize,
+        /// `table` or `json` (td's spelling of --json).
+        #[arg(short = 'o', long, value_name = "FORMAT")]
+        output: Option<NoteOutput>,
     },
     /// Show a note.
     Show {
@@ -173,14 +195,22 @@ pub(crate) fn run(c: &NoteCommand, cx: &mut Cx<'_>) -> Result<()> {
             pinned,
             archived,
             all,
+            deleted,
+            search,
+            limit,
+            output,
         } => {
             let f = NoteFilter {
                 pinned: *pinned,
                 archived: *archived,
                 all: *all,
+                deleted: *deleted,
+                search: search.clone(),
+                limit: Some(*limit),
             };
             let list = cx.p.notes(f)?;
             let human = crate::output::listing(&list, "No notes.", note_line);
+            let json = json || *output == Some(NoteOutput::Json);
             emit(
                 json,
                 &Value::Array(list.iter().map(to_json).collect()),

@@ -16,7 +16,13 @@ pub(crate) struct Args {
 /// Runs `td resume`.
 pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
     let ids: Vec<String> = a.id.iter().map(|i| normalize_issue_id(i)).collect();
-    super::show::run(&super::show::Args { ids: ids.clone() }, cx)?;
+    super::show::run(
+        &super::show::Args {
+            ids: ids.clone(),
+            ..Default::default()
+        },
+        cx,
+    )?;
     if let Some(id) = ids.first() {
         cx.p.focus(id)?;
         if !cx.json {

@@ -9,10 +9,28 @@ use super::Cx;
 use crate::output::{emit, issue_line, one_or_many};
 
 /// Arguments of `td show`.
-#[derive(Debug, ClapArgs)]
+#[derive(Debug, Default, ClapArgs)]
 pub(crate) struct Args {
     /// Issue ids (default: the focused issue).
     pub ids: Vec<String>,
+    /// Detailed multi-line output (the default).
+    #[arg(long, conflicts_with = "short")]
+    pub long: bool,
+    /// One line per issue.
+    #[arg(long)]
+    pub short: bool,
+    /// `json` prints JSON, as --json does.
+    #[arg(short = 'f', long, value_name = "FORMAT", value_parser = ["json"])]
+    pub format: Option<String>,
+    /// Also list the issue's children.
+    #[arg(long)]
+    pub children: bool,
+    /// The issue with all its descendants (as `td tree`).
+    #[arg(long)]
+    pub tree: bool,
+    /// Accepted for td's scripts: text is shown as written (no terminal markup).
+    #[arg(short = 'm', long)]
+    pub render_markdown: bool,
 }
 
 /// Runs `td show`.
@@ -27,13 +45,42 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
     } else {
         a.ids.clone()
     };
+    if a.tree {
+        for id in &ids {
+            super::tree::run(
+                &super::tree::Args {
+                    id: id.clone(),
+                    depth: None,
+                },
+                cx,
+            )?;
+        }
+        return Ok(());
+    }
     let mut out = Vec::new();
     for id in &ids {
         out.push(cx.p.issue_detail(&normalize_issue_id(id))?);
     }
-    let human = out.iter().map(text).collect::<Vec<_>>().join("\n");
+    let mut human = Vec::new();
+    for d in &out {
+        let mut t = if a.short {
+            issue_line(&d.issue)
+        } else {
+            text(d)
+        };
+        if a.children && !d.children.is_empty() {
+            t.push_str("Children:\n");
+            for c in &d.children {
+                if let Ok(i) = cx.p.issue(c) {
+                    t.push_str(&format!("  {}\n", issue_line(&i)));
+                }
+            }
+        }
+        human.push(t);
+    }
+    let human = human.join("\n");
     emit(
-        cx.json,
+        cx.json || a.format.is_some(),
         &one_or_many(out.iter().map(IssueDetail::to_json).collect()),
         || human,
     );

@@ -11,7 +11,7 @@ use crate::project::Project;
 use crate::views::{self, NoteView};
 
 /// Which notes `td note list` shows.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct NoteFilter {
     /// Only pinned notes.
     pub pinned: bool,
@@ -19,6 +19,12 @@ pub struct NoteFilter {
     pub archived: bool,
     /// Archived notes too.
     pub all: bool,
+    /// Only soft-deleted notes (td's `--deleted`).
+    pub deleted: bool,
+    /// Only notes whose title or content contains this (case-insensitive).
+    pub search: Option<String>,
+    /// At most this many.
+    pub limit: Option<usize>,
 }
 
 /// A flag `td note pin/unpin/archive/unarchive` sets.
@@ -63,18 +69,25 @@ pub fn list(conn: &Connection, f: NoteFilter) -> Result<Vec<NoteView>> {
     let all = stmt
         .query_map([], views::from_row::<NoteView>)?
         .collect::<std::result::Result<Vec<_>, _>>()?;
+    let needle = f.search.as_deref().map(str::to_lowercase);
     Ok(all
         .into_iter()
-        .filter(|n| n.deleted_at.is_none())
+        .filter(|n| n.deleted_at.is_some() == f.deleted)
         .filter(|n| !f.pinned || n.pinned == 1)
         .filter(|n| {
             let archived = n.archived == 1;
             if f.archived {
                 archived
             } else {
-                f.all || !archived
+                f.all || f.deleted || !archived
             }
         })
+        .filter(|n| {
+            needle.as_ref().is_none_or(|q| {
+                n.title.to_lowercase().contains(q) || n.content.to_lowercase().contains(q)
+            })
+        })
+        .take(f.limit.unwrap_or(usize::MAX))
         .collect())
 }
 
