@@ -61,11 +61,16 @@ impl Normalizer {
             // An id: a short prefix, then a random hex part (`td-1a2b3c`, `ifl_…`, `prj_…_…`).
             let (kind, rest) = w.split_once(['-', '_']).unwrap_or(("", ""));
             let rest: String = rest.chars().filter(|c| *c != '-' && *c != '_').collect();
+            // A random part may have no digit (`td-babfcd`): known id prefixes need none.
+            const ID_PREFIXES: [&str; 15] = [
+                "td", "bd", "ws", "nt", "lg", "cm", "ho", "rv", "ifl", "dep", "bip", "wsi", "ish",
+                "act", "cf",
+            ];
             let id_like = kind.starts_with(|c: char| c.is_ascii_alphabetic())
                 && kind.len() <= 4
                 && rest.len() >= 4
                 && rest.chars().all(|c| c.is_ascii_hexdigit())
-                && rest.chars().any(|c| c.is_ascii_digit());
+                && (ID_PREFIXES.contains(&kind) || rest.chars().any(|c| c.is_ascii_digit()));
             if id_like {
                 out.push_str(&self.token(kind, w));
             } else if is_hex(w) {
