@@ -869,3 +869,19 @@ fn show_and_note_list_take_tds_flags() {
     assert_eq!(deleted[0]["id"], old.as_str());
     assert_eq!(r.json(&["note", "list"]).as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn review_minor_marks_the_issue_minor_and_needs_no_handoff() {
+    let r = Replica::init();
+    let id = r.create("Fix a typo", &[]);
+    r.json(&["start", &id]);
+    assert_eq!(
+        r.run(&["review", &id, "--json"]).error_code(),
+        "handoff_required"
+    );
+    let v = r.json(&["review", &id, "--minor"]);
+    assert_eq!(v["status"], "in_review");
+    assert_eq!(v["issue"]["minor"], true);
+    // Minor: the implementer approves its own work.
+    assert_eq!(r.json(&["approve", &id])["status"], "closed");
+}

@@ -14,6 +14,9 @@ pub(crate) struct Args {
     pub ids: Vec<String>,
     #[command(flatten)]
     pub message: Message,
+    /// Mark the issue minor first (its implementer may then approve it; no handoff needed).
+    #[arg(long)]
+    pub minor: bool,
     #[command(flatten)]
     pub if_match: IfMatch,
 }
@@ -26,7 +29,12 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
         &a.ids,
         ("submitted_for_review", "already_in_review"),
         |id| {
-            cx.p.review(id, a.message.reason.as_deref(), a.if_match.version())
+            let reason = a.message.reason.as_deref();
+            if a.minor {
+                cx.p.review_minor(id, reason, a.if_match.version())
+            } else {
+                cx.p.review(id, reason, a.if_match.version())
+            }
         },
         detail,
     )

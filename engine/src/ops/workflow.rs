@@ -299,6 +299,23 @@ impl Project {
             .write(&me.clone(), |tx| review_tx(tx, &me, id, reason, if_match))
     }
 
+    /// `td review --minor`: marks the issue minor (its implementer may approve it; no handoff
+    /// is needed) and submits it, in one write.
+    pub fn review_minor(
+        &mut self,
+        id: &str,
+        reason: Option<&str>,
+        if_match: Option<&str>,
+    ) -> Result<IssueOutcome> {
+        let me = self.session.id.clone();
+        self.store.write(&me.clone(), |tx| {
+            check_if_match(tx, id, if_match)?;
+            query::live_issue(tx.conn(), id)?;
+            tx.change(id, |d| doc::put_int(d, "minor", 1))?;
+            review_tx(tx, &me, id, reason, None)
+        })
+    }
+
     /// `td approve`: close a reviewed issue, recording the review. The implementer may not
     /// approve its own work unless it names the reviewer or self-reviews with a reason.
     pub fn approve(
