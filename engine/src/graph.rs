@@ -133,10 +133,11 @@ impl DepGraph {
             let id = ready.remove(0);
             sequence.push(id.to_string());
             for d in self.blocked_directly(id) {
-                if let Some((key, n)) = indegree.iter_mut().find(|(k, _)| **k == d) {
+                if let Some(n) = indegree.get_mut(d.as_str()) {
                     *n -= 1;
                     if *n == 0 {
-                        ready.push(key);
+                        // The key as `active` holds it, so `ready` keeps borrowing from there.
+                        ready.extend(active.get_key_value(d.as_str()).map(|(k, _)| *k));
                     }
                 }
             }

@@ -309,12 +309,17 @@ pub fn now_timestamp() -> String {
         .to_string()
 }
 
+/// Reads a td timestamp ([`now_timestamp`]'s format, or RFC 3339).
+pub fn parse_timestamp(timestamp: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_str(timestamp, "%Y-%m-%d %H:%M:%S%.f%:z")
+        .or_else(|_| chrono::DateTime::parse_from_rfc3339(timestamp))
+        .ok()
+}
+
 /// A td timestamp as people read its age: `just now`, `5m ago`, `3h ago`, `2d ago`, or the
 /// date once it is a week old (td's format). An unreadable timestamp is shown as it is.
 pub fn time_ago(timestamp: &str) -> String {
-    let parsed = chrono::DateTime::parse_from_str(timestamp, "%Y-%m-%d %H:%M:%S%.f%:z")
-        .or_else(|_| chrono::DateTime::parse_from_rfc3339(timestamp));
-    let Ok(t) = parsed else {
+    let Some(t) = parse_timestamp(timestamp) else {
         return timestamp.to_string();
     };
     let secs = (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds();

@@ -885,3 +885,34 @@ fn review_minor_marks_the_issue_minor_and_needs_no_handoff() {
     // Minor: the implementer approves its own work.
     assert_eq!(r.json(&["approve", &id])["status"], "closed");
 }
+
+/// A file given for a text field is read bounded: one larger than a text may hold is refused
+/// with the limit, and nothing is written.
+#[test]
+fn oversized_text_files_are_refused_before_reading_them_whole() {
+    let r = Replica::init();
+    let big = r.root.join("big.md");
+    std::fs::write(&big, vec![b'x'; 2 * 1024 * 1024]).unwrap();
+    let before = r.export();
+    let out = r.run(&[
+        "create",
+        "Too big",
+        "--description-file",
+        big.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(out.error_code(), "invalid_input");
+    assert!(out.stdout.contains("KiB"), "{}", out.stdout);
+    let id = r.create("Small", &[]);
+    let at = format!("@{}", big.display());
+    assert_eq!(
+        r.run(&["handoff", &id, "--done", &at, "--json"])
+            .error_code(),
+        "invalid_input"
+    );
+    assert_ne!(r.export(), before, "the small issue was written");
+    assert!(
+        r.json(&["show", &id])["handoff"].is_null(),
+        "nothing of the refused handoff"
+    );
+}

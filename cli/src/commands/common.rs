@@ -77,21 +77,43 @@ impl FieldArgs {
     }
 }
 
+/// Reads a text the user points at: a file, or stdin for `-`. Read bounded: a text field holds
+/// at most [`td_engine::doc::MAX_TEXT_BYTES`], so a larger input is refused before it is held
+/// in memory whole, with the limit in the message.
+pub(crate) fn read_text(path: &std::path::Path) -> Result<String> {
+    use std::io::Read;
+    let limit = td_engine::doc::MAX_TEXT_BYTES as u64;
+    let shown = path.display();
+    let cannot = |e: std::io::Error| crate::output::invalid(format!("cannot read {shown}: {e}"));
+    let reader: Box<dyn Read> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(path).map_err(cannot)?)
+    };
+    let mut bytes = Vec::new();
+    reader
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > limit {
+        return Err(crate::output::invalid(format!(
+            "{shown} is larger than the {} KiB a td text may hold; link the file instead ('td link <id> <file>')",
+            limit / 1024
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| crate::output::invalid(format!("{shown} is not UTF-8 text")))
+}
+
 /// A text given inline, or read from a file (`-` is stdin).
 pub(crate) fn text_or_file(
     text: &Option<String>,
     file: &Option<PathBuf>,
 ) -> Result<Option<String>> {
-    let Some(path) = file else {
-        return Ok(text.clone());
-    };
-    let read = if path.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin())
-    } else {
-        std::fs::read_to_string(path)
-    };
-    read.map(Some)
-        .map_err(|e| crate::output::invalid(format!("cannot read {}: {e}", path.display())))
+    match file {
+        Some(path) => read_text(path).map(Some),
+        None => Ok(text.clone()),
+    }
 }
 
 /// `--if-match`: the optimistic check.
@@ -142,10 +164,9 @@ impl HandoffArgs {
             for v in values {
                 let text = if v == "-" && !stdin_used {
                     stdin_used = true;
-                    std::io::read_to_string(std::io::stdin())?
+                    read_text(std::path::Path::new("-"))?
                 } else if let Some(path) = v.strip_prefix('@').filter(|p| !p.is_empty()) {
-                    std::fs::read_to_string(path)
-                        .map_err(|e| crate::output::invalid(format!("cannot read {path}: {e}")))?
+                    read_text(std::path::Path::new(path))?
                 } else {
                     out.push(v.clone());
                     continue;
@@ -189,6 +210,16 @@ pub(crate) struct Message {
         value_name = "TEXT"
     )]
     pub reason: Option<String>,
+}
+
+/// Issue ids and `--reason`: the arguments of `unstart`, `reopen`, `unblock`.
+#[derive(Debug, Args, Default, Clone)]
+pub(crate) struct IdsReason {
+    /// Issue ids.
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+    #[command(flatten)]
+    pub reason: Reason,
 }
 
 /// Issue ids (one or more): the arguments of `restore`.

@@ -90,7 +90,7 @@ fn piped_message() -> Result<Option<String>> {
     if std::io::stdin().is_terminal() {
         return Ok(None);
     }
-    let text = std::io::read_to_string(std::io::stdin())?;
+    let text = super::common::read_text(std::path::Path::new("-"))?;
     Ok(Some(text.trim().to_string()).filter(|t| !t.is_empty()))
 }
 

@@ -1,20 +1,11 @@
 //! `td reopen`: reopens closed issues.
 
 use anyhow::Result;
-use clap::Args as ClapArgs;
 
-use super::common::{for_each, Detail, Reason};
+use super::common::{for_each, Detail};
 use super::Cx;
 
-/// Arguments of `td reopen`.
-#[derive(Debug, ClapArgs)]
-pub(crate) struct Args {
-    /// Issue ids.
-    #[arg(required = true)]
-    pub ids: Vec<String>,
-    #[command(flatten)]
-    pub reason: Reason,
-}
+pub(crate) use super::common::IdsReason as Args;
 
 /// Runs `td reopen`.
 pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {

@@ -1,20 +1,11 @@
 //! `td unblock`: unblocks issues.
 
 use anyhow::Result;
-use clap::Args as ClapArgs;
 
-use super::common::{for_each, Detail, Reason};
+use super::common::{for_each, Detail};
 use super::Cx;
 
-/// Arguments of `td unblock`.
-#[derive(Debug, ClapArgs)]
-pub(crate) struct Args {
-    /// Issue ids.
-    #[arg(required = true)]
-    pub ids: Vec<String>,
-    #[command(flatten)]
-    pub reason: Reason,
-}
+pub(crate) use super::common::IdsReason as Args;
 
 /// Runs `td unblock`.
 pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {

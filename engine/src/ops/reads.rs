@@ -396,10 +396,8 @@ impl Project {
         Ok(session::list(self.store.conn())?
             .into_iter()
             .map(|[id, name, branch, agent, last]| {
-                let at = chrono::DateTime::parse_from_str(&last, "%Y-%m-%d %H:%M:%S%.f%:z")
-                    .or_else(|_| chrono::DateTime::parse_from_rfc3339(&last))
-                    .map(|t| t.with_timezone(&chrono::Utc))
-                    .ok();
+                let at =
+                    crate::model::parse_timestamp(&last).map(|t| t.with_timezone(&chrono::Utc));
                 SessionView {
                     current: id == self.session.id,
                     session: id,
