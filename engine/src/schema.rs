@@ -152,8 +152,16 @@ pub(crate) fn upgrade(conn: &Connection) -> Result<()> {
     roster_tables(conn)?;
     hub_tables(conn)?;
     conn.execute_batch(SET_ASIDE_SQL)?;
+    conn.execute_batch(ACTION_HEADS_SQL)?;
     Ok(())
 }
+
+/// For `td undo` (local, never synced): the heads of an entity's document before each
+/// recorded action, so the undo can write back exactly what the action changed.
+const ACTION_HEADS_SQL: &str = "CREATE TABLE IF NOT EXISTS crdt_action_heads (
+    action_id TEXT PRIMARY KEY,
+    heads TEXT NOT NULL
+);";
 
 /// Creates the roster tables a database made by an earlier layout lacks (idempotent).
 fn roster_tables(conn: &Connection) -> Result<()> {

@@ -1,34 +1,66 @@
-//! `td undo` and `td last`: this session's recent issue changes, and taking the latest back.
-//! td keeps an action log for this (its local `action_log` table, never synced); so do we:
-//! each local write records, per issue it changed, the issue's row before and after. An undo
-//! is a new change that writes the earlier values back, so it syncs like any other edit (and a
-//! concurrent edit elsewhere merges with it as usual).
+//! `td undo` and `td last`: this session's recent actions, and taking the latest back.
+//! td keeps an action log for this (its local `action_log` table, never synced); so do we.
+//! Each local write records, per issue, board or handoff it changed, the entity as it was
+//! (td's row shape in `previous_data`, and the document's Automerge heads before the write in
+//! the local `crdt_action_heads`). An undo is a new change that writes the document's earlier
+//! values back (fields, dependencies, linked files, board positions), so it syncs like any
+//! other edit and a concurrent edit elsewhere merges with it as usual. As in td, logs,
+//! comments and work sessions are not undone.
 
 use std::collections::BTreeMap;
 
-use automerge::AutoCommit;
-use rusqlite::{params, Connection, OptionalExtension};
+use automerge::{AutoCommit, ChangeHash, ROOT};
+use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::doc::{self, Field, WF_KEYS};
-use crate::error::{not_found, Result};
-use crate::model::{now_timestamp, Status};
+use crate::doc::{self, Field, TEXT_FIELDS, WF_KEYS};
+use crate::error::{EngineError, Result};
+use crate::model::{now_timestamp, Kind, Status};
 use crate::project::Project;
 use crate::query;
+use crate::write::Tx;
 
-/// A write that changes more issues than this (a migration, a bulk import) is not recorded:
+/// A write that changes more entities than this (a migration, a bulk import) is not recorded:
 /// undo is for an agent's or a person's last command.
 pub(crate) const MAX_RECORDED: usize = 16;
+
+/// The kinds td's undo takes back (its `performUndo`); logs, comments and work sessions are
+/// append-only records td refuses to undo.
+pub(crate) const UNDOABLE: [Kind; 3] = [Kind::Issue, Kind::Board, Kind::Handoff];
+
+/// The child maps an undo restores, per kind (an issue's session history is not restored: it
+/// records what happened, as td's does).
+fn restored_children(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Issue => &["deps", "files"],
+        Kind::Board => &["positions"],
+        _ => &[],
+    }
+}
+
+/// An entity as it was before a write's first change to it.
+#[derive(Debug, Clone)]
+pub(crate) struct Before {
+    /// The issue's row (td's shape), for issues.
+    pub(crate) row: Option<Value>,
+    /// The document's heads; empty when the write created it.
+    pub(crate) heads: Vec<ChangeHash>,
+}
 
 /// One recorded action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ActionView {
     /// The action's id.
     pub id: String,
-    /// `create`, `delete`, `restore`, a transition (`start`, `review`, …) or `update`.
+    /// td's action type: `create`, `delete`, `restore`, a transition (`start`, `review`, …),
+    /// `update`, `add_dependency`, `remove_dependency`, `link_file`, `unlink_file`,
+    /// `board_create`, `board_update`, `board_delete`, `board_set_position`,
+    /// `board_unposition` or `handoff`.
     pub action: String,
-    /// The issue.
+    /// `issue`, `board` or `handoff`.
+    pub entity_type: String,
+    /// The entity.
     pub entity_id: String,
     /// When.
     pub timestamp: String,
@@ -36,59 +68,179 @@ pub struct ActionView {
     pub undone: bool,
 }
 
-fn action_type(before: &Option<Value>, after: &Value) -> String {
+fn issue_action(before: &Option<Value>, after: &Value) -> Option<String> {
     let Some(before) = before else {
-        return "create".into();
+        return Some("create".into());
     };
     let deleted = |v: &Value| !v["deleted_at"].is_null();
     match (deleted(before), deleted(after)) {
-        (false, true) => return "delete".into(),
-        (true, false) => return "restore".into(),
+        (false, true) => return Some("delete".into()),
+        (true, false) => return Some("restore".into()),
         _ => {}
     }
     let status = |v: &Value| Status::parse(v["status"].as_str().unwrap_or("")).ok();
     match (status(before), status(after)) {
-        (Some(a), Some(b)) if a != b => a.transition_name(b),
-        _ => "update".into(),
+        (Some(a), Some(b)) if a != b => Some(a.transition_name(b)),
+        _ if before != after => Some("update".into()),
+        _ => None,
     }
 }
 
-/// Records what a local write did to each issue it touched (`before` holds the rows as they
-/// were; the rows now are read here), in the write's own transaction.
-pub(crate) fn record(
-    conn: &Connection,
-    session: &str,
-    before: BTreeMap<String, Option<Value>>,
-) -> Result<()> {
+type Rows = BTreeMap<String, BTreeMap<String, Field>>;
+
+fn rows(d: &AutoCommit, key: &str) -> Rows {
+    doc::children(d, key).into_iter().collect()
+}
+
+fn live(row: &BTreeMap<String, Field>) -> bool {
+    !matches!(row.get("deleted_at"), Some(Field::Str(_)))
+}
+
+/// How a child map changed: (some live row appeared or changed, some live row went away).
+fn child_change(old: &Rows, new: &Rows) -> (bool, bool) {
+    let added = new
+        .iter()
+        .any(|(k, r)| live(r) && old.get(k).is_none_or(|o| !live(o) || o != r));
+    let removed = old
+        .iter()
+        .any(|(k, r)| live(r) && new.get(k).is_none_or(|n| !live(n)));
+    (added, removed)
+}
+
+/// td's name for what a write did to a document, or `None` when it changed nothing td shows.
+fn action_type(
+    kind: Kind,
+    old: Option<&AutoCommit>,
+    new: &AutoCommit,
+    row: (&Option<Value>, &Value),
+) -> Option<String> {
+    let fields = |d: &AutoCommit| doc::flatten(d, &ROOT);
+    match kind {
+        Kind::Issue => {
+            if let Some(a) = issue_action(row.0, row.1) {
+                return Some(a);
+            }
+            let old = old?;
+            let pairs = [
+                ("deps", "add_dependency", "remove_dependency"),
+                ("files", "link_file", "unlink_file"),
+            ];
+            pairs.into_iter().find_map(|(key, add, remove)| {
+                match child_change(&rows(old, key), &rows(new, key)) {
+                    (true, _) => Some(add.to_string()),
+                    (false, true) => Some(remove.to_string()),
+                    _ => None,
+                }
+            })
+        }
+        Kind::Board => {
+            let Some(old) = old else {
+                return Some("board_create".into());
+            };
+            let (was, now) = (fields(old), fields(new));
+            let deleted =
+                |f: &BTreeMap<String, Field>| matches!(f.get("deleted_at"), Some(Field::Str(_)));
+            if !deleted(&was) && deleted(&now) {
+                return Some("board_delete".into());
+            }
+            match child_change(&rows(old, "positions"), &rows(new, "positions")) {
+                (true, _) => Some("board_set_position".into()),
+                (false, true) => Some("board_unposition".into()),
+                _ if was != now => Some("board_update".into()),
+                _ => None,
+            }
+        }
+        Kind::Handoff => old.is_none().then(|| "handoff".into()),
+        _ => None,
+    }
+}
+
+fn fields_json(d: &AutoCommit) -> Value {
+    Value::Object(
+        doc::flatten(d, &ROOT)
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Field::Str(s) => Value::String(s),
+                    Field::Int(i) => Value::from(i),
+                    Field::Null => Value::Null,
+                };
+                (k, v)
+            })
+            .collect(),
+    )
+}
+
+/// Records what a local write did to each entity it touched (`before` holds them as they
+/// were), in the write's own transaction. Handoffs are recorded first and issues last, so
+/// after `td review` (a transition plus the handoff it writes) the transition is undone first.
+pub(crate) fn record(tx: &mut Tx<'_>, before: BTreeMap<String, Before>) -> Result<()> {
     let now = now_timestamp();
-    for (n, (id, was)) in before.into_iter().enumerate() {
-        let Some(after) = query::find_issue(conn, &id)?.map(|i| i.to_json()) else {
+    let session = tx.session().to_string();
+    let mut order: Vec<(String, Before)> = before.into_iter().collect();
+    let rank = |id: &str| match Kind::of_id(id) {
+        Some(Kind::Handoff) => 0,
+        Some(Kind::Board) => 1,
+        _ => 2,
+    };
+    order.sort_by_key(|(id, _)| rank(id));
+    for (n, (id, was)) in order.into_iter().enumerate() {
+        let Some(kind) = Kind::of_id(&id) else {
             continue;
         };
-        if was.as_ref() == Some(&after) {
+        let after_row = if kind == Kind::Issue {
+            match query::find_issue(tx.conn(), &id)? {
+                Some(i) => i.to_json(),
+                None => continue,
+            }
+        } else {
+            Value::Null
+        };
+        let Some(d) = tx.doc(&id)? else { continue };
+        if d.get_heads() == was.heads {
             continue;
         }
+        let old = if was.heads.is_empty() {
+            None
+        } else {
+            Some(d.fork_at(&was.heads)?)
+        };
+        let d = tx.doc(&id)?.expect("loaded above");
+        let Some(action) = action_type(kind, old.as_ref(), d, (&was.row, &after_row)) else {
+            continue;
+        };
+        let (previous, new) = match kind {
+            Kind::Issue => (
+                was.row.map(|v| v.to_string()).unwrap_or_default(),
+                after_row.to_string(),
+            ),
+            _ => (
+                old.as_ref()
+                    .map(|o| fields_json(o).to_string())
+                    .unwrap_or_default(),
+                fields_json(d).to_string(),
+            ),
+        };
         let key = crate::model::link_id("act_", &format!("{session}|{id}|{now}|{n}"));
-        conn.prepare_cached(
-            "INSERT OR REPLACE INTO action_log(id, session_id, action_type, entity_type, entity_id, \
-             previous_data, new_data, timestamp, undone) VALUES (?1, ?2, ?3, 'issue', ?4, ?5, ?6, ?7, 0)",
-        )?
-        .execute(params![
-            key,
-            session,
-            action_type(&was, &after),
-            id,
-            was.map(|v| v.to_string()).unwrap_or_default(),
-            after.to_string(),
-            now
-        ])?;
+        tx.conn()
+            .prepare_cached(
+                "INSERT OR REPLACE INTO action_log(id, session_id, action_type, entity_type, entity_id, \
+                 previous_data, new_data, timestamp, undone) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)",
+            )?
+            .execute(params![key, session, action, kind.name(), id, previous, new, now])?;
+        let heads: Vec<String> = was.heads.iter().map(|h| h.to_string()).collect();
+        tx.conn()
+            .prepare_cached(
+                "INSERT OR REPLACE INTO crdt_action_heads(action_id, heads) VALUES (?1, ?2)",
+            )?
+            .execute(params![key, heads.join(",")])?;
     }
     Ok(())
 }
 
 /// Writes `was` (an issue row as JSON) back into the issue's document, field by field where
 /// it differs from `now`.
-fn restore_fields(d: &mut AutoCommit, was: &Value, now: &Value) -> Result<()> {
+fn restore_issue_fields(d: &mut AutoCommit, was: &Value, now: &Value) -> Result<()> {
     let (Some(was), Some(now)) = (was.as_object(), now.as_object()) else {
         return Ok(());
     };
@@ -130,69 +282,157 @@ fn restore_fields(d: &mut AutoCommit, was: &Value, now: &Value) -> Result<()> {
             .collect();
         doc::put_workflow(d, &wf)?;
     }
-    doc::put_str(d, "updated_at", &now_timestamp())
+    Ok(())
 }
 
+/// Writes the top-level fields of `old` back where they differ (a board's name, query,
+/// tombstone).
+fn restore_fields(d: &mut AutoCommit, old: &AutoCommit) -> Result<()> {
+    let was = doc::flatten(old, &ROOT);
+    let now = doc::flatten(d, &ROOT);
+    for (k, v) in &was {
+        if now.get(k) == Some(v) || k == "updated_at" {
+            continue;
+        }
+        match v {
+            Field::Str(s) if TEXT_FIELDS.contains(&k.as_str()) => doc::put_text(d, k, s)?,
+            _ => doc::put(d, &ROOT, k, Some(v.clone()))?,
+        }
+    }
+    for k in now.keys().filter(|k| !was.contains_key(*k)) {
+        doc::put(d, &ROOT, k, None)?;
+    }
+    Ok(())
+}
+
+/// Makes a child map hold the rows `old` held: rows added since go, rows changed or removed
+/// since come back as they were.
+fn restore_children(d: &mut AutoCommit, old: &AutoCommit, key: &str) -> Result<()> {
+    let was = rows(old, key);
+    let now = rows(d, key);
+    for id in now.keys().filter(|id| !was.contains_key(*id)) {
+        doc::delete_child(d, key, id)?;
+    }
+    for (id, row) in &was {
+        if now.get(id) != Some(row) {
+            let cols: Vec<(&str, Field)> =
+                row.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+            doc::put_child(d, key, id, &cols)?;
+        }
+    }
+    Ok(())
+}
+
+fn action_view(r: &rusqlite::Row<'_>) -> rusqlite::Result<ActionView> {
+    Ok(ActionView {
+        id: r.get(0)?,
+        action: r.get(1)?,
+        entity_type: r.get(2)?,
+        entity_id: r.get(3)?,
+        timestamp: r.get(4)?,
+        undone: r.get::<_, i64>(5)? != 0,
+    })
+}
+
+const ACTION_COLUMNS: &str = "id, action_type, entity_type, entity_id, timestamp, undone";
+
 impl Project {
-    /// `td last`: this session's `n` most recent actions, newest first.
+    /// `td last` / `td undo --list`: this session's `n` most recent actions, newest first.
     pub fn last_actions(&self, n: usize) -> Result<Vec<ActionView>> {
-        let mut stmt = self.store.conn().prepare(
-            "SELECT id, action_type, entity_id, timestamp, undone FROM action_log \
-             WHERE session_id = ?1 ORDER BY timestamp DESC, rowid DESC LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![self.session.id, n as i64], |r| {
-            Ok(ActionView {
-                id: r.get(0)?,
-                action: r.get(1)?,
-                entity_id: r.get(2)?,
-                timestamp: r.get(3)?,
-                undone: r.get::<_, i64>(4)? != 0,
-            })
-        })?;
+        let mut stmt = self.store.conn().prepare(&format!(
+            "SELECT {ACTION_COLUMNS} FROM action_log \
+             WHERE session_id = ?1 ORDER BY timestamp DESC, rowid DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![self.session.id, n as i64], action_view)?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
     /// `td undo`: takes back this session's latest action not undone yet, as a new change (a
-    /// created issue is deleted, a deleted one restored, an edit or a transition reverted).
-    pub fn undo(&mut self) -> Result<ActionView> {
+    /// created issue, board or handoff is deleted, a deleted one restored, an edit, a
+    /// transition, a dependency, a file link or a board position reverted). `None` when the
+    /// session has nothing to undo.
+    pub fn undo(&mut self) -> Result<Option<ActionView>> {
         let me = self.session.id.clone();
-        let latest: Option<(String, String, String, String, String)> = self
-            .store
-            .conn()
+        let conn = self.store.conn();
+        let latest = conn
             .query_row(
-                "SELECT id, action_type, entity_id, previous_data, timestamp FROM action_log \
-                 WHERE session_id = ?1 AND undone = 0 AND entity_type = 'issue' \
-                 ORDER BY timestamp DESC, rowid DESC LIMIT 1",
+                &format!(
+                    "SELECT {ACTION_COLUMNS} FROM action_log \
+                     WHERE session_id = ?1 AND undone = 0 AND entity_type IN ('issue', 'board', 'handoff') \
+                     ORDER BY timestamp DESC, rowid DESC LIMIT 1"
+                ),
                 [&me],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                action_view,
             )
             .optional()?;
-        let Some((action_id, action, issue, previous, timestamp)) = latest else {
-            return Err(not_found("nothing to undo in this session"));
+        let Some(mut action) = latest else {
+            return Ok(None);
         };
+        let previous: String = conn.query_row(
+            "SELECT previous_data FROM action_log WHERE id = ?1",
+            [&action.id],
+            |r| r.get(0),
+        )?;
+        let heads: Option<Vec<ChangeHash>> = conn
+            .query_row(
+                "SELECT heads FROM crdt_action_heads WHERE action_id = ?1",
+                [&action.id],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+            .map(|h| {
+                h.split(',')
+                    .filter(|s| !s.is_empty())
+                    .filter_map(|s| s.parse().ok())
+                    .collect()
+            });
+        let kind = Kind::of_id(&action.entity_id)
+            .filter(|k| UNDOABLE.contains(k))
+            .ok_or_else(|| {
+                EngineError::InvalidInput(format!(
+                    "cannot undo {} of {}",
+                    action.action, action.entity_id
+                ))
+            })?;
+        let id = action.entity_id.clone();
         self.store.write_unrecorded(&me, |tx| {
-            let now = query::find_issue(tx.conn(), &issue)?
-                .ok_or_else(|| not_found(format!("issue not found: {issue}")))?
-                .to_json();
-            if previous.is_empty() {
-                // It was created: undoing deletes it (td restore brings it back).
-                tx.change(&issue, |d| doc::put_str(d, "deleted_at", &now_timestamp()))?;
-            } else {
-                let was: Value = serde_json::from_str(&previous).unwrap_or(Value::Null);
-                tx.change(&issue, |d| restore_fields(d, &was, &now))?;
-            }
+            let created = match &heads {
+                Some(h) => h.is_empty(),
+                None => previous.is_empty(), // recorded before heads were kept: issues only
+            };
+            let old = match &heads {
+                Some(h) if !h.is_empty() => match tx.doc(&id)? {
+                    Some(d) => Some(d.fork_at(h)?),
+                    None => None,
+                },
+                _ => None,
+            };
+            let now_row = query::find_issue(tx.conn(), &id)?.map(|i| i.to_json());
+            tx.change(&id, |d| {
+                if created {
+                    // It was created: undoing deletes it (td restore brings an issue back).
+                    return doc::put_str(d, "deleted_at", &now_timestamp());
+                }
+                if kind == Kind::Issue {
+                    let was: Value = serde_json::from_str(&previous).unwrap_or(Value::Null);
+                    restore_issue_fields(d, &was, now_row.as_ref().unwrap_or(&Value::Null))?;
+                } else if let Some(old) = &old {
+                    restore_fields(d, old)?;
+                }
+                if let Some(old) = &old {
+                    for key in restored_children(kind) {
+                        restore_children(d, old, key)?;
+                    }
+                }
+                doc::put_str(d, "updated_at", &now_timestamp())
+            })?;
             tx.conn().execute(
                 "UPDATE action_log SET undone = 1 WHERE id = ?1",
-                [&action_id],
+                [&action.id],
             )?;
             Ok(())
         })?;
-        Ok(ActionView {
-            id: action_id,
-            action,
-            entity_id: issue,
-            timestamp,
-            undone: true,
-        })
+        action.undone = true;
+        Ok(Some(action))
     }
 }

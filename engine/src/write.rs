@@ -74,7 +74,7 @@ impl Store {
         };
         let out = f(&mut t)?;
         if let Some(before) = t.before.take() {
-            crate::undo::record(t.tx, &t.session, before)?;
+            crate::undo::record(&mut t, before)?;
         }
         if t.roster_dirty {
             let changed = crate::roster::refresh(t.tx)?;
@@ -255,27 +255,36 @@ pub struct Tx<'a> {
     message: Option<String>,
     /// A roster operation was written: the roster is resolved again before commit.
     roster_dirty: bool,
-    /// For the local action log (`td undo`): each issue changed, as it was before this write.
-    /// `None` when not recorded, or once the write touched more than
-    /// [`crate::undo::MAX_RECORDED`] issues (a bulk write).
-    before: Option<BTreeMap<String, Option<serde_json::Value>>>,
+    /// For the local action log (`td undo`): each issue, board or handoff changed, as it was
+    /// before this write. `None` when not recorded, or once the write touched more than
+    /// [`crate::undo::MAX_RECORDED`] of them (a bulk write).
+    before: Option<BTreeMap<String, crate::undo::Before>>,
 }
 
 impl<'a> Tx<'a> {
-    /// Keeps an issue's row as it was before this write's first change to it (for `td undo`).
-    fn note_before(&mut self, id: &str) -> Result<()> {
-        let Some(before) = &mut self.before else {
+    /// Keeps an entity as it was before this write's first change to it (for `td undo`).
+    fn note_before(&mut self, id: &str, kind: Kind) -> Result<()> {
+        let Some(before) = &self.before else {
             return Ok(());
         };
-        if before.contains_key(id) {
+        if !crate::undo::UNDOABLE.contains(&kind) || before.contains_key(id) {
             return Ok(());
         }
         if before.len() >= crate::undo::MAX_RECORDED {
             self.before = None; // a bulk write: not an action to undo
             return Ok(());
         }
-        let row = crate::query::find_issue(self.tx, id)?.map(|i| i.to_json());
-        before.insert(id.to_string(), row);
+        let row = match kind {
+            Kind::Issue => crate::query::find_issue(self.tx, id)?.map(|i| i.to_json()),
+            _ => None,
+        };
+        let heads = match self.doc(id)? {
+            Some(d) => d.get_heads(),
+            None => Vec::new(),
+        };
+        if let Some(before) = &mut self.before {
+            before.insert(id.to_string(), crate::undo::Before { row, heads });
+        }
         Ok(())
     }
 
@@ -417,9 +426,7 @@ impl<'a> Tx<'a> {
             ));
         }
         self.ensure_founder()?;
-        if kind == Kind::Issue {
-            self.note_before(id)?;
-        }
+        self.note_before(id, kind)?;
         // A renamed entity (an id clash) is stored under its own key; its records keep the id
         // they were created with.
         let (doc_id, storage) = self.locate(id)?;

@@ -1,4 +1,4 @@
-//! `td undo`: takes back this session's latest issue change, as a new change that syncs.
+//! `td undo`: takes back this session's latest action (an issue change, a dependency, a file link, a board or its positions, a handoff), as a new change that syncs.
 
 use anyhow::Result;
 use clap::Args as ClapArgs;
@@ -21,8 +21,10 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
         return super::last::run(&super::last::Args { n: 10 }, cx);
     }
     let done = cx.p.undo()?;
-    emit(cx.json, &to_json(&done), || {
-        format!("UNDONE {} of {}", done.action, done.entity_id)
+    let session = cx.p.session.id.clone();
+    emit(cx.json, &to_json(&done), || match &done {
+        Some(d) => format!("UNDONE: {} {} {}", d.action, d.entity_type, d.entity_id),
+        None => format!("No actions to undo in current session ({session})"),
     });
     Ok(())
 }
