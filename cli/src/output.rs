@@ -131,29 +131,49 @@ pub(crate) fn columns(v: &Value, keys: &[&str]) -> String {
         .join("  ")
 }
 
-/// Parses `30m`, `12h`, `7d`, `90s`, `2w` into seconds.
+/// Parses `30m`, `12h`, `7d`, `90s`, `2w` and compounds such as `1h30m` (as Go's durations
+/// and td's day suffix) into seconds.
 pub(crate) fn parse_duration(s: &str) -> anyhow::Result<i64> {
-    let s = s.trim();
-    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = n.parse().map_err(|_| {
+    let bad = || {
         invalid(format!(
-            "invalid duration '{s}': expected e.g. 30m, 12h, 7d"
+            "invalid duration '{s}': expected e.g. 30m, 12h, 1h30m, 7d"
         ))
-    })?;
-    let mult = match unit {
-        "s" => 1,
-        "m" | "" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        "w" => 7 * 86400,
-        _ => {
-            return Err(invalid(format!(
-                "invalid duration '{s}': expected e.g. 30m, 12h, 7d"
-            )))
-        }
     };
-    Ok(n * mult)
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total: i64 = 0;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let mult = match &rest[..unit_len] {
+            "s" => 1,
+            // A bare number is minutes, as before.
+            "m" | "" => 60,
+            "h" => 3600,
+            "d" => 86400,
+            "w" => 7 * 86400,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        total = n
+            .checked_mul(mult)
+            .and_then(|v| total.checked_add(v))
+            .filter(|v| *v <= MAX_DURATION_SECS)
+            .ok_or_else(|| invalid(format!("duration out of range: {s} (max 36500d)")))?;
+    }
+    Ok(total)
 }
+
+/// The longest duration accepted (td's limit: 100 years).
+const MAX_DURATION_SECS: i64 = 36_500 * 86_400;
 
 /// Text from the log or from another machine as it may reach a terminal: control characters
 /// (C0 but newline and tab, DEL, C1) and bidirectional overrides are shown escaped (`\u{1b}`),

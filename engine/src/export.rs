@@ -92,11 +92,29 @@ pub fn export_sql(conn: &Connection) -> Result<String> {
 }
 
 /// A readable Markdown report: issues grouped by status, each with its latest handoff.
-pub fn export_markdown(conn: &Connection) -> Result<String> {
+pub fn export_markdown(conn: &Connection, include_deleted: bool) -> Result<String> {
     let mut out = String::from("# Issues\n");
-    for status in ["in_progress", "in_review", "blocked", "open", "closed"] {
+    let sections = [
+        "in_progress",
+        "in_review",
+        "blocked",
+        "open",
+        "closed",
+        "deleted",
+    ];
+    for status in sections {
+        let deleted = status == "deleted";
+        if deleted && !include_deleted {
+            continue;
+        }
         let f = crate::query::ListFilter {
-            status: vec![status.into()],
+            status: if deleted {
+                Vec::new()
+            } else {
+                vec![status.into()]
+            },
+            all: deleted,
+            only_deleted: deleted,
             sort: crate::query::SortKey::Priority,
             ..Default::default()
         };

@@ -554,6 +554,37 @@ pub fn entity_counts(conn: &Connection) -> Result<BTreeMap<String, usize>> {
 }
 
 impl Store {
+    /// `td import --force`: issues of `src` that exist here already (which an import skips)
+    /// take the source's values, field by field, in one write. Returns the ids overwritten.
+    pub fn import_overwrite(&mut self, src: &Path, session: &str) -> Result<Vec<String>> {
+        let source = open_source(src)?;
+        let ids: Vec<String> = rows(&source, "issues", "", None)?
+            .iter()
+            .map(|r| text(r, "id"))
+            .collect();
+        self.write(session, |tx| {
+            let mut changed = Vec::new();
+            for id in ids {
+                let (Some(theirs), Some(ours)) = (
+                    crate::query::find_issue(&source, &id)?,
+                    crate::query::find_issue(tx.conn(), &id)?,
+                ) else {
+                    continue;
+                };
+                let (theirs, ours) = (theirs.to_json(), ours.to_json());
+                if theirs == ours {
+                    continue;
+                }
+                tx.change(&id, |d| {
+                    crate::ops::issues::write_issue_row(d, &theirs, &ours)?;
+                    crate::doc::put_str(d, "updated_at", &crate::model::now_timestamp())
+                })?;
+                changed.push(id);
+            }
+            Ok(changed)
+        })
+    }
+
     /// What `migrate_from` would import, without writing: rows per table not present yet.
     pub fn migrate_dry_run(&self, src: &Path) -> Result<BTreeMap<String, usize>> {
         let source = open_source(src)?;

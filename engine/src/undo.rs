@@ -14,7 +14,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::doc::{self, Field, TEXT_FIELDS, WF_KEYS};
+use crate::doc::{self, Field, TEXT_FIELDS};
 use crate::error::{EngineError, Result};
 use crate::model::{now_timestamp, Kind, Status};
 use crate::project::Project;
@@ -238,53 +238,6 @@ pub(crate) fn record(tx: &mut Tx<'_>, before: BTreeMap<String, Before>) -> Resul
     Ok(())
 }
 
-/// Writes `was` (an issue row as JSON) back into the issue's document, field by field where
-/// it differs from `now`.
-fn restore_issue_fields(d: &mut AutoCommit, was: &Value, now: &Value) -> Result<()> {
-    let (Some(was), Some(now)) = (was.as_object(), now.as_object()) else {
-        return Ok(());
-    };
-    let mut wf_changed = false;
-    for (k, v) in was {
-        if now.get(k) == Some(v) || k == "id" || k == "updated_at" {
-            continue;
-        }
-        if WF_KEYS.contains(&k.as_str()) {
-            wf_changed = true;
-            continue;
-        }
-        match (k.as_str(), v) {
-            ("labels", Value::Array(a)) => {
-                let labels: Vec<String> = a
-                    .iter()
-                    .filter_map(|l| l.as_str().map(String::from))
-                    .collect();
-                doc::put_labels(d, &labels)?;
-            }
-            ("description" | "acceptance", Value::String(s)) => doc::put_text(d, k, s)?,
-            ("minor", Value::Bool(b)) => doc::put_int(d, k, *b as i64)?,
-            (_, Value::String(s)) => doc::put_str(d, k, s)?,
-            (_, Value::Number(n)) => doc::put_int(d, k, n.as_i64().unwrap_or_default())?,
-            (_, Value::Null) => doc::put_opt(d, k, None)?,
-            _ => {}
-        }
-    }
-    if wf_changed {
-        let wf: BTreeMap<String, Field> = WF_KEYS
-            .iter()
-            .map(|k| {
-                let v = match &was[*k] {
-                    Value::String(s) => Field::Str(s.clone()),
-                    _ => Field::Null,
-                };
-                (k.to_string(), v)
-            })
-            .collect();
-        doc::put_workflow(d, &wf)?;
-    }
-    Ok(())
-}
-
 /// Writes the top-level fields of `old` back where they differ (a board's name, query,
 /// tombstone).
 fn restore_fields(d: &mut AutoCommit, old: &AutoCommit) -> Result<()> {
@@ -415,7 +368,11 @@ impl Project {
                 }
                 if kind == Kind::Issue {
                     let was: Value = serde_json::from_str(&previous).unwrap_or(Value::Null);
-                    restore_issue_fields(d, &was, now_row.as_ref().unwrap_or(&Value::Null))?;
+                    crate::ops::issues::write_issue_row(
+                        d,
+                        &was,
+                        now_row.as_ref().unwrap_or(&Value::Null),
+                    )?;
                 } else if let Some(old) = &old {
                     restore_fields(d, old)?;
                 }

@@ -704,3 +704,25 @@ pub struct SecurityEvent {
     /// When.
     pub timestamp: String,
 }
+
+/// One record of the change log as `td sync tail` shows it: where it sits, what it changed,
+/// which machine and session wrote it, and whether it is applied or held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogRecordView {
+    /// Its position in this replica's log (grows with every record stored).
+    pub position: i64,
+    /// When this replica stored it.
+    pub received_at: String,
+    /// The entity it changed.
+    pub entity: String,
+    /// The entity's kind (`issue`, `log`, `roster`, …).
+    pub kind: String,
+    /// The writing machine's fingerprint.
+    pub machine: String,
+    /// The writing session.
+    pub session: String,
+    /// Written here (false: it arrived from a peer or the hub).
+    pub local: bool,
+    /// Applied to the tables (false: held until what it builds on arrives).
+    pub applied: bool,
+}

@@ -77,7 +77,7 @@ const TD_COMMANDS: [&str; 65] = [
 const LIVE_VIEWS: [&str; 2] = ["monitor", "serve"];
 
 /// td's aliases for them.
-const TD_ALIASES: [(&str, &str); 8] = [
+const TD_ALIASES: [(&str, &str); 18] = [
     ("add", "create"),
     ("new", "create"),
     ("ls", "list"),
@@ -86,7 +86,233 @@ const TD_ALIASES: [(&str, &str); 8] = [
     ("get", "show"),
     ("edit", "update"),
     ("deps", "depends-on"),
+    ("dependencies", "depends-on"),
+    ("begin", "start"),
+    ("stop", "unstart"),
+    ("submit", "review"),
+    ("finish", "review"),
+    ("done", "close"),
+    ("complete", "close"),
+    ("ir", "in-review"),
+    ("current", "status"),
+    ("worksession", "ws"),
 ];
+
+/// td's flags per command, as td-surface.md lists them (the flags of `list`, `search` and
+/// `query`, which belong with the query language, are checked with it). Each must appear in
+/// the command's `--help`.
+const TD_FLAGS: &[(&str, &[&str])] = &[
+    (
+        "create",
+        &[
+            "--title",
+            "-t",
+            "--type",
+            "-p",
+            "--priority",
+            "--points",
+            "-l",
+            "--labels",
+            "--label",
+            "--tag",
+            "--tags",
+            "-d",
+            "--description",
+            "--desc",
+            "--body",
+            "--notes",
+            "--description-file",
+            "--acceptance",
+            "--acceptance-file",
+            "--parent",
+            "--epic",
+            "--depends-on",
+            "--blocks",
+            "--minor",
+            "--defer",
+            "--due",
+        ],
+    ),
+    (
+        "show",
+        &[
+            "--long",
+            "--short",
+            "-f",
+            "--format",
+            "--children",
+            "--tree",
+            "-m",
+            "--render-markdown",
+        ],
+    ),
+    (
+        "update",
+        &[
+            "--status",
+            "--append",
+            "-m",
+            "--comment",
+            "-c",
+            "--note",
+            "--sprint",
+            "--depends-on",
+            "--blocks",
+            "--description-file",
+            "--acceptance-file",
+        ],
+    ),
+    ("delete", &["-f", "--force", "-y", "--yes"]),
+    ("start", &["--reason", "--force"]),
+    ("unstart", &["--reason", "--session", "--stale", "--force"]),
+    (
+        "log",
+        &[
+            "-i",
+            "--issue",
+            "-T",
+            "--task",
+            "-t",
+            "--type",
+            "--blocker",
+            "--decision",
+            "--hypothesis",
+            "--tried",
+            "--result",
+        ],
+    ),
+    (
+        "handoff",
+        &[
+            "--done",
+            "--remaining",
+            "--decision",
+            "--uncertain",
+            "-n",
+            "--note",
+            "-m",
+            "--message",
+        ],
+    ),
+    (
+        "review",
+        &[
+            "-m",
+            "--reason",
+            "--message",
+            "--comment",
+            "--note",
+            "--notes",
+            "--minor",
+        ],
+    ),
+    (
+        "approve",
+        &[
+            "-m",
+            "--reason",
+            "-c",
+            "--all",
+            "--record-only",
+            "--self-review",
+            "--reviewed-by",
+            "--decision",
+        ],
+    ),
+    ("reject", &["-m", "--reason", "-c"]),
+    (
+        "close",
+        &["-m", "--reason", "--self-close-exception", "--admin"],
+    ),
+    ("reopen", &["--reason"]),
+    ("block", &["--reason"]),
+    ("unblock", &["--reason"]),
+    ("dep", &["--blocking"]),
+    ("blocked-by", &["--direct"]),
+    ("critical-path", &["--limit"]),
+    ("tree", &["--depth"]),
+    ("defer", &["--clear"]),
+    ("due", &["--clear"]),
+    ("reviewable", &["--include-approved"]),
+    ("link", &["--role", "--recursive", "--depends-on"]),
+    ("files", &["--changed", "-u", "--untracked"]),
+    ("undo", &["--list"]),
+    ("last", &["-n"]),
+    ("export", &["--format", "-o", "--all", "-m"]),
+    ("import", &["--format", "--dry-run", "--force"]),
+    ("workflow", &["--mermaid", "--dot"]),
+    ("version", &["--short", "--check"]),
+    ("session", &["--new"]),
+    ("sync", &["--push", "--pull", "--status"]),
+];
+
+/// td's subcommands (and their aliases) under a command, with their flags.
+const TD_SUBCOMMAND_FLAGS: &[(&[&str], &[&str])] = &[
+    (&["board", "create"], &["-q"]),
+    (&["board", "show"], &["-s"]),
+    (&["board", "edit"], &["-n", "-q", "--view-mode"]),
+    (&["note", "edit"], &["-t", "-c"]),
+    (
+        &["note", "list"],
+        &[
+            "--pinned",
+            "--archived",
+            "-a",
+            "-s",
+            "-n",
+            "-o",
+            "--deleted",
+        ],
+    ),
+    (&["note", "ls"], &[]),
+    (&["ws", "tag"], &["--no-start"]),
+    (&["ws", "log"], &["--only", "--blocker", "--decision"]),
+    (&["ws", "handoff"], &["--continue", "--review"]),
+    (&["ws", "show"], &["--full"]),
+    (&["session", "cleanup"], &["--older-than", "--force"]),
+    (&["sync", "conflicts"], &["--limit"]),
+    (&["dep", "remove"], &[]),
+    (&["stats", "analytics"], &[]),
+    (&["stats", "usage"], &[]),
+    (&["stats", "errors"], &[]),
+    (&["stats", "security"], &[]),
+    (&["comments", "add"], &[]),
+];
+
+fn flag_in_help(help: &str, flag: &str) -> bool {
+    help.split(|c: char| c.is_whitespace() || c == ',' || c == '=' || c == '[' || c == ']')
+        .any(|w| w == flag)
+}
+
+#[test]
+fn every_td_flag_is_accepted() {
+    let r = Replica::init();
+    let mut missing = Vec::new();
+    let mut check = |path: &[&str], flags: &[&str]| {
+        let mut args = path.to_vec();
+        args.push("--help");
+        let out = r.run(&args);
+        if out.code != 0 {
+            missing.push(format!("td {} (no such command)", path.join(" ")));
+            return;
+        }
+        for f in flags {
+            if !flag_in_help(&out.stdout, f) {
+                missing.push(format!("td {} {f}", path.join(" ")));
+            }
+        }
+    };
+    for (cmd, flags) in TD_FLAGS {
+        check(&[cmd], flags);
+    }
+    for (path, flags) in TD_SUBCOMMAND_FLAGS {
+        check(path, flags);
+    }
+    assert!(
+        missing.is_empty(),
+        "td flags this binary lacks: {missing:#?}"
+    );
+}
 
 #[test]
 fn every_td_command_and_alias_is_answered() {

@@ -171,10 +171,7 @@ fn undo_covers_dependencies_files_boards_and_handoffs() {
         (u["action"].as_str(), u["entity_type"].as_str()),
         (Some("handoff"), Some("handoff"))
     );
-    assert_eq!(
-        a.json(&["show", &x])["handoff"],
-        serde_json::Value::Null
-    );
+    assert_eq!(a.json(&["show", &x])["handoff"], serde_json::Value::Null);
 
     // Logs and comments are not actions td undoes: the latest undoable one is still a board's.
     a.json(&["comment", &x, "a remark"]);

@@ -45,7 +45,13 @@ fn show_value(v: &Value) -> String {
 }
 
 /// `td sync conflicts`.
-pub(crate) fn list(p: &Project, since: Option<&str>, all: bool, json: bool) -> Result<()> {
+pub(crate) fn list(
+    p: &Project,
+    since: Option<&str>,
+    all: bool,
+    limit: usize,
+    json: bool,
+) -> Result<()> {
     let since = since
         .map(crate::output::parse_duration)
         .transpose()?
@@ -56,7 +62,8 @@ pub(crate) fn list(p: &Project, since: Option<&str>, all: bool, json: bool) -> R
                 .unwrap_or(0)
                 - secs
         });
-    let list = p.conflicts(all, since)?;
+    let mut list = p.conflicts(all, since)?;
+    list.truncate(limit);
     let human = if list.is_empty() {
         if all {
             "No conflicts.".to_string()

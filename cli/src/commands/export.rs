@@ -31,6 +31,14 @@ pub(crate) struct Args {
     /// Write to this file instead of stdout.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Include deleted issues in the md report (json and sql always hold every entity,
+    /// deleted ones with their tombstones, so a replica can be compared or restored whole).
+    #[arg(long)]
+    pub all: bool,
+    /// Accepted for td's scripts: the md report is printed as written (no terminal markup;
+    /// control characters are escaped on a terminal).
+    #[arg(short = 'm', long)]
+    pub render_markdown: bool,
 }
 
 /// Runs `td export`.
@@ -38,7 +46,12 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
     let (format, name) = match a.format {
         Format::Json => (ExportFormat::Json, "json"),
         Format::Sql => (ExportFormat::Sql, "sql"),
-        Format::Md => (ExportFormat::Markdown, "md"),
+        Format::Md => (
+            ExportFormat::Markdown {
+                include_deleted: a.all,
+            },
+            "md",
+        ),
     };
     let text = cx.p.export(format)?;
     match &a.output {
@@ -51,6 +64,10 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
             emit(cx.json, &v, || {
                 format!("EXPORTED {} ({} bytes)", path.display(), text.len())
             });
+        }
+        // Text from the log reaches a terminal escaped; a pipe or a file gets it exact.
+        None if std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
+            print!("{}", crate::output::escape(&text))
         }
         None => print!("{text}"),
     }

@@ -26,6 +26,10 @@ pub(crate) struct Args {
     /// Only report what would be imported.
     #[arg(long)]
     pub dry_run: bool,
+    /// Overwrite issues that exist here already with the file's values (without it they are
+    /// skipped and counted as already present).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Runs `td import`.
@@ -37,6 +41,7 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
         a.file.as_deref(),
         a.from_db.as_deref(),
         a.dry_run,
+        a.force,
         cx.json,
     );
     let _ = std::fs::remove_dir_all(&tmp);
@@ -49,6 +54,7 @@ fn import_command(
     file: Option<&Path>,
     from_db: Option<&Path>,
     dry_run: bool,
+    force: bool,
     json: bool,
 ) -> Result<()> {
     let src = match (file, from_db) {
@@ -69,7 +75,13 @@ fn import_command(
         }
     };
     if !dry_run {
-        return import(p, &src, file.unwrap_or(&src), json);
+        let overwritten = if force {
+            let me = p.session.id.clone();
+            p.store.import_overwrite(&src, &me)?
+        } else {
+            Vec::new()
+        };
+        return import(p, &src, file.unwrap_or(&src), &overwritten, json);
     }
     let counts = p.store.migrate_dry_run(&src)?;
     let total: usize = counts.values().sum();
@@ -96,14 +108,20 @@ fn tempfile_dir(root: &Path) -> Result<PathBuf> {
     Ok(dir)
 }
 
-pub(crate) fn import(p: &mut Project, src: &Path, shown: &Path, json: bool) -> Result<()> {
+pub(crate) fn import(
+    p: &mut Project,
+    src: &Path,
+    shown: &Path,
+    overwritten: &[String],
+    json: bool,
+) -> Result<()> {
     let r = p
         .store
         .migrate_from_with_progress(src, &mut import_progress(json))?;
     let src = shown;
     let total: usize = r.imported.values().sum();
     let v = json!({"action": "imported", "source": src.display().to_string(), "imported": r.imported,
-        "already_present": r.already_present, "skipped": r.skipped, "sessions": r.sessions, "seconds": r.seconds});
+        "already_present": r.already_present, "overwritten": overwritten, "skipped": r.skipped, "sessions": r.sessions, "seconds": r.seconds});
     emit(json, &v, || {
         let mut s = format!(
             "IMPORTED {total} rows from {} in {:.2}s",
@@ -117,6 +135,12 @@ pub(crate) fn import(p: &mut Project, src: &Path, shown: &Path, json: bool) -> R
             s.push_str(&format!(
                 "\n  already present (skipped): {}",
                 r.already_present
+            ));
+        }
+        if !overwritten.is_empty() {
+            s.push_str(&format!(
+                "\n  overwritten (--force): {}",
+                overwritten.join(", ")
             ));
         }
         for k in &r.skipped {

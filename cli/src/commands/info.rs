@@ -22,6 +22,9 @@ pub(crate) enum StatsCommand {
     Security,
     /// Failed commands (see `td errors`).
     Errors,
+    /// Command usage analytics: this td records none (see the message).
+    #[command(visible_alias = "usage")]
+    Analytics,
 }
 
 /// Runs `td stats`.
@@ -29,6 +32,7 @@ pub(crate) fn run_stats(a: &StatsArgs, cx: &mut Cx<'_>) -> Result<()> {
     match a.cmd {
         Some(StatsCommand::Security) => super::security::run(cx),
         Some(StatsCommand::Errors) => super::security::errors(cx),
+        Some(StatsCommand::Analytics) => super::security::analytics(cx),
         None => run(cx),
     }
 }

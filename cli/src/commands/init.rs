@@ -78,7 +78,7 @@ pub(crate) fn run(a: &Args, root: &Path, json: bool) -> Result<()> {
     if let Some(src) = &a.migrate_from {
         let identity = td_transport::identity::machine_identity()?;
         let mut p = Project::open(root, identity, &env::session_context(root))?;
-        super::import::import(&mut p, src, src, json)?;
+        super::import::import(&mut p, src, src, &[], json)?;
         if mode.is_some() || a.url.is_some() {
             hub::autosync(&mut p, root, Auto::PushAfter);
         }

@@ -146,14 +146,17 @@ pub(crate) enum Command {
     /// Undo a soft delete.
     Restore(restore::Args),
     /// Claim issues for this session (in_progress) and focus the first.
+    #[command(visible_alias = "begin")]
     Start(start::Args),
     /// Give issues back (open).
+    #[command(visible_alias = "stop")]
     Unstart(unstart::Args),
     /// Log progress: `td log [id] "message"` (default: the focused issue).
     Log(log::Args),
     /// Record a handoff: what was done, what remains, decisions, open questions.
     Handoff(handoff::Args),
     /// Submit issues for review.
+    #[command(visible_aliases = ["submit", "finish"])]
     Review(review::Args),
     /// Approve reviewed issues (closes them), as the review policy allows.
     ///
@@ -168,6 +171,7 @@ pub(crate) enum Command {
     /// An issue in review is approved or rejected instead. Closing work you implemented (or,
     /// as its creator, work someone implemented) is refused by the review policy unless you
     /// state an exception, which is kept in the issue's log.
+    #[command(visible_aliases = ["done", "complete"])]
     Close(close::Args),
     /// Reopen closed issues.
     Reopen(reopen::Args),
@@ -208,11 +212,13 @@ pub(crate) enum Command {
     Resume(resume::Args),
     /// Work sessions: group issues, log and hand off across them.
     #[command(subcommand)]
+    #[command(visible_alias = "worksession")]
     Ws(ws::WsCommand),
     /// The context block an agent reads at session start (`td usage --new-session -q` at the
     /// start of every context).
     Usage(usage::Args),
     /// Project and session summary.
+    #[command(visible_alias = "current")]
     Status(status::Args),
     /// Sync through the team hub: push then pull (or one of them).
     Sync(sync::Args),
@@ -267,7 +273,7 @@ pub(crate) enum Command {
     /// Blocked issues.
     Blocked,
     /// Issues waiting for review.
-    #[command(name = "in-review")]
+    #[command(name = "in-review", visible_alias = "ir")]
     InReview,
     /// Issues in review that this session may review under the project's review policy
     /// (`td feature get review_policy_mode`; in trusted mode, every issue in review).

@@ -34,3 +34,12 @@ pub(crate) fn errors(cx: &mut Cx<'_>) -> Result<()> {
     });
     Ok(())
 }
+
+/// Runs `td stats analytics`: td records which commands and flags are used, locally; this td
+/// records nothing about its use, so there is nothing to show.
+pub(crate) fn analytics(cx: &mut Cx<'_>) -> Result<()> {
+    emit(cx.json, &Value::Array(Vec::new()), || {
+        "This td records no command usage analytics (nothing about how it is used is kept). 'td info' summarizes the project; 'td usage' shows what an agent needs at session start.".into()
+    });
+    Ok(())
+}

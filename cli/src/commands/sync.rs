@@ -18,6 +18,9 @@ pub(crate) struct Args {
     /// Only pull the hub's changes.
     #[arg(long)]
     pub pull: bool,
+    /// Show sync status only (as `td sync status`).
+    #[arg(long, conflicts_with_all = ["push", "pull"])]
+    pub status: bool,
 }
 
 /// `td sync`.
@@ -50,13 +53,18 @@ pub(crate) enum SyncCommand {
     Enable,
     /// Turn autosync off (td's spelling of `td config set sync.auto false`).
     Disable,
-    /// td's live feed of its own sync server: here, `td peer sync <peer> --watch` prints each
-    /// round as it happens, and `td sync status` shows the hub's state.
-    #[command(hide = true)]
+    /// The change log's newest records — written here, or arrived from a peer or the hub —
+    /// with the machine and session that wrote each; `-f` follows records as they arrive.
     Tail {
-        /// Follow (ignored: see above).
+        /// Keep printing records as they arrive (until interrupted).
         #[arg(short = 'f', long)]
         follow: bool,
+        /// How many of the newest records to show first.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: usize,
+        /// With -f, how often to look at the log's end (e.g. 500ms is written 1s; default 1s).
+        #[arg(long, value_name = "DURATION", default_value = "1s")]
+        interval: String,
     },
     /// Concurrent edits that overwrote one another (unresolved ones by default).
     Conflicts {
@@ -66,6 +74,9 @@ pub(crate) enum SyncCommand {
         /// Include resolved conflicts.
         #[arg(long)]
         all: bool,
+        /// Show at most this many (newest first).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
     },
     /// Settle a conflict everywhere: keep the kept or the overwritten value, or set another.
     Resolve {
@@ -99,8 +110,9 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
             json,
         ),
         Some(SyncCommand::Status) => hub::status(p, root, json),
-        Some(SyncCommand::Conflicts { since, all }) => {
-            conflicts::list(p, since.as_deref(), *all, json)
+        None if a.status => hub::status(p, root, json),
+        Some(SyncCommand::Conflicts { since, all, limit }) => {
+            conflicts::list(p, since.as_deref(), *all, *limit, json)
         }
         Some(SyncCommand::Resolve { id, keep, value }) => {
             conflicts::resolve(p, id, *keep, value.as_deref(), json)
@@ -117,11 +129,79 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
             );
             Ok(())
         }
-        Some(SyncCommand::Tail { .. }) => Err(crate::output::invalid(
-            "td sync tail follows td's own sync server; here, 'td peer sync <peer> --watch' prints each round as it arrives and 'td sync status' shows the hub".into(),
-        )),
+        Some(SyncCommand::Tail {
+            follow,
+            lines,
+            interval,
+        }) => tail(p, *follow, *lines, interval, json),
         Some(SyncCommand::Push) => hub::round(p, root, true, false, json),
         Some(SyncCommand::Pull) => hub::round(p, root, false, true, json),
         None => hub::round(p, root, !a.pull, !a.push, json),
+    }
+}
+
+/// `td sync tail [-f]`: the newest records, then (following) each record as it is stored,
+/// one line each (`--json`: an array, or one JSON object per line when following).
+fn tail(
+    p: &mut td_engine::Project,
+    follow: bool,
+    lines: usize,
+    interval: &str,
+    json: bool,
+) -> Result<()> {
+    use std::io::Write;
+    let every = match interval.strip_suffix("ms") {
+        Some(ms) => ms
+            .parse::<u64>()
+            .map_err(|_| crate::output::invalid(format!("invalid interval '{interval}'")))?,
+        None => crate::output::parse_duration(interval)? as u64 * 1000,
+    }
+    .max(50);
+    let line = |r: &td_engine::views::LogRecordView| {
+        format!(
+            "{:>8}  {}  {:<14} {:<12} {} {}{}",
+            r.position,
+            r.received_at,
+            r.entity,
+            if r.local { "here" } else { r.machine.as_str() },
+            r.session,
+            if r.local { "" } else { "(received)" },
+            if r.applied { "" } else { "  [held]" },
+        )
+    };
+    let end = p.store.log_position()? as i64;
+    let first = p.log_tail(None, lines)?;
+    let mut last = end.max(first.last().map(|r| r.position).unwrap_or(0));
+    if !follow {
+        let v = serde_json::Value::Array(first.iter().map(td_engine::views::to_json).collect());
+        crate::output::emit(json, &v, || {
+            if first.is_empty() {
+                "The change log is empty.".into()
+            } else {
+                first.iter().map(line).collect::<Vec<_>>().join("\n")
+            }
+        });
+        return Ok(());
+    }
+    let print = |rows: &[td_engine::views::LogRecordView]| -> Result<()> {
+        let mut out = std::io::stdout().lock();
+        for r in rows {
+            if json {
+                writeln!(out, "{}", td_engine::views::to_json(r))?;
+            } else {
+                writeln!(out, "{}", crate::output::escape(&line(r)))?;
+            }
+        }
+        out.flush()?;
+        Ok(())
+    };
+    print(&first)?;
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(every));
+        let rows = p.log_tail(Some(last), 1000)?;
+        if let Some(r) = rows.last() {
+            last = r.position;
+        }
+        print(&rows)?;
     }
 }

@@ -24,6 +24,15 @@ pub(crate) struct Args {
     /// (td's switch); with a value, that text is appended to the description.
     #[arg(long, num_args = 0..=1, default_missing_value = "", value_name = "TEXT")]
     pub append: Option<String>,
+    /// Replace the issues this one depends on (comma-separated or repeated; "" clears).
+    #[arg(long, value_name = "IDS")]
+    pub depends_on: Option<Vec<String>>,
+    /// Replace the issues this one blocks (comma-separated or repeated; "" clears).
+    #[arg(long, value_name = "IDS")]
+    pub blocks: Option<Vec<String>>,
+    /// Add a comment to each updated issue.
+    #[arg(short = 'm', long, visible_aliases = ["note"], visible_short_alias = 'c', value_name = "TEXT")]
+    pub comment: Option<String>,
     #[command(flatten)]
     pub if_match: IfMatch,
 }
@@ -33,6 +42,19 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
     let mut f = a.fields.fields()?;
     f.title = a.title.clone();
     f.status = a.status.clone();
+    let ids = |v: &Option<Vec<String>>| {
+        v.as_ref().map(|v| {
+            v.iter()
+                .flat_map(|s| s.split(','))
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
+    };
+    f.depends_on = ids(&a.depends_on);
+    f.blocks = ids(&a.blocks);
+    f.comment = a.comment.clone();
     match a.append.as_deref() {
         // td's switch: the text fields given are appended, not replaced.
         Some("") => {

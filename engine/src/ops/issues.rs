@@ -2,7 +2,11 @@
 
 use automerge::AutoCommit;
 
-use crate::doc::{self, Field};
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::doc::{self, Field, WF_KEYS};
 use crate::error::{invalid, not_found, Result};
 use crate::model::{self, link_id, now_timestamp, Kind, Status};
 use crate::ops::check_if_match;
@@ -43,6 +47,12 @@ pub struct IssueFields {
     pub due_date: Option<Option<String>>,
     /// New status (checked against td's transitions).
     pub status: Option<String>,
+    /// `update --depends-on`: the issues this one depends on, replacing the current ones.
+    pub depends_on: Option<Vec<String>>,
+    /// `update --blocks`: the issues that depend on this one, replacing the current ones.
+    pub blocks: Option<Vec<String>>,
+    /// `update -m/--comment`: a comment added to the issue in the same write.
+    pub comment: Option<String>,
 }
 
 pub use crate::ops::IssueOutcome;
@@ -182,6 +192,51 @@ pub(crate) fn add_dependency(tx: &mut Tx<'_>, issue: &str, on: &str) -> Result<b
     Ok(true)
 }
 
+/// Removes the `depends_on` edge from `issue` to `on` inside `tx`; false if it was not there.
+pub(crate) fn remove_dependency(tx: &mut Tx<'_>, issue: &str, on: &str) -> Result<bool> {
+    let key = link_id("dep_", &format!("{issue}|{on}|depends_on"));
+    let mut removed = false;
+    tx.change(issue, |d| {
+        removed = doc::delete_child(d, "deps", &key)?;
+        Ok(())
+    })?;
+    Ok(removed)
+}
+
+/// td's `update --depends-on`/`--blocks`: replaces the edges of one side of `id` with
+/// exactly the ones given (edges already there are kept, not rewritten).
+fn replace_dependencies(tx: &mut Tx<'_>, id: &str, f: &IssueFields) -> Result<()> {
+    if let Some(wanted) = &f.depends_on {
+        let wanted: Vec<String> = wanted
+            .iter()
+            .map(|w| model::normalize_issue_id(w))
+            .collect();
+        for on in query::dependencies_of(tx.conn(), id)? {
+            if !wanted.contains(&on) {
+                remove_dependency(tx, id, &on)?;
+            }
+        }
+        for on in &wanted {
+            add_dependency(tx, id, on)?;
+        }
+    }
+    if let Some(wanted) = &f.blocks {
+        let wanted: Vec<String> = wanted
+            .iter()
+            .map(|w| model::normalize_issue_id(w))
+            .collect();
+        for other in query::dependents_of(tx.conn(), id)? {
+            if !wanted.contains(&other) {
+                remove_dependency(tx, &other, id)?;
+            }
+        }
+        for other in &wanted {
+            add_dependency(tx, other, id)?;
+        }
+    }
+    Ok(())
+}
+
 fn depends_transitively(tx: &Tx<'_>, from: &str, target: &str) -> Result<bool> {
     let mut stack = vec![from.to_string()];
     let mut seen = std::collections::HashSet::new();
@@ -194,6 +249,53 @@ fn depends_transitively(tx: &Tx<'_>, from: &str, target: &str) -> Result<bool> {
         }
     }
     Ok(false)
+}
+
+/// Writes `was` (an issue row as JSON, td's shape) into the issue's document, field by field
+/// where it differs from `now` (the row as it is): `td undo` and `td import --force`.
+pub(crate) fn write_issue_row(d: &mut AutoCommit, was: &Value, now: &Value) -> Result<()> {
+    let (Some(was), Some(now)) = (was.as_object(), now.as_object()) else {
+        return Ok(());
+    };
+    let mut wf_changed = false;
+    for (k, v) in was {
+        if now.get(k) == Some(v) || k == "id" || k == "updated_at" {
+            continue;
+        }
+        if WF_KEYS.contains(&k.as_str()) {
+            wf_changed = true;
+            continue;
+        }
+        match (k.as_str(), v) {
+            ("labels", Value::Array(a)) => {
+                let labels: Vec<String> = a
+                    .iter()
+                    .filter_map(|l| l.as_str().map(String::from))
+                    .collect();
+                doc::put_labels(d, &labels)?;
+            }
+            ("description" | "acceptance", Value::String(s)) => doc::put_text(d, k, s)?,
+            ("minor", Value::Bool(b)) => doc::put_int(d, k, *b as i64)?,
+            (_, Value::String(s)) => doc::put_str(d, k, s)?,
+            (_, Value::Number(n)) => doc::put_int(d, k, n.as_i64().unwrap_or_default())?,
+            (_, Value::Null) => doc::put_opt(d, k, None)?,
+            _ => {}
+        }
+    }
+    if wf_changed {
+        let wf: BTreeMap<String, Field> = WF_KEYS
+            .iter()
+            .map(|k| {
+                let v = match &was[*k] {
+                    Value::String(s) => Field::Str(s.clone()),
+                    _ => Field::Null,
+                };
+                (k.to_string(), v)
+            })
+            .collect();
+        doc::put_workflow(d, &wf)?;
+    }
+    Ok(())
 }
 
 impl Project {
@@ -286,7 +388,12 @@ impl Project {
                 }
                 Ok(())
             })?;
+            replace_dependencies(tx, id, &f)?;
             let changed = tx.change_count() > before;
+            if let Some(text) = f.comment.as_deref().filter(|t| !t.trim().is_empty()) {
+                let me = tx.session().to_string();
+                crate::ops::records::add_comment(tx, id, &me, text)?;
+            }
             Ok(IssueOutcome {
                 issue: query::live_issue(tx.conn(), id)?,
                 changed,
@@ -376,13 +483,7 @@ impl Project {
         let session = self.session.id.clone();
         self.store.write(&session, |tx| {
             query::live_issue(tx.conn(), issue)?;
-            let key = link_id("dep_", &format!("{issue}|{on}|depends_on"));
-            let mut removed = false;
-            tx.change(issue, |d| {
-                removed = doc::delete_child(d, "deps", &key)?;
-                Ok(())
-            })?;
-            Ok(removed)
+            remove_dependency(tx, issue, on)
         })
     }
 }

@@ -2,6 +2,7 @@
 //! materialized rows, check td's rules (and `--if-match`), make changes, commit.
 
 pub mod boards;
+pub mod claims;
 pub mod conflicts;
 pub mod files;
 pub mod focus;

@@ -15,8 +15,8 @@ use crate::roster::{self, HeldBy, Peer};
 use crate::session;
 use crate::views::{
     BlockedByView, BoardRow, BoardView, DependsOnView, FileLinkView, HandoffCheck, InfoView,
-    InviteView, IssueDetail, MemberView, NoteView, SearchHit, SecurityEvent, SessionView, TreeNode,
-    UsageView, WorkSessionView,
+    InviteView, IssueDetail, LogRecordView, MemberView, NoteView, SearchHit, SecurityEvent,
+    SessionView, TreeNode, UsageView, WorkSessionView,
 };
 
 /// How many ready issues `td usage` lists (td's "READY TO START").
@@ -29,8 +29,11 @@ pub enum ExportFormat {
     Json,
     /// SQL `INSERT` statements.
     Sql,
-    /// A Markdown report.
-    Markdown,
+    /// A Markdown report; `include_deleted` adds the deleted issues (`td export --all`).
+    Markdown {
+        /// List deleted issues too.
+        include_deleted: bool,
+    },
 }
 
 impl Project {
@@ -411,13 +414,57 @@ impl Project {
             .collect())
     }
 
+    /// `td sync tail`: the change log's records after `after` (or the newest `limit` when
+    /// `None`), oldest first, at most `limit`.
+    pub fn log_tail(&self, after: Option<i64>, limit: usize) -> Result<Vec<LogRecordView>> {
+        let conn = self.store.conn();
+        let me = self.store.identity().public_key();
+        let sql = "SELECT id, received_at, doc_id, author, session_id, applied FROM crdt_changes";
+        let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<LogRecordView> {
+            let author: Vec<u8> = r.get(3)?;
+            let doc: String = r.get(2)?;
+            let key: Option<[u8; 32]> = author.as_slice().try_into().ok();
+            Ok(LogRecordView {
+                position: r.get(0)?,
+                received_at: r.get(1)?,
+                kind: crate::model::Kind::of_id(&doc)
+                    .map(|k| k.name().to_string())
+                    .unwrap_or_default(),
+                entity: doc,
+                machine: key
+                    .map(|k| crate::identity::fingerprint_of(&k))
+                    .unwrap_or_default(),
+                session: r.get(4)?,
+                local: key == Some(me),
+                applied: r.get::<_, i64>(5)? != 0,
+            })
+        };
+        let rows: Vec<LogRecordView> = match after {
+            Some(pos) => conn
+                .prepare(&format!("{sql} WHERE id > ?1 ORDER BY id LIMIT ?2"))?
+                .query_map(rusqlite::params![pos, limit as i64], map)?
+                .collect::<std::result::Result<_, _>>()?,
+            None => {
+                let mut v: Vec<LogRecordView> = conn
+                    .prepare(&format!("{sql} ORDER BY id DESC LIMIT ?1"))?
+                    .query_map([limit as i64], map)?
+                    .collect::<std::result::Result<_, _>>()?;
+                v.reverse();
+                v
+            }
+        };
+        Ok(rows)
+    }
+
     /// The project exported in `format`.
     pub fn export(&self, format: ExportFormat) -> Result<String> {
         let conn = self.store.conn();
         match format {
             ExportFormat::Json => export::export_json_string(conn),
             ExportFormat::Sql => export::export_sql(conn),
-            ExportFormat::Markdown => export::export_markdown(conn),
+            ExportFormat::Markdown { include_deleted } => {
+                export::export_markdown(conn, include_deleted)
+            }
         }
     }
 }

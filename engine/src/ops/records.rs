@@ -137,6 +137,23 @@ pub(crate) fn add_log(
     Ok(id)
 }
 
+/// Writes a comment document.
+pub(crate) fn add_comment(
+    tx: &mut Tx<'_>,
+    issue: &str,
+    session: &str,
+    text: &str,
+) -> Result<String> {
+    let id = tx.fresh_id(Kind::Comment)?;
+    tx.change(&id, |d| {
+        doc::put_str(d, "issue_id", issue)?;
+        doc::put_str(d, "session_id", session)?;
+        doc::put_str(d, "text", text)?;
+        doc::put_str(d, "created_at", &now_timestamp())
+    })?;
+    Ok(id)
+}
+
 impl Project {
     /// `td log`: a progress (or typed) entry on an issue; defaults to the focused issue.
     pub fn log(
@@ -174,14 +191,7 @@ impl Project {
         let me = self.session.id.clone();
         self.store.write(&me.clone(), |tx| {
             query::live_issue(tx.conn(), issue)?;
-            let id = tx.fresh_id(Kind::Comment)?;
-            tx.change(&id, |d| {
-                doc::put_str(d, "issue_id", issue)?;
-                doc::put_str(d, "session_id", &me)?;
-                doc::put_str(d, "text", text)?;
-                doc::put_str(d, "created_at", &now_timestamp())
-            })?;
-            Ok(id)
+            add_comment(tx, issue, &me, text)
         })
     }
 

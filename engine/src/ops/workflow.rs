@@ -34,11 +34,11 @@ fn workflow_of(issue: &Issue) -> Workflow {
         .collect()
 }
 
-fn stamp(wf: &mut Workflow, key: &str, value: &str) {
+pub(crate) fn stamp(wf: &mut Workflow, key: &str, value: &str) {
     wf.insert(key.into(), Field::Str(value.into()));
 }
 
-fn clear(wf: &mut Workflow, key: &str) {
+pub(crate) fn clear(wf: &mut Workflow, key: &str) {
     let empty = if key.ends_with("_at") {
         Field::Null
     } else {
@@ -112,7 +112,7 @@ pub(crate) fn put_history(d: &mut AutoCommit, row: &Option<ChildRow>) -> Result<
 /// The shared shape of every transition: load, check `--if-match`, decide the new workflow
 /// (or `None` for an idempotent repeat), then write it with `updated_at` (and the session's
 /// history row for `action`, when given) in one change.
-fn transition(
+pub(crate) fn transition(
     tx: &mut Tx<'_>,
     id: &str,
     if_match: Option<&str>,
@@ -146,7 +146,12 @@ fn transition(
 
 /// Records the reason a transition was given (td's `--reason`/`-m`) as a progress log on the
 /// issue, in the same transaction, when the transition changed something.
-fn note(tx: &mut Tx<'_>, out: &IssueOutcome, me: &str, msg: Option<String>) -> Result<()> {
+pub(crate) fn note(
+    tx: &mut Tx<'_>,
+    out: &IssueOutcome,
+    me: &str,
+    msg: Option<String>,
+) -> Result<()> {
     if let (true, Some(msg)) = (out.changed, msg) {
         let ws = session::active_work_session(tx.conn(), me)?.unwrap_or_default();
         records::add_log(tx, &out.issue.id, me, &ws, &msg, "progress")?;
