@@ -535,14 +535,13 @@ fn update_append_switch_delete_flags_and_note_restore() {
 }
 
 /// td's commands for its own sync server say what to use here; `sync enable/disable` are
-/// td's spellings of autosync.
+/// td's spellings of autosync (`sync tail` is this replica's own feed: `sync_tail.rs`).
 #[test]
 fn td_server_commands_name_their_equivalents() {
     let r = Replica::init();
     for (args, names) in [
         (&["auth", "login"][..], "td sync init --hub"),
         (&["sync-project", "link", "x"], "td sync init --hub"),
-        (&["sync", "tail", "-f"], "td peer sync <peer> --watch"),
     ] {
         let out = r.run(args);
         assert_eq!(out.code, 1, "{args:?}");

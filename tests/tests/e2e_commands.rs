@@ -678,14 +678,20 @@ fn queues_dates_and_deleted() {
     assert_eq!(r.json(&["in-review"]).as_array().unwrap().len(), 1);
     // td's default (trusted) lists every issue in review, own work included (approving it
     // then needs an attestation); delegated leaves out the session's own work.
-    assert_eq!(r.json_as("impl", &["reviewable"])[0]["id"], c.as_str());
+    assert_eq!(
+        r.json_as("impl", &["reviewable"])["awaiting"][0]["id"],
+        c.as_str()
+    );
     r.json(&["feature", "set", "review_policy_mode", "delegated"]);
     assert_eq!(
-        r.json_as("impl", &["reviewable"]),
+        r.json_as("impl", &["reviewable"])["awaiting"],
         serde_json::json!([]),
         "not your own work"
     );
-    assert_eq!(r.json_as("other", &["reviewable"])[0]["id"], c.as_str());
+    assert_eq!(
+        r.json_as("other", &["reviewable"])["awaiting"][0]["id"],
+        c.as_str()
+    );
     assert_eq!(r.json(&["deleted"]), serde_json::json!([]));
     r.json(&["delete", &b]);
     assert_eq!(r.json(&["deleted"])[0]["id"], b.as_str());

@@ -391,7 +391,7 @@ fn the_binary_obeys_the_mode_set_with_td_feature() {
     r.json(&["review", &id]);
     // Trusted (the default): the implementer sees it as reviewable but must attest.
     let listed = r.json(&["reviewable"]);
-    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed["awaiting"][0]["id"], id.as_str());
     let out = r.run(&["approve", &id, "--json"]);
     assert_eq!(out.error_code(), "cannot_self_approve");
     assert!(out.stdout.contains("--reviewed-by"), "{}", out.stdout);
@@ -401,7 +401,10 @@ fn the_binary_obeys_the_mode_set_with_td_feature() {
         r.json(&["feature", "get", "review_policy_mode"])["value"],
         "delegated"
     );
-    assert_eq!(r.json(&["reviewable"]), serde_json::json!([]));
+    assert_eq!(
+        r.json(&["reviewable"]),
+        serde_json::json!({"awaiting": [], "ready_to_close": []})
+    );
     let out = r.run(&["approve", &id, "--reviewed-by", "sub-agent", "--json"]);
     assert_eq!(out.error_code(), "cannot_self_approve");
     // Back to trusted: the attested approval lands, credited to the named reviewer.
@@ -474,6 +477,12 @@ fn a_recorded_approval_lets_any_session_close_in_trusted_mode() {
     let u = r.json_as("impl", &["usage"]);
     assert_eq!(u["ready_to_close"][0]["id"], id.as_str(), "{u}");
     assert_eq!(u["reviewable"], serde_json::json!([]));
+    // td's two buckets: ready to close only with --include-approved.
+    let q = r.json_as("impl", &["reviewable"]);
+    assert_eq!(q["ready_to_close"], serde_json::json!([]));
+    let q = r.json_as("impl", &["reviewable", "--include-approved"]);
+    assert_eq!(q["ready_to_close"][0]["id"], id.as_str(), "{q}");
+    assert_eq!(q["awaiting"], serde_json::json!([]));
     // The implementer closes on the recorded approval, without a review of its own.
     let closed = r.json_as("impl", &["approve", &id]);
     assert_eq!(closed["status"], "closed");
@@ -493,6 +502,51 @@ fn a_recorded_approval_lets_any_session_close_in_trusted_mode() {
         r.run_as("impl", &["approve", &other, "--json"])
             .error_code(),
         "cannot_self_approve"
+    );
+}
+
+/// `approve --record-only --decision changes_requested` records a review asking for changes:
+/// the issue stays in review, no approval is stamped, nothing becomes ready to close.
+#[test]
+fn a_recorded_changes_request_is_no_approval() {
+    let r = Replica::init();
+    let id = r.create("Tune the cache", &[]);
+    r.json_as("impl", &["start", &id]);
+    r.json_as("impl", &["handoff", &id, "--done", "cache"]);
+    r.json_as("impl", &["review", &id]);
+    let bad = r.run_as(
+        "reviewer",
+        &["approve", &id, "--decision", "changes_requested", "--json"],
+    );
+    assert!(bad.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("requires --record-only"));
+    let rec = r.json_as(
+        "reviewer",
+        &[
+            "approve",
+            &id,
+            "--record-only",
+            "--decision",
+            "changes_requested",
+            "-m",
+            "fix X",
+        ],
+    );
+    assert_eq!(rec["status"], "in_review");
+    let shown = r.json(&["show", &id]);
+    assert_eq!(shown["reviews"][0]["decision"], "changes_requested");
+    assert_eq!(shown["reviewer_session"], "");
+    assert!(shown["logs"]
+        .to_string()
+        .contains("Review recorded (changes_requested): fix X"));
+    let q = r.json_as("impl", &["reviewable", "--include-approved"]);
+    assert_eq!(q["ready_to_close"], serde_json::json!([]));
+    assert_eq!(
+        r.run_as("impl", &["approve", &id, "--json"]).error_code(),
+        "cannot_self_approve",
+        "a changes request lets nobody close"
     );
 }
 

@@ -62,7 +62,11 @@ fn tail_follows_records_from_here_and_from_peers() {
     // A record written on b itself (and, with -n 0, nothing older came first).
     let here = b.create("written on b", &[]);
     let v = next(&|_| true);
-    assert_eq!(v["entity"], here.as_str(), "the first record printed is the new one");
+    assert_eq!(
+        v["entity"],
+        here.as_str(),
+        "the first record printed is the new one"
+    );
     assert_eq!(
         (v["local"].as_bool(), v["kind"].as_str()),
         (Some(true), Some("issue"))

@@ -29,16 +29,30 @@ pub(crate) struct Args {
         short = 'm',
         long,
         visible_aliases = ["message", "comment", "note", "notes"],
-        short_alias = 'c',
+        visible_short_alias = 'c',
         value_name = "TEXT"
     )]
     pub reason: Option<String>,
+    /// The review's decision: approved (the default) or changes_requested (with
+    /// --record-only: records a review asking for changes; the issue stays in review).
+    #[arg(long, value_enum, value_name = "DECISION")]
+    pub decision: Option<Decision>,
     /// Record the approval without closing: in delegated and trusted modes any session then
     /// closes it with `td approve <id>` (td's close-after-review).
     #[arg(long)]
     pub record_only: bool,
     #[command(flatten)]
     pub if_match: IfMatch,
+}
+
+/// `--decision` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Decision {
+    /// Approve.
+    Approved,
+    /// Ask for changes (with --record-only).
+    #[value(name = "changes_requested")]
+    ChangesRequested,
 }
 
 /// Runs `td approve`.
@@ -48,6 +62,7 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
         self_review: a.self_review,
         reason: a.reason.clone(),
         record_only: a.record_only,
+        changes_requested: a.decision == Some(Decision::ChangesRequested),
     };
     if a.all {
         return approve_all(&opts, cx);

@@ -46,6 +46,9 @@ pub(crate) enum BoardCommand {
     Show {
         /// Board id or name.
         board: String,
+        /// Only issues of these statuses (comma-separated or repeated).
+        #[arg(short = 's', long, value_name = "STATUS")]
+        status: Vec<String>,
     },
     /// Put an issue at a position (1 = top) in a board's manual order.
     Move {
@@ -129,8 +132,8 @@ pub(crate) fn run(c: &BoardCommand, cx: &mut Cx<'_>) -> Result<()> {
                 || human,
             );
         }
-        BoardCommand::Show { board } => {
-            let view = p.board(board)?;
+        BoardCommand::Show { board, status } => {
+            let view = p.board_with_status(board, status)?;
             let v = to_json(&view);
             emit(json, &v, || {
                 let mut s = board_line(&view.board);

@@ -45,7 +45,7 @@ pub(crate) enum DepCommand {
     },
 }
 
-fn add(cx: &mut Cx<'_>, issue: &str, on: &[String]) -> Result<()> {
+pub(crate) fn add(cx: &mut Cx<'_>, issue: &str, on: &[String]) -> Result<()> {
     let issue = normalize_issue_id(issue);
     let mut values = Vec::new();
     let mut lines = Vec::new();

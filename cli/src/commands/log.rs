@@ -58,6 +58,14 @@ pub(crate) struct Args {
     /// Alias for --issue.
     #[arg(short = 'T', long, value_name = "ID", conflicts_with = "issue")]
     pub task: Option<String>,
+    #[command(flatten)]
+    pub kind: LogTypeArgs,
+}
+
+/// A log's type: `-t/--type`, or td's shorthands (`--decision`, `--blocker`, …); shared by
+/// `td log` and `td ws log`.
+#[derive(Debug, Clone, Default, ClapArgs)]
+pub(crate) struct LogTypeArgs {
     /// Log type.
     #[arg(short = 't', long = "type", value_name = "TYPE", value_enum)]
     pub log_type: Option<LogType>,
@@ -94,21 +102,28 @@ fn piped_message() -> Result<Option<String>> {
     Ok(Some(text.trim().to_string()).filter(|t| !t.is_empty()))
 }
 
+impl LogTypeArgs {
+    /// The type the flags name (`progress` when none does).
+    pub(crate) fn resolve(&self) -> &'static str {
+        [
+            (self.decision, LogType::Decision),
+            (self.blocker, LogType::Blocker),
+            (self.hypothesis, LogType::Hypothesis),
+            (self.tried, LogType::Tried),
+            (self.result, LogType::Result),
+        ]
+        .into_iter()
+        .find(|(on, _)| *on)
+        .map(|(_, t)| t)
+        .or(self.log_type)
+        .unwrap_or(LogType::Progress)
+        .as_str()
+    }
+}
+
 /// Runs `td log`.
 pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
-    let t = [
-        (a.decision, LogType::Decision),
-        (a.blocker, LogType::Blocker),
-        (a.hypothesis, LogType::Hypothesis),
-        (a.tried, LogType::Tried),
-        (a.result, LogType::Result),
-    ]
-    .into_iter()
-    .find(|(on, _)| *on)
-    .map(|(_, t)| t)
-    .or(a.log_type)
-    .unwrap_or(LogType::Progress)
-    .as_str();
+    let t = a.kind.resolve();
     let flag = a.issue.clone().or_else(|| a.task.clone());
     let (issue, msg) = match a.args.as_slice() {
         [x, y] if is_issue_id(y) && !is_issue_id(x) => (Some(y.clone()), Some(x.clone())),

@@ -277,7 +277,7 @@ pub(crate) enum Command {
     InReview,
     /// Issues in review that this session may review under the project's review policy
     /// (`td feature get review_policy_mode`; in trusted mode, every issue in review).
-    Reviewable,
+    Reviewable(reviewable::Args),
     /// Open issues with every dependency closed and not deferred.
     Ready,
     /// The highest-priority ready issue.
@@ -429,7 +429,7 @@ impl Command {
             Command::Deleted => deleted::run(cx),
             Command::Blocked => blocked::run(cx),
             Command::InReview => in_review::run(cx),
-            Command::Reviewable => reviewable::run(cx),
+            Command::Reviewable(a) => reviewable::run(a, cx),
             Command::Ready => ready::run(cx),
             Command::Next => next::run(cx),
             Command::Defer(a) => defer::run(a, cx),
@@ -513,7 +513,7 @@ impl Command {
             | Command::Deleted
             | Command::Blocked
             | Command::InReview
-            | Command::Reviewable
+            | Command::Reviewable(_)
             | Command::Ready
             | Command::Next
             | Command::Board(_)
@@ -544,7 +544,7 @@ impl Command {
             | Command::Deleted
             | Command::Blocked
             | Command::InReview
-            | Command::Reviewable
+            | Command::Reviewable(_)
             | Command::Ready
             | Command::Next
             | Command::Files(_)

@@ -65,7 +65,7 @@ pub(crate) enum NoteCommand {
         /// Note id.
         id: String,
         /// New title.
-        #[arg(long)]
+        #[arg(short = 't', long)]
         title: Option<String>,
         /// New content.
         #[arg(short = 'c', long)]

@@ -18,7 +18,7 @@ pub(crate) struct Args {
         short = 'm',
         long,
         visible_aliases = ["message", "comment", "note", "notes"],
-        short_alias = 'c',
+        visible_short_alias = 'c',
         value_name = "TEXT"
     )]
     pub reason: Option<String>,

@@ -7,7 +7,7 @@ use td_engine::model::normalize_issue_id;
 use td_engine::views::to_json;
 
 use super::common::HandoffArgs;
-use super::log::LogType;
+use super::log::LogTypeArgs;
 use super::Cx;
 use crate::hub::Auto;
 use crate::output::emit;
@@ -39,9 +39,11 @@ pub(crate) enum WsCommand {
     Log {
         /// Message.
         message: String,
-        /// Log type.
-        #[arg(long = "type", value_enum, default_value_t = LogType::Progress)]
-        log_type: LogType,
+        #[command(flatten)]
+        kind: LogTypeArgs,
+        /// Log to this issue only (it need not be tagged).
+        #[arg(long, value_name = "ID")]
+        only: Option<String>,
     },
     /// Hand off every tagged issue and end the work session.
     Handoff {
@@ -112,8 +114,13 @@ pub(crate) fn run(w: &WsCommand, cx: &mut Cx<'_>) -> Result<()> {
                 || format!("{} {} in {ws}", action.to_uppercase(), changed.join(", ")),
             );
         }
-        WsCommand::Log { message, log_type } => {
-            let ids = p.ws_log(message, log_type.as_str())?;
+        WsCommand::Log {
+            message,
+            kind,
+            only,
+        } => {
+            let only = only.as_deref().map(td_engine::model::normalize_issue_id);
+            let ids = p.ws_log(message, kind.resolve(), only.as_deref())?;
             emit(json, &json!({"action": "logged", "ids": ids}), || {
                 format!("LOGGED to {} issue(s)", ids.len())
             });

@@ -123,6 +123,24 @@ impl Project {
         boards::view(self.store.conn(), key)
     }
 
+    /// `td board show -s <status>…`: the board with only issues of the given statuses (any
+    /// spelling `Status::parse` accepts, comma-separated or repeated; none: every issue).
+    pub fn board_with_status(&self, key: &str, statuses: &[String]) -> Result<BoardView> {
+        let mut view = self.board(key)?;
+        let wanted: Vec<crate::model::Status> = statuses
+            .iter()
+            .flat_map(|s| s.split(','))
+            .filter(|s| !s.trim().is_empty())
+            .map(crate::model::Status::parse)
+            .collect::<Result<_>>()?;
+        if !wanted.is_empty() {
+            view.issues.retain(|i| {
+                crate::model::Status::parse(&i.issue.status).is_ok_and(|s| wanted.contains(&s))
+            });
+        }
+        Ok(view)
+    }
+
     /// The roster: members, then removed machines.
     pub fn members(&self) -> Result<Vec<MemberView>> {
         roster::members(self.store.conn())

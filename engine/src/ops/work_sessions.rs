@@ -128,8 +128,9 @@ impl Project {
         })
     }
 
-    /// `td ws log <msg>`: logs to every tagged issue (or to the work session alone when none).
-    pub fn ws_log(&mut self, msg: &str, log_type: &str) -> Result<Vec<String>> {
+    /// `td ws log <msg>`: logs to every tagged issue (or to the work session alone when none);
+    /// `only`: to that issue alone (`--only`).
+    pub fn ws_log(&mut self, msg: &str, log_type: &str, only: Option<&str>) -> Result<Vec<String>> {
         let log_type = crate::model::parse_log_type(log_type)?;
         if msg.trim().is_empty() {
             return Err(invalid("log message is empty"));
@@ -137,6 +138,10 @@ impl Project {
         let me = self.session.id.clone();
         self.store.write(&me.clone(), |tx| {
             let ws = active(tx, &me)?;
+            if let Some(issue) = only {
+                query::live_issue(tx.conn(), issue)?;
+                return Ok(vec![records::add_log(tx, issue, &me, &ws, msg, log_type)?]);
+            }
             let issues = tagged(tx, &ws)?;
             let targets = if issues.is_empty() {
                 vec![String::new()]

@@ -72,6 +72,9 @@ pub struct ApproveOptions {
     /// `--record-only`: record the approval without closing (delegated and trusted modes then
     /// let any session close it: td's close-after-review).
     pub record_only: bool,
+    /// `--decision changes_requested` (with `--record-only`): record a review that asks for
+    /// changes; the issue stays in review and no approval is stamped.
+    pub changes_requested: bool,
 }
 
 /// A child row to write: its id and columns.
@@ -334,6 +337,16 @@ impl Project {
                 "--self-review requires --reason \"<why no one else can review>\"",
             ));
         }
+        if opts.changes_requested && !opts.record_only {
+            return Err(invalid(
+                "--decision changes_requested requires --record-only",
+            ));
+        }
+        let decision_name = if opts.changes_requested {
+            "changes_requested"
+        } else {
+            "approved"
+        };
         let me = self.session.id.clone();
         let mode = self.review_mode;
         let attestation = Attestation {
@@ -364,10 +377,10 @@ impl Project {
                 )?;
                 return Ok(out);
             }
-            let history = if opts.record_only {
-                "review_approved"
-            } else {
-                "reviewed"
+            let history = match (opts.record_only, opts.changes_requested) {
+                (true, true) => "review_changes_requested",
+                (true, false) => "review_approved",
+                _ => "reviewed",
             };
             let out = transition(tx, id, if_match, Some((&me, history)), |tx, issue, wf| {
                 let from = Status::parse(&issue.status)?;
@@ -394,6 +407,17 @@ impl Project {
                 }
                 self_review = decision.self_review;
                 reviewed_by = decision.attributed_to.clone().unwrap_or_default();
+                requested_by = issue.review_requested_by_session.clone();
+                if opts.changes_requested {
+                    if from != Status::InReview {
+                        return Err(invalid(format!(
+                            "cannot record review: {id} is not in review (currently {})",
+                            from.as_str()
+                        )));
+                    }
+                    // Not stamped on the issue: that would read as an approval.
+                    return Ok(true);
+                }
                 if decision.self_review {
                     let how = match &decision.attributed_to {
                         Some(who) => format!("reviewed_by:{who}"),
@@ -401,7 +425,6 @@ impl Project {
                     };
                     stamp(wf, crate::doc::REVIEW_OVERRIDE, &how);
                 }
-                requested_by = issue.review_requested_by_session.clone();
                 let now = now_timestamp();
                 stamp(wf, "reviewer_session", &me);
                 stamp(wf, "reviewed_at", &now);
@@ -424,12 +447,22 @@ impl Project {
                     tx,
                     id,
                     &me,
-                    "approved",
+                    decision_name,
                     opts.reason.as_deref().unwrap_or(""),
                     &requested_by,
                     self_review,
                     &reviewed_by,
                 )?;
+                if opts.record_only {
+                    let by = if reviewed_by.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" by {reviewed_by}")
+                    };
+                    let reason = opts.reason.as_deref().unwrap_or("");
+                    let msg = format!("Review recorded ({decision_name}){by}: {reason}");
+                    note(tx, &out, &me, Some(msg))?;
+                }
             }
             Ok(out)
         })
@@ -543,6 +576,28 @@ impl Project {
             }
         }
         Ok(out)
+    }
+
+    /// `td reviewable [--include-approved]`: in-review issues awaiting this session's review
+    /// (no approval recorded yet), and, when `include_approved`, those whose approval is
+    /// recorded and that this session may close (td's two buckets).
+    pub fn review_queue(&self, include_approved: bool) -> Result<(Vec<Issue>, Vec<Issue>)> {
+        let f = query::ListFilter {
+            status: vec![Status::InReview.as_str().into()],
+            ..Default::default()
+        };
+        let (mut awaiting, mut ready) = (Vec::new(), Vec::new());
+        for issue in query::list_issues(self.store.conn(), &f)? {
+            let facts = Facts::read(self.store.conn(), &issue, &self.session.id)?;
+            if facts.active_approval {
+                if include_approved && review_policy::ready_to_close(self.review_mode, &facts) {
+                    ready.push(issue);
+                }
+            } else if review_policy::reviewable(self.review_mode, &facts) {
+                awaiting.push(issue);
+            }
+        }
+        Ok((awaiting, ready))
     }
 
     /// `td reopen`: closed → open.
