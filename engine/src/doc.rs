@@ -382,3 +382,54 @@ pub fn version_of(doc: &mut AutoCommit) -> String {
     }
     hex::encode(h.finalize())[..16].to_string()
 }
+
+/// Writes `was` (an issue row as JSON, td's shape) into the issue's document, field by field
+/// where it differs from `now` (the row as it is): `td undo` and `td import --force`.
+pub fn put_issue_row(
+    d: &mut AutoCommit,
+    was: &serde_json::Value,
+    now: &serde_json::Value,
+) -> Result<()> {
+    let (Some(was), Some(now)) = (was.as_object(), now.as_object()) else {
+        return Ok(());
+    };
+    let mut wf_changed = false;
+    for (k, v) in was {
+        if now.get(k) == Some(v) || k == "id" || k == "updated_at" {
+            continue;
+        }
+        if WF_KEYS.contains(&k.as_str()) {
+            wf_changed = true;
+            continue;
+        }
+        match (k.as_str(), v) {
+            ("labels", serde_json::Value::Array(a)) => {
+                let labels: Vec<String> = a
+                    .iter()
+                    .filter_map(|l| l.as_str().map(String::from))
+                    .collect();
+                put_labels(d, &labels)?;
+            }
+            ("description" | "acceptance", serde_json::Value::String(s)) => put_text(d, k, s)?,
+            ("minor", serde_json::Value::Bool(b)) => put_int(d, k, *b as i64)?,
+            (_, serde_json::Value::String(s)) => put_str(d, k, s)?,
+            (_, serde_json::Value::Number(n)) => put_int(d, k, n.as_i64().unwrap_or_default())?,
+            (_, serde_json::Value::Null) => put_opt(d, k, None)?,
+            _ => {}
+        }
+    }
+    if wf_changed {
+        let wf: BTreeMap<String, Field> = WF_KEYS
+            .iter()
+            .map(|k| {
+                let v = match &was[*k] {
+                    serde_json::Value::String(s) => Field::Str(s.clone()),
+                    _ => Field::Null,
+                };
+                (k.to_string(), v)
+            })
+            .collect();
+        put_workflow(d, &wf)?;
+    }
+    Ok(())
+}

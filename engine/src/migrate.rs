@@ -576,7 +576,7 @@ impl Store {
                     continue;
                 }
                 tx.change(&id, |d| {
-                    crate::ops::issues::write_issue_row(d, &theirs, &ours)?;
+                    crate::doc::put_issue_row(d, &theirs, &ours)?;
                     crate::doc::put_str(d, "updated_at", &crate::model::now_timestamp())
                 })?;
                 changed.push(id);

@@ -153,8 +153,15 @@ pub(crate) fn upgrade(conn: &Connection) -> Result<()> {
     hub_tables(conn)?;
     conn.execute_batch(SET_ASIDE_SQL)?;
     conn.execute_batch(ACTION_HEADS_SQL)?;
+    conn.execute_batch(READY_INDEX_SQL)?;
     Ok(())
 }
+
+/// `td usage`, `td next` and `td ready` list open issues by priority and age and stop after
+/// a few: with this index SQLite walks them in that order instead of sorting every open
+/// issue (at 10k open issues, `td usage` took 2.2x a `td show` without it). td ignores it.
+const READY_INDEX_SQL: &str = "CREATE INDEX IF NOT EXISTS crdt_issues_ready \
+    ON issues(status, priority, created_at, id) WHERE deleted_at IS NULL;";
 
 /// For `td undo` (local, never synced): the heads of an entity's document before each
 /// recorded action, so the undo can write back exactly what the action changed.

@@ -19,7 +19,6 @@ use crate::error::{EngineError, Result};
 use crate::model::{now_timestamp, Kind, Status};
 use crate::project::Project;
 use crate::query;
-use crate::write::Tx;
 
 /// A write that changes more entities than this (a migration, a bulk import) is not recorded:
 /// undo is for an agent's or a person's last command.
@@ -171,71 +170,90 @@ fn fields_json(d: &AutoCommit) -> Value {
     )
 }
 
-/// Records what a local write did to each entity it touched (`before` holds them as they
-/// were), in the write's own transaction. Handoffs are recorded first and issues last, so
-/// after `td review` (a transition plus the handoff it writes) the transition is undone first.
-pub(crate) fn record(tx: &mut Tx<'_>, before: BTreeMap<String, Before>) -> Result<()> {
-    let now = now_timestamp();
-    let session = tx.session().to_string();
-    let mut order: Vec<(String, Before)> = before.into_iter().collect();
-    let rank = |id: &str| match Kind::of_id(id) {
+/// One action of a write, ready for the local action log.
+#[derive(Debug, Clone)]
+pub(crate) struct RecordedAction {
+    id: String,
+    kind: Kind,
+    action: String,
+    previous: String,
+    new: String,
+    heads: Vec<ChangeHash>,
+}
+
+/// Records one action in the local action log (td's `action_log`, never synced) with the
+/// document's heads before it (`crdt_action_heads`), in the write's own transaction. `n`
+/// orders actions of one write (a later one is undone first).
+pub(crate) fn insert_action(
+    conn: &rusqlite::Connection,
+    session: &str,
+    at: &str,
+    n: usize,
+    a: &RecordedAction,
+) -> Result<()> {
+    let key = crate::model::link_id("act_", &format!("{session}|{}|{at}|{n}", a.id));
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO action_log(id, session_id, action_type, entity_type, entity_id, \
+         previous_data, new_data, timestamp, undone) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)",
+    )?
+    .execute(params![
+        key,
+        session,
+        a.action,
+        a.kind.name(),
+        a.id,
+        a.previous,
+        a.new,
+        at
+    ])?;
+    let heads: Vec<String> = a.heads.iter().map(|h| h.to_string()).collect();
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO crdt_action_heads(action_id, heads) VALUES (?1, ?2)",
+    )?
+    .execute(params![key, heads.join(",")])?;
+    Ok(())
+}
+
+/// What to record for a document a write changed (`old`: as it was, `None` when the write
+/// created it): td's action type and its before/after data (an issue's row for issues, the
+/// document's fields otherwise); `None` when the write changed nothing td shows.
+pub(crate) fn describe(
+    id: &str,
+    kind: Kind,
+    was: Before,
+    old: Option<&AutoCommit>,
+    new: &AutoCommit,
+    after_row: &Value,
+) -> Option<RecordedAction> {
+    let action = action_type(kind, old, new, (&was.row, after_row))?;
+    let (previous, now) = match kind {
+        Kind::Issue => (
+            was.row.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+            after_row.to_string(),
+        ),
+        _ => (
+            old.map(|o| fields_json(o).to_string()).unwrap_or_default(),
+            fields_json(new).to_string(),
+        ),
+    };
+    Some(RecordedAction {
+        id: id.to_string(),
+        kind,
+        action,
+        previous,
+        new: now,
+        heads: was.heads,
+    })
+}
+
+/// The order a write's actions are recorded in: handoffs, boards, then issues, so after
+/// `td review` (a transition plus the handoff it writes) the transition is undone first.
+pub(crate) fn record_rank(id: &str) -> u8 {
+    match Kind::of_id(id) {
         Some(Kind::Handoff) => 0,
         Some(Kind::Board) => 1,
         _ => 2,
-    };
-    order.sort_by_key(|(id, _)| rank(id));
-    for (n, (id, was)) in order.into_iter().enumerate() {
-        let Some(kind) = Kind::of_id(&id) else {
-            continue;
-        };
-        let after_row = if kind == Kind::Issue {
-            match query::find_issue(tx.conn(), &id)? {
-                Some(i) => i.to_json(),
-                None => continue,
-            }
-        } else {
-            Value::Null
-        };
-        let Some(d) = tx.doc(&id)? else { continue };
-        if d.get_heads() == was.heads {
-            continue;
-        }
-        let old = if was.heads.is_empty() {
-            None
-        } else {
-            Some(d.fork_at(&was.heads)?)
-        };
-        let d = tx.doc(&id)?.expect("loaded above");
-        let Some(action) = action_type(kind, old.as_ref(), d, (&was.row, &after_row)) else {
-            continue;
-        };
-        let (previous, new) = match kind {
-            Kind::Issue => (
-                was.row.map(|v| v.to_string()).unwrap_or_default(),
-                after_row.to_string(),
-            ),
-            _ => (
-                old.as_ref()
-                    .map(|o| fields_json(o).to_string())
-                    .unwrap_or_default(),
-                fields_json(d).to_string(),
-            ),
-        };
-        let key = crate::model::link_id("act_", &format!("{session}|{id}|{now}|{n}"));
-        tx.conn()
-            .prepare_cached(
-                "INSERT OR REPLACE INTO action_log(id, session_id, action_type, entity_type, entity_id, \
-                 previous_data, new_data, timestamp, undone) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)",
-            )?
-            .execute(params![key, session, action, kind.name(), id, previous, new, now])?;
-        let heads: Vec<String> = was.heads.iter().map(|h| h.to_string()).collect();
-        tx.conn()
-            .prepare_cached(
-                "INSERT OR REPLACE INTO crdt_action_heads(action_id, heads) VALUES (?1, ?2)",
-            )?
-            .execute(params![key, heads.join(",")])?;
     }
-    Ok(())
 }
 
 /// Writes the top-level fields of `old` back where they differ (a board's name, query,
@@ -368,11 +386,7 @@ impl Project {
                 }
                 if kind == Kind::Issue {
                     let was: Value = serde_json::from_str(&previous).unwrap_or(Value::Null);
-                    crate::ops::issues::write_issue_row(
-                        d,
-                        &was,
-                        now_row.as_ref().unwrap_or(&Value::Null),
-                    )?;
+                    doc::put_issue_row(d, &was, now_row.as_ref().unwrap_or(&Value::Null))?;
                 } else if let Some(old) = &old {
                     restore_fields(d, old)?;
                 }

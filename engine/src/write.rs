@@ -74,7 +74,7 @@ impl Store {
         };
         let out = f(&mut t)?;
         if let Some(before) = t.before.take() {
-            crate::undo::record(&mut t, before)?;
+            t.record_actions(before)?;
         }
         if t.roster_dirty {
             let changed = crate::roster::refresh(t.tx)?;
@@ -284,6 +284,44 @@ impl<'a> Tx<'a> {
         };
         if let Some(before) = &mut self.before {
             before.insert(id.to_string(), crate::undo::Before { row, heads });
+        }
+        Ok(())
+    }
+
+    /// Records what this write did to each entity it touched (`before` holds them as they
+    /// were) in the local action log, for `td undo` (`undo.rs`).
+    fn record_actions(&mut self, before: BTreeMap<String, crate::undo::Before>) -> Result<()> {
+        let now = crate::model::now_timestamp();
+        let session = self.session.clone();
+        let mut order: Vec<(String, crate::undo::Before)> = before.into_iter().collect();
+        order.sort_by_key(|(id, _)| crate::undo::record_rank(id));
+        for (n, (id, was)) in order.into_iter().enumerate() {
+            let Some(kind) = Kind::of_id(&id) else {
+                continue;
+            };
+            let after_row = if kind == Kind::Issue {
+                match crate::query::find_issue(self.tx, &id)? {
+                    Some(i) => i.to_json(),
+                    None => continue,
+                }
+            } else {
+                serde_json::Value::Null
+            };
+            let Some(d) = self.doc(&id)? else { continue };
+            if d.get_heads() == was.heads {
+                continue;
+            }
+            let old = if was.heads.is_empty() {
+                None
+            } else {
+                Some(d.fork_at(&was.heads)?)
+            };
+            let d = self.doc(&id)?.expect("loaded above");
+            let Some(action) = crate::undo::describe(&id, kind, was, old.as_ref(), d, &after_row)
+            else {
+                continue;
+            };
+            crate::undo::insert_action(self.tx, &session, &now, n, &action)?;
         }
         Ok(())
     }

@@ -135,7 +135,11 @@ fn main() {
         return; // cargo test/bench discovery probes
     }
     let self_exe = std::env::current_exe().unwrap();
-    let sizes = [1_000usize, 10_000, 100_000];
+    // TD_BENCH_SIZES=10000 runs one size (e.g. to look at the 10k figures alone).
+    let sizes: Vec<usize> = match std::env::var("TD_BENCH_SIZES") {
+        Ok(v) => v.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
+        Err(_) => vec![1_000, 10_000, 100_000],
+    };
     let mut create_p50 = Vec::new();
     let mut start_p50 = Vec::new();
     println!("td foundation benchmark (release build, p50 of {RUNS} process runs)");
@@ -195,11 +199,18 @@ fn main() {
             let usages: Vec<Duration> = (0..RUNS)
                 .map(|_| td(&root, &cfg, &["usage", "--new-session", "-q"]))
                 .collect();
+            let plain: Vec<Duration> = (0..RUNS)
+                .map(|_| td(&root, &cfg, &["usage", "-q"]))
+                .collect();
             let shows: Vec<Duration> = ids
                 .iter()
                 .map(|id| td(&root, &cfg, &["show", id, "--json"]))
                 .collect();
             let (u, sh) = (p50(usages), p50(shows));
+            println!(
+                "         usage -q (same session): {:7.2} ms",
+                ms(p50(plain))
+            );
             println!(
                 "         usage --new-session -q: {:7.2} ms  show: {:6.2} ms  (p50)  usage/show {:.2}x  usage/list {:.2}x",
                 ms(u),
@@ -222,9 +233,14 @@ fn main() {
             );
         }
     }
-    println!(
-        "ratio 100k/1k: create {:.2}x  start {:.2}x  (target ≤ 1.5)",
-        ms(create_p50[2]) / ms(create_p50[0]),
-        ms(start_p50[2]) / ms(start_p50[0])
-    );
+    if let (Some(first), Some(last)) = (sizes.first(), sizes.last()) {
+        let k = |n: usize| format!("{}k", n / 1000);
+        println!(
+            "ratio {}/{}: create {:.2}x  start {:.2}x  (target ≤ 1.5)",
+            k(*last),
+            k(*first),
+            ms(create_p50[create_p50.len() - 1]) / ms(create_p50[0]),
+            ms(start_p50[start_p50.len() - 1]) / ms(start_p50[0])
+        );
+    }
 }

@@ -2,11 +2,7 @@
 
 use automerge::AutoCommit;
 
-use std::collections::BTreeMap;
-
-use serde_json::Value;
-
-use crate::doc::{self, Field, WF_KEYS};
+use crate::doc::{self, Field};
 use crate::error::{invalid, not_found, Result};
 use crate::model::{self, link_id, now_timestamp, Kind, Status};
 use crate::ops::check_if_match;
@@ -249,53 +245,6 @@ fn depends_transitively(tx: &Tx<'_>, from: &str, target: &str) -> Result<bool> {
         }
     }
     Ok(false)
-}
-
-/// Writes `was` (an issue row as JSON, td's shape) into the issue's document, field by field
-/// where it differs from `now` (the row as it is): `td undo` and `td import --force`.
-pub(crate) fn write_issue_row(d: &mut AutoCommit, was: &Value, now: &Value) -> Result<()> {
-    let (Some(was), Some(now)) = (was.as_object(), now.as_object()) else {
-        return Ok(());
-    };
-    let mut wf_changed = false;
-    for (k, v) in was {
-        if now.get(k) == Some(v) || k == "id" || k == "updated_at" {
-            continue;
-        }
-        if WF_KEYS.contains(&k.as_str()) {
-            wf_changed = true;
-            continue;
-        }
-        match (k.as_str(), v) {
-            ("labels", Value::Array(a)) => {
-                let labels: Vec<String> = a
-                    .iter()
-                    .filter_map(|l| l.as_str().map(String::from))
-                    .collect();
-                doc::put_labels(d, &labels)?;
-            }
-            ("description" | "acceptance", Value::String(s)) => doc::put_text(d, k, s)?,
-            ("minor", Value::Bool(b)) => doc::put_int(d, k, *b as i64)?,
-            (_, Value::String(s)) => doc::put_str(d, k, s)?,
-            (_, Value::Number(n)) => doc::put_int(d, k, n.as_i64().unwrap_or_default())?,
-            (_, Value::Null) => doc::put_opt(d, k, None)?,
-            _ => {}
-        }
-    }
-    if wf_changed {
-        let wf: BTreeMap<String, Field> = WF_KEYS
-            .iter()
-            .map(|k| {
-                let v = match &was[*k] {
-                    Value::String(s) => Field::Str(s.clone()),
-                    _ => Field::Null,
-                };
-                (k.to_string(), v)
-            })
-            .collect();
-        doc::put_workflow(d, &wf)?;
-    }
-    Ok(())
 }
 
 impl Project {
