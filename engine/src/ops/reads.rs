@@ -291,7 +291,7 @@ impl Project {
         }
         let mut stmt = conn.prepare(
             "SELECT issue_id, session_id, message, timestamp FROM logs \
-             WHERE message LIKE 'Closed (self-close exception)%'",
+             WHERE message LIKE '%Closed (self-close exception%'",
         )?;
         for row in stmt.query_map([], |r| {
             Ok((
@@ -306,10 +306,16 @@ impl Project {
                 kind: "self_close_exception".into(),
                 issue_id,
                 session_id,
-                detail: message
-                    .trim_start_matches("Closed (self-close exception):")
-                    .trim()
-                    .to_string(),
+                // td's form `Closed (SELF-CLOSE EXCEPTION: <why>)`, or this td's earlier
+                // `Closed (self-close exception): <why>`.
+                detail: match message.split_once("EXCEPTION: ") {
+                    Some((_, why)) => why.strip_suffix(')').unwrap_or(why),
+                    None => message
+                        .trim_start_matches("Closed (self-close exception):")
+                        .trim(),
+                }
+                .trim()
+                .to_string(),
                 timestamp,
             });
         }

@@ -33,22 +33,52 @@ impl HandoffText {
             && self.uncertain.is_empty()
     }
 
-    /// Builds a handoff from an issue's logs (what `td review` does when none was written):
-    /// progress and results are done, blockers remain, decisions are decisions, hypotheses and
-    /// attempts are uncertain.
+    /// Builds a handoff from an issue's logs, as td's review does when none was written: the
+    /// substantive logs (not the routine ones transitions write, such as "Started work"),
+    /// decisions apart, the newest eight others as done, and "see session logs" as what
+    /// remains. Empty when the issue has no substantive log.
     pub fn from_logs(conn: &Connection, issue: &str) -> Result<HandoffText> {
         let mut h = HandoffText::default();
         for log in query::rows_for(conn, "logs", "issue_id", issue, "timestamp, id")? {
-            let msg = log["message"].as_str().unwrap_or("").to_string();
-            match log["type"].as_str().unwrap_or("progress") {
-                "blocker" => h.remaining.push(msg),
+            let msg = log["message"].as_str().unwrap_or("").trim().to_string();
+            let kind = log["type"].as_str().unwrap_or("progress");
+            if msg.is_empty() || (matches!(kind, "progress" | "orchestration") && is_routine(&msg)) {
+                continue;
+            }
+            match kind {
                 "decision" => h.decisions.push(msg),
-                "hypothesis" | "tried" => h.uncertain.push(msg),
                 _ => h.done.push(msg),
             }
         }
+        const MAX_DONE: usize = 8;
+        if h.done.len() > MAX_DONE {
+            h.done.drain(..h.done.len() - MAX_DONE);
+        }
+        if !h.done.is_empty() {
+            h.remaining.push("see session logs".into());
+        }
         Ok(h)
     }
+}
+
+/// The log lines td's transitions write on their own ("Started work", "Approved: …"): they say
+/// nothing a reviewer needs, so a handoff built from logs leaves them out (td's
+/// `isRoutineWorkflowLogMessage`).
+fn is_routine(msg: &str) -> bool {
+    let m = msg.trim().to_lowercase();
+    matches!(
+        m.as_str(),
+        "started work" | "submitted for review" | "approved" | "rejected" | "closed"
+    ) || [
+        "submitted for review via ",
+        "approved: ",
+        "rejected: ",
+        "closed: ",
+        "cascaded review from ",
+        "auto-unblocked (",
+    ]
+    .iter()
+    .any(|p| m.starts_with(p))
 }
 
 fn json_list(v: &[String]) -> String {

@@ -162,12 +162,14 @@ pub(crate) fn note(
     Ok(())
 }
 
-/// A reason as td logs it: `Blocked: <reason>`, or the reason alone without a prefix.
-fn reason_log(prefix: Option<&str>, reason: Option<&str>) -> Option<String> {
-    let r = reason.map(str::trim).filter(|r| !r.is_empty())?;
-    Some(match prefix {
-        Some(p) => format!("{p}: {r}"),
-        None => r.to_string(),
+/// The log line td writes for a transition: `bare` alone ("Blocked"), or with the reason
+/// given: `Blocked: <reason>` when `joined`, else the reason alone (td's start, review and
+/// unstart log just the reason).
+fn reason_log(bare: &str, reason: Option<&str>, joined: bool) -> Option<String> {
+    Some(match reason.map(str::trim).filter(|r| !r.is_empty()) {
+        None => bare.to_string(),
+        Some(r) if joined => format!("{bare}: {r}"),
+        Some(r) => r.to_string(),
     })
 }
 
@@ -206,7 +208,7 @@ pub(crate) fn start_tx(
     })?;
     session::set_state(tx.conn(), &me, "focused_issue_id", id)?;
     session::touch(tx.conn(), &me)?;
-    note(tx, &out, &me, reason_log(None, reason))?;
+    note(tx, &out, &me, reason_log("Started work", reason, false))?;
     Ok(out)
 }
 
@@ -248,7 +250,7 @@ pub(crate) fn review_tx(
         }
         Ok(true)
     })?;
-    note(tx, &out, &me, reason_log(None, reason))?;
+    note(tx, &out, &me, reason_log("Submitted for review", reason, false))?;
     Ok(out)
 }
 
@@ -289,7 +291,7 @@ impl Project {
             if session::focused_issue(tx.conn(), &me)?.as_deref() == Some(id) {
                 session::set_state(tx.conn(), &me, "focused_issue_id", "")?;
             }
-            note(tx, &out, &me, reason_log(Some("Reverted to open"), reason))?;
+            note(tx, &out, &me, reason_log("Reverted to open", reason, false))?;
             Ok(out)
         })
     }
@@ -373,7 +375,7 @@ impl Project {
                     tx,
                     &out,
                     &me,
-                    reason_log(Some("Closed after review"), opts.reason.as_deref()),
+                    reason_log("Closed after review", opts.reason.as_deref(), true),
                 )?;
                 return Ok(out);
             }
@@ -453,6 +455,19 @@ impl Project {
                     self_review,
                     &reviewed_by,
                 )?;
+                if !opts.record_only {
+                    let reason = opts.reason.as_deref().map(str::trim).unwrap_or("");
+                    let msg = match (self_review, reviewed_by.is_empty(), reason.is_empty()) {
+                        (true, true, _) => format!("Approved (SELF-REVIEW: {reason})"),
+                        (_, false, true) => format!("Approved (reviewed by {reviewed_by})"),
+                        (_, false, false) => {
+                            format!("Approved (reviewed by {reviewed_by}): {reason}")
+                        }
+                        (_, true, true) => "Approved".to_string(),
+                        (_, true, false) => format!("Approved: {reason}"),
+                    };
+                    note(tx, &out, &me, Some(msg))?;
+                }
                 if opts.record_only {
                     let by = if reviewed_by.is_empty() {
                         String::new()
@@ -506,7 +521,7 @@ impl Project {
                 false,
                 "",
             )?;
-            note(tx, &out, &me, reason_log(Some("Rejected"), reason))?;
+            note(tx, &out, &me, reason_log("Rejected", reason, true))?;
             Ok(out)
         })
     }
@@ -553,8 +568,8 @@ impl Project {
             })?;
             // The stated exception is kept where reviewers look: the issue's log.
             let logged = match exception.filter(|_| excepted) {
-                Some(why) => reason_log(Some("Closed (self-close exception)"), Some(why)),
-                None => reason_log(Some("Closed"), reason),
+                Some(why) => Some(format!("Closed (SELF-CLOSE EXCEPTION: {})", why.trim())),
+                None => reason_log("Closed", reason, true),
             };
             note(tx, &out, &me, logged)?;
             Ok(out)
@@ -621,7 +636,7 @@ impl Project {
                 }
                 Ok(true)
             })?;
-            note(tx, &out, &me, reason_log(Some("Reopened"), reason))?;
+            note(tx, &out, &me, reason_log("Reopened", reason, true))?;
             Ok(out)
         })
     }
@@ -636,7 +651,7 @@ impl Project {
         self.simple_transition(
             id,
             Status::Blocked,
-            reason_log(Some("Blocked"), reason),
+            reason_log("Blocked", reason, true),
             if_match,
         )
     }
@@ -656,7 +671,7 @@ impl Project {
                 stamp(wf, "status", Status::Open.as_str());
                 Ok(true)
             })?;
-            note(tx, &out, &me, reason_log(Some("Unblocked"), reason))?;
+            note(tx, &out, &me, reason_log("Unblocked", reason, true))?;
             Ok(out)
         })
     }
