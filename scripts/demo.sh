@@ -37,10 +37,10 @@ TD_SESSION_ID=reviewer B approve "$id"
 B peer sync a; echo
 A show "$id"
 A list --all
-A export --format json > "$demo/a.json"; B export --format json > "$demo/b.json"
+A export --format snapshot > "$demo/a.json"; B export --format snapshot > "$demo/b.json"
 cmp -s "$demo/a.json" "$demo/b.json" && echo "A and B hold byte-identical exports"
 A rebuild
-A export --format json > "$demo/a2.json"
+A export --format snapshot > "$demo/a2.json"
 cmp -s "$demo/a.json" "$demo/a2.json" && echo "rebuild from the change log reproduced every synced table byte for byte"
 kill -TERM $server; wait $server || true
 echo "demo left in $demo"

@@ -91,67 +91,97 @@ pub fn export_sql(conn: &Connection) -> Result<String> {
     Ok(out)
 }
 
-/// A readable Markdown report: issues grouped by status, each with its latest handoff.
-pub fn export_markdown(conn: &Connection, include_deleted: bool) -> Result<String> {
-    let mut out = String::from("# Issues\n");
-    let sections = [
-        "in_progress",
-        "in_review",
-        "blocked",
-        "open",
-        "closed",
-        "deleted",
-    ];
-    for status in sections {
-        let deleted = status == "deleted";
-        if deleted && !include_deleted {
-            continue;
-        }
-        let f = crate::query::ListFilter {
-            status: if deleted {
-                Vec::new()
-            } else {
-                vec![status.into()]
-            },
-            all: deleted,
-            only_deleted: deleted,
-            sort: crate::query::SortKey::Priority,
+/// The issues td's `export` covers: live ones (every status), and deleted ones too with `all`,
+/// oldest first.
+fn exported_issues(conn: &Connection, all: bool) -> Result<Vec<crate::query::Issue>> {
+    let mut issues = crate::query::list_issues(
+        conn,
+        &crate::query::ListFilter {
+            all: true,
+            sort: crate::query::SortKey::Created,
             ..Default::default()
-        };
-        let issues = crate::query::list_issues(conn, &f)?;
-        if issues.is_empty() {
-            continue;
-        }
-        out.push_str(&format!(
-            "\n## {} ({})\n",
-            status.replace('_', " "),
-            issues.len()
-        ));
-        for i in issues {
-            out.push_str(&format!(
-                "\n### {} {} [{}, {}]\n",
-                i.id, i.title, i.priority, i.issue_type
-            ));
-            if !i.labels.is_empty() {
-                out.push_str(&format!("Labels: {}\n", i.labels.join(", ")));
-            }
-            if !i.description.is_empty() {
-                out.push_str(&format!("\n{}\n", i.description));
-            }
-            if let Some(h) = crate::query::latest_handoff(conn, &i.id)? {
-                out.push_str(&format!("\n**Handoff** ({}):\n", h.timestamp));
-                for (list, label) in [
-                    (&h.done, "Done"),
-                    (&h.remaining, "Remaining"),
-                    (&h.decisions, "Decisions"),
-                    (&h.uncertain, "Uncertain"),
-                ] {
-                    for item in list.as_array().into_iter().flatten() {
-                        out.push_str(&format!("- {label}: {}\n", item.as_str().unwrap_or("")));
-                    }
+        },
+    )?;
+    if all {
+        issues.extend(crate::query::list_issues(
+            conn,
+            &crate::query::ListFilter {
+                all: true,
+                only_deleted: true,
+                sort: crate::query::SortKey::Created,
+                ..Default::default()
+            },
+        )?);
+    }
+    issues.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
+    Ok(issues)
+}
+
+/// td's `export --format json`: one item per issue, `{issue, logs, handoffs, dependencies,
+/// files}`, in td's shapes (handoff lists as arrays, empty lists as `[]`), indented as td
+/// indents it. `td import` reads it back (and td's own import reads ours).
+pub fn export_td_json(conn: &Connection, all: bool) -> Result<String> {
+    let mut items = Vec::new();
+    for issue in exported_issues(conn, all)? {
+        let id = issue.id.clone();
+        let rows =
+            |table: &str, order: &str| crate::query::rows_for(conn, table, "issue_id", &id, order);
+        let handoffs: Vec<Value> = rows("handoffs", "timestamp, id")?
+            .into_iter()
+            .map(|mut h| {
+                for k in ["done", "remaining", "decisions", "uncertain"] {
+                    let list: Value = h[k]
+                        .as_str()
+                        .and_then(|t| serde_json::from_str(t).ok())
+                        .unwrap_or(Value::Array(Vec::new()));
+                    h[k] = list;
                 }
-            }
+                h
+            })
+            .collect();
+        let dependencies: Vec<Value> = rows("issue_dependencies", "depends_on_id")?
+            .into_iter()
+            .map(|d| {
+                serde_json::json!({"issue_id": d["issue_id"], "depends_on_id": d["depends_on_id"],
+                    "relation_type": d["relation_type"]})
+            })
+            .collect();
+        let mut item = Map::new();
+        item.insert("issue".into(), issue.to_json());
+        item.insert("logs".into(), Value::Array(rows("logs", "timestamp, id")?));
+        item.insert("handoffs".into(), Value::Array(handoffs));
+        item.insert("dependencies".into(), Value::Array(dependencies));
+        item.insert(
+            "files".into(),
+            Value::Array(rows("issue_files", "file_path")?),
+        );
+        items.push(Value::Object(item));
+    }
+    let mut s = serde_json::to_string_pretty(&Value::Array(items)).expect("JSON values serialize");
+    s.push('\n');
+    Ok(s)
+}
+
+/// td's `export --format md`: `# Issues Export`, then per issue `## <id>: <title>` with its
+/// status, type, priority, points and labels as a list, and its description. `td import
+/// --format md` reads it back.
+pub fn export_markdown(conn: &Connection, include_deleted: bool) -> Result<String> {
+    let mut out = String::from("# Issues Export\n\n");
+    for i in exported_issues(conn, include_deleted)? {
+        out.push_str(&format!("## {}: {}\n\n", i.id, i.title));
+        out.push_str(&format!("- Status: {}\n", i.status));
+        out.push_str(&format!("- Type: {}\n", i.issue_type));
+        out.push_str(&format!("- Priority: {}\n", i.priority));
+        if i.points > 0 {
+            out.push_str(&format!("- Points: {}\n", i.points));
         }
+        if !i.labels.is_empty() {
+            out.push_str(&format!("- Labels: {}\n", i.labels.join(", ")));
+        }
+        if !i.description.is_empty() {
+            out.push_str(&format!("\n{}\n", i.description));
+        }
+        out.push('\n');
     }
     Ok(out)
 }

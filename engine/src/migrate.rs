@@ -489,6 +489,13 @@ pub fn json_export_to_db(export: &serde_json::Value, path: &Path) -> Result<()> 
     let tables = export["tables"]
         .as_object()
         .ok_or_else(|| bad("missing \"tables\""))?;
+    tables_to_db(tables, path)
+}
+
+/// Writes rows (table → array of column objects) into a new td database at `path`; columns a
+/// table lacks are refused (a row names only td's columns).
+fn tables_to_db(tables: &serde_json::Map<String, serde_json::Value>, path: &Path) -> Result<()> {
+    let bad = |why: &str| EngineError::InvalidInput(format!("not a td export: {why}"));
     let mut conn = Connection::open(path)?;
     let tx = conn.transaction()?;
     tx.execute_batch(crate::schema::TD_SCHEMA_SQL)?;
@@ -536,6 +543,187 @@ pub fn json_export_to_db(export: &serde_json::Value, path: &Path) -> Result<()> 
     }
     tx.commit()?;
     Ok(())
+}
+
+/// td's own JSON export (`td export` of td or of this td: an array of `{issue, logs,
+/// handoffs, dependencies, files}`) as a td database at `path`, for the usual import. Fields
+/// td's tables do not have are left out; labels and handoff lists take td's column forms.
+pub fn td_items_to_db(items: &serde_json::Value, path: &Path) -> Result<()> {
+    use serde_json::{json, Map, Value};
+    let bad = |why: String| EngineError::InvalidInput(format!("not a td export: {why}"));
+    let items = items
+        .as_array()
+        .ok_or_else(|| bad("expected an array of issues".into()))?;
+    let columns = |table: &str| -> Result<Vec<String>> {
+        let conn = Connection::open_in_memory()?;
+        conn.execute_batch(crate::schema::TD_SCHEMA_SQL)?;
+        let cols = conn
+            .prepare(&format!("PRAGMA table_info({table})"))?
+            .query_map([], |r| r.get::<_, String>(1))?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(cols)
+    };
+    let keep = |row: &Value, cols: &[String]| -> Map<String, Value> {
+        row.as_object()
+            .map(|o| {
+                o.iter()
+                    .filter(|(k, _)| cols.contains(k))
+                    .map(|(k, v)| {
+                        let v = match v {
+                            Value::Bool(b) => json!(*b as i64),
+                            Value::Array(a) if k == "labels" => Value::String(
+                                a.iter()
+                                    .filter_map(|l| l.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(","),
+                            ),
+                            Value::Array(_) => Value::String(v.to_string()),
+                            other => other.clone(),
+                        };
+                        (k.clone(), v)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut tables: Map<String, Value> = Map::new();
+    let mut push = |table: &str, row: Map<String, Value>| {
+        tables
+            .entry(table.to_string())
+            .or_insert_with(|| Value::Array(Vec::new()))
+            .as_array_mut()
+            .expect("arrays only")
+            .push(Value::Object(row));
+    };
+    let (issue_cols, log_cols, handoff_cols, file_cols) = (
+        columns("issues")?,
+        columns("logs")?,
+        columns("handoffs")?,
+        columns("issue_files")?,
+    );
+    for (n, item) in items.iter().enumerate() {
+        let issue = &item["issue"];
+        let id = issue["id"].as_str().unwrap_or("");
+        if id.is_empty() || issue["title"].as_str().unwrap_or("").is_empty() {
+            return Err(bad(format!("item {n} has no issue id or title")));
+        }
+        push("issues", keep(issue, &issue_cols));
+        for log in item["logs"].as_array().into_iter().flatten() {
+            push("logs", keep(log, &log_cols));
+        }
+        for h in item["handoffs"].as_array().into_iter().flatten() {
+            let mut row = keep(h, &handoff_cols);
+            for k in ["done", "remaining", "decisions", "uncertain"] {
+                row.entry(k.to_string())
+                    .or_insert_with(|| Value::String("[]".into()));
+            }
+            push("handoffs", row);
+        }
+        for d in item["dependencies"].as_array().into_iter().flatten() {
+            let (Some(a), Some(b)) = (d["issue_id"].as_str(), d["depends_on_id"].as_str()) else {
+                continue;
+            };
+            let rel = d["relation_type"].as_str().unwrap_or("depends_on");
+            let dep_id = crate::model::link_id("dep_", &format!("{a}|{b}|{rel}"));
+            let mut row = Map::new();
+            row.insert("id".into(), json!(dep_id));
+            row.insert("issue_id".into(), json!(a));
+            row.insert("depends_on_id".into(), json!(b));
+            row.insert("relation_type".into(), json!(rel));
+            push("issue_dependencies", row);
+        }
+        for f in item["files"].as_array().into_iter().flatten() {
+            push("issue_files", keep(f, &file_cols));
+        }
+    }
+    tables_to_db(&tables, path)
+}
+
+/// td's Markdown export (`## td-…: Title`, then `- Status:`, `- Type:`, `- Priority:`,
+/// `- Points:`, `- Labels:` lines and the description) as a td database at `path`. A heading
+/// without an id gets a fresh one.
+pub fn td_markdown_to_db(text: &str, path: &Path) -> Result<()> {
+    use serde_json::{json, Map, Value};
+    let now = crate::model::now_timestamp();
+    let mut issues: Vec<Map<String, Value>> = Vec::new();
+    let mut desc: Vec<&str> = Vec::new();
+    let finish = |issues: &mut Vec<Map<String, Value>>, desc: &mut Vec<&str>| {
+        if let Some(last) = issues.last_mut() {
+            let d = desc.join("\n").trim().to_string();
+            if !d.is_empty() {
+                last.insert("description".into(), json!(d));
+            }
+        }
+        desc.clear();
+    };
+    for line in text.lines() {
+        if let Some(head) = line.strip_prefix("## ") {
+            finish(&mut issues, &mut desc);
+            let head = head.trim();
+            let (id, title) = match head.split_once(": ") {
+                Some((id, t))
+                    if crate::model::Kind::of_id(id) == Some(crate::model::Kind::Issue) =>
+                {
+                    (id.to_string(), t.trim().to_string())
+                }
+                _ => (crate::model::Kind::Issue.new_id(), head.to_string()),
+            };
+            let mut row = Map::new();
+            for (k, v) in [
+                ("id", id),
+                ("title", title),
+                ("status", "open".into()),
+                ("type", "task".into()),
+                ("priority", "P2".into()),
+                ("created_at", now.clone()),
+                ("updated_at", now.clone()),
+            ] {
+                row.insert(k.into(), json!(v));
+            }
+            issues.push(row);
+            continue;
+        }
+        let Some(row) = issues.last_mut() else {
+            continue;
+        };
+        let field = line
+            .trim()
+            .strip_prefix("- ")
+            .and_then(|l| l.split_once(':'));
+        match field.map(|(k, v)| (k.trim(), v.trim())) {
+            Some(("Status", v)) => {
+                row.insert(
+                    "status".into(),
+                    json!(crate::model::Status::parse(v)?.as_str()),
+                );
+            }
+            Some(("Type", v)) => {
+                row.insert("type".into(), json!(crate::model::parse_type(v)?));
+            }
+            Some(("Priority", v)) => {
+                row.insert("priority".into(), json!(v));
+            }
+            Some(("Points", v)) => {
+                row.insert("points".into(), json!(v.parse::<i64>().unwrap_or(0)));
+            }
+            Some(("Labels", v)) => {
+                let labels: Vec<&str> = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                row.insert("labels".into(), json!(labels.join(",")));
+            }
+            _ => desc.push(line),
+        }
+    }
+    finish(&mut issues, &mut desc);
+    let mut tables = Map::new();
+    tables.insert(
+        "issues".into(),
+        Value::Array(issues.into_iter().map(Value::Object).collect()),
+    );
+    tables_to_db(&tables, path)
 }
 
 /// Entities per td table in a database (what a migration from it would move).

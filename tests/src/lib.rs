@@ -224,7 +224,7 @@ impl Replica {
 
     /// `td export --format json`.
     pub fn export(&self) -> String {
-        self.ok(&["export", "--format", "json"])
+        self.ok(&["export", "--format", "snapshot"])
     }
 }
 

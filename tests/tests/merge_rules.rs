@@ -262,28 +262,37 @@ fn records_by_actor(n: &Node, after: &[Vec<u8>]) -> Vec<Vec<WireRun>> {
         .unwrap()
         .map(Result::unwrap)
         .collect();
+    // Records of one actor up to its next signed one form a run (a write signs its run once,
+    // on its last record), delivered as a unit as on the wire.
     let mut out: Vec<Vec<WireRun>> = Vec::new();
     let mut last: Option<Vec<u8>> = None;
+    let mut open: Option<WireRun> = None;
     for (actor, _seq, body, sig) in rows {
         let key = [actor.clone(), body.clone()].concat();
         if after.contains(&key) {
             continue;
         }
         let b: td_engine::record::RecordBody = postcard::from_bytes(&body).unwrap();
-        let run = WireRun {
+        if last.as_ref() != Some(&actor) {
+            assert!(open.is_none(), "a run ends signed");
+            out.push(Vec::new());
+            last = Some(actor);
+        }
+        let run = open.get_or_insert_with(|| WireRun {
             format: b.format,
             actor: b.actor,
             author: b.author,
             session: b.session.clone(),
             first_seq: b.seq,
-            changes: vec![(b.doc.clone(), b.change.clone())],
-            signature: sig,
-        };
-        if last.as_ref() != Some(&actor) {
-            out.push(Vec::new());
-            last = Some(actor);
+            changes: Vec::new(),
+            signature: Vec::new(),
+        });
+        run.changes.push((b.doc.clone(), b.change.clone()));
+        if !sig.is_empty() {
+            let mut run = open.take().unwrap();
+            run.signature = sig;
+            out.last_mut().unwrap().push(run);
         }
-        out.last_mut().unwrap().push(run);
     }
     out
 }

@@ -227,7 +227,7 @@ fn export_and_import_round_trips() {
         a.json(&[
             "export",
             "--format",
-            "json",
+            "snapshot",
             "--output",
             json_file.to_str().unwrap()
         ])["action"],
@@ -259,10 +259,10 @@ fn export_and_import_round_trips() {
     let c = Replica::init();
     c.json(&["import", "--from-db", restored.to_str().unwrap()]);
     assert_eq!(c.export(), reference);
-    // Markdown report.
+    // td's Markdown export.
     let md = a.ok(&["export", "--format", "md"]);
     assert!(
-        md.starts_with("# Issues") && md.contains("**Handoff**"),
+        md.starts_with("# Issues Export\n\n## td-") && md.contains("\n- Status: "),
         "{}",
         &md[..200.min(md.len())]
     );
@@ -304,6 +304,121 @@ const NASTY: [&str; 8] = [
 /// A td v38 database of `n` issues with logs, comments, handoffs, dependencies, files,
 /// boards, positions and notes, full of the texts above, a few 50,000-character descriptions
 /// and 300 comments on one issue (td-compat behaviour 14).
+/// td's own export shapes: `td export` prints one `{issue, logs, handoffs, dependencies,
+/// files}` item per issue (handoff lists as arrays), `--format md` td's report, and `td import`
+/// reads both back into a fresh project with the same issues, logs, handoffs, dependencies and
+/// files; `--all` adds deleted issues.
+#[test]
+fn tds_json_and_markdown_exports_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Replica::init();
+    let x = a.create(
+        "Parser",
+        &[
+            "-l",
+            "core,parse",
+            "-p",
+            "P1",
+            "--points",
+            "3",
+            "-d",
+            "Line one\nLine two",
+        ],
+    );
+    let y = a.create("Printer", &["-t", "bug"]);
+    let gone = a.create("Deleted one", &[]);
+    a.json(&["dep", "add", &x, &y]);
+    a.json(&["start", &x]);
+    a.json(&["log", &x, "wrote the lexer"]);
+    a.json(&["handoff", &x, "--done", "lexer", "--remaining", "grammar"]);
+    std::fs::write(a.root.join("lexer.rs"), "fn main() {}").unwrap();
+    a.json(&["link", &x, a.root.join("lexer.rs").to_str().unwrap()]);
+    a.json(&["delete", &gone]);
+
+    let items: serde_json::Value = serde_json::from_str(&a.ok(&["export"])).unwrap();
+    let items = items.as_array().unwrap();
+    assert_eq!(items.len(), 2, "deleted issues only with --all");
+    let ix = items
+        .iter()
+        .find(|i| i["issue"]["id"] == x.as_str())
+        .unwrap();
+    assert_eq!(ix["issue"]["labels"], serde_json::json!(["core", "parse"]));
+    assert_eq!(ix["handoffs"][0]["done"], serde_json::json!(["lexer"]));
+    assert_eq!(ix["dependencies"][0]["depends_on_id"], y.as_str());
+    assert_eq!(ix["files"][0]["file_path"], "lexer.rs");
+    assert!(ix["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["message"] == "wrote the lexer"));
+    let all: serde_json::Value = serde_json::from_str(&a.ok(&["export", "--all"])).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 3);
+
+    let file = tmp.path().join("td.json");
+    a.json(&["export", "--output", file.to_str().unwrap()]);
+    let b = Replica::init();
+    b.json(&["import", file.to_str().unwrap()]);
+    for key in [
+        "title",
+        "labels",
+        "priority",
+        "points",
+        "description",
+        "status",
+        "type",
+    ] {
+        assert_eq!(
+            b.json(&["show", &x])[key],
+            a.json(&["show", &x])[key],
+            "{key}"
+        );
+    }
+    let shown = b.json(&["show", &x]);
+    assert_eq!(
+        shown["handoff"]["remaining"],
+        serde_json::json!(["grammar"])
+    );
+    assert_eq!(
+        b.json(&["depends-on", &x])["dependencies"][0]["id"],
+        y.as_str()
+    );
+    assert_eq!(b.json(&["files", &x])[0]["file_path"], "lexer.rs");
+    assert!(shown["logs"].to_string().contains("wrote the lexer"));
+
+    // td's Markdown export, read back into another project.
+    let md_file = tmp.path().join("issues.md");
+    std::fs::write(&md_file, a.ok(&["export", "--format", "md"])).unwrap();
+    let md = std::fs::read_to_string(&md_file).unwrap();
+    assert!(md.contains(&format!("## {x}: Parser\n\n- Status: in_progress\n- Type: task\n- Priority: P1\n- Points: 3\n- Labels: core, parse\n\nLine one\nLine two\n")), "{md}");
+    let c = Replica::init();
+    c.json(&["import", md_file.to_str().unwrap()]);
+    let from_md = c.json(&["show", &x]);
+    assert_eq!(
+        (
+            from_md["title"].as_str(),
+            from_md["status"].as_str(),
+            from_md["priority"].as_str(),
+            from_md["points"].as_i64()
+        ),
+        (Some("Parser"), Some("in_progress"), Some("P1"), Some(3))
+    );
+    assert_eq!(from_md["labels"], serde_json::json!(["core", "parse"]));
+    assert_eq!(from_md["description"], "Line one\nLine two");
+    assert_eq!(c.json(&["show", &y])["type"], "bug");
+    // A file that is neither is refused with the reason.
+    let junk = tmp.path().join("junk.json");
+    std::fs::write(&junk, "[{\"issue\": {}}]").unwrap();
+    let out = c.run(&["import", junk.to_str().unwrap(), "--json"]);
+    assert!(
+        out.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no issue id"),
+        "{}",
+        out.stdout
+    );
+}
+
 fn generate_td_db(path: &Path, n: usize) {
     let conn = td_tests::new_td_db(path);
     conn.execute_batch("BEGIN").unwrap();
@@ -484,7 +599,13 @@ fn a_large_generated_database_survives_migration_export_import_and_sync_byte_for
 
     // JSON export → import into a fresh project.
     let json_file = tmp.path().join("backup.json");
-    a.json(&["export", "--output", json_file.to_str().unwrap()]);
+    a.json(&[
+        "export",
+        "--format",
+        "snapshot",
+        "--output",
+        json_file.to_str().unwrap(),
+    ]);
     let b = Replica::init();
     b.json(&["import", json_file.to_str().unwrap()]);
     assert_eq!(b.export(), reference, "JSON round trip");

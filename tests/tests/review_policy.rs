@@ -436,7 +436,10 @@ fn the_binary_obeys_the_mode_set_with_td_feature() {
     assert_eq!(closed["status"], "closed");
     let shown = r.json(&["show", &own]);
     let logs = shown["logs"].to_string();
-    assert!(logs.contains("Closed (SELF-CLOSE EXCEPTION: typo fix, trivially checked)"), "{logs}");
+    assert!(
+        logs.contains("Closed (SELF-CLOSE EXCEPTION: typo fix, trivially checked)"),
+        "{logs}"
+    );
     // Strict: the creator of an issue another session implemented may not approve it.
     r.json(&["feature", "set", "review_policy_mode", "strict"]);
     let other = r.create("Implemented elsewhere", &[]);

@@ -279,9 +279,32 @@ const TD_SUBCOMMAND_FLAGS: &[(&[&str], &[&str])] = &[
     (&["comments", "add"], &[]),
 ];
 
+/// Whether `--help` lists `flag` among the options: in an option's flag column, or in its
+/// `[alias: …]`/`[aliases: …]` (which long help puts on a line of its own), never a mention
+/// in prose.
 fn flag_in_help(help: &str, flag: &str) -> bool {
-    help.split(|c: char| c.is_whitespace() || c == ',' || c == '=' || c == '[' || c == ']')
-        .any(|w| w == flag)
+    let words = |t: &str| -> Vec<String> {
+        t.split(|c: char| c.is_whitespace() || ",=[]<>".contains(c))
+            .map(String::from)
+            .collect()
+    };
+    let mut listed: Vec<String> = Vec::new();
+    for line in help.lines().map(str::trim_start) {
+        if line.starts_with('-') {
+            listed.extend(words(line.split("  ").next().unwrap_or("")));
+        }
+        for marker in [
+            "[alias: ",
+            "[aliases: ",
+            "[short aliases: ",
+            "[short alias: ",
+        ] {
+            if let Some((_, rest)) = line.split_once(marker) {
+                listed.extend(words(rest.split(']').next().unwrap_or("")));
+            }
+        }
+    }
+    listed.iter().any(|w| w == flag)
 }
 
 #[test]

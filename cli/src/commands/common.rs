@@ -81,8 +81,19 @@ impl FieldArgs {
 /// at most [`td_engine::doc::MAX_TEXT_BYTES`], so a larger input is refused before it is held
 /// in memory whole, with the limit in the message.
 pub(crate) fn read_text(path: &std::path::Path) -> Result<String> {
+    read_bounded(
+        path,
+        td_engine::doc::MAX_TEXT_BYTES as u64,
+        "a td text may hold; link the file instead ('td link <id> <file>')",
+    )
+}
+
+/// The most an import file may hold (a 100k-issue export is about 100 MB).
+pub(crate) const MAX_IMPORT_BYTES: u64 = 1 << 30;
+
+/// Reads a UTF-8 file (or stdin for `-`), refusing it past `limit` bytes before holding more.
+pub(crate) fn read_bounded(path: &std::path::Path, limit: u64, what: &str) -> Result<String> {
     use std::io::Read;
-    let limit = td_engine::doc::MAX_TEXT_BYTES as u64;
     let shown = path.display();
     let cannot = |e: std::io::Error| crate::output::invalid(format!("cannot read {shown}: {e}"));
     let reader: Box<dyn Read> = if path.as_os_str() == "-" {
@@ -97,7 +108,7 @@ pub(crate) fn read_text(path: &std::path::Path) -> Result<String> {
         .map_err(cannot)?;
     if bytes.len() as u64 > limit {
         return Err(crate::output::invalid(format!(
-            "{shown} is larger than the {} KiB a td text may hold; link the file instead ('td link <id> <file>')",
+            "{shown} is larger than the {} KiB {what}",
             limit / 1024
         )));
     }

@@ -1,4 +1,4 @@
-//! `td export`: every synced entity as JSON, SQL or Markdown.
+//! `td export`: td's JSON and Markdown exports, a deterministic snapshot, or SQL.
 
 use std::path::PathBuf;
 
@@ -13,11 +13,14 @@ use crate::output::emit;
 /// `--format` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
-    /// Deterministic JSON, for backups and comparisons.
+    /// td's JSON export: one {issue, logs, handoffs, dependencies, files} item per issue.
     Json,
+    /// Every synced table (boards, notes, comments, reviews… too), deterministically: for
+    /// backups, and to compare replicas byte for byte.
+    Snapshot,
     /// A script that recreates td's tables.
     Sql,
-    /// A readable report.
+    /// td's Markdown export (`td import --format md` reads it back).
     #[value(alias = "markdown")]
     Md,
 }
@@ -31,11 +34,11 @@ pub(crate) struct Args {
     /// Write to this file instead of stdout.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Include deleted issues in the md report (json and sql always hold every entity,
-    /// deleted ones with their tombstones, so a replica can be compared or restored whole).
+    /// Include deleted issues (json, md; snapshot and sql always hold every entity, deleted
+    /// ones with their tombstones, so a replica can be compared or restored whole).
     #[arg(long)]
     pub all: bool,
-    /// Accepted for td's scripts: the md report is printed as written (no terminal markup;
+    /// Accepted for td's scripts: the md export is printed as written (no terminal markup;
     /// control characters are escaped on a terminal).
     #[arg(short = 'm', long)]
     pub render_markdown: bool,
@@ -44,7 +47,13 @@ pub(crate) struct Args {
 /// Runs `td export`.
 pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
     let (format, name) = match a.format {
-        Format::Json => (ExportFormat::Json, "json"),
+        Format::Json => (
+            ExportFormat::Json {
+                include_deleted: a.all,
+            },
+            "json",
+        ),
+        Format::Snapshot => (ExportFormat::Snapshot, "snapshot"),
         Format::Sql => (ExportFormat::Sql, "sql"),
         Format::Md => (
             ExportFormat::Markdown {

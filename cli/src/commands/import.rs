@@ -13,7 +13,8 @@ use crate::output::emit;
 /// Arguments of `td import`.
 #[derive(Debug, ClapArgs)]
 pub(crate) struct Args {
-    /// A JSON export to import.
+    /// A file to import: td's JSON export (`td export`), a snapshot (`td export --format
+    /// snapshot`), or td's Markdown export (`--format md`, or a file ending in .md).
     #[arg(
         value_name = "FILE",
         required_unless_present = "from_db",
@@ -23,6 +24,9 @@ pub(crate) struct Args {
     /// A td database (e.g. another checkout's .todos/issues.db).
     #[arg(long = "from-db", value_name = "PATH")]
     pub from_db: Option<PathBuf>,
+    /// The file's format (default: md for a file ending in .md, else json).
+    #[arg(long, value_enum)]
+    pub format: Option<ImportFormat>,
     /// Only report what would be imported.
     #[arg(long)]
     pub dry_run: bool,
@@ -32,6 +36,16 @@ pub(crate) struct Args {
     pub force: bool,
 }
 
+/// `td import --format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ImportFormat {
+    /// td's JSON export, or a snapshot.
+    Json,
+    /// td's Markdown export.
+    #[value(alias = "markdown")]
+    Md,
+}
+
 /// Runs `td import`.
 pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
     let tmp = tempfile_dir(cx.root)?;
@@ -39,6 +53,7 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
         cx.p,
         &tmp,
         a.file.as_deref(),
+        a.format,
         a.from_db.as_deref(),
         a.dry_run,
         a.force,
@@ -48,10 +63,12 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
     result
 }
 
+#[allow(clippy::too_many_arguments)] // the parsed arguments, passed on as they are
 fn import_command(
     p: &mut Project,
     tmp: &Path,
     file: Option<&Path>,
+    format: Option<ImportFormat>,
     from_db: Option<&Path>,
     dry_run: bool,
     force: bool,
@@ -60,12 +77,26 @@ fn import_command(
     let src = match (file, from_db) {
         (_, Some(db)) => db.to_path_buf(),
         (Some(f), None) => {
-            let text = std::fs::read_to_string(f)
-                .map_err(|e| crate::output::invalid(format!("cannot read {}: {e}", f.display())))?;
-            let v: Value = serde_json::from_str(&text)
-                .map_err(|e| crate::output::invalid(format!("{} is not JSON: {e}", f.display())))?;
+            let text = super::common::read_bounded(
+                f,
+                super::common::MAX_IMPORT_BYTES,
+                "an import may hold",
+            )?;
             let db = tmp.join("import.db");
-            td_engine::migrate::json_export_to_db(&v, &db)?;
+            let md = format == Some(ImportFormat::Md)
+                || (format.is_none() && f.extension().is_some_and(|e| e == "md"));
+            if md {
+                td_engine::migrate::td_markdown_to_db(&text, &db)?;
+            } else {
+                let v: Value = serde_json::from_str(&text).map_err(|e| {
+                    crate::output::invalid(format!("{} is not JSON: {e}", f.display()))
+                })?;
+                if v.is_array() {
+                    td_engine::migrate::td_items_to_db(&v, &db)?;
+                } else {
+                    td_engine::migrate::json_export_to_db(&v, &db)?;
+                }
+            }
             db
         }
         (None, None) => {

@@ -240,12 +240,13 @@ pub(crate) enum Command {
     Workflow(workflow::Args),
     /// A shell completion script (bash, zsh, fish, powershell, elvish) on stdout.
     Completion(completion::Args),
-    /// Export every synced entity: json (deterministic, for backups and comparisons), sql (a
-    /// script that recreates td's tables), md (a readable report).
+    /// Export the project: json (td's issue items), md (td's report), snapshot (every synced
+    /// table, deterministic: backups and comparing replicas), sql (a script recreating td's
+    /// tables).
     Export(export::Args),
-    /// Take back this session's latest issue change (a new change, so it syncs).
+    /// Take back this session's latest action (a new change, so it syncs).
     Undo(undo::Args),
-    /// This session's most recent issue changes (what `td undo` takes back).
+    /// This session's most recent actions (what `td undo` takes back).
     Last(last::Args),
     /// Recompute every td table from the change log.
     Rebuild,

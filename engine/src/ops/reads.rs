@@ -25,11 +25,18 @@ pub const USAGE_READY: usize = 3;
 /// The formats `td export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
-    /// td's JSON export (every synced table).
-    Json,
+    /// td's JSON export: one `{issue, logs, handoffs, dependencies, files}` item per issue;
+    /// `include_deleted` adds the deleted issues (`td export --all`).
+    Json {
+        /// Export deleted issues too.
+        include_deleted: bool,
+    },
+    /// Every synced table, deterministically (`td export --format snapshot`): two replicas
+    /// holding the same changes print the same bytes.
+    Snapshot,
     /// SQL `INSERT` statements.
     Sql,
-    /// A Markdown report; `include_deleted` adds the deleted issues (`td export --all`).
+    /// td's Markdown export; `include_deleted` adds the deleted issues (`td export --all`).
     Markdown {
         /// List deleted issues too.
         include_deleted: bool,
@@ -484,7 +491,8 @@ impl Project {
     pub fn export(&self, format: ExportFormat) -> Result<String> {
         let conn = self.store.conn();
         match format {
-            ExportFormat::Json => export::export_json_string(conn),
+            ExportFormat::Snapshot => export::export_json_string(conn),
+            ExportFormat::Json { include_deleted } => export::export_td_json(conn, include_deleted),
             ExportFormat::Sql => export::export_sql(conn),
             ExportFormat::Markdown { include_deleted } => {
                 export::export_markdown(conn, include_deleted)

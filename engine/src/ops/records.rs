@@ -42,7 +42,8 @@ impl HandoffText {
         for log in query::rows_for(conn, "logs", "issue_id", issue, "timestamp, id")? {
             let msg = log["message"].as_str().unwrap_or("").trim().to_string();
             let kind = log["type"].as_str().unwrap_or("progress");
-            if msg.is_empty() || (matches!(kind, "progress" | "orchestration") && is_routine(&msg)) {
+            if msg.is_empty() || (matches!(kind, "progress" | "orchestration") && is_routine(&msg))
+            {
                 continue;
             }
             match kind {

@@ -250,7 +250,12 @@ pub(crate) fn review_tx(
         }
         Ok(true)
     })?;
-    note(tx, &out, &me, reason_log("Submitted for review", reason, false))?;
+    note(
+        tx,
+        &out,
+        &me,
+        reason_log("Submitted for review", reason, false),
+    )?;
     Ok(out)
 }
 
