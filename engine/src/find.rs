@@ -1,5 +1,5 @@
-//! Finding issues beyond `td list`'s filters: full-text `td search`, expression `td query`,
-//! and the parent/child `td tree`.
+//! Finding issues beyond `td list`'s filters: full-text `td search` and the parent/child
+//! `td tree` (`td query` is TDQ: `tdq/`).
 
 use std::collections::BTreeMap;
 
@@ -7,7 +7,6 @@ use crate::views::{SearchHit, TreeNode};
 use rusqlite::Connection;
 
 use crate::error::{invalid, Result};
-use crate::filter;
 use crate::query::{self, ListFilter};
 
 /// Where `td search` looks, and the SQL that finds issue ids with a match there. `instr` on
@@ -62,16 +61,6 @@ pub(crate) fn search(conn: &Connection, text: &str) -> Result<Vec<SearchHit>> {
                 issue: i,
             })
         })
-        .collect())
-}
-
-/// `td query "<expr>"`: live issues (closed included) matching the expression, by priority.
-pub(crate) fn query_issues(conn: &Connection, expr: &str) -> Result<Vec<query::Issue>> {
-    let e = filter::parse(expr)?;
-    let all = query::all_live_issues(conn)?;
-    Ok(all
-        .into_iter()
-        .filter(|i| e.matches(&i.to_json()))
         .collect())
 }
 

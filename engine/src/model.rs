@@ -191,11 +191,10 @@ pub fn check_title(title: &str) -> Result<String> {
     Ok(t.to_string())
 }
 
-/// Validates a `YYYY-MM-DD` date (used by `--defer` and `--due`).
+/// A date as people type it (`--defer`, `--due`, `td defer`, `td due`): `2026-03-01`,
+/// `tomorrow`, `friday`, `+7d`, `next-week`… (`dates.rs`), as `YYYY-MM-DD`.
 pub fn check_date(s: &str) -> Result<String> {
-    chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-        .map(|d| d.format("%Y-%m-%d").to_string())
-        .map_err(|_| invalid(format!("invalid date '{s}': expected YYYY-MM-DD")))
+    crate::dates::parse_date(s)
 }
 
 /// Entity kinds and their id prefixes.

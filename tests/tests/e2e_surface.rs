@@ -413,7 +413,7 @@ fn search_query_and_tree() {
         [c.as_str()]
     );
     assert_eq!(
-        ids(&r.json(&["query", &format!("parent = {}", &a[3..])])),
+        ids(&r.json(&["query", &format!("parent = {a}")])),
         [b.as_str()]
     );
     assert_eq!(

@@ -49,10 +49,10 @@ pub(crate) struct FieldArgs {
     /// Minor issue: may be approved by its implementer.
     #[arg(long)]
     pub minor: bool,
-    /// Defer until a date (YYYY-MM-DD).
+    /// Defer until a date (2026-03-01, tomorrow, monday, +7d, next-week, …).
     #[arg(long, value_name = "DATE")]
     pub defer: Option<String>,
-    /// Due date (YYYY-MM-DD).
+    /// Due date (2026-03-15, friday, +2w, next-month, …).
     #[arg(long, value_name = "DATE")]
     pub due: Option<String>,
 }
@@ -317,8 +317,9 @@ pub(crate) fn today() -> String {
 pub(crate) struct DateArgs {
     /// Issue id.
     pub id: String,
-    /// YYYY-MM-DD.
-    #[arg(required_unless_present = "clear")]
+    /// The date: 2026-03-01, today, tomorrow, monday…sunday (the next one), next-week,
+    /// next-month, +3d, +2w, +1m.
+    #[arg(required_unless_present = "clear", allow_hyphen_values = true)]
     pub date: Option<String>,
     /// Remove the date.
     #[arg(long, conflicts_with = "date")]
@@ -334,15 +335,13 @@ pub(crate) fn set_date(cx: &mut super::Cx<'_>, a: &DateArgs, field: &str) -> Res
         (true, true) => "set",
         (true, false) => "cleared",
     };
-    let v = json!({"action": action, "id": id, field: o.issue.column(field), "issue": o.issue.to_json()});
+    let stored = o.issue.column(field);
+    let v = json!({"action": action, "id": id, field: stored, "issue": o.issue.to_json()});
     emit(cx.json, &v, || {
         format!(
             "{} {field} of {id}{}",
             action.to_uppercase(),
-            a.date
-                .as_deref()
-                .map(|d| format!(" = {d}"))
-                .unwrap_or_default()
+            stored.map(|d| format!(" = {d}")).unwrap_or_default()
         )
     });
     Ok(())

@@ -283,9 +283,9 @@ pub(crate) enum Command {
     Ready,
     /// The highest-priority ready issue.
     Next,
-    /// Defer an issue until a date (YYYY-MM-DD), or --clear.
+    /// Defer an issue until a date (2026-03-01, tomorrow, friday, +7d, next-week…), or --clear.
     Defer(defer::Args),
-    /// Set a due date (YYYY-MM-DD), or --clear.
+    /// Set a due date (2026-03-15, friday, +2w, next-month…), or --clear.
     Due(due::Args),
     /// Boards: named views of issues chosen by a query, with a manual order.
     #[command(subcommand)]

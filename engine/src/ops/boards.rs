@@ -4,7 +4,6 @@
 
 use crate::doc::{self, Field};
 use crate::error::{invalid, not_found, Result};
-use crate::filter;
 use crate::model::{link_id, now_timestamp, Kind};
 use crate::project::Project;
 use crate::query::{self, Issue};
@@ -45,7 +44,7 @@ fn check_name(name: &str) -> Result<String> {
 fn check_query(q: &str) -> Result<String> {
     let q = q.trim();
     if !q.is_empty() {
-        filter::parse(q)?;
+        crate::tdq::parse(q)?;
     }
     Ok(q.to_string())
 }
@@ -102,26 +101,23 @@ fn positions(conn: &rusqlite::Connection, board: &str) -> Result<Vec<(String, i6
     .collect())
 }
 
-/// What a board shows: issues matching its query (all live issues when it has none, closed
-/// included), positioned ones first in position order, then the rest by priority.
-pub fn view(conn: &rusqlite::Connection, key: &str) -> Result<BoardView> {
+/// What a board shows: issues matching its TDQ query as `session` sees it (`@me`; all live
+/// issues when it has none, closed included), positioned ones first in position order, then
+/// the rest by priority.
+pub fn view(conn: &rusqlite::Connection, key: &str, session: &str) -> Result<BoardView> {
     let board = resolve(conn, key)?;
     let id = board.id.clone();
-    let expr = match board.query.as_str() {
-        "" => None,
-        q => Some(filter::parse(q).map_err(|e| {
-            // A board migrated from td may use query syntax this td does not evaluate.
-            invalid(format!(
-                "board '{}' has a query this td cannot evaluate ({q}): {e}; change it with 'td board edit {id} -q \"<query>\"'",
-                board.name
-            ))
-        })?),
-    };
-    let all = query::all_live_issues(conn)?;
-    let shown: Vec<Issue> = all
-        .into_iter()
-        .filter(|i| expr.as_ref().is_none_or(|e| e.matches(&i.to_json())))
-        .collect();
+    // A board's query was checked when it was saved; one that arrived from elsewhere and does
+    // not parse is reported with the way to fix it.
+    let q = crate::tdq::parse(&board.query).map_err(|e| {
+        invalid(format!(
+            "board '{}' has a query that is not valid TDQ ({}): {e}; change it with 'td board edit {id} -q \"<query>\"'",
+            board.name, board.query
+        ))
+    })?;
+    let ctx = crate::tdq::EvalContext::new(session);
+    let shown: Vec<Issue> =
+        crate::tdq::eval::filter(conn, &q, &ctx, query::all_live_issues(conn)?)?;
     let pos = positions(conn, &id)?;
     let placed: std::collections::HashMap<&str, i64> =
         pos.iter().map(|(i, p)| (i.as_str(), *p)).collect();

@@ -89,9 +89,15 @@ impl Project {
         find::search(self.store.conn(), text)
     }
 
-    /// `td query`.
-    pub fn query(&self, expr: &str) -> Result<Vec<Issue>> {
-        find::query_issues(self.store.conn(), expr)
+    /// `td query`: TDQ over the live issues (closed included), as this session (`@me`).
+    pub fn query(
+        &self,
+        expr: &str,
+        opts: &crate::tdq::QueryOptions,
+    ) -> Result<crate::tdq::QueryResult> {
+        let q = crate::tdq::parse(expr)?;
+        let ctx = crate::tdq::EvalContext::new(&self.session.id);
+        crate::tdq::evaluate(self.store.conn(), &q, &ctx, opts)
     }
 
     /// `td tree`: the issue and its descendants, at most `depth` levels down when given.
@@ -127,7 +133,7 @@ impl Project {
 
     /// A board and its issues, in board order.
     pub fn board(&self, key: &str) -> Result<BoardView> {
-        boards::view(self.store.conn(), key)
+        boards::view(self.store.conn(), key, &self.session.id)
     }
 
     /// `td board show -s <status>…`: the board with only issues of the given statuses (any
