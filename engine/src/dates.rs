@@ -85,9 +85,62 @@ pub fn parse_date_from(input: &str, today: NaiveDate) -> Result<String> {
     )))
 }
 
+/// The local date today.
+pub fn today() -> NaiveDate {
+    chrono::Local::now().date_naive()
+}
+
 /// [`parse_date_from`] relative to the local date today.
 pub fn parse_date(input: &str) -> Result<String> {
     parse_date_from(input, chrono::Local::now().date_naive())
+}
+
+/// One day of a `--created`/`--updated`/`--closed` range: `YYYY-MM-DD`, a natural date
+/// (`today`, `monday`, `+3d`) or a TDQ-style offset into the past (`-7d`, `-2w`, `-1m`).
+fn range_day(s: &str, today: NaiveDate) -> Result<NaiveDate> {
+    let s = s.trim();
+    if let Some(rest) = s.strip_prefix('-') {
+        let (num, unit) = rest.split_at(rest.len().saturating_sub(1));
+        if let Ok(n) = num.parse::<i64>() {
+            let n = n.min(36_500);
+            return match unit {
+                "d" => Ok(today - Duration::days(n)),
+                "w" => Ok(today - Duration::days(n * 7)),
+                "m" => Ok(add_months(today, -n)),
+                _ => Err(invalid(format!("invalid date '{s}': use d, w or m"))),
+            };
+        }
+    }
+    if s == "yesterday" {
+        return Ok(today - Duration::days(1));
+    }
+    let d = parse_date_from(s, today)?;
+    NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(|_| invalid(format!("invalid date '{s}'")))
+}
+
+/// td's date filters for `td list --created/--updated/--closed`: `after:D`, `before:D`, `D..`,
+/// `..D`, `D..E` (inclusive of both days), or a single day `D`.
+pub fn parse_day_range(s: &str, today: NaiveDate) -> Result<crate::query::DayRange> {
+    let day = |d: NaiveDate| d.format("%Y-%m-%d").to_string();
+    let next = |d: NaiveDate| day(d + Duration::days(1));
+    let s = s.trim();
+    let (from, until) = if let Some(d) = s.strip_prefix("after:") {
+        (Some(day(range_day(d, today)?)), None)
+    } else if let Some(d) = s.strip_prefix("before:") {
+        (None, Some(day(range_day(d, today)?)))
+    } else if let Some((a, b)) = s.split_once("..") {
+        let from = (!a.trim().is_empty())
+            .then(|| range_day(a, today).map(day))
+            .transpose()?;
+        let until = (!b.trim().is_empty())
+            .then(|| range_day(b, today).map(next))
+            .transpose()?;
+        (from, until)
+    } else {
+        let d = range_day(s, today)?;
+        (Some(day(d)), Some(next(d)))
+    };
+    Ok(crate::query::DayRange { from, until })
 }
 
 #[cfg(test)]
@@ -142,6 +195,26 @@ mod tests {
                 "{input} from {today}"
             );
         }
+        let r = |s: &str| parse_day_range(s, d("2026-11-24")).unwrap();
+        let range = |a: Option<&str>, b: Option<&str>| crate::query::DayRange {
+            from: a.map(String::from),
+            until: b.map(String::from),
+        };
+        assert_eq!(
+            r("2026-11-01"),
+            range(Some("2026-11-01"), Some("2026-11-02"))
+        );
+        assert_eq!(r("after:2026-11-01"), range(Some("2026-11-01"), None));
+        assert_eq!(r("before:2026-11-01"), range(None, Some("2026-11-01")));
+        assert_eq!(r("2026-11-01.."), range(Some("2026-11-01"), None));
+        assert_eq!(r("..2026-11-01"), range(None, Some("2026-11-02")));
+        assert_eq!(
+            r("2026-10-30..2026-11-01"),
+            range(Some("2026-10-30"), Some("2026-11-02"))
+        );
+        assert_eq!(r("-7d.."), range(Some("2026-11-17"), None));
+        assert_eq!(r("today"), range(Some("2026-11-24"), Some("2026-11-25")));
+        assert!(parse_day_range("after:soon", d("2026-11-24")).is_err());
         for bad in [
             "",
             "someday",

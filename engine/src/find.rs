@@ -35,10 +35,34 @@ const SEARCH_SOURCES: [(&str, &str); 5] = [
     ),
 ];
 
-/// `td search <text>`: live issues (closed included) whose title, description, acceptance,
-/// logs or comments contain `text`, case-insensitively, by priority. Each issue carries
-/// `matched_in`: the places that matched.
-pub(crate) fn search(conn: &Connection, text: &str) -> Result<Vec<SearchHit>> {
+/// td's relevance score of a hit, and the field it names.
+fn score(i: &query::Issue, needle: &str, places: &[&str]) -> (i64, String) {
+    let (id, title) = (i.id.to_lowercase(), i.title.to_lowercase());
+    let (s, f) = if id == needle {
+        (100, "id")
+    } else if id.contains(needle) {
+        (90, "id")
+    } else if title == needle {
+        (80, "title")
+    } else if title.starts_with(needle) {
+        (70, "title")
+    } else if title.contains(needle) {
+        (60, "title")
+    } else if i.description.to_lowercase().contains(needle) {
+        (40, "description")
+    } else if i.labels.join(",").to_lowercase().contains(needle) {
+        (20, "labels")
+    } else {
+        (10, places.first().copied().unwrap_or(""))
+    };
+    (s, f.to_string())
+}
+
+/// `td search <text>`: issues passing `f` (td's `-s -t -l -p`; closed included unless a status
+/// is given) whose id, title, description, acceptance, labels, logs or comments contain
+/// `text`, case-insensitively; by td's relevance score, then priority; at most `f.limit`. Each
+/// carries `matched_in` (every place that matched), `score` and `match_field`.
+pub(crate) fn search(conn: &Connection, text: &str, f: &ListFilter) -> Result<Vec<SearchHit>> {
     let needle = text.trim().to_lowercase();
     if needle.is_empty() {
         return Err(invalid("search text is empty"));
@@ -51,17 +75,38 @@ pub(crate) fn search(conn: &Connection, text: &str) -> Result<Vec<SearchHit>> {
             hits.entry(id?).or_default().push(source);
         }
     }
-    let all = query::all_live_issues(conn)?;
-    Ok(all
+    let mut candidates = f.clone();
+    candidates.all = candidates.all || candidates.status.is_empty();
+    candidates.limit = None;
+    let mut found: Vec<SearchHit> = query::list_issues(conn, &candidates)?
         .into_iter()
         .filter_map(|i| {
-            let places = hits.get(&i.id)?;
+            let mut places: Vec<&str> = Vec::new();
+            if i.id.to_lowercase().contains(&needle) {
+                places.push("id");
+            }
+            places.extend(hits.get(&i.id).cloned().unwrap_or_default());
+            if i.labels.join(",").to_lowercase().contains(&needle) {
+                places.push("labels");
+            }
+            if places.is_empty() {
+                return None;
+            }
+            let (score, match_field) = score(&i, &needle, &places);
             Some(SearchHit {
                 matched_in: places.iter().map(|p| p.to_string()).collect(),
+                score,
+                match_field,
                 issue: i,
             })
         })
-        .collect())
+        .collect();
+    // Stable: equal scores keep the list's priority order.
+    found.sort_by_key(|h| std::cmp::Reverse(h.score));
+    if let Some(n) = f.limit {
+        found.truncate(n);
+    }
+    Ok(found)
 }
 
 /// `td tree <id>`: the issue with its descendants nested under `children` (live issues, by

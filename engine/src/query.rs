@@ -76,8 +76,80 @@ pub struct ListFilter {
     pub only_deleted: bool,
     /// Order of the listing.
     pub sort: SortKey,
+    /// Reverse the order (`-r`).
+    pub reverse: bool,
     /// Maximum rows.
     pub limit: Option<usize>,
+    /// Only these ids (`-i`).
+    pub ids: Vec<String>,
+    /// Story points at least / at most (`--points 5`, `>=3`, `<=8`, `3-8`).
+    pub points: Option<(Option<i64>, Option<i64>)>,
+    /// Implemented by this session (`--implementer`).
+    pub implementer: Option<String>,
+    /// Reviewed by this session (`--reviewer`).
+    pub reviewer: Option<String>,
+    /// Inside this epic, at any depth (`--epic`).
+    pub epic: Option<String>,
+    /// Created on or after / before these days (`YYYY-MM-DD`; `--created`).
+    pub created: Option<DayRange>,
+    /// Updated in this range (`--updated`).
+    pub updated: Option<DayRange>,
+    /// Closed in this range (`--closed`).
+    pub closed: Option<DayRange>,
+    /// Which deferred or due issues to show (td hides deferred ones unless `--all`).
+    pub dates: DateView,
+    /// "Today" for deferral and due dates (`YYYY-MM-DD`; empty: the local date).
+    pub today: String,
+}
+
+/// td's `--points` filter: `5` (exactly), `>=3`, `<=8` or `3-8`, as (at least, at most).
+pub fn parse_points(s: &str) -> Result<(Option<i64>, Option<i64>)> {
+    let s = s.trim();
+    let num = |t: &str| {
+        t.trim().parse::<i64>().map_err(|_| {
+            crate::error::invalid(format!(
+                "invalid points filter '{s}': use 5, >=3, <=8 or 3-8"
+            ))
+        })
+    };
+    if let Some(t) = s.strip_prefix(">=") {
+        return Ok((Some(num(t)?), None));
+    }
+    if let Some(t) = s.strip_prefix("<=") {
+        return Ok((None, Some(num(t)?)));
+    }
+    if let Some((a, b)) = s.split_once('-') {
+        return Ok((Some(num(a)?), Some(num(b)?)));
+    }
+    let n = num(s)?;
+    Ok((Some(n), Some(n)))
+}
+
+/// A range of days: on or after `from`, before `until` (`YYYY-MM-DD`, either open).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DayRange {
+    /// First day included.
+    pub from: Option<String>,
+    /// First day excluded.
+    pub until: Option<String>,
+}
+
+/// td's deferral views of `td list`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DateView {
+    /// Every issue, deferred or not (`--all`).
+    #[default]
+    Any,
+    /// Issues not deferred past today (td's default listing).
+    HideDeferred,
+    /// Only issues deferred past today (`--deferred`).
+    Deferred,
+    /// Open work past its due date (`--overdue`).
+    Overdue,
+    /// Issues deferred before whose date has come (`--surfacing`).
+    Surfacing,
+    /// Due within this many days (`--due-soon`: 3).
+    DueSoon(i64),
 }
 
 /// Registers `td_fold(text)`: Unicode lower-casing, so `ÜBER` finds `über`.
@@ -153,13 +225,103 @@ pub fn list_issues(conn: &Connection, f: &ListFilter) -> Result<Vec<Issue>> {
             .collect();
         sql.push_str(&format!(" AND ({})", conds.join(" OR ")));
     }
-    let order = match f.sort {
-        SortKey::Priority => "priority, created_at, id",
-        SortKey::Created => "created_at DESC, id",
-        SortKey::Updated => "updated_at DESC, id",
-        SortKey::Id => "id",
-        SortKey::Title => "title, id",
-        SortKey::Status => "status, priority, id",
+    in_list(&mut sql, "id", &f.ids, &mut args);
+    let mut push = |sql: &mut String, cond: &str, v: String| {
+        args.push(v);
+        sql.push_str(&cond.replace("?", &format!("?{}", args.len())));
+    };
+    if let Some((lo, hi)) = f.points {
+        if let Some(lo) = lo {
+            sql.push_str(&format!(" AND points >= {lo}"));
+        }
+        if let Some(hi) = hi {
+            sql.push_str(&format!(" AND points <= {hi}"));
+        }
+    }
+    if let Some(s) = &f.implementer {
+        push(&mut sql, " AND implementer_session = ?", s.clone());
+    }
+    if let Some(s) = &f.reviewer {
+        push(&mut sql, " AND reviewer_session = ?", s.clone());
+    }
+    if let Some(e) = &f.epic {
+        push(
+            &mut sql,
+            " AND id IN (WITH RECURSIVE sub(id, depth) AS (SELECT id, 1 FROM issues WHERE parent_id = ? \
+              UNION SELECT i.id, sub.depth + 1 FROM issues i JOIN sub ON i.parent_id = sub.id WHERE sub.depth < 100) \
+              SELECT id FROM sub)",
+            e.clone(),
+        );
+    }
+    for (col, range) in [
+        ("created_at", &f.created),
+        ("updated_at", &f.updated),
+        ("closed_at", &f.closed),
+    ] {
+        let Some(r) = range else { continue };
+        if let Some(d) = &r.from {
+            push(
+                &mut sql,
+                &format!(" AND substr({col}, 1, 10) >= ?"),
+                d.clone(),
+            );
+        }
+        if let Some(d) = &r.until {
+            push(
+                &mut sql,
+                &format!(" AND substr({col}, 1, 10) < ?"),
+                d.clone(),
+            );
+        }
+    }
+    let today = if f.today.is_empty() {
+        chrono::Local::now().format("%Y-%m-%d").to_string()
+    } else {
+        f.today.clone()
+    };
+    match f.dates {
+        DateView::Any => {}
+        DateView::HideDeferred => push(
+            &mut sql,
+            " AND (defer_until IS NULL OR defer_until = '' OR substr(defer_until, 1, 10) <= ?)",
+            today,
+        ),
+        DateView::Deferred => push(&mut sql, " AND substr(defer_until, 1, 10) > ?", today),
+        DateView::Overdue => push(
+            &mut sql,
+            " AND due_date IS NOT NULL AND due_date != '' AND substr(due_date, 1, 10) < ? AND status != 'closed'",
+            today,
+        ),
+        DateView::Surfacing => push(
+            &mut sql,
+            " AND defer_count > 0 AND (defer_until IS NULL OR defer_until = '' OR substr(defer_until, 1, 10) <= ?)",
+            today,
+        ),
+        DateView::DueSoon(days) => {
+            let until = chrono::NaiveDate::parse_from_str(&today, "%Y-%m-%d")
+                .map(|d| (d + chrono::Duration::days(days)).format("%Y-%m-%d").to_string())
+                .unwrap_or_else(|_| today.clone());
+            push(
+                &mut sql,
+                " AND due_date IS NOT NULL AND due_date != '' AND substr(due_date, 1, 10) >= ?",
+                today,
+            );
+            push(&mut sql, " AND substr(due_date, 1, 10) <= ? AND status != 'closed'", until);
+        }
+    }
+    let order = match (f.sort, f.reverse) {
+        (SortKey::Priority, false) => "priority, created_at, id",
+        (SortKey::Priority, true) => "priority DESC, created_at DESC, id DESC",
+        (SortKey::Created, false) => "created_at DESC, id",
+        (SortKey::Created, true) => "created_at, id DESC",
+        (SortKey::Updated, false) => "updated_at DESC, id",
+        (SortKey::Updated, true) => "updated_at, id DESC",
+        (SortKey::Id, false) => "id",
+        (SortKey::Id, true) => "id DESC",
+        (SortKey::Title, false) => "title, id",
+        (SortKey::Title, true) => "title DESC, id DESC",
+        (SortKey::Status, false) => "status, priority, id",
+        (SortKey::Status, true) => "status DESC, priority DESC, id DESC",
     };
     sql.push_str(&format!(" ORDER BY {order}"));
     if let Some(n) = f.limit {

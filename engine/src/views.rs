@@ -382,6 +382,11 @@ pub struct SearchHit {
     pub issue: IssueView,
     /// `title`, `description`, `acceptance`, `logs`, `comments`.
     pub matched_in: Vec<String>,
+    /// td's relevance: 100 the id itself, 90 in the id, 80 the title itself, 70 the title's
+    /// start, 60 in the title, 40 in the description, 20 in the labels, 10 elsewhere.
+    pub score: i64,
+    /// Where the best match is (`id`, `title`, `description`, `labels`, `log`, …).
+    pub match_field: String,
 }
 
 /// An issue with its descendants (`td tree`).

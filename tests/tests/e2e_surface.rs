@@ -386,14 +386,27 @@ fn search_query_and_tree() {
     assert_eq!(s[0]["matched_in"], serde_json::json!(["log"]));
     assert_eq!(ids(&r.json(&["search", "DROP TABLE"])), [b.as_str()]);
     assert_eq!(ids(&r.json(&["search", "مرحبا"])), [a.as_str()]);
-    assert_eq!(ids(&r.json(&["search", "SYNC"])), [epic.as_str()]);
+    // td's relevance: the title match first, then the label matches.
+    let s = r.json(&["search", "SYNC"]);
+    assert_eq!(ids(&s)[0], epic.as_str());
+    assert_eq!(s[1]["match_field"], "labels");
+    assert_eq!(ids(&r.json(&["search", "SYNC", "-l", "net"])), [a.as_str()]);
+    assert_eq!(
+        ids(&r.json(&["search", "SYNC", "-n", "1"])),
+        [epic.as_str()]
+    );
+    assert!(r
+        .ok(&["search", "SYNC", "--show-score"])
+        .contains("[score:20 labels]"));
     // Case folding is Unicode-aware, not ASCII only.
     let u = r.create("Über-Fehler im Ölmodul", &[]);
     assert_eq!(ids(&r.json(&["search", "über-fehler"])), [u.as_str()]);
     assert_eq!(ids(&r.json(&["search", "ÖLMODUL"])), [u.as_str()]);
     r.json(&["delete", &u]);
     assert!(r.ok(&["search", "quinn"]).contains("(in log)"));
-    assert_eq!(r.ok(&["search", "zzz-nothing"]).trim(), "No issues found.");
+    assert!(r
+        .ok(&["search", "zzz-nothing"])
+        .starts_with("No issues matching 'zzz-nothing'"));
     assert_eq!(
         r.run(&["search", " ", "--json"]).error_code(),
         "invalid_input"

@@ -105,10 +105,111 @@ fn board_status_filter_note_title_ws_only_export_all_and_aliases() {
     let md = r.ok(&["export", "--format", "md"]);
     assert!(!md.contains("Open one"));
     let md = r.ok(&["export", "--format", "md", "--all"]);
-    assert!(md.contains("## deleted") && md.contains("Open one"), "{md}");
+    assert!(md.contains(&format!("## {a}: Open one")), "{md}");
 
     // version --check says how upgrades work here instead of calling a server.
     let v = r.json(&["version", "--check"]);
     assert!(v["update_check"].as_str().unwrap().contains("td upgrade"));
     assert!(r.json(&["version"]).get("update_check").is_none());
+}
+
+/// td's `td list` filters, each doing what td's does.
+#[test]
+fn list_filters_as_td() {
+    let r = Replica::init();
+    let ids = |v: serde_json::Value| -> Vec<String> {
+        let mut v: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["title"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let a = r.create("Alpha", &["--points", "3", "-l", "ui"]);
+    let b = r.create("Beta", &["--points", "8", "--due", "2020-01-01"]);
+    let c = r.create("Gamma", &["--defer", "+30d"]);
+    let d = r.create("Delta", &["--due", "+2d"]);
+    let e = r.create("Epsilon", &["--parent", &a]);
+    let f = r.create("Zeta", &["--parent", &e]);
+    r.json_as("impl", &["start", &b]);
+    let me = r.json_as("impl", &["whoami"])["session"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let _ = (&c, &d, &f);
+
+    // Deferred issues are hidden unless --all or --deferred.
+    assert_eq!(
+        ids(r.json(&["list"])),
+        ["Alpha", "Beta", "Delta", "Epsilon", "Zeta"]
+    );
+    assert_eq!(ids(r.json(&["list", "--deferred"])), ["Gamma"]);
+    assert_eq!(ids(r.json(&["list", "-a"])).len(), 6);
+    assert_eq!(ids(r.json(&["list", "--overdue"])), ["Beta"]);
+    assert_eq!(ids(r.json(&["list", "--due-soon"])), ["Delta"]);
+    assert_eq!(ids(r.json(&["list", "--points", ">=5"])), ["Beta"]);
+    assert_eq!(ids(r.json(&["list", "--points", "1-4"])), ["Alpha"]);
+    assert_eq!(ids(r.json(&["list", "--points", "3"])), ["Alpha"]);
+    assert_eq!(ids(r.json(&["list", "--implementer", &me])), ["Beta"]);
+    assert_eq!(
+        ids(r.json(&["list", "-o"])),
+        ["Alpha", "Delta", "Epsilon", "Zeta"]
+    );
+    assert_eq!(
+        ids(r.json(&["list", "-i", &a, "-i", &b])),
+        ["Alpha", "Beta"]
+    );
+    assert_eq!(ids(r.json(&["list", "--epic", &a])), ["Epsilon", "Zeta"]);
+    assert_eq!(ids(r.json(&["list", "--created", "today"])).len(), 5);
+    assert!(ids(r.json(&["list", "--created", "before:2020-01-01"])).is_empty());
+    assert_eq!(ids(r.json(&["list", "--created", "-7d.."])).len(), 5);
+    assert_eq!(ids(r.json(&["list", "-s", "all"])).len(), 6);
+    // Order, limits and formats.
+    let by_id: Vec<String> = r
+        .json(&["list", "--sort", "id"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    let mut rev: Vec<String> = r
+        .json(&["list", "--sort", "id", "-r"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    rev.reverse();
+    assert_eq!(by_id, rev);
+    assert_eq!(r.json(&["list", "-n", "2"]).as_array().unwrap().len(), 2);
+    assert_eq!(r.json(&["list", "--format", "json"]), r.json(&["list"]));
+    let long = r.ok(&["list", "--long", "-i", &a]);
+    assert!(
+        long.contains("Alpha") && long.trim_end().ends_with("---"),
+        "{long}"
+    );
+    // A TDQ filter, as -f or positional.
+    assert_eq!(
+        ids(r.json(&["list", "-f", "points >= 3 AND labels ~ ui"])),
+        ["Alpha"]
+    );
+    assert_eq!(
+        ids(r.json(&["list", "points", ">=", "3", "labels", "~", "ui"])),
+        ["Alpha"]
+    );
+    assert_eq!(
+        r.run(&["list", "-f", "", "--json"]).error_code(),
+        "invalid_input"
+    );
+    assert_eq!(
+        r.run(&["list", "--points", "lots", "--json"]).error_code(),
+        "invalid_input"
+    );
+    assert_eq!(
+        r.run(&["list", "--created", "after:someday", "--json"])
+            .error_code(),
+        "invalid_input"
+    );
 }

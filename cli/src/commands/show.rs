@@ -66,7 +66,7 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
         let mut t = if a.short {
             issue_line(&d.issue)
         } else {
-            text(d)
+            long_text(d)
         };
         if a.children && !d.children.is_empty() {
             t.push_str("Children:\n");
@@ -87,7 +87,9 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
     Ok(())
 }
 
-fn text(d: &IssueDetail) -> String {
+/// An issue as `td show` prints it: its line, texts, handoff, logs and reviews (also `td list
+/// --long`).
+pub(crate) fn long_text(d: &IssueDetail) -> String {
     let i = &d.issue;
     let mut s = format!("{}\n", issue_line(i));
     for (t, label) in [

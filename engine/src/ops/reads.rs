@@ -84,9 +84,9 @@ impl Project {
         export::log_stats(self.store.conn())
     }
 
-    /// `td search`.
-    pub fn search(&self, text: &str) -> Result<Vec<SearchHit>> {
-        find::search(self.store.conn(), text)
+    /// `td search`: `f` narrows the issues searched (status, type, labels, priority, limit).
+    pub fn search(&self, text: &str, f: &ListFilter) -> Result<Vec<SearchHit>> {
+        find::search(self.store.conn(), text, f)
     }
 
     /// `td query`: TDQ over the live issues (closed included), as this session (`@me`).
