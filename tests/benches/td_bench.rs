@@ -29,8 +29,9 @@ fn td_bin() -> std::path::PathBuf {
 }
 
 /// Creates `n` issues in bulk through the engine (same documents `td create` makes, in large
-/// transactions so setup is quick).
-fn populate(root: &Path, identity: &MachineIdentity, n: usize) {
+/// transactions so setup is quick); with `logs`, each issue also gets a progress log (every
+/// tenth mentions "cache"), for the cross-entity query benchmark.
+fn populate(root: &Path, identity: &MachineIdentity, n: usize, logs: bool) {
     let ctx = SessionContext {
         explicit: Some("bench".into()),
         ..Default::default()
@@ -61,6 +62,23 @@ fn populate(root: &Path, identity: &MachineIdentity, n: usize) {
                         wf.insert("status".to_string(), Field::Str("open".into()));
                         doc::put_workflow(d, &wf)
                     })?;
+                    if logs {
+                        let log = Kind::Log.new_id();
+                        let k = made + i;
+                        tx.change(&log, |d| {
+                            doc::put_str(d, "issue_id", &id)?;
+                            doc::put_str(d, "session_id", "ses_bench")?;
+                            doc::put_str(d, "work_session_id", "")?;
+                            let msg = if k % 10 == 0 {
+                                format!("looked into the cache for {k}")
+                            } else {
+                                format!("progress note {k}")
+                            };
+                            doc::put_str(d, "message", &msg)?;
+                            doc::put_str(d, "type", "progress")?;
+                            doc::put_str(d, "timestamp", &now)
+                        })?;
+                    }
                 }
                 Ok(())
             })
@@ -158,7 +176,7 @@ fn main() {
         .unwrap();
         std::fs::write(cfg.join("td/machine.pub"), identity.public_key_hex()).unwrap();
         let t = Instant::now();
-        populate(&root, &identity, n);
+        populate(&root, &identity, n, n == 10_000);
         let setup = t.elapsed();
         let db = td_engine::store::db_path(&root);
         let creates: Vec<Duration> = (0..RUNS)
@@ -210,6 +228,22 @@ fn main() {
             println!(
                 "         usage -q (same session): {:7.2} ms",
                 ms(p50(plain))
+            );
+            // TDQ with a cross-entity and a plain condition (issue 14's target: within 2x of
+            // list), and a plain query alone.
+            let cross: Vec<Duration> = (0..RUNS)
+                .map(|_| {
+                    td(&root, &cfg, &["query", "log.message ~ \"cache\" AND priority <= P1", "--json", "-n", "0"])
+                })
+                .collect();
+            let plain_q: Vec<Duration> = (0..RUNS)
+                .map(|_| td(&root, &cfg, &["query", "priority <= P1", "--json", "-n", "0"]))
+                .collect();
+            println!(
+                "         query log.message ~ cache AND priority <= P1: {:7.2} ms  plain query: {:7.2} ms  (p50)  cross/list {:.2}x",
+                ms(p50(cross.clone())),
+                ms(p50(plain_q)),
+                ms(p50(cross)) / ms(list)
             );
             println!(
                 "         usage --new-session -q: {:7.2} ms  show: {:6.2} ms  (p50)  usage/show {:.2}x  usage/list {:.2}x",
