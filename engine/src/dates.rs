@@ -95,6 +95,15 @@ pub fn parse_date(input: &str) -> Result<String> {
     parse_date_from(input, chrono::Local::now().date_naive())
 }
 
+/// A range of days: on or after `from`, before `until` (`YYYY-MM-DD`, either open).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DayRange {
+    /// First day included.
+    pub from: Option<String>,
+    /// First day excluded.
+    pub until: Option<String>,
+}
+
 /// One day of a `--created`/`--updated`/`--closed` range: `YYYY-MM-DD`, a natural date
 /// (`today`, `monday`, `+3d`) or a TDQ-style offset into the past (`-7d`, `-2w`, `-1m`).
 fn range_day(s: &str, today: NaiveDate) -> Result<NaiveDate> {
@@ -120,7 +129,7 @@ fn range_day(s: &str, today: NaiveDate) -> Result<NaiveDate> {
 
 /// td's date filters for `td list --created/--updated/--closed`: `after:D`, `before:D`, `D..`,
 /// `..D`, `D..E` (inclusive of both days), or a single day `D`.
-pub fn parse_day_range(s: &str, today: NaiveDate) -> Result<crate::query::DayRange> {
+pub fn parse_day_range(s: &str, today: NaiveDate) -> Result<DayRange> {
     let day = |d: NaiveDate| d.format("%Y-%m-%d").to_string();
     let next = |d: NaiveDate| day(d + Duration::days(1));
     let s = s.trim();
@@ -140,7 +149,7 @@ pub fn parse_day_range(s: &str, today: NaiveDate) -> Result<crate::query::DayRan
         let d = range_day(s, today)?;
         (Some(day(d)), Some(next(d)))
     };
-    Ok(crate::query::DayRange { from, until })
+    Ok(DayRange { from, until })
 }
 
 #[cfg(test)]
@@ -196,7 +205,7 @@ mod tests {
             );
         }
         let r = |s: &str| parse_day_range(s, d("2026-11-24")).unwrap();
-        let range = |a: Option<&str>, b: Option<&str>| crate::query::DayRange {
+        let range = |a: Option<&str>, b: Option<&str>| DayRange {
             from: a.map(String::from),
             until: b.map(String::from),
         };

@@ -91,11 +91,11 @@ pub struct ListFilter {
     /// Inside this epic, at any depth (`--epic`).
     pub epic: Option<String>,
     /// Created on or after / before these days (`YYYY-MM-DD`; `--created`).
-    pub created: Option<DayRange>,
+    pub created: Option<crate::dates::DayRange>,
     /// Updated in this range (`--updated`).
-    pub updated: Option<DayRange>,
+    pub updated: Option<crate::dates::DayRange>,
     /// Closed in this range (`--closed`).
-    pub closed: Option<DayRange>,
+    pub closed: Option<crate::dates::DayRange>,
     /// Which deferred or due issues to show (td hides deferred ones unless `--all`).
     pub dates: DateView,
     /// "Today" for deferral and due dates (`YYYY-MM-DD`; empty: the local date).
@@ -123,15 +123,6 @@ pub fn parse_points(s: &str) -> Result<(Option<i64>, Option<i64>)> {
     }
     let n = num(s)?;
     Ok((Some(n), Some(n)))
-}
-
-/// A range of days: on or after `from`, before `until` (`YYYY-MM-DD`, either open).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DayRange {
-    /// First day included.
-    pub from: Option<String>,
-    /// First day excluded.
-    pub until: Option<String>,
 }
 
 /// td's deferral views of `td list`.

@@ -233,11 +233,27 @@ fn main() {
             // list), and a plain query alone.
             let cross: Vec<Duration> = (0..RUNS)
                 .map(|_| {
-                    td(&root, &cfg, &["query", "log.message ~ \"cache\" AND priority <= P1", "--json", "-n", "0"])
+                    td(
+                        &root,
+                        &cfg,
+                        &[
+                            "query",
+                            "log.message ~ \"cache\" AND priority <= P1",
+                            "--json",
+                            "-n",
+                            "0",
+                        ],
+                    )
                 })
                 .collect();
             let plain_q: Vec<Duration> = (0..RUNS)
-                .map(|_| td(&root, &cfg, &["query", "priority <= P1", "--json", "-n", "0"]))
+                .map(|_| {
+                    td(
+                        &root,
+                        &cfg,
+                        &["query", "priority <= P1", "--json", "-n", "0"],
+                    )
+                })
                 .collect();
             println!(
                 "         query log.message ~ cache AND priority <= P1: {:7.2} ms  plain query: {:7.2} ms  (p50)  cross/list {:.2}x",

@@ -37,7 +37,7 @@ fn unknown_ids_generic_and_long_titles_and_bad_values() {
             "invalid_input",
         ),
         (
-            vec!["create", "Valid title here", "--due", "tomorrow"],
+            vec!["create", "Valid title here", "--due", "someday"],
             "invalid_input",
         ),
         (

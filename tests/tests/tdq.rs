@@ -452,6 +452,15 @@ fn queries_table() {
         .map(|i| name_of[&id_of(i)])
         .collect();
     assert_eq!(on_board, ["Login bug"]);
+    // td's spelling: the query after the name.
+    r.json(&["board", "create", "Bugs", "type = bug AND is(open)"]);
+    let shown = r.json(&["board", "show", "Bugs"]);
+    assert!(shown["issues"].as_array().unwrap().is_empty());
+    assert_eq!(
+        r.run(&["board", "create", "Typo", "type = bg", "--json"])
+            .error_code(),
+        "invalid_input"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -32,11 +32,15 @@ impl ViewMode {
 /// `td board`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum BoardCommand {
-    /// Create a board; without --query it shows every issue.
+    /// Create a board; without a query it shows every issue.
     Create {
         /// Board name.
         name: String,
-        /// Which issues it shows (see `td query --help`), e.g. "labels ~ sync".
+        /// Which issues it shows, in TDQ (see `td query --help`), e.g. "labels ~ sync" (as td,
+        /// also accepted after the name).
+        #[arg(value_name = "QUERY", conflicts_with = "query")]
+        query_arg: Option<String>,
+        /// Which issues it shows, in TDQ.
         #[arg(short = 'q', long)]
         query: Option<String>,
     },
@@ -118,8 +122,12 @@ fn board_line(b: &BoardRow) -> String {
 pub(crate) fn run(c: &BoardCommand, cx: &mut Cx<'_>) -> Result<()> {
     let (p, json) = (&mut *cx.p, cx.json);
     match c {
-        BoardCommand::Create { name, query } => {
-            let b = p.board_create(name, query.as_deref())?;
+        BoardCommand::Create {
+            name,
+            query_arg,
+            query,
+        } => {
+            let b = p.board_create(name, query.as_deref().or(query_arg.as_deref()))?;
             let v = json!({"action": "created", "id": b.id, "board": to_json(&b)});
             emit(json, &v, || format!("CREATED board {}", board_line(&b)));
         }
