@@ -8,6 +8,7 @@ pub mod hub;
 pub mod hub_sync;
 pub mod identity;
 pub mod peer;
+pub mod serve;
 pub mod tls;
 
 pub use error::TransportError;

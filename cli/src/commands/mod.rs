@@ -64,6 +64,7 @@ mod review;
 mod reviewable;
 mod search;
 mod security;
+mod serve;
 mod session;
 mod show;
 mod start;
@@ -259,6 +260,8 @@ pub(crate) enum Command {
     Stats(info::StatsArgs),
     /// Reviews recorded by their implementer and closes past the review policy.
     Security,
+    /// td's HTTP API and live events (server-sent events) for this project, on 127.0.0.1.
+    Serve(serve::Args),
     /// Failed commands: this td keeps no such log (see the message).
     Errors,
     /// Upgrading td: install a newer build (see the message).
@@ -425,6 +428,7 @@ impl Command {
             Command::Info | Command::DebugStats => info::run(cx),
             Command::Stats(a) => info::run_stats(a, cx),
             Command::Security => security::run(cx),
+            Command::Serve(a) => serve::run(a, cx),
             Command::Errors => security::errors(cx),
             Command::Import(a) => import::run(a, cx),
             Command::Deleted => deleted::run(cx),
@@ -501,6 +505,7 @@ impl Command {
             | Command::Whoami
             | Command::Export(_)
             | Command::Rebuild
+            | Command::Serve(_)
             | Command::Doctor
             | Command::Info
             | Command::DebugStats
@@ -610,6 +615,7 @@ impl Command {
             | Command::Upgrade
             | Command::Errors
             | Command::Last(_)
+            | Command::Serve(_)
             | Command::Rebuild => None,
         }
     }

@@ -142,7 +142,8 @@ fn serve(p: &Project, root: &Path, listen: &str) -> Result<()> {
     })
 }
 
-async fn shutdown_signal() {
+/// Resolves on Ctrl-C or SIGTERM (graceful shutdown of `td peer serve` and `td serve`).
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -1,0 +1,112 @@
+//! `td serve`: td's HTTP API and live events for this project (`docs/serve.md`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args as ClapArgs;
+use td_engine::{Project, SessionContext};
+use td_transport::serve::{serve, ServeConfig};
+
+use super::Cx;
+use crate::output::invalid;
+
+/// Arguments of `td serve`.
+#[derive(Debug, ClapArgs)]
+#[command(after_help = "Examples:
+  td serve                         http://127.0.0.1:<auto port>, port in .todos/serve-port
+  td serve -p 8080 --cors http://localhost:3000
+  td serve -a 0.0.0.0 -p 8080 --token \"$TD_SERVE_TOKEN\"   (a token is required off loopback)
+
+Routes: GET /health; /v1/issues (GET ?status=&type=&labels=&q=&query=<TDQ>&limit=, POST),
+/v1/issues/{id} (GET, PATCH, DELETE; If-Match: <version> → 409 when stale),
+POST /v1/issues/{id}/start|review|approve|reject|block|unblock|close|reopen, /comments,
+/dependencies; PUT /v1/focus; GET /v1/boards[/{id}], /v1/sessions, /v1/stats, /v1/labels;
+GET /v1/events (server-sent events: refresh, records, conflicts, members).")]
+pub(crate) struct Args {
+    /// Port to listen on (0: any free port).
+    #[arg(short = 'p', long, default_value_t = 0)]
+    pub port: u16,
+    /// Address to bind (127.0.0.1 by default; any other needs --token).
+    #[arg(short = 'a', long, default_value = "127.0.0.1")]
+    pub addr: String,
+    /// Bearer token every /v1 request must carry (Authorization: Bearer <token>).
+    #[arg(long, env = "TD_SERVE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Browser origins allowed to call the API (repeatable or comma-separated; * for any).
+    #[arg(long, value_delimiter = ',')]
+    pub cors: Vec<String>,
+    /// How often to look for changes made by other processes, for /v1/events (e.g. 2s, 500ms).
+    #[arg(long, default_value = "2s")]
+    pub interval: String,
+}
+
+fn interval(s: &str) -> Result<Duration> {
+    let ms = match s.strip_suffix("ms") {
+        Some(n) => n
+            .parse::<u64>()
+            .map_err(|_| invalid(format!("invalid --interval '{s}'")))?,
+        None => crate::output::parse_duration(s)? as u64 * 1000,
+    };
+    if ms < 50 {
+        return Err(invalid(format!(
+            "--interval {s} is too short (at least 50ms)"
+        )));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+/// Runs `td serve` until Ctrl-C or SIGTERM.
+pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
+    let host = if a.addr == "localhost" {
+        "127.0.0.1"
+    } else {
+        a.addr.as_str()
+    };
+    let ip: IpAddr = host.parse().map_err(|_| {
+        invalid(format!(
+            "invalid --addr '{}': expected an IP address",
+            a.addr
+        ))
+    })?;
+    let token = a.token.clone().filter(|t| !t.is_empty());
+    if !ip.is_loopback() && token.is_none() {
+        return Err(invalid(format!(
+            "td serve binds {ip} only with a token: pass --token <secret> (or TD_SERVE_TOKEN), or bind 127.0.0.1"
+        )));
+    }
+    let cfg = ServeConfig {
+        addr: SocketAddr::new(ip, a.port),
+        token,
+        cors: a.cors.clone(),
+        interval: interval(&a.interval)?,
+        port_file: cx.root.join(".todos").join("serve-port"),
+    };
+    // The API acts as td's web session, as td's server does.
+    let web = SessionContext {
+        explicit: Some("td-serve-web".into()),
+        ..Default::default()
+    };
+    let project = Project::open(cx.root, cx.p.store.identity().clone(), &web)?;
+    let json = cx.json;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        serve(project, cfg, super::peer::shutdown_signal(), move |bound| {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"action": "listening", "url": format!("http://{bound}"), "port": bound.port()})
+                );
+            } else {
+                println!("td serve listening on http://{bound}");
+            }
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+        })
+        .await
+    })?;
+    eprintln!("stopped");
+    Ok(())
+}

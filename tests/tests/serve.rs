@@ -1,0 +1,426 @@
+//! `td serve`: td's API over real HTTP on 127.0.0.1 (each route family, success and each
+//! error, JSON shapes as the CLI's `--json`), live events for a local CLI write and for a
+//! peer sync round from another replica (real QUIC), and graceful shutdown on SIGTERM with an
+//! event stream open.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use td_tests::Replica;
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(r: &Replica, extra: &[&str]) -> Server {
+    let mut args = vec!["serve", "-p", "0", "--interval", "100ms"];
+    args.extend_from_slice(extra);
+    let mut child = r
+        .command(None, &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    Server { child, port }
+}
+
+/// One HTTP/1.1 request; (status, JSON body).
+fn call(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    if !body.is_empty() {
+        req.push_str("Content-Type: application/json\r\n");
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(&body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status: u16 = out.split(' ').nth(1).unwrap().parse().unwrap();
+    let payload = out.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    (status, serde_json::from_str(payload).unwrap_or(Value::Null))
+}
+
+const AUTH: (&str, &str) = ("Authorization", "Bearer s3cret");
+
+#[test]
+fn api_routes_successes_and_errors() {
+    let r = Replica::init();
+    let existing = r.create("Made by the CLI", &["-l", "cli"]);
+    let srv = start(&r, &["--token", "s3cret"]);
+    let p = srv.port;
+    assert!(r.root.join(".todos/serve-port").exists());
+
+    // /health is open; /v1 needs the token.
+    assert_eq!(
+        call(p, "GET", "/health", &[], None).1["data"]["status"],
+        "ok"
+    );
+    let (st, v) = call(p, "GET", "/v1/issues", &[], None);
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    assert_eq!(
+        call(
+            p,
+            "GET",
+            "/v1/issues",
+            &[("Authorization", "Bearer wrong")],
+            None
+        )
+        .0,
+        401
+    );
+
+    // Lists and gets in the CLI's shapes.
+    let (st, v) = call(p, "GET", "/v1/issues", &[AUTH], None);
+    assert_eq!(st, 200);
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["data"]["issues"][0], r.json(&["list"])[0]);
+    let (_, v) = call(p, "GET", &format!("/v1/issues/{existing}"), &[AUTH], None);
+    let cli = r.json(&["show", &existing]);
+    assert_eq!(v["data"]["title"], cli["title"]);
+    assert_eq!(v["data"]["version"], cli["version"]);
+    let keys = |o: &Value| -> Vec<String> { o.as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(keys(&v["data"]), keys(&cli));
+    let (_, v) = call(p, "GET", "/v1/issues?query=labels%20~%20cli", &[AUTH], None);
+    assert_eq!(v["data"]["issues"].as_array().unwrap().len(), 1);
+
+    // Create, then update with If-Match: stale is 409, current is 200.
+    let (st, v) = call(
+        p,
+        "POST",
+        "/v1/issues",
+        &[AUTH],
+        Some(json!({"title": "Made over HTTP", "priority": "P1", "labels": ["web"]})),
+    );
+    assert_eq!(st, 201, "{v}");
+    let id = v["data"]["id"].as_str().unwrap().to_string();
+    assert_eq!(r.json(&["show", &id])["priority"], "P1");
+    let version = r.json(&["show", &id])["version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, v) = call(
+        p,
+        "PATCH",
+        &format!("/v1/issues/{id}"),
+        &[AUTH, ("If-Match", "0000")],
+        Some(json!({"title": "x"})),
+    );
+    assert_eq!((st, v["error"]["code"].as_str()), (409, Some("conflict")));
+    let (st, _) = call(
+        p,
+        "PATCH",
+        &format!("/v1/issues/{id}"),
+        &[AUTH, ("If-Match", &version)],
+        Some(json!({"title": "Renamed over HTTP"})),
+    );
+    assert_eq!(st, 200);
+    assert_eq!(r.json(&["show", &id])["title"], "Renamed over HTTP");
+
+    // Errors: 404, 400 on bad input and bad bodies.
+    assert_eq!(call(p, "GET", "/v1/issues/td-000000", &[AUTH], None).0, 404);
+    assert_eq!(call(p, "GET", "/v1/nothing-here", &[AUTH], None).0, 404);
+    let (st, v) = call(p, "POST", "/v1/issues", &[AUTH], Some(json!({"title": ""})));
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (400, Some("validation_error"))
+    );
+    assert_eq!(
+        call(
+            p,
+            "POST",
+            "/v1/issues",
+            &[AUTH],
+            Some(json!({"title": "x", "colour": "red"}))
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        call(p, "GET", "/v1/issues?status=nope", &[AUTH], None).0,
+        400
+    );
+    assert_eq!(
+        call(p, "GET", "/v1/issues?query=status%20%3D", &[AUTH], None).0,
+        400
+    );
+
+    // Workflow: the review policy decides as in the CLI.
+    assert_eq!(
+        call(p, "POST", &format!("/v1/issues/{id}/start"), &[AUTH], None).0,
+        200
+    );
+    assert_eq!(
+        call(
+            p,
+            "POST",
+            &format!("/v1/issues/{id}/comments"),
+            &[AUTH],
+            Some(json!({"text": "from the web"}))
+        )
+        .0,
+        201
+    );
+    r.json(&["handoff", &id, "--done", "web work"]);
+    let (st, v) = call(p, "POST", &format!("/v1/issues/{id}/review"), &[AUTH], None);
+    assert_eq!(
+        (st, v["data"]["issue"]["status"].as_str()),
+        (200, Some("in_review"))
+    );
+    // The web session implemented it: approving its own work is refused (trusted mode).
+    let (st, v) = call(
+        p,
+        "POST",
+        &format!("/v1/issues/{id}/approve"),
+        &[AUTH],
+        None,
+    );
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{v}"
+    );
+    assert_eq!(
+        r.json(&["approve", &id])["status"],
+        "closed",
+        "another session approves"
+    );
+    assert_eq!(
+        call(
+            p,
+            "POST",
+            &format!("/v1/issues/{id}/frobnicate"),
+            &[AUTH],
+            None
+        )
+        .0,
+        404
+    );
+    // Dependencies, focus, boards, sessions, stats, labels.
+    assert_eq!(
+        call(
+            p,
+            "POST",
+            &format!("/v1/issues/{existing}/dependencies"),
+            &[AUTH],
+            Some(json!({"depends_on": id}))
+        )
+        .0,
+        201
+    );
+    assert_eq!(
+        r.json(&["depends-on", &existing])["dependencies"][0]["id"],
+        id.as_str()
+    );
+    assert_eq!(
+        call(
+            p,
+            "DELETE",
+            &format!("/v1/issues/{existing}/dependencies/{id}"),
+            &[AUTH],
+            None
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        call(
+            p,
+            "DELETE",
+            &format!("/v1/issues/{existing}/dependencies/{id}"),
+            &[AUTH],
+            None
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        call(
+            p,
+            "PUT",
+            "/v1/focus",
+            &[AUTH],
+            Some(json!({"issue_id": existing}))
+        )
+        .0,
+        200
+    );
+    let (_, v) = call(p, "GET", "/v1/boards", &[AUTH], None);
+    assert_eq!(v["data"]["boards"][0]["id"], "bd-all-issues");
+    assert_eq!(
+        call(p, "GET", "/v1/boards/bd-all-issues", &[AUTH], None).0,
+        200
+    );
+    assert!(
+        call(p, "GET", "/v1/sessions", &[AUTH], None).1["data"]["sessions"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 2
+    );
+    assert_eq!(
+        call(p, "GET", "/v1/stats", &[AUTH], None).1["data"]["issues"],
+        2
+    );
+    let (_, v) = call(p, "GET", "/v1/labels", &[AUTH], None);
+    assert_eq!(
+        v["data"]["labels"],
+        json!([{"name": "cli", "count": 1}, {"name": "web", "count": 1}])
+    );
+    assert_eq!(
+        call(
+            p,
+            "DELETE",
+            &format!("/v1/issues/{existing}"),
+            &[AUTH],
+            None
+        )
+        .0,
+        200
+    );
+    assert!(!r.json(&["show", &existing])["deleted_at"].is_null());
+}
+
+#[test]
+fn binding_off_loopback_needs_a_token() {
+    let r = Replica::init();
+    let out = r.run(&["serve", "-a", "0.0.0.0", "--json"]);
+    assert_eq!(out.error_code(), "invalid_input");
+    assert!(out.stdout.contains("--token"));
+}
+
+/// Reads SSE events (name, data) from a stream on a thread.
+fn subscribe(port: u16) -> mpsc::Receiver<(String, Value)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut event = String::new();
+        for line in BufReader::new(s).lines().map_while(Result::ok) {
+            if let Some(e) = line.strip_prefix("event: ") {
+                event = e.to_string();
+            } else if let Some(d) = line.strip_prefix("data: ") {
+                let v = serde_json::from_str(d).unwrap_or(Value::Null);
+                if tx.send((event.clone(), v)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+fn wait_for(
+    rx: &mpsc::Receiver<(String, Value)>,
+    what: &str,
+    want: impl Fn(&str, &Value) -> bool,
+) -> (Value, Duration) {
+    let t = Instant::now();
+    let deadline = t + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (e, v) = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no {what} event in time"));
+        if want(&e, &v) {
+            return (v, t.elapsed());
+        }
+    }
+}
+
+#[test]
+fn live_events_for_cli_writes_and_peer_rounds_and_shutdown() {
+    let a = Replica::init();
+    let b = Replica::init();
+    let sa = a.serve();
+    a.befriend(&b, "a", &sa.addr);
+    b.json(&["peer", "sync", "a"]);
+    let mut srv = start(&b, &[]);
+    let rx = subscribe(srv.port);
+    wait_for(&rx, "ping", |e, _| e == "ping");
+
+    // A CLI write in another process: refresh, then the record, marked local.
+    let id = b.create("Written in a terminal", &[]);
+    let (v, took) = wait_for(&rx, "records", |e, v| {
+        e == "records" && v.to_string().contains(&id)
+    });
+    assert_eq!(v["records"][0]["local"], true);
+    eprintln!("local write reached the subscriber in {took:?}");
+
+    // A peer round: records from a's machine.
+    let there = a.create("Written on machine a", &[]);
+    b.json(&["peer", "sync", "a"]);
+    let a_machine = a.json(&["whoami"])["machine"].as_str().unwrap().to_string();
+    let (v, took) = wait_for(&rx, "records", |e, v| {
+        e == "records" && v.to_string().contains(&there)
+    });
+    let rec = v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["entity"] == there.as_str())
+        .unwrap();
+    assert_eq!(
+        (rec["local"].as_bool(), rec["machine"].as_str()),
+        (Some(false), Some(a_machine.as_str()))
+    );
+    eprintln!("peer round reached the subscriber in {took:?}");
+
+    // SIGTERM with a stream open: the server stops and removes its port file.
+    let pid = srv.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let t = Instant::now();
+    loop {
+        if let Some(status) = srv.child.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "td serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!b.root.join(".todos/serve-port").exists());
+}
