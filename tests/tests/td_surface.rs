@@ -1,11 +1,11 @@
 //! td v0.62's top-level commands and the aliases agents type, each answered by this binary
-//! (facts from td's `cmd/` package: every command registered on its root). `monitor` and
-//! `serve` are the live-view issues and are listed apart.
+//! (facts from td's `cmd/` package: every command registered on its root). `monitor` is a
+//! live-view issue still open and is listed apart.
 
 use td_tests::Replica;
 
 /// td's top-level commands.
-const TD_COMMANDS: [&str; 65] = [
+const TD_COMMANDS: [&str; 66] = [
     "approve",
     "block",
     "blocked",
@@ -52,6 +52,7 @@ const TD_COMMANDS: [&str; 65] = [
     "reviewable",
     "search",
     "security",
+    "serve",
     "session",
     "show",
     "start",
@@ -73,8 +74,8 @@ const TD_COMMANDS: [&str; 65] = [
     "ws",
 ];
 
-/// The views with issues of their own (`td monitor`, `td serve`).
-const LIVE_VIEWS: [&str; 2] = ["monitor", "serve"];
+/// The view with an issue of its own still open (`td monitor`).
+const LIVE_VIEWS: [&str; 1] = ["monitor"];
 
 /// td's aliases for them.
 const TD_ALIASES: [(&str, &str); 18] = [
@@ -244,6 +245,18 @@ const TD_FLAGS: &[(&str, &[&str])] = &[
     ("version", &["--short", "--check"]),
     ("session", &["--new"]),
     ("sync", &["--push", "--pull", "--status"]),
+    (
+        "serve",
+        &[
+            "-p",
+            "--port",
+            "-a",
+            "--addr",
+            "--token",
+            "--cors",
+            "--interval",
+        ],
+    ),
 ];
 
 /// td's subcommands (and their aliases) under a command, with their flags.
