@@ -106,11 +106,20 @@ async fn auth(State(s): State<AppState>, req: Request, next: Next) -> Response {
     if let Some(token) = &s.token {
         let path = req.uri().path();
         if path.starts_with("/v1") && req.method() != Method::OPTIONS {
-            let given = req
+            // A browser's EventSource cannot send headers: `/v1/events` also takes the token
+            // as `?access_token=`.
+            let from_query = (path == "/v1/events")
+                .then(|| req.uri().query().unwrap_or(""))
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")))
+                .map(String::from);
+            let header_token = req
                 .headers()
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "));
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(String::from);
+            let given = header_token.or(from_query);
+            let given = given.as_deref();
             // Compared without an early exit on the first differing byte.
             let matches = given.is_some_and(|g| {
                 g.len() == token.len()

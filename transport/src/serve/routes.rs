@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use futures_util::stream::Stream;
@@ -425,6 +425,61 @@ async fn events(State(s): State<AppState>) -> Sse<impl Stream<Item = Result<Even
     Sse::new(hello.chain(stream).take_until(Box::pin(stop))).keep_alive(KeepAlive::default())
 }
 
+/// `GET /`: the web board (one page, no external assets: it works offline).
+async fn board_page() -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                axum::http::header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
+            ),
+        ],
+        include_str!("board.html"),
+    )
+        .into_response()
+}
+
+/// `GET /v1/records?after=&limit=`: the change log's records (as `td sync tail`).
+async fn records(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
+    let num = |k: &str| -> Result<Option<i64>, ApiError> {
+        q.get(k)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| bad(format!("{k} must be a number")))
+            })
+            .transpose()
+    };
+    let (after, limit) = (num("after")?, num("limit")?.unwrap_or(200).clamp(1, 5000));
+    let rows = with_project(&s, false, move |p| p.log_tail(after, limit as usize)).await?;
+    Ok(ok(
+        StatusCode::OK,
+        json!({"records": rows.iter().map(to_json).collect::<Vec<_>>()}),
+    ))
+}
+
+/// `GET /v1/peers`: the peers this replica syncs with.
+async fn peers(State(s): State<AppState>) -> ApiResult {
+    let list = with_project(&s, false, |p| p.peers()).await?;
+    Ok(ok(
+        StatusCode::OK,
+        json!({"peers": list.iter().map(|p| p.to_json()).collect::<Vec<_>>()}),
+    ))
+}
+
+/// `GET /v1/conflicts?all=true`: concurrent edits that overwrote one another.
+async fn conflicts(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let all = q.get("all").is_some_and(|v| v == "true" || v == "1");
+    let list = with_project(&s, false, move |p| p.conflicts(all, None)).await?;
+    Ok(ok(
+        StatusCode::OK,
+        json!({"conflicts": list.iter().map(|c| c.to_json()).collect::<Vec<_>>()}),
+    ))
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
@@ -432,7 +487,11 @@ async fn not_found() -> ApiError {
 /// Every route.
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(board_page))
         .route("/health", get(health))
+        .route("/v1/records", get(records))
+        .route("/v1/peers", get(peers))
+        .route("/v1/conflicts", get(conflicts))
         .route("/v1/issues", get(list_issues).post(create_issue))
         .route(
             "/v1/issues/{id}",
