@@ -378,6 +378,8 @@ pub mod inproc {
     }
 }
 
+pub mod browser;
+
 /// Engine-level replicas for in-process multi-replica tests (no binary, no sockets).
 pub mod mesh {
     use std::path::PathBuf;

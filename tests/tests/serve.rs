@@ -424,3 +424,61 @@ fn live_events_for_cli_writes_and_peer_rounds_and_shutdown() {
     }
     assert!(!b.root.join(".todos/serve-port").exists());
 }
+
+/// The web board at `/`, in a real headless browser: columns by status with the issues, a
+/// card opens the side panel with the issue's logs, and an issue written by a command in
+/// another process appears without a reload, marked with where it was changed.
+#[test]
+fn web_board_in_a_real_browser_updates_live() {
+    let r = Replica::init();
+    let a = r.create("First on the board", &["-l", "ui", "-p", "P1"]);
+    r.json(&["start", &a]);
+    r.json(&["log", &a, "wired the columns"]);
+    let srv = start(&r, &["--token", "s3cret"]);
+    let mut b =
+        td_tests::browser::Browser::open(&format!("http://127.0.0.1:{}/?token=s3cret", srv.port));
+    b.wait_for("document.querySelectorAll('button.card').length === 1", 30);
+    b.wait_for("document.getElementById('live').dataset.on === 'true'", 30);
+    let column = b.eval(&format!(
+        "document.querySelector('button.card[data-id=\"{a}\"]').closest('section').getAttribute('aria-label')"
+    ));
+    assert_eq!(column, "in_progress");
+    assert_eq!(
+        b.eval("document.querySelector('button.card .pri').textContent"),
+        "P1"
+    );
+    // Keyboard and screen readers: cards are buttons with a label.
+    assert!(b
+        .eval("document.querySelector('button.card').getAttribute('aria-label')")
+        .as_str()
+        .unwrap()
+        .contains("First on the board"));
+    // The side panel.
+    b.eval("document.querySelector('button.card').click(); true");
+    b.wait_for("!document.getElementById('panel').hidden", 10);
+    b.wait_for(
+        "document.getElementById('panel-body').textContent.includes('wired the columns')",
+        10,
+    );
+    // Live: a write from another process appears without a reload.
+    let marker = b.eval("window.__marker = 42; true");
+    assert_eq!(marker, true);
+    let second = r.create("Arrived while watching", &[]);
+    let took = b.wait_for(
+        &format!("!!document.querySelector('button.card[data-id=\"{second}\"]')"),
+        20,
+    );
+    eprintln!("the board showed a CLI write after {took:?}");
+    assert_eq!(b.eval("window.__marker"), 42, "the page was not reloaded");
+    let by = b.eval(&format!(
+        "document.querySelector('button.card[data-id=\"{second}\"] .by').textContent"
+    ));
+    assert_eq!(by, "changed on this machine");
+    // Hostile text stays text.
+    let evil = r.create("<img src=x onerror=\"window.__pwned=1\">", &[]);
+    b.wait_for(
+        &format!("!!document.querySelector('button.card[data-id=\"{evil}\"]')"),
+        20,
+    );
+    assert_eq!(b.eval("window.__pwned === undefined"), true);
+}
