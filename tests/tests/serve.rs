@@ -287,6 +287,79 @@ fn api_routes_successes_and_errors() {
         call(p, "GET", "/v1/boards/bd-all-issues", &[AUTH], None).0,
         200
     );
+    // Board writes and positions, as the CLI's.
+    let (st, v) = call(
+        p,
+        "POST",
+        "/v1/boards",
+        &[AUTH],
+        Some(json!({"name": "Web work", "query": "labels ~ web"})),
+    );
+    assert_eq!(st, 201, "{v}");
+    let board = v["data"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        call(
+            p,
+            "POST",
+            "/v1/boards",
+            &[AUTH],
+            Some(json!({"name": "Bad", "query": "type = bg"}))
+        )
+        .0,
+        400
+    );
+    let (_, v) = call(p, "GET", &format!("/v1/boards/{board}"), &[AUTH], None);
+    assert_eq!(v["data"]["issues"][0]["id"], id.as_str());
+    assert_eq!(
+        call(
+            p,
+            "POST",
+            &format!("/v1/boards/{board}/issues"),
+            &[AUTH],
+            Some(json!({"issue_id": id, "position": 1}))
+        )
+        .0,
+        200
+    );
+    assert!(r.json(&["board", "show", &board])["issues"][0]["position"].is_number());
+    assert_eq!(
+        call(
+            p,
+            "DELETE",
+            &format!("/v1/boards/{board}/issues/{id}"),
+            &[AUTH],
+            None
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        call(
+            p,
+            "DELETE",
+            &format!("/v1/boards/{board}/issues/{id}"),
+            &[AUTH],
+            None
+        )
+        .0,
+        404
+    );
+    let (_, v) = call(
+        p,
+        "PATCH",
+        &format!("/v1/boards/{board}"),
+        &[AUTH],
+        Some(json!({"name": "Renamed board"})),
+    );
+    assert_eq!(v["data"]["name"], "Renamed board");
+    assert_eq!(
+        call(p, "DELETE", &format!("/v1/boards/{board}"), &[AUTH], None).0,
+        200
+    );
+    assert_eq!(
+        call(p, "GET", &format!("/v1/boards/{board}"), &[AUTH], None).0,
+        404
+    );
     assert!(
         call(p, "GET", "/v1/sessions", &[AUTH], None).1["data"]["sessions"]
             .as_array()
@@ -481,4 +554,43 @@ fn web_board_in_a_real_browser_updates_live() {
         20,
     );
     assert_eq!(b.eval("window.__pwned === undefined"), true);
+}
+
+/// A hub pull (real `tursodb`) reaches event subscribers too, as records from the writing
+/// machine.
+#[test]
+fn live_events_for_a_hub_pull() {
+    let hub = td_tests::hub::Hub::start();
+    let a = Replica::init();
+    let b = Replica::init();
+    a.json(&["member", "add", &b.public_key()]);
+    assert_eq!(
+        a.json(&["sync", "init", "--hub", &hub.url()])["action"],
+        "connected"
+    );
+    assert_eq!(
+        b.json(&["sync", "init", "--hub", &hub.url()])["action"],
+        "joined"
+    );
+    let srv = start(&b, &[]);
+    let rx = subscribe(srv.port);
+    wait_for(&rx, "ping", |e, _| e == "ping");
+    let id = a.create("Pushed to the hub by a", &[]);
+    a.json(&["sync", "--push"]);
+    b.json(&["sync", "--pull"]);
+    let a_machine = a.json(&["whoami"])["machine"].as_str().unwrap().to_string();
+    let (v, took) = wait_for(&rx, "records", |e, v| {
+        e == "records" && v.to_string().contains(&id)
+    });
+    let rec = v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["entity"] == id.as_str())
+        .unwrap();
+    assert_eq!(
+        (rec["local"].as_bool(), rec["machine"].as_str()),
+        (Some(false), Some(a_machine.as_str()))
+    );
+    eprintln!("hub pull reached the subscriber in {took:?}");
 }

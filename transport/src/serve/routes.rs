@@ -372,6 +372,85 @@ async fn get_board(State(s): State<AppState>, Path(id): Path<String>) -> ApiResu
     Ok(ok(StatusCode::OK, to_json(&view)))
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BoardBody {
+    name: Option<String>,
+    query: Option<String>,
+    view_mode: Option<String>,
+}
+
+async fn create_board(State(s): State<AppState>, raw: Option<Json<Value>>) -> ApiResult {
+    let b: BoardBody = body(raw)?;
+    let name = b.name.ok_or_else(|| bad("name is required"))?;
+    let row = with_project(&s, true, move |p| p.board_create(&name, b.query.as_deref())).await?;
+    Ok(ok(StatusCode::CREATED, to_json(&row)))
+}
+
+async fn update_board(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    raw: Option<Json<Value>>,
+) -> ApiResult {
+    let b: BoardBody = body(raw)?;
+    let edit = td_engine::ops::boards::BoardEdit {
+        name: b.name,
+        query: b.query,
+        view_mode: b.view_mode,
+    };
+    let (row, _) = with_project(&s, true, move |p| p.board_edit(&id, &edit)).await?;
+    Ok(ok(StatusCode::OK, to_json(&row)))
+}
+
+async fn delete_board(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let row = with_project(&s, true, move |p| p.board_delete(&id)).await?;
+    Ok(ok(StatusCode::OK, to_json(&row)))
+}
+
+#[derive(Debug, Deserialize)]
+struct PositionBody {
+    issue_id: String,
+    position: i64,
+}
+
+async fn set_board_position(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    raw: Option<Json<Value>>,
+) -> ApiResult {
+    let b: PositionBody = body(raw)?;
+    if b.position < 1 {
+        return Err(bad("position is 1-based"));
+    }
+    let issue = model::normalize_issue_id(&b.issue_id);
+    let i2 = issue.clone();
+    let (row, stored) = with_project(&s, true, move |p| p.board_move(&id, &i2, b.position)).await?;
+    Ok(ok(
+        StatusCode::OK,
+        json!({"board_id": row.id, "issue_id": issue, "position": b.position, "stored_position": stored}),
+    ))
+}
+
+async fn remove_board_position(
+    State(s): State<AppState>,
+    Path((id, issue)): Path<(String, String)>,
+) -> ApiResult {
+    let issue = model::normalize_issue_id(&issue);
+    let i2 = issue.clone();
+    let (row, removed) = with_project(&s, true, move |p| p.board_unposition(&id, &i2)).await?;
+    if !removed {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{issue} has no position on board {}", row.id),
+        ));
+    }
+    Ok(ok(
+        StatusCode::OK,
+        json!({"board_id": row.id, "issue_id": issue}),
+    ))
+}
+
 async fn sessions(State(s): State<AppState>) -> ApiResult {
     let list = with_project(&s, false, |p| p.sessions()).await?;
     Ok(ok(
@@ -505,8 +584,16 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/v1/issues/{id}/{action}", post(transition))
         .route("/v1/focus", put(set_focus))
-        .route("/v1/boards", get(list_boards))
-        .route("/v1/boards/{id}", get(get_board))
+        .route("/v1/boards", get(list_boards).post(create_board))
+        .route(
+            "/v1/boards/{id}",
+            get(get_board).patch(update_board).delete(delete_board),
+        )
+        .route("/v1/boards/{id}/issues", post(set_board_position))
+        .route(
+            "/v1/boards/{id}/issues/{issue}",
+            axum::routing::delete(remove_board_position),
+        )
         .route("/v1/sessions", get(sessions))
         .route("/v1/stats", get(stats))
         .route("/v1/labels", get(labels))
