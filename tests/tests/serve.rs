@@ -287,6 +287,38 @@ fn api_routes_successes_and_errors() {
         call(p, "GET", "/v1/boards/bd-all-issues", &[AUTH], None).0,
         200
     );
+    // A recorded review (td's record-only), and td's monitor snapshot.
+    let other = r.create("Reviewed over HTTP", &[]);
+    r.json_as("impl", &["start", &other]);
+    r.json_as("impl", &["handoff", &other, "--done", "x"]);
+    r.json_as("impl", &["review", &other]);
+    let (st, v) = call(
+        p,
+        "POST",
+        &format!("/v1/issues/{other}/reviews"),
+        &[AUTH],
+        Some(json!({"decision": "changes_requested", "reason": "add tests"})),
+    );
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["data"]["issue"]["status"], "in_review");
+    assert_eq!(
+        r.json(&["show", &other])["reviews"][0]["decision"],
+        "changes_requested"
+    );
+    assert_eq!(
+        call(
+            p,
+            "POST",
+            &format!("/v1/issues/{other}/reviews"),
+            &[AUTH],
+            Some(json!({"decision": "maybe"}))
+        )
+        .0,
+        400
+    );
+    let (st, v) = call(p, "GET", "/v1/monitor", &[AUTH], None);
+    assert_eq!(st, 200);
+    assert!(v["data"]["session"].is_string(), "{v}");
     // Board writes and positions, as the CLI's.
     let (st, v) = call(
         p,
@@ -369,7 +401,7 @@ fn api_routes_successes_and_errors() {
     );
     assert_eq!(
         call(p, "GET", "/v1/stats", &[AUTH], None).1["data"]["issues"],
-        2
+        3
     );
     let (_, v) = call(p, "GET", "/v1/labels", &[AUTH], None);
     assert_eq!(

@@ -282,6 +282,60 @@ async fn transition(
     ))
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReviewBody {
+    decision: Option<String>,
+    reason: Option<String>,
+    reviewed_by: Option<String>,
+    #[serde(default)]
+    self_review: bool,
+}
+
+/// `POST /v1/issues/{id}/reviews`: records a review without closing (td's `approve
+/// --record-only [--decision changes_requested]`).
+async fn record_review(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    raw: Option<Json<Value>>,
+) -> ApiResult {
+    let b: ReviewBody = body(raw)?;
+    let changes_requested = match b.decision.as_deref().unwrap_or("approved") {
+        "approved" => false,
+        "changes_requested" => true,
+        other => {
+            return Err(bad(format!(
+                "invalid decision {other:?} (want approved or changes_requested)"
+            )))
+        }
+    };
+    let version = if_match(&headers);
+    let opts = ApproveOptions {
+        reviewed_by: b.reviewed_by,
+        self_review: b.self_review,
+        reason: b.reason,
+        record_only: true,
+        changes_requested,
+    };
+    let out = with_project(&s, true, move |p| {
+        p.approve(&model::normalize_issue_id(&id), &opts, version.as_deref())
+    })
+    .await?;
+    Ok(ok(
+        StatusCode::CREATED,
+        json!({"issue": issue_json(&out.issue), "changed": out.changed}),
+    ))
+}
+
+/// `GET /v1/monitor`: what td's monitor shows first, for this server's session: focus, work
+/// in progress, reviews awaiting, issues ready to close and to start (as `td usage --json`).
+async fn monitor(State(s): State<AppState>) -> ApiResult {
+    let today = td_engine::dates::today().format("%Y-%m-%d").to_string();
+    let u = with_project(&s, false, move |p| p.usage(&today)).await?;
+    Ok(ok(StatusCode::OK, to_json(&u)))
+}
+
 #[derive(Debug, Deserialize)]
 struct CommentBody {
     text: String,
@@ -577,6 +631,8 @@ pub(crate) fn router(state: AppState) -> Router {
             get(get_issue).patch(update_issue).delete(delete_issue),
         )
         .route("/v1/issues/{id}/comments", post(add_comment))
+        .route("/v1/issues/{id}/reviews", post(record_review))
+        .route("/v1/monitor", get(monitor))
         .route("/v1/issues/{id}/dependencies", post(add_dependency))
         .route(
             "/v1/issues/{id}/dependencies/{dep}",
