@@ -197,6 +197,61 @@ fn api_routes_successes_and_errors() {
         .0,
         201
     );
+    // A comment made and deleted over HTTP: the row goes (a tombstone, so it syncs).
+    let (st, v) = call(
+        p,
+        "POST",
+        &format!("/v1/issues/{id}/comments"),
+        &[AUTH],
+        Some(json!({"text": "to be deleted"})),
+    );
+    assert_eq!(st, 201);
+    let cid = v["data"]["id"].as_str().unwrap().to_string();
+    assert!(r
+        .json(&["comments", &id])
+        .to_string()
+        .contains("to be deleted"));
+    assert_eq!(
+        call(
+            p,
+            "DELETE",
+            &format!("/v1/issues/{id}/comments/{cid}"),
+            &[AUTH],
+            None
+        )
+        .0,
+        200
+    );
+    assert!(!r
+        .json(&["comments", &id])
+        .to_string()
+        .contains("to be deleted"));
+    assert!(r
+        .json(&["comments", &id])
+        .to_string()
+        .contains("from the web"));
+    assert_eq!(
+        call(
+            p,
+            "DELETE",
+            &format!("/v1/issues/{id}/comments/{cid}"),
+            &[AUTH],
+            None
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        call(
+            p,
+            "DELETE",
+            &format!("/v1/issues/{existing}/comments/{cid}"),
+            &[AUTH],
+            None
+        )
+        .0,
+        404
+    );
     r.json(&["handoff", &id, "--done", "web work"]);
     let (st, v) = call(p, "POST", &format!("/v1/issues/{id}/review"), &[AUTH], None);
     assert_eq!(
@@ -579,6 +634,18 @@ fn web_board_in_a_real_browser_updates_live() {
         "document.querySelector('button.card[data-id=\"{second}\"] .by').textContent"
     ));
     assert_eq!(by, "changed on this machine");
+    // td's board views: a board shows its issues in board order, positioned ones first.
+    r.json(&["board", "create", "Ordered", "-q", "status != closed"]);
+    r.json(&["board", "move", "Ordered", &second, "1"]);
+    b.eval("location.reload(); true");
+    b.wait_for("document.querySelectorAll('#view option').length === 3", 30);
+    b.eval("const s = document.getElementById('view'); s.value = [...s.options].find(o => o.textContent === 'Board: Ordered').value; s.dispatchEvent(new Event('change')); true");
+    b.wait_for(
+        "document.querySelector('#board section h2').textContent.startsWith('Ordered')",
+        20,
+    );
+    let first = b.eval("document.querySelector('#board ol.cards button.card').dataset.id");
+    assert_eq!(first, second.as_str(), "the positioned issue comes first");
     // Hostile text stays text.
     let evil = r.create("<img src=x onerror=\"window.__pwned=1\">", &[]);
     b.wait_for(

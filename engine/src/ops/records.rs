@@ -226,6 +226,29 @@ impl Project {
         })
     }
 
+    /// Deletes a comment of `issue` (td's API `DELETE /v1/issues/{id}/comments/{comment_id}`):
+    /// a tombstone in the comment's document, so the deletion syncs and the row goes on every
+    /// replica. `not_found` when the issue has no such comment.
+    pub fn delete_comment(&mut self, issue: &str, comment: &str) -> Result<()> {
+        let me = self.session.id.clone();
+        self.store.write(&me, |tx| {
+            let owner: Option<String> = tx
+                .conn()
+                .query_row(
+                    "SELECT issue_id FROM comments WHERE id = ?1",
+                    [comment],
+                    |r| r.get(0),
+                )
+                .ok();
+            if owner.as_deref() != Some(issue) {
+                return Err(crate::error::not_found(format!(
+                    "issue {issue} has no comment {comment}"
+                )));
+            }
+            tx.change(comment, |d| doc::put_str(d, "deleted_at", &now_timestamp()))
+        })
+    }
+
     /// `td handoff`: records what was done, what remains, decisions and open questions.
     pub fn handoff(&mut self, issue: &str, h: &HandoffText) -> Result<String> {
         if h.is_empty() {

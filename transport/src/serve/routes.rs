@@ -354,6 +354,19 @@ async fn add_comment(
     Ok(ok(StatusCode::CREATED, json!({"id": cid})))
 }
 
+async fn delete_comment(
+    State(s): State<AppState>,
+    Path((id, comment)): Path<(String, String)>,
+) -> ApiResult {
+    let issue = model::normalize_issue_id(&id);
+    let (i2, c2) = (issue.clone(), comment.clone());
+    with_project(&s, true, move |p| p.delete_comment(&i2, &c2)).await?;
+    Ok(ok(
+        StatusCode::OK,
+        json!({"issue_id": issue, "comment_id": comment}),
+    ))
+}
+
 #[derive(Debug, Deserialize)]
 struct DependencyBody {
     depends_on: String,
@@ -631,6 +644,10 @@ pub(crate) fn router(state: AppState) -> Router {
             get(get_issue).patch(update_issue).delete(delete_issue),
         )
         .route("/v1/issues/{id}/comments", post(add_comment))
+        .route(
+            "/v1/issues/{id}/comments/{comment}",
+            axum::routing::delete(delete_comment),
+        )
         .route("/v1/issues/{id}/reviews", post(record_review))
         .route("/v1/monitor", get(monitor))
         .route("/v1/issues/{id}/dependencies", post(add_dependency))
