@@ -153,6 +153,33 @@ impl Browser {
         }
     }
 
+    /// Saves a PNG of the page (a test artefact) to `path`.
+    pub fn screenshot(&mut self, path: &std::path::Path) {
+        let id = self.next;
+        self.next += 1;
+        let msg =
+            json!({"id": id, "method": "Page.captureScreenshot", "params": {"format": "png"}});
+        self.ws
+            .send(tungstenite::Message::Text(msg.to_string().into()))
+            .unwrap();
+        loop {
+            if let tungstenite::Message::Text(t) = self.ws.read().expect("devtools message") {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["id"] == id {
+                    use base64::Engine;
+                    let png = base64::engine::general_purpose::STANDARD
+                        .decode(v["result"]["data"].as_str().expect("screenshot data"))
+                        .unwrap();
+                    if let Some(dir) = path.parent() {
+                        std::fs::create_dir_all(dir).unwrap();
+                    }
+                    std::fs::write(path, png).unwrap();
+                    return;
+                }
+            }
+        }
+    }
+
     /// Waits until `js` evaluates to true (or panics after `secs`), returning how long it took.
     pub fn wait_for(&mut self, js: &str, secs: u64) -> Duration {
         let t = Instant::now();

@@ -646,6 +646,45 @@ fn web_board_in_a_real_browser_updates_live() {
     );
     let first = b.eval("document.querySelector('#board ol.cards button.card').dataset.id");
     assert_eq!(first, second.as_str(), "the positioned issue comes first");
+    // A change made on another replica, synced here, appears without a reload, marked with
+    // the machine it came from; a conflict from concurrent edits is marked on its card.
+    b.eval("document.getElementById('view').value = ''; document.getElementById('view').dispatchEvent(new Event('change')); true");
+    b.eval("window.__marker = 43; true");
+    let other = Replica::init();
+    let so = r.serve();
+    r.befriend(&other, "r", &so.addr);
+    other.json(&["peer", "sync", "r"]);
+    let remote = other.create("Made on the other laptop", &[]);
+    other.json(&["peer", "sync", "r"]);
+    b.wait_for(
+        &format!("!!document.querySelector('button.card[data-id=\"{remote}\"]')"),
+        20,
+    );
+    let other_machine = other.json(&["whoami"])["machine"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        b.eval(&format!(
+            "document.querySelector('button.card[data-id=\"{remote}\"] .by').textContent"
+        )),
+        format!("changed on {other_machine}").as_str()
+    );
+    assert_eq!(b.eval("window.__marker"), 43, "still no reload");
+    r.json(&["update", &a, "--title", "Title from here"]);
+    other.json(&["update", &a, "--title", "Title from the other laptop"]);
+    other.json(&["peer", "sync", "r"]);
+    b.wait_for(
+        &format!("!!document.querySelector('button.card[data-id=\"{a}\"] .conflict')"),
+        20,
+    );
+    let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/test-artefacts/web-board.png");
+    b.screenshot(&shot);
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 1000,
+        "a real screenshot"
+    );
     // Hostile text stays text.
     let evil = r.create("<img src=x onerror=\"window.__pwned=1\">", &[]);
     b.wait_for(
@@ -692,4 +731,79 @@ fn live_events_for_a_hub_pull() {
         (Some(false), Some(a_machine.as_str()))
     );
     eprintln!("hub pull reached the subscriber in {took:?}");
+}
+
+/// Hostile requests get a clear 4xx in td's envelope and write nothing.
+#[test]
+fn bad_requests_are_refused_and_write_nothing() {
+    let r = Replica::init();
+    let id = r.create("Only issue", &[]);
+    let srv = start(&r, &[]);
+    let p = srv.port;
+    let before = r.export();
+    let raw = |method: &str, path: &str, body: &str| -> (u16, Value) {
+        let mut s = TcpStream::connect(("127.0.0.1", p)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+        s.write_all(req.as_bytes()).unwrap();
+        let _ = s.write_all(body.as_bytes());
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        let status = out
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let payload = out.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+        (status, serde_json::from_str(payload).unwrap_or(Value::Null))
+    };
+    let cases: Vec<(&str, String, String, u16)> = vec![
+        ("POST", "/v1/issues".into(), "{\"title\": ".into(), 400),
+        ("POST", "/v1/issues".into(), "[1, 2]".into(), 400),
+        (
+            "POST",
+            "/v1/issues".into(),
+            format!("{{\"title\": \"{}\"}}", "x".repeat(2 << 20)),
+            413,
+        ),
+        (
+            "POST",
+            "/v1/issues".into(),
+            "{\"title\": \"t\", \"is_admin\": true}".into(),
+            400,
+        ),
+        (
+            "PATCH",
+            format!("/v1/issues/{id}"),
+            "{\"status\": \"nonsense\"}".into(),
+            400,
+        ),
+        (
+            "POST",
+            format!("/v1/issues/{id}/start"),
+            "{\"reasn\": \"typo\"}".into(),
+            400,
+        ),
+        (
+            "POST",
+            format!("/v1/issues/{id}/comments"),
+            "{}".into(),
+            400,
+        ),
+        (
+            "GET",
+            "/v1/issues/..%2F..%2Fetc%2Fpasswd".into(),
+            String::new(),
+            404,
+        ),
+        ("GET", "/v1/boards/..%2F..".into(), String::new(), 404),
+        ("GET", "/v1/issues?limit=lots".into(), String::new(), 400),
+    ];
+    for (method, path, body, want) in cases {
+        let (st, v) = raw(method, &path, &body);
+        assert_eq!(st, want, "{method} {path}: {v}");
+        assert_eq!(v["ok"], false, "{method} {path}: {v}");
+        assert!(v["error"]["code"].is_string(), "{method} {path}: {v}");
+    }
+    assert_eq!(r.export(), before, "nothing was written");
 }

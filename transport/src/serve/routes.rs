@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::Router;
 use futures_util::stream::Stream;
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -61,8 +61,31 @@ fn bad(msg: impl Into<String>) -> ApiError {
 }
 
 /// The JSON body, or td's validation error naming what is wrong with it.
-fn body<T: for<'de> Deserialize<'de>>(raw: Option<Json<Value>>) -> Result<T, ApiError> {
-    let v = raw.map(|Json(v)| v).unwrap_or(json!({}));
+/// A request body as received: refused past [`MAX_BODY`] before it is read whole.
+type Body = Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>;
+
+/// The largest request body accepted (an issue's texts fit many times over).
+pub(crate) const MAX_BODY: usize = 1 << 20;
+
+/// The JSON body (empty: `{}`), or td's error naming what is wrong with it: too large (413),
+/// not JSON, or fields this route does not take (400). Nothing is written either way.
+fn body<T: for<'de> Deserialize<'de>>(raw: Body) -> Result<T, ApiError> {
+    let bytes = raw.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "validation_error",
+                format!("request body larger than {} KiB", MAX_BODY / 1024),
+            )
+        } else {
+            bad(format!("cannot read the request body: {e}"))
+        }
+    })?;
+    let v: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("request body is not JSON: {e}")))?
+    };
     serde_json::from_value(v).map_err(|e| bad(format!("invalid request body: {e}")))
 }
 
@@ -182,7 +205,7 @@ impl IssueBody {
     }
 }
 
-async fn create_issue(State(s): State<AppState>, raw: Option<Json<Value>>) -> ApiResult {
+async fn create_issue(State(s): State<AppState>, raw: Body) -> ApiResult {
     let b: IssueBody = body(raw)?;
     let f = b.fields();
     let issue = with_project(&s, true, move |p| p.create(&f, &[], &[])).await?;
@@ -193,7 +216,7 @@ async fn update_issue(
     State(s): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    raw: Option<Json<Value>>,
+    raw: Body,
 ) -> ApiResult {
     let b: IssueBody = body(raw)?;
     let f = b.fields();
@@ -220,6 +243,7 @@ async fn delete_issue(
 
 /// The body of a transition: td's `reason` (or `comment`), and approve's attestations.
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct TransitionBody {
     reason: Option<String>,
     comment: Option<String>,
@@ -237,7 +261,7 @@ async fn transition(
     State(s): State<AppState>,
     Path((id, action)): Path<(String, String)>,
     headers: HeaderMap,
-    raw: Option<Json<Value>>,
+    raw: Body,
 ) -> ApiResult {
     let b: TransitionBody = body(raw)?;
     let version = if_match(&headers);
@@ -298,7 +322,7 @@ async fn record_review(
     State(s): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    raw: Option<Json<Value>>,
+    raw: Body,
 ) -> ApiResult {
     let b: ReviewBody = body(raw)?;
     let changes_requested = match b.decision.as_deref().unwrap_or("approved") {
@@ -337,15 +361,12 @@ async fn monitor(State(s): State<AppState>) -> ApiResult {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CommentBody {
     text: String,
 }
 
-async fn add_comment(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    raw: Option<Json<Value>>,
-) -> ApiResult {
+async fn add_comment(State(s): State<AppState>, Path(id): Path<String>, raw: Body) -> ApiResult {
     let b: CommentBody = body(raw)?;
     let cid = with_project(&s, true, move |p| {
         p.comment(&model::normalize_issue_id(&id), &b.text)
@@ -368,15 +389,12 @@ async fn delete_comment(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct DependencyBody {
     depends_on: String,
 }
 
-async fn add_dependency(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    raw: Option<Json<Value>>,
-) -> ApiResult {
+async fn add_dependency(State(s): State<AppState>, Path(id): Path<String>, raw: Body) -> ApiResult {
     let b: DependencyBody = body(raw)?;
     let (issue, on) = (
         model::normalize_issue_id(&id),
@@ -414,11 +432,12 @@ async fn delete_dependency(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FocusBody {
     issue_id: String,
 }
 
-async fn set_focus(State(s): State<AppState>, raw: Option<Json<Value>>) -> ApiResult {
+async fn set_focus(State(s): State<AppState>, raw: Body) -> ApiResult {
     let b: FocusBody = body(raw)?;
     let id = model::normalize_issue_id(&b.issue_id);
     let i2 = id.clone();
@@ -447,18 +466,14 @@ struct BoardBody {
     view_mode: Option<String>,
 }
 
-async fn create_board(State(s): State<AppState>, raw: Option<Json<Value>>) -> ApiResult {
+async fn create_board(State(s): State<AppState>, raw: Body) -> ApiResult {
     let b: BoardBody = body(raw)?;
     let name = b.name.ok_or_else(|| bad("name is required"))?;
     let row = with_project(&s, true, move |p| p.board_create(&name, b.query.as_deref())).await?;
     Ok(ok(StatusCode::CREATED, to_json(&row)))
 }
 
-async fn update_board(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    raw: Option<Json<Value>>,
-) -> ApiResult {
+async fn update_board(State(s): State<AppState>, Path(id): Path<String>, raw: Body) -> ApiResult {
     let b: BoardBody = body(raw)?;
     let edit = td_engine::ops::boards::BoardEdit {
         name: b.name,
@@ -475,6 +490,7 @@ async fn delete_board(State(s): State<AppState>, Path(id): Path<String>) -> ApiR
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PositionBody {
     issue_id: String,
     position: i64,
@@ -483,7 +499,7 @@ struct PositionBody {
 async fn set_board_position(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    raw: Option<Json<Value>>,
+    raw: Body,
 ) -> ApiResult {
     let b: PositionBody = body(raw)?;
     if b.position < 1 {
@@ -672,5 +688,6 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/labels", get(labels))
         .route("/v1/events", get(events))
         .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
