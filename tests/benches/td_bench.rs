@@ -87,6 +87,51 @@ fn populate(root: &Path, identity: &MachineIdentity, n: usize, logs: bool) {
     }
 }
 
+/// Starts `td serve` on the project, times `GET /v1/issues` (every issue) over a fresh
+/// connection each time, then opens 100 event-stream clients and reads the server's RSS.
+fn serve_list(root: &Path, cfg: &Path) -> (Duration, u64) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = Command::new(td_bin())
+        .arg("-w")
+        .arg(root)
+        .args(["serve", "-p", "0"])
+        .env("XDG_CONFIG_HOME", cfg)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().rsplit(':').next().unwrap().parse().unwrap();
+    let get = || {
+        let t = Instant::now();
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(b"GET /v1/issues?all=true&limit=100000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        assert!(out.starts_with(b"HTTP/1.1 200"));
+        t.elapsed()
+    };
+    get();
+    let gets: Vec<Duration> = (0..RUNS).map(|_| get()).collect();
+    let clients: Vec<std::net::TcpStream> = (0..100)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(b"GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let rss = td_tests::peak_rss_kb(child.id()).unwrap_or(0);
+    drop(clients);
+    let _ = child.kill();
+    let _ = child.wait();
+    (p50(gets), rss)
+}
+
 fn td(root: &Path, cfg: &Path, args: &[&str]) -> Duration {
     let t = Instant::now();
     let out = Command::new(td_bin())
@@ -260,6 +305,15 @@ fn main() {
                 ms(p50(cross.clone())),
                 ms(p50(plain_q)),
                 ms(p50(cross)) / ms(list)
+            );
+            // td serve (issue 15's target: GET /v1/issues within 1x of td list --json, the
+            // server keeping its store open).
+            let (get, rss) = serve_list(&root, &cfg);
+            println!(
+                "         td serve GET /v1/issues (all 10k): {:7.2} ms (p50)  get/list {:.2}x  (serve peak RSS {} KiB, 100 event clients open)",
+                ms(get),
+                ms(get) / ms(list),
+                rss
             );
             println!(
                 "         usage --new-session -q: {:7.2} ms  show: {:6.2} ms  (p50)  usage/show {:.2}x  usage/list {:.2}x",
