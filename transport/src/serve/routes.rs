@@ -127,10 +127,7 @@ async fn list_issues(
             Ok(p.query(&tdq, &opts)?.issues)
         })
         .await?;
-        return Ok(ok(
-            StatusCode::OK,
-            json!({"issues": issues.iter().map(issue_json).collect::<Vec<_>>()}),
-        ));
+        return Ok(issue_list(&issues));
     }
     let mut status = Vec::new();
     for st in split("status") {
@@ -150,10 +147,33 @@ async fn list_issues(
         ..Default::default()
     };
     let issues = with_project(&s, false, move |p| p.issues(&f)).await?;
-    Ok(ok(
-        StatusCode::OK,
-        json!({"issues": issues.iter().map(issue_json).collect::<Vec<_>>()}),
-    ))
+    Ok(issue_list(&issues))
+}
+
+/// `{"ok": true, "data": {"issues": [...]}}`, serialized straight from the read models (a
+/// listing of every issue is the largest response: no intermediate JSON tree).
+fn issue_list(issues: &[IssueView]) -> Response {
+    #[derive(serde::Serialize)]
+    struct Data<'a> {
+        issues: &'a [IssueView],
+    }
+    #[derive(serde::Serialize)]
+    struct Envelope<'a> {
+        ok: bool,
+        data: Data<'a>,
+    }
+    match serde_json::to_vec(&Envelope {
+        ok: true,
+        data: Data { issues },
+    }) {
+        Ok(bytes) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            .into_response(),
+    }
 }
 
 async fn get_issue(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
