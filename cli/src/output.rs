@@ -172,6 +172,23 @@ pub(crate) fn parse_duration(s: &str) -> anyhow::Result<i64> {
     Ok(total)
 }
 
+/// A polling interval: `500ms`, or a duration as [`parse_duration`] reads it (`2s`, `1m`);
+/// at least 50 ms, so a typo cannot make a loop spin.
+pub(crate) fn parse_interval(s: &str) -> anyhow::Result<std::time::Duration> {
+    let ms = match s.trim().strip_suffix("ms") {
+        Some(n) => n
+            .parse::<u64>()
+            .map_err(|_| invalid(format!("invalid interval '{s}': expected e.g. 500ms, 2s")))?,
+        None => parse_duration(s)? as u64 * 1000,
+    };
+    if ms < 50 {
+        return Err(invalid(format!(
+            "interval {s} is too short (at least 50ms)"
+        )));
+    }
+    Ok(std::time::Duration::from_millis(ms))
+}
+
 /// The longest duration accepted (td's limit: 100 years).
 const MAX_DURATION_SECS: i64 = 36_500 * 86_400;
 

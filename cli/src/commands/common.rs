@@ -346,3 +346,20 @@ pub(crate) fn set_date(cx: &mut super::Cx<'_>, a: &DateArgs, field: &str) -> Res
     });
     Ok(())
 }
+
+/// Types and priorities as given on the command line (`-t`, `-p` of `list` and `search`), in
+/// their canonical spellings; a bad one is refused naming the valid ones.
+pub(crate) fn types_and_priorities(
+    types: &[String],
+    priorities: &[String],
+) -> td_engine::Result<(Vec<String>, Vec<String>)> {
+    let t = types
+        .iter()
+        .map(|t| model::parse_type(t).map(String::from))
+        .collect::<td_engine::Result<_>>()?;
+    let p = priorities
+        .iter()
+        .map(|p| model::parse_priority(p).map(String::from))
+        .collect::<td_engine::Result<_>>()?;
+    Ok((t, p))
+}

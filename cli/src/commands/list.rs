@@ -215,11 +215,7 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
 
 /// The engine's list filter for the flags given.
 fn filter(a: &Args, cx: &Cx<'_>) -> Result<ListFilter> {
-    let norm = |v: &[String],
-                f: fn(&str) -> td_engine::Result<&'static str>|
-     -> td_engine::Result<Vec<String>> {
-        v.iter().map(|s| f(s).map(String::from)).collect()
-    };
+    let (types, priority) = super::common::types_and_priorities(&a.types, &a.priority)?;
     let mut all = a.all;
     let mut status = Vec::new();
     for s in &a.status {
@@ -253,9 +249,9 @@ fn filter(a: &Args, cx: &Cx<'_>) -> Result<ListFilter> {
     };
     Ok(ListFilter {
         status,
-        types: norm(&a.types, model::parse_type)?,
+        types,
         labels: a.labels.clone(),
-        priority: norm(&a.priority, model::parse_priority)?,
+        priority,
         search: a.search.clone(),
         parent: a.parent.as_deref().map(normalize_issue_id),
         mine: a.mine.then(|| cx.p.session.id.clone()),

@@ -38,23 +38,16 @@ pub(crate) struct Args {
 
 /// Runs `td search`.
 pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
+    let (types, priority) = super::common::types_and_priorities(&a.types, &a.priority)?;
     let f = ListFilter {
         status: a
             .status
             .iter()
             .map(|s| model::Status::parse(s).map(|s| s.as_str().to_string()))
             .collect::<td_engine::Result<_>>()?,
-        types: a
-            .types
-            .iter()
-            .map(|t| model::parse_type(t).map(String::from))
-            .collect::<td_engine::Result<_>>()?,
+        types,
         labels: a.labels.clone(),
-        priority: a
-            .priority
-            .iter()
-            .map(|p| model::parse_priority(p).map(String::from))
-            .collect::<td_engine::Result<_>>()?,
+        priority,
         limit: (a.limit > 0).then_some(a.limit),
         ..Default::default()
     };

@@ -1,7 +1,6 @@
 //! `td serve`: td's HTTP API and live events for this project (`docs/serve.md`).
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args as ClapArgs;
@@ -41,21 +40,6 @@ pub(crate) struct Args {
     pub interval: String,
 }
 
-fn interval(s: &str) -> Result<Duration> {
-    let ms = match s.strip_suffix("ms") {
-        Some(n) => n
-            .parse::<u64>()
-            .map_err(|_| invalid(format!("invalid --interval '{s}'")))?,
-        None => crate::output::parse_duration(s)? as u64 * 1000,
-    };
-    if ms < 50 {
-        return Err(invalid(format!(
-            "--interval {s} is too short (at least 50ms)"
-        )));
-    }
-    Ok(Duration::from_millis(ms))
-}
-
 /// Runs `td serve` until Ctrl-C or SIGTERM.
 pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
     let host = if a.addr == "localhost" {
@@ -79,7 +63,7 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
         addr: SocketAddr::new(ip, a.port),
         token,
         cors: a.cors.clone(),
-        interval: interval(&a.interval)?,
+        interval: crate::output::parse_interval(&a.interval)?,
         port_file: cx.root.join(".todos").join("serve-port"),
     };
     // The API acts as td's web session, as td's server does.

@@ -150,13 +150,7 @@ fn tail(
     json: bool,
 ) -> Result<()> {
     use std::io::Write;
-    let every = match interval.strip_suffix("ms") {
-        Some(ms) => ms
-            .parse::<u64>()
-            .map_err(|_| crate::output::invalid(format!("invalid interval '{interval}'")))?,
-        None => crate::output::parse_duration(interval)? as u64 * 1000,
-    }
-    .max(50);
+    let every = crate::output::parse_interval(interval)?;
     let line = |r: &td_engine::views::LogRecordView| {
         format!(
             "{:>8}  {}  {:<14} {:<12} {} {}{}",
@@ -197,7 +191,7 @@ fn tail(
     };
     print(&first)?;
     loop {
-        std::thread::sleep(std::time::Duration::from_millis(every));
+        std::thread::sleep(every);
         let rows = p.log_tail(Some(last), 1000)?;
         if let Some(r) = rows.last() {
             last = r.position;

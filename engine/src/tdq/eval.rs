@@ -691,18 +691,6 @@ fn sort_issues(issues: &mut [Issue], s: &Sort) {
     });
 }
 
-/// Does `issue` match `q`? For one issue at a time (boards, the monitor's filter); reads the
-/// related rows the query needs.
-pub fn matches_one(conn: &Connection, q: &Query, ctx: &EvalContext, issue: &Issue) -> Result<bool> {
-    let Some(root) = &q.root else {
-        return Ok(true);
-    };
-    let mut need = Needs::default();
-    needs(root, &mut need);
-    let rel = load(conn, &need, std::slice::from_ref(issue))?;
-    Ok(Eval { ctx, rel: &rel }.node(issue, root))
-}
-
 /// Runs `q` over the project's live issues (closed included), as td's `query` does: issues in
 /// sort order (the query's `sort:`, else `opts.sort`, else priority), the first `max_scan`
 /// considered, matches kept up to `limit`.

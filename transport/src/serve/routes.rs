@@ -45,10 +45,6 @@ async fn with_project<T: Send + 'static>(
     Ok(out?)
 }
 
-fn issue_json(i: &IssueView) -> Value {
-    i.to_json()
-}
-
 fn if_match(h: &HeaderMap) -> Option<String> {
     h.get("if-match")
         .and_then(|v| v.to_str().ok())
@@ -229,7 +225,7 @@ async fn create_issue(State(s): State<AppState>, raw: Body) -> ApiResult {
     let b: IssueBody = body(raw)?;
     let f = b.fields();
     let issue = with_project(&s, true, move |p| p.create(&f, &[], &[])).await?;
-    Ok(ok(StatusCode::CREATED, issue_json(&issue)))
+    Ok(ok(StatusCode::CREATED, issue.to_json()))
 }
 
 async fn update_issue(
@@ -245,7 +241,7 @@ async fn update_issue(
         p.update(&model::normalize_issue_id(&id), &f, version.as_deref())
     })
     .await?;
-    Ok(ok(StatusCode::OK, issue_json(&out.issue)))
+    Ok(ok(StatusCode::OK, out.issue.to_json()))
 }
 
 async fn delete_issue(
@@ -258,7 +254,7 @@ async fn delete_issue(
         p.delete(&model::normalize_issue_id(&id), version.as_deref())
     })
     .await?;
-    Ok(ok(StatusCode::OK, issue_json(&out.issue)))
+    Ok(ok(StatusCode::OK, out.issue.to_json()))
 }
 
 /// The body of a transition: td's `reason` (or `comment`), and approve's attestations.
@@ -322,7 +318,7 @@ async fn transition(
     .await?;
     Ok(ok(
         StatusCode::OK,
-        json!({"issue": issue_json(&out.issue), "changed": out.changed}),
+        json!({"issue": out.issue.to_json(), "changed": out.changed}),
     ))
 }
 
@@ -368,7 +364,7 @@ async fn record_review(
     .await?;
     Ok(ok(
         StatusCode::CREATED,
-        json!({"issue": issue_json(&out.issue), "changed": out.changed}),
+        json!({"issue": out.issue.to_json(), "changed": out.changed}),
     ))
 }
 
