@@ -36,6 +36,25 @@ pub fn db_path(root: &Path) -> PathBuf {
     root.join(".todos").join("issues.db")
 }
 
+/// What the database files looked like at one moment: their sizes and modification times.
+/// Any commit by any process changes it (in WAL mode a commit appends to `-wal`; a checkpoint
+/// rewrites the main file), so a watcher compares stamps, a `stat` each, and only reads the
+/// database when the stamp moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteStamp(Vec<Option<(u64, std::time::SystemTime)>>);
+
+/// The [`WriteStamp`] of the database at `db` (see [`db_path`]) and its WAL.
+pub fn write_stamp(db: &Path) -> WriteStamp {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    let stat = |p: &Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.len(), m.modified().unwrap_or(std::time::UNIX_EPOCH)))
+    };
+    WriteStamp(vec![stat(db), stat(Path::new(&wal))])
+}
+
 /// An open project database plus the identity that signs this process's changes.
 pub struct Store {
     pub(crate) conn: Connection,
@@ -210,6 +229,11 @@ impl Store {
     /// Mutable access for local-only bookkeeping transactions (sessions).
     pub fn conn_mut(&mut self) -> &mut Connection {
         &mut self.conn
+    }
+
+    /// The database file this store has open.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The identity signing this store's changes.

@@ -594,9 +594,13 @@ fn web_board_in_a_real_browser_updates_live() {
     let a = r.create("First on the board", &["-l", "ui", "-p", "P1"]);
     r.json(&["start", &a]);
     r.json(&["log", &a, "wired the columns"]);
-    let srv = start(&r, &["--token", "s3cret"]);
-    let mut b =
-        td_tests::browser::Browser::open(&format!("http://127.0.0.1:{}/?token=s3cret", srv.port));
+    // A token with characters the query string must escape: the event stream's
+    // `?access_token=` is percent-decoded before it is compared.
+    let srv = start(&r, &["--token", "s3+cr/et="]);
+    let mut b = td_tests::browser::Browser::open(&format!(
+        "http://127.0.0.1:{}/?token=s3%2Bcr%2Fet%3D",
+        srv.port
+    ));
     b.wait_for("document.querySelectorAll('button.card').length === 1", 30);
     b.wait_for("document.getElementById('live').dataset.on === 'true'", 30);
     let column = b.eval(&format!(
@@ -646,6 +650,24 @@ fn web_board_in_a_real_browser_updates_live() {
     );
     let first = b.eval("document.querySelector('#board ol.cards button.card').dataset.id");
     assert_eq!(first, second.as_str(), "the positioned issue comes first");
+    // Moving a card from the page sets its board position (keyboard-reachable buttons).
+    b.eval(&format!(
+        "document.querySelector('button.move[aria-label=\"Move {a} up\"]').click(); true"
+    ));
+    b.wait_for(
+        &format!("document.querySelector('#board ol.cards button.card').dataset.id === '{a}'"),
+        20,
+    );
+    let shown = r.json(&["board", "show", "Ordered"]);
+    assert_eq!(shown["issues"][0]["id"], a.as_str(), "{shown}");
+    assert_eq!(shown["issues"][1]["id"], second.as_str(), "{shown}");
+    assert!(b
+        .eval(
+            "document.querySelector('button.move[data-move=\"down\"]').getAttribute('aria-label')"
+        )
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("Move {a} down")));
     // A change made on another replica, synced here, appears without a reload, marked with
     // the machine it came from; a conflict from concurrent edits is marked on its card.
     b.eval("document.getElementById('view').value = ''; document.getElementById('view').dispatchEvent(new Event('change')); true");

@@ -35,8 +35,10 @@ pub(crate) struct Args {
     /// Browser origins allowed to call the API (repeatable or comma-separated; * for any).
     #[arg(long, value_delimiter = ',')]
     pub cors: Vec<String>,
-    /// How often to look for changes made by other processes, for /v1/events (e.g. 2s, 500ms).
-    #[arg(long, default_value = "2s")]
+    /// How often to look at the change log's end for changes made by other processes, peer
+    /// rounds and hub pulls, for /v1/events (e.g. 50ms, 2s). One look is one indexed read, so
+    /// the default is short (td's is 2s).
+    #[arg(long, default_value = "50ms")]
     pub interval: String,
 }
 

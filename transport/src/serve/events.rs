@@ -68,25 +68,59 @@ fn chrono_now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// Watches the log until aborted: every `interval`, or when poked after an API write.
+/// How often subscribers get a `ping` (td's heartbeat period), besides the keep-alive comments.
+const PING_EVERY: Duration = Duration::from_secs(30);
+
+/// The longest time between two reads of the log, whatever the files' stamps say.
+const READ_AT_LEAST: Duration = Duration::from_secs(1);
+
+/// Watches the log until aborted: every `interval`, or when poked after an API write. Each
+/// tick first compares the database files' [`td_engine::store::WriteStamp`] (two `stat`s) and
+/// reads the log only when a commit moved it, which is why the default interval can be short:
+/// events follow a commit within about one interval, and an idle server stays idle.
 pub(crate) async fn poll(state: AppState, interval: Duration) {
-    let (mut last, mut unresolved) = {
+    let mut last_ping = tokio::time::Instant::now();
+    let mut last_read = last_ping;
+    let (mut last, mut unresolved, db) = {
         let p = state.project.lock().expect("project lock");
         (
             p.store.log_position().unwrap_or(0) as i64,
             p.conflicts(false, None).map(|c| c.len()).unwrap_or(0),
+            p.store.path().to_path_buf(),
         )
     };
+    let mut stamp = td_engine::store::write_stamp(&db);
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = state.poke.notified() => {}
+        let poked = tokio::select! {
+            _ = tokio::time::sleep(interval) => false,
+            _ = state.poke.notified() => true,
+        };
+        // Nothing committed since the last look (the files' stamp is the same): no read. A
+        // file system with coarse modification times could hide a commit that kept the WAL's
+        // size, so the log is read at least every READ_AT_LEAST anyway.
+        let now = td_engine::store::write_stamp(&db);
+        if !poked
+            && now == stamp
+            && last_read.elapsed() < READ_AT_LEAST
+            && last_ping.elapsed() < PING_EVERY
+        {
+            continue;
         }
+        stamp = now;
+        last_read = tokio::time::Instant::now();
         let s = state.clone();
         let found = tokio::task::spawn_blocking(move || look(&s, last, unresolved))
             .await
             .ok()
             .flatten();
+        if last_ping.elapsed() >= PING_EVERY {
+            last_ping = tokio::time::Instant::now();
+            let _ = state.events.send(LiveEvent {
+                event: "ping".into(),
+                id: last.to_string(),
+                data: json!({"change_token": last.to_string()}),
+            });
+        }
         if let Some((end, c, events)) = found {
             last = end;
             unresolved = c;

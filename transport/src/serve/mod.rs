@@ -107,11 +107,14 @@ async fn auth(State(s): State<AppState>, req: Request, next: Next) -> Response {
         let path = req.uri().path();
         if path.starts_with("/v1") && req.method() != Method::OPTIONS {
             // A browser's EventSource cannot send headers: `/v1/events` also takes the token
-            // as `?access_token=`.
+            // as `?access_token=` (percent-decoded, as `encodeURIComponent` sends it).
             let from_query = (path == "/v1/events")
                 .then(|| req.uri().query().unwrap_or(""))
-                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")))
-                .map(String::from);
+                .and_then(|q| {
+                    form_urlencoded::parse(q.as_bytes())
+                        .find(|(k, _)| k == "access_token")
+                        .map(|(_, v)| v.into_owned())
+                });
             let header_token = req
                 .headers()
                 .get(header::AUTHORIZATION)
