@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod env;
 mod hub;
+mod monitor;
 mod output;
 mod replica;
 

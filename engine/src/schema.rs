@@ -154,8 +154,16 @@ pub(crate) fn upgrade(conn: &Connection) -> Result<()> {
     conn.execute_batch(SET_ASIDE_SQL)?;
     conn.execute_batch(ACTION_HEADS_SQL)?;
     conn.execute_batch(READY_INDEX_SQL)?;
+    conn.execute_batch(PEER_ROUNDS_SQL)?;
     Ok(())
 }
+
+/// When each peer last completed a sync round with this replica (local, never synced), for
+/// `td monitor`'s status line.
+const PEER_ROUNDS_SQL: &str = "CREATE TABLE IF NOT EXISTS crdt_peer_rounds (
+    public_key TEXT PRIMARY KEY,
+    at TEXT NOT NULL
+);";
 
 /// `td usage`, `td next` and `td ready` list open issues by priority and age and stop after
 /// a few: with this index SQLite walks them in that order instead of sorting every open

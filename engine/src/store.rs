@@ -261,6 +261,16 @@ impl Store {
         Ok(())
     }
 
+    /// Notes that a sync round with the machine `peer` just completed (for `td monitor`).
+    pub fn note_peer_round(&self, peer: &[u8; 32]) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO crdt_peer_rounds(public_key, at) VALUES (?1, ?2) \
+             ON CONFLICT(public_key) DO UPDATE SET at = excluded.at",
+            rusqlite::params![hex::encode(peer), now_timestamp()],
+        )?;
+        Ok(())
+    }
+
     /// How far the change log goes: the id of its newest record (0 when empty). It grows with
     /// every local or received change, so a watcher can tell when there is something to sync.
     pub fn log_position(&self) -> Result<u64> {

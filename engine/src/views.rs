@@ -731,3 +731,82 @@ pub struct LogRecordView {
     /// Applied to the tables (false: held until what it builds on arrives).
     pub applied: bool,
 }
+
+/// One refresh of `td monitor` ([`crate::Project::monitor`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct MonitorView {
+    /// The acting session.
+    pub session: String,
+    /// This session's focused issue.
+    pub focused: Option<IssueView>,
+    /// Every session's in-progress issues.
+    pub in_progress: Vec<IssueView>,
+    /// The task list (the search filter applied); empty when a board is shown.
+    pub tasks: Vec<IssueView>,
+    /// The chosen td board, in board order.
+    pub board: Option<BoardView>,
+    /// In-review issues this session may approve under the review policy.
+    pub reviewable: Vec<String>,
+    /// The newest activity, newest first.
+    pub activity: Vec<ActivityView>,
+    /// Unresolved conflicts.
+    pub conflicts: Vec<crate::conflicts::Conflict>,
+    /// Peers, hubs and held records.
+    pub sync: SyncLineView,
+    /// The change log's end when this was read.
+    pub log_position: i64,
+}
+
+/// One activity entry: a log, handoff, comment, review or issue change, with where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActivityView {
+    /// When this replica stored its newest record.
+    pub at: String,
+    /// The issue it belongs to.
+    pub issue: String,
+    /// The entity kind (`log`, `handoff`, `comment`, `review`, `issue`).
+    pub kind: String,
+    /// What it says (raw text from the log: escape it before a terminal shows it).
+    pub text: String,
+    /// The writing session.
+    pub session: String,
+    /// The writing machine's fingerprint.
+    pub machine: String,
+    /// Written on this machine.
+    pub local: bool,
+}
+
+/// The sync part of the monitor's status line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncLineView {
+    /// Every peer in the address book.
+    pub peers: Vec<PeerLineView>,
+    /// Every hub this replica pushed to or pulled from.
+    pub hubs: Vec<HubLineView>,
+    /// Records held (their authors are not admitted here).
+    pub held: u64,
+}
+
+/// A peer on the status line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeerLineView {
+    /// Its local name.
+    pub name: String,
+    /// Its machine fingerprint.
+    pub machine: String,
+    /// When it last completed a sync round with this replica.
+    pub last_round: Option<String>,
+}
+
+/// A hub on the status line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HubLineView {
+    /// The hub's address as stored (never with a token).
+    pub hub: String,
+    /// The last successful push.
+    pub last_push_at: Option<String>,
+    /// The last successful pull.
+    pub last_pull_at: Option<String>,
+    /// Records not pushed yet.
+    pub pending: i64,
+}

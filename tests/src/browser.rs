@@ -17,23 +17,11 @@ pub fn chromium() -> PathBuf {
             return PathBuf::from(p);
         }
     }
-    // One installer at a time across test processes (flock), and only when still missing.
-    let ok = Command::new("flock")
-        .arg(std::env::temp_dir().join("td-tests-chromium.lock"))
-        .args([
-            "sh",
-            "-c",
-            "test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)",
-        ])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "cannot install chromium with apt-get (the web board test needs a real browser)"
-    );
-    PathBuf::from("/usr/bin/chromium")
+    crate::apt_binary(
+        "chromium",
+        "chromium",
+        "the web board test needs a real browser",
+    )
 }
 
 /// A headless chromium showing one page.

@@ -380,6 +380,33 @@ pub mod inproc {
 
 pub mod browser;
 
+/// `/usr/bin/<binary>`, installed from Debian's `package` with apt-get when missing (as on
+/// CI's fresh machine); one installer at a time across test processes (flock). `why` says
+/// which tests need it, for the failure message.
+pub fn apt_binary(binary: &str, package: &str, why: &str) -> PathBuf {
+    let path = PathBuf::from(format!("/usr/bin/{binary}"));
+    if path.exists() {
+        return path;
+    }
+    let ok = Command::new("flock")
+        .arg(std::env::temp_dir().join(format!("td-tests-{package}.lock")))
+        .args([
+            "sh",
+            "-c",
+            &format!(
+                "test -x {} || (apt-get update -qq && apt-get install -y -qq {package})",
+                path.display()
+            ),
+        ])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "cannot install {package} with apt-get ({why})");
+    path
+}
+pub mod tmux;
+
 /// Engine-level replicas for in-process multi-replica tests (no binary, no sockets).
 pub mod mesh {
     use std::path::PathBuf;

@@ -328,7 +328,13 @@ async fn run_session(
     // the peer a moment to finish its side so our last frames land; a close racing that is
     // harmless, so errors here are not the round's.
     drain(reader, Duration::from_secs(5)).await;
-    Ok(session.stats().clone())
+    let stats = session.stats().clone();
+    if let Some(peer) = session.peer() {
+        // For `td monitor`'s status line; a busy database must not fail a finished round.
+        let store = session.into_store();
+        let _ = off_runtime(move || store.note_peer_round(&peer)).await;
+    }
+    Ok(stats)
 }
 
 /// What one client round did.

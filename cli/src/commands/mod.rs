@@ -50,6 +50,7 @@ mod link;
 mod list;
 mod log;
 mod member;
+mod monitor;
 mod next;
 mod note;
 mod peer;
@@ -262,6 +263,9 @@ pub(crate) enum Command {
     Security,
     /// td's HTTP API and live events (server-sent events) for this project, on 127.0.0.1.
     Serve(serve::Args),
+    /// Live terminal dashboard: current work, activity from every machine, tasks (list,
+    /// kanban, swimlanes, boards), TDQ search, actions, and sync status.
+    Monitor(monitor::Args),
     /// Failed commands: this td keeps no such log (see the message).
     Errors,
     /// Upgrading td: install a newer build (see the message).
@@ -429,6 +433,7 @@ impl Command {
             Command::Stats(a) => info::run_stats(a, cx),
             Command::Security => security::run(cx),
             Command::Serve(a) => serve::run(a, cx),
+            Command::Monitor(a) => monitor::run(a, cx),
             Command::Errors => security::errors(cx),
             Command::Import(a) => import::run(a, cx),
             Command::Deleted => deleted::run(cx),
@@ -506,6 +511,7 @@ impl Command {
             | Command::Export(_)
             | Command::Rebuild
             | Command::Serve(_)
+            | Command::Monitor(_)
             | Command::Doctor
             | Command::Info
             | Command::DebugStats
@@ -616,6 +622,7 @@ impl Command {
             | Command::Errors
             | Command::Last(_)
             | Command::Serve(_)
+            | Command::Monitor(_)
             | Command::Rebuild => None,
         }
     }

@@ -8,6 +8,7 @@ pub mod files;
 pub mod focus;
 pub mod issues;
 pub mod members;
+pub mod monitor;
 pub mod notes;
 pub mod reads;
 pub mod records;

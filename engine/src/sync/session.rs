@@ -176,6 +176,11 @@ impl<S: SyncStore> SyncSession<S> {
         &self.stats
     }
 
+    /// The machine on the other side, when the round is bound to one.
+    pub fn peer(&self) -> Option<[u8; 32]> {
+        self.peer
+    }
+
     /// Gives the store back (after the round).
     pub fn into_store(self) -> S {
         self.store
