@@ -48,6 +48,12 @@ pub(crate) enum Action {
         conflict: String,
         keep: bool,
     },
+    /// Put the issue at this 1-based slot of a td board (`td board move`; no confirmation,
+    /// as in td).
+    Move {
+        board: String,
+        slot: i64,
+    },
 }
 
 impl Action {
@@ -64,6 +70,7 @@ impl Action {
             Action::Comment(_) => "Add the comment to".into(),
             Action::Resolve { keep: true, .. } => "Keep the winning value of".into(),
             Action::Resolve { keep: false, .. } => "Restore the overwritten value of".into(),
+            Action::Move { slot, .. } => format!("Move to position {slot}:"),
         }
     }
 }
@@ -429,6 +436,55 @@ impl App {
         }
     }
 
+    /// `K`/`J` on a td board: the selected issue one place up or down in board order (up
+    /// takes the slot before it; an unpositioned issue moved up joins the end of the
+    /// positioned ones; down only moves a positioned issue that has one below it).
+    fn move_on_board(&mut self, up: bool) -> Effect {
+        let (Some(board), Some(id)) = (self.board.clone(), self.selected()) else {
+            self.message = Some((
+                "J/K move issues on a td board: choose one with b".into(),
+                true,
+            ));
+            return Effect::None;
+        };
+        if self.panel != Panel::Tasks || self.task_view != TaskView::List {
+            return Effect::None;
+        }
+        let issues = self.task_issues();
+        let Some(n) = issues.iter().position(|i| i.id == id) else {
+            return Effect::None;
+        };
+        let positioned: Vec<bool> = self
+            .view
+            .board
+            .iter()
+            .flat_map(|b| b.issues.iter())
+            .filter(|p| self.show_closed || p.issue.status != "closed")
+            .map(|p| p.position.is_some())
+            .collect();
+        let k = positioned.iter().filter(|p| **p).count();
+        let is_positioned = positioned.get(n).copied().unwrap_or(false);
+        let slot = if up {
+            if n == 0 {
+                return Effect::None;
+            }
+            n.min(k + 1)
+        } else {
+            if !is_positioned || n + 1 >= k {
+                return Effect::None;
+            }
+            n + 2
+        };
+        self.cursor[Panel::Tasks.index()] = slot - 1;
+        Effect::Act(
+            Action::Move {
+                board: board.id,
+                slot: slot as i64,
+            },
+            id,
+        )
+    }
+
     fn ask(&mut self, action: Option<Action>, id: String) -> Effect {
         match action {
             Some(action) => self.mode = Mode::Confirm { action, id },
@@ -527,6 +583,7 @@ impl App {
                 Effect::None
             }
             KeyCode::Char('r') => Effect::Refresh,
+            KeyCode::Char(c @ ('J' | 'K')) => self.move_on_board(c == 'K'),
             KeyCode::Enter => match self.selected() {
                 Some(id) => {
                     self.mode = Mode::Detail {
@@ -576,7 +633,7 @@ fn lane_name(status: &str) -> &'static str {
 }
 
 /// The key help `?` shows: (keys, what they do).
-pub(crate) const HELP: [(&str, &str); 24] = [
+pub(crate) const HELP: [(&str, &str); 25] = [
     (
         "Tab / Shift+Tab, 1 2 3",
         "switch pane (current work, activity, tasks)",
@@ -591,6 +648,7 @@ pub(crate) const HELP: [(&str, &str); 24] = [
     ("Esc", "clear the filter"),
     ("v", "task view: list, kanban, swimlanes"),
     ("b", "choose a td board (positions kept)"),
+    ("K / J", "on a board: move the issue up / down"),
     ("c", "show or hide closed issues"),
     ("r", "refresh now"),
     ("s", "start work on the issue"),

@@ -91,6 +91,9 @@ fn act(p: &mut Project, action: &Action, id: &str) -> std::result::Result<String
             p.resolve_conflict(conflict, &how)
                 .map(|_| format!("conflict {conflict} settled"))
         }
+        Action::Move { board, slot } => p
+            .board_move(board, id, *slot)
+            .map(|_| format!("moved {id} to position {slot}")),
     };
     r.map_err(|e| e.to_string())
 }

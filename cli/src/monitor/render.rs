@@ -692,6 +692,66 @@ mod tests {
         }
     }
 
+    /// `K`/`J` on a td board ask the engine to move the selected issue, and the board order
+    /// that comes back is the one the keys meant.
+    #[test]
+    fn k_and_j_move_an_issue_on_a_board() {
+        use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+        let (_dir, mut p) = project();
+        let board = p.board_create("Order", Some("status != closed")).unwrap();
+        let ids: Vec<String> = p
+            .board(&board.id)
+            .unwrap()
+            .issues
+            .iter()
+            .map(|i| i.issue.id.clone())
+            .collect();
+        p.board_move(&board.id, &ids[0], 1).unwrap();
+        let mut a = app(&p);
+        a.board = Some(board.clone());
+        a.view = p
+            .monitor(&MonitorOptions {
+                board: Some(board.id.clone()),
+                ..Default::default()
+            })
+            .unwrap();
+        let order = |p: &Project| -> Vec<String> {
+            p.board(&board.id)
+                .unwrap()
+                .issues
+                .iter()
+                .map(|i| i.issue.id.clone())
+                .collect()
+        };
+        let before = order(&p);
+        a.cursor[2] = 2; // the third issue, not positioned
+        let key = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+        let super::super::app::Effect::Act(super::super::app::Action::Move { board: b, slot }, id) =
+            a.on_key(key('K'))
+        else {
+            panic!("K on a board moves the issue");
+        };
+        assert_eq!((id.as_str(), slot), (before[2].as_str(), 2));
+        p.board_move(&b, &id, slot).unwrap();
+        let after = order(&p);
+        assert_eq!(after[1], before[2], "{after:?}");
+        assert_eq!(after[0], before[0]);
+        // J on the last positioned issue (nothing positioned below it) does nothing.
+        a.view = p
+            .monitor(&MonitorOptions {
+                board: Some(board.id.clone()),
+                ..Default::default()
+            })
+            .unwrap();
+        a.cursor[2] = 1;
+        assert_eq!(a.on_key(key('J')), super::super::app::Effect::None);
+        a.cursor[2] = 0;
+        assert!(matches!(
+            a.on_key(key('J')),
+            super::super::app::Effect::Act(super::super::app::Action::Move { slot: 2, .. }, _)
+        ));
+    }
+
     #[test]
     fn a_search_filters_the_task_list() {
         let (_dir, p) = project();
