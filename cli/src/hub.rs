@@ -153,8 +153,12 @@ pub(crate) fn attach(
         cfg.set("database.token", t)?;
     }
     cfg.save()?;
-    let pushed = hub_sync::push(&mut p.store, &client, &mut |_| {})?;
+    let mut pushed = hub_sync::push(&mut p.store, &client, &mut |_| {})?;
     let got = hub_sync::pull(&mut p.store, &client, &mut |_| {})?;
+    let session = p.session.id.clone();
+    if p.store.maintain_keys(&session)? > 0 {
+        pushed += hub_sync::push(&mut p.store, &client, &mut |_| {})?;
+    }
     let (pulled, quarantined) = (got.applied, got.quarantined);
     Ok(Attached {
         client,
@@ -252,6 +256,14 @@ pub(crate) fn round(
     } else {
         hub_sync::Pulled::default()
     };
+    // Key operations the pull made necessary (this machine's key, epoch keys sealed to a
+    // member whose key just arrived) go out in the same sync.
+    let session = p.session.id.clone();
+    let pushed = if p.store.maintain_keys(&session)? > 0 && push {
+        pushed + hub_sync::push(&mut p.store, &client, &mut |n| spin.tick("pushed", n))?
+    } else {
+        pushed
+    };
     let (pulled, quarantined, conflicts) = (got.applied, got.quarantined, got.conflicts.len());
     spin.done();
     let pending = p.store.pending_push(client.display_url())?;
@@ -285,7 +297,7 @@ fn state_json(p: &Project, root: &Path, probe: bool) -> Result<Value> {
         let pending = p.store.pending_push("")?;
         return Ok(
             json!({"mode": s.mode, "hub": Value::Null, "project": project, "pending": pending,
-                   "held": held_json(p)?, "auto": s.auto}),
+                   "held": held_json(p)?, "auto": s.auto, "encryption": p.encryption()?}),
         );
     };
     let client = HubClient::new(&url, s.token.as_deref())?;
@@ -325,7 +337,8 @@ fn state_json(p: &Project, root: &Path, probe: bool) -> Result<Value> {
     Ok(json!({
         "mode": s.mode, "hub": key, "token": s.token.as_deref().map(mask_token), "project": project,
         "pending": p.store.pending_push(&key)?, "last_push_at": st.last_push_at, "last_pull_at": st.last_pull_at,
-        "hub_answered": answered, "warning": warning, "quarantined": quarantine, "waiting": waiting, "held": held_json(p)?, "auto": s.auto
+        "hub_answered": answered, "warning": warning, "quarantined": quarantine, "waiting": waiting, "held": held_json(p)?, "auto": s.auto,
+        "encryption": p.encryption()?
     }))
 }
 
@@ -358,6 +371,38 @@ fn status_text(v: &Value) -> String {
         s("project"),
         s("pending")
     );
+    let e = &v["encryption"];
+    out.push_str(&match e["current"].as_str() {
+        Some(id) => format!(
+            "Encryption: on (epoch {}, {} epoch(s), {} key(s) held)\n",
+            &id[..16.min(id.len())],
+            e["epochs"],
+            e["keys_held"]
+        ),
+        None if e["epochs"].as_i64().unwrap_or(0) > 0 => format!(
+            "Encryption: on ({} epoch(s); this machine holds no key of the current one yet: the next write starts a new epoch)\n",
+            e["epochs"]
+        ),
+        None => "Encryption: not started (the next write starts the first epoch)\n".to_string(),
+    });
+    if e["waiting_for_key"].as_i64().unwrap_or(0) > 0 {
+        out.push_str(&format!(
+            "Waiting for a key: {} sealed record(s) (they open when a member seals the epoch's key to this machine; run 'td sync' again)\n",
+            e["waiting_for_key"]
+        ));
+    }
+    if e["unreadable"].as_i64().unwrap_or(0) > 0 {
+        out.push_str(&format!(
+            "Unreadable: {} sealed record(s) do not open with their epoch's key (kept, never applied)\n",
+            e["unreadable"]
+        ));
+    }
+    if e["plaintext_records"].as_i64().unwrap_or(0) > 0 {
+        out.push_str(&format!(
+            "Plaintext: {} record(s) from before the first epoch\n",
+            e["plaintext_records"]
+        ));
+    }
     for h in v["held"].as_array().into_iter().flatten() {
         out.push_str(&format!(
             "Held: {} record(s) of machine {}: {}\n",

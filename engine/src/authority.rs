@@ -128,6 +128,35 @@ pub enum Op {
         #[serde(default)]
         cutoff: BTreeMap<String, u64>,
     },
+    /// A new content-key epoch: its id, the machines its author's roster had removed, and its
+    /// key sealed to each member (signing key hex → sealed key hex).
+    Epoch {
+        /// 32 random bytes, hex.
+        id: String,
+        /// Removed machines (public keys hex) this epoch excludes.
+        #[serde(default)]
+        removed: Vec<String>,
+        /// Member public key hex → the epoch key sealed to it (hex).
+        #[serde(default)]
+        seals: BTreeMap<String, String>,
+    },
+    /// An epoch's key sealed to one more member (one that joined or published its key later).
+    Seal {
+        /// The epoch id (hex).
+        epoch: String,
+        /// The member's public key (hex).
+        to: String,
+        /// The sealed key (hex).
+        sealed: String,
+    },
+}
+
+impl Op {
+    /// Whether this is a key operation (resolved by `keyring.rs`, neutral for membership;
+    /// `docs/encryption.md`).
+    pub fn is_key_op(&self) -> bool {
+        matches!(self, Op::Epoch { .. } | Op::Seal { .. })
+    }
 }
 
 /// A roster operation with what the log knows of it.
@@ -322,9 +351,9 @@ impl Bits {
     }
 }
 
-/// Resolves the roster of `project` from every roster operation held (any order, duplicates
-/// allowed). `is_founder` says whether a key (hex) is the founder the project id names.
-pub fn resolve(ops: &[OpRecord], is_founder: &dyn Fn(&str) -> bool) -> Roster {
+/// Orders operations topologically (duplicates dropped; ties by hash, so the order is a
+/// function of the set); returns the order and how many wait for an ancestor not held.
+pub fn topological(ops: &[OpRecord]) -> (Vec<&OpRecord>, usize) {
     // Deduplicate and order topologically; ties by hash, so the order is a function of the set.
     let mut by_hash: BTreeMap<[u8; 32], &OpRecord> = BTreeMap::new();
     for o in ops {
@@ -355,6 +384,13 @@ pub fn resolve(ops: &[OpRecord], is_founder: &dyn Fn(&str) -> bool) -> Roster {
         }
     }
     let waiting = by_hash.len() - order.len();
+    (order, waiting)
+}
+
+/// Resolves the roster of `project` from every roster operation held (any order, duplicates
+/// allowed). `is_founder` says whether a key (hex) is the founder the project id names.
+pub fn resolve(ops: &[OpRecord], is_founder: &dyn Fn(&str) -> bool) -> Roster {
+    let (mut order, waiting) = topological(ops);
     let mut refused: BTreeMap<String, String> = BTreeMap::new();
     for o in order.iter().skip(MAX_OPS) {
         refused.insert(
@@ -465,6 +501,10 @@ fn validate(
                 continue;
             }
         };
+        if op.is_key_op() {
+            // Neither valid nor refused here: key operations are resolved after the roster.
+            continue;
+        }
         let author = &authors[i];
         if let Op::Add { key, .. }
         | Op::SetRole { key, .. }
@@ -735,6 +775,7 @@ fn step(
                     added_at: o.time,
                 });
             }
+            Op::Epoch { .. } | Op::Seal { .. } => {}
             Op::Remove { key, cutoff } => {
                 if let Some(r) = s.removed.get_mut(key) {
                     // Removed twice (concurrently): the cut-offs combine.

@@ -194,6 +194,30 @@ pub(crate) fn examine(conn: &Connection, pending: &[(String, i64)]) -> Result<Do
         true,
         format!("{set_aside} records set aside (docs/protocol.md, \"Forks\"); {quarantined} hub rows quarantined"),
     ));
+    // Encryption (docs/encryption.md): records this machine cannot open, and why.
+    let enc = crate::keyring::status(conn)?;
+    let no_seal: Vec<String> = conn
+        .prepare(
+            "SELECT e.id FROM crdt_epochs e WHERE NOT EXISTS \
+             (SELECT 1 FROM crdt_epoch_keys k WHERE k.epoch = e.id) ORDER BY e.idx",
+        )?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<std::result::Result<_, _>>()?;
+    checks.push(check(
+        "encryption",
+        true,
+        match (enc.epochs, enc.waiting_for_key, enc.unreadable) {
+            (0, _, _) => "not started (the next write starts the first epoch)".into(),
+            (_, 0, 0) if no_seal.is_empty() => format!(
+                "{} epoch(s), every key held; {} plaintext record(s) from before the first",
+                enc.epochs, enc.plaintext_records
+            ),
+            (_, w, u) => format!(
+                "{w} sealed record(s) wait for a key and {u} do not open; no key here for epoch(s) {}: the epoch's key has not been sealed to this machine yet (a member seals it on its next sync after admitting this machine), or this machine was removed before it",
+                no_seal.iter().map(|e| &e[..16]).collect::<Vec<_>>().join(", "),
+            ),
+        },
+    ));
     for (hub, n) in pending {
         checks.push(check(
             "pending pushes",

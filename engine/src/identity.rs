@@ -57,6 +57,12 @@ impl MachineIdentity {
         fingerprint_of(&self.public_key())
     }
 
+    /// The Curve25519 scalar of this key (the X25519 secret of its Montgomery form; see
+    /// `sealing::machine_secret`).
+    pub fn scalar_bytes(&self) -> [u8; 32] {
+        self.key.to_scalar_bytes()
+    }
+
     /// Signs a 32-byte record hash.
     pub fn sign(&self, hash: &[u8; 32]) -> [u8; 64] {
         self.key.sign(hash).to_bytes()

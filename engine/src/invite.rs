@@ -39,6 +39,11 @@ pub struct InviteCode {
     pub peer: Option<String>,
     /// The invite's secret (hex ed25519 seed); its public key is the invite id.
     pub secret: String,
+    /// The epoch keys the inviter held (epoch id hex → key hex): whoever holds this code may
+    /// join, so it may read too, and the joiner reads the history on its first sync
+    /// (docs/encryption.md). Keep the code as secret as a password.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub keys: std::collections::BTreeMap<String, String>,
     /// The signed invite record (base64 of its encoded body).
     pub record: String,
     /// The record's signature (hex).
@@ -231,6 +236,7 @@ impl Project {
             hub: hub.map(str::to_string),
             peer: peer.map(str::to_string),
             secret: hex::encode(secret.seed()),
+            keys: crate::keyring::held_keys(self.store.conn())?,
             record: base64::engine::general_purpose::STANDARD.encode(body),
             signature: hex::encode(signature),
         };
@@ -332,6 +338,8 @@ impl Project {
             }
             self.store.adopt(project)?;
         }
+        // The epoch keys the code carries: what arrives sealed opens as it arrives.
+        crate::keyring::keep_keys(self.store.conn(), &invite.code.keys)?;
         let b = &invite.record.body;
         let run = WireRun {
             format: b.format,

@@ -25,6 +25,7 @@ impl Project {
         let mut store = Store::open(root, identity)?;
         let machine = store.identity().fingerprint();
         let session = session::resolve_tx(store.conn_mut(), &machine, ctx, false)?;
+        store.maintain_keys(&session.id)?;
         Ok(Project {
             store,
             session,

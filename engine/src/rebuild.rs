@@ -9,7 +9,6 @@ use rusqlite::{params, Connection, TransactionBehavior};
 use crate::error::{EngineError, Result};
 use crate::materialize::{self, Columns};
 use crate::model::Kind;
-use crate::record::RecordBody;
 use crate::schema;
 use crate::store::{materialize_entity, save_doc, Store};
 
@@ -52,7 +51,7 @@ pub(crate) fn rebuild_tables(tx: &Connection, local: &[u8; 32]) -> Result<usize>
     crate::roster::reauthorize(tx, None, local)?;
     let mut columns = Columns::default();
     let mut stmt = tx.prepare(
-        "SELECT doc_id, body, signature FROM crdt_changes WHERE applied != 2 ORDER BY doc_id, id",
+        "SELECT doc_id, body, signature FROM crdt_changes WHERE applied IN (0, 1, 3) ORDER BY doc_id, id",
     )?;
     let mut rows = stmt.query([])?;
     let mut current: Option<(String, Vec<automerge::Change>)> = None;
@@ -61,9 +60,11 @@ pub(crate) fn rebuild_tables(tx: &Connection, local: &[u8; 32]) -> Result<usize>
     while let Some(r) = rows.next()? {
         let doc_id: String = r.get(0)?;
         let body: Vec<u8> = r.get(1)?;
-        let rec: RecordBody = postcard::from_bytes(&body)
-            .map_err(|e| EngineError::CorruptLog(format!("record of {doc_id}: {e}")))?;
-        let change = automerge::Change::from_bytes(rec.change)
+        // A sealed record in these states was opened before: its key is held.
+        let inner = crate::keyring::record_change(tx, &body)?.map_err(|e| {
+            EngineError::CorruptLog(format!("record of {doc_id} does not open: {e}"))
+        })?;
+        let change = automerge::Change::from_bytes(inner.change)
             .map_err(|e| EngineError::CorruptLog(format!("change of {doc_id}: {e}")))?;
         n += 1;
         match &mut current {
@@ -169,9 +170,11 @@ pub(crate) fn apply_doc_strictly(
         .collect::<std::result::Result<_, _>>()?;
     let mut changes: BTreeMap<(Vec<u8>, i64), (i64, Change)> = BTreeMap::new();
     for (row, actor, seq, body) in rows {
-        let rec: RecordBody = postcard::from_bytes(&body)
-            .map_err(|e| EngineError::CorruptLog(format!("stored record: {e}")))?;
-        match Change::from_bytes(rec.change) {
+        let Ok(inner) = crate::keyring::record_change(conn, &body)? else {
+            set_applied(conn, row, crate::store::NO_KEY)?;
+            continue;
+        };
+        match Change::from_bytes(inner.change) {
             Ok(c) => {
                 changes.insert((actor, seq), (row, c));
             }

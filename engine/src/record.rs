@@ -8,7 +8,31 @@ use crate::error::{EngineError, Result};
 use crate::identity::{self, MachineIdentity};
 
 /// Current record format version. A reader refuses records with a newer version.
-pub const RECORD_FORMAT: u8 = 1;
+/// Format 2 is sealed (`docs/encryption.md`): `doc` and `session` are empty and `change` is a
+/// [`crate::sealing::seal_record`] envelope of an [`Inner`].
+pub const RECORD_FORMAT: u8 = 2;
+
+/// The plaintext record format: the roster's records, and every record of a project before
+/// its first epoch.
+pub const PLAIN_FORMAT: u8 = 1;
+
+/// The sealed record format (`docs/encryption.md`).
+pub const SEALED_FORMAT: u8 = 2;
+
+/// What a sealed record's envelope holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inner {
+    /// The entity document.
+    pub doc: String,
+    /// The writing session.
+    pub session: String,
+    /// The raw Automerge change.
+    pub change: Vec<u8>,
+}
+
+/// The largest sealed envelope: the largest change, its framing, and the session and entity
+/// ids (bounded well below this).
+pub const MAX_SEALED_BYTES: usize = MAX_CHANGE_BYTES + 4096;
 
 /// The largest Automerge change one record may carry: 1 MiB. A 50,000-character description
 /// written at once is at most 200 KB of UTF-8, so edits of long texts fit many times over,

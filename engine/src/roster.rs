@@ -19,7 +19,7 @@ pub use crate::identity::parse_public_key;
 
 /// Every roster operation in the log (whatever its author: validity is decided by
 /// [`authority::resolve`], not on arrival).
-fn load_ops(conn: &Connection) -> Result<Vec<OpRecord>> {
+pub(crate) fn load_ops(conn: &Connection) -> Result<Vec<OpRecord>> {
     let mut stmt = conn
         .prepare_cached("SELECT body, seq FROM crdt_changes WHERE doc_id = 'roster' ORDER BY id")?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
@@ -220,7 +220,7 @@ pub(crate) fn reauthorize(
         };
         let held = conn
             .prepare_cached(
-                "UPDATE crdt_changes SET applied = 2 WHERE actor = ?1 AND seq > ?2 AND applied != 2 AND doc_id != 'roster'",
+                "UPDATE crdt_changes SET applied = 2 WHERE actor = ?1 AND seq > ?2 AND applied IN (0, 1, 3) AND doc_id != 'roster'",
             )?
             .execute(params![actor, hold_after])?;
         out.rebuild |= held > 0;
@@ -285,10 +285,11 @@ pub struct HeldBy {
     pub reason: String,
 }
 
-/// Every machine with held records (stored, not applied: the roster does not accept them).
+/// Every machine with held records (stored, not applied: the roster does not accept them,
+/// or they are sealed under an epoch whose key has not reached this machine).
 pub fn held(conn: &Connection) -> Result<Vec<HeldBy>> {
     let mut stmt = conn.prepare(
-        "SELECT author, count(*) FROM crdt_changes WHERE applied = 2 GROUP BY author ORDER BY author",
+        "SELECT author, count(*) FROM crdt_changes WHERE applied IN (2, 5) GROUP BY author ORDER BY author",
     )?;
     let rows: Vec<(Vec<u8>, i64)> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -302,8 +303,13 @@ pub fn held(conn: &Connection) -> Result<Vec<HeldBy>> {
         let removed = conn
             .prepare_cached("SELECT 1 FROM crdt_removed WHERE id = ?1")?
             .exists([&hexkey])?;
+        let member = conn
+            .prepare_cached("SELECT 1 FROM crdt_members WHERE id = ?1")?
+            .exists([&hexkey])?;
         let reason = if removed {
             "written after the cut-off of its removal".to_string()
+        } else if member {
+            "sealed under an epoch whose key has not reached this machine yet; a member seals it on its next sync (docs/encryption.md)".to_string()
         } else {
             format!("not a member yet; held until an admin runs 'td member add {hexkey}'")
         };

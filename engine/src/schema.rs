@@ -155,6 +155,7 @@ pub(crate) fn upgrade(conn: &Connection) -> Result<()> {
     conn.execute_batch(ACTION_HEADS_SQL)?;
     conn.execute_batch(READY_INDEX_SQL)?;
     conn.execute_batch(PEER_ROUNDS_SQL)?;
+    conn.execute_batch(KEYRING_SQL)?;
     Ok(())
 }
 
@@ -243,4 +244,25 @@ const SET_ASIDE_SQL: &str = "CREATE TABLE IF NOT EXISTS crdt_set_aside (
     signature BLOB NOT NULL,
     reason TEXT NOT NULL,
     at TEXT NOT NULL
+);";
+
+/// The keyring's local tables (`keyring.rs`): the resolved key operations (rebuilt from the log on every roster change)
+/// and the epoch keys this machine holds (its own secrets: kept across rebuilds).
+const KEYRING_SQL: &str = "
+CREATE TABLE IF NOT EXISTS crdt_epochs (
+    id TEXT PRIMARY KEY,
+    idx INTEGER NOT NULL,
+    author TEXT NOT NULL,
+    removed TEXT NOT NULL,
+    head INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS crdt_seals (
+    epoch TEXT NOT NULL,
+    member TEXT NOT NULL,
+    sealed TEXT NOT NULL,
+    PRIMARY KEY (epoch, member, sealed)
+);
+CREATE TABLE IF NOT EXISTS crdt_epoch_keys (
+    epoch TEXT PRIMARY KEY,
+    key BLOB NOT NULL
 );";

@@ -401,14 +401,29 @@ fn clash_context(
     Ok(Some(materialize::ClashContext { author, renamed }))
 }
 
-/// Stores one record. `signed` is false for a received record in the middle of a run: its
-/// signature is implied by the run's last record (see docs/protocol.md), so none is kept.
-pub(crate) fn insert_record(
+/// `crdt_changes.applied`: materialized into td's tables.
+pub const APPLIED: i64 = 1;
+/// `crdt_changes.applied`: held (its author is not admitted here, or is past a cut-off).
+pub const HELD: i64 = 2;
+/// `crdt_changes.applied`: held because it is sealed under an epoch whose key this machine
+/// does not hold yet; opened and applied when the key arrives. (3 is a change its document
+/// set aside.)
+pub const NO_KEY: i64 = 5;
+/// `crdt_changes.applied`: sealed, but it does not open with its epoch's key, or what it holds
+/// is not a change of its signer: kept (its writer's chain goes on), never applied.
+pub const UNREADABLE: i64 = 6;
+
+/// Appends a verified record to the log with its `applied` state, and the entity and session
+/// it belongs to given apart: a sealed record carries them inside its ciphertext, and the
+/// log's columns hold them once opened (empty while it cannot be opened here).
+pub(crate) fn insert_record_as(
     conn: &Connection,
     rec: &SignedRecord,
+    doc: &str,
+    session: &str,
     signed: bool,
     received_at: &str,
-    accepted: bool,
+    applied: i64,
 ) -> Result<i64> {
     let b = &rec.body;
     let signature: &[u8] = if signed { &rec.signature[..] } else { &[] };
@@ -420,18 +435,18 @@ pub(crate) fn insert_record(
     )?
     .execute(params![
         &rec.hash[..],
-        b.doc,
+        doc,
         &b.actor[..],
         b.seq as i64,
-        b.session,
+        session,
         &b.author[..],
         rec.encoded,
         signature,
         received_at,
-        if accepted { 1 } else { 2 }
+        applied
     ])?;
     let row = conn.last_insert_rowid();
-    if b.doc == crate::model::ROSTER_ID {
+    if doc == crate::model::ROSTER_ID {
         conn.prepare_cached("INSERT INTO crdt_roster_ops(id) VALUES (?1)")?
             .execute([row])?;
     }
@@ -449,7 +464,8 @@ pub(crate) fn set_actor_head(
 ) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO crdt_actors(actor, session_id, author, max_seq, last_hash) VALUES (?1, ?2, ?3, ?4, ?5) \
-         ON CONFLICT(actor) DO UPDATE SET max_seq = excluded.max_seq, last_hash = excluded.last_hash",
+         ON CONFLICT(actor) DO UPDATE SET max_seq = excluded.max_seq, last_hash = excluded.last_hash, \
+         session_id = CASE WHEN crdt_actors.session_id = '' THEN excluded.session_id ELSE crdt_actors.session_id END",
     )?
     .execute(params![actor, session, author, seq as i64, &hash[..]])?;
     Ok(())

@@ -810,3 +810,23 @@ pub struct HubLineView {
     /// Records not pushed yet.
     pub pending: i64,
 }
+
+/// Where end-to-end encryption stands on a replica (`td sync status`; docs/encryption.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EncryptionView {
+    /// Epochs in the roster.
+    pub epochs: i64,
+    /// Epochs no other was made on (more than one: rotations made apart, merged).
+    pub heads: i64,
+    /// The epoch new records are sealed with (hex), when this machine can seal now.
+    pub current: Option<String>,
+    /// Epoch keys this machine holds.
+    pub keys_held: i64,
+    /// Sealed records held until their epoch's key arrives.
+    pub waiting_for_key: i64,
+    /// Sealed records that do not open with their epoch's key (kept, never applied).
+    pub unreadable: i64,
+    /// Records stored in plaintext (from before the project's first epoch; the roster's
+    /// records are always plaintext and not counted).
+    pub plaintext_records: i64,
+}

@@ -13,14 +13,38 @@ use crate::error::{EngineError, Result};
 use crate::identity::MachineIdentity;
 use crate::materialize::{self, Columns};
 use crate::model::{now_timestamp, Kind};
-use crate::record::{actor_for, RecordBody, SignedRecord, RECORD_FORMAT};
+use crate::record::{actor_for, RecordBody, SignedRecord};
 use crate::store::{
-    actor_head, insert_record, load_doc, materialize_entity, meta, references_in, save_doc,
-    set_actor_head, set_meta, stored_hash, write_ledger, writer_commits, writer_id, References,
-    Store, SIGNED_RUN_BYTES, SIGNED_RUN_RECORDS,
+    actor_head, load_doc, materialize_entity, meta, references_in, save_doc, set_actor_head,
+    set_meta, stored_hash, write_ledger, writer_commits, writer_id, References, Store,
+    SIGNED_RUN_BYTES, SIGNED_RUN_RECORDS,
 };
 
 impl Store {
+    /// Writes what keeps the keyring whole (`docs/encryption.md`): this machine's published
+    /// encryption key, and the epoch keys it holds sealed to members that lack them. Nothing
+    /// on a replica that has not begun a project yet (it may still adopt a peer's), and cheap
+    /// when nothing is missing. Returns how many key operations were written.
+    pub fn maintain_keys(&mut self, session: &str) -> Result<usize> {
+        let started = self
+            .conn
+            .prepare_cached("SELECT 1 FROM crdt_docs WHERE doc_id = ?1")?
+            .exists([crate::model::ROSTER_ID])?;
+        if !started {
+            return Ok(0);
+        }
+        let project = self.project_id()?;
+        if crate::keyring::upkeep(&self.conn, &project, &self.identity)?.is_empty() {
+            return Ok(0);
+        }
+        self.write(session, |tx| tx.key_upkeep())
+    }
+
+    /// The session this machine's own upkeep writes under (key operations after a sync round).
+    pub fn upkeep_session(&self) -> String {
+        format!("ses_{}_upkeep", self.identity.fingerprint())
+    }
+
     /// Runs `f` in one IMMEDIATE transaction attributed to `session`. Every change `f` makes is
     /// signed, logged and materialized before the commit; if `f` fails, nothing is written.
     pub fn write<T>(
@@ -70,6 +94,9 @@ impl Store {
             unsigned: HashMap::new(),
             message: None,
             roster_dirty: false,
+            epoch: None,
+            formats: HashMap::new(),
+            acting: false,
             before: record.then(BTreeMap::new),
         };
         let out = f(&mut t)?;
@@ -77,13 +104,7 @@ impl Store {
             t.record_actions(before)?;
         }
         if t.roster_dirty {
-            let changed = crate::roster::refresh(t.tx)?;
-            crate::sync::apply::settle_standing(
-                t.tx,
-                t.columns,
-                Some(&changed),
-                &self.identity.public_key(),
-            )?;
+            t.settle_roster()?;
         }
         materialize::settle_dependencies(t.tx, t.columns)?;
         t.sign_runs()?;
@@ -255,6 +276,15 @@ pub struct Tx<'a> {
     message: Option<String>,
     /// A roster operation was written: the roster is resolved again before commit.
     roster_dirty: bool,
+    /// The epoch this transaction seals records with, once decided (`None` inside: the
+    /// project has no epoch and this writer could not make one).
+    epoch: Option<Option<(crate::sealing::EpochId, crate::sealing::EpochKey)>>,
+    /// Per actor, the record format of its newest record in this transaction: a run of
+    /// records ends (is signed) where the format changes, as runs carry one format.
+    formats: HashMap<[u8; crate::record::ACTOR_LEN], u8>,
+    /// [`Tx::act_as`] named the session: every change, roster operations included, goes under
+    /// it (an invite's own actor, an imported history).
+    acting: bool,
     /// For the local action log (`td undo`): each issue, board or handoff changed, as it was
     /// before this write. `None` when not recorded, or once the write touched more than
     /// [`crate::undo::MAX_RECORDED`] of them (a bulk write).
@@ -360,6 +390,7 @@ impl<'a> Tx<'a> {
             session.to_string()
         };
         self.actor = actor_for(&self.writer, &self.session);
+        self.acting = true;
     }
 
     /// Number of changes made so far in this transaction.
@@ -433,8 +464,77 @@ impl<'a> Tx<'a> {
                     name: "founder".into(),
                 },
             )?;
+            // The project's first epoch comes with its founding, so every member admitted
+            // later is sealed its key at once (docs/encryption.md).
+            self.rotate_epoch()?;
         }
         Ok(())
+    }
+
+    /// The epoch this transaction seals with: the current one, or a new one this writer makes
+    /// first when it cannot use the current (`keyring::writer_epoch`).
+    fn sealing_epoch(
+        &mut self,
+    ) -> Result<Option<(crate::sealing::EpochId, crate::sealing::EpochKey)>> {
+        if let Some(e) = self.epoch {
+            return Ok(e);
+        }
+        let e = match crate::keyring::writer_epoch(self.tx)? {
+            crate::keyring::WriterEpoch::Seal(id, key) => Some((id, key)),
+            crate::keyring::WriterEpoch::Plaintext | crate::keyring::WriterEpoch::Rotate => {
+                Some(self.rotate_epoch()?)
+            }
+        };
+        self.epoch = Some(e);
+        Ok(e)
+    }
+
+    /// Starts a new epoch (`td member rotate-key`, a removal, or a writer that cannot use the
+    /// current one): a fresh key sealed to every admitted member with a published key,
+    /// excluding every removed machine. Later records of this transaction use it.
+    pub(crate) fn rotate_epoch(
+        &mut self,
+    ) -> Result<(crate::sealing::EpochId, crate::sealing::EpochKey)> {
+        let (op, id, key) = crate::keyring::new_epoch_op(self.tx, &self.project, self.identity)?;
+        crate::keyring::store_key(self.tx, &id, &key)?;
+        write_op(self, &op)?;
+        self.epoch = Some(Some((id, key)));
+        Ok((id, key))
+    }
+
+    /// Resolves the roster and the keyring again from the log (after roster operations this
+    /// transaction wrote), decides again the records of every machine whose standing changed,
+    /// and opens records held for a key that is now held.
+    pub(crate) fn settle_roster(&mut self) -> Result<()> {
+        let changed = crate::roster::refresh(self.tx)?;
+        let opened = crate::keyring::refresh(self.tx, self.identity)?;
+        let local = self.identity.public_key();
+        crate::sync::apply::settle_standing(self.tx, self.columns, Some(&changed), &local)?;
+        if opened {
+            crate::sync::apply::open_held(self.tx, self.columns, &local)?;
+        }
+        Ok(())
+    }
+
+    /// After a removal or a role drop written in this transaction: the roster settled, then
+    /// a new epoch that excludes the removed machine, so what is written from now on is
+    /// sealed where it cannot read (docs/encryption.md).
+    pub(crate) fn rotate_after_roster_change(
+        &mut self,
+    ) -> Result<(crate::sealing::EpochId, crate::sealing::EpochKey)> {
+        self.settle_roster()?;
+        self.epoch = None;
+        self.rotate_epoch()
+    }
+
+    /// Writes what keeps the keyring whole (`keyring::upkeep`): seals of the epochs this
+    /// machine holds to members that lack them. Returns how many.
+    pub(crate) fn key_upkeep(&mut self) -> Result<usize> {
+        let ops = crate::keyring::upkeep(self.tx, &self.project, self.identity)?;
+        for op in &ops {
+            write_op(self, op)?;
+        }
+        Ok(ops.len())
     }
 
     /// [`Tx::change`] with a commit message (a roster operation, `roster.rs`).
@@ -471,7 +571,16 @@ impl<'a> Tx<'a> {
         if self.doc(id)?.is_none() {
             self.docs.insert(storage.clone(), AutoCommit::new());
         }
-        let actor = ActorId::from(&self.actor[..]);
+        // Roster and key operations go under the machine's own roster session, so the roster
+        // (readable by anyone who holds the log, a hub operator included) names no working
+        // session, and its plaintext records form their own runs.
+        let (actor_bytes, session) = if kind == Kind::Roster && !self.acting {
+            let s = format!("ses_{}_roster", self.identity.fingerprint());
+            (actor_for(&self.writer, &s), s)
+        } else {
+            (self.actor, self.session.clone())
+        };
+        let actor = ActorId::from(&actor_bytes[..]);
         let clashes = self.columns.clashes(self.tx)?;
         let d = self.docs.get_mut(&storage).expect("doc loaded above");
         d.set_actor(actor);
@@ -494,29 +603,80 @@ impl<'a> Tx<'a> {
             .ok_or_else(|| EngineError::CorruptLog("committed change not found".into()))?;
         // The same test the receiving and rebuilding paths apply to every change.
         let merged_now = change.deps().len() > 1;
-        let (max_seq, prev) = actor_head(self.tx, &self.actor)?;
-        let body = RecordBody {
-            format: RECORD_FORMAT,
-            project: self.project.clone(),
-            doc: doc_id,
-            actor: self.actor,
-            seq: max_seq + 1,
-            prev,
-            session: self.session.clone(),
-            author: self.identity.public_key(),
-            change: change.raw_bytes().to_vec(),
-        };
-        if body.change.len() > crate::record::MAX_CHANGE_BYTES {
+        let raw = change.raw_bytes().to_vec();
+        if raw.len() > crate::record::MAX_CHANGE_BYTES {
             return Err(EngineError::InvalidInput(format!(
                 "this change to {id} is {} KiB, more than the {} KiB one change may carry (a text field that large cannot sync): shorten it, or keep the text in a file and link it with 'td link'",
-                body.change.len() / 1024,
+                raw.len() / 1024,
                 crate::record::MAX_CHANGE_BYTES / 1024
             )));
+        }
+        // Every record but the roster's is sealed under the current epoch
+        // (docs/encryption.md); the roster stays readable, as it carries the keys.
+        let sealed_with = if kind == Kind::Roster {
+            None
+        } else {
+            self.sealing_epoch()?
+        };
+        let (max_seq, prev) = actor_head(self.tx, &actor_bytes)?;
+        let seq = max_seq + 1;
+        let body = match sealed_with {
+            None => RecordBody {
+                format: crate::record::PLAIN_FORMAT,
+                project: self.project.clone(),
+                doc: doc_id.clone(),
+                actor: actor_bytes,
+                seq,
+                prev,
+                session: session.clone(),
+                author: self.identity.public_key(),
+                change: raw,
+            },
+            Some((epoch, key)) => {
+                let inner = crate::record::Inner {
+                    doc: doc_id.clone(),
+                    session: session.clone(),
+                    change: raw,
+                };
+                let plain = postcard::to_stdvec(&inner)
+                    .map_err(|e| EngineError::CorruptLog(format!("encode record: {e}")))?;
+                RecordBody {
+                    format: crate::record::SEALED_FORMAT,
+                    project: self.project.clone(),
+                    doc: String::new(),
+                    actor: actor_bytes,
+                    seq,
+                    prev,
+                    session: String::new(),
+                    author: self.identity.public_key(),
+                    change: crate::sealing::seal_record(
+                        &epoch,
+                        &key,
+                        &self.project,
+                        &actor_bytes,
+                        seq,
+                        &plain,
+                    ),
+                }
+            }
+        };
+        // A run carries one format: the actor's run so far ends (is signed) here when the
+        // format changes.
+        if self
+            .formats
+            .insert(actor_bytes, body.format)
+            .is_some_and(|f| f != body.format)
+        {
+            if let Some((row, hash, _, _)) = self.unsigned.remove(&actor_bytes) {
+                self.tx
+                    .prepare_cached("UPDATE crdt_changes SET signature = ?1 WHERE id = ?2")?
+                    .execute(params![&self.identity.sign(&hash)[..], row])?;
+            }
         }
         let mut rec = SignedRecord::chained(body)?;
         let (_, _, mut count, mut bytes) = self
             .unsigned
-            .remove(&self.actor)
+            .remove(&actor_bytes)
             .unwrap_or((0, [0; 32], 0, 0));
         count += 1;
         bytes += rec.encoded.len();
@@ -527,12 +687,20 @@ impl<'a> Tx<'a> {
         if sign_now {
             rec.signature = self.identity.sign(&rec.hash);
         }
-        let row = insert_record(self.tx, &rec, sign_now, &now_timestamp(), true)?;
+        let row = crate::store::insert_record_as(
+            self.tx,
+            &rec,
+            &doc_id,
+            &session,
+            sign_now,
+            &now_timestamp(),
+            crate::store::APPLIED,
+        )?;
         let b = &rec.body;
-        set_actor_head(self.tx, &b.actor, &b.session, &b.author, b.seq, &rec.hash)?;
+        set_actor_head(self.tx, &b.actor, &session, &b.author, b.seq, &rec.hash)?;
         if !sign_now {
             self.unsigned
-                .insert(self.actor, (row, rec.hash, count, bytes));
+                .insert(actor_bytes, (row, rec.hash, count, bytes));
         }
         let d = self.docs.get_mut(&storage).expect("doc loaded above");
         let merged = save_doc(self.tx, &storage, kind, d, merged_now)?;

@@ -69,6 +69,28 @@ fn main() {
         strict.as_secs_f64(),
         wall.as_secs_f64() / strict.as_secs_f64()
     );
+    // Encryption itself (docs/encryption.md): sealing and opening as many records as the
+    // round carried, of the round's mean size, in-process, beside the floor above.
+    let size = (frames / received.max(1)) as usize;
+    let (epoch, key) = td_engine::sealing::new_epoch();
+    let payload = vec![7u8; size];
+    let t = Instant::now();
+    let sealed: Vec<Vec<u8>> = (0..received)
+        .map(|i| td_engine::sealing::seal_record(&epoch, &key, "prj", &[1; 16], i, &payload))
+        .collect();
+    let seal_t = t.elapsed();
+    let t = Instant::now();
+    for (i, env) in sealed.iter().enumerate() {
+        td_engine::sealing::open_record(env, |_| Some(key), "prj", &[1; 16], i as u64).unwrap();
+    }
+    let open_t = t.elapsed();
+    println!(
+        "  encryption itself ({received} records of {size} B): seal {:.3} s, open {:.3} s; open is {:.1}% of the floor, {:.1}% of the sync",
+        seal_t.as_secs_f64(),
+        open_t.as_secs_f64(),
+        100.0 * open_t.as_secs_f64() / floor.as_secs_f64(),
+        100.0 * open_t.as_secs_f64() / wall.as_secs_f64()
+    );
     println!(
         "  bytes: frames {frames} ({:.0} B/change), UDP {udp} ({:.0} B/change) (target <= 200)",
         frames as f64 / received as f64,

@@ -189,6 +189,11 @@ impl Hub {
         self.launch();
     }
 
+    /// The hub's database file (its `-wal` beside it), to look at what the operator holds.
+    pub fn db_file(&self) -> &Path {
+        &self.db
+    }
+
     /// Rows in the hub's change table.
     pub fn change_rows(&self) -> i64 {
         let rows = sql(self.port, "SELECT count(*) FROM td_changes", json!([]));

@@ -333,15 +333,23 @@ pub mod inproc {
         b: &mut Store,
         mut fate: impl FnMut() -> Fate,
     ) -> Result<(RoundStats, RoundStats), String> {
-        let mut sa = SyncSession::new(a);
-        let mut sb = SyncSession::new(b);
+        let mut sa = SyncSession::new(&mut *a);
+        let mut sb = SyncSession::new(&mut *b);
         let mut to_b: Vec<Vec<u8>> = payloads(sa.start().map_err(|e| e.error.to_string())?);
         let mut to_a: Vec<Vec<u8>> = payloads(sb.start().map_err(|e| e.error.to_string())?);
         let mut held_b: Option<Vec<u8>> = None;
         let mut held_a: Option<Vec<u8>> = None;
         for _ in 0..100_000 {
             if sa.is_finished() && sb.is_finished() {
-                return Ok((sa.stats().clone(), sb.stats().clone()));
+                let stats = (sa.stats().clone(), sb.stats().clone());
+                drop((sa, sb));
+                // As the transport does after a round: the key upkeep the round made necessary
+                // (docs/encryption.md), sent in the next round.
+                for s in [&mut *a, &mut *b] {
+                    let session = s.upkeep_session();
+                    s.maintain_keys(&session).map_err(|e| e.to_string())?;
+                }
+                return Ok(stats);
             }
             if to_a.is_empty() && to_b.is_empty() {
                 // Deliver anything held back, else the round has stalled.
@@ -650,9 +658,57 @@ pub mod floor {
         floor(db, true)
     }
 
+    /// Every change of `db`'s issues as (doc id, stored body, plaintext Automerge change):
+    /// sealed records opened with the keys the replica holds (docs/encryption.md), before
+    /// any timing, so the floor stays what applying the changes costs.
+    fn plain_changes(src: &rusqlite::Connection) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+        let keys: std::collections::HashMap<String, [u8; 32]> = src
+            .prepare("SELECT epoch, key FROM crdt_epoch_keys")
+            .unwrap()
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .unwrap()
+            .map(|r| {
+                let (e, k) = r.unwrap();
+                (e, k.try_into().unwrap())
+            })
+            .collect();
+        let mut stmt = src
+            .prepare("SELECT doc_id, body FROM crdt_changes WHERE doc_id LIKE 'td-%' ORDER BY doc_id, id")
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .unwrap();
+        rows.map(|r| {
+            let (id, body) = r.unwrap();
+            let rec: td_engine::record::RecordBody = postcard::from_bytes(&body).unwrap();
+            let change = if rec.format >= td_engine::record::SEALED_FORMAT {
+                let plain = td_engine::sealing::open_record(
+                    &rec.change,
+                    |e| keys.get(&hex::encode(e)).copied(),
+                    &rec.project,
+                    &rec.actor,
+                    rec.seq,
+                )
+                .unwrap();
+                postcard::from_bytes::<td_engine::record::Inner>(&plain)
+                    .unwrap()
+                    .change
+            } else {
+                rec.change
+            };
+            (id, body, change)
+        })
+        .collect()
+    }
+
     fn floor(db: &Path, store_changes: bool) -> Duration {
         let tmp = tempfile::tempdir().unwrap();
         let src = rusqlite::Connection::open(db).unwrap();
+        let plain = plain_changes(&src);
         let t = Instant::now();
         let mut dst = rusqlite::Connection::open(tmp.path().join("floor.db")).unwrap();
         dst.execute_batch(td_engine::schema::TD_SCHEMA_SQL).unwrap();
@@ -666,17 +722,12 @@ pub mod floor {
             let mut ins = tx
                 .prepare("INSERT INTO issues(id, title, type, priority, status, created_at, updated_at, creator_session, sprint) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)")
                 .unwrap();
-            let mut stmt = src.prepare("SELECT doc_id, body FROM crdt_changes WHERE doc_id LIKE 'td-%' ORDER BY doc_id, id").unwrap();
-            let mut rows = stmt.query([]).unwrap();
             let mut groups: Vec<(String, Vec<Change>)> = Vec::new();
-            while let Some(r) = rows.next().unwrap() {
-                let id: String = r.get(0).unwrap();
-                let body: Vec<u8> = r.get(1).unwrap();
+            for (id, body, raw) in plain {
                 if store_changes {
                     store.execute(rusqlite::params![id, body]).unwrap();
                 }
-                let rec: td_engine::record::RecordBody = postcard::from_bytes(&body).unwrap();
-                let change = Change::from_bytes(rec.change).unwrap();
+                let change = Change::from_bytes(raw).unwrap();
                 match groups.last_mut() {
                     Some((last, v)) if *last == id => v.push(change),
                     _ => groups.push((id, vec![change])),
@@ -746,7 +797,7 @@ fn one_change(
     d.commit_with(options);
     let change = d.get_last_local_change().unwrap().raw_bytes().to_vec();
     let body = td_engine::record::RecordBody {
-        format: td_engine::record::RECORD_FORMAT,
+        format: td_engine::record::PLAIN_FORMAT,
         project: String::new(),
         doc: String::new(),
         actor,
@@ -831,12 +882,12 @@ pub fn signed_chain(
     actor: [u8; 16],
     changes: Vec<(String, Vec<u8>)>,
 ) -> td_engine::sync::WireRun {
-    use td_engine::record::{RecordBody, SignedRecord, RECORD_FORMAT};
+    use td_engine::record::{RecordBody, SignedRecord, PLAIN_FORMAT};
     let mut prev = [0u8; 32];
     let mut last = None;
     for (i, (doc, change)) in changes.iter().enumerate() {
         let body = RecordBody {
-            format: RECORD_FORMAT,
+            format: PLAIN_FORMAT,
             project: project.into(),
             doc: doc.clone(),
             actor,
@@ -851,7 +902,7 @@ pub fn signed_chain(
         last = Some(rec);
     }
     td_engine::sync::WireRun {
-        format: RECORD_FORMAT,
+        format: PLAIN_FORMAT,
         actor,
         author: signer.public_key(),
         session: session.into(),
@@ -865,13 +916,13 @@ pub fn signed_chain(
 /// replica will send them to peers as they are (a hostile or broken machine's log).
 pub fn plant_in_log(db: &Path, run: &td_engine::sync::WireRun, project: &str) {
     use sha2::Digest;
-    use td_engine::record::{RecordBody, RECORD_FORMAT};
+    use td_engine::record::{RecordBody, PLAIN_FORMAT};
     let conn = rusqlite::Connection::open(db).unwrap();
     let mut prev = [0u8; 32];
     for (i, (doc, change)) in run.changes.iter().enumerate() {
         let seq = run.first_seq + i as u64;
         let body = RecordBody {
-            format: RECORD_FORMAT,
+            format: PLAIN_FORMAT,
             project: project.into(),
             doc: doc.clone(),
             actor: run.actor,
@@ -901,19 +952,49 @@ pub fn plant_in_log(db: &Path, run: &td_engine::sync::WireRun, project: &str) {
     }
 }
 
+/// The Automerge change a stored record carries: a plaintext record's, or a sealed record's
+/// opened with the epoch keys the replica at `conn` holds (docs/encryption.md).
+pub fn stored_change(conn: &rusqlite::Connection, body: &[u8]) -> Vec<u8> {
+    let rec: td_engine::record::RecordBody = postcard::from_bytes(body).unwrap();
+    if rec.format < td_engine::record::SEALED_FORMAT {
+        return rec.change;
+    }
+    let epoch = td_engine::sealing::record_epoch(&rec.change).unwrap();
+    let key: Vec<u8> = conn
+        .query_row(
+            "SELECT key FROM crdt_epoch_keys WHERE epoch = ?1",
+            [hex::encode(epoch)],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let key: [u8; 32] = key.try_into().unwrap();
+    let plain = td_engine::sealing::open_record(
+        &rec.change,
+        |_| Some(key),
+        &rec.project,
+        &rec.actor,
+        rec.seq,
+    )
+    .unwrap();
+    postcard::from_bytes::<td_engine::record::Inner>(&plain)
+        .unwrap()
+        .change
+}
+
 /// The Automerge document of entity `id` as `r`'s log holds it (every change applied).
 pub fn doc_from_log(r: &Replica, id: &str) -> automerge::AutoCommit {
     let conn = rusqlite::Connection::open(r.db()).unwrap();
     let mut stmt = conn
         .prepare("SELECT body FROM crdt_changes WHERE doc_id = ?1 ORDER BY id")
         .unwrap();
-    let changes: Vec<automerge::Change> = stmt
+    let bodies: Vec<Vec<u8>> = stmt
         .query_map([id], |r| r.get::<_, Vec<u8>>(0))
         .unwrap()
-        .map(|b| {
-            let body: td_engine::record::RecordBody = postcard::from_bytes(&b.unwrap()).unwrap();
-            automerge::Change::from_bytes(body.change).unwrap()
-        })
+        .map(|b| b.unwrap())
+        .collect();
+    let changes: Vec<automerge::Change> = bodies
+        .iter()
+        .map(|b| automerge::Change::from_bytes(stored_change(&conn, b)).unwrap())
         .collect();
     let mut d = automerge::AutoCommit::new();
     d.apply_changes(changes).unwrap();
@@ -941,7 +1022,7 @@ pub fn signed_run(
     };
     let signed = td_engine::record::SignedRecord::sign(body, signer).unwrap();
     td_engine::sync::WireRun {
-        format: td_engine::record::RECORD_FORMAT,
+        format: td_engine::record::PLAIN_FORMAT,
         actor,
         author: signer.public_key(),
         session: session.into(),

@@ -114,9 +114,9 @@ fn eight_processes_create_and_update_concurrently() {
     let conn = rusqlite::Connection::open(r.db()).unwrap();
     let stats = td_engine::export::log_stats(&conn).unwrap();
     assert_eq!(stats.duplicate_actor_seqs, 0);
-    // creates + label updates + comments, plus the founder's roster entry written with the
-    // first change
-    let expected = (PROCS * PER_PROC * 3) as i64 + 1;
+    // creates + label updates + comments, plus the founder's roster entry and the project's
+    // first epoch (docs/encryption.md), written with the first change
+    let expected = (PROCS * PER_PROC * 3) as i64 + 2;
     assert_eq!(stats.changes, expected, "every write logged exactly once");
     // Each actor's sequence is gap-free 1..=max.
     let gaps: i64 = conn

@@ -410,8 +410,10 @@ fn case10_no_silent_second_project_on_a_hub() {
     let hub = Hub::start();
     let a = Replica::init();
     a.create("Team backlog item", &[]);
-    a.json(&["sync", "init", "--hub", &hub.url()]);
+    // b is admitted first: what the team writes is sealed to its members (docs/encryption.md).
     let b = Replica::init();
+    a.json(&["member", "add", &b.public_key()]);
+    a.json(&["sync", "init", "--hub", &hub.url()]);
     b.json(&["config", "set", "database.url", &hub.url()]);
     b.json(&["sync"]);
     assert_eq!(

@@ -48,9 +48,12 @@ fn served_trio() -> (Replica, Replica, Replica, td_tests::Serving) {
     (a, b, c, sa)
 }
 
-/// A fresh replica that joins `hub`'s project and pulls everything.
-fn joiner(hub: &Hub) -> Replica {
+/// A fresh replica that `admin` admits (what the team writes is sealed to its members:
+/// docs/encryption.md), then joins `hub`'s project and pulls everything.
+fn joiner(hub: &Hub, admin: &Replica) -> Replica {
     let c = Replica::init();
+    admin.json(&["member", "add", &c.public_key()]);
+    admin.json(&["sync", "init", "--hub", &hub.url()]);
     let v = c.json(&["sync", "init", "--hub", &hub.url()]);
     assert_eq!(v["action"], "joined", "{v}");
     c
@@ -74,7 +77,7 @@ fn case1_a_relayed_history_pushed_to_a_hub_reaches_a_joiner() {
     let v = b.json(&["sync", "init", "--hub", &hub.url()]);
     assert_eq!(v["action"], "connected", "{v}");
     assert_eq!(hub.change_rows(), records(&a));
-    let c = joiner(&hub);
+    let c = joiner(&hub, &a);
     assert_eq!(records(&c), records(&a), "the joiner holds every record");
     assert_eq!(c.export(), a.export());
     let st = c.json(&["sync", "status"]);
@@ -94,7 +97,7 @@ fn case1_a_migrated_project_pushed_to_a_hub_reaches_a_joiner() {
     assert!(records(&a) > 6000, "{} records", records(&a));
     let hub = Hub::start();
     a.json(&["sync", "init", "--hub", &hub.url()]);
-    let c = joiner(&hub);
+    let c = joiner(&hub, &a);
     assert_eq!(records(&c), records(&a));
     assert_eq!(c.export(), a.export());
     // Later syncs neither re-read nor lose anything.

@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 
 use sha2::Digest;
 use td_engine::authority::{Op, Role};
-use td_engine::record::{RecordBody, RECORD_FORMAT};
+use td_engine::record::{RecordBody, PLAIN_FORMAT};
 use td_engine::sync::wire::{encode, Message, WireRun};
 use td_transport::auth::AuthMessage;
 
 fn body() -> RecordBody {
     RecordBody {
-        format: RECORD_FORMAT,
+        format: PLAIN_FORMAT,
         project: "prj_0123456789abcdef_abcdef".into(),
         doc: "td-c0ffee".into(),
         actor: [0x11; 16],
@@ -28,7 +28,7 @@ fn body() -> RecordBody {
 
 fn run() -> WireRun {
     WireRun {
-        format: RECORD_FORMAT,
+        format: PLAIN_FORMAT,
         actor: [0x11; 16],
         author: [0x33; 32],
         session: "ses_a1b2c3d4_s1".into(),

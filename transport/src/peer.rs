@@ -331,8 +331,15 @@ async fn run_session(
     let stats = session.stats().clone();
     if let Some(peer) = session.peer() {
         // For `td monitor`'s status line; a busy database must not fail a finished round.
-        let store = session.into_store();
-        let _ = off_runtime(move || store.note_peer_round(&peer)).await;
+        let mut store = session.into_store();
+        let _ = off_runtime(move || {
+            store.note_peer_round(&peer)?;
+            // Keys the round made necessary (a seal for a member whose key just arrived);
+            // they travel in the next round.
+            let session = store.upkeep_session();
+            store.maintain_keys(&session)
+        })
+        .await;
     }
     Ok(stats)
 }

@@ -87,6 +87,10 @@ pub(crate) enum MemberCommand {
         /// Its public key, machine fingerprint or name.
         key: String,
     },
+    /// Start a new content-key epoch: what is written from now on is sealed with a fresh key,
+    /// sealed in turn to every member that published its encryption key (docs/encryption.md).
+    /// Removals and role drops do this by themselves.
+    RotateKey,
 }
 
 fn member_line(m: &MemberView) -> String {
@@ -215,6 +219,12 @@ pub(crate) fn run(c: &MemberCommand, cx: &mut Cx<'_>) -> Result<()> {
                 &json!({"action": "role_changed", "public_key": key, "role": role.as_str()}),
                 || format!("ROLE of {key} is now {}", role.as_str()),
             );
+        }
+        MemberCommand::RotateKey => {
+            let epoch = p.rotate_key()?;
+            emit(json, &json!({"action": "rotated", "epoch": epoch}), || {
+                format!("ROTATED content key: epoch {}", &epoch[..16])
+            });
         }
         MemberCommand::Remove { key } => {
             let key = p.member_remove(key)?;

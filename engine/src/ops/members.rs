@@ -92,7 +92,13 @@ impl Project {
             role,
             name: label,
         };
-        self.store.write(&me, |tx| write_op(tx, &op))?;
+        self.store.write(&me, |tx| {
+            write_op(tx, &op)?;
+            // Every epoch key this machine holds, sealed to the new member at once: its first
+            // sync reads the whole history (docs/encryption.md).
+            tx.settle_roster()?;
+            tx.key_upkeep().map(|_| ())
+        })?;
         Ok(true)
     }
 
@@ -104,7 +110,14 @@ impl Project {
             key: key.clone(),
             role,
         };
-        self.store.write(&me, |tx| write_op(tx, &op))?;
+        self.store.write(&me, |tx| {
+            write_op(tx, &op)?;
+            // A role drop starts a new epoch, as the design asks (docs/encryption.md).
+            if role == Role::Member {
+                tx.rotate_after_roster_change()?;
+            }
+            Ok(())
+        })?;
         Ok(key)
     }
 
@@ -146,8 +159,24 @@ impl Project {
             key: key.clone(),
             cutoff,
         };
-        self.store.write(&me, |tx| write_op(tx, &op))?;
+        self.store.write(&me, |tx| {
+            write_op(tx, &op)?;
+            tx.rotate_after_roster_change().map(|_| ())
+        })?;
         Ok(key)
+    }
+
+    /// `td member rotate-key`: starts a new content-key epoch (a fresh key sealed to every
+    /// member with a published key; docs/encryption.md). Returns the epoch id (hex).
+    pub fn rotate_key(&mut self) -> Result<String> {
+        let me = self.session.id.clone();
+        let (id, _) = self.store.write(&me, |tx| tx.rotate_epoch())?;
+        Ok(hex::encode(id))
+    }
+
+    /// Where encryption stands on this replica (`td sync status`).
+    pub fn encryption(&self) -> Result<crate::views::EncryptionView> {
+        crate::keyring::status(self.store.conn())
     }
 
     /// `td peer add`: an address-book entry (where a peer serves and the key it must prove).

@@ -155,6 +155,7 @@ impl SyncStore for Store {
     fn apply(&mut self, runs: &[WireRun]) -> Result<ApplyReport> {
         let mut report = ApplyReport::default();
         let local = self.identity().public_key();
+        let identity = self.identity().clone();
         let tx = self
             .conn_mut()
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -170,6 +171,10 @@ impl SyncStore for Store {
             .iter()
             .any(|r| r.changes.iter().any(|(doc, _)| doc == ROSTER_ID));
         let mut roster_changes: Vec<HashedChange> = Vec::new();
+        // Sealed records that could not be opened here, by reason.
+        let mut no_key: BTreeMap<String, u64> = BTreeMap::new();
+        // This batch's records held for a key (a key in this same batch may open them).
+        let mut sealed_rows: Vec<i64> = Vec::new();
         let received_at = now_timestamp();
         let mut mark = (0usize, 0u64);
         for (idx, run) in runs.iter().enumerate() {
@@ -213,11 +218,92 @@ impl SyncStore for Store {
             };
             let n = records.len();
             let mut head = None;
+            let mut session = run.session.clone();
             for (i, mut rec) in records.into_iter().enumerate() {
+                if i + 1 == n {
+                    rec.signature = signature;
+                }
+                let sealed = rec.body.format >= crate::record::SEALED_FORMAT;
+                // A sealed record is opened with the epoch keys held here; one that cannot be
+                // opened is stored and held (its writer's chain goes on), never dropped.
+                let (doc, raw) = if sealed {
+                    let body = rec.body.clone();
+                    match crate::keyring::open_body(&tx, body)? {
+                        Ok(inner) => match check_opened(&inner, &run.author) {
+                            Ok(()) => {
+                                session = inner.session.clone();
+                                (inner.doc, inner.change)
+                            }
+                            Err(why) => {
+                                report.held_notes.push(format!(
+                                    "unreadable: record {short}#{}: {why}",
+                                    rec.body.seq
+                                ));
+                                store::insert_record_as(
+                                    &tx,
+                                    &rec,
+                                    "",
+                                    "",
+                                    i + 1 == n,
+                                    &received_at,
+                                    store::UNREADABLE,
+                                )?;
+                                head = Some((rec.body.seq, rec.hash));
+                                report.held += 1;
+                                continue;
+                            }
+                        },
+                        Err(e) => {
+                            let code = match e {
+                                crate::sealing::OpenError::NoKey(_) => store::NO_KEY,
+                                _ => store::UNREADABLE,
+                            };
+                            *no_key.entry(e.to_string()).or_default() += 1;
+                            let row = store::insert_record_as(
+                                &tx,
+                                &rec,
+                                "",
+                                "",
+                                i + 1 == n,
+                                &received_at,
+                                code,
+                            )?;
+                            if code == store::NO_KEY {
+                                sealed_rows.push(row);
+                            }
+                            head = Some((rec.body.seq, rec.hash));
+                            report.held += 1;
+                            continue;
+                        }
+                    }
+                } else {
+                    (
+                        std::mem::take(&mut rec.body.doc),
+                        std::mem::take(&mut rec.body.change),
+                    )
+                };
                 // The record's hash and encoding are already computed: its change bytes can
                 // move into the parsed change.
-                let change = match Change::from_bytes(std::mem::take(&mut rec.body.change)) {
+                let change = match Change::from_bytes(raw) {
                     Ok(c) if c.actor_id().to_bytes() == run.actor => c,
+                    _ if sealed => {
+                        report.held_notes.push(format!(
+                            "unreadable: record {short}#{}: malformed change",
+                            rec.body.seq
+                        ));
+                        store::insert_record_as(
+                            &tx,
+                            &rec,
+                            "",
+                            "",
+                            i + 1 == n,
+                            &received_at,
+                            store::UNREADABLE,
+                        )?;
+                        head = Some((rec.body.seq, rec.hash));
+                        report.held += 1;
+                        continue;
+                    }
                     _ => {
                         report
                             .rejected
@@ -225,12 +311,22 @@ impl SyncStore for Store {
                         break;
                     }
                 };
-                if i + 1 == n {
-                    rec.signature = signature;
-                }
-                let is_roster = rec.body.doc == ROSTER_ID;
+                let is_roster = doc == ROSTER_ID && !sealed;
                 let accepted = is_roster || author_standing.admits(&run.actor, rec.body.seq);
-                let row = store::insert_record(&tx, &rec, i + 1 == n, &received_at, accepted)?;
+                let row = store::insert_record_as(
+                    &tx,
+                    &rec,
+                    &doc,
+                    &session,
+                    i + 1 == n,
+                    &received_at,
+                    if accepted {
+                        store::APPLIED
+                    } else {
+                        store::HELD
+                    },
+                )?;
+                rec.body.doc = doc;
                 head = Some((rec.body.seq, rec.hash));
                 report.applied += 1;
                 if is_roster {
@@ -255,16 +351,18 @@ impl SyncStore for Store {
             }
             // Advance the actor's head now, so the next run of the same actor chains on.
             if let Some((seq, hash)) = head {
-                store::set_actor_head(&tx, &run.actor, &run.session, &run.author, seq, &hash)?;
+                store::set_actor_head(&tx, &run.actor, &session, &run.author, seq, &hash)?;
             }
         }
         if !runs.is_empty() && (report.rejected.len(), report.deferred) != mark {
             report.incomplete_runs.push(runs.len() - 1);
         }
         let mut changed_keys = Vec::new();
+        let mut opened = false;
         if !roster_changes.is_empty() {
             apply_roster_doc(&tx, roster_changes)?;
             changed_keys = roster::refresh(&tx)?;
+            opened = crate::keyring::refresh(&tx, &identity)?;
             // This batch's records of machines whose standing changed are decided again.
             // Standing looked up once per machine whose standing changed.
             let mut now_standing: HashMap<[u8; 32], Standing> = HashMap::new();
@@ -320,11 +418,123 @@ impl SyncStore for Store {
         if !changed_keys.is_empty() {
             settle_standing(&tx, &mut cols, Some(&changed_keys), &local)?;
         }
+        if opened {
+            open_held(&tx, &mut cols, &local)?;
+            // Records of this batch that a key in this batch opened count as received.
+            let mut still = 0u64;
+            for row in &sealed_rows {
+                still += tx
+                    .prepare_cached("SELECT 1 FROM crdt_changes WHERE id = ?1 AND applied = ?2")?
+                    .exists(params![row, store::NO_KEY])? as u64;
+            }
+            let opened_here = sealed_rows.len() as u64 - still;
+            report.held -= opened_here;
+            report.applied += opened_here;
+            if still == 0 {
+                no_key.clear();
+            }
+        }
+        for (why, n) in no_key {
+            report.held_notes.push(format!(
+                "held: {n} sealed change(s): {why} (they open when its key arrives)"
+            ));
+        }
         crate::materialize::settle_dependencies(&tx, &mut cols)?;
         report.conflicts = crate::conflicts::recorded_since(&tx, &conflicts_before)?;
         tx.commit()?;
         Ok(report)
     }
+}
+
+/// Checks what a sealed record held once opened: a change within bounds, and a session
+/// that names no machine but its signer (as the run's session is checked for plaintext).
+fn check_opened(
+    inner: &crate::record::Inner,
+    author: &[u8; 32],
+) -> std::result::Result<(), String> {
+    crate::record::check_change(&inner.change)?;
+    if inner.doc == ROSTER_ID {
+        return Err("a sealed roster change (the roster is never sealed)".into());
+    }
+    if let Some(why) = misattributed(&inner.session, author) {
+        return Err(why);
+    }
+    Ok(())
+}
+
+/// Opens the records held for want of a key (`store::NO_KEY`) with the keys held now, and
+/// applies those whose authors are accepted; the rest stay held. Called when a key arrived.
+pub(crate) fn open_held(
+    conn: &rusqlite::Connection,
+    cols: &mut Columns,
+    local: &[u8; 32],
+) -> Result<()> {
+    let rows: Vec<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT id, body FROM crdt_changes WHERE applied = ?1 ORDER BY id")?
+        .query_map([store::NO_KEY], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<std::result::Result<_, _>>()?;
+    let mut by_doc: BTreeMap<String, Vec<HashedChange>> = BTreeMap::new();
+    let mut standing: HashMap<[u8; 32], Standing> = HashMap::new();
+    for (row, body) in rows {
+        let rec = decode_body(&body)?;
+        let (author, actor, seq) = (rec.author, rec.actor, rec.seq);
+        let inner = match crate::keyring::open_body(conn, rec)? {
+            Ok(inner) => inner,
+            Err(crate::sealing::OpenError::NoKey(_)) => continue,
+            Err(_) => {
+                conn.prepare_cached("UPDATE crdt_changes SET applied = ?1 WHERE id = ?2")?
+                    .execute(params![store::UNREADABLE, row])?;
+                continue;
+            }
+        };
+        let change = match check_opened(&inner, &author)
+            .ok()
+            .and_then(|_| Change::from_bytes(inner.change.clone()).ok())
+        {
+            Some(c) if c.actor_id().to_bytes() == actor => c,
+            _ => {
+                conn.prepare_cached("UPDATE crdt_changes SET applied = ?1 WHERE id = ?2")?
+                    .execute(params![store::UNREADABLE, row])?;
+                continue;
+            }
+        };
+        let s = match standing.get(&author) {
+            Some(s) => s.clone(),
+            None => {
+                let s = roster::standing_of(conn, &author, local)?;
+                standing.insert(author, s.clone());
+                s
+            }
+        };
+        let accepted = s.admits(&actor, seq);
+        // The writer's session, learnt now that one of its sealed records opened.
+        conn.prepare_cached(
+            "UPDATE crdt_actors SET session_id = ?1 WHERE actor = ?2 AND session_id = ''",
+        )?
+        .execute(params![inner.session, &actor[..]])?;
+        conn.prepare_cached(
+            "UPDATE crdt_changes SET doc_id = ?1, session_id = ?2, applied = ?3 WHERE id = ?4",
+        )?
+        .execute(params![
+            inner.doc,
+            inner.session,
+            if accepted {
+                store::APPLIED
+            } else {
+                store::HELD
+            },
+            row
+        ])?;
+        if accepted {
+            by_doc.entry(inner.doc).or_default().push((row, change));
+        }
+    }
+    let mut docs: Vec<(String, Vec<HashedChange>)> = by_doc.into_iter().collect();
+    docs.sort_by_key(|(id, _)| (Kind::of_id(id), id.clone()));
+    for (doc_id, changes) in docs {
+        apply_doc(conn, cols, &doc_id, changes)?;
+    }
+    Ok(())
 }
 
 /// A received record of an entity document, with whether its author is accepted.
@@ -392,6 +602,7 @@ fn push_record(runs: &mut Vec<WireRun>, rec: RecordBody, signature: Vec<u8>, byt
     *bytes += rec.doc.len() + rec.change.len() + 8;
     let continues = runs.last().is_some_and(|r| {
         r.signature.is_empty()
+            && r.format == rec.format
             && r.actor == rec.actor
             && r.first_seq + r.changes.len() as u64 == rec.seq
     });
@@ -493,6 +704,18 @@ fn rebuild_run(
         })?
     };
     for (doc, c) in &run.changes {
+        if run.format >= crate::record::SEALED_FORMAT {
+            // Sealed: bounded here, its change checked once opened.
+            if c.len() > crate::record::MAX_SEALED_BYTES || !doc.is_empty() {
+                report.rejected.push(format!(
+                    "run of actor {short} rejected: a sealed record of {} bytes (at most {}) or naming an entity in the clear",
+                    c.len(),
+                    crate::record::MAX_SEALED_BYTES
+                ));
+                return Ok(None);
+            }
+            continue;
+        }
         if let Err(why) = crate::record::check_change(c) {
             report.rejected.push(format!(
                 "run of actor {short} rejected: the change to {doc} is {why}"
@@ -570,10 +793,10 @@ fn apply_doc(
         .query_map([doc_id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<std::result::Result<_, _>>()?;
     for (row, body) in waiting {
-        let rec: RecordBody =
-            postcard::from_bytes(&body).map_err(|e| EngineError::CorruptLog(e.to_string()))?;
+        let inner = crate::keyring::record_change(conn, &body)?
+            .map_err(|e| EngineError::CorruptLog(format!("a waiting record does not open: {e}")))?;
         let c =
-            Change::from_bytes(rec.change).map_err(|e| EngineError::CorruptLog(e.to_string()))?;
+            Change::from_bytes(inner.change).map_err(|e| EngineError::CorruptLog(e.to_string()))?;
         pending.push((row, c));
     }
     if let Some((lineages, referrers)) = clashed_lineages(conn, cols, doc_id, &pending, &new)? {

@@ -1,0 +1,518 @@
+//! Content keys by epoch (issue 12; `docs/encryption.md`): the key operations in the roster
+//! document (`epoch`, `seal`) resolved the same way on every replica, the epoch keys this
+//! machine can open, and which epoch a writer seals with. A member's encryption key is its
+//! admitted signing key in Montgomery form (`sealing::encryption_key_of`), so nothing needs
+//! publishing.
+//!
+//! A key operation counts when its author's records count (the resolved roster's standing
+//! admits its actor and sequence number). The epochs' heads are the epochs no other epoch
+//! was made on; writers use the single head's key, or, when several epochs were made apart,
+//! a key merged from all heads (`sealing::merge`), which only a machine holding every head's
+//! key can derive.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::authority::{self, Op, OpRecord, Roster};
+use crate::error::{EngineError, Result};
+use crate::identity::MachineIdentity;
+use crate::sealing::{self, EpochId, EpochKey};
+
+/// One epoch as resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Epoch {
+    /// Its id.
+    pub id: EpochId,
+    /// Who made it (public key hex).
+    pub author: String,
+    /// The machines it excludes (removed when it was made).
+    pub removed: BTreeSet<String>,
+    /// Member public key hex → sealed copies of its key.
+    pub seals: BTreeMap<String, Vec<Vec<u8>>>,
+    /// No other epoch was made on it.
+    pub head: bool,
+}
+
+/// The resolved key operations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Keyring {
+    /// Epochs in the roster's topological order.
+    pub epochs: Vec<Epoch>,
+}
+
+fn hex32(s: &str) -> Option<[u8; 32]> {
+    hex::decode(s).ok()?.try_into().ok()
+}
+
+/// Resolves the key operations among `ops` against the resolved `roster` (pure).
+pub fn resolve(ops: &[OpRecord], roster: &Roster) -> Keyring {
+    let (order, _) = authority::topological(ops);
+    let deps: HashMap<[u8; 32], &Vec<[u8; 32]>> = order.iter().map(|o| (o.hash, &o.deps)).collect();
+    let mut k = Keyring::default();
+    let mut epoch_hash: Vec<[u8; 32]> = Vec::new();
+    let mut index: HashMap<EpochId, usize> = HashMap::new();
+    for o in &order {
+        let Ok(op) = &o.op else { continue };
+        if !op.is_key_op() {
+            continue;
+        }
+        let author = hex::encode(o.author);
+        let counts = roster.standing(&author).admits(&o.actor, o.seq);
+        match op {
+            Op::Epoch { id, removed, seals } => {
+                let Some(id) = hex32(id).filter(|_| counts) else {
+                    continue;
+                };
+                if index.contains_key(&id) {
+                    continue;
+                }
+                let seals = seals
+                    .iter()
+                    .filter_map(|(m, s)| Some((m.clone(), vec![hex::decode(s).ok()?])))
+                    .collect();
+                index.insert(id, k.epochs.len());
+                epoch_hash.push(o.hash);
+                k.epochs.push(Epoch {
+                    id,
+                    author,
+                    removed: removed.iter().cloned().collect(),
+                    seals,
+                    head: true,
+                });
+            }
+            Op::Seal { epoch, to, sealed } => {
+                let (Some(id), Ok(sealed)) = (hex32(epoch), hex::decode(sealed)) else {
+                    continue;
+                };
+                if let (true, Some(&i)) = (counts, index.get(&id)) {
+                    k.epochs[i]
+                        .seals
+                        .entry(to.clone())
+                        .or_default()
+                        .push(sealed);
+                }
+            }
+            _ => {}
+        }
+    }
+    // An epoch made on another (the other is among its ancestors) supersedes it.
+    let positions: HashMap<[u8; 32], usize> = epoch_hash
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (*h, i))
+        .collect();
+    for (i, h) in epoch_hash.iter().enumerate() {
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<[u8; 32]> = deps.get(h).map(|d| d.to_vec()).unwrap_or_default();
+        while let Some(a) = stack.pop() {
+            if !seen.insert(a) {
+                continue;
+            }
+            if let Some(&j) = positions.get(&a) {
+                if j != i {
+                    k.epochs[j].head = false;
+                }
+            }
+            if let Some(d) = deps.get(&a) {
+                stack.extend(d.iter().copied());
+            }
+        }
+    }
+    k
+}
+
+/// Resolves the key operations from the log, stores them, and opens the epoch keys sealed
+/// to this machine (and the merged key of the current heads). Returns whether a key this
+/// machine did not hold before was opened (held records may open now).
+pub(crate) fn refresh(conn: &Connection, identity: &MachineIdentity) -> Result<bool> {
+    let ops = crate::roster::load_ops(conn)?;
+    let roster = crate::roster::stored(conn)?;
+    let k = resolve(&ops, &roster);
+    conn.execute_batch("DELETE FROM crdt_epochs; DELETE FROM crdt_seals;")?;
+    let project = crate::store::meta(conn, "project_id")?.unwrap_or_default();
+    let me = identity.public_key_hex();
+    let mut opened = false;
+    for (i, e) in k.epochs.iter().enumerate() {
+        let id = hex::encode(e.id);
+        conn.execute(
+            "INSERT INTO crdt_epochs(id, idx, author, removed, head) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                id,
+                i as i64,
+                e.author,
+                serde_json::to_string(&e.removed).unwrap_or_default(),
+                e.head as i64
+            ],
+        )?;
+        for (m, copies) in &e.seals {
+            for c in copies {
+                conn.execute(
+                    "INSERT OR IGNORE INTO crdt_seals(epoch, member, sealed) VALUES (?1, ?2, ?3)",
+                    params![id, m, hex::encode(c)],
+                )?;
+            }
+        }
+        if epoch_key(conn, &e.id)?.is_some() {
+            continue;
+        }
+        for c in e.seals.get(&me).into_iter().flatten() {
+            if let Ok(key) = sealing::open_key(c, &e.id, &project, identity) {
+                store_key(conn, &e.id, &key)?;
+                opened = true;
+                break;
+            }
+        }
+    }
+    // The merged key of several heads, when every head's key is held.
+    let heads: Vec<EpochId> = k.epochs.iter().filter(|e| e.head).map(|e| e.id).collect();
+    if heads.len() > 1 {
+        let keys: Option<Vec<(EpochId, EpochKey)>> = heads
+            .iter()
+            .map(|h| epoch_key(conn, h).ok().flatten().map(|key| (*h, key)))
+            .collect();
+        if let Some(keys) = keys {
+            let (id, key) = sealing::merge(&keys);
+            if epoch_key(conn, &id)?.is_none() {
+                store_key(conn, &id, &key)?;
+                opened = true;
+            }
+        }
+    }
+    Ok(opened)
+}
+
+/// The key of `epoch`, when this machine holds it.
+pub(crate) fn epoch_key(conn: &Connection, epoch: &EpochId) -> Result<Option<EpochKey>> {
+    let key: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT key FROM crdt_epoch_keys WHERE epoch = ?1")?
+        .query_row([hex::encode(epoch)], |r| r.get(0))
+        .optional()?;
+    Ok(key.and_then(|k| k.try_into().ok()))
+}
+
+/// Keeps an epoch key this machine made or opened.
+pub(crate) fn store_key(conn: &Connection, epoch: &EpochId, key: &EpochKey) -> Result<()> {
+    conn.execute(
+        "INSERT OR IGNORE INTO crdt_epoch_keys(epoch, key) VALUES (?1, ?2)",
+        params![hex::encode(epoch), &key[..]],
+    )?;
+    Ok(())
+}
+
+/// What a writer seals its records with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriterEpoch {
+    /// The project has no epoch yet: records stay plaintext (a project from before
+    /// encryption, until its first epoch).
+    Plaintext,
+    /// Seal with this epoch.
+    Seal(EpochId, EpochKey),
+    /// Make a new epoch first: a head's key is not held here, or a removed machine is not
+    /// excluded by the current heads.
+    Rotate,
+}
+
+/// The epoch this machine seals new records with now.
+pub(crate) fn writer_epoch(conn: &Connection) -> Result<WriterEpoch> {
+    let heads: Vec<(String, String)> = conn
+        .prepare_cached("SELECT id, removed FROM crdt_epochs WHERE head = 1 ORDER BY id")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<std::result::Result<_, _>>()?;
+    if heads.is_empty() {
+        return Ok(WriterEpoch::Plaintext);
+    }
+    let mut excluded: BTreeSet<String> = BTreeSet::new();
+    let mut keys = Vec::new();
+    for (id, removed) in &heads {
+        excluded.extend(serde_json::from_str::<Vec<String>>(removed).unwrap_or_default());
+        let Some(id) = hex32(id) else {
+            return Ok(WriterEpoch::Rotate);
+        };
+        match epoch_key(conn, &id)? {
+            Some(k) => keys.push((id, k)),
+            None => return Ok(WriterEpoch::Rotate),
+        }
+    }
+    let removed: Vec<String> = conn
+        .prepare_cached("SELECT id FROM crdt_removed")?
+        .query_map([], |r| r.get(0))?
+        .collect::<std::result::Result<_, _>>()?;
+    if removed.iter().any(|r| !excluded.contains(r)) {
+        return Ok(WriterEpoch::Rotate);
+    }
+    let (id, key) = sealing::merge(&keys);
+    Ok(WriterEpoch::Seal(id, key))
+}
+
+/// The members a new epoch is sealed to: every admitted member (public key hex, X25519 key).
+pub(crate) fn recipients(conn: &Connection) -> Result<Vec<(String, [u8; 32])>> {
+    let rows: Vec<String> = conn
+        .prepare_cached("SELECT id FROM crdt_members ORDER BY id")?
+        .query_map([], |r| r.get(0))?
+        .collect::<std::result::Result<_, _>>()?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|m| {
+            let enc = sealing::encryption_key_of(&hex32(&m)?)?;
+            Some((m, enc))
+        })
+        .collect())
+}
+
+/// A new epoch's operation, sealed to every recipient (and to `me` when its key is known),
+/// excluding every removed machine; the caller writes it and keeps the key.
+pub(crate) fn new_epoch_op(
+    conn: &Connection,
+    project: &str,
+    identity: &MachineIdentity,
+) -> Result<(Op, EpochId, EpochKey)> {
+    let (id, key) = sealing::new_epoch();
+    let mut to = recipients(conn)?;
+    let me = identity.public_key_hex();
+    if !to.iter().any(|(m, _)| *m == me) {
+        if let Some(enc) = sealing::encryption_key_of(&identity.public_key()) {
+            to.push((me, enc));
+        }
+    }
+    let seals = to
+        .iter()
+        .filter_map(|(m, enc)| {
+            let member = hex32(m)?;
+            Some((
+                m.clone(),
+                hex::encode(sealing::seal_key(&key, &id, project, &member, enc)),
+            ))
+        })
+        .collect();
+    let removed: Vec<String> = conn
+        .prepare_cached("SELECT id FROM crdt_removed ORDER BY id")?
+        .query_map([], |r| r.get(0))?
+        .collect::<std::result::Result<_, _>>()?;
+    Ok((
+        Op::Epoch {
+            id: hex::encode(id),
+            removed,
+            seals,
+        },
+        id,
+        key,
+    ))
+}
+
+/// What keeps the keyring whole, as operations this machine should write now: a `seal` of
+/// every epoch it holds to every admitted member that has no copy (never to a machine the
+/// epoch excludes, nor to a removed one).
+pub(crate) fn upkeep(
+    conn: &Connection,
+    project: &str,
+    _identity: &MachineIdentity,
+) -> Result<Vec<Op>> {
+    let mut ops = Vec::new();
+    let epochs: Vec<(String, String)> = conn
+        .prepare_cached("SELECT id, removed FROM crdt_epochs ORDER BY idx")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<std::result::Result<_, _>>()?;
+    let removed: BTreeSet<String> = conn
+        .prepare_cached("SELECT id FROM crdt_removed")?
+        .query_map([], |r| r.get(0))?
+        .collect::<std::result::Result<_, _>>()?;
+    let members = recipients(conn)?;
+    let mut known_removals: Option<Result<BTreeSet<String>>> = None;
+    for (id, excluded) in epochs {
+        let Some(eid) = hex32(&id) else { continue };
+        let Some(key) = epoch_key(conn, &eid)? else {
+            continue;
+        };
+        let excluded: BTreeSet<String> = serde_json::from_str(&excluded).unwrap_or_default();
+        for (m, enc) in &members {
+            if removed.contains(m) {
+                continue;
+            }
+            // An epoch that excludes a machine now a member: sealed to it only when this
+            // replica holds the removal too (the machine was re-admitted after it); a replica
+            // that never saw the removal must not hand the key back.
+            if excluded.contains(m) {
+                let known = known_removals.get_or_insert_with(|| removals_in_log(conn));
+                if !known.as_ref().is_ok_and(|k| k.contains(m)) {
+                    continue;
+                }
+            }
+            let has: bool = conn
+                .prepare_cached("SELECT 1 FROM crdt_seals WHERE epoch = ?1 AND member = ?2")?
+                .exists(params![id, m])?;
+            if has {
+                continue;
+            }
+            let Some(member) = hex32(m) else { continue };
+            ops.push(Op::Seal {
+                epoch: id.clone(),
+                to: m.clone(),
+                sealed: hex::encode(sealing::seal_key(&key, &eid, project, &member, enc)),
+            });
+        }
+    }
+    Ok(ops)
+}
+
+/// The machines some removal in the log names (whether or not it stands).
+fn removals_in_log(conn: &Connection) -> Result<BTreeSet<String>> {
+    Ok(crate::roster::load_ops(conn)?
+        .into_iter()
+        .filter_map(|o| match o.op {
+            Ok(Op::Remove { key, .. }) => Some(key),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Every epoch key this machine holds (epoch id hex → key hex), for an invite code.
+pub(crate) fn held_keys(conn: &Connection) -> Result<BTreeMap<String, String>> {
+    let rows: Vec<(String, Vec<u8>)> = conn
+        .prepare_cached("SELECT epoch, key FROM crdt_epoch_keys ORDER BY epoch")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<std::result::Result<_, _>>()?;
+    Ok(rows.into_iter().map(|(e, k)| (e, hex::encode(k))).collect())
+}
+
+/// Keeps epoch keys an invite code carried (malformed entries are skipped).
+pub(crate) fn keep_keys(conn: &Connection, keys: &BTreeMap<String, String>) -> Result<()> {
+    for (epoch, key) in keys {
+        if let (Some(e), Some(k)) = (hex32(epoch), hex32(key)) {
+            store_key(conn, &e, &k)?;
+        }
+    }
+    Ok(())
+}
+
+/// Where encryption stands on this replica.
+pub(crate) fn status(conn: &Connection) -> Result<crate::views::EncryptionView> {
+    let count = |sql: &str| -> Result<i64> { Ok(conn.query_row(sql, [], |r| r.get(0))?) };
+    let current = match writer_epoch(conn)? {
+        WriterEpoch::Seal(id, _) => Some(hex::encode(id)),
+        _ => None,
+    };
+    Ok(crate::views::EncryptionView {
+        epochs: count("SELECT count(*) FROM crdt_epochs")?,
+        heads: count("SELECT count(*) FROM crdt_epochs WHERE head = 1")?,
+        current,
+        keys_held: count("SELECT count(*) FROM crdt_epoch_keys")?,
+        waiting_for_key: count(&format!(
+            "SELECT count(*) FROM crdt_changes WHERE applied = {}",
+            crate::store::NO_KEY
+        ))?,
+        unreadable: count(&format!(
+            "SELECT count(*) FROM crdt_changes WHERE applied = {}",
+            crate::store::UNREADABLE
+        ))?,
+        plaintext_records: count(
+            "SELECT count(*) FROM crdt_changes WHERE doc_id != 'roster' AND substr(body, 1, 1) = x'01'",
+        )?,
+    })
+}
+
+/// A stored record's Automerge change: the plaintext record's, or a sealed record's opened
+/// with the epoch keys this machine holds (`Err` says why not: no key yet, or it does not
+/// open).
+pub(crate) fn record_change(
+    conn: &Connection,
+    body: &[u8],
+) -> Result<std::result::Result<crate::record::Inner, crate::sealing::OpenError>> {
+    let rec: crate::record::RecordBody = postcard::from_bytes(body)
+        .map_err(|e| EngineError::CorruptLog(format!("stored record: {e}")))?;
+    open_body(conn, rec)
+}
+
+/// [`record_change`] for a decoded body.
+pub(crate) fn open_body(
+    conn: &Connection,
+    rec: crate::record::RecordBody,
+) -> Result<std::result::Result<crate::record::Inner, crate::sealing::OpenError>> {
+    if rec.format < crate::record::SEALED_FORMAT {
+        return Ok(Ok(crate::record::Inner {
+            doc: rec.doc,
+            session: rec.session,
+            change: rec.change,
+        }));
+    }
+    let epoch = match crate::sealing::record_epoch(&rec.change) {
+        Ok(e) => e,
+        Err(e) => return Ok(Err(e)),
+    };
+    let key = epoch_key(conn, &epoch)?;
+    let plain = match crate::sealing::open_record(
+        &rec.change,
+        |_| key,
+        &rec.project,
+        &rec.actor,
+        rec.seq,
+    ) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(postcard::from_bytes::<crate::record::Inner>(&plain)
+        .map_err(|_| crate::sealing::OpenError::Forged))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(n: u8, deps: &[u8], author: [u8; 32], op: Op) -> OpRecord {
+        OpRecord {
+            hash: [n; 32],
+            deps: deps.iter().map(|d| [*d; 32]).collect(),
+            author,
+            actor: vec![n],
+            seq: 1,
+            time: 0,
+            op: Ok(op),
+        }
+    }
+
+    fn epoch(id: u8) -> Op {
+        Op::Epoch {
+            id: hex::encode([id; 32]),
+            removed: vec![],
+            seals: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn heads_are_the_epochs_nothing_was_made_on_and_non_members_do_not_count() {
+        let a = [1u8; 32];
+        let stranger = [9u8; 32];
+        let mut roster = Roster::default();
+        roster.members.insert(
+            hex::encode(a),
+            authority::Member {
+                role: authority::Role::Admin,
+                name: String::new(),
+                added_by: String::new(),
+                added_at: 0,
+            },
+        );
+        // 1 (epoch e0) ← 2 (epoch e1) ← 3 (epoch e2 made on e1); 4 (epoch e3, apart) on 1;
+        // 5 by a stranger.
+        let ops = vec![
+            op(1, &[], a, epoch(0xe0)),
+            op(2, &[1], a, epoch(0xe1)),
+            op(3, &[2], a, epoch(0xe2)),
+            op(4, &[1], a, epoch(0xe3)),
+            op(5, &[3], stranger, epoch(0xe4)),
+        ];
+        let k = resolve(&ops, &roster);
+        let heads: Vec<u8> = k
+            .epochs
+            .iter()
+            .filter(|e| e.head)
+            .map(|e| e.id[0])
+            .collect();
+        assert_eq!(heads, vec![0xe2, 0xe3]);
+        assert_eq!(k.epochs.len(), 4, "the stranger's epoch does not count");
+        // The same operations in another order resolve the same.
+        let mut rev = ops.clone();
+        rev.reverse();
+        assert_eq!(resolve(&rev, &roster), k);
+    }
+}

@@ -1,0 +1,324 @@
+//! End-to-end encryption (issue 12, docs/encryption.md), with the real binary and a real hub
+//! (`tursodb --sync-server`): what the hub holds, removals, late members, partitions, altered
+//! and unopenable records.
+
+use serde_json::{json, Value};
+use td_tests::hub::Hub;
+use td_tests::Replica;
+
+fn sync(r: &Replica) -> Value {
+    r.json(&["sync"])
+}
+
+/// Syncs every replica, `passes` times round (key operations need a round trip or two: a
+/// member publishes its key, another seals the epoch to it, the first opens what it held).
+fn settle(rs: &[&Replica], passes: usize) {
+    for _ in 0..passes {
+        for r in rs {
+            sync(r);
+        }
+    }
+}
+
+/// A founder with `members` members, all through the hub.
+fn team(hub: &str, members: usize) -> (Replica, Vec<Replica>) {
+    let a = Replica::init();
+    a.create("Founding issue of the team", &[]);
+    let others: Vec<Replica> = (0..members).map(|_| Replica::init()).collect();
+    for o in &others {
+        a.json(&["member", "add", &o.public_key()]);
+    }
+    assert_eq!(
+        a.json(&["sync", "init", "--hub", hub])["action"],
+        "connected"
+    );
+    for o in &others {
+        assert_eq!(o.json(&["sync", "init", "--hub", hub])["action"], "joined");
+    }
+    (a, others)
+}
+
+fn encryption(r: &Replica) -> Value {
+    r.json(&["sync", "status"])["encryption"].clone()
+}
+
+/// Every byte the hub's operator holds: its database file and WAL, and every row body as the
+/// hub's API returns it.
+fn hub_bytes(hub: &Hub) -> Vec<u8> {
+    let mut all = Vec::new();
+    for suffix in ["", "-wal"] {
+        let mut p = hub.db_file().as_os_str().to_owned();
+        p.push(suffix);
+        all.extend(std::fs::read(&p).unwrap_or_default());
+    }
+    for row in td_tests::hub::sql(hub.port, "SELECT body FROM td_changes", json!([])) {
+        let b64 = row[0]["base64"].as_str().unwrap_or_default();
+        all.extend(unb64(b64));
+    }
+    all
+}
+
+/// A blob as the hub's API returns it (base64, padding optional).
+fn unb64(s: &str) -> Vec<u8> {
+    base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD_NO_PAD,
+        s.trim_end_matches('='),
+    )
+    .unwrap()
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn three_replicas_through_a_real_hub_leave_it_only_ciphertext() {
+    let hub = Hub::start();
+    let (a, others) = team(&hub.url(), 2);
+    let (b, c) = (&others[0], &others[1]);
+    settle(&[&a, b, c], 2);
+    let markers = [
+        "MARKTITLE7f3a",
+        "MARKDESC7f3a",
+        "MARKCOMMENT7f3a",
+        "MARKLOG7f3a",
+        "MARKHANDOFF7f3a",
+        "MARKBRANCH7f3a",
+        "MARKLABEL7f3a",
+    ];
+    let i = a.create(
+        "Rotate prod password MARKTITLE7f3a",
+        &["-d", "hunter2 MARKDESC7f3a", "-l", "MARKLABEL7f3a"],
+    );
+    a.json(&["comment", &i, "note MARKCOMMENT7f3a"]);
+    a.json(&["start", &i]);
+    a.json(&["log", &i, "progress MARKLOG7f3a"]);
+    a.json(&["handoff", &i, "--done", "did MARKHANDOFF7f3a"]);
+    let j = b.create("From b", &[]);
+    b.json(&["update", &j, "--description", "branch MARKBRANCH7f3a"]);
+    settle(&[&a, b, c], 3);
+    let ea = a.export();
+    assert_eq!(ea, b.export(), "a and b converge");
+    assert_eq!(ea, c.export(), "a and c converge");
+    for m in ["MARKTITLE7f3a", "MARKDESC7f3a", "MARKBRANCH7f3a"] {
+        assert!(ea.contains(m), "the replicas read {m}");
+    }
+    let held = hub_bytes(&hub);
+    assert!(held.len() > 10_000, "the hub holds the project");
+    for m in markers {
+        assert!(!contains(&held, m), "the hub holds {m} in the clear");
+    }
+    // No working session or entity id is in the clear either: entity ids are sealed.
+    assert!(!contains(&held, &i), "the hub holds the issue id {i}");
+    for r in [&a, b, c] {
+        let e = encryption(r);
+        assert_eq!(e["waiting_for_key"], 0, "{e}");
+        assert_eq!(e["unreadable"], 0, "{e}");
+        assert!(e["current"].is_string(), "{e}");
+        assert_eq!(
+            e["current"],
+            encryption(&a)["current"],
+            "one epoch everywhere"
+        );
+    }
+}
+
+#[test]
+fn a_removed_machine_reads_nothing_written_after_its_removal() {
+    let hub = Hub::start();
+    let (a, others) = team(&hub.url(), 2);
+    let (b, c) = (&others[0], &others[1]);
+    settle(&[&a, b, c], 3);
+    let before = a.create("Written before the removal", &[]);
+    settle(&[&a, b, c], 2);
+    assert!(c.export().contains("Written before the removal"));
+    a.json(&["member", "remove", &c.public_key()]);
+    let after = a.create("Written after the removal SECRETAFTER", &[]);
+    settle(&[&a, b], 2);
+    // c keeps pulling from the hub.
+    sync(c);
+    sync(c);
+    assert!(b.export().contains("SECRETAFTER"), "a member reads it");
+    let ce = c.export();
+    assert!(ce.contains(&before), "c keeps what it had");
+    assert!(
+        !ce.contains("SECRETAFTER"),
+        "c materialized a record after its removal"
+    );
+    assert!(!ce.contains(&after));
+    // c holds the sealed record and cannot open it: its epoch's key was never sealed to c.
+    let e = encryption(c);
+    assert!(
+        e["waiting_for_key"].as_i64().unwrap() >= 1,
+        "c stores what it cannot read: {e}"
+    );
+    let conn = rusqlite::Connection::open(c.db()).unwrap();
+    let current = encryption(&a)["current"].as_str().unwrap().to_string();
+    let has_key: bool = conn
+        .prepare("SELECT 1 FROM crdt_epoch_keys WHERE epoch = ?1")
+        .unwrap()
+        .exists([&current])
+        .unwrap();
+    assert!(!has_key, "c holds the key of the epoch after its removal");
+    // Tried: every sealed record c holds without a key fails to open with every key c has.
+    let keys: Vec<Vec<u8>> = conn
+        .prepare("SELECT key FROM crdt_epoch_keys")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|k| k.unwrap())
+        .collect();
+    let bodies: Vec<Vec<u8>> = conn
+        .prepare("SELECT body FROM crdt_changes WHERE applied = 5")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect();
+    assert!(!bodies.is_empty());
+    for body in bodies {
+        let rec: td_engine::record::RecordBody = postcard::from_bytes(&body).unwrap();
+        for k in &keys {
+            let key: [u8; 32] = k.as_slice().try_into().unwrap();
+            let opened = td_engine::sealing::open_record(
+                &rec.change,
+                |_| Some(key),
+                &rec.project,
+                &rec.actor,
+                rec.seq,
+            );
+            assert!(
+                opened.is_err(),
+                "a key c holds opens a record after its removal"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_machine_admitted_after_three_rotations_reads_the_whole_history() {
+    let hub = Hub::start();
+    let (a, _) = team(&hub.url(), 0);
+    for n in 0..3 {
+        a.create(&format!("Epoch {n} work"), &[]);
+        a.json(&["member", "rotate-key"]);
+    }
+    a.create("Latest work", &[]);
+    sync(&a);
+    assert_eq!(encryption(&a)["epochs"], 4, "{}", encryption(&a));
+    let d = Replica::init();
+    a.json(&["member", "add", &d.public_key()]);
+    sync(&a);
+    assert_eq!(
+        d.json(&["sync", "init", "--hub", &hub.url()])["action"],
+        "joined"
+    );
+    settle(&[&d, &a, &d], 2);
+    let e = encryption(&d);
+    assert_eq!(e["waiting_for_key"], 0, "{e}");
+    assert_eq!(d.export(), a.export(), "d reads every epoch");
+    for n in 0..3 {
+        assert!(d.export().contains(&format!("Epoch {n} work")));
+    }
+}
+
+#[test]
+fn concurrent_removals_on_both_sides_of_a_partition_settle_on_one_epoch() {
+    let hub = Hub::start();
+    let (a, others) = team(&hub.url(), 3);
+    let (b, c, d) = (&others[0], &others[1], &others[2]);
+    a.json(&["member", "role", &b.public_key(), "admin"]);
+    settle(&[&a, b, c, d], 3);
+    // Apart: a removes c, b removes d, each writes.
+    a.json(&["member", "remove", &c.public_key()]);
+    a.create("Written by a while apart", &[]);
+    b.json(&["member", "remove", &d.public_key()]);
+    b.create("Written by b while apart", &[]);
+    settle(&[&a, b], 3);
+    let (ea, eb) = (encryption(&a), encryption(b));
+    assert_eq!(ea["epochs"], eb["epochs"], "{ea} {eb}");
+    assert_eq!(ea["current"], eb["current"], "{ea} {eb}");
+    assert!(ea["current"].is_string(), "{ea}");
+    assert_eq!(a.export(), b.export());
+    // Written after they met: neither removed machine can read it.
+    a.create("After the partition healed HEALED", &[]);
+    settle(&[&a, b], 2);
+    for gone in [c, d] {
+        sync(gone);
+        sync(gone);
+        assert!(!gone.export().contains("HEALED"));
+    }
+    assert!(b.export().contains("HEALED"));
+}
+
+#[test]
+fn an_altered_sealed_row_is_refused_and_later_rows_still_apply() {
+    let hub = Hub::start();
+    let (a, others) = team(&hub.url(), 2);
+    let (b, c) = (&others[0], &others[1]);
+    settle(&[&a, b, c], 3);
+    a.create("First sealed issue", &[]);
+    sync(&a);
+    // The operator flips one byte inside the newest row's ciphertext.
+    let rows = td_tests::hub::sql(
+        hub.port,
+        "SELECT seq, body FROM td_changes ORDER BY seq DESC LIMIT 1",
+        json!([]),
+    );
+    let seq = rows[0][0]["value"].as_str().unwrap().to_string();
+    let mut body = unb64(rows[0][1]["base64"].as_str().unwrap());
+    let n = body.len();
+    body[n - 10] ^= 0x01;
+    td_tests::hub::sql(
+        hub.port,
+        "UPDATE td_changes SET body = ? WHERE seq = ?",
+        json!([{"type": "blob", "base64": td_tests::hub::b64(&body)}, {"type": "integer", "value": seq}]),
+    );
+    let s = sync(b);
+    assert!(s["quarantined"].as_u64().unwrap() >= 1, "{s}");
+    assert!(!b.export().contains("First sealed issue"));
+    // Rows after it still apply: another member's work arrives.
+    c.create("Later work by c", &[]);
+    sync(c);
+    let s = sync(b);
+    assert!(
+        b.export().contains("Later work by c"),
+        "later rows apply: {s}"
+    );
+}
+
+#[test]
+fn a_record_whose_key_has_not_arrived_is_held_then_applied() {
+    let hub = Hub::start();
+    let (a, others) = team(&hub.url(), 1);
+    let c = &others[0];
+    settle(&[&a, c], 2);
+    // a admits b; c, which has not heard of b, starts an epoch of its own (sealed to a and c
+    // only) and writes under it.
+    let b = Replica::init();
+    a.json(&["member", "add", &b.public_key()]);
+    sync(&a);
+    assert_eq!(
+        b.json(&["sync", "init", "--hub", &hub.url()])["action"],
+        "joined"
+    );
+    c.json(&["member", "rotate-key"]);
+    c.create("Sealed where b has no key yet", &[]);
+    c.json(&["sync", "--push"]);
+    // b stores it and holds it: not lost, not applied.
+    sync(&b);
+    let e = encryption(&b);
+    assert!(e["waiting_for_key"].as_i64().unwrap() >= 1, "{e}");
+    assert!(!b.export().contains("Sealed where b has no key yet"));
+    let doctor = b.ok(&["doctor"]);
+    assert!(doctor.contains("wait for a key"), "{doctor}");
+    // a, which holds c's epoch key, seals it to b on its next sync; b opens what it held.
+    sync(&a);
+    sync(&b);
+    let e = encryption(&b);
+    assert_eq!(e["waiting_for_key"], 0, "{e}");
+    assert!(b.export().contains("Sealed where b has no key yet"));
+    settle(&[&a, &b, c], 2);
+    assert_eq!(a.export(), b.export());
+    assert_eq!(a.export(), c.export());
+}
