@@ -304,10 +304,12 @@ fn state_json(p: &Project, root: &Path, probe: bool) -> Result<Value> {
     let key = client.display_url().to_string();
     let st = p.store.hub_state(&key)?;
     let mut warning = Value::Null;
+    let mut hub_plaintext: Option<i64> = None;
     let answered = if probe {
         let quick = client.clone().with_timeout(Duration::from_secs(3));
         match quick.ensure_layout().and_then(|_| quick.projects()) {
             Ok(on_hub) => {
+                hub_plaintext = quick.plaintext_rows(&project).ok();
                 if !on_hub.is_empty() && !on_hub.contains(&project) {
                     warning = json!(hub_sync::split_message(
                         client.display_url(),
@@ -338,7 +340,7 @@ fn state_json(p: &Project, root: &Path, probe: bool) -> Result<Value> {
         "mode": s.mode, "hub": key, "token": s.token.as_deref().map(mask_token), "project": project,
         "pending": p.store.pending_push(&key)?, "last_push_at": st.last_push_at, "last_pull_at": st.last_pull_at,
         "hub_answered": answered, "warning": warning, "quarantined": quarantine, "waiting": waiting, "held": held_json(p)?, "auto": s.auto,
-        "encryption": p.encryption()?
+        "encryption": p.encryption()?, "hub_plaintext_rows": hub_plaintext
     }))
 }
 
@@ -395,6 +397,11 @@ fn status_text(v: &Value) -> String {
         out.push_str(&format!(
             "Unreadable: {} sealed record(s) do not open with their epoch's key (kept, never applied)\n",
             e["unreadable"]
+        ));
+    }
+    if let Some(n) = v["hub_plaintext_rows"].as_i64() {
+        out.push_str(&format!(
+            "Hub plaintext rows: {n} (the roster's, which carry no content, and any from before the first epoch)\n"
         ));
     }
     if e["plaintext_records"].as_i64().unwrap_or(0) > 0 {

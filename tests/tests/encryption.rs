@@ -110,6 +110,17 @@ fn three_replicas_through_a_real_hub_leave_it_only_ciphertext() {
     }
     // No working session or entity id is in the clear either: entity ids are sealed.
     assert!(!contains(&held, &i), "the hub holds the issue id {i}");
+    // The only plaintext rows on the hub are the roster's (keys, roles, sealed epoch keys).
+    let st = a.json(&["sync", "status"]);
+    let roster_rows: i64 = rusqlite::Connection::open(a.db())
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM crdt_changes WHERE doc_id = 'roster'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(st["hub_plaintext_rows"], roster_rows, "{st}");
     for r in [&a, b, c] {
         let e = encryption(r);
         assert_eq!(e["waiting_for_key"], 0, "{e}");

@@ -443,6 +443,22 @@ impl HubClient {
             .collect())
     }
 
+    /// How many of `project`'s rows on the hub are plaintext records (format 1: the roster's,
+    /// which always are, and any written before the project's first epoch;
+    /// docs/encryption.md).
+    pub fn plaintext_rows(&self, project: &str) -> Result<i64, TransportError> {
+        let r = self.execute(stmt(
+            "SELECT count(*) FROM td_changes WHERE project = ?1 AND substr(body, 1, 1) = x'01'",
+            vec![text(project)],
+            true,
+        ))?;
+        Ok(r.rows
+            .first()
+            .and_then(|row| row.values.first())
+            .and_then(|v| as_i64(v).or_else(|| as_text(v)?.parse().ok()))
+            .unwrap_or(0))
+    }
+
     /// Inserts records in one transactional batch; rows already on the hub are ignored.
     pub fn push(
         &self,
