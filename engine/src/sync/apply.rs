@@ -110,6 +110,39 @@ impl SyncStore for Store {
         };
         let mut runs: Vec<WireRun> = Vec::new();
         let (mut records, mut bytes) = (0usize, 0usize);
+        if cursor == 0 {
+            // Roster records first: the receiver settles who is a member and which keys it
+            // holds before the rest arrives, so sealed records open as they land instead of
+            // waiting for a key that is further down the log (docs/encryption.md).
+            let roster: Vec<LogRow> = conn
+                .prepare_cached(
+                    "SELECT c.id, c.actor, c.seq, c.body, c.signature FROM crdt_roster_ops r \
+                     JOIN crdt_changes c ON c.id = r.id ORDER BY c.id",
+                )?
+                .query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect::<std::result::Result<_, _>>()?;
+            for (_, actor, seq, body, signature) in roster {
+                let Ok(actor) = Actor::try_from(actor.as_slice()) else {
+                    continue;
+                };
+                // Only a roster record next in its writer's chain (never a gap); the scan
+                // below sends the rest in log order.
+                if seq as u64 != peer.get(&actor).copied().unwrap_or(0) + 1 {
+                    continue;
+                }
+                push_record(&mut runs, decode_body(&body)?, signature, &mut bytes);
+                records += 1;
+                peer.insert(actor, seq as u64);
+                if runs.last().is_some_and(|r| r.signature.is_empty()) {
+                    extend_to_signed(conn, &mut runs, peer, &mut records, &mut bytes)?;
+                }
+                if records >= max_records || bytes >= max_bytes {
+                    return Ok((runs, pos as u64));
+                }
+            }
+        }
         'scan: loop {
             let rows: Vec<LogRow> = conn
                 .prepare_cached(
@@ -177,9 +210,21 @@ impl SyncStore for Store {
         let mut sealed_rows: Vec<i64> = Vec::new();
         let received_at = now_timestamp();
         let mut mark = (0usize, 0u64);
+        let mut changed_keys: Vec<String> = Vec::new();
+        let mut opened = false;
         for (idx, run) in runs.iter().enumerate() {
             if idx > 0 && (report.rejected.len(), report.deferred) != mark {
                 report.incomplete_runs.push(idx - 1);
+            }
+            // Roster runs come first in a round (`missing_after`): once they are stored, the
+            // roster and the keyring are settled before the first other run, so its sealed
+            // records open with keys that arrived in this very batch.
+            let roster_run = run.changes.iter().all(|(doc, _)| doc == ROSTER_ID);
+            if !roster_run && !roster_changes.is_empty() {
+                apply_roster_doc(&tx, std::mem::take(&mut roster_changes))?;
+                changed_keys.extend(roster::refresh(&tx)?);
+                opened |= crate::keyring::refresh(&tx, &identity)?;
+                standing.clear();
             }
             mark = (report.rejected.len(), report.deferred);
             let short = hex::encode(&run.actor[..4]);
@@ -357,12 +402,14 @@ impl SyncStore for Store {
         if !runs.is_empty() && (report.rejected.len(), report.deferred) != mark {
             report.incomplete_runs.push(runs.len() - 1);
         }
-        let mut changed_keys = Vec::new();
-        let mut opened = false;
         if !roster_changes.is_empty() {
             apply_roster_doc(&tx, roster_changes)?;
-            changed_keys = roster::refresh(&tx)?;
-            opened = crate::keyring::refresh(&tx, &identity)?;
+            changed_keys.extend(roster::refresh(&tx)?);
+            opened |= crate::keyring::refresh(&tx, &identity)?;
+        }
+        changed_keys.sort();
+        changed_keys.dedup();
+        if !changed_keys.is_empty() {
             // This batch's records of machines whose standing changed are decided again.
             // Standing looked up once per machine whose standing changed.
             let mut now_standing: HashMap<[u8; 32], Standing> = HashMap::new();
