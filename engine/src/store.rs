@@ -31,6 +31,10 @@ pub const SIGNED_RUN_RECORDS: usize = 256;
 /// wire batch).
 pub const SIGNED_RUN_BYTES: usize = crate::sync::wire::BATCH_BYTES / 4;
 
+/// How stale `td monitor`'s "last round" of a peer may be (seconds): rounds are noted at most
+/// this often per peer.
+pub const PEER_ROUND_NOTE_SECS: i64 = 10;
+
 /// Where a project's database lives under its root.
 pub fn db_path(root: &Path) -> PathBuf {
     root.join(".todos").join("issues.db")
@@ -262,11 +266,30 @@ impl Store {
     }
 
     /// Notes that a sync round with the machine `peer` just completed (for `td monitor`).
+    /// At most one write per peer every [`PEER_ROUND_NOTE_SECS`]: a kept connection runs a
+    /// round per change, and a write (a commit that syncs the disk) per round would cost it
+    /// more than the round itself.
     pub fn note_peer_round(&self, peer: &[u8; 32]) -> Result<()> {
+        let key = hex::encode(peer);
+        let last: Option<String> = self
+            .conn
+            .prepare_cached("SELECT at FROM crdt_peer_rounds WHERE public_key = ?1")?
+            .query_row([&key], |r| r.get(0))
+            .optional()?;
+        let recent = last
+            .as_deref()
+            .and_then(crate::model::parse_timestamp)
+            .is_some_and(|t| {
+                (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds()
+                    < PEER_ROUND_NOTE_SECS
+            });
+        if recent {
+            return Ok(());
+        }
         self.conn.execute(
             "INSERT INTO crdt_peer_rounds(public_key, at) VALUES (?1, ?2) \
              ON CONFLICT(public_key) DO UPDATE SET at = excluded.at",
-            rusqlite::params![hex::encode(peer), now_timestamp()],
+            rusqlite::params![key, now_timestamp()],
         )?;
         Ok(())
     }

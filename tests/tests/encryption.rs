@@ -333,3 +333,23 @@ fn a_record_whose_key_has_not_arrived_is_held_then_applied() {
     assert_eq!(a.export(), b.export());
     assert_eq!(a.export(), c.export());
 }
+
+/// A member admitted after a long history (its seal is the last row on the hub, many pages
+/// after the records it opens) pulls all of it: what waited for the key applies in each
+/// writer's order once the seal arrives.
+#[test]
+fn a_member_admitted_after_a_long_history_pulls_it_all_through_the_hub() {
+    let hub = Hub::start();
+    let a = Replica::init();
+    td_tests::bulk_issues(&a, 300, 10);
+    let b = Replica::init();
+    a.json(&["member", "add", &b.public_key()]);
+    assert_eq!(
+        a.json(&["sync", "init", "--hub", &hub.url()])["action"],
+        "connected"
+    );
+    let v = b.json(&["sync", "init", "--hub", &hub.url()]);
+    assert_eq!(v["action"], "joined", "{v}");
+    assert_eq!(a.export(), b.export());
+    assert_eq!(encryption(&b)["waiting_for_key"], 0);
+}

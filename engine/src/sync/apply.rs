@@ -208,6 +208,8 @@ impl SyncStore for Store {
         let mut no_key: BTreeMap<String, u64> = BTreeMap::new();
         // This batch's records held for a key (a key in this same batch may open them).
         let mut sealed_rows: Vec<i64> = Vec::new();
+        // Per writer: whether one of its records is held for a key (the rest wait behind it).
+        let mut holes: HashMap<Actor, bool> = HashMap::new();
         let received_at = now_timestamp();
         let mut mark = (0usize, 0u64);
         let mut changed_keys: Vec<String> = Vec::new();
@@ -223,7 +225,12 @@ impl SyncStore for Store {
             if !roster_run && !roster_changes.is_empty() {
                 apply_roster_doc(&tx, std::mem::take(&mut roster_changes))?;
                 changed_keys.extend(roster::refresh(&tx)?);
-                opened |= crate::keyring::refresh(&tx, &identity)?;
+                if crate::keyring::refresh(&tx, &identity)? {
+                    // Records held for a key that just arrived apply first, in order.
+                    open_held(&tx, &mut cols, &local)?;
+                    holes.clear();
+                    opened = true;
+                }
                 standing.clear();
             }
             mark = (report.rejected.len(), report.deferred);
@@ -269,11 +276,27 @@ impl SyncStore for Store {
                     rec.signature = signature;
                 }
                 let sealed = rec.body.format >= crate::record::SEALED_FORMAT;
+                // A writer's records apply in order: behind one held for a key, the rest wait
+                // too (they open together, in order, when the key arrives).
+                let behind_a_hole = sealed
+                    && *holes.entry(run.actor).or_insert(
+                        tx.prepare_cached(
+                            "SELECT 1 FROM crdt_changes WHERE actor = ?1 AND applied = ?2 LIMIT 1",
+                        )?
+                        .exists(params![&run.actor[..], store::NO_KEY])?,
+                    );
                 // A sealed record is opened with the epoch keys held here; one that cannot be
                 // opened is stored and held (its writer's chain goes on), never dropped.
                 let (doc, raw) = if sealed {
                     let body = rec.body.clone();
-                    match crate::keyring::open_body(&tx, body)? {
+                    let opened = if behind_a_hole {
+                        Err(crate::sealing::OpenError::NoKey(
+                            crate::sealing::record_epoch(&rec.body.change).unwrap_or([0; 32]),
+                        ))
+                    } else {
+                        crate::keyring::open_body(&tx, body)?
+                    };
+                    match opened {
                         Ok(inner) => match check_opened(&inner, &run.author) {
                             Ok(()) => {
                                 session = inner.session.clone();
@@ -315,6 +338,7 @@ impl SyncStore for Store {
                             )?;
                             if code == store::NO_KEY {
                                 sealed_rows.push(row);
+                                holes.insert(run.actor, true);
                             }
                             head = Some((rec.body.seq, rec.hash));
                             report.held += 1;
@@ -522,12 +546,20 @@ pub(crate) fn open_held(
         .collect::<std::result::Result<_, _>>()?;
     let mut by_doc: BTreeMap<String, Vec<HashedChange>> = BTreeMap::new();
     let mut standing: HashMap<[u8; 32], Standing> = HashMap::new();
+    // Writers with a record still without its key: their later records keep waiting.
+    let mut stuck: std::collections::HashSet<Actor> = std::collections::HashSet::new();
     for (row, body) in rows {
         let rec = decode_body(&body)?;
         let (author, actor, seq) = (rec.author, rec.actor, rec.seq);
+        if stuck.contains(&actor) {
+            continue;
+        }
         let inner = match crate::keyring::open_body(conn, rec)? {
             Ok(inner) => inner,
-            Err(crate::sealing::OpenError::NoKey(_)) => continue,
+            Err(crate::sealing::OpenError::NoKey(_)) => {
+                stuck.insert(actor);
+                continue;
+            }
             Err(_) => {
                 conn.prepare_cached("UPDATE crdt_changes SET applied = ?1 WHERE id = ?2")?
                     .execute(params![store::UNREADABLE, row])?;
