@@ -156,6 +156,7 @@ pub(crate) fn upgrade(conn: &Connection) -> Result<()> {
     conn.execute_batch(READY_INDEX_SQL)?;
     conn.execute_batch(PEER_ROUNDS_SQL)?;
     conn.execute_batch(KEYRING_SQL)?;
+    conn.execute_batch(NO_KEY_INDEX_SQL)?;
     Ok(())
 }
 
@@ -266,3 +267,9 @@ CREATE TABLE IF NOT EXISTS crdt_epoch_keys (
     epoch TEXT PRIMARY KEY,
     key BLOB NOT NULL
 );";
+
+/// Records held for a key (`store::NO_KEY`, 5), by writer: few rows, so every check for a
+/// writer's held records (once per writer and batch) and every look for what a new key opens
+/// stays an index lookup however long the log is.
+const NO_KEY_INDEX_SQL: &str =
+    "CREATE INDEX IF NOT EXISTS crdt_changes_no_key ON crdt_changes(actor) WHERE applied = 5;";

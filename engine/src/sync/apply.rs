@@ -278,13 +278,16 @@ impl SyncStore for Store {
                 let sealed = rec.body.format >= crate::record::SEALED_FORMAT;
                 // A writer's records apply in order: behind one held for a key, the rest wait
                 // too (they open together, in order, when the key arrives).
-                let behind_a_hole = sealed
-                    && *holes.entry(run.actor).or_insert(
-                        tx.prepare_cached(
-                            "SELECT 1 FROM crdt_changes WHERE actor = ?1 AND applied = ?2 LIMIT 1",
+                if sealed && !holes.contains_key(&run.actor) {
+                    // Once per writer and batch, on a partial index of the held records.
+                    let hole = tx
+                        .prepare_cached(
+                            "SELECT 1 FROM crdt_changes WHERE actor = ?1 AND applied = 5 LIMIT 1",
                         )?
-                        .exists(params![&run.actor[..], store::NO_KEY])?,
-                    );
+                        .exists(params![&run.actor[..]])?;
+                    holes.insert(run.actor, hole);
+                }
+                let behind_a_hole = sealed && holes.get(&run.actor).copied().unwrap_or(false);
                 // A sealed record is opened with the epoch keys held here; one that cannot be
                 // opened is stored and held (its writer's chain goes on), never dropped.
                 let (doc, raw) = if sealed {
@@ -541,8 +544,8 @@ pub(crate) fn open_held(
     local: &[u8; 32],
 ) -> Result<()> {
     let rows: Vec<(i64, Vec<u8>)> = conn
-        .prepare_cached("SELECT id, body FROM crdt_changes WHERE applied = ?1 ORDER BY id")?
-        .query_map([store::NO_KEY], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .prepare_cached("SELECT id, body FROM crdt_changes WHERE applied = 5 ORDER BY id")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<std::result::Result<_, _>>()?;
     let mut by_doc: BTreeMap<String, Vec<HashedChange>> = BTreeMap::new();
     let mut standing: HashMap<[u8; 32], Standing> = HashMap::new();
