@@ -214,6 +214,9 @@ impl SyncStore for Store {
         let mut mark = (0usize, 0u64);
         let mut changed_keys: Vec<String> = Vec::new();
         let mut opened = false;
+        // Records held for a key (here or in earlier batches) that a key in this batch opened
+        // and applied: they count as received now.
+        let mut opened_total = 0u64;
         for (idx, run) in runs.iter().enumerate() {
             if idx > 0 && (report.rejected.len(), report.deferred) != mark {
                 report.incomplete_runs.push(idx - 1);
@@ -227,7 +230,7 @@ impl SyncStore for Store {
                 changed_keys.extend(roster::refresh(&tx)?);
                 if crate::keyring::refresh(&tx, &identity)? {
                     // Records held for a key that just arrived apply first, in order.
-                    open_held(&tx, &mut cols, &local)?;
+                    opened_total += open_held(&tx, &mut cols, &local)?;
                     holes.clear();
                     opened = true;
                 }
@@ -493,17 +496,15 @@ impl SyncStore for Store {
             settle_standing(&tx, &mut cols, Some(&changed_keys), &local)?;
         }
         if opened {
-            open_held(&tx, &mut cols, &local)?;
-            // Records of this batch that a key in this batch opened count as received.
+            opened_total += open_held(&tx, &mut cols, &local)?;
             let mut still = 0u64;
             for row in &sealed_rows {
                 still += tx
                     .prepare_cached("SELECT 1 FROM crdt_changes WHERE id = ?1 AND applied = ?2")?
                     .exists(params![row, store::NO_KEY])? as u64;
             }
-            let opened_here = sealed_rows.len() as u64 - still;
-            report.held -= opened_here;
-            report.applied += opened_here;
+            report.held -= sealed_rows.len() as u64 - still;
+            report.applied += opened_total;
             if still == 0 {
                 no_key.clear();
             }
@@ -542,7 +543,7 @@ pub(crate) fn open_held(
     conn: &rusqlite::Connection,
     cols: &mut Columns,
     local: &[u8; 32],
-) -> Result<()> {
+) -> Result<u64> {
     let rows: Vec<(i64, Vec<u8>)> = conn
         .prepare_cached("SELECT id, body FROM crdt_changes WHERE applied = 5 ORDER BY id")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -613,10 +614,12 @@ pub(crate) fn open_held(
     }
     let mut docs: Vec<(String, Vec<HashedChange>)> = by_doc.into_iter().collect();
     docs.sort_by_key(|(id, _)| (Kind::of_id(id), id.clone()));
+    let mut applied = 0u64;
     for (doc_id, changes) in docs {
+        applied += changes.len() as u64;
         apply_doc(conn, cols, &doc_id, changes)?;
     }
-    Ok(())
+    Ok(applied)
 }
 
 /// A received record of an entity document, with whether its author is accepted.
