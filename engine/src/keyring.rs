@@ -153,13 +153,19 @@ pub(crate) fn refresh(conn: &Connection, identity: &MachineIdentity) -> Result<b
                 )?;
             }
         }
-        if epoch_key(conn, &e.id)?.is_some() {
-            continue;
-        }
+        // A key sealed to this machine is authenticated (its AEAD binds project, epoch and
+        // recipient), so it replaces one taken from elsewhere (an invite code, which nothing
+        // signs) that says otherwise.
+        let held = epoch_key(conn, &e.id)?;
         for c in e.seals.get(&me).into_iter().flatten() {
             if let Ok(key) = sealing::open_key(c, &e.id, &project, identity) {
-                store_key(conn, &e.id, &key)?;
-                opened = true;
+                if held != Some(key) {
+                    conn.execute(
+                        "INSERT OR REPLACE INTO crdt_epoch_keys(epoch, key) VALUES (?1, ?2)",
+                        params![id, &key[..]],
+                    )?;
+                    opened = true;
+                }
                 break;
             }
         }

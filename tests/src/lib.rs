@@ -662,47 +662,20 @@ pub mod floor {
     /// sealed records opened with the keys the replica holds (docs/encryption.md), before
     /// any timing, so the floor stays what applying the changes costs.
     fn plain_changes(src: &rusqlite::Connection) -> Vec<(String, Vec<u8>, Vec<u8>)> {
-        let keys: std::collections::HashMap<String, [u8; 32]> = src
-            .prepare("SELECT epoch, key FROM crdt_epoch_keys")
-            .unwrap()
-            .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
-            })
-            .unwrap()
-            .map(|r| {
-                let (e, k) = r.unwrap();
-                (e, k.try_into().unwrap())
-            })
-            .collect();
         let mut stmt = src
             .prepare("SELECT doc_id, body FROM crdt_changes WHERE doc_id LIKE 'td-%' ORDER BY doc_id, id")
             .unwrap();
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+        let rows: Vec<(String, Vec<u8>)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        rows.into_iter()
+            .map(|(id, body)| {
+                let change = crate::stored_change(src, &body);
+                (id, body, change)
             })
-            .unwrap();
-        rows.map(|r| {
-            let (id, body) = r.unwrap();
-            let rec: td_engine::record::RecordBody = postcard::from_bytes(&body).unwrap();
-            let change = if rec.format >= td_engine::record::SEALED_FORMAT {
-                let plain = td_engine::sealing::open_record(
-                    &rec.change,
-                    |e| keys.get(&hex::encode(e)).copied(),
-                    &rec.project,
-                    &rec.actor,
-                    rec.seq,
-                )
-                .unwrap();
-                postcard::from_bytes::<td_engine::record::Inner>(&plain)
-                    .unwrap()
-                    .change
-            } else {
-                rec.change
-            };
-            (id, body, change)
-        })
-        .collect()
+            .collect()
     }
 
     fn floor(db: &Path, store_changes: bool) -> Duration {

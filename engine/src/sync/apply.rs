@@ -293,46 +293,23 @@ impl SyncStore for Store {
                 let behind_a_hole = sealed && holes.get(&run.actor).copied().unwrap_or(false);
                 // A sealed record is opened with the epoch keys held here; one that cannot be
                 // opened is stored and held (its writer's chain goes on), never dropped.
-                let (doc, raw) = if sealed {
-                    let body = rec.body.clone();
+                let (doc, change) = if sealed {
                     let opened = if behind_a_hole {
-                        Err(crate::sealing::OpenError::NoKey(
-                            crate::sealing::record_epoch(&rec.body.change).unwrap_or([0; 32]),
+                        let epoch =
+                            crate::sealing::record_epoch(&rec.body.change).unwrap_or([0; 32]);
+                        Err((
+                            store::NO_KEY,
+                            crate::sealing::OpenError::NoKey(epoch).to_string(),
                         ))
                     } else {
-                        crate::keyring::open_body(&tx, body)?
+                        open_sealed(&tx, rec.body.clone(), &run.author, &run.actor)?
                     };
                     match opened {
-                        Ok(inner) => match check_opened(&inner, &run.author) {
-                            Ok(()) => {
-                                session = inner.session.clone();
-                                (inner.doc, inner.change)
-                            }
-                            Err(why) => {
-                                report.held_notes.push(format!(
-                                    "unreadable: record {short}#{}: {why}",
-                                    rec.body.seq
-                                ));
-                                store::insert_record_as(
-                                    &tx,
-                                    &rec,
-                                    "",
-                                    "",
-                                    i + 1 == n,
-                                    &received_at,
-                                    store::UNREADABLE,
-                                )?;
-                                head = Some((rec.body.seq, rec.hash));
-                                report.held += 1;
-                                continue;
-                            }
-                        },
-                        Err(e) => {
-                            let code = match e {
-                                crate::sealing::OpenError::NoKey(_) => store::NO_KEY,
-                                _ => store::UNREADABLE,
-                            };
-                            *no_key.entry(e.to_string()).or_default() += 1;
+                        Ok((inner, c)) => {
+                            session = inner.session;
+                            (inner.doc, c)
+                        }
+                        Err((code, why)) => {
                             let row = store::insert_record_as(
                                 &tx,
                                 &rec,
@@ -342,48 +319,34 @@ impl SyncStore for Store {
                                 &received_at,
                                 code,
                             )?;
-                            if code == store::NO_KEY {
-                                sealed_rows.push(row);
-                                holes.insert(run.actor, true);
-                            }
                             head = Some((rec.body.seq, rec.hash));
                             report.held += 1;
+                            if code == store::NO_KEY {
+                                *no_key.entry(why).or_default() += 1;
+                                sealed_rows.push(row);
+                                holes.insert(run.actor, true);
+                            } else {
+                                report.held_notes.push(format!(
+                                    "unreadable: record {short}#{}: {why}",
+                                    rec.body.seq
+                                ));
+                            }
                             continue;
                         }
                     }
                 } else {
-                    (
-                        std::mem::take(&mut rec.body.doc),
-                        std::mem::take(&mut rec.body.change),
-                    )
-                };
-                // The record's hash and encoding are already computed: its change bytes can
-                // move into the parsed change.
-                let change = match Change::from_bytes(raw) {
-                    Ok(c) if c.actor_id().to_bytes() == run.actor => c,
-                    _ if sealed => {
-                        report.held_notes.push(format!(
-                            "unreadable: record {short}#{}: malformed change",
-                            rec.body.seq
-                        ));
-                        store::insert_record_as(
-                            &tx,
-                            &rec,
-                            "",
-                            "",
-                            i + 1 == n,
-                            &received_at,
-                            store::UNREADABLE,
-                        )?;
-                        head = Some((rec.body.seq, rec.hash));
-                        report.held += 1;
-                        continue;
-                    }
-                    _ => {
-                        report
-                            .rejected
-                            .push(format!("record {short}#{}: malformed change", rec.body.seq));
-                        break;
+                    // The record's hash and encoding are already computed: its change bytes
+                    // can move into the parsed change.
+                    match Change::from_bytes(std::mem::take(&mut rec.body.change)) {
+                        Ok(c) if c.actor_id().to_bytes() == run.actor => {
+                            (std::mem::take(&mut rec.body.doc), c)
+                        }
+                        _ => {
+                            report
+                                .rejected
+                                .push(format!("record {short}#{}: malformed change", rec.body.seq));
+                            break;
+                        }
                     }
                 };
                 let is_roster = doc == ROSTER_ID && !sealed;
@@ -521,6 +484,33 @@ impl SyncStore for Store {
     }
 }
 
+/// Opens a sealed record with the keys held here and checks what it holds: its entity,
+/// session and change, or the `applied` state to keep it in (`store::NO_KEY` until its key
+/// arrives, `store::UNREADABLE` for good) and why.
+fn open_sealed(
+    conn: &rusqlite::Connection,
+    body: RecordBody,
+    author: &[u8; 32],
+    actor: &Actor,
+) -> Result<std::result::Result<(crate::record::Inner, Change), (i64, String)>> {
+    let mut inner = match crate::keyring::open_body(conn, body)? {
+        Ok(inner) => inner,
+        Err(e @ crate::sealing::OpenError::NoKey(_)) => {
+            return Ok(Err((store::NO_KEY, e.to_string())))
+        }
+        Err(e) => return Ok(Err((store::UNREADABLE, e.to_string()))),
+    };
+    if let Err(why) = check_opened(&inner, author) {
+        return Ok(Err((store::UNREADABLE, why)));
+    }
+    Ok(
+        match Change::from_bytes(std::mem::take(&mut inner.change)) {
+            Ok(c) if c.actor_id().to_bytes() == *actor => Ok((inner, c)),
+            _ => Err((store::UNREADABLE, "malformed change".into())),
+        },
+    )
+}
+
 /// Checks what a sealed record held once opened: a change within bounds, and a session
 /// that names no machine but its signer (as the run's session is checked for plaintext).
 fn check_opened(
@@ -558,26 +548,15 @@ pub(crate) fn open_held(
         if stuck.contains(&actor) {
             continue;
         }
-        let inner = match crate::keyring::open_body(conn, rec)? {
-            Ok(inner) => inner,
-            Err(crate::sealing::OpenError::NoKey(_)) => {
+        let (inner, change) = match open_sealed(conn, rec, &author, &actor)? {
+            Ok(opened) => opened,
+            Err((store::NO_KEY, _)) => {
                 stuck.insert(actor);
                 continue;
             }
-            Err(_) => {
+            Err((code, _)) => {
                 conn.prepare_cached("UPDATE crdt_changes SET applied = ?1 WHERE id = ?2")?
-                    .execute(params![store::UNREADABLE, row])?;
-                continue;
-            }
-        };
-        let change = match check_opened(&inner, &author)
-            .ok()
-            .and_then(|_| Change::from_bytes(inner.change.clone()).ok())
-        {
-            Some(c) if c.actor_id().to_bytes() == actor => c,
-            _ => {
-                conn.prepare_cached("UPDATE crdt_changes SET applied = ?1 WHERE id = ?2")?
-                    .execute(params![store::UNREADABLE, row])?;
+                    .execute(params![code, row])?;
                 continue;
             }
         };
