@@ -634,6 +634,12 @@ fn web_board_in_a_real_browser_updates_live() {
     );
     eprintln!("the board showed a CLI write after {took:?}");
     assert_eq!(b.eval("window.__marker"), 42, "the page was not reloaded");
+    // The card can be drawn by a render an earlier event started (its fetch saw the new
+    // issue) before the records event that names the machine: wait for that one.
+    b.wait_for(
+        &format!("!!document.querySelector('button.card[data-id=\"{second}\"] .by')"),
+        20,
+    );
     let by = b.eval(&format!(
         "document.querySelector('button.card[data-id=\"{second}\"] .by').textContent"
     ));
@@ -680,6 +686,10 @@ fn web_board_in_a_real_browser_updates_live() {
     other.json(&["peer", "sync", "r"]);
     b.wait_for(
         &format!("!!document.querySelector('button.card[data-id=\"{remote}\"]')"),
+        20,
+    );
+    b.wait_for(
+        &format!("!!document.querySelector('button.card[data-id=\"{remote}\"] .by')"),
         20,
     );
     let other_machine = other.json(&["whoami"])["machine"]
