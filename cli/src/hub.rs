@@ -290,6 +290,57 @@ pub(crate) fn round(
     Ok(())
 }
 
+/// `td sync encrypt-hub`: rewrites the hub's plaintext content rows (written before the
+/// project's first epoch) as ciphertext. Admins only. The epoch it seals with goes to the hub
+/// first (starting one if this replica has none), then this replica pulls, so it holds every
+/// record it vouches for, then pages of rows are wrapped, each page one hub transaction.
+pub(crate) fn encrypt_hub(p: &mut Project, root: &Path, batch: usize, json: bool) -> Result<()> {
+    let settings = hub_settings(root)?;
+    let client = client_for(&settings)?;
+    client.ensure_layout()?;
+    let started = p.prepare_hub_wrap()?;
+    let mut spin = Spinner::new(json);
+    hub_sync::push(&mut p.store, &client, &mut |n| spin.tick("pushed", n))?;
+    hub_sync::pull(&mut p.store, &client, &mut |n| spin.tick("pulled", n))?;
+    let session = p.session.id.clone();
+    if p.store.maintain_keys(&session)? > 0 {
+        hub_sync::push(&mut p.store, &client, &mut |n| spin.tick("pushed", n))?;
+    }
+    let w = hub_sync::wrap_plaintext(&mut p.store, &client, batch, &mut |n| {
+        spin.tick("encrypted", n)
+    })?;
+    spin.done();
+    let v = json!({"hub": client.display_url(), "encrypted": w.wrapped, "skipped": w.skipped,
+        "kept_readable": w.kept, "plaintext_rows_left": w.left, "epoch_started": started});
+    emit(json, &v, || {
+        let mut s = format!(
+            "ENCRYPTED {} plaintext row(s) on {}; {} left",
+            w.wrapped,
+            client.display_url(),
+            w.left
+        );
+        if let Some(e) = &started {
+            s.push_str(&format!(" (started epoch {})", &e[..16.min(e.len())]));
+        }
+        if w.kept > 0 {
+            s.push_str(&format!(
+                "\n{} row(s) stay readable: a membership record written before encryption \
+                 follows them in their writer's chain, and members verify it without a key",
+                w.kept
+            ));
+        }
+        if w.skipped > 0 {
+            s.push_str(&format!(
+                "\n{} row(s) are not records this replica holds and were left as they are; \
+                 readers quarantine junk ('td sync status')",
+                w.skipped
+            ));
+        }
+        s
+    });
+    Ok(())
+}
+
 fn state_json(p: &Project, root: &Path, probe: bool) -> Result<Value> {
     let s = hub_settings(root)?;
     let project = p.store.project_id()?;
@@ -401,7 +452,7 @@ fn status_text(v: &Value) -> String {
     }
     if let Some(n) = v["hub_plaintext_rows"].as_i64() {
         out.push_str(&format!(
-            "Hub plaintext rows: {n} (the roster's, which carry no content, and any from before the first epoch)\n"
+            "Hub plaintext rows: {n} (content from before the first epoch; 'td sync encrypt-hub' seals them)\n"
         ));
     }
     if e["plaintext_records"].as_i64().unwrap_or(0) > 0 {

@@ -16,6 +16,7 @@ use sha2::Digest;
 
 use crate::error::{EngineError, Result};
 use crate::identity;
+use crate::keyring::{self, HubBody};
 use crate::model::now_timestamp;
 use crate::record::{RecordBody, ACTOR_LEN, MAX_CHANGE_BYTES};
 use crate::store::{self, Store, SIGNED_RUN_RECORDS};
@@ -120,13 +121,6 @@ fn next_best(
         .map(|(i, n, _)| (i, n))
 }
 
-fn decode_row(row: &HubRow) -> Option<RecordBody> {
-    if row.size > MAX_ROW_BYTES as u64 {
-        return None;
-    }
-    postcard::from_bytes(&row.body).ok()
-}
-
 /// A record to push: its local position and what the hub stores.
 #[derive(Debug, Clone)]
 pub struct OutgoingRecord {
@@ -180,8 +174,11 @@ pub struct PullReport {
     pub applied: u64,
     /// Rows quarantined (never applied).
     pub quarantined: u64,
-    /// Rows left waiting (their writer's chain is not complete on the hub yet).
+    /// Rows left waiting (their writer's chain is not complete on the hub yet, or a wrapped
+    /// row's key has not arrived).
     pub waiting: u64,
+    /// Of those, wrapped rows whose epoch key is not held here yet.
+    pub no_key: u64,
     /// The rows left waiting, to pass with the next page (bounded by [`PULL_BYTES`]; what does
     /// not fit is read again when its writer is retried).
     pub carry: Vec<HubRow>,
@@ -189,6 +186,31 @@ pub struct PullReport {
     pub cursor: i64,
     /// Conflicts the applied rows brought (ids).
     pub conflicts: Vec<String>,
+}
+
+/// One hub row `td sync encrypt-hub` rewrites: its hub sequence, the record's hash (the
+/// hub's `hash` column, unchanged) and the wrapped body that replaces the plaintext.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappedRow {
+    /// Hub sequence number.
+    pub seq: i64,
+    /// The record's hash.
+    pub hash: [u8; 32],
+    /// The wrapped body (`sealing::wrap_row`).
+    pub body: Vec<u8>,
+}
+
+/// What to do with one page of a hub's plaintext content rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WrapPage {
+    /// Rows to rewrite.
+    pub rows: Vec<WrappedRow>,
+    /// Rows left as they are: not a record of this project this replica holds (pull first;
+    /// junk is quarantined by every reader anyway).
+    pub skipped: u64,
+    /// Rows kept readable because a membership record depends on them: a writer's chain up
+    /// to the signature that vouches for its last roster record (see [`Store::wrap_hub_rows`]).
+    pub kept: u64,
 }
 
 /// A quarantined hub row.
@@ -301,8 +323,9 @@ impl Store {
     ) -> Result<Vec<ActorRange>> {
         // Per writer: lowest and highest sequence, and whether the highest is signed.
         let mut seen: BTreeMap<Actor, (u64, u64, bool)> = BTreeMap::new();
+        let project = self.project_id()?;
         for row in carried.iter().chain(page) {
-            let Some(body) = decode_row(row) else {
+            let Some(body) = self.decode_row(&project, row)? else {
                 continue;
             };
             let e = seen
@@ -383,9 +406,11 @@ impl Store {
         let mut cands: BTreeMap<Actor, BTreeMap<u64, Vec<Candidate>>> = BTreeMap::new();
         let mut authors: HashMap<Actor, Option<[u8; 32]>> = HashMap::new();
         let in_page = page.iter().map(|r| (r, true));
+        // Writers with a wrapped row whose key is not held yet, and those rows (hub seqs).
+        let mut no_key: BTreeMap<Actor, std::collections::BTreeSet<i64>> = BTreeMap::new();
         for (row, paged) in in_page.chain(read_ahead.iter().map(|r| (r, false))) {
-            let hash: [u8; 32] = sha2::Sha256::digest(&row.body).into();
-            let refuse = |why: String| paged.then_some((row.seq, why, hash));
+            let row_hash: [u8; 32] = sha2::Sha256::digest(&row.body).into();
+            let refuse = |why: String| paged.then_some((row.seq, why, row_hash));
             if row.size > MAX_ROW_BYTES as u64 {
                 quarantine.extend(refuse(format!(
                     "a row of {} bytes, larger than any record can be ({MAX_ROW_BYTES} bytes); not read",
@@ -393,13 +418,39 @@ impl Store {
                 )));
                 continue;
             }
-            let body: RecordBody = match postcard::from_bytes(&row.body) {
+            // A row an admin wrapped (`td sync encrypt-hub`) holds a plaintext record: opened
+            // here, then checked as any row. Without its key yet, its writer waits.
+            let (bytes, hash) = match keyring::unwrap_hub_body(self.conn(), &project, &row.body)? {
+                HubBody::Plain(b) => (std::borrow::Cow::Borrowed(b), row_hash),
+                HubBody::Opened(b) => {
+                    let h: [u8; 32] = sha2::Sha256::digest(&b).into();
+                    (std::borrow::Cow::Owned(b), h)
+                }
+                HubBody::NoKey(actor) => {
+                    no_key.entry(actor).or_default().insert(row.seq);
+                    continue;
+                }
+                HubBody::Refused(why) => {
+                    quarantine.extend(refuse(why));
+                    continue;
+                }
+            };
+            let body: RecordBody = match postcard::from_bytes(&bytes) {
                 Ok(b) => b,
                 Err(e) => {
                     quarantine.extend(refuse(format!("not a td change record ({e})")));
                     continue;
                 }
             };
+            if let Some(named) = crate::sealing::wrapped_writer(&row.body) {
+                if named != (body.actor, body.seq) {
+                    quarantine.extend(refuse(
+                        "a wrapped row names another writer or position than the record it holds"
+                            .into(),
+                    ));
+                    continue;
+                }
+            }
             if body.project != project {
                 quarantine.extend(refuse(format!(
                     "belongs to project {}, not {project}",
@@ -562,6 +613,12 @@ impl Store {
             waiting += left;
             self.set_waiting(hub, actor, left > 0, &now)?;
         }
+        let mut keyless = 0u64;
+        for (actor, rows) in &no_key {
+            keyless += rows.len() as u64;
+            self.set_waiting(hub, actor, true, &now)?;
+        }
+        waiting += keyless;
         let mut carry: Vec<HubRow> = Vec::new();
         let mut carried_bytes = 0u64;
         for row in page.iter().chain(read_ahead) {
@@ -587,10 +644,109 @@ impl Store {
             applied: report.applied,
             quarantined: quarantine.len() as u64,
             waiting,
+            no_key: keyless,
             carry,
             cursor,
             conflicts: report.conflicts,
         })
+    }
+
+    /// Wraps a page of the hub's plaintext content rows under the current epoch
+    /// (`td sync encrypt-hub`, docs/encryption.md). Only rows holding a record of this project
+    /// that this replica holds itself (same hash) are wrapped, so nothing it has not verified
+    /// is vouched for; the roster's rows stay readable. The record inside keeps its hash and
+    /// signature, so every replica checks it as before once unwrapped.
+    ///
+    /// Before encryption, roster operations were written in the writing session's chain
+    /// (the founding one with the first issue). A reader verifies a record only along its
+    /// writer's chain from the start up to a signed record, so a roster record stays
+    /// readable only if every record of its chain up to the signature after it does: those
+    /// rows are kept (every member must read the roster without a key, or no key would ever
+    /// reach it).
+    pub fn wrap_hub_rows(&self, rows: &[HubRow]) -> Result<WrapPage> {
+        let project = self.project_id()?;
+        let (epoch, key) = match keyring::writer_epoch(self.conn())? {
+            keyring::WriterEpoch::Seal(id, key) => (id, key),
+            _ => {
+                return Err(EngineError::InvalidInput(
+                    "this replica has no current content key to wrap with; run 'td member rotate-key' first".into(),
+                ))
+            }
+        };
+        let mut page = WrapPage::default();
+        // Per writer: the last position that must stay readable (0: none).
+        let mut keep: HashMap<Actor, u64> = HashMap::new();
+        for row in rows {
+            let body: Option<RecordBody> = (row.size <= MAX_ROW_BYTES as u64
+                && row.body.first() == Some(&crate::record::PLAIN_FORMAT))
+            .then(|| postcard::from_bytes(&row.body).ok())
+            .flatten();
+            let hash: [u8; 32] = sha2::Sha256::digest(&row.body).into();
+            let held = self
+                .conn()
+                .prepare_cached("SELECT 1 FROM crdt_changes WHERE hash = ?1")?
+                .exists([&hash[..]])?;
+            match body {
+                Some(b) if held && b.project == project && b.doc != crate::roster::ROSTER_ID => {
+                    let through = match keep.get(&b.actor) {
+                        Some(t) => *t,
+                        None => {
+                            let t = self.readable_through(&b.actor)?;
+                            keep.insert(b.actor, t);
+                            t
+                        }
+                    };
+                    if b.seq <= through {
+                        page.kept += 1;
+                        continue;
+                    }
+                    page.rows.push(WrappedRow {
+                        seq: row.seq,
+                        hash,
+                        body: crate::sealing::wrap_row(
+                            &epoch, &key, &project, &b.actor, b.seq, &row.body,
+                        ),
+                    })
+                }
+                _ => page.skipped += 1,
+            }
+        }
+        Ok(page)
+    }
+
+    /// The last position of `actor`'s chain a reader must read to verify its last roster
+    /// record: the first signed record at or after it (the whole chain when none is signed
+    /// yet), or 0 when the writer wrote no roster record.
+    fn readable_through(&self, actor: &Actor) -> Result<u64> {
+        let last_roster: Option<i64> = self
+            .conn()
+            .prepare_cached("SELECT max(seq) FROM crdt_changes WHERE actor = ?1 AND doc_id = ?2")?
+            .query_row(params![&actor[..], crate::roster::ROSTER_ID], |r| r.get(0))?;
+        let Some(k) = last_roster else {
+            return Ok(0);
+        };
+        let signed: Option<i64> = self
+            .conn()
+            .prepare_cached(
+                "SELECT min(seq) FROM crdt_changes WHERE actor = ?1 AND seq >= ?2 AND length(signature) > 0",
+            )?
+            .query_row(params![&actor[..], k], |r| r.get(0))?;
+        Ok(signed.map_or(u64::MAX, |s| s as u64))
+    }
+
+    /// A row's record body (unwrapped when an admin wrapped it), or `None` when it is too
+    /// large, is no record, or is wrapped under a key not held here.
+    fn decode_row(&self, project: &str, row: &HubRow) -> Result<Option<RecordBody>> {
+        if row.size > MAX_ROW_BYTES as u64 {
+            return Ok(None);
+        }
+        Ok(
+            match keyring::unwrap_hub_body(self.conn(), project, &row.body)? {
+                HubBody::Plain(b) => postcard::from_bytes(b).ok(),
+                HubBody::Opened(b) => postcard::from_bytes(&b).ok(),
+                HubBody::NoKey(_) | HubBody::Refused(_) => None,
+            },
+        )
     }
 
     fn actor_author(&self, actor: &Actor) -> Result<Option<[u8; 32]>> {

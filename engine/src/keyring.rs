@@ -460,6 +460,44 @@ pub(crate) fn open_body(
         .map_err(|_| crate::sealing::OpenError::Forged))
 }
 
+/// A hub row's bytes after unwrapping (`td sync encrypt-hub`, docs/encryption.md).
+pub(crate) enum HubBody<'a> {
+    /// The row as it came (not wrapped).
+    Plain(&'a [u8]),
+    /// The record a wrapped row held.
+    Opened(Vec<u8>),
+    /// A wrapped row whose epoch key is not held here yet: its writer waits.
+    NoKey([u8; 16]),
+    /// A wrapped row that does not open with the key of the epoch it names (altered).
+    Refused(String),
+}
+
+/// Unwraps a hub row wrapped by an admin, with the keys held here.
+pub(crate) fn unwrap_hub_body<'a>(
+    conn: &Connection,
+    project: &str,
+    body: &'a [u8],
+) -> Result<HubBody<'a>> {
+    let Some((actor, seq)) = sealing::wrapped_writer(body) else {
+        return Ok(HubBody::Plain(body));
+    };
+    let epoch = body
+        .get(sealing::WRAP_HEADER..)
+        .and_then(|e| sealing::record_epoch(e).ok());
+    let key = match epoch {
+        Some(e) => epoch_key(conn, &e)?,
+        None => None,
+    };
+    Ok(match sealing::unwrap_row(body, |_| key, project) {
+        Ok(record) => HubBody::Opened(record),
+        Err(sealing::OpenError::NoKey(_)) => HubBody::NoKey(actor),
+        Err(e) => HubBody::Refused(format!(
+            "wrapped row {}#{seq} {e}",
+            hex::encode(&actor[..4])
+        )),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -165,6 +165,14 @@ impl SignedRecord {
     }
 }
 
+/// The first bytes every plaintext record of `doc` in `project` starts with (its format,
+/// project and entity, postcard-encoded as in [`RecordBody`]): a hub can tell the roster's
+/// plaintext rows, which stay readable, from content without reading them
+/// (`td sync encrypt-hub`, docs/encryption.md).
+pub fn plain_prefix(project: &str, doc: &str) -> Vec<u8> {
+    postcard::to_stdvec(&(PLAIN_FORMAT, project, doc)).unwrap_or_default()
+}
+
 /// Derives the actor id of a writer: a hash of the replica's writer id and the session, so two
 /// sessions never share an actor and a copied database (which gets a new writer id) never
 /// reuses its source's sequence numbers.
@@ -178,6 +186,31 @@ pub fn actor_for(writer_id: &str, session: &str) -> [u8; ACTOR_LEN] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plain_prefix_is_how_a_plaintext_record_of_that_entity_starts() {
+        let body = |doc: &str| RecordBody {
+            format: PLAIN_FORMAT,
+            project: "prj_0123456789abcdef".into(),
+            doc: doc.into(),
+            actor: [3; ACTOR_LEN],
+            seq: 7,
+            prev: [0; 32],
+            session: "ses_x".into(),
+            author: [5; 32],
+            change: vec![1, 2, 3],
+        };
+        let prefix = plain_prefix("prj_0123456789abcdef", "roster");
+        let roster = postcard::to_stdvec(&body("roster")).unwrap();
+        assert!(roster.starts_with(&prefix));
+        let issue = postcard::to_stdvec(&body("td-abc123")).unwrap();
+        assert!(!issue.starts_with(&prefix));
+        let rosters = postcard::to_stdvec(&body("rosterx")).unwrap();
+        assert!(
+            !rosters.starts_with(&prefix),
+            "the entity's length is part of the prefix"
+        );
+    }
 
     fn body() -> RecordBody {
         RecordBody {

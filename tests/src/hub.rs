@@ -230,6 +230,17 @@ pub struct Proxy {
     /// Requests seen.
     pub hits: Arc<AtomicUsize>,
     chaos: Arc<Mutex<Option<(u32, crate::udp_proxy::Dice)>>>,
+    targeted: Arc<Mutex<Option<Targeted>>>,
+}
+
+/// Faults for requests whose body holds a string: the first `skip` pass, the next `times`
+/// fail.
+#[derive(Debug, Clone)]
+struct Targeted {
+    needle: Vec<u8>,
+    skip: usize,
+    fault: Fault,
+    times: usize,
 }
 
 fn read_request(s: &mut TcpStream) -> Option<(Vec<u8>, String)> {
@@ -273,11 +284,14 @@ impl Proxy {
         let auth: Arc<Mutex<Option<String>>> = Arc::default();
         let hits = Arc::new(AtomicUsize::new(0));
         let chaos: Arc<Mutex<Option<(u32, crate::udp_proxy::Dice)>>> = Arc::default();
+        let targeted: Arc<Mutex<Option<Targeted>>> = Arc::default();
         let (f, a, h, c) = (faults.clone(), auth.clone(), hits.clone(), chaos.clone());
+        let t = targeted.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut client) = conn else { continue };
                 let (f, a, h, c) = (f.clone(), a.clone(), h.clone(), c.clone());
+                let t = t.clone();
                 std::thread::spawn(move || {
                     let Some((req, head)) = read_request(&mut client) else {
                         return;
@@ -295,7 +309,22 @@ impl Proxy {
                             return;
                         }
                     }
-                    let fault = {
+                    let aimed = t.lock().unwrap().as_mut().and_then(|t| {
+                        if !req.windows(t.needle.len()).any(|w| w == t.needle) {
+                            None
+                        } else if t.skip > 0 {
+                            t.skip -= 1;
+                            None
+                        } else if t.times > 0 {
+                            t.times -= 1;
+                            Some(t.fault)
+                        } else {
+                            None
+                        }
+                    });
+                    let fault = if aimed.is_some() {
+                        aimed
+                    } else {
                         let mut q = f.lock().unwrap();
                         if q.is_empty() {
                             // Random failures, when set.
@@ -351,6 +380,7 @@ impl Proxy {
             auth,
             hits,
             chaos,
+            targeted,
         }
     }
 
@@ -364,6 +394,17 @@ impl Proxy {
     /// The proxy's URL.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Fails requests whose body holds `needle`: the first `skip` of them pass, the next
+    /// `times` get `fault` (a cut-off at a chosen point of a long run).
+    pub fn inject_matching(&self, needle: &str, skip: usize, fault: Fault, times: usize) {
+        *self.targeted.lock().unwrap() = Some(Targeted {
+            needle: needle.as_bytes().to_vec(),
+            skip,
+            fault,
+            times,
+        });
     }
 
     /// Queues faults for the next requests.

@@ -120,7 +120,19 @@ fn three_replicas_through_a_real_hub_leave_it_only_ciphertext() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(st["hub_plaintext_rows"], roster_rows, "{st}");
+    assert_eq!(st["hub_plaintext_rows"], 0, "no content in plaintext: {st}");
+    let format_1 = td_tests::hub::sql(
+        hub.port,
+        "SELECT count(*) FROM td_changes WHERE substr(body, 1, 1) = x'01'",
+        json!([]),
+    );
+    assert_eq!(
+        format_1[0][0]["value"]
+            .as_str()
+            .map(|v| v.parse::<i64>().unwrap()),
+        Some(roster_rows),
+        "{format_1:?}"
+    );
     for r in [&a, b, c] {
         let e = encryption(r);
         assert_eq!(e["waiting_for_key"], 0, "{e}");
@@ -352,4 +364,171 @@ fn a_member_admitted_after_a_long_history_pulls_it_all_through_the_hub() {
     assert_eq!(v["action"], "joined", "{v}");
     assert_eq!(a.export(), b.export());
     assert_eq!(encryption(&b)["waiting_for_key"], 0);
+}
+
+/// A replica of a project written before encryption (`tests/fixtures/pre-encryption`, by the
+/// td of commit cf1004a): plaintext records, no epoch.
+fn legacy_replica() -> Replica {
+    let r = Replica::new();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/pre-encryption");
+    let todos = r.root.join(".todos");
+    std::fs::create_dir_all(&todos).unwrap();
+    for f in ["issues.db", "issues.db.writer"] {
+        std::fs::copy(fixture.join(f), todos.join(f)).unwrap();
+    }
+    let keys = r.config.join("td");
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::copy(fixture.join("machine.key"), keys.join("machine.key")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            keys.join("machine.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+    }
+    r
+}
+
+/// The bodies the hub serves for the project's rows.
+fn served_bodies(hub: &Hub) -> Vec<Vec<u8>> {
+    td_tests::hub::sql(
+        hub.port,
+        "SELECT body FROM td_changes ORDER BY seq",
+        json!([]),
+    )
+    .iter()
+    .map(|row| unb64(row[0]["base64"].as_str().unwrap_or_default()))
+    .collect()
+}
+
+/// `td sync encrypt-hub` on a hub that holds an old project's plaintext: cut off after the
+/// hub applied a batch it never acknowledged, then run again, every row is ciphertext once,
+/// nothing is lost or doubled, a member admitted afterwards reads the whole history from the
+/// wrapped rows, and a machine that is no member holds them without quarantining anything.
+#[test]
+fn an_old_plaintext_hub_is_rewritten_as_ciphertext_and_resumes_after_a_cut() {
+    use td_tests::hub::{Fault, Proxy};
+    let markers = ["LEGACYTITLE", "LEGACYDESC", "LEGACYCOMMENT", "LEGACYLOG"];
+    let hub = Hub::start();
+    let proxy = Proxy::start(hub.port);
+    let a = legacy_replica();
+    let before = a.export();
+    assert!(
+        before.contains("LEGACYTITLE7 before encryption"),
+        "{before}"
+    );
+    assert!(encryption(&a)["current"].is_null(), "no epoch yet");
+    assert_eq!(
+        a.json(&["sync", "init", "--hub", &proxy.url()])["action"],
+        "connected"
+    );
+    let plain = a.json(&["sync", "status"])["hub_plaintext_rows"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        plain, 36,
+        "every content record of the old project is plaintext"
+    );
+    for m in markers {
+        assert!(
+            served_bodies(&hub).iter().any(|b| contains(b, m)),
+            "the hub serves {m} in the clear before the rewrite"
+        );
+    }
+    // Only admins rewrite the hub.
+    let b = Replica::init();
+    a.json(&["member", "add", &b.public_key()]);
+    a.json(&["sync"]);
+    assert_eq!(
+        b.json(&["sync", "init", "--hub", &hub.url()])["action"],
+        "joined"
+    );
+    let refused = b.run(&["sync", "encrypt-hub"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("admin"), "{}", refused.stderr);
+    // Cut off: the third batch reaches the hub, its answer never comes back, on every retry.
+    proxy.inject_matching(
+        "UPDATE td_changes SET body",
+        2,
+        Fault::Truncate,
+        td_transport::hub::ATTEMPTS,
+    );
+    let cut = a.run(&["sync", "encrypt-hub", "--batch", "5"]);
+    assert_eq!(cut.code, 1, "{}", cut.stderr);
+    let mid = a.json(&["sync", "status"])["hub_plaintext_rows"]
+        .as_i64()
+        .unwrap();
+    // Resumed: what is left, once.
+    let done = a.json(&["sync", "encrypt-hub", "--batch", "5"]);
+    // The founding roster record shares its signed run with the first issue's records
+    // (written before encryption, in one transaction): those stay readable.
+    let kept = done["kept_readable"].as_i64().unwrap();
+    assert!((1..5).contains(&kept), "{done}");
+    assert_eq!(done["plaintext_rows_left"], kept, "{done}");
+    assert_eq!(done["skipped"], 0, "{done}");
+    assert_eq!(
+        mid,
+        plain - 15 + kept,
+        "three batches of five applied (the last unheard): {done}"
+    );
+    assert_eq!(done["encrypted"], mid - kept, "{done}");
+    let again = a.json(&["sync", "encrypt-hub"]);
+    assert_eq!(
+        again["encrypted"], 0,
+        "a third run has nothing to do: {again}"
+    );
+    let records = td_engine::export::log_stats(a.store().conn())
+        .unwrap()
+        .changes;
+    assert_eq!(hub.change_rows(), records, "every record on the hub once");
+    let bodies = served_bodies(&hub);
+    for i in 2..=12 {
+        for m in markers {
+            let m = format!("{m}{i} ");
+            assert!(
+                !bodies.iter().any(|b| contains(b, &m)),
+                "the hub still serves {m}"
+            );
+        }
+    }
+    // A member admitted after the rewrite reads the whole history from the wrapped rows.
+    let c = Replica::init();
+    a.json(&["member", "add", &c.public_key()]);
+    a.json(&["sync"]);
+    let joined = c.json(&["sync", "init", "--hub", &hub.url()]);
+    assert_eq!(joined["action"], "joined", "{joined}");
+    settle(&[&a, &b, &c], 2);
+    let ea = a.export();
+    assert!(ea.contains("LEGACYCOMMENT12 said in the clear"));
+    assert!(ea == b.export(), "b converges");
+    assert!(
+        ea == c.export(),
+        "c reads the old history from wrapped rows: {} {} {}",
+        c.json(&["sync", "status"]),
+        c.json(&["sync", "tail", "-n", "100"]),
+        joined
+    );
+    // A machine that is no member holds the wrapped rows: nothing quarantined, nothing read.
+    let d = Replica::init();
+    let joined = d.json(&["sync", "init", "--hub", &hub.url()]);
+    assert_eq!(joined["action"], "joined", "{joined}");
+    let st = d.json(&["sync", "status"]);
+    assert_eq!(
+        st["quarantined"].as_array().map_or(0, |q| q.len()),
+        0,
+        "{st}"
+    );
+    let seen = d.export();
+    for i in 2..=12 {
+        let m = format!("LEGACYTITLE{i} ");
+        assert!(!seen.contains(&m), "a stranger reads {m}");
+    }
+    assert!(
+        d.json(&["sync", "status"])["waiting"]
+            .as_array()
+            .is_some_and(|w| !w.is_empty()),
+        "the wrapped rows' writer waits for a key"
+    );
 }

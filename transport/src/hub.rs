@@ -18,7 +18,8 @@ use libsql_hrana::proto::{
     StreamRequest, StreamResponse, StreamResult, Value,
 };
 use td_engine::hub::{
-    ActorRange, HubRow, OutgoingRecord, MAX_ROW_BYTES, PULL_BYTES, PULL_ROWS, READ_AHEAD_ROWS,
+    ActorRange, HubRow, OutgoingRecord, WrappedRow, MAX_ROW_BYTES, PULL_BYTES, PULL_ROWS,
+    READ_AHEAD_ROWS,
 };
 
 use crate::error::TransportError;
@@ -443,13 +444,20 @@ impl HubClient {
             .collect())
     }
 
-    /// How many of `project`'s rows on the hub are plaintext records (format 1: the roster's,
-    /// which always are, and any written before the project's first epoch;
-    /// docs/encryption.md).
+    /// How many of `project`'s rows on the hub hold content in plaintext: records written
+    /// before the project's first epoch that `td sync encrypt-hub` has not wrapped yet. The
+    /// roster's rows, plaintext by design (they carry keys, roles and sealed epoch keys, no
+    /// content), are not counted (docs/encryption.md).
     pub fn plaintext_rows(&self, project: &str) -> Result<i64, TransportError> {
         let r = self.execute(stmt(
-            "SELECT count(*) FROM td_changes WHERE project = ?1 AND substr(body, 1, 1) = x'01'",
-            vec![text(project)],
+            &format!("SELECT count(*) FROM td_changes WHERE {PLAIN_CONTENT}"),
+            vec![
+                text(project),
+                blob(&td_engine::record::plain_prefix(
+                    project,
+                    td_engine::model::ROSTER_ID,
+                )),
+            ],
             true,
         ))?;
         Ok(r.rows
@@ -457,6 +465,52 @@ impl HubClient {
             .and_then(|row| row.values.first())
             .and_then(|v| as_i64(v).or_else(|| as_text(v)?.parse().ok()))
             .unwrap_or(0))
+    }
+
+    /// The next page of `project`'s plaintext content rows after hub sequence `after`
+    /// (bounded as [`HubClient::pull`] pages are), for `td sync encrypt-hub`.
+    pub fn plaintext_page(
+        &self,
+        project: &str,
+        after: i64,
+        rows: usize,
+    ) -> Result<Vec<HubRow>, TransportError> {
+        let r = self.execute(stmt(
+            &bounded_rows(&format!("{PLAIN_CONTENT} AND seq > ?3"), 3, "seq"),
+            vec![
+                text(project),
+                blob(&td_engine::record::plain_prefix(
+                    project,
+                    td_engine::model::ROSTER_ID,
+                )),
+                int(after),
+                int(rows.clamp(1, PULL_ROWS) as i64),
+                int(MAX_ROW_BYTES as i64),
+                int(PULL_BYTES as i64),
+            ],
+            true,
+        ))?;
+        Ok(rows_of(&r))
+    }
+
+    /// Replaces plaintext rows by their wrapped bodies in one transactional batch. Each
+    /// update names the row's sequence and record hash and applies only while the row is
+    /// still plaintext, so a batch sent twice (a retry, a resumed run) changes nothing more.
+    pub fn replace_bodies(&self, project: &str, rows: &[WrappedRow]) -> Result<(), TransportError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let stmts = rows
+            .iter()
+            .map(|r| {
+                stmt(
+                    "UPDATE td_changes SET body = ?1 WHERE project = ?2 AND seq = ?3 AND hash = ?4 AND substr(body, 1, 1) = x'01'",
+                    vec![blob(&r.body), text(project), int(r.seq), blob(&r.hash)],
+                    false,
+                )
+            })
+            .collect();
+        self.batch(stmts)
     }
 
     /// Inserts records in one transactional batch; rows already on the hub are ignored.
@@ -551,6 +605,11 @@ impl HubClient {
         Ok(out)
     }
 }
+
+/// Rows of project `?1` holding content in plaintext: format 1, and not the roster's (whose
+/// records all start with the prefix `?2`).
+const PLAIN_CONTENT: &str =
+    "project = ?1 AND substr(body, 1, 1) = x'01' AND substr(body, 1, length(?2)) != ?2";
 
 /// A query for rows matching `filter` (which uses parameters `?1..?n`) in `order`, bounded in
 /// rows (`?n+1`) and in bytes (`?n+3`: a running sum over the rows, the first row always

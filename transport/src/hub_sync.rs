@@ -63,9 +63,44 @@ pub fn pull(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Pulled, TransportError> {
     let key = client.display_url().to_string();
-    let project = store.project_id()?;
     store.recover_own_forks()?;
     let all_pushed = store.hub_state(&key)?.pushed_through >= store.last_local_id()?;
+    let mut total = Pulled::default();
+    // Rows an admin wrapped come before the roster rows that carry their key to a member
+    // admitted later: when a pass brought keys and left wrapped rows waiting for one, the
+    // waiting writers are read again at once (each pass starts with them), while passes
+    // still apply something.
+    for _ in 0..MAX_KEY_PASSES {
+        let pass = pull_pass(store, client, &key, total.applied, progress)?;
+        total.applied += pass.applied;
+        total.quarantined += pass.quarantined;
+        total.conflicts.extend(pass.conflicts);
+        if pass.no_key == 0 || pass.applied == 0 {
+            break;
+        }
+    }
+    if all_pushed {
+        // Everything pulled came from the hub, so the hub holds it: nothing new to push.
+        let last = store.last_local_id()?;
+        store.mark_pushed(&key, last)?;
+    }
+    Ok(total)
+}
+
+/// Most passes one pull makes over writers waiting for a key (each pass reads up to
+/// `READ_AHEAD_ACTORS` of them).
+const MAX_KEY_PASSES: usize = 64;
+
+/// One pass of a pull: the pages after the cursor, starting with the writers left waiting.
+fn pull_pass(
+    store: &mut Store,
+    client: &HubClient,
+    key: &str,
+    before: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Pulled, TransportError> {
+    let project = store.project_id()?;
+    let key = key.to_string();
     let mut total = Pulled::default();
     let start = store.hub_state(&key)?.pull_cursor;
     // Pages are read one ahead on another thread while this one applies: a page's end is the
@@ -103,21 +138,58 @@ pub fn pull(
             let r = store.apply_hub_rows(&key, &rows, &extra)?;
             total.applied += r.applied;
             total.quarantined += r.quarantined;
+            total.no_key += r.no_key;
             total.conflicts.extend(r.conflicts);
             carry = r.carry;
-            progress(total.applied);
+            progress(before + total.applied);
             if last {
                 break;
             }
         }
         Ok(())
     })?;
-    if all_pushed {
-        // Everything pulled came from the hub, so the hub holds it: nothing new to push.
-        let last = store.last_local_id()?;
-        store.mark_pushed(&key, last)?;
-    }
     Ok(total)
+}
+
+/// What `td sync encrypt-hub` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wrapped {
+    /// Rows rewritten as ciphertext by this run.
+    pub wrapped: u64,
+    /// Plaintext content rows left as they were (not a record this replica holds).
+    pub skipped: u64,
+    /// Plaintext content rows kept readable because a membership record depends on them.
+    pub kept: u64,
+    /// Plaintext content rows the hub still holds afterwards.
+    pub left: i64,
+}
+
+/// Rewrites the hub's plaintext content rows as ciphertext under the current epoch, page by
+/// page, each page one transaction on the hub (docs/encryption.md). Every update applies only
+/// to a row still plaintext, so a run cut off anywhere loses nothing and the next run goes on
+/// with what is left; the records themselves (hashes, signatures) are unchanged.
+pub fn wrap_plaintext(
+    store: &mut Store,
+    client: &HubClient,
+    page_rows: usize,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Wrapped, TransportError> {
+    let project = store.project_id()?;
+    let mut out = Wrapped::default();
+    let mut after = 0i64;
+    loop {
+        let rows = client.plaintext_page(&project, after, page_rows)?;
+        let Some(last) = rows.last() else { break };
+        after = last.seq;
+        let page = store.wrap_hub_rows(&rows)?;
+        client.replace_bodies(&project, &page.rows)?;
+        out.wrapped += page.rows.len() as u64;
+        out.skipped += page.skipped;
+        out.kept += page.kept;
+        progress(out.wrapped);
+    }
+    out.left = client.plaintext_rows(&project)?;
+    Ok(out)
 }
 
 /// What a pull brought.
@@ -129,6 +201,8 @@ pub struct Pulled {
     pub quarantined: u64,
     /// Conflicts recorded by what was applied (ids).
     pub conflicts: Vec<String>,
+    /// Wrapped rows left waiting for their epoch key (read again when it arrives).
+    pub no_key: u64,
 }
 
 /// Whether a page was cut short by neither bound (rows, bytes): then it was the last one.

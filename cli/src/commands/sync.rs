@@ -49,6 +49,16 @@ pub(crate) enum SyncCommand {
     Pull,
     /// Mode, hub, pending changes, last push/pull, quarantined rows.
     Status,
+    /// Rewrite the hub's plaintext rows (content written before the project's first epoch)
+    /// as ciphertext under the current content key. Admins only; safe to run again or after
+    /// an interruption: each row is rewritten once, nothing is lost. The roster's rows stay
+    /// readable: they carry keys and roles, no content.
+    #[command(name = "encrypt-hub")]
+    EncryptHub {
+        /// Rows rewritten per hub transaction (1 to 2000).
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u16).range(1..=2000))]
+        batch: u16,
+    },
     /// Turn autosync on (td's spelling of `td config set sync.auto true`).
     Enable,
     /// Turn autosync off (td's spelling of `td config set sync.auto false`).
@@ -110,6 +120,9 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
             json,
         ),
         Some(SyncCommand::Status) => hub::status(p, root, json),
+        Some(SyncCommand::EncryptHub { batch }) => {
+            hub::encrypt_hub(p, root, usize::from(*batch), json)
+        }
         None if a.status => hub::status(p, root, json),
         Some(SyncCommand::Conflicts { since, all, limit }) => {
             conflicts::list(p, since.as_deref(), *all, *limit, json)

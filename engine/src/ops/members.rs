@@ -174,6 +174,17 @@ impl Project {
         Ok(hex::encode(id))
     }
 
+    /// Before `td sync encrypt-hub`: refuses unless this machine is an admin, and starts an
+    /// epoch when this replica cannot seal with the current one (a project from before
+    /// encryption has none). Returns the new epoch's id when one was started.
+    pub fn prepare_hub_wrap(&mut self) -> Result<Option<String>> {
+        self.require_admin(&stored(self.store.conn())?)?;
+        match crate::keyring::writer_epoch(self.store.conn())? {
+            crate::keyring::WriterEpoch::Seal(..) => Ok(None),
+            _ => self.rotate_key().map(Some),
+        }
+    }
+
     /// Where encryption stands on this replica (`td sync status`).
     pub fn encryption(&self) -> Result<crate::views::EncryptionView> {
         crate::keyring::status(self.store.conn())
