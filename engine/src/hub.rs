@@ -279,14 +279,24 @@ impl Store {
             })?)
     }
 
-    /// Up to `limit` records after `after_id`, in log order, extended (by at most `limit`
-    /// more) so the last one is signed when possible: pullers verify runs at signed records.
-    pub fn outgoing(&self, after_id: i64, limit: usize) -> Result<Vec<OutgoingRecord>> {
+    /// Local records after position `after_id` to push: at most about `rows` records and
+    /// `bytes` bytes, cut after a signed record when one comes within as many again (so a
+    /// run's rows travel together), and never more than twice either bound. Rows are read
+    /// one at a time, so a log of large records never loads more than the bound.
+    pub fn outgoing(
+        &self,
+        after_id: i64,
+        rows: usize,
+        bytes: usize,
+    ) -> Result<Vec<OutgoingRecord>> {
         let mut stmt = self.conn().prepare_cached(
-            "SELECT id, hash, actor, seq, author, body, signature FROM crdt_changes WHERE id > ?1 ORDER BY id LIMIT ?2",
+            "SELECT id, hash, actor, seq, author, body, signature FROM crdt_changes WHERE id > ?1 ORDER BY id",
         )?;
-        let rows = stmt.query_map(params![after_id, (limit * 2) as i64], |r| {
-            Ok(OutgoingRecord {
+        let mut it = stmt.query(params![after_id])?;
+        let mut out: Vec<OutgoingRecord> = Vec::new();
+        let mut size = 0usize;
+        while let Some(r) = it.next()? {
+            let rec = OutgoingRecord {
                 local_id: r.get(0)?,
                 hash: r.get(1)?,
                 actor: r.get(2)?,
@@ -294,14 +304,15 @@ impl Store {
                 author: r.get(4)?,
                 body: r.get(5)?,
                 signature: r.get(6)?,
-            })
-        })?;
-        let mut out: Vec<OutgoingRecord> = rows.collect::<std::result::Result<_, _>>()?;
-        if out.len() > limit {
-            let cut = (limit..out.len())
-                .find(|&i| !out[i - 1].signature.is_empty())
-                .unwrap_or(out.len());
-            out.truncate(cut);
+            };
+            size += rec.body.len() + rec.signature.len() + rec.hash.len() + rec.author.len();
+            let signed = !rec.signature.is_empty();
+            out.push(rec);
+            let past = out.len() >= rows || size >= bytes;
+            let far_past = out.len() >= 2 * rows || size >= 2 * bytes;
+            if (past && signed) || far_past {
+                break;
+            }
         }
         Ok(out)
     }

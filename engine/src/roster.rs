@@ -21,7 +21,11 @@ pub use crate::identity::parse_public_key;
 /// [`authority::resolve`], not on arrival).
 pub(crate) fn load_ops(conn: &Connection) -> Result<Vec<OpRecord>> {
     let mut stmt = conn
-        .prepare_cached("SELECT body, seq FROM crdt_changes WHERE doc_id = 'roster' ORDER BY id")?;
+        .prepare_cached(
+            // Through the list of roster records (`crdt_roster_ops`): the log has no index on
+            // `doc_id`, and a scan of it grew every roster refresh with the log.
+            "SELECT c.body, c.seq FROM crdt_roster_ops r JOIN crdt_changes c ON c.id = r.id ORDER BY r.id",
+        )?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
     let mut out = Vec::new();
     for row in rows {

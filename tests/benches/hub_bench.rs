@@ -47,7 +47,11 @@ fn main() {
     let mut after = 0;
     loop {
         let batch = store
-            .outgoing(after, td_transport::hub::PUSH_BATCH)
+            .outgoing(
+                after,
+                td_transport::hub::PUSH_BATCH,
+                td_transport::hub::PUSH_BYTES,
+            )
             .unwrap();
         let Some(last) = batch.last() else { break };
         after = last.local_id;

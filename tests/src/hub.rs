@@ -231,6 +231,30 @@ pub struct Proxy {
     pub hits: Arc<AtomicUsize>,
     chaos: Arc<Mutex<Option<(u32, crate::udp_proxy::Dice)>>>,
     targeted: Arc<Mutex<Option<Targeted>>>,
+    link: Arc<Mutex<Wire>>,
+}
+
+/// The path a proxy emulates for every request: a round trip, and a rate (bytes per second)
+/// each way.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Wire {
+    /// Round-trip time: half before the request reaches the hub, half before the answer
+    /// comes back.
+    pub rtt: Duration,
+    /// Bytes per second each way (`None`: no limit).
+    pub rate: Option<u64>,
+}
+
+impl Wire {
+    fn carry(&self, bytes: usize) {
+        let mut wait = self.rtt / 2;
+        if let Some(rate) = self.rate {
+            wait += Duration::from_secs_f64(bytes as f64 / rate.max(1) as f64);
+        }
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
+    }
 }
 
 /// Faults for requests whose body holds a string: the first `skip` pass, the next `times`
@@ -285,13 +309,14 @@ impl Proxy {
         let hits = Arc::new(AtomicUsize::new(0));
         let chaos: Arc<Mutex<Option<(u32, crate::udp_proxy::Dice)>>> = Arc::default();
         let targeted: Arc<Mutex<Option<Targeted>>> = Arc::default();
+        let link: Arc<Mutex<Wire>> = Arc::default();
         let (f, a, h, c) = (faults.clone(), auth.clone(), hits.clone(), chaos.clone());
-        let t = targeted.clone();
+        let (t, l) = (targeted.clone(), link.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut client) = conn else { continue };
                 let (f, a, h, c) = (f.clone(), a.clone(), h.clone(), c.clone());
-                let t = t.clone();
+                let (t, l) = (t.clone(), l.clone());
                 std::thread::spawn(move || {
                     let Some((req, head)) = read_request(&mut client) else {
                         return;
@@ -352,6 +377,8 @@ impl Proxy {
                         Some(Fault::Delay(d)) => std::thread::sleep(d),
                         _ => {}
                     }
+                    let wire = *l.lock().unwrap();
+                    wire.carry(req.len());
                     let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream_port)) else {
                         let _ = client.shutdown(std::net::Shutdown::Both);
                         return;
@@ -361,6 +388,7 @@ impl Proxy {
                     }
                     let mut resp = Vec::new();
                     let _ = up.read_to_end(&mut resp);
+                    wire.carry(resp.len());
                     if fault == Some(Fault::Truncate) {
                         let cut = resp.len()
                             - (resp.len()
@@ -381,7 +409,13 @@ impl Proxy {
             hits,
             chaos,
             targeted,
+            link,
         }
+    }
+
+    /// Emulates a path with this round trip and rate for every request from now on.
+    pub fn set_wire(&self, wire: Wire) {
+        *self.link.lock().unwrap() = wire;
     }
 
     /// Fails `per_mille` of the requests (none when 0) at random, following `seed`: a 500, a

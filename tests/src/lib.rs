@@ -505,6 +505,38 @@ pub struct Serving {
 }
 
 impl Serving {
+    /// Starts `td peer serve` from `cmd` (a `td … peer serve --listen 127.0.0.1:0` command,
+    /// with whatever environment the test sets) and waits for its address.
+    pub fn spawn(mut cmd: Command) -> Serving {
+        use std::io::{BufRead, Read};
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn td peer serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_string();
+        let mut err = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        Serving {
+            child,
+            addr,
+            stderr: Some(stderr),
+        }
+    }
+
     /// The server's peak resident memory so far (`VmHWM` in /proc), in KiB.
     pub fn peak_rss_kb(&self) -> u64 {
         peak_rss_kb(self.child.id()).expect("server is running")
@@ -546,34 +578,7 @@ impl Replica {
 
     /// Starts `td peer serve --listen 127.0.0.1:0` and waits for its address line.
     pub fn serve(&self) -> Serving {
-        use std::io::{BufRead, Read};
-        let mut child = self
-            .command(None, &["peer", "serve", "--listen", "127.0.0.1:0"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn td peer serve");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_string();
-        let mut err = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        Serving {
-            child,
-            addr,
-            stderr: Some(stderr),
-        }
+        Serving::spawn(self.command(None, &["peer", "serve", "--listen", "127.0.0.1:0"]))
     }
 
     /// Makes `other` a member here and pins this replica's server in `other`'s address book

@@ -1,12 +1,13 @@
 //! A UDP proxy in front of a real `td peer serve`, for faults the real network cannot produce
-//! on demand: it drops, duplicates and reorders QUIC datagrams at chosen rates. It wraps the
-//! real traffic; QUIC on both ends is the product's own.
+//! on demand: it drops, duplicates and reorders QUIC datagrams at chosen rates, and emulates a
+//! link's delay, rate and buffer. It wraps the real traffic; QUIC on both ends is the
+//! product's own.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Fault rates, in datagrams per thousand.
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,15 +39,61 @@ impl Dice {
     }
 }
 
+/// The link a proxy emulates in each direction: one-way delay, a rate, and a buffer. A
+/// datagram leaves after the link has carried the ones before it (at `rate`) plus `delay`;
+/// one that would wait longer than `buffer` in the queue is dropped, as a router's full
+/// queue drops (so a sender that overruns the rate sees loss, as on a real path).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Link {
+    /// One-way delay (half the round trip).
+    pub delay: Duration,
+    /// Bytes per second the link carries (`None`: no limit).
+    pub rate: Option<u64>,
+    /// Longest queueing before a datagram is dropped (when `rate` is set).
+    pub buffer: Duration,
+}
+
+type Datagram = (Vec<u8>, SocketAddr, Arc<UdpSocket>);
+
+/// One direction of the emulated link: its queue's end, and the thread that delivers.
+struct Lane {
+    free_at: Instant,
+    tx: mpsc::Sender<(Instant, Datagram)>,
+}
+
+impl Lane {
+    fn start() -> Lane {
+        let (tx, rx) = mpsc::channel::<(Instant, Datagram)>();
+        std::thread::spawn(move || {
+            // Delivery times are non-decreasing within a lane (a FIFO link), so one sleeping
+            // thread per direction delivers every datagram on time.
+            for (at, (data, to, via)) in rx {
+                let now = Instant::now();
+                if at > now {
+                    std::thread::sleep(at - now);
+                }
+                let _ = via.send_to(&data, to);
+            }
+        });
+        Lane {
+            free_at: Instant::now(),
+            tx,
+        }
+    }
+}
+
 struct Chaos {
     rates: Rates,
+    link: Link,
     dice: Dice,
-    held: Option<(Vec<u8>, SocketAddr, Arc<UdpSocket>)>,
+    held: Option<Datagram>,
+    lanes: [Lane; 2],
 }
 
 impl Chaos {
-    /// Sends `data` to `to` through `via`, applying the fault rates.
-    fn send(&mut self, via: &Arc<UdpSocket>, data: &[u8], to: SocketAddr) {
+    /// Sends `data` to `to` through `via` in direction `lane` (0 toward the server, 1 back),
+    /// applying the fault rates and the link.
+    fn send(&mut self, lane: usize, via: &Arc<UdpSocket>, data: &[u8], to: SocketAddr) {
         let roll = self.dice.below(1000) as u32;
         let r = self.rates;
         if roll < r.drop {
@@ -56,13 +103,33 @@ impl Chaos {
             self.held = Some((data.to_vec(), to, via.clone()));
             return;
         }
-        let _ = via.send_to(data, to);
+        self.emit(lane, (data.to_vec(), to, via.clone()));
         if roll < r.drop + r.reorder + r.duplicate {
-            let _ = via.send_to(data, to);
+            self.emit(lane, (data.to_vec(), to, via.clone()));
         }
-        if let Some((d, t, v)) = self.held.take() {
-            let _ = v.send_to(&d, t);
+        if let Some(d) = self.held.take() {
+            self.emit(lane, d);
         }
+    }
+
+    fn emit(&mut self, lane: usize, d: Datagram) {
+        let link = self.link;
+        if link.delay.is_zero() && link.rate.is_none() {
+            let _ = d.2.send_to(&d.0, d.1);
+            return;
+        }
+        let now = Instant::now();
+        let lane = &mut self.lanes[lane];
+        let start = lane.free_at.max(now);
+        if let Some(rate) = link.rate {
+            if start - now > link.buffer {
+                return; // the queue is full: tail drop
+            }
+            lane.free_at = start + Duration::from_secs_f64(d.0.len() as f64 / rate.max(1) as f64);
+        } else {
+            lane.free_at = start;
+        }
+        let _ = lane.tx.send((lane.free_at + link.delay, d));
     }
 }
 
@@ -86,8 +153,10 @@ impl UdpProxy {
         let upstream = Arc::new(Mutex::new(upstream));
         let chaos = Arc::new(Mutex::new(Chaos {
             rates: Rates::default(),
+            link: Link::default(),
             dice: Dice::new(seed),
             held: None,
+            lanes: [Lane::start(), Lane::start()],
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let (up, ch, st) = (upstream.clone(), chaos.clone(), stop.clone());
@@ -108,14 +177,14 @@ impl UdpProxy {
                         let mut buf = vec![0u8; 65536];
                         while !s.load(Ordering::Relaxed) {
                             if let Ok((n, _)) = b.recv_from(&mut buf) {
-                                c.lock().unwrap().send(&f, &buf[..n], client);
+                                c.lock().unwrap().send(1, &f, &buf[..n], client);
                             }
                         }
                     });
                     back
                 });
                 let to = *up.lock().unwrap();
-                ch.lock().unwrap().send(back, &buf[..n], to);
+                ch.lock().unwrap().send(0, back, &buf[..n], to);
             }
         });
         UdpProxy {
@@ -129,6 +198,11 @@ impl UdpProxy {
     /// Sets the fault rates.
     pub fn set_rates(&self, rates: Rates) {
         self.chaos.lock().unwrap().rates = rates;
+    }
+
+    /// Sets the emulated link (delay, rate, buffer) of both directions.
+    pub fn set_link(&self, link: Link) {
+        self.chaos.lock().unwrap().link = link;
     }
 
     /// Points the proxy at a restarted server.

@@ -11,7 +11,7 @@ use td_engine::hub::{
 use td_engine::record::MAX_CHANGE_BYTES;
 use td_engine::store::SIGNED_RUN_RECORDS;
 use td_engine::sync::wire::{BATCH_BYTES, BATCH_RECORDS, MAX_SUMMARY, WINDOW};
-use td_transport::hub::PUSH_BATCH;
+use td_transport::hub::{PUSH_BATCH, PUSH_BYTES};
 use td_transport::peer::{AUTH_FRAME_LIMIT, HANDSHAKE_DEADLINE, MAX_UNAUTHENTICATED, STORE_WAIT};
 
 /// `n` with thousands separators, as the documents write numbers.
@@ -69,6 +69,7 @@ fn documents_quote_the_constants_the_code_uses() {
             format!("every {SIGNED_RUN_RECORDS}th record"),
         ),
         ("hub.md", format!("one `batch` request of {PUSH_BATCH}")),
+        ("hub.md", format!("about {} of records", size(PUSH_BYTES))),
         (
             "hub.md",
             format!("at most {} rows and {}", num(PULL_ROWS), size(PULL_BYTES)),

@@ -204,7 +204,7 @@ fn hostile_hub_rows_never_wedge_a_store() {
     let rows: Vec<HubRow> = s.nodes[1]
         .project
         .store
-        .outgoing(0, 100_000)
+        .outgoing(0, 100_000, usize::MAX / 4)
         .unwrap()
         .into_iter()
         .enumerate()

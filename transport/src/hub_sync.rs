@@ -5,7 +5,7 @@ use td_engine::model::now_timestamp;
 use td_engine::Store;
 
 use crate::error::TransportError;
-use crate::hub::{HubClient, PUSH_BATCH};
+use crate::hub::{HubClient, PUSH_BATCH, PUSH_BYTES};
 use td_engine::hub::{HubRow, MAX_ROW_BYTES, PULL_BYTES, PULL_ROWS};
 
 /// Totals of a push or pull.
@@ -41,7 +41,7 @@ pub fn push(
     let mut pushed = 0u64;
     loop {
         let through = store.hub_state(&key)?.pushed_through;
-        let batch = store.outgoing(through, PUSH_BATCH)?;
+        let batch = store.outgoing(through, PUSH_BATCH, PUSH_BYTES)?;
         let Some(last) = batch.last() else { break };
         let last_id = last.local_id;
         client.push(&project, &batch, &now_timestamp())?;

@@ -56,6 +56,12 @@ fn transport_config() -> quinn::TransportConfig {
     t.stream_receive_window(quinn::VarInt::from_u32(window));
     t.receive_window(quinn::VarInt::from_u32(2 * window));
     t.send_window(2 * window as u64);
+    // BBR rather than quinn's default Cubic: a loss-based controller halves its window at
+    // every lost packet, so on a long path with random loss (Wi-Fi, VPNs) it settles near
+    // MSS/RTT x 1.22/sqrt(p) whatever the link carries (270 KB/s at 50 ms and 1%). BBR paces
+    // at the measured bottleneck rate and round trip instead, so random loss costs only the
+    // retransmissions (figures: docs/benchmarks.md, `net_bench`).
+    t.congestion_controller_factory(std::sync::Arc::new(quinn::congestion::BbrConfig::default()));
     t
 }
 
@@ -278,6 +284,14 @@ async fn run_session(
     reader: &mut FrameReader,
     progress: &mut (dyn FnMut(&RoundStats) + Send),
 ) -> Result<RoundStats, TransportError> {
+    // `TD_SYNC_PROTOCOL_MAX` caps the protocol this side offers: 1 reproduces a td from
+    // before packed batches (tests of mixed teams; docs/protocol.md).
+    if let Some(v) = std::env::var("TD_SYNC_PROTOCOL_MAX")
+        .ok()
+        .and_then(|v| v.trim().parse::<u16>().ok())
+    {
+        session.cap_version(v);
+    }
     let (back, start) = off_runtime(move || {
         let r = session.start();
         (session, r)

@@ -241,7 +241,7 @@ impl Progress {
 fn round_json(name: &str, o: &td_transport::peer::SyncOutcome) -> (Value, bool) {
     let s = &o.stats;
     let conflicts = s.conflicts.len();
-    let mut v = json!({"peer": name, "sent": s.sent, "received": s.received, "conflicts": conflicts,
+    let mut v = json!({"peer": name, "sent": s.sent, "received": s.received, "duplicates": s.duplicates, "conflicts": conflicts,
         "bytes": {"frames_out": s.bytes_out, "frames_in": s.bytes_in, "udp_out": o.udp_sent, "udp_in": o.udp_received},
         "ms": o.elapsed.as_millis() as u64});
     if s.held > 0 {

@@ -111,6 +111,10 @@ pub struct SyncSession<S: SyncStore> {
     /// A peer this replica does not admit may still send (its join): we send it nothing.
     allow_receive_only: bool,
     receive_only: bool,
+    /// The highest protocol version this side offers ([`PROTOCOL_MAX`] unless capped).
+    max_version: u16,
+    /// The version both sides speak, once the peer's `Hello` arrived.
+    version: u16,
 }
 
 /// Error codes sent in `Error` frames.
@@ -152,6 +156,8 @@ impl<S: SyncStore> SyncSession<S> {
             peer: None,
             allow_receive_only: false,
             receive_only: false,
+            max_version: PROTOCOL_MAX,
+            version: 0,
         }
     }
 
@@ -199,7 +205,7 @@ impl<S: SyncStore> SyncSession<S> {
             .map_err(|e| self.fail(e, codes::INTERNAL))?;
         let hello = Message::Hello {
             min_version: PROTOCOL_MIN,
-            max_version: PROTOCOL_MAX,
+            max_version: self.max_version,
             project: local.project.clone(),
             fresh: local.fresh,
             summary: wire::bounded_summary(&local.summary),
@@ -208,15 +214,41 @@ impl<S: SyncStore> SyncSession<S> {
         Ok(vec![self.out(&hello)])
     }
 
+    /// Offers at most protocol `version` (at least [`PROTOCOL_MIN`]): a td that speaks only
+    /// version 1 is reproduced this way, to test that packed and plain peers interoperate.
+    pub fn cap_version(&mut self, version: u16) {
+        self.max_version = version.clamp(PROTOCOL_MIN, PROTOCOL_MAX);
+    }
+
+    /// The protocol version agreed with the peer (0 before its `Hello`).
+    pub fn version(&self) -> u16 {
+        self.version
+    }
+
     /// Handles one received frame payload; returns frames to send.
     pub fn receive(&mut self, payload: &[u8]) -> std::result::Result<Vec<Vec<u8>>, RoundError> {
         self.stats.bytes_in += payload.len() as u64 + 4;
-        let msg = wire::decode(payload).map_err(|e| {
+        let mut msg = wire::decode(payload).map_err(|e| {
             self.fail(
                 EngineError::InvalidInput(format!("peer sent {e}")),
                 codes::BAD_FRAME,
             )
         })?;
+        if let Message::Packed { zstd } = &msg {
+            let unpacked = if self.version < wire::PACKED_VERSION {
+                Err(wire::FrameError::Malformed(
+                    "a packed message before protocol 2 was agreed".into(),
+                ))
+            } else {
+                wire::unpack(zstd)
+            };
+            msg = unpacked.map_err(|e| {
+                self.fail(
+                    EngineError::InvalidInput(format!("peer sent {e}")),
+                    codes::BAD_FRAME,
+                )
+            })?;
+        }
         match msg {
             Message::Hello {
                 min_version,
@@ -239,7 +271,7 @@ impl<S: SyncStore> SyncSession<S> {
                     ));
                 }
                 if max_version < PROTOCOL_MIN
-                    || min_version > PROTOCOL_MAX
+                    || min_version > self.max_version
                     || min_version > max_version
                 {
                     return Err(self.fail(
@@ -249,6 +281,7 @@ impl<S: SyncStore> SyncSession<S> {
                         codes::INCOMPATIBLE_VERSION,
                     ));
                 }
+                self.version = max_version.min(self.max_version);
                 self.settle_project(&project, fresh)?;
                 if let Some(key) = self.peer {
                     let ok = self
@@ -305,6 +338,10 @@ impl<S: SyncStore> SyncSession<S> {
                 self.remote_done = true;
                 Ok(vec![])
             }
+            Message::Packed { .. } => Err(self.fail(
+                EngineError::InvalidInput("peer sent a packed message inside another".into()),
+                codes::BAD_FRAME,
+            )),
             Message::Error { code, message } => {
                 self.failed = true;
                 let err = match code.as_str() {
@@ -379,7 +416,13 @@ impl<S: SyncStore> SyncSession<S> {
             }
             self.stats.sent += runs.iter().map(|r| r.changes.len() as u64).sum::<u64>();
             self.in_flight += 1;
-            frames.push(self.out(&Message::Batch { runs }));
+            let batch = Message::Batch { runs };
+            let msg = if self.version >= wire::PACKED_VERSION {
+                wire::pack(&batch)
+            } else {
+                batch
+            };
+            frames.push(self.out(&msg));
         }
         Ok(frames)
     }

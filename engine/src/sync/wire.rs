@@ -7,8 +7,18 @@ use crate::record::ACTOR_LEN;
 
 /// The protocol versions this build speaks (inclusive range).
 pub const PROTOCOL_MIN: u16 = 1;
-/// See [`PROTOCOL_MIN`].
-pub const PROTOCOL_MAX: u16 = 1;
+/// See [`PROTOCOL_MIN`]. Version 2 adds [`Message::Packed`]: batches compressed with zstd
+/// (docs/protocol.md). Peers agree on the highest version both speak, so a version-1 peer is
+/// sent plain batches.
+pub const PROTOCOL_MAX: u16 = 2;
+
+/// The first version whose batches may be [`Message::Packed`].
+pub const PACKED_VERSION: u16 = 2;
+
+/// The zstd level batches are packed at: the fastest levels already find what repeats in a
+/// batch (epoch ids, writers, sessions, entity ids), and packing must not slow a round on a
+/// fast link.
+pub const PACK_LEVEL: i32 = 1;
 
 /// Largest frame accepted (a batch, or one very large record). Larger frames end the round.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -108,6 +118,46 @@ pub enum Message {
         /// Human message.
         message: String,
     },
+    /// Protocol 2: another message (a `Batch`), postcard-encoded and compressed with zstd.
+    /// Unpacked into at most [`MAX_FRAME`] bytes; it never holds a `Hello` or another `Packed`.
+    Packed {
+        /// The zstd frame.
+        zstd: Vec<u8>,
+    },
+}
+
+/// Packs a message (protocol 2).
+pub fn pack(msg: &Message) -> Message {
+    let plain = postcard::to_stdvec(msg).expect("messages always encode");
+    Message::Packed {
+        zstd: zstd::bulk::compress(&plain, PACK_LEVEL).expect("zstd compresses any input"),
+    }
+}
+
+/// Unpacks a [`Message::Packed`] payload: bounded to [`MAX_FRAME`] bytes before anything is
+/// parsed (zstd stops at the bound), and refused if it holds a `Hello` or another `Packed`.
+pub fn unpack(zstd: &[u8]) -> Result<Message, FrameError> {
+    use std::io::Read;
+    let bad = |e: std::io::Error| {
+        FrameError::Malformed(format!("a packed message that does not unpack ({e})"))
+    };
+    // Streamed through a bounded reader: memory grows with what actually unpacks, up to the
+    // bound, whatever the frame header claims.
+    let mut plain = Vec::new();
+    zstd::stream::read::Decoder::new(zstd)
+        .map_err(bad)?
+        .take(MAX_FRAME as u64 + 1)
+        .read_to_end(&mut plain)
+        .map_err(bad)?;
+    if plain.len() > MAX_FRAME {
+        return Err(FrameError::TooLarge(plain.len(), MAX_FRAME));
+    }
+    match decode(&plain)? {
+        Message::Hello { .. } | Message::Packed { .. } => Err(FrameError::Malformed(
+            "a packed message may only hold a batch, an acknowledgement or an end".into(),
+        )),
+        m => Ok(m),
+    }
 }
 
 /// Errors decoding frames.
