@@ -91,6 +91,9 @@ fn main() {
                 });
                 let b = Replica::init();
                 a.befriend(&b, "a", &proxy.addr.to_string());
+                let total = td_engine::export::log_stats(a.store().conn())
+                    .unwrap()
+                    .changes;
                 let t = Instant::now();
                 let v = b.json(&["peer", "sync", "a"]);
                 let wall = t.elapsed();

@@ -32,8 +32,9 @@ pub const PUSH_BATCH: usize = 16_000;
 /// large requests: on a 50 ms path each request costs a round trip, so 400-row requests
 /// tripled a 100k-change push (issue 18).
 pub const PUSH_BYTES: usize = 4 * 1024 * 1024;
-/// Rows per `INSERT` statement of a push (8 parameters each, far below SQLite's limit): one
-/// statement per row repeated the SQL text for every row, as many bytes as the row itself.
+/// Rows per `INSERT` statement of a push (6 parameters each plus 2 shared, far below
+/// SQLite's limit): one statement per row repeated the SQL text for every row, as many bytes
+/// as the row itself.
 const ROWS_PER_INSERT: usize = 256;
 /// Largest response body read: a pull page and a read-ahead request are bounded well below it
 /// ([`PULL_BYTES`] per query, hex and JSON overhead included).
@@ -530,22 +531,34 @@ impl HubClient {
         let stmts = records
             .chunks(ROWS_PER_INSERT)
             .map(|chunk| {
-                let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-                let args = chunk
-                    .iter()
-                    .flat_map(|r| {
-                        [
-                            blob(&r.hash),
-                            text(project),
-                            blob(&r.actor),
-                            int(r.seq),
-                            blob(&r.author),
-                            blob(&r.body),
-                            blob(&r.signature),
-                            text(now),
-                        ]
+                // The project and the time are sent once per statement (?1, ?2), each row's
+                // own six values after them.
+                let values = (0..chunk.len())
+                    .map(|k| {
+                        let p = 3 + 6 * k;
+                        format!(
+                            "(?{}, ?1, ?{}, ?{}, ?{}, ?{}, ?{}, ?2)",
+                            p,
+                            p + 1,
+                            p + 2,
+                            p + 3,
+                            p + 4,
+                            p + 5
+                        )
                     })
-                    .collect();
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let mut args = vec![text(project), text(now)];
+                args.extend(chunk.iter().flat_map(|r| {
+                    [
+                        blob(&r.hash),
+                        blob(&r.actor),
+                        int(r.seq),
+                        blob(&r.author),
+                        blob(&r.body),
+                        blob(&r.signature),
+                    ]
+                }));
                 stmt(
                     &format!(
                         "INSERT OR IGNORE INTO td_changes(hash, project, actor, actor_seq, author, body, signature, pushed_at) VALUES {values}"
