@@ -1,9 +1,8 @@
 //! The team hub as the commands use it: connecting (`td init --mode=libsql`, `td sync init`,
 //! `td join`), a sync round, `td sync status`, `td status --db`, and autosync around commands.
 
-use std::io::IsTerminal;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::{json, Value};
@@ -13,6 +12,7 @@ use td_transport::hub_sync::{self, Joined};
 
 use crate::config::{hub_settings, HubSettings, ProjectConfig};
 use crate::output::{emit, invalid};
+use crate::progress::Progress;
 
 pub(crate) fn client_for(s: &HubSettings) -> Result<HubClient> {
     let url = s.url.as_deref().ok_or_else(|| {
@@ -169,39 +169,32 @@ pub(crate) fn attach(
     })
 }
 
-/// A spinner on stderr for rounds longer than about a second (not with --json, not off a tty).
-struct Spinner {
-    enabled: bool,
-    started: Instant,
-    bar: Option<indicatif::ProgressBar>,
+/// A push with its progress line: changes pushed of those pending, bytes sent.
+fn push_shown(p: &mut Project, client: &HubClient, prog: &mut Progress) -> Result<u64> {
+    let total = p.store.pending_push(client.display_url())?.max(0) as u64;
+    let sent_before = client.traffic().0;
+    Ok(hub_sync::push(&mut p.store, client, &mut |n| {
+        prog.update("pushed", n, Some(total), client.traffic().0 - sent_before)
+    })?)
 }
 
-impl Spinner {
-    fn new(json: bool) -> Spinner {
-        Spinner {
-            enabled: !json && std::io::stderr().is_terminal(),
-            started: Instant::now(),
-            bar: None,
-        }
-    }
-
-    fn tick(&mut self, what: &str, n: u64) {
-        if !self.enabled || self.started.elapsed() < Duration::from_secs(1) {
-            return;
-        }
-        let bar = self.bar.get_or_insert_with(|| {
-            let b = indicatif::ProgressBar::new_spinner();
-            b.enable_steady_tick(Duration::from_millis(120));
-            b
-        });
-        bar.set_message(format!("{what} {n} changes"));
-    }
-
-    fn done(self) {
-        if let Some(b) = self.bar {
-            b.finish_and_clear();
-        }
-    }
+/// A pull with its progress line: changes applied, of the rows the hub holds after the
+/// cursor when a line is shown (one count query), bytes received.
+fn pull_shown(
+    p: &mut Project,
+    client: &HubClient,
+    prog: &mut Progress,
+) -> Result<hub_sync::Pulled> {
+    let total = if prog.shown() {
+        let cursor = p.store.hub_state(client.display_url())?.pull_cursor;
+        client.rows_after(&p.store.project_id()?, cursor).ok()
+    } else {
+        None
+    };
+    let received_before = client.traffic().1;
+    Ok(hub_sync::pull(&mut p.store, client, &mut |n| {
+        prog.update("pulled", n, total, client.traffic().1 - received_before)
+    })?)
 }
 
 /// `td sync init --hub`: connects this project to a hub (after adopting the hub's project
@@ -245,14 +238,14 @@ pub(crate) fn round(
         // project is refused rather than splitting the hub.
         hub_sync::join(&mut p.store, &client, None)?;
     }
-    let mut spin = Spinner::new(json);
+    let mut prog = Progress::new(json, client.display_url().to_string());
     let pushed = if push {
-        hub_sync::push(&mut p.store, &client, &mut |n| spin.tick("pushed", n))?
+        push_shown(p, &client, &mut prog)?
     } else {
         0
     };
     let got = if pull {
-        hub_sync::pull(&mut p.store, &client, &mut |n| spin.tick("pulled", n))?
+        pull_shown(p, &client, &mut prog)?
     } else {
         hub_sync::Pulled::default()
     };
@@ -260,12 +253,12 @@ pub(crate) fn round(
     // member whose key just arrived) go out in the same sync.
     let session = p.session.id.clone();
     let pushed = if p.store.maintain_keys(&session)? > 0 && push {
-        pushed + hub_sync::push(&mut p.store, &client, &mut |n| spin.tick("pushed", n))?
+        pushed + push_shown(p, &client, &mut prog)?
     } else {
         pushed
     };
     let (pulled, quarantined, conflicts) = (got.applied, got.quarantined, got.conflicts.len());
-    spin.done();
+    prog.finish();
     let pending = p.store.pending_push(client.display_url())?;
     let (sent, received) = client.traffic();
     let v = json!({"pushed": pushed, "pulled": pulled, "conflicts": conflicts, "pending": pending, "quarantined": quarantined,
@@ -299,17 +292,22 @@ pub(crate) fn encrypt_hub(p: &mut Project, root: &Path, batch: usize, json: bool
     let client = client_for(&settings)?;
     client.ensure_layout()?;
     let started = p.prepare_hub_wrap()?;
-    let mut spin = Spinner::new(json);
-    hub_sync::push(&mut p.store, &client, &mut |n| spin.tick("pushed", n))?;
-    hub_sync::pull(&mut p.store, &client, &mut |n| spin.tick("pulled", n))?;
+    let mut prog = Progress::new(json, client.display_url().to_string());
+    push_shown(p, &client, &mut prog)?;
+    pull_shown(p, &client, &mut prog)?;
     let session = p.session.id.clone();
     if p.store.maintain_keys(&session)? > 0 {
-        hub_sync::push(&mut p.store, &client, &mut |n| spin.tick("pushed", n))?;
+        push_shown(p, &client, &mut prog)?;
     }
+    let total = if prog.shown() {
+        client.plaintext_rows(&p.store.project_id()?).ok()
+    } else {
+        None
+    };
     let w = hub_sync::wrap_plaintext(&mut p.store, &client, batch, &mut |n| {
-        spin.tick("encrypted", n)
+        prog.update("encrypted", n, total.map(|t| t as u64), client.traffic().0)
     })?;
-    spin.done();
+    prog.finish();
     let v = json!({"hub": client.display_url(), "encrypted": w.wrapped, "skipped": w.skipped,
         "kept_readable": w.kept, "plaintext_rows_left": w.left, "epoch_started": started});
     emit(json, &v, || {

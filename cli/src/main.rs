@@ -8,6 +8,7 @@ mod env;
 mod hub;
 mod monitor;
 mod output;
+mod progress;
 mod replica;
 
 use clap::Parser;

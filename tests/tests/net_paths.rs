@@ -172,3 +172,41 @@ fn hub_sync_through_a_long_path_converges_and_resumes() {
     a.json(&["sync"]);
     assert!(a.export() == b.export(), "exports identical");
 }
+
+/// A long sync on a terminal shows its progress on stderr: changes received of those
+/// expected, bytes and rate, time left; and clears it when done.
+#[test]
+fn a_long_peer_sync_shows_progress_on_the_terminal() {
+    let a = Replica::init();
+    td_tests::bulk_issues(&a, 2500, 4);
+    let serving = a.serve();
+    let proxy = UdpProxy::start(serving.addr.parse().unwrap(), 5);
+    // 1 MB/s: the 2 MB round takes about two seconds.
+    proxy.set_link(Link {
+        delay: Duration::from_millis(5),
+        rate: Some(1_000_000),
+        buffer: Duration::from_millis(100),
+    });
+    let b = Replica::init();
+    a.befriend(&b, "slowpeer", &proxy.addr.to_string());
+    let t = td_tests::tmux::Tmux::start(160, 10, &[]);
+    t.text(&format!(
+        "XDG_CONFIG_HOME={} {} -w {} peer sync slowpeer; echo SYNC-$((40+2))",
+        b.config.display(),
+        td_tests::td_bin().display(),
+        b.root.display()
+    ));
+    t.keys(&["Enter"]);
+    let total = changes(&a);
+    let line = t.wait_for("the progress line", 60, |s| {
+        s.contains("slowpeer: received") && s.contains(&format!("/{total} changes"))
+    });
+    assert!(line.contains("/s"), "a rate: {line}");
+    t.keep("peer-sync-progress");
+    let done = t.wait_for("the end of the sync", 120, |s| s.contains("SYNC-42"));
+    assert!(
+        !done.contains("slowpeer: received"),
+        "the line is cleared: {done}"
+    );
+    assert!(a.export() == b.export());
+}

@@ -475,6 +475,22 @@ impl HubClient {
             .unwrap_or(0))
     }
 
+    /// How many of `project`'s rows the hub holds after sequence `after` (what a pull has
+    /// left to read, for its progress line).
+    pub fn rows_after(&self, project: &str, after: i64) -> Result<u64, TransportError> {
+        let r = self.execute(stmt(
+            "SELECT count(*) FROM td_changes WHERE project = ?1 AND seq > ?2",
+            vec![text(project), int(after)],
+            true,
+        ))?;
+        Ok(r.rows
+            .first()
+            .and_then(|row| row.values.first())
+            .and_then(|v| as_i64(v).or_else(|| as_text(v)?.parse().ok()))
+            .unwrap_or(0)
+            .max(0) as u64)
+    }
+
     /// The next page of `project`'s plaintext content rows after hub sequence `after`
     /// (bounded as [`HubClient::pull`] pages are), for `td sync encrypt-hub`.
     pub fn plaintext_page(

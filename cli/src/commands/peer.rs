@@ -1,14 +1,11 @@
 //! `td peer`: the address book, serving and syncing over QUIC.
 
-use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use serde_json::{json, Value};
 use td_engine::roster;
-use td_engine::sync::RoundStats;
 use td_engine::Project;
 use td_transport::peer::{PeerTarget, Server};
 use td_transport::TransportError;
@@ -205,38 +202,6 @@ fn target_of(b: &roster::Peer) -> Result<PeerTarget> {
     })
 }
 
-/// A spinner on stderr once a round has run for a second (never with --json or off a terminal).
-struct Progress {
-    enabled: bool,
-    started: Instant,
-    bar: Option<indicatif::ProgressBar>,
-    peer: String,
-}
-
-impl Progress {
-    fn update(&mut self, s: &RoundStats) {
-        if !self.enabled || self.started.elapsed() < Duration::from_secs(1) {
-            return;
-        }
-        let bar = self.bar.get_or_insert_with(|| {
-            let b = indicatif::ProgressBar::new_spinner().with_prefix(self.peer.clone());
-            b.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} {prefix}: {msg}")
-                    .expect("valid template"),
-            );
-            b.enable_steady_tick(Duration::from_millis(120));
-            b
-        });
-        bar.set_message(format!("sent {}, received {}", s.sent, s.received));
-    }
-
-    fn finish(self) {
-        if let Some(b) = self.bar {
-            b.finish_and_clear();
-        }
-    }
-}
-
 /// One round's result as td prints it.
 fn round_json(name: &str, o: &td_transport::peer::SyncOutcome) -> (Value, bool) {
     let s = &o.stats;
@@ -373,23 +338,20 @@ fn sync(
         .build()?;
     let mut results = Vec::new();
     let mut failed = false;
-    let show_progress = !json && std::io::stderr().is_terminal();
     for t in list {
         let (name, outcome) = match t {
             Err((name, reason)) => (name, Err(reason)),
             Ok(target) => {
                 let name = target.name.clone();
-                let mut prog = Progress {
-                    enabled: show_progress,
-                    started: Instant::now(),
-                    bar: None,
-                    peer: name.clone(),
-                };
+                let mut prog = crate::progress::Progress::new(json, name.clone());
                 let r = rt.block_on(td_transport::peer::sync_with(
                     root.to_path_buf(),
                     p.store.identity().clone(),
                     target,
-                    &mut |s| prog.update(s),
+                    &mut |s| {
+                        let total = (s.expected_in > 0).then_some(s.expected_in);
+                        prog.update("received", s.received, total, s.bytes_in + s.bytes_out)
+                    },
                 ));
                 prog.finish();
                 (name, r.map_err(|e: TransportError| e.to_string()))

@@ -94,6 +94,9 @@ pub struct RoundStats {
     pub bytes_in: u64,
     /// Conflicts recorded here by what was received this round (ids).
     pub conflicts: Vec<String>,
+    /// Records the peer holds that this replica lacks, from the two summaries (what a
+    /// progress line expects to receive; 0 before the peer's `Hello`).
+    pub expected_in: u64,
 }
 
 /// One side of a sync round.
@@ -301,6 +304,15 @@ impl<S: SyncStore> SyncSession<S> {
                         ));
                     }
                 }
+                let mine: HashMap<[u8; ACTOR_LEN], u64> = self
+                    .local
+                    .as_ref()
+                    .map(|l| l.summary.iter().copied().collect())
+                    .unwrap_or_default();
+                self.stats.expected_in = summary
+                    .iter()
+                    .map(|(a, max)| max.saturating_sub(mine.get(a).copied().unwrap_or(0)))
+                    .fold(0u64, |t, n| t.saturating_add(n));
                 self.remote_summary = Some(summary.into_iter().collect());
                 self.send_next()
             }
