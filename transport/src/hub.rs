@@ -457,37 +457,31 @@ impl HubClient {
     /// roster's rows, plaintext by design (they carry keys, roles and sealed epoch keys, no
     /// content), are not counted (docs/encryption.md).
     pub fn plaintext_rows(&self, project: &str) -> Result<i64, TransportError> {
-        let r = self.execute(stmt(
+        self.count(
             &format!("SELECT count(*) FROM td_changes WHERE {PLAIN_CONTENT}"),
-            vec![
-                text(project),
-                blob(&td_engine::record::plain_prefix(
-                    project,
-                    td_engine::model::ROSTER_ID,
-                )),
-            ],
-            true,
-        ))?;
-        Ok(r.rows
-            .first()
-            .and_then(|row| row.values.first())
-            .and_then(|v| as_i64(v).or_else(|| as_text(v)?.parse().ok()))
-            .unwrap_or(0))
+            vec![text(project), roster_prefix(project)],
+        )
+    }
+
+    /// `project`'s roster rows (plaintext, told apart by their first bytes), bounded as a
+    /// pull page is: read before the history by a replica that has pulled nothing yet, so
+    /// the epoch keys sealed to it arrive before the records they open.
+    pub fn roster_rows(&self, project: &str) -> Result<Vec<HubRow>, TransportError> {
+        self.page(
+            "project = ?1 AND substr(body, 1, length(?2)) = ?2",
+            vec![text(project), roster_prefix(project)],
+            PULL_ROWS,
+        )
     }
 
     /// How many of `project`'s rows the hub holds after sequence `after` (what a pull has
     /// left to read, for its progress line).
     pub fn rows_after(&self, project: &str, after: i64) -> Result<u64, TransportError> {
-        let r = self.execute(stmt(
-            "SELECT count(*) FROM td_changes WHERE project = ?1 AND seq > ?2",
-            vec![text(project), int(after)],
-            true,
-        ))?;
-        Ok(r.rows
-            .first()
-            .and_then(|row| row.values.first())
-            .and_then(|v| as_i64(v).or_else(|| as_text(v)?.parse().ok()))
-            .unwrap_or(0)
+        Ok(self
+            .count(
+                "SELECT count(*) FROM td_changes WHERE project = ?1 AND seq > ?2",
+                vec![text(project), int(after)],
+            )?
             .max(0) as u64)
     }
 
@@ -499,22 +493,11 @@ impl HubClient {
         after: i64,
         rows: usize,
     ) -> Result<Vec<HubRow>, TransportError> {
-        let r = self.execute(stmt(
-            &bounded_rows(&format!("{PLAIN_CONTENT} AND seq > ?3"), 3, "seq"),
-            vec![
-                text(project),
-                blob(&td_engine::record::plain_prefix(
-                    project,
-                    td_engine::model::ROSTER_ID,
-                )),
-                int(after),
-                int(rows.clamp(1, PULL_ROWS) as i64),
-                int(MAX_ROW_BYTES as i64),
-                int(PULL_BYTES as i64),
-            ],
-            true,
-        ))?;
-        Ok(rows_of(&r))
+        self.page(
+            &format!("{PLAIN_CONTENT} AND seq > ?3"),
+            vec![text(project), roster_prefix(project), int(after)],
+            rows,
+        )
     }
 
     /// Replaces plaintext rows by their wrapped bodies in one transactional batch. Each
@@ -592,18 +575,39 @@ impl HubClient {
     /// [`MAX_ROW_BYTES`] comes without its body). The byte bound is computed by the hub with a
     /// running sum, so one request reads a bounded page whatever the rows hold.
     pub fn pull(&self, project: &str, after: i64) -> Result<Vec<HubRow>, TransportError> {
-        let r = self.execute(stmt(
-            &bounded_rows("project = ?1 AND seq > ?2", 2, "seq"),
-            vec![
-                text(project),
-                int(after),
-                int(PULL_ROWS as i64),
-                int(MAX_ROW_BYTES as i64),
-                int(PULL_BYTES as i64),
-            ],
-            true,
-        ))?;
+        self.page(
+            "project = ?1 AND seq > ?2",
+            vec![text(project), int(after)],
+            PULL_ROWS,
+        )
+    }
+
+    /// Rows matching `filter` (over parameters `args`, `?1..`) in hub order, bounded at
+    /// `rows` rows (at most [`PULL_ROWS`]) and [`PULL_BYTES`] bytes ([`bounded_rows`]).
+    fn page(
+        &self,
+        filter: &str,
+        mut args: Vec<Value>,
+        rows: usize,
+    ) -> Result<Vec<HubRow>, TransportError> {
+        let n = args.len();
+        args.extend([
+            int(rows.clamp(1, PULL_ROWS) as i64),
+            int(MAX_ROW_BYTES as i64),
+            int(PULL_BYTES as i64),
+        ]);
+        let r = self.execute(stmt(&bounded_rows(filter, n, "seq"), args, true))?;
         Ok(rows_of(&r))
+    }
+
+    /// The number a `SELECT count(*)` answers.
+    fn count(&self, sql: &str, args: Vec<Value>) -> Result<i64, TransportError> {
+        let r = self.execute(stmt(sql, args, true))?;
+        Ok(r.rows
+            .first()
+            .and_then(|row| row.values.first())
+            .and_then(|v| as_i64(v).or_else(|| as_text(v)?.parse().ok()))
+            .unwrap_or(0))
     }
 
     /// Rows of each writer in `ranges` (by the hub's `actor`/`actor_seq` columns, which are
@@ -657,6 +661,14 @@ impl HubClient {
         }
         Ok(out)
     }
+}
+
+/// The first bytes of every plaintext roster record of `project`, as a blob argument.
+fn roster_prefix(project: &str) -> Value {
+    blob(&td_engine::record::plain_prefix(
+        project,
+        td_engine::model::ROSTER_ID,
+    ))
 }
 
 /// Rows of project `?1` holding content in plaintext: format 1, and not the roster's (whose

@@ -66,6 +66,19 @@ pub fn pull(
     store.recover_own_forks()?;
     let all_pushed = store.hub_state(&key)?.pushed_through >= store.last_local_id()?;
     let mut total = Pulled::default();
+    if store.hub_state(&key)?.pull_cursor == 0 {
+        // A first pull (a member joining, maybe after a long history): the roster first, so
+        // the keys sealed to this machine (written after everything it is to read) are held
+        // before the records they open, which then apply as they land instead of being held
+        // and opened in a second pass (docs/encryption.md). Read as read-ahead: never
+        // quarantined here, the cursor stays, the pages read them again as duplicates.
+        let project = store.project_id()?;
+        let roster = client.roster_rows(&project)?;
+        if !roster.is_empty() {
+            let r = store.apply_hub_rows(&key, &[], &roster)?;
+            total.applied += r.applied;
+        }
+    }
     // Rows an admin wrapped come before the roster rows that carry their key to a member
     // admitted later: when a pass brought keys and left wrapped rows waiting for one, the
     // waiting writers are read again at once (each pass starts with them), while passes

@@ -244,6 +244,56 @@ mod tests {
     use super::*;
 
     #[test]
+    fn packed_batches_round_trip_and_hostile_packs_are_refused_within_bounds() {
+        let batch = Message::Batch {
+            runs: vec![WireRun {
+                format: 2,
+                actor: [3; ACTOR_LEN],
+                author: [4; 32],
+                session: "ses_x".into(),
+                first_seq: 1,
+                changes: (0..200)
+                    .map(|i| (String::new(), vec![i as u8; 180]))
+                    .collect(),
+                signature: vec![9; 64],
+            }],
+        };
+        let packed = pack(&batch);
+        let Message::Packed { zstd } = &packed else {
+            panic!("not packed")
+        };
+        let plain = postcard::to_stdvec(&batch).unwrap();
+        assert!(zstd.len() < plain.len(), "repetition compresses");
+        assert_eq!(unpack(zstd), Ok(batch.clone()));
+        // A bomb: 64 MiB of zeros in a few KiB is refused at the bound, not inflated whole.
+        let bomb = zstd::bulk::compress(&vec![0u8; 64 * 1024 * 1024], 19).unwrap();
+        assert!(bomb.len() < 64 * 1024);
+        assert_eq!(
+            unpack(&bomb),
+            Err(FrameError::TooLarge(MAX_FRAME + 1, MAX_FRAME))
+        );
+        // Only a batch, an ack or an end may be packed: not a hello, not another pack.
+        let Message::Packed { zstd: twice } = pack(&packed) else {
+            panic!()
+        };
+        assert!(unpack(&twice).is_err());
+        let hello = Message::Hello {
+            min_version: 1,
+            max_version: 2,
+            project: "p".into(),
+            fresh: true,
+            summary: vec![],
+        };
+        let Message::Packed { zstd: h } = pack(&hello) else {
+            panic!()
+        };
+        assert!(unpack(&h).is_err());
+        // Junk is an error, never a panic.
+        assert!(unpack(b"not zstd at all").is_err());
+        assert!(unpack(&zstd[..zstd.len() / 2]).is_err());
+    }
+
+    #[test]
     fn a_summary_is_cut_to_the_writers_with_most_records_and_fits_a_frame() {
         let summary: Summary = (0..MAX_SUMMARY as u64 + 500)
             .map(|i| {
