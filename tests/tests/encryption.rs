@@ -532,3 +532,34 @@ fn an_old_plaintext_hub_is_rewritten_as_ciphertext_and_resumes_after_a_cut() {
         "the wrapped rows' writer waits for a key"
     );
 }
+
+/// An invite code carries epoch keys that nothing signs: a code whose keys were altered
+/// leaves the joiner's records unreadable, not lost; when a member seals the real key to it,
+/// that key replaces the wrong one and the unreadable records open.
+#[test]
+fn records_unreadable_under_a_wrong_invite_key_open_when_the_sealed_key_arrives() {
+    let hub = Hub::start();
+    let a = Replica::init();
+    a.create("Readable once the right key arrives", &[]);
+    a.json(&["sync", "init", "--hub", &hub.url()]);
+    let code = a.json(&["member", "invite", "--hub", &hub.url()])["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut invite = td_engine::invite::InviteCode::decode(&code).unwrap();
+    assert!(!invite.keys.is_empty(), "the code carries the epoch keys");
+    for key in invite.keys.values_mut() {
+        *key = "11".repeat(32);
+    }
+    let j = Replica::new();
+    let joined = j.run(&["join", &invite.encode()]);
+    assert_eq!(joined.code, 0, "{}", joined.stderr);
+    let e = encryption(&j);
+    assert!(e["unreadable"].as_i64().unwrap() >= 1, "{e}");
+    assert!(!j.export().contains("Readable once the right key arrives"));
+    // a seals the epoch key to j (its upkeep on the next sync); j's next pull opens them.
+    settle(&[&a, &j], 2);
+    let e = encryption(&j);
+    assert_eq!(e["unreadable"], 0, "{e}");
+    assert!(a.export() == j.export(), "j reads everything");
+}
