@@ -38,9 +38,9 @@ impl Progress {
         if !self.enabled || elapsed < Duration::from_secs(1) {
             return;
         }
-        let label = self.label.clone();
+        let label = &self.label;
         let bar = self.bar.get_or_insert_with(|| {
-            let b = ProgressBar::new_spinner().with_prefix(label);
+            let b = ProgressBar::new_spinner().with_prefix(label.clone());
             b.set_style(
                 ProgressStyle::with_template("{spinner} {prefix}: {msg}").expect("valid template"),
             );

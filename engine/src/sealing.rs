@@ -182,13 +182,52 @@ pub fn seal_record(
     seq: u64,
     plaintext: &[u8],
 ) -> Vec<u8> {
-    let k = derive(key, epoch, b"td-record-v2");
-    let (nonce, ct) = seal(&k, &record_aad(project, actor, seq), plaintext);
     let mut out = Vec::with_capacity(plaintext.len() + ENVELOPE_OVERHEAD);
+    seal_envelope(
+        &mut out,
+        b"td-record-v2",
+        epoch,
+        key,
+        &record_aad(project, actor, seq),
+        plaintext,
+    );
+    out
+}
+
+/// Appends `epoch id ‖ nonce ‖ AEAD(plaintext)` under the key derived from the epoch's key
+/// with `label`: the envelope of sealed records and of wrapped hub rows.
+fn seal_envelope(
+    out: &mut Vec<u8>,
+    label: &[u8],
+    epoch: &EpochId,
+    key: &EpochKey,
+    aad: &[u8],
+    plaintext: &[u8],
+) {
+    let (nonce, ct) = seal(&derive(key, epoch, label), aad, plaintext);
     out.extend_from_slice(epoch);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&ct);
-    out
+}
+
+/// Opens an envelope [`seal_envelope`] made, with the key `key_of` gives for its epoch.
+fn open_envelope(
+    envelope: &[u8],
+    label: &[u8],
+    key_of: impl Fn(&EpochId) -> Option<EpochKey>,
+    aad: &[u8],
+) -> Result<Vec<u8>, OpenError> {
+    if envelope.len() < ENVELOPE_OVERHEAD {
+        return Err(OpenError::Truncated(envelope.len()));
+    }
+    let epoch = record_epoch(envelope)?;
+    let key = key_of(&epoch).ok_or(OpenError::NoKey(epoch))?;
+    open(
+        &derive(&key, &epoch, label),
+        &envelope[KEY_LEN..KEY_LEN + NONCE_LEN],
+        aad,
+        &envelope[KEY_LEN + NONCE_LEN..],
+    )
 }
 
 /// The epoch a sealed record names (readable without any key).
@@ -207,17 +246,11 @@ pub fn open_record(
     actor: &[u8],
     seq: u64,
 ) -> Result<Vec<u8>, OpenError> {
-    if envelope.len() < ENVELOPE_OVERHEAD {
-        return Err(OpenError::Truncated(envelope.len()));
-    }
-    let epoch = record_epoch(envelope)?;
-    let key = key_of(&epoch).ok_or(OpenError::NoKey(epoch))?;
-    let k = derive(&key, &epoch, b"td-record-v2");
-    open(
-        &k,
-        &envelope[KEY_LEN..KEY_LEN + NONCE_LEN],
+    open_envelope(
+        envelope,
+        b"td-record-v2",
+        key_of,
         &record_aad(project, actor, seq),
-        &envelope[KEY_LEN + NONCE_LEN..],
     )
 }
 
@@ -252,11 +285,8 @@ pub fn wrap_row(
     out.extend_from_slice(WRAP_MAGIC);
     out.extend_from_slice(actor);
     out.extend_from_slice(&seq.to_be_bytes());
-    let k = derive(key, epoch, b"td-wrap-v1");
-    let (nonce, ct) = seal(&k, &wrap_aad(project, &out), record);
-    out.extend_from_slice(epoch);
-    out.extend_from_slice(&nonce);
-    out.extend_from_slice(&ct);
+    let aad = wrap_aad(project, &out);
+    seal_envelope(&mut out, b"td-wrap-v1", epoch, key, &aad, record);
     out
 }
 
@@ -277,19 +307,11 @@ pub fn unwrap_row(
     key_of: impl Fn(&EpochId) -> Option<EpochKey>,
     project: &str,
 ) -> Result<Vec<u8>, OpenError> {
-    if wrapped_writer(body).is_none() || body.len() < WRAP_HEADER + ENVELOPE_OVERHEAD {
+    if wrapped_writer(body).is_none() {
         return Err(OpenError::Truncated(body.len()));
     }
     let (header, envelope) = body.split_at(WRAP_HEADER);
-    let epoch = record_epoch(envelope)?;
-    let key = key_of(&epoch).ok_or(OpenError::NoKey(epoch))?;
-    let k = derive(&key, &epoch, b"td-wrap-v1");
-    open(
-        &k,
-        &envelope[KEY_LEN..KEY_LEN + NONCE_LEN],
-        &wrap_aad(project, header),
-        &envelope[KEY_LEN + NONCE_LEN..],
-    )
+    open_envelope(envelope, b"td-wrap-v1", key_of, &wrap_aad(project, header))
 }
 
 /// The epoch writers use when several epochs were made apart (several heads): its id hashes

@@ -139,15 +139,21 @@ fn main() {
             a.json(&["member", "add", &c.public_key()]);
             a.json(&["config", "set", "database.url", &proxy.url()]);
             a.json(&["config", "set", "database.mode", "libsql"]);
-            let t = Instant::now();
-            let v = a.json(&["sync", "push"]);
-            let push = Cell {
-                rtt,
-                loss: 0,
-                wall: t.elapsed(),
-                bytes: v["bytes"]["sent"].as_u64().unwrap_or(0)
-                    + v["bytes"]["received"].as_u64().unwrap_or(0),
+            // One hub command, timed, as a cell (bytes both ways).
+            let run = |r: &Replica, args: &[&str]| {
+                let t = Instant::now();
+                let v = r.json(args);
+                let bytes = v["bytes"]["sent"].as_u64().unwrap_or(0)
+                    + v["bytes"]["received"].as_u64().unwrap_or(0);
+                let cell = Cell {
+                    rtt,
+                    loss: 0,
+                    wall: t.elapsed(),
+                    bytes,
+                };
+                (cell, v)
             };
+            let (push, v) = run(&a, &["sync", "push"]);
             if rtt == 0 {
                 println!(
                     "  hub push: {:.0} B/change sent",
@@ -155,15 +161,7 @@ fn main() {
                 );
             }
             print_cell("push", &push, rate, push_base.as_ref());
-            let t = Instant::now();
-            let v = c.json(&["sync", "init", "--hub", &proxy.url()]);
-            let pull = Cell {
-                rtt,
-                loss: 0,
-                wall: t.elapsed(),
-                bytes: v["bytes"]["sent"].as_u64().unwrap_or(0)
-                    + v["bytes"]["received"].as_u64().unwrap_or(0),
-            };
+            let (pull, _) = run(&c, &["sync", "init", "--hub", &proxy.url()]);
             print_cell("pull", &pull, rate, pull_base.as_ref());
             if rtt == 0 {
                 push_base = Some(push);

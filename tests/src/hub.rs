@@ -479,3 +479,21 @@ pub fn insert_row(
                {"type": "integer", "value": actor_seq.to_string()}, blob(&[2; 32]), blob(body), blob(signature)]),
     );
 }
+
+/// A founder (with one issue) and `members` members, all connected to the hub at `url`: the
+/// founder admits them, connects, and each joins.
+pub fn team(url: &str, members: usize) -> (crate::Replica, Vec<crate::Replica>) {
+    let a = crate::Replica::init();
+    a.create("Founding issue of the team", &[]);
+    let others: Vec<crate::Replica> = (0..members).map(|_| crate::Replica::init()).collect();
+    for o in &others {
+        a.json(&["member", "add", &o.public_key()]);
+    }
+    let v = a.json(&["sync", "init", "--hub", url]);
+    assert_eq!(v["action"], "connected", "{v}");
+    for o in &others {
+        let v = o.json(&["sync", "init", "--hub", url]);
+        assert_eq!(v["action"], "joined", "{v}");
+    }
+    (a, others)
+}

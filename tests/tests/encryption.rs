@@ -3,7 +3,7 @@
 //! and unopenable records.
 
 use serde_json::{json, Value};
-use td_tests::hub::Hub;
+use td_tests::hub::{team, Hub};
 use td_tests::Replica;
 
 fn sync(r: &Replica) -> Value {
@@ -18,24 +18,6 @@ fn settle(rs: &[&Replica], passes: usize) {
             sync(r);
         }
     }
-}
-
-/// A founder with `members` members, all through the hub.
-fn team(hub: &str, members: usize) -> (Replica, Vec<Replica>) {
-    let a = Replica::init();
-    a.create("Founding issue of the team", &[]);
-    let others: Vec<Replica> = (0..members).map(|_| Replica::init()).collect();
-    for o in &others {
-        a.json(&["member", "add", &o.public_key()]);
-    }
-    assert_eq!(
-        a.json(&["sync", "init", "--hub", hub])["action"],
-        "connected"
-    );
-    for o in &others {
-        assert_eq!(o.json(&["sync", "init", "--hub", hub])["action"], "joined");
-    }
-    (a, others)
 }
 
 fn encryption(r: &Replica) -> Value {

@@ -1,28 +1,11 @@
 //! `td sync` through a real hub (`tursodb --sync-server`), driven with the real binary.
 
 use serde_json::json;
-use td_tests::hub::{Fault, Hub, Proxy};
+use td_tests::hub::{team, Fault, Hub, Proxy};
 use td_tests::Replica;
 
 fn sync(r: &Replica) -> serde_json::Value {
     r.json(&["sync"])
-}
-
-/// A founder with `extra` members joined through the hub.
-fn team(hub: &str, members: usize) -> (Replica, Vec<Replica>) {
-    let a = Replica::init();
-    a.create("Founding issue of the team", &[]);
-    let others: Vec<Replica> = (0..members).map(|_| Replica::init()).collect();
-    for o in &others {
-        a.json(&["member", "add", &o.public_key()]);
-    }
-    let v = a.json(&["sync", "init", "--hub", hub]);
-    assert_eq!(v["action"], "connected", "{v}");
-    for o in &others {
-        let v = o.json(&["sync", "init", "--hub", hub]);
-        assert_eq!(v["action"], "joined", "{v}");
-    }
-    (a, others)
 }
 
 #[test]

@@ -399,12 +399,7 @@ impl HubClient {
         ));
         match probe {
             Ok(r) => {
-                let v = r
-                    .rows
-                    .first()
-                    .and_then(|row| row.values.first())
-                    .and_then(|v| as_i64(v).or_else(|| as_text(v)?.parse().ok()));
-                match v {
+                match first_int(&r) {
                     Some(v) if v > HUB_LAYOUT_VERSION => Err(TransportError::Protocol(format!(
                         "hub {} has layout version {v}, newer than this td understands ({HUB_LAYOUT_VERSION}); upgrade td",
                         self.display
@@ -602,12 +597,7 @@ impl HubClient {
 
     /// The number a `SELECT count(*)` answers.
     fn count(&self, sql: &str, args: Vec<Value>) -> Result<i64, TransportError> {
-        let r = self.execute(stmt(sql, args, true))?;
-        Ok(r.rows
-            .first()
-            .and_then(|row| row.values.first())
-            .and_then(|v| as_i64(v).or_else(|| as_text(v)?.parse().ok()))
-            .unwrap_or(0))
+        Ok(first_int(&self.execute(stmt(sql, args, true))?).unwrap_or(0))
     }
 
     /// Rows of each writer in `ranges` (by the hub's `actor`/`actor_seq` columns, which are
@@ -690,6 +680,12 @@ fn bounded_rows(filter: &str, n: usize, order: &str) -> String {
              FROM td_changes WHERE {filter} ORDER BY {order} LIMIT ?{limit})) \
          WHERE total - counted < ?{budget} ORDER BY {order}"
     )
+}
+
+/// The first column of the first row as an integer (hubs send integers as numbers or text).
+fn first_int(r: &StmtResult) -> Option<i64> {
+    let v = r.rows.first()?.values.first()?;
+    as_i64(v).or_else(|| as_text(v)?.parse().ok())
 }
 
 fn rows_of(r: &StmtResult) -> Vec<HubRow> {
