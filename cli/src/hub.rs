@@ -448,6 +448,12 @@ fn status_text(v: &Value) -> String {
             e["unreadable"]
         ));
     }
+    if e["keys_unconfirmed"].as_i64().unwrap_or(0) > 0 {
+        out.push_str(&format!(
+            "Unconfirmed keys: {} epoch key(s) from an invite code that did not sign them (read with only, until a member seals the key to this machine; run 'td sync' again)\n",
+            e["keys_unconfirmed"]
+        ));
+    }
     if let Some(n) = v["hub_plaintext_rows"].as_i64() {
         out.push_str(&format!(
             "Hub plaintext rows: {n} (content from before the first epoch; 'td sync encrypt-hub' seals them)\n"

@@ -99,6 +99,11 @@ pub enum Op {
         name: String,
         /// Unix seconds after which a join is refused.
         expires: i64,
+        /// The digest of the epoch keys the invite code carries (`invite::keys_digest`, hex):
+        /// the joiner keeps only keys the inviter signed. Empty in invites from before it (their
+        /// keys are kept unconfirmed) and when the code carries no key.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        keys: String,
     },
     /// A machine joins with an invite: its own key, and a signature by the invite's key over
     /// [`join_message`]. `on` names the invite change (the joiner may not hold the roster it
@@ -731,6 +736,7 @@ fn step(
                 role,
                 name,
                 expires,
+                ..
             } => {
                 s.invites.entry(id.clone()).or_insert((
                     i,

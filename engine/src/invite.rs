@@ -77,6 +77,9 @@ pub struct CheckedInvite {
     pub name: String,
     /// Unix seconds.
     pub expires: i64,
+    /// Whether the inviter's signed record vouches for the code's epoch keys (false only for
+    /// codes from before invites signed them: those keys are kept unconfirmed).
+    pub keys_signed: bool,
     record: SignedRecord,
     change_hash: [u8; 32],
     secret: MachineIdentity,
@@ -140,10 +143,18 @@ impl InviteCode {
             role,
             name,
             expires,
+            keys,
         })) = change.message().map(serde_json::from_str::<Op>)
         else {
             return Err(forged("its record is not an invite"));
         };
+        // The keys travel beside the signed record: they must be the ones it names.
+        let keys_signed = !keys.is_empty();
+        if keys_signed && keys != keys_digest(&self.keys) {
+            return Err(forged(
+                "its epoch keys are not the ones the inviter signed (the code was altered): ask an admin for a new one ('td member invite')",
+            ));
+        }
         let seed: [u8; 32] = hex::decode(&self.secret)
             .ok()
             .and_then(|s| s.try_into().ok())
@@ -167,10 +178,29 @@ impl InviteCode {
             role,
             name,
             expires,
+            keys_signed,
             record,
             secret,
         })
     }
+}
+
+/// What an invite record signs of the epoch keys its code carries: SHA-256 over each entry
+/// (epoch id hex, key hex) in order, hex. Empty when there is no key (nothing to vouch for).
+pub fn keys_digest(keys: &std::collections::BTreeMap<String, String>) -> String {
+    use sha2::Digest;
+    if keys.is_empty() {
+        return String::new();
+    }
+    let mut h = sha2::Sha256::new();
+    h.update(b"td-invite-keys-v1\0");
+    for (epoch, key) in keys {
+        h.update(epoch.as_bytes());
+        h.update([0]);
+        h.update(key.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(h.finalize())
 }
 
 /// The outcome of a join, once the invite's roster has arrived.
@@ -214,16 +244,20 @@ impl Project {
             &id[..8]
         );
         let me = self.session.id.clone();
-        let op = Op::Invite {
-            id: id.clone(),
-            role,
-            name: name.to_string(),
-            expires,
-        };
-        self.store.write(&me, |tx| {
+        let keys = self.store.write(&me, |tx| {
+            // The founding (and the project's first epoch) comes first, so its key is carried.
             tx.ensure_founder()?;
+            let keys = crate::keyring::held_keys(tx.conn())?;
+            let op = Op::Invite {
+                id: id.clone(),
+                role,
+                name: name.to_string(),
+                expires,
+                keys: keys_digest(&keys),
+            };
             tx.act_as(&session);
-            crate::write::write_op(tx, &op)
+            crate::write::write_op(tx, &op)?;
+            Ok(keys)
         })?;
         let (body, signature): (Vec<u8>, Vec<u8>) = self.store.conn().query_row(
             "SELECT body, signature FROM crdt_changes WHERE session_id = ?1 AND doc_id = ?2 AND seq = 1",
@@ -236,7 +270,7 @@ impl Project {
             hub: hub.map(str::to_string),
             peer: peer.map(str::to_string),
             secret: hex::encode(secret.seed()),
-            keys: crate::keyring::held_keys(self.store.conn())?,
+            keys,
             record: base64::engine::general_purpose::STANDARD.encode(body),
             signature: hex::encode(signature),
         };
@@ -339,7 +373,7 @@ impl Project {
             self.store.adopt(project)?;
         }
         // The epoch keys the code carries: what arrives sealed opens as it arrives.
-        crate::keyring::keep_keys(self.store.conn(), &invite.code.keys)?;
+        crate::keyring::keep_keys(self.store.conn(), &invite.code.keys, invite.keys_signed)?;
         let b = &invite.record.body;
         let run = WireRun {
             format: b.format,

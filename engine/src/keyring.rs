@@ -161,6 +161,7 @@ pub(crate) fn refresh(conn: &Connection, identity: &MachineIdentity) -> Result<b
         let held = epoch_key(conn, &e.id)?;
         for c in e.seals.get(&me).into_iter().flatten() {
             if let Ok(key) = sealing::open_key(c, &e.id, &project, identity) {
+                confirm(conn, &e.id)?;
                 if held != Some(key) {
                     conn.execute(
                         "INSERT OR REPLACE INTO crdt_epoch_keys(epoch, key) VALUES (?1, ?2)",
@@ -187,9 +188,27 @@ pub(crate) fn refresh(conn: &Connection, identity: &MachineIdentity) -> Result<b
             .collect();
         if let Some(keys) = keys {
             let (id, key) = sealing::merge(&keys);
-            if epoch_key(conn, &id)?.is_none() {
-                store_key(conn, &id, &key)?;
+            let held = epoch_key(conn, &id)?;
+            if held != Some(key) {
+                // Made from a head key that was since replaced: derived again.
+                conn.execute(
+                    "INSERT OR REPLACE INTO crdt_epoch_keys(epoch, key) VALUES (?1, ?2)",
+                    params![hex::encode(id), &key[..]],
+                )?;
                 opened = true;
+                if held.is_some() {
+                    retry_unreadable(conn, &[id])?;
+                }
+            }
+            // As confirmed as the least confirmed of its heads.
+            let mut unconfirmed = false;
+            for h in &heads {
+                unconfirmed |= is_unconfirmed(conn, h)?;
+            }
+            if unconfirmed {
+                mark_unconfirmed(conn, &id)?;
+            } else {
+                confirm(conn, &id)?;
             }
         }
     }
@@ -237,6 +256,30 @@ pub(crate) fn store_key(conn: &Connection, epoch: &EpochId, key: &EpochKey) -> R
     Ok(())
 }
 
+/// Whether the key held for `epoch` came from an invite code that did not sign it and no key
+/// sealed to this machine has confirmed it yet.
+pub(crate) fn is_unconfirmed(conn: &Connection, epoch: &EpochId) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM crdt_unconfirmed_keys WHERE epoch = ?1")?
+        .exists([hex::encode(epoch)])?)
+}
+
+fn mark_unconfirmed(conn: &Connection, epoch: &EpochId) -> Result<()> {
+    conn.execute(
+        "INSERT OR IGNORE INTO crdt_unconfirmed_keys(epoch) VALUES (?1)",
+        [hex::encode(epoch)],
+    )?;
+    Ok(())
+}
+
+fn confirm(conn: &Connection, epoch: &EpochId) -> Result<()> {
+    conn.execute(
+        "DELETE FROM crdt_unconfirmed_keys WHERE epoch = ?1",
+        [hex::encode(epoch)],
+    )?;
+    Ok(())
+}
+
 /// What a writer seals its records with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriterEpoch {
@@ -245,8 +288,9 @@ pub enum WriterEpoch {
     Plaintext,
     /// Seal with this epoch.
     Seal(EpochId, EpochKey),
-    /// Make a new epoch first: a head's key is not held here, or a removed machine is not
-    /// excluded by the current heads.
+    /// Make a new epoch first: a head's key is not held here (or only unconfirmed, from an
+    /// invite code that did not sign it), or a removed machine is not excluded by the current
+    /// heads.
     Rotate,
 }
 
@@ -266,9 +310,11 @@ pub(crate) fn writer_epoch(conn: &Connection) -> Result<WriterEpoch> {
         let Some(id) = hex32(id) else {
             return Ok(WriterEpoch::Rotate);
         };
+        // A key nobody signed is not written with: were it wrong, every other member would
+        // find this machine's records unreadable.
         match epoch_key(conn, &id)? {
-            Some(k) => keys.push((id, k)),
-            None => return Ok(WriterEpoch::Rotate),
+            Some(k) if !is_unconfirmed(conn, &id)? => keys.push((id, k)),
+            _ => return Ok(WriterEpoch::Rotate),
         }
     }
     let removed: Vec<String> = conn
@@ -338,8 +384,8 @@ pub(crate) fn new_epoch_op(
 }
 
 /// What keeps the keyring whole, as operations this machine should write now: a `seal` of
-/// every epoch it holds to every admitted member that has no copy (never to a machine the
-/// epoch excludes, nor to a removed one).
+/// every epoch it holds (confirmed) to every admitted member that has no copy (never to a
+/// machine the epoch excludes, nor to a removed one).
 pub(crate) fn upkeep(
     conn: &Connection,
     project: &str,
@@ -361,6 +407,10 @@ pub(crate) fn upkeep(
         let Some(key) = epoch_key(conn, &eid)? else {
             continue;
         };
+        // A key nobody signed is never passed on: were it wrong, it would spread.
+        if is_unconfirmed(conn, &eid)? {
+            continue;
+        }
         let excluded: BTreeSet<String> = serde_json::from_str(&excluded).unwrap_or_default();
         for (m, enc) in &members {
             if removed.contains(m) {
@@ -403,20 +453,36 @@ fn removals_in_log(conn: &Connection) -> Result<BTreeSet<String>> {
         .collect())
 }
 
-/// Every epoch key this machine holds (epoch id hex → key hex), for an invite code.
+/// Every confirmed epoch key this machine holds (epoch id hex → key hex), for an invite code.
 pub(crate) fn held_keys(conn: &Connection) -> Result<BTreeMap<String, String>> {
     let rows: Vec<(String, Vec<u8>)> = conn
-        .prepare_cached("SELECT epoch, key FROM crdt_epoch_keys ORDER BY epoch")?
+        .prepare_cached(
+            "SELECT epoch, key FROM crdt_epoch_keys \
+             WHERE epoch NOT IN (SELECT epoch FROM crdt_unconfirmed_keys) ORDER BY epoch",
+        )?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<std::result::Result<_, _>>()?;
     Ok(rows.into_iter().map(|(e, k)| (e, hex::encode(k))).collect())
 }
 
-/// Keeps epoch keys an invite code carried (malformed entries are skipped).
-pub(crate) fn keep_keys(conn: &Connection, keys: &BTreeMap<String, String>) -> Result<()> {
+/// Keeps epoch keys an invite code carried (malformed entries are skipped). `signed`: the
+/// inviter's signed invite vouches for exactly these keys (`invite::keys_digest`); otherwise
+/// (a code from before invites signed their keys) each newly kept key is unconfirmed: read
+/// with, but never written with nor sealed to anyone, until a key sealed to this machine
+/// confirms or replaces it.
+pub(crate) fn keep_keys(
+    conn: &Connection,
+    keys: &BTreeMap<String, String>,
+    signed: bool,
+) -> Result<()> {
     for (epoch, key) in keys {
         if let (Some(e), Some(k)) = (hex32(epoch), hex32(key)) {
-            store_key(conn, &e, &k)?;
+            if epoch_key(conn, &e)?.is_none() {
+                store_key(conn, &e, &k)?;
+                if !signed {
+                    mark_unconfirmed(conn, &e)?;
+                }
+            }
         }
     }
     Ok(())
@@ -434,6 +500,7 @@ pub(crate) fn status(conn: &Connection) -> Result<crate::views::EncryptionView> 
         heads: count("SELECT count(*) FROM crdt_epochs WHERE head = 1")?,
         current,
         keys_held: count("SELECT count(*) FROM crdt_epoch_keys")?,
+        keys_unconfirmed: count("SELECT count(*) FROM crdt_unconfirmed_keys")?,
         waiting_for_key: count(&format!(
             "SELECT count(*) FROM crdt_changes WHERE applied = {}",
             crate::store::NO_KEY

@@ -248,7 +248,9 @@ const SET_ASIDE_SQL: &str = "CREATE TABLE IF NOT EXISTS crdt_set_aside (
 );";
 
 /// The keyring's local tables (`keyring.rs`): the resolved key operations (rebuilt from the log on every roster change)
-/// and the epoch keys this machine holds (its own secrets: kept across rebuilds).
+/// and the epoch keys this machine holds (its own secrets: kept across rebuilds), with the
+/// epochs whose held key came from an invite code that did not sign it (`crdt_unconfirmed_keys`:
+/// read with, never written with nor passed on, until a key sealed to this machine confirms it).
 const KEYRING_SQL: &str = "
 CREATE TABLE IF NOT EXISTS crdt_epochs (
     id TEXT PRIMARY KEY,
@@ -266,6 +268,9 @@ CREATE TABLE IF NOT EXISTS crdt_seals (
 CREATE TABLE IF NOT EXISTS crdt_epoch_keys (
     epoch TEXT PRIMARY KEY,
     key BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS crdt_unconfirmed_keys (
+    epoch TEXT PRIMARY KEY
 );";
 
 /// Records held for a key (`store::NO_KEY`, 5), by writer: few rows, so every check for a

@@ -822,6 +822,9 @@ pub struct EncryptionView {
     pub current: Option<String>,
     /// Epoch keys this machine holds.
     pub keys_held: i64,
+    /// Of those, keys from an invite code that did not sign them, not yet confirmed by a key
+    /// sealed to this machine (read with only).
+    pub keys_unconfirmed: i64,
     /// Sealed records held until their epoch's key arrives.
     pub waiting_for_key: i64,
     /// Sealed records that do not open with their epoch's key (kept, never applied).

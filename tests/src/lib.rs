@@ -989,8 +989,29 @@ pub fn signed_run(
     message: Option<&str>,
     session: &str,
 ) -> td_engine::sync::WireRun {
+    let signed = signed_record(signer, project, doc, message, session);
+    let body = &signed.body;
+    td_engine::sync::WireRun {
+        format: body.format,
+        actor: body.actor,
+        author: body.author,
+        session: body.session.clone(),
+        first_seq: 1,
+        changes: vec![(body.doc.clone(), body.change.clone())],
+        signature: signed.signature.to_vec(),
+    }
+}
+
+/// The record of [`signed_run`]: seq 1 of a fresh actor, signed by `signer`.
+pub fn signed_record(
+    signer: &td_engine::MachineIdentity,
+    project: &str,
+    doc: &str,
+    message: Option<&str>,
+    session: &str,
+) -> td_engine::record::SignedRecord {
     let actor: [u8; 16] = td_engine::identity::random_bytes();
-    let (change, body) = one_change(actor, "Written around td's checks", message);
+    let (_, body) = one_change(actor, "Written around td's checks", message);
     let body = td_engine::record::RecordBody {
         project: project.into(),
         doc: doc.into(),
@@ -998,14 +1019,5 @@ pub fn signed_run(
         author: signer.public_key(),
         ..body
     };
-    let signed = td_engine::record::SignedRecord::sign(body, signer).unwrap();
-    td_engine::sync::WireRun {
-        format: td_engine::record::PLAIN_FORMAT,
-        actor,
-        author: signer.public_key(),
-        session: session.into(),
-        first_seq: 1,
-        changes: vec![(doc.into(), change)],
-        signature: signed.signature.to_vec(),
-    }
+    td_engine::record::SignedRecord::sign(body, signer).unwrap()
 }

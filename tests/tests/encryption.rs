@@ -515,33 +515,96 @@ fn an_old_plaintext_hub_is_rewritten_as_ciphertext_and_resumes_after_a_cut() {
     );
 }
 
-/// An invite code carries epoch keys that nothing signs: a code whose keys were altered
-/// leaves the joiner's records unreadable, not lost; when a member seals the real key to it,
-/// that key replaces the wrong one and the unreadable records open.
+/// An invite code carries the epoch keys, and the inviter's signed invite record names their
+/// digest: a code whose keys were altered is refused before anything is written, and the true
+/// code reads the whole history on joining.
 #[test]
-fn records_unreadable_under_a_wrong_invite_key_open_when_the_sealed_key_arrives() {
+fn an_invite_code_with_altered_keys_is_refused_before_anything_is_written() {
     let hub = Hub::start();
     let a = Replica::init();
-    a.create("Readable once the right key arrives", &[]);
+    a.create("Readable at once", &[]);
     a.json(&["sync", "init", "--hub", &hub.url()]);
     let code = a.json(&["member", "invite", "--hub", &hub.url()])["code"]
         .as_str()
         .unwrap()
         .to_string();
-    let mut invite = td_engine::invite::InviteCode::decode(&code).unwrap();
-    assert!(!invite.keys.is_empty(), "the code carries the epoch keys");
-    for key in invite.keys.values_mut() {
+    let mut altered = td_engine::invite::InviteCode::decode(&code).unwrap();
+    assert!(!altered.keys.is_empty(), "the code carries the epoch keys");
+    for key in altered.keys.values_mut() {
         *key = "11".repeat(32);
     }
     let j = Replica::new();
-    let joined = j.run(&["join", &invite.encode()]);
-    assert_eq!(joined.code, 0, "{}", joined.stderr);
+    let refused = j.run(&["join", &altered.encode()]);
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+    assert!(refused.stderr.contains("altered"), "{}", refused.stderr);
+    assert!(!j.db().exists(), "a refused code writes nothing");
+    let joined = j.json(&["join", &code]);
+    assert_eq!(joined["action"], "joined", "{joined}");
+    let e = encryption(&j);
+    assert_eq!(e["keys_unconfirmed"], 0, "{e}");
+    assert_eq!(e["unreadable"], 0, "{e}");
+    assert!(j.export().contains("Readable at once"));
+}
+
+/// A code from before invites signed their keys (made here by signing such an invite with the
+/// admin's key), with wrong keys: they are only read with, so the records stay unreadable,
+/// not lost, and the joiner never writes under them nor seals them to anyone (its own work
+/// starts an epoch of its own). When the admin seals the real key to it, that key replaces the
+/// wrong one and the unreadable records open.
+#[test]
+fn unsigned_invite_keys_are_read_with_only_until_a_sealed_key_replaces_them() {
+    let hub = Hub::start();
+    let a = Replica::init();
+    a.create("Readable once the right key arrives", &[]);
+    a.json(&["sync", "init", "--hub", &hub.url()]);
+    let genuine = a.json(&["member", "invite", "--hub", &hub.url()])["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let genuine = td_engine::invite::InviteCode::decode(&genuine).unwrap();
+    let admin = a.identity();
+    let secret = td_engine::MachineIdentity::generate();
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let op = json!({"op": "invite", "id": secret.public_key_hex(), "role": "member", "name": "old-code", "expires": expires});
+    let session = format!("ses_{}_invlegacy", admin.fingerprint());
+    let record = td_tests::signed_record(
+        &admin,
+        &genuine.project,
+        "roster",
+        Some(&op.to_string()),
+        &session,
+    );
+    let legacy = td_engine::invite::InviteCode {
+        secret: hex::encode(secret.seed()),
+        keys: genuine
+            .keys
+            .keys()
+            .map(|e| (e.clone(), "11".repeat(32)))
+            .collect(),
+        record: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &record.encoded),
+        signature: hex::encode(record.signature),
+        ..genuine
+    };
+    let j = Replica::new();
+    let joined = j.json(&["join", &legacy.encode()]);
+    assert_eq!(joined["action"], "joined", "{joined}");
     let e = encryption(&j);
     assert!(e["unreadable"].as_i64().unwrap() >= 1, "{e}");
+    assert_eq!(e["keys_unconfirmed"], 1, "{e}");
     assert!(!j.export().contains("Readable once the right key arrives"));
-    // a seals the epoch key to j (its upkeep on the next sync); j's next pull opens them.
-    settle(&[&a, &j], 2);
+    // Its own work is not sealed under the unconfirmed key: it starts an epoch of its own.
+    j.create("Written before any key was confirmed", &[]);
+    assert_eq!(encryption(&j)["epochs"], 2, "{}", encryption(&j));
+    // a seals its epoch key to j (its upkeep after the pull); j's next pull opens the records.
+    settle(&[&j, &a, &j], 1);
     let e = encryption(&j);
     assert_eq!(e["unreadable"], 0, "{e}");
-    assert!(a.export() == j.export(), "j reads everything");
+    assert_eq!(e["keys_unconfirmed"], 0, "{e}");
+    let ea = a.export();
+    assert!(ea.contains("Written before any key was confirmed"));
+    assert!(ea == j.export(), "j reads everything and a reads j");
 }

@@ -146,9 +146,22 @@ fn roster_operations_serialize_exactly() {
                 role: Role::Member,
                 name: "ci".into(),
                 expires: 1_800_000_000,
+                keys: String::new(),
             },
             format!(
                 r#"{{"op":"invite","id":"{key}","role":"member","name":"ci","expires":1800000000}}"#
+            ),
+        ),
+        (
+            Op::Invite {
+                id: key.clone(),
+                role: Role::Member,
+                name: "ci".into(),
+                expires: 1_800_000_000,
+                keys: "ab".into(),
+            },
+            format!(
+                r#"{{"op":"invite","id":"{key}","role":"member","name":"ci","expires":1800000000,"keys":"ab"}}"#
             ),
         ),
         (
