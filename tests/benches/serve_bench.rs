@@ -32,22 +32,16 @@ fn now_us() -> i64 {
 
 /// A running `td serve` and a thread reading its event stream.
 struct Server {
-    child: std::process::Child,
+    web: td_tests::WebServer,
     events: mpsc::Receiver<Arrival>,
 }
 
 impl Server {
     fn start(r: &Replica, interval: &str) -> Server {
-        let mut child = r
-            .command(None, &["serve", "-p", "0", "--interval", interval])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port: u16 = line.trim().rsplit(':').next().unwrap().parse().unwrap();
+        let web = td_tests::WebServer::spawn(
+            r.command(None, &["serve", "-p", "0", "--interval", interval]),
+        );
+        let port = web.port;
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.write_all(b"GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
             .unwrap();
@@ -89,7 +83,7 @@ impl Server {
         // The stream is open once the first event (the hello ping) could be read; give the
         // poller a moment to take its first look.
         std::thread::sleep(Duration::from_millis(300));
-        Server { child, events }
+        Server { web, events }
     }
 
     /// Waits for the next `records` event and returns its latency from commit.
@@ -106,18 +100,11 @@ impl Server {
     }
 
     fn cpu_ticks(&self) -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.web.child.id())).unwrap();
         let after = stat.rsplit(')').next().unwrap();
         let f: Vec<&str> = after.split_whitespace().collect();
         // Fields 14 and 15 of /proc/PID/stat (utime, stime), counted after the command name.
         f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -90,20 +90,15 @@ fn populate(root: &Path, identity: &MachineIdentity, n: usize, logs: bool) {
 /// Starts `td serve` on the project, times `GET /v1/issues` (every issue) over a fresh
 /// connection each time, then opens 100 event-stream clients and reads the server's RSS.
 fn serve_list(root: &Path, cfg: &Path) -> (Duration, u64) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let mut child = Command::new(td_bin())
+    use std::io::{Read, Write};
+    let mut serve = Command::new(td_bin());
+    serve
         .arg("-w")
         .arg(root)
         .args(["serve", "-p", "0"])
-        .env("XDG_CONFIG_HOME", cfg)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port: u16 = line.trim().rsplit(':').next().unwrap().parse().unwrap();
+        .env("XDG_CONFIG_HOME", cfg);
+    let web = td_tests::WebServer::spawn(serve);
+    let port = web.port;
     let get = || {
         let t = Instant::now();
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -125,10 +120,9 @@ fn serve_list(root: &Path, cfg: &Path) -> (Duration, u64) {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(500));
-    let rss = td_tests::peak_rss_kb(child.id()).unwrap_or(0);
+    let rss = td_tests::peak_rss_kb(web.child.id()).unwrap_or(0);
     drop(clients);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(web);
     (p50(gets), rss)
 }
 

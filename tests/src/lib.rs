@@ -496,6 +496,45 @@ pub mod mesh {
     }
 }
 
+/// A running `td serve` (its HTTP port read from the line it prints first); killed when
+/// dropped. Its stderr is discarded (nothing reads it, so a full pipe cannot stall it).
+pub struct WebServer {
+    /// The server process.
+    pub child: std::process::Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl WebServer {
+    /// Starts `td serve` from `cmd` (a `td … serve -p 0 …` command) and waits for its port.
+    pub fn spawn(mut cmd: Command) -> WebServer {
+        use std::io::BufRead;
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn td serve");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in td serve's first line {line:?}"));
+        WebServer { child, port }
+    }
+}
+
+impl Drop for WebServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A running `td peer serve` for a replica; stopped (SIGTERM) when dropped.
 pub struct Serving {
     child: std::process::Child,

@@ -5,45 +5,16 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use td_tests::Replica;
+use td_tests::{Replica, WebServer};
 
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(r: &Replica, extra: &[&str]) -> Server {
+fn start(r: &Replica, extra: &[&str]) -> WebServer {
     let mut args = vec!["serve", "-p", "0", "--interval", "100ms"];
     args.extend_from_slice(extra);
-    let mut child = r
-        .command(None, &args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
-    Server { child, port }
+    WebServer::spawn(r.command(None, &args))
 }
 
 /// One HTTP/1.1 request; (status, JSON body).
