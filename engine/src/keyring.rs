@@ -130,6 +130,7 @@ pub(crate) fn refresh(conn: &Connection, identity: &MachineIdentity) -> Result<b
     let roster = crate::roster::stored(conn)?;
     let k = resolve(&ops, &roster);
     conn.execute_batch("DELETE FROM crdt_epochs; DELETE FROM crdt_seals;")?;
+    keep_removals_named(conn, &ops)?;
     let project = crate::store::meta(conn, "project_id")?.unwrap_or_default();
     let me = identity.public_key_hex();
     let mut opened = false;
@@ -401,7 +402,6 @@ pub(crate) fn upkeep(
         .query_map([], |r| r.get(0))?
         .collect::<std::result::Result<_, _>>()?;
     let members = recipients(conn)?;
-    let mut known_removals: Option<Result<BTreeSet<String>>> = None;
     for (id, excluded) in epochs {
         let Some(eid) = hex32(&id) else { continue };
         let Some(key) = epoch_key(conn, &eid)? else {
@@ -419,11 +419,8 @@ pub(crate) fn upkeep(
             // An epoch that excludes a machine now a member: sealed to it only when this
             // replica holds the removal too (the machine was re-admitted after it); a replica
             // that never saw the removal must not hand the key back.
-            if excluded.contains(m) {
-                let known = known_removals.get_or_insert_with(|| removals_in_log(conn));
-                if !known.as_ref().is_ok_and(|k| k.contains(m)) {
-                    continue;
-                }
+            if excluded.contains(m) && !removal_named(conn, m)? {
+                continue;
             }
             let has: bool = conn
                 .prepare_cached("SELECT 1 FROM crdt_seals WHERE epoch = ?1 AND member = ?2")?
@@ -442,15 +439,31 @@ pub(crate) fn upkeep(
     Ok(ops)
 }
 
-/// The machines some removal in the log names (whether or not it stands).
-fn removals_in_log(conn: &Connection) -> Result<BTreeSet<String>> {
-    Ok(crate::roster::load_ops(conn)?
-        .into_iter()
-        .filter_map(|o| match o.op {
-            Ok(Op::Remove { key, .. }) => Some(key),
-            _ => None,
-        })
-        .collect())
+/// Keeps every machine some removal in `ops` names, standing or not (`crdt_removals_named`):
+/// upkeep asks on every command, so it is kept here rather than read from the log each time.
+fn keep_removals_named(conn: &Connection, ops: &[OpRecord]) -> Result<()> {
+    conn.execute("DELETE FROM crdt_removals_named", [])?;
+    for o in ops {
+        if let Ok(Op::Remove { key, .. }) = &o.op {
+            conn.execute(
+                "INSERT OR IGNORE INTO crdt_removals_named(key) VALUES (?1)",
+                [key],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Fills `crdt_removals_named` from the log (a database from before it existed).
+pub(crate) fn name_removals(conn: &Connection) -> Result<()> {
+    keep_removals_named(conn, &crate::roster::load_ops(conn)?)
+}
+
+/// Whether some removal in the log names `key` (whether or not it stands).
+fn removal_named(conn: &Connection, key: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM crdt_removals_named WHERE key = ?1")?
+        .exists([key])?)
 }
 
 /// Every confirmed epoch key this machine holds (epoch id hex → key hex), for an invite code.

@@ -155,7 +155,13 @@ pub(crate) fn upgrade(conn: &Connection) -> Result<()> {
     conn.execute_batch(ACTION_HEADS_SQL)?;
     conn.execute_batch(READY_INDEX_SQL)?;
     conn.execute_batch(PEER_ROUNDS_SQL)?;
+    let had_removals = conn
+        .prepare("SELECT 1 FROM sqlite_master WHERE name = 'crdt_removals_named'")?
+        .exists([])?;
     conn.execute_batch(KEYRING_SQL)?;
+    if !had_removals {
+        crate::keyring::name_removals(conn)?;
+    }
     conn.execute_batch(NO_KEY_INDEX_SQL)?;
     Ok(())
 }
@@ -247,7 +253,8 @@ const SET_ASIDE_SQL: &str = "CREATE TABLE IF NOT EXISTS crdt_set_aside (
     at TEXT NOT NULL
 );";
 
-/// The keyring's local tables (`keyring.rs`): the resolved key operations (rebuilt from the log on every roster change)
+/// The keyring's local tables (`keyring.rs`): the resolved key operations and every machine a
+/// removal in the log names, standing or not (both rebuilt from the log on every roster change),
 /// and the epoch keys this machine holds (its own secrets: kept across rebuilds), with the
 /// epochs whose held key came from an invite code that did not sign it (`crdt_unconfirmed_keys`:
 /// read with, never written with nor passed on, until a key sealed to this machine confirms it).
@@ -271,6 +278,9 @@ CREATE TABLE IF NOT EXISTS crdt_epoch_keys (
 );
 CREATE TABLE IF NOT EXISTS crdt_unconfirmed_keys (
     epoch TEXT PRIMARY KEY
+);
+CREATE TABLE IF NOT EXISTS crdt_removals_named (
+    key TEXT PRIMARY KEY
 );";
 
 /// Records held for a key (`store::NO_KEY`, 5), by writer: few rows, so every check for a

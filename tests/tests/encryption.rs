@@ -198,6 +198,12 @@ fn a_removed_machine_reads_nothing_written_after_its_removal() {
             );
         }
     }
+    // Admitted again: the epochs that exclude c are sealed to it (its removal is known here),
+    // and it reads what was written while it was out.
+    a.json(&["member", "add", &c.public_key()]);
+    settle(&[&a, b, c], 2);
+    assert!(c.export().contains("SECRETAFTER"), "{}", encryption(c));
+    assert!(a.export() == c.export(), "c converges once admitted again");
 }
 
 #[test]
