@@ -451,16 +451,18 @@ fn keep_removals_named(conn: &Connection, ops: &[OpRecord]) -> Result<()> {
             )?;
         }
     }
-    Ok(())
+    crate::store::set_meta(conn, REMOVALS_NAMED, "1")
 }
 
-/// Fills `crdt_removals_named` from the log (a database from before it existed).
-pub(crate) fn name_removals(conn: &Connection) -> Result<()> {
-    keep_removals_named(conn, &crate::roster::load_ops(conn)?)
-}
+/// The meta key that says `crdt_removals_named` was filled (a database from before it existed
+/// fills it from the log the first time it is asked).
+const REMOVALS_NAMED: &str = "removals_named";
 
 /// Whether some removal in the log names `key` (whether or not it stands).
 fn removal_named(conn: &Connection, key: &str) -> Result<bool> {
+    if crate::store::meta(conn, REMOVALS_NAMED)?.is_none() {
+        keep_removals_named(conn, &crate::roster::load_ops(conn)?)?;
+    }
     Ok(conn
         .prepare_cached("SELECT 1 FROM crdt_removals_named WHERE key = ?1")?
         .exists([key])?)

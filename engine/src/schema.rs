@@ -155,13 +155,7 @@ pub(crate) fn upgrade(conn: &Connection) -> Result<()> {
     conn.execute_batch(ACTION_HEADS_SQL)?;
     conn.execute_batch(READY_INDEX_SQL)?;
     conn.execute_batch(PEER_ROUNDS_SQL)?;
-    let had_removals = conn
-        .prepare("SELECT 1 FROM sqlite_master WHERE name = 'crdt_removals_named'")?
-        .exists([])?;
     conn.execute_batch(KEYRING_SQL)?;
-    if !had_removals {
-        crate::keyring::name_removals(conn)?;
-    }
     conn.execute_batch(NO_KEY_INDEX_SQL)?;
     Ok(())
 }
