@@ -259,7 +259,7 @@ pub(crate) fn store_key(conn: &Connection, epoch: &EpochId, key: &EpochKey) -> R
 
 /// Whether the key held for `epoch` came from an invite code that did not sign it and no key
 /// sealed to this machine has confirmed it yet.
-pub(crate) fn is_unconfirmed(conn: &Connection, epoch: &EpochId) -> Result<bool> {
+fn is_unconfirmed(conn: &Connection, epoch: &EpochId) -> Result<bool> {
     Ok(conn
         .prepare_cached("SELECT 1 FROM crdt_unconfirmed_keys WHERE epoch = ?1")?
         .exists([hex::encode(epoch)])?)

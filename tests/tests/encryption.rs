@@ -521,20 +521,26 @@ fn an_old_plaintext_hub_is_rewritten_as_ciphertext_and_resumes_after_a_cut() {
     );
 }
 
+/// A founder on `hub` with one issue titled `title`, and an invite code it made for the hub.
+fn founder_with_invite(hub: &Hub, title: &str) -> (Replica, td_engine::invite::InviteCode) {
+    let a = Replica::init();
+    a.create(title, &[]);
+    a.json(&["sync", "init", "--hub", &hub.url()]);
+    let code = a.json(&["member", "invite", "--hub", &hub.url()])["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (a, td_engine::invite::InviteCode::decode(&code).unwrap())
+}
+
 /// An invite code carries the epoch keys, and the inviter's signed invite record names their
 /// digest: a code whose keys were altered is refused before anything is written, and the true
 /// code reads the whole history on joining.
 #[test]
 fn an_invite_code_with_altered_keys_is_refused_before_anything_is_written() {
     let hub = Hub::start();
-    let a = Replica::init();
-    a.create("Readable at once", &[]);
-    a.json(&["sync", "init", "--hub", &hub.url()]);
-    let code = a.json(&["member", "invite", "--hub", &hub.url()])["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let mut altered = td_engine::invite::InviteCode::decode(&code).unwrap();
+    let (_a, code) = founder_with_invite(&hub, "Readable at once");
+    let mut altered = code.clone();
     assert!(!altered.keys.is_empty(), "the code carries the epoch keys");
     for key in altered.keys.values_mut() {
         *key = "11".repeat(32);
@@ -544,7 +550,7 @@ fn an_invite_code_with_altered_keys_is_refused_before_anything_is_written() {
     assert_ne!(refused.code, 0, "{}", refused.stdout);
     assert!(refused.stderr.contains("altered"), "{}", refused.stderr);
     assert!(!j.db().exists(), "a refused code writes nothing");
-    let joined = j.json(&["join", &code]);
+    let joined = j.json(&["join", &code.encode()]);
     assert_eq!(joined["action"], "joined", "{joined}");
     let e = encryption(&j);
     assert_eq!(e["keys_unconfirmed"], 0, "{e}");
@@ -560,14 +566,7 @@ fn an_invite_code_with_altered_keys_is_refused_before_anything_is_written() {
 #[test]
 fn unsigned_invite_keys_are_read_with_only_until_a_sealed_key_replaces_them() {
     let hub = Hub::start();
-    let a = Replica::init();
-    a.create("Readable once the right key arrives", &[]);
-    a.json(&["sync", "init", "--hub", &hub.url()]);
-    let genuine = a.json(&["member", "invite", "--hub", &hub.url()])["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let genuine = td_engine::invite::InviteCode::decode(&genuine).unwrap();
+    let (a, genuine) = founder_with_invite(&hub, "Readable once the right key arrives");
     let admin = a.identity();
     let secret = td_engine::MachineIdentity::generate();
     let expires = std::time::SystemTime::now()
