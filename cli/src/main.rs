@@ -11,12 +11,24 @@ mod output;
 mod progress;
 mod replica;
 
-use clap::Parser;
+/// td exits quietly when whoever reads its output goes away (`td list | head -1`), as td
+/// does: a write to a closed pipe ends the process by SIGPIPE, the Unix default that Rust's
+/// runtime replaces with "ignore" (which turns every later `println!` into a panic).
+#[cfg(unix)]
+fn quiet_on_closed_pipe() {
+    // SAFETY: the first thing `main` does, before any thread exists; it restores the default
+    // disposition of one signal. Sockets are written with MSG_NOSIGNAL and are not affected.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
 
 fn main() {
+    #[cfg(unix)]
+    quiet_on_closed_pipe();
     let argv: Vec<String> = std::env::args().collect();
     let json_mode = argv.iter().any(|a| a == "--json");
-    let cli = match commands::Cli::try_parse_from(&argv) {
+    let cli = match commands::parse(&argv) {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;

@@ -28,6 +28,15 @@ use serde::{Deserialize, Serialize};
 /// operation is checked against its ancestors, which is quadratic in this number.
 pub const MAX_OPS: usize = 4096;
 
+/// The most roster records a replica stores from one machine that is not admitted (a joiner
+/// whose invite has not arrived yet writes one: its join). Beyond it, or beyond
+/// [`MAX_UNADMITTED_ROSTER_BYTES`], its roster records are refused with a reason the sender
+/// sees, and not stored.
+pub const MAX_UNADMITTED_ROSTER_RECORDS: u64 = 16;
+
+/// The most bytes of roster records a replica stores from one machine that is not admitted.
+pub const MAX_UNADMITTED_ROSTER_BYTES: u64 = 64 * 1024;
+
 /// The largest operation (a commit message) read; larger ones are invalid.
 pub const MAX_OP_BYTES: usize = 256 * 1024;
 
@@ -247,6 +256,9 @@ pub struct Roster {
     pub refused: BTreeMap<String, String>,
     /// Operations waiting for an ancestor that has not arrived.
     pub waiting: usize,
+    /// Operations left out because no one with authority ever named their author
+    /// ([`admitted_authors`]): strangers' operations, never read.
+    pub unadmitted: usize,
 }
 
 /// Where a machine stands, for accepting its ordinary records.
@@ -392,10 +404,170 @@ pub fn topological(ops: &[OpRecord]) -> (Vec<&OpRecord>, usize) {
     (order, waiting)
 }
 
+/// The authors whose roster operations count at all: the founder, every key an add or a role
+/// change by a possible admin names, and every machine that proves (signs its own join with)
+/// an invite a possible admin made. A "possible admin" is the founder or a key some operation
+/// by a possible admin made an admin; whether each operation is valid is decided later, by
+/// [`resolve`], among these authors only.
+///
+/// This is what keeps strangers out of the roster: a machine nobody with authority ever
+/// named (a hub token holder with a fresh key, a machine that reached a peer server while an
+/// invite was open) writes operations that no replica reads, so they cannot displace,
+/// outnumber or slow down the operations of those who hold authority. The set is a function of
+/// the operations held, so every replica holding the same ones computes the same set.
+pub fn admitted_authors(ops: &[OpRecord], is_founder: &dyn Fn(&str) -> bool) -> BTreeSet<String> {
+    let authors: Vec<String> = ops.iter().map(|o| hex::encode(o.author)).collect();
+    let mut admins: BTreeSet<String> = authors.iter().filter(|a| is_founder(a)).cloned().collect();
+    let mut named: BTreeSet<String> = BTreeSet::new();
+    // Whether each join proves its invite's secret, checked once.
+    let mut proves: HashMap<usize, bool> = HashMap::new();
+    loop {
+        let before = admins.len();
+        let invites: BTreeMap<&str, Role> = ops
+            .iter()
+            .zip(&authors)
+            .filter(|(_, a)| admins.contains(*a))
+            .filter_map(|(o, _)| match &o.op {
+                Ok(Op::Invite { id, role, .. }) => Some((id.as_str(), *role)),
+                _ => None,
+            })
+            .collect();
+        for (i, (o, author)) in ops.iter().zip(&authors).enumerate() {
+            match &o.op {
+                Ok(Op::Add { key, role, .. }) if admins.contains(author) => {
+                    named.insert(key.clone());
+                    if *role == Role::Admin {
+                        admins.insert(key.clone());
+                    }
+                }
+                Ok(Op::SetRole {
+                    key,
+                    role: Role::Admin,
+                }) if admins.contains(author) => {
+                    named.insert(key.clone());
+                    admins.insert(key.clone());
+                }
+                Ok(Op::Join {
+                    invite, key, proof, ..
+                }) if key == author => {
+                    let Some(role) = invites.get(invite.as_str()) else {
+                        continue;
+                    };
+                    let ok = *proves
+                        .entry(i)
+                        .or_insert_with(|| proves_invite(invite, key, proof));
+                    if ok {
+                        named.insert(key.clone());
+                        if *role == Role::Admin {
+                            admins.insert(key.clone());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if admins.len() == before {
+            break;
+        }
+    }
+    named.extend(admins);
+    named
+}
+
+/// Whether `proof` is the invite key's signature over [`join_digest`] for `key`.
+fn proves_invite(invite: &str, key: &str, proof: &str) -> bool {
+    let (Ok(invite_key), Ok(joiner)) = (
+        crate::identity::parse_public_key(invite),
+        crate::identity::parse_public_key(key),
+    ) else {
+        return false;
+    };
+    hex::decode(proof)
+        .ok()
+        .and_then(|p| <[u8; 64]>::try_from(p).ok())
+        .is_some_and(|sig| {
+            crate::identity::verify(&invite_key, &join_digest(&invite_key, &joiner), &sig).is_ok()
+        })
+}
+
+/// The operations of [`admitted_authors`] only, and how many others were left out. An
+/// admitted operation made on a left-out one (a log from before strangers were kept out of
+/// the roster document) is taken as made on what that one was made on, so its causal state
+/// is kept and it never waits for a stranger's record.
+pub fn admitted_ops(ops: &[OpRecord], is_founder: &dyn Fn(&str) -> bool) -> (Vec<OpRecord>, usize) {
+    let admitted = admitted_authors(ops, is_founder);
+    let (kept, left): (Vec<&OpRecord>, Vec<&OpRecord>) = ops
+        .iter()
+        .partition(|o| admitted.contains(&hex::encode(o.author)));
+    if left.is_empty() {
+        return (ops.to_vec(), 0);
+    }
+    let left_by_hash: HashMap<[u8; 32], &OpRecord> = left.iter().map(|o| (o.hash, *o)).collect();
+    // The admitted operations a left-out one was made on, memoized; iterative, so a long
+    // chain of strangers' operations cannot exhaust the stack.
+    let mut frontier: HashMap<[u8; 32], BTreeSet<[u8; 32]>> = HashMap::new();
+    let mut resolve_left = |start: [u8; 32]| -> BTreeSet<[u8; 32]> {
+        let mut stack = vec![(start, false)];
+        let mut on_stack: BTreeSet<[u8; 32]> = BTreeSet::new();
+        while let Some((h, expanded)) = stack.pop() {
+            if frontier.contains_key(&h) {
+                continue;
+            }
+            let o = left_by_hash[&h];
+            if !expanded {
+                if !on_stack.insert(h) {
+                    // A cycle (forged deps): contributes nothing.
+                    frontier.insert(h, BTreeSet::new());
+                    continue;
+                }
+                stack.push((h, true));
+                for d in &o.deps {
+                    if left_by_hash.contains_key(d) && !frontier.contains_key(d) {
+                        stack.push((*d, false));
+                    }
+                }
+                continue;
+            }
+            let mut f = BTreeSet::new();
+            for d in &o.deps {
+                match frontier.get(d) {
+                    Some(sub) => f.extend(sub.iter().copied()),
+                    None if left_by_hash.contains_key(d) => {}
+                    None => {
+                        f.insert(*d);
+                    }
+                }
+            }
+            frontier.insert(h, f);
+        }
+        frontier.get(&start).cloned().unwrap_or_default()
+    };
+    let out = kept
+        .into_iter()
+        .map(|o| {
+            let mut o = o.clone();
+            if o.deps.iter().any(|d| left_by_hash.contains_key(d)) {
+                let mut deps: BTreeSet<[u8; 32]> = BTreeSet::new();
+                for d in &o.deps {
+                    if left_by_hash.contains_key(d) {
+                        deps.extend(resolve_left(*d));
+                    } else {
+                        deps.insert(*d);
+                    }
+                }
+                o.deps = deps.into_iter().collect();
+            }
+            o
+        })
+        .collect();
+    (out, left.len())
+}
+
 /// Resolves the roster of `project` from every roster operation held (any order, duplicates
 /// allowed). `is_founder` says whether a key (hex) is the founder the project id names.
 pub fn resolve(ops: &[OpRecord], is_founder: &dyn Fn(&str) -> bool) -> Roster {
-    let (mut order, waiting) = topological(ops);
+    let (ops, unadmitted) = admitted_ops(ops, is_founder);
+    let (mut order, waiting) = topological(&ops);
     let mut refused: BTreeMap<String, String> = BTreeMap::new();
     for o in order.iter().skip(MAX_OPS) {
         refused.insert(
@@ -420,6 +592,13 @@ pub fn resolve(ops: &[OpRecord], is_founder: &dyn Fn(&str) -> bool) -> Roster {
         anc.push(a);
     }
     let authors: Vec<String> = order.iter().map(|o| hex::encode(o.author)).collect();
+    // Each invite id's first operation (its maker is that operation's author).
+    let mut invites: HashMap<&str, usize> = HashMap::new();
+    for (i, o) in order.iter().enumerate() {
+        if let Ok(Op::Invite { id, .. }) = &o.op {
+            invites.entry(id.as_str()).or_insert(i);
+        }
+    }
 
     let mut excluded = Bits::new(n);
     let mut committed: BTreeSet<usize> = BTreeSet::new();
@@ -452,7 +631,9 @@ pub fn resolve(ops: &[OpRecord], is_founder: &dyn Fn(&str) -> bool) -> Roster {
             .filter(|i| !committed.contains(i))
             .min_by_key(|&i| (seniority(&authors[i]), order[i].hash));
         let Some(r) = next else {
-            return finish(state, reasons, refused, waiting, &order);
+            let mut roster = finish(state, reasons, refused, waiting, &order);
+            roster.unadmitted = unadmitted;
+            return roster;
         };
         committed.insert(r);
         let Ok(Op::Remove { key, cutoff }) = &order[r].op else {
@@ -466,6 +647,17 @@ pub fn resolve(ops: &[OpRecord], is_founder: &dyn Fn(&str) -> bool) -> Roster {
                     .is_none_or(|c| order[j].seq > *c)
             {
                 excluded.set(j);
+            }
+            // Removal withdraws the removed machine's invites: a join through one made before
+            // the removal (or concurrently) is refused unless the remover saw the join, the same
+            // on every replica whatever reached it first.
+            if let Ok(Op::Join { invite, .. }) = &order[j].op {
+                let withdrawn = invites
+                    .get(invite.as_str())
+                    .is_some_and(|&i| authors[i] == *key && !anc[i].has(r) && i != r);
+                if withdrawn && !anc[r].has(j) {
+                    excluded.set(j);
+                }
             }
         }
     }
@@ -493,10 +685,12 @@ fn validate(
     for i in 0..n {
         let before_is_prefix = anc[i].count() == i;
         if excluded.has(i) {
-            reasons.insert(
-                i,
-                "made by a removed machine after the cut-off of its removal".to_string(),
-            );
+            let why = if matches!(order[i].op, Ok(Op::Join { .. })) {
+                "the invite was withdrawn: the admin who made it was removed"
+            } else {
+                "made by a removed machine after the cut-off of its removal"
+            };
+            reasons.insert(i, why.to_string());
             continue;
         }
         let op = match &order[i].op {
@@ -813,6 +1007,13 @@ fn step(
                         cutoff: cutoff.clone(),
                     },
                 );
+                // Removal withdraws: every invite the removed machine made and nobody used is
+                // revoked (a join made on this state is refused as revoked).
+                for (_, inv) in s.invites.values_mut() {
+                    if inv.by == *key && inv.used_by.is_none() {
+                        inv.revoked = true;
+                    }
+                }
             }
         }
     }
@@ -871,5 +1072,6 @@ fn finish(
             .collect(),
         refused,
         waiting,
+        unadmitted: 0,
     }
 }

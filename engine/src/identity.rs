@@ -114,3 +114,22 @@ pub fn parse_public_key(s: &str) -> Result<[u8; 32]> {
             ))
         })
 }
+
+/// Why a session id that arrived cannot be stored, if it cannot: one with control characters
+/// or bidirectional overrides (it is printed in warnings, lists and logs on every replica), or
+/// longer than [`MAX_SESSION_BYTES`].
+pub fn unsafe_session(session: &str) -> Option<String> {
+    if session.len() > MAX_SESSION_BYTES {
+        return Some(format!("session id longer than {MAX_SESSION_BYTES} bytes"));
+    }
+    session
+        .chars()
+        .any(|c| {
+            c.is_control()
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
+        })
+        .then(|| "session id contains control or bidirectional characters".to_string())
+}
+
+/// The longest session id accepted from another machine (td's are about 24 bytes).
+pub const MAX_SESSION_BYTES: usize = 128;

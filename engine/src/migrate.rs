@@ -44,6 +44,49 @@ pub fn check_source(path: &Path) -> Result<()> {
     open_source(path).map(|_| ())
 }
 
+/// Whether the database at `path` was made by td itself (td's tables, no change log): `td
+/// upgrade` then adopts it in place ([`set_aside_for_adoption`]).
+pub fn is_plain_td(path: &Path) -> Result<bool> {
+    if !path.is_file() {
+        return Ok(false);
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    Ok(has_table(&conn, "issues")? && !has_table(&conn, "crdt_meta")?)
+}
+
+/// Moves td's own database at `path` aside for `td upgrade`: a complete copy (`VACUUM INTO`,
+/// so whatever td's WAL held is in it) is written beside it as `<name>.td-backup-<stamp>` and
+/// checked as a migration source, and only then is the original (with its WAL and shared
+/// memory files) removed. Returns the backup's path; on any failure the original stays.
+pub fn set_aside_for_adoption(path: &Path) -> Result<std::path::PathBuf> {
+    let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S");
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "issues.db".into());
+    let backup = path.with_file_name(format!("{name}.td-backup-{stamp}"));
+    if backup.exists() {
+        return Err(refuse(&backup, "a backup of this name exists already"));
+    }
+    {
+        let conn = Connection::open(path)?;
+        conn.execute("VACUUM INTO ?1", [backup.to_string_lossy().as_ref()])?;
+    }
+    check_source(&backup)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let f = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::remove_file(&f) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(EngineError::Database(format!("{}: {e}", f.display()))),
+        }
+    }
+    Ok(backup)
+}
+
 /// Opens and checks a source td database (read-only).
 fn open_source(path: &Path) -> Result<Connection> {
     open_source_as(path, false)

@@ -90,8 +90,10 @@ pub(crate) fn rebuild_tables(tx: &Connection, local: &[u8; 32]) -> Result<usize>
         };
         if kind == Kind::Roster {
             // Only carries roster operations (resolved above); never split or materialized.
+            // Strangers' records stay out of it (`roster::admitted_roster_changes`).
+            drop(changes);
             let mut d = AutoCommit::new();
-            apply_tolerantly(&mut d, changes);
+            apply_tolerantly(&mut d, crate::roster::admitted_roster_changes(tx)?);
             save_doc(tx, &id, kind, &mut d, false)?;
             continue;
         }

@@ -17,9 +17,8 @@ pub use crate::model::ROSTER_ID;
 
 pub use crate::identity::parse_public_key;
 
-/// Every roster operation in the log (whatever its author: validity is decided by
-/// [`authority::resolve`], not on arrival).
-pub(crate) fn load_ops(conn: &Connection) -> Result<Vec<OpRecord>> {
+/// Every roster record in the log with its operation (whatever its author), and its change.
+fn load_all(conn: &Connection) -> Result<Vec<(OpRecord, automerge::Change)>> {
     let mut stmt = conn
         .prepare_cached(
             // Through the list of roster records (`crdt_roster_ops`): the log has no index on
@@ -54,25 +53,89 @@ pub(crate) fn load_ops(conn: &Connection) -> Result<Vec<OpRecord>> {
                     .filter_map(|h| <[u8; 32]>::try_from(h).ok()),
             );
         }
-        out.push(OpRecord {
-            hash: change.hash().0,
-            deps,
-            author: rec.author,
-            actor: rec.actor.to_vec(),
-            seq: seq as u64,
-            time: change.timestamp(),
-            op,
-        });
+        out.push((
+            OpRecord {
+                hash: change.hash().0,
+                deps,
+                author: rec.author,
+                actor: rec.actor.to_vec(),
+                seq: seq as u64,
+                time: change.timestamp(),
+                op,
+            },
+            change,
+        ));
     }
     Ok(out)
 }
 
+/// Whether a key (hex) is the founder this replica's project id names.
+fn founder_check(conn: &Connection) -> Result<impl Fn(&str) -> bool> {
+    let project = crate::store::meta(conn, "project_id")?.unwrap_or_default();
+    Ok(move |k: &str| {
+        parse_public_key(k).is_ok_and(|key| crate::store::is_founder_of(&project, &key))
+    })
+}
+
+/// The roster operations that count: those of machines someone with authority named
+/// ([`authority::admitted_ops`]); strangers' operations are stored but never read.
+pub(crate) fn load_ops(conn: &Connection) -> Result<Vec<OpRecord>> {
+    let all: Vec<OpRecord> = load_all(conn)?.into_iter().map(|(o, _)| o).collect();
+    Ok(authority::admitted_ops(&all, &founder_check(conn)?).0)
+}
+
+/// The changes the roster document is made of: every admitted machine's roster records, and
+/// the records they were made on (a log from before strangers were kept out). The document is
+/// what this replica's next roster operation is made on, so it never builds on a stranger's
+/// record: one a replica may have refused (docs/membership.md, "Bounds").
+pub(crate) fn admitted_roster_changes(conn: &Connection) -> Result<Vec<automerge::Change>> {
+    let all = load_all(conn)?;
+    let ops: Vec<OpRecord> = all.iter().map(|(o, _)| o.clone()).collect();
+    let admitted = authority::admitted_authors(&ops, &founder_check(conn)?);
+    let by_hash: std::collections::HashMap<[u8; 32], usize> = all
+        .iter()
+        .enumerate()
+        .map(|(i, (o, _))| (o.hash, i))
+        .collect();
+    let mut wanted = vec![false; all.len()];
+    let mut stack: Vec<usize> = (0..all.len())
+        .filter(|&i| admitted.contains(&hex::encode(all[i].0.author)))
+        .collect();
+    while let Some(i) = stack.pop() {
+        if std::mem::replace(&mut wanted[i], true) {
+            continue;
+        }
+        for d in all[i].1.deps() {
+            if let Some(&j) = by_hash.get(&d.0) {
+                if !wanted[j] {
+                    stack.push(j);
+                }
+            }
+        }
+    }
+    Ok(all
+        .into_iter()
+        .zip(wanted)
+        .filter(|(_, w)| *w)
+        .map(|((_, c), _)| c)
+        .collect())
+}
+
+/// How many roster records (and bytes of them) the log holds by `author`.
+pub(crate) fn roster_records_of(conn: &Connection, author: &[u8; 32]) -> Result<(u64, u64)> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*), coalesce(sum(length(c.body)), 0) FROM crdt_roster_ops r JOIN crdt_changes c ON c.id = r.id WHERE c.author = ?1",
+        )?
+        .query_row([&author[..]], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+        })?)
+}
+
 /// Resolves the roster from the log (pure given the log; see `authority.rs`).
 pub fn resolve(conn: &Connection) -> Result<Roster> {
-    let project = crate::store::meta(conn, "project_id")?.unwrap_or_default();
-    let founder =
-        |k: &str| parse_public_key(k).is_ok_and(|key| crate::store::is_founder_of(&project, &key));
-    Ok(authority::resolve(&load_ops(conn)?, &founder))
+    let all: Vec<OpRecord> = load_all(conn)?.into_iter().map(|(o, _)| o).collect();
+    Ok(authority::resolve(&all, &founder_check(conn)?))
 }
 
 /// The roster as last resolved and stored (cheap: no resolution).

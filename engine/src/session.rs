@@ -61,6 +61,13 @@ pub(crate) fn resolve(
             )));
         }
         let id = if name.starts_with("ses_") {
+            if let Some(why) = crate::identity::unsafe_session(name) {
+                // Every replica refuses such an id at ingest: refused here before anything
+                // is written under it.
+                return Err(crate::error::invalid(format!(
+                    "TD_SESSION_ID refused: {why}"
+                )));
+            }
             name.clone()
         } else {
             format!(

@@ -190,9 +190,8 @@ impl Store {
             .optional()
             .map_err(|_| {
                 EngineError::Database(format!(
-                    "{} was created by td without a change log; import it with \
-                     'td init --migrate-from {}' in a new project",
-                    path.display(),
+                    "{} was created by td without a change log: run 'td upgrade' to adopt it \
+                     in place (td's database is kept beside it as a backup)",
                     path.display()
                 ))
             })?;

@@ -222,6 +222,15 @@ impl Replica {
         self.json(&a)["id"].as_str().unwrap().to_string()
     }
 
+    /// `td member invite <args>`: the invite code.
+    pub fn invite(&self, args: &[&str]) -> String {
+        let mut a = vec!["member", "invite"];
+        a.extend_from_slice(args);
+        let v = self.json(&a);
+        assert_eq!(v["action"], "invited", "{v}");
+        v["code"].as_str().unwrap().to_string()
+    }
+
     /// `td export --format json`.
     pub fn export(&self) -> String {
         self.ok(&["export", "--format", "snapshot"])

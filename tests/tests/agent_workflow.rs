@@ -734,7 +734,14 @@ fn info_stats_security_errors_and_upgrade() {
     );
     assert_eq!(r.json(&["stats", "security"]), ev);
     assert_eq!(r.json(&["errors"]), serde_json::json!([]));
-    assert_eq!(r.run(&["upgrade", "--json"]).error_code(), "invalid_input");
+    // A database this td made is current: td upgrade says so (td's lines) and exits 0.
+    let up = r.run(&["upgrade"]);
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    assert!(
+        up.stdout.contains("Database is up to date."),
+        "{}",
+        up.stdout
+    );
 }
 
 #[test]
@@ -874,10 +881,6 @@ fn review_minor_marks_the_issue_minor_and_needs_no_handoff() {
     let r = Replica::init();
     let id = r.create("Fix a typo", &[]);
     r.json(&["start", &id]);
-    assert_eq!(
-        r.run(&["review", &id, "--json"]).error_code(),
-        "handoff_required"
-    );
     let v = r.json(&["review", &id, "--minor"]);
     assert_eq!(v["status"], "in_review");
     assert_eq!(v["issue"]["minor"], true);

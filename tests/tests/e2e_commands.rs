@@ -276,17 +276,31 @@ fn self_review_and_reviewed_by_are_recorded() {
 }
 
 #[test]
-fn minor_issue_skips_review_and_review_needs_handoff() {
+fn minor_issue_skips_review_and_review_without_handoff_makes_tds_minimal_one() {
     let r = Replica::init();
     let m = r.create("Fix typo in README", &["--minor"]);
     r.json(&["start", &m]);
     assert_eq!(r.json(&["approve", &m])["status"], "closed");
+    // As td: review of an issue with no handoff and no substantive log submits it with td's
+    // minimal handoff, and warns on stderr.
+    let bare = r.create("Nothing logged before review", &[]);
+    r.json(&["start", &bare]);
+    let out = r.run(&["review", &bare]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("Warning: auto-created minimal handoff for {bare}")),
+        "{}",
+        out.stderr
+    );
+    let shown = r.json(&["show", &bare]);
+    assert_eq!(shown["status"], "in_review");
+    assert_eq!(
+        shown["handoff"]["done"],
+        serde_json::json!(["Auto-generated for review submission"])
+    );
     let n = r.create("Rework the change log index", &[]);
     r.json(&["start", &n]);
-    assert_eq!(
-        r.run(&["review", &n, "--json"]).error_code(),
-        "handoff_required"
-    );
     r.json(&[
         "handoff",
         &n,

@@ -251,11 +251,7 @@ fn case9_session_ids_cannot_name_another_machine() {
 }
 
 fn invite(r: &Replica, args: &[&str]) -> String {
-    let mut a = vec!["member", "invite"];
-    a.extend_from_slice(args);
-    let v = r.json(&a);
-    assert_eq!(v["action"], "invited", "{v}");
-    v["code"].as_str().unwrap().to_string()
+    r.invite(args)
 }
 
 /// Invites: one line from an admin, `td join` on a fresh machine, through a real hub. Reused,

@@ -747,7 +747,7 @@ fn bad_requests_are_refused_and_write_nothing() {
     let raw = |method: &str, path: &str, body: &str| -> (u16, Value) {
         let mut s = TcpStream::connect(("127.0.0.1", p)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+        let req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
         s.write_all(req.as_bytes()).unwrap();
         let _ = s.write_all(body.as_bytes());
         let mut out = String::new();

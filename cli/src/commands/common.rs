@@ -277,6 +277,11 @@ pub(crate) fn for_each(
         let id = normalize_issue_id(raw);
         match op(&id) {
             Ok(o) => {
+                if !json {
+                    for w in &o.warnings {
+                        eprintln!("Warning: {}", crate::output::escape(w));
+                    }
+                }
                 let act = if o.changed { action } else { repeat };
                 lines.push(if o.changed {
                     format!("{} {id}", act.to_uppercase().replace('_', " "))

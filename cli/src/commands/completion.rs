@@ -1,7 +1,7 @@
 //! `td completion <shell>`: a completion script for the shell, on stdout.
 
 use anyhow::Result;
-use clap::{Args as ClapArgs, CommandFactory};
+use clap::Args as ClapArgs;
 use clap_complete::Shell;
 
 /// Arguments of `td completion`.
@@ -18,7 +18,7 @@ pub(crate) struct Args {
 /// Runs `td completion` (no project needed).
 pub(crate) fn run(a: &Args) -> Result<()> {
     use std::io::Write;
-    let mut cmd = super::Cli::command();
+    let mut cmd = super::command();
     // Generated into memory first: the generator panics on a write error, and a reader that
     // stops early (`| head`) is not an error.
     let mut script = Vec::new();

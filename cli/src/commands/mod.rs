@@ -79,6 +79,7 @@ mod unfocus;
 mod unlink;
 mod unstart;
 mod update;
+mod upgrade;
 mod usage;
 mod version;
 mod whoami;
@@ -98,6 +99,41 @@ pub(crate) struct Cli {
     pub json: bool,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// td's command line as its flag parser reads it (pflag): an option that needs a value takes
+/// the next argument whatever it starts with (`--acceptance "- tests pass"`, the markdown
+/// bullets agents write), and a single-value option given twice keeps the last
+/// (`--title a --title b`). Options with an optional value or several values keep clap's
+/// reading, so they never swallow the flag after them.
+pub(crate) fn command() -> clap::Command {
+    fn td_like(cmd: clap::Command) -> clap::Command {
+        let cmd = cmd.args_override_self(true).mut_args(|a| {
+            let single = a
+                .get_num_args()
+                .is_none_or(|r| r.min_values() == 1 && r.max_values() == 1);
+            let takes = a.get_action().takes_values();
+            if takes && single && !a.is_positional() {
+                a.allow_hyphen_values(true)
+            } else {
+                a
+            }
+        });
+        let names: Vec<String> = cmd
+            .get_subcommands()
+            .map(|s| s.get_name().to_string())
+            .collect();
+        names
+            .into_iter()
+            .fold(cmd, |c, n| c.mut_subcommand(n, td_like))
+    }
+    td_like(<Cli as clap::CommandFactory>::command())
+}
+
+/// Parses `argv` as td does ([`command`]).
+pub(crate) fn parse(argv: &[String]) -> Result<Cli, clap::Error> {
+    let matches = command().try_get_matches_from(argv)?;
+    <Cli as clap::FromArgMatches>::from_arg_matches(&matches)
 }
 
 const TOUR: &str = "\
@@ -268,7 +304,8 @@ pub(crate) enum Command {
     Monitor(monitor::Args),
     /// Failed commands: this td keeps no such log (see the message).
     Errors,
-    /// Upgrading td: install a newer build (see the message).
+    /// Bring the database to this td's layout; a database made by td itself is adopted in
+    /// place (td's file kept beside it as a backup), so nothing has to move.
     Upgrade,
     /// Check this replica: the database, every record's hash and place in its writer's chain,
     /// every signature; what is held, waiting, set aside, quarantined or not pushed yet.
@@ -360,10 +397,7 @@ impl Command {
             Command::Version(a) => Some(version::run(a, json)),
             Command::Completion(a) => Some(completion::run(a)),
             Command::Workflow(a) => Some(workflow::run(a, json)),
-            Command::Upgrade => Some(Err(crate::output::invalid(format!(
-                "td {} does not upgrade itself: install a newer build the way this one was installed (cargo install --path cli, or your package manager)",
-                env!("CARGO_PKG_VERSION")
-            )))),
+            Command::Upgrade => Some(upgrade::run(root, json)),
             Command::Auth { .. } => Some(Err(crate::output::invalid(
                 "td auth signs in to td's own sync server; this td syncs through a libSQL hub ('td sync init --hub <url> --token <token>', or TD_DATABASE_TOKEN) or directly between machines ('td peer'), and machines are admitted with 'td member add' or 'td member invite'".into(),
             ))),
@@ -653,7 +687,7 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
     // touches the issue (after the result, on stderr).
     for id in cli.command.issue_ids() {
         for w in p.conflict_warnings(&id).unwrap_or_default() {
-            eprintln!("Warning: {w}");
+            eprintln!("Warning: {}", crate::output::escape(&w));
         }
     }
     result?;

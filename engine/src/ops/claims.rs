@@ -138,6 +138,14 @@ fn latest_activity(conn: &Connection) -> Result<BTreeMap<String, DateTime<Utc>>>
     Ok(out)
 }
 
+/// When this replica received the newest record of `doc` (local writes: when written).
+fn newest_received(conn: &Connection, doc: &str) -> Result<Option<DateTime<Utc>>> {
+    let t: Option<String> = conn
+        .prepare_cached("SELECT max(received_at) FROM crdt_changes WHERE doc_id = ?1")?
+        .query_row([doc], |r| r.get(0))?;
+    Ok(t.as_deref().and_then(utc))
+}
+
 /// This machine's sessions: id → (last activity, previous session id).
 type Sessions = BTreeMap<String, (Option<DateTime<Utc>>, String)>;
 
@@ -258,10 +266,21 @@ impl Project {
                         });
                         continue;
                     }
+                    // A time from another machine later than now is not believed: it counts as
+                    // when this replica received the issue's newest record (a claim stamped in
+                    // the future would otherwise never be stale).
+                    let received = |t: Option<DateTime<Utc>>| -> Result<Option<DateTime<Utc>>> {
+                        match t {
+                            Some(t) if t > now => {
+                                Ok(newest_received(conn, &c.0)?.map(|r| r.min(t)))
+                            }
+                            t => Ok(t),
+                        }
+                    };
                     let candidates = [
                         (known.get(holder).and_then(|s| s.0), "session"),
-                        (utc(&c.4), "issue"),
-                        (activity.get(&c.0).copied(), "issue_activity"),
+                        (received(utc(&c.4))?, "issue"),
+                        (received(activity.get(&c.0).copied())?, "issue_activity"),
                     ];
                     let Some((at, source)) = candidates
                         .into_iter()

@@ -346,6 +346,7 @@ impl Project {
             Ok(IssueOutcome {
                 issue: query::live_issue(tx.conn(), id)?,
                 changed,
+                warnings: Vec::new(),
             })
         })
     }
@@ -375,6 +376,7 @@ impl Project {
                 return Ok(IssueOutcome {
                     issue,
                     changed: false,
+                    warnings: Vec::new(),
                 });
             }
             let now = now_timestamp();
@@ -387,6 +389,7 @@ impl Project {
             Ok(IssueOutcome {
                 issue,
                 changed: true,
+                warnings: Vec::new(),
             })
         })
     }
@@ -403,6 +406,7 @@ impl Project {
                 return Ok(IssueOutcome {
                     issue,
                     changed: false,
+                    warnings: Vec::new(),
                 });
             }
             let count = issue.defer_count;
@@ -416,6 +420,7 @@ impl Project {
             Ok(IssueOutcome {
                 issue: query::live_issue(tx.conn(), id)?,
                 changed: true,
+                warnings: Vec::new(),
             })
         })
     }

@@ -27,6 +27,9 @@ pub struct IssueOutcome {
     pub issue: Issue,
     /// False when the command was an idempotent repeat.
     pub changed: bool,
+    /// What the user should hear about beyond the result (td's `Warning:` lines), such as a
+    /// minimal handoff created for review.
+    pub warnings: Vec<String>,
 }
 
 /// Fails with `conflict` when `expected` is given and the entity's document has moved on.

@@ -62,6 +62,29 @@ impl HandoffText {
     }
 }
 
+/// Whether `session` left too little on `issue` for a reviewer: no substantive log of another
+/// kind than progress, and fewer than 16 characters of progress among its ten newest logs
+/// (td's `shouldWarnAboutAutoHandoff`).
+pub(crate) fn little_context(conn: &Connection, issue: &str, session: &str) -> Result<bool> {
+    let logs = query::rows_for(conn, "logs", "issue_id", issue, "timestamp DESC, id DESC")?;
+    let mut chars = 0usize;
+    for log in logs.iter().take(10) {
+        if log["session_id"].as_str() != Some(session) {
+            continue;
+        }
+        let msg = log["message"].as_str().unwrap_or("").trim();
+        let kind = log["type"].as_str().unwrap_or("progress");
+        if msg.is_empty() || (matches!(kind, "progress" | "orchestration") && is_routine(msg)) {
+            continue;
+        }
+        chars += msg.chars().count();
+        if kind != "progress" || chars >= 16 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// The log lines td's transitions write on their own ("Started work", "Approved: …"): they say
 /// nothing a reviewer needs, so a handoff built from logs leaves them out (td's
 /// `isRoutineWorkflowLogMessage`).
@@ -214,11 +237,9 @@ impl Project {
         })
     }
 
-    /// `td comment`: a comment on an issue.
+    /// `td comment`: a comment on an issue. An empty one is stored, as td stores it (its
+    /// server refuses one; `td serve` checks that itself).
     pub fn comment(&mut self, issue: &str, text: &str) -> Result<String> {
-        if text.trim().is_empty() {
-            return Err(invalid("comment text is empty"));
-        }
         let me = self.session.id.clone();
         self.store.write(&me.clone(), |tx| {
             query::live_issue(tx.conn(), issue)?;

@@ -129,6 +129,7 @@ pub(crate) fn transition(
         return Ok(IssueOutcome {
             issue,
             changed: false,
+            warnings: Vec::new(),
         });
     }
     let now = now_timestamp();
@@ -144,6 +145,7 @@ pub(crate) fn transition(
     Ok(IssueOutcome {
         issue: query::live_issue(tx.conn(), id)?,
         changed: true,
+        warnings: Vec::new(),
     })
 }
 
@@ -227,22 +229,28 @@ pub(crate) fn review_tx(
         return Ok(IssueOutcome {
             issue,
             changed: false,
+            warnings: Vec::new(),
         });
     }
     Status::parse(&issue.status)?.check_transition(Status::InReview)?;
+    let mut warnings = Vec::new();
     if query::latest_handoff(tx.conn(), id)?.is_none() {
-        let text = HandoffText::from_logs(tx.conn(), id)?;
+        // As td does: a handoff made from the issue's substantive logs, or td's minimal one
+        // (with a warning when this session left little to review by).
+        let mut text = HandoffText::from_logs(tx.conn(), id)?;
         if text.is_empty() && !issue.minor {
-            return Err(EngineError::HandoffRequired(format!(
-                "{id} has no handoff: record one with 'td handoff {id} --done \"...\" --remaining \"...\"' \
-                 (or log progress with 'td log {id} \"...\"') before review"
-            )));
+            text.done.push(AUTO_REVIEW_HANDOFF.to_string());
         }
         if !text.is_empty() {
             records::add_handoff(tx, id, &me, &text)?;
+            if !issue.minor && records::little_context(tx.conn(), id, &me)? {
+                warnings.push(format!(
+                    "auto-created minimal handoff for {id} - consider using 'td handoff' for better documentation"
+                ));
+            }
         }
     }
-    let out = transition(tx, id, None, None, |_, issue, wf| {
+    let mut out = transition(tx, id, None, None, |_, issue, wf| {
         stamp(wf, "status", Status::InReview.as_str());
         stamp(wf, "review_requested_by_session", &me);
         if issue.implementer_session.is_empty() {
@@ -256,8 +264,13 @@ pub(crate) fn review_tx(
         &me,
         reason_log("Submitted for review", reason, false),
     )?;
+    out.warnings = warnings;
     Ok(out)
 }
+
+/// The handoff td writes when an issue goes to review without one and without substantive
+/// logs (td's `autoReviewHandoffMessage`).
+pub const AUTO_REVIEW_HANDOFF: &str = "Auto-generated for review submission";
 
 impl Project {
     /// `td start`: claim an issue for this session (`in_progress`, implementer = me) and focus it.
@@ -394,6 +407,9 @@ impl Project {
                 if from == Status::Closed {
                     return Ok(false);
                 }
+                // As td: an approval closes only an issue in review (td checks the status it
+                // read is still in_review, `CreateIssueReviewAndUpdateIssueLogged`); a minor
+                // issue needs no review.
                 if from != Status::InReview && !issue.minor {
                     return Err(invalid(format!(
                         "{id} is {}, not in_review: run 'td review {id}' first",

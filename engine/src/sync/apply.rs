@@ -11,7 +11,7 @@ use automerge::{AutoCommit, Change};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
-use crate::authority::Standing;
+use crate::authority::{self, Standing};
 use crate::error::{EngineError, Result};
 use crate::identity;
 use crate::lineage;
@@ -206,7 +206,11 @@ impl SyncStore for Store {
         let has_roster = runs
             .iter()
             .any(|r| r.changes.iter().any(|(doc, _)| doc == ROSTER_ID));
-        let mut roster_changes: Vec<HashedChange> = Vec::new();
+        // Whether this batch stored roster records the roster has not been resolved with yet.
+        let mut roster_pending = false;
+        // Roster records (count, bytes) held per machine that is not admitted, as counted so
+        // far in this batch (`authority::MAX_UNADMITTED_ROSTER_RECORDS`).
+        let mut unadmitted_roster: HashMap<[u8; 32], (u64, u64)> = HashMap::new();
         // Sealed records that could not be opened here, by reason.
         let mut no_key: BTreeMap<String, u64> = BTreeMap::new();
         // This batch's records held for a key (a key in this same batch may open them).
@@ -228,8 +232,9 @@ impl SyncStore for Store {
             // roster and the keyring are settled before the first other run, so its sealed
             // records open with keys that arrived in this very batch.
             let roster_run = run.changes.iter().all(|(doc, _)| doc == ROSTER_ID);
-            if !roster_run && !roster_changes.is_empty() {
-                apply_roster_doc(&tx, std::mem::take(&mut roster_changes))?;
+            if !roster_run && roster_pending {
+                roster_pending = false;
+                apply_roster_doc(&tx)?;
                 changed_keys.extend(roster::refresh(&tx)?);
                 if crate::keyring::refresh(&tx, &identity)? {
                     // Records held for a key that just arrived apply first, in order.
@@ -241,7 +246,9 @@ impl SyncStore for Store {
             }
             mark = (report.rejected.len(), report.deferred);
             let short = hex::encode(&run.actor[..4]);
-            if let Some(why) = misattributed(&run.session, &run.author) {
+            if let Some(why) = identity::unsafe_session(&run.session)
+                .or_else(|| misattributed(&run.session, &run.author))
+            {
                 report.rejected.push(format!(
                     "{} record(s) of actor {short} rejected: {why}",
                     run.changes.len()
@@ -353,6 +360,28 @@ impl SyncStore for Store {
                     }
                 };
                 let is_roster = doc == ROSTER_ID && !sealed;
+                if is_roster && author_standing == Standing::Unknown && run.author != local {
+                    // A machine nobody admitted may store a few roster records (its join, made
+                    // before its invite arrived here), never a flood (docs/membership.md).
+                    let used = match unadmitted_roster.get(&run.author) {
+                        Some(u) => *u,
+                        None => roster::roster_records_of(&tx, &run.author)?,
+                    };
+                    let next = (used.0 + 1, used.1 + rec.encoded.len() as u64);
+                    if next.0 > authority::MAX_UNADMITTED_ROSTER_RECORDS
+                        || next.1 > authority::MAX_UNADMITTED_ROSTER_BYTES
+                    {
+                        report.rejected.push(format!(
+                            "roster record {short}#{} refused: machine {} is not a member, and a machine that is not may store at most {} roster records ({} bytes)",
+                            rec.body.seq,
+                            identity::fingerprint_of(&run.author),
+                            authority::MAX_UNADMITTED_ROSTER_RECORDS,
+                            authority::MAX_UNADMITTED_ROSTER_BYTES
+                        ));
+                        break;
+                    }
+                    unadmitted_roster.insert(run.author, next);
+                }
                 let accepted = is_roster || author_standing.admits(&run.actor, rec.body.seq);
                 let row = store::insert_record_as(
                     &tx,
@@ -371,7 +400,8 @@ impl SyncStore for Store {
                 head = Some((rec.body.seq, rec.hash));
                 report.applied += 1;
                 if is_roster {
-                    roster_changes.push((row, change));
+                    roster_pending = true;
+                    drop(change);
                 } else if !has_roster && accepted {
                     // The common path (no roster change in this batch): straight to its document.
                     by_doc
@@ -398,8 +428,8 @@ impl SyncStore for Store {
         if !runs.is_empty() && (report.rejected.len(), report.deferred) != mark {
             report.incomplete_runs.push(runs.len() - 1);
         }
-        if !roster_changes.is_empty() {
-            apply_roster_doc(&tx, roster_changes)?;
+        if roster_pending {
+            apply_roster_doc(&tx)?;
             changed_keys.extend(roster::refresh(&tx)?);
             opened |= crate::keyring::refresh(&tx, &identity)?;
         }
@@ -524,7 +554,9 @@ fn check_opened(
     if inner.doc == ROSTER_ID {
         return Err("a sealed roster change (the roster is never sealed)".into());
     }
-    if let Some(why) = misattributed(&inner.session, author) {
+    if let Some(why) =
+        identity::unsafe_session(&inner.session).or_else(|| misattributed(&inner.session, author))
+    {
         return Err(why);
     }
     Ok(())
@@ -649,11 +681,12 @@ pub(crate) fn settle_standing(
     Ok(())
 }
 
-/// Applies roster changes to the roster document (which only carries the operations; the
-/// roster itself is resolved from the log, `roster::refresh`).
-fn apply_roster_doc(conn: &rusqlite::Connection, new: Vec<HashedChange>) -> Result<()> {
-    let mut doc = store::load_doc(conn, ROSTER_ID)?.unwrap_or_else(AutoCommit::new);
-    crate::rebuild::apply_tolerantly(&mut doc, new.into_iter().map(|(_, c)| c).collect());
+/// Makes the roster document again from the admitted machines' roster records (it only
+/// carries the operations; the roster itself is resolved from the log, `roster::refresh`).
+/// Strangers' records stay out, so this replica's next roster operation never builds on one.
+fn apply_roster_doc(conn: &rusqlite::Connection) -> Result<()> {
+    let mut doc = AutoCommit::new();
+    crate::rebuild::apply_tolerantly(&mut doc, roster::admitted_roster_changes(conn)?);
     store::save_doc(conn, ROSTER_ID, Kind::Roster, &mut doc, false)?;
     Ok(())
 }

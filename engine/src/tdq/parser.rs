@@ -11,11 +11,14 @@ use crate::error::{invalid, EngineError, Result};
 const MAX_DEPTH: usize = 50;
 /// Longest query accepted (a query comes from a flag, a board or a web request).
 const MAX_QUERY_CHARS: usize = 10_000;
+/// The most AND/OR terms in one query (far beyond any typed or board query).
+const MAX_TERMS: usize = 1_000;
 
 struct Parser {
     tokens: Vec<Token>,
     pos: usize,
     depth: usize,
+    terms: usize,
 }
 
 fn parse_error(tok: &Token, msg: &str, expected: Option<&str>) -> EngineError {
@@ -63,6 +66,7 @@ impl Parser {
     fn or(&mut self) -> Result<Node> {
         let mut left = self.and()?;
         while self.matches(Tok::Or) {
+            self.term()?;
             let right = self.and()?;
             left = Node::Or(Box::new(left), Box::new(right));
         }
@@ -78,6 +82,7 @@ impl Parser {
                     Tok::Ident | Tok::Str | Tok::LParen | Tok::Not
                 );
             if self.matches(Tok::And) || implied {
+                self.term()?;
                 let right = self.unary()?;
                 left = Node::And(Box::new(left), Box::new(right));
                 continue;
@@ -87,10 +92,42 @@ impl Parser {
     }
 
     fn unary(&mut self) -> Result<Node> {
-        if self.matches(Tok::Not) {
-            return Ok(Node::Not(Box::new(self.unary()?)));
+        // Each NOT nests like a parenthesis: a query of ten thousand `!` is refused, never a
+        // stack overflow (a board's query reaches every teammate's `td serve`).
+        let mut nots = 0usize;
+        while self.check(Tok::Not) {
+            if self.depth + nots >= MAX_DEPTH {
+                return Err(parse_error(
+                    self.current(),
+                    &format!("query exceeds maximum nesting depth of {MAX_DEPTH}"),
+                    None,
+                ));
+            }
+            self.advance();
+            nots += 1;
         }
-        self.primary()
+        self.depth += nots;
+        let inner = self.primary();
+        self.depth -= nots;
+        let mut node = inner?;
+        for _ in 0..nots {
+            node = Node::Not(Box::new(node));
+        }
+        Ok(node)
+    }
+
+    /// Counts one more term of an AND or OR chain: their trees are as deep as they are long,
+    /// and every pass over a query recurses through them.
+    fn term(&mut self) -> Result<()> {
+        self.terms += 1;
+        if self.terms > MAX_TERMS {
+            return Err(parse_error(
+                self.current(),
+                &format!("query has more than {MAX_TERMS} terms"),
+                None,
+            ));
+        }
+        Ok(())
     }
 
     fn primary(&mut self) -> Result<Node> {
@@ -328,6 +365,7 @@ pub fn parse(input: &str) -> Result<Query> {
         tokens,
         pos: 0,
         depth: 0,
+        terms: 0,
     };
     if p.at_end() {
         return Ok(Query { root: None, sort });

@@ -24,7 +24,8 @@ pub struct LiveEvent {
 
 /// What one look at the log found: the events to send, and the new position.
 fn look(state: &AppState, last: i64, unresolved: usize) -> Option<(i64, usize, Vec<LiveEvent>)> {
-    let p = state.project.lock().ok()?;
+    // A request that panicked mid-operation poisoned the lock; its transaction rolled back.
+    let p = state.project.lock().unwrap_or_else(|e| e.into_inner());
     let end = p.store.log_position().ok()? as i64;
     if end <= last {
         return None;
@@ -82,7 +83,7 @@ pub(crate) async fn poll(state: AppState, interval: Duration) {
     let mut last_ping = tokio::time::Instant::now();
     let mut last_read = last_ping;
     let (mut last, mut unresolved, db) = {
-        let p = state.project.lock().expect("project lock");
+        let p = state.project.lock().unwrap_or_else(|e| e.into_inner());
         (
             p.store.log_position().unwrap_or(0) as i64,
             p.conflicts(false, None).map(|c| c.len()).unwrap_or(0),

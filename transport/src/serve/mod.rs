@@ -47,6 +47,9 @@ pub(crate) struct AppState {
     pub(crate) project: Arc<Mutex<Project>>,
     pub(crate) token: Option<String>,
     pub(crate) cors: Arc<Vec<String>>,
+    /// The `Host` values this server answers to (`127.0.0.1:<port>`, `localhost:<port>`, …);
+    /// empty when it listens on every address (then only with a token).
+    pub(crate) hosts: Arc<Vec<String>>,
     pub(crate) events: broadcast::Sender<LiveEvent>,
     /// Wakes the event poller after a write made through the API.
     pub(crate) poke: Arc<tokio::sync::Notify>,
@@ -101,37 +104,69 @@ pub(crate) fn ok(status: StatusCode, data: serde_json::Value) -> Response {
     (status, Json(json!({"ok": true, "data": data}))).into_response()
 }
 
-/// Refuses `/v1` requests without the token (when one is set); `/health` stays open.
-async fn auth(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(token) = &s.token {
+/// Whether `given` is the token, compared without an early exit on the first differing byte.
+fn token_matches(token: &str, given: Option<&str>) -> bool {
+    given.is_some_and(|g| {
+        g.len() == token.len()
+            && g.bytes()
+                .zip(token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    })
+}
+
+/// The token a request carries: `Authorization: Bearer`, or `?access_token=` (a browser's
+/// EventSource cannot send headers; percent-decoded, as `encodeURIComponent` sends it), or
+/// the web board's own `?token=` on `/`.
+fn presented_token(req: &Request) -> Option<String> {
+    let header_token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(String::from);
+    header_token.or_else(|| {
         let path = req.uri().path();
-        if path.starts_with("/v1") && req.method() != Method::OPTIONS {
-            // A browser's EventSource cannot send headers: `/v1/events` also takes the token
-            // as `?access_token=` (percent-decoded, as `encodeURIComponent` sends it).
-            let from_query = (path == "/v1/events")
-                .then(|| req.uri().query().unwrap_or(""))
-                .and_then(|q| {
-                    form_urlencoded::parse(q.as_bytes())
-                        .find(|(k, _)| k == "access_token")
-                        .map(|(_, v)| v.into_owned())
-                });
-            let header_token = req
-                .headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(String::from);
-            let given = header_token.or(from_query);
-            let given = given.as_deref();
-            // Compared without an early exit on the first differing byte.
-            let matches = given.is_some_and(|g| {
-                g.len() == token.len()
-                    && g.bytes()
-                        .zip(token.bytes())
-                        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                        == 0
-            });
-            if !matches {
+        let key = match path {
+            "/v1/events" => "access_token",
+            "/" => "token",
+            _ => return None,
+        };
+        form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
+    })
+}
+
+/// A page in the user's own browser is hostile (docs/threat-model.md): every request must name
+/// this server in `Host` (DNS rebinding: a page of `evil.example` resolved to 127.0.0.1 says
+/// `Host: evil.example`), carry the token when one is set (every route), and a write must come
+/// from this server's own origin (or one `--cors` names) with a JSON body; a form or a no-cors
+/// `fetch` of another origin can send neither.
+async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if !s.hosts.is_empty() && !s.hosts.contains(&host) {
+        return ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "forbidden",
+            format!(
+                "this server answers only to Host {} (a request for another name is refused: DNS rebinding)",
+                s.hosts.join(" or ")
+            ),
+        )
+        .into_response();
+    }
+    let preflight = req.method() == Method::OPTIONS;
+    // `/health` stays open, as td's is (it says only that the server runs, and which td).
+    let open = req.uri().path() == "/health" && req.method() == Method::GET;
+    let has_token = match &s.token {
+        Some(token) => {
+            if !preflight && !open && !token_matches(token, presented_token(&req).as_deref()) {
                 return ApiError::new(
                     StatusCode::UNAUTHORIZED,
                     "unauthorized",
@@ -139,6 +174,78 @@ async fn auth(State(s): State<AppState>, req: Request, next: Next) -> Response {
                 )
                 .into_response();
             }
+            true
+        }
+        None => false,
+    };
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe && !has_token {
+        let origin = req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .map(str::to_string);
+        let own = format!("http://{host}");
+        let allowed = |o: &str| o == own || s.cors.iter().any(|c| c == "*" || c == o);
+        if let Some(o) = &origin {
+            if !allowed(o) {
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    format!("a write from origin {o:?} is refused: only this server's own page (or an origin --cors names) may write"),
+                )
+                .into_response();
+            }
+        }
+        let fetch_site = req
+            .headers()
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if matches!(fetch_site, "cross-site" | "same-site")
+            && !origin
+                .as_deref()
+                .is_some_and(|o| s.cors.iter().any(|c| c == "*" || c == o))
+        {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "a cross-site write is refused",
+            )
+            .into_response();
+        }
+    }
+    if !safe {
+        // A body is JSON and says so: a form or a no-cors fetch (text/plain) is never parsed.
+        let has_body = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|v| v.trim() != "0");
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            });
+        let json = content_type
+            .as_deref()
+            .is_some_and(|t| t == "application/json" || t.ends_with("+json"));
+        let browser = req.headers().contains_key(header::ORIGIN)
+            || req.headers().contains_key("sec-fetch-site");
+        let ok = json || (content_type.is_none() && (!has_body || !browser));
+        if !ok {
+            return ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "validation_error",
+                "a request body must be JSON (Content-Type: application/json)",
+            )
+            .into_response();
         }
     }
     next.run(req).await
@@ -176,6 +283,31 @@ async fn cors(State(s): State<AppState>, req: Request, next: Next) -> Response {
     res
 }
 
+/// The `Host` values a server listening on `addr` answers to: its address and, on loopback,
+/// `localhost`, each with the port (browsers send it) or without. None when it listens on every address:
+/// then the token (required there) is what keeps pages out.
+fn served_hosts(addr: SocketAddr) -> Vec<String> {
+    let port = addr.port();
+    let ip = addr.ip();
+    if ip.is_unspecified() {
+        return Vec::new();
+    }
+    let name = match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+    };
+    let mut names = vec![name];
+    if ip.is_loopback() {
+        names.push("localhost".into());
+    }
+    // With the port (what browsers send) and without (some clients leave it out); a
+    // rebinding page's request names its own host, never these.
+    names
+        .iter()
+        .flat_map(|n| [format!("{n}:{port}"), n.clone()])
+        .collect()
+}
+
 /// Serves until `shutdown` resolves; writes the port file once listening and removes it at the
 /// end. Returns the address it listened on.
 pub async fn serve(
@@ -195,14 +327,17 @@ pub async fn serve(
         project: Arc::new(Mutex::new(project)),
         token: cfg.token.clone(),
         cors: Arc::new(cfg.cors.clone()),
+        hosts: Arc::new(Vec::new()),
         events,
         poke: Arc::new(tokio::sync::Notify::new()),
     };
-    let app = routes::router(state.clone())
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), cors));
     let listener = tokio::net::TcpListener::bind(cfg.addr).await?;
     let addr = listener.local_addr()?;
+    let mut state = state;
+    state.hosts = Arc::new(served_hosts(addr));
+    let app = routes::router(state.clone())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), cors));
     if let Some(dir) = cfg.port_file.parent() {
         std::fs::create_dir_all(dir)?;
     }

@@ -32,9 +32,10 @@ async fn with_project<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     let project = s.project.clone();
     let out = tokio::task::spawn_blocking(move || {
-        let mut p = project
-            .lock()
-            .map_err(|_| td_engine::EngineError::Database("the project lock is poisoned".into()))?;
+        // A request that panicked poisoned the lock: its transaction rolled back when it
+        // unwound, so the project is whole and later requests go on (one request's panic is
+        // its own 500, never the server's end).
+        let mut p = project.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut p)
     })
     .await
@@ -384,6 +385,10 @@ struct CommentBody {
 
 async fn add_comment(State(s): State<AppState>, Path(id): Path<String>, raw: Body) -> ApiResult {
     let b: CommentBody = body(raw)?;
+    if b.text.trim().is_empty() {
+        // td's server checks this before it looks the issue up.
+        return Err(bad("text is required"));
+    }
     let cid = with_project(&s, true, move |p| {
         p.comment(&model::normalize_issue_id(&id), &b.text)
     })

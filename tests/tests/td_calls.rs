@@ -1,0 +1,184 @@
+//! Calls td v0.62 accepts, through the real binary: each test fails if this td refuses one
+//! of them or stores something else (issue 26).
+
+use proptest::prelude::*;
+use serde_json::json;
+use td_tests::Replica;
+
+/// An option that needs a value takes the next argument whatever it starts with, as td's
+/// flag parser does: markdown bullets are what agents write most.
+#[test]
+fn option_values_may_start_with_a_dash() {
+    let r = Replica::init();
+    let id = r.create(
+        "Ship the parser",
+        &["--acceptance", "- tests pass", "--description", "-x"],
+    );
+    let shown = r.json(&["show", &id]);
+    assert_eq!(shown["acceptance"], "- tests pass");
+    assert_eq!(shown["description"], "-x");
+    r.json(&[
+        "update",
+        &id,
+        "--description",
+        "- a\n- b",
+        "--sprint",
+        "--next",
+    ]);
+    let shown = r.json(&["show", &id]);
+    assert_eq!(shown["description"], "- a\n- b");
+    assert_eq!(shown["sprint"], "--next");
+    r.json(&["start", &id]);
+    r.json(&[
+        "handoff",
+        &id,
+        "--done",
+        "- parser",
+        "--remaining",
+        "- docs",
+    ]);
+    let shown = r.json(&["show", &id]);
+    assert_eq!(shown["handoff"]["done"], json!(["- parser"]));
+    assert_eq!(shown["handoff"]["remaining"], json!(["- docs"]));
+    // A flag after a flag that needs a value is that value (td's reading too).
+    let out = r.run(&["update", &id, "--labels", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(r.json(&["show", &id])["labels"], json!(["--json"]));
+}
+
+/// A single-value flag given twice keeps the last value, as td's does.
+#[test]
+fn a_repeated_single_value_flag_keeps_the_last() {
+    let r = Replica::init();
+    let id = r.create("First title here", &["-p", "P3", "--priority", "P1"]);
+    assert_eq!(r.json(&["show", &id])["priority"], "P1");
+    r.json(&[
+        "update",
+        &id,
+        "--title",
+        "Not this one",
+        "--title",
+        "This one wins",
+        "--sprint",
+        "s1",
+        "--sprint",
+        "s2",
+    ]);
+    let shown = r.json(&["show", &id]);
+    assert_eq!(shown["title"], "This one wins");
+    assert_eq!(shown["sprint"], "s2");
+}
+
+/// td stores an empty comment.
+#[test]
+fn an_empty_comment_is_stored() {
+    let r = Replica::init();
+    let id = r.create("Comment on me", &[]);
+    let out = r.run(&["comment", &id, ""]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let comments = r.json(&["comments", &id]);
+    let list = comments.as_array().expect("comments list");
+    assert_eq!(list.len(), 1, "{comments}");
+    assert_eq!(list[0]["text"], "");
+}
+
+/// td's upgrade path: td's own `.todos/issues.db`, then this td's `td upgrade`, adopts it in
+/// place (td's file kept as a backup) and every command works on it after.
+#[test]
+fn td_upgrade_adopts_tds_database_in_place() {
+    let r = Replica::new();
+    std::fs::create_dir_all(r.root.join(".todos")).unwrap();
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/td-v38-sample.db");
+    std::fs::copy(&fixture, r.db()).unwrap();
+    let before = r.run(&["list"]);
+    assert_eq!(before.code, 1);
+    assert!(before.stderr.contains("td upgrade"), "{}", before.stderr);
+    let up = r.run(&["upgrade"]);
+    assert_eq!(up.code, 0, "{up:?}");
+    let live: i64 = rusqlite::Connection::open(&fixture)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM issues WHERE deleted_at IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let issues = r.json(&["list", "--all", "-n", "1000"]);
+    assert_eq!(
+        issues.as_array().unwrap().len() as i64,
+        live,
+        "every issue of td's database"
+    );
+    let backups: Vec<_> = std::fs::read_dir(r.root.join(".todos"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".td-backup-"))
+        .collect();
+    assert_eq!(backups.len(), 1, "td's own file is kept");
+    let kept: i64 = rusqlite::Connection::open(backups[0].path())
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM issues WHERE deleted_at IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kept, live, "the backup holds td's data");
+    // Once adopted, the database is current.
+    let again = r.run(&["upgrade"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(again.stdout.contains("Database is up to date."));
+}
+
+/// `td … | head` ends td quietly, as td ends: no panic, no backtrace.
+#[test]
+fn a_closed_pipe_ends_td_quietly() {
+    let r = Replica::init();
+    td_tests::bulk_issues(&r, 400, 1);
+    let td = td_tests::td_bin();
+    for cmd in [
+        "list --json -n 1000",
+        "list -n 1000",
+        "export --format snapshot",
+    ] {
+        let script = format!(
+            "\"{}\" -w \"{}\" {cmd} | head -c 10 >/dev/null; echo \"${{PIPESTATUS[0]}}\"",
+            td.display(),
+            r.root.display()
+        );
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .env("XDG_CONFIG_HOME", &r.config)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let status = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(!stderr.contains("panicked"), "td {cmd}: {stderr}");
+        assert_ne!(status, "101", "td {cmd} panicked: {stderr}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Free text given to a text flag is stored exactly, whatever it starts with (`-`, `--`,
+    /// `=`), whatever it holds (unicode, newlines) and when it is empty.
+    #[test]
+    fn free_text_flags_round_trip(
+        prefix in prop::sample::select(vec!["", "-", "--", "- ", "=", "-x ", "--json ", "—"]),
+        body in "[ -~\u{e9}\u{65e5}\u{1f680}\n]{0,24}",
+    ) {
+        let value = format!("{prefix}{body}");
+        let r = Replica::init();
+        let id = r.create("Round trip", &["--description", &value, "--acceptance", &value]);
+        let shown = r.json(&["show", &id]);
+        prop_assert_eq!(shown["description"].as_str().unwrap(), value.as_str());
+        prop_assert_eq!(shown["acceptance"].as_str().unwrap(), value.as_str());
+        r.json(&["update", &id, "--description", &value, "--sprint", &value]);
+        let shown = r.json(&["show", &id]);
+        prop_assert_eq!(shown["description"].as_str().unwrap(), value.as_str());
+        prop_assert_eq!(shown["sprint"].as_str().unwrap(), value.as_str());
+    }
+}

@@ -1,0 +1,323 @@
+//! The second security review's findings (issue 25), each driven through the real `td`
+//! binary: a stranger's roster records, a hostile page against `td serve`, a query that would
+//! overflow the stack, a session id carrying terminal escapes.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use automerge::transaction::{CommitOptions, Transactable};
+use serde_json::Value;
+use td_engine::MachineIdentity;
+use td_tests::{plant_in_log, signed_chain, Replica, WebServer};
+
+fn member_keys(r: &Replica) -> Vec<String> {
+    let mut keys: Vec<String> = r
+        .json(&["member", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["removed"] != true)
+        .map(|m| m["public_key"].as_str().unwrap().to_string())
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// A chain of `n` roster records signed by a machine nobody admitted, each an operation that
+/// would make it an admin: what a stranger with the hub token can write.
+fn stranger_chain(project: &str, n: usize) -> td_engine::sync::WireRun {
+    let who = MachineIdentity::generate();
+    let key = hex::encode(who.public_key());
+    let actor: [u8; 16] = td_engine::identity::random_bytes();
+    let mut d = automerge::AutoCommit::new().with_actor(automerge::ActorId::from(&actor[..]));
+    let mut changes = Vec::new();
+    for i in 0..n {
+        d.put(automerge::ROOT, "n", i as i64).unwrap();
+        let op = format!(r#"{{"op":"add","key":"{key}","role":"admin","name":"x{i}"}}"#);
+        d.commit_with(CommitOptions::default().with_message(op));
+        let c = d.get_last_local_change().unwrap().raw_bytes().to_vec();
+        changes.push(("roster".to_string(), c));
+    }
+    let session = format!("ses_{}_aaaaaa", who.fingerprint());
+    signed_chain(&who, project, &session, actor, changes)
+}
+
+/// Finding 1: thousands of roster records by strangers, relayed by a member to the founder,
+/// change nothing the replicas show or accept: a member added afterwards is admitted on both,
+/// and one stranger's flood is cut at the per-machine bound.
+#[test]
+fn strangers_roster_records_change_nothing() {
+    let a = Replica::init();
+    a.create("Founding issue", &[]);
+    let b = Replica::init();
+    let sa = a.serve();
+    a.befriend(&b, "a", &sa.addr);
+    assert!(b.json(&["peer", "sync", "a"])[0]["error"].is_null());
+    let project = a.store().project_id().unwrap();
+    // 300 strangers with 15 records each (under the per-machine bound: all stored), and one
+    // with 40 (beyond it). B relays them as they are (planted, around its own checks).
+    let mut flood = Vec::new();
+    for _ in 0..300 {
+        flood.push(stranger_chain(&project, 15));
+    }
+    let greedy = stranger_chain(&project, 40);
+    for run in flood.iter().chain([&greedy]) {
+        plant_in_log(&b.db(), run, &project);
+    }
+    let out = b.run(&["peer", "sync", "a", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let c = Replica::init();
+    a.json(&["member", "add", &c.public_key(), "--name", "c"]);
+    assert!(b.json(&["peer", "sync", "a"])[0]["error"].is_null());
+    let mut expected = vec![a.public_key(), b.public_key(), c.public_key()];
+    expected.sort();
+    assert_eq!(member_keys(&a), expected, "the founder's roster");
+    assert_eq!(member_keys(&b), expected, "the member's roster");
+    // The greedy stranger's records beyond the bound were refused, not stored.
+    let stored: i64 = rusqlite::Connection::open(a.db())
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM crdt_changes WHERE author = ?1",
+            [&greedy.author[..]],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        stored,
+        td_engine::authority::MAX_UNADMITTED_ROSTER_RECORDS as i64
+    );
+    // The founder still writes under an epoch its member reads: work flows both ways.
+    let id = a.create("Written after the flood", &[]);
+    assert!(b.json(&["peer", "sync", "a"])[0]["error"].is_null());
+    assert_eq!(b.json(&["show", &id])["title"], "Written after the flood");
+    sa.stop();
+}
+
+/// One raw HTTP/1.1 request; returns (status, body).
+fn http(addr: &str, request: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+fn serve(r: &Replica) -> WebServer {
+    WebServer::spawn(r.command(None, &["serve", "-p", "0"]))
+}
+
+/// Finding 2: `td serve` answers only to its own name, and takes writes only as JSON from its
+/// own origin: DNS rebinding reads nothing, a form or a no-cors fetch writes nothing.
+#[test]
+fn serve_refuses_foreign_hosts_and_cross_origin_writes() {
+    let r = Replica::init();
+    let id = r.create("A secret title", &[]);
+    let web = serve(&r);
+    let addr = format!("127.0.0.1:{}", web.port);
+    let port = addr.rsplit(':').next().unwrap();
+    // DNS rebinding: a page of evil.example resolved to 127.0.0.1.
+    let (status, body) = http(
+        &addr,
+        &format!(
+            "GET /v1/issues HTTP/1.1\r\nHost: evil.example:{port}\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert_eq!(status, 421, "{body}");
+    assert!(!body.contains("A secret title"), "{body}");
+    // Its own name is served (also as localhost).
+    for host in [addr.clone(), format!("localhost:{port}")] {
+        let (status, body) = http(
+            &addr,
+            &format!("GET /v1/issues HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        );
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("A secret title"));
+    }
+    let write = |headers: &str, body: &str| {
+        http(
+            &addr,
+            &format!(
+                "POST /v1/issues/{id}/comments HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    let text = r#"{"text":"written by a page"}"#;
+    // A no-cors fetch of another origin: text/plain, and an Origin that is not ours.
+    let (s1, _) = write(
+        "Origin: http://evil.example\r\nContent-Type: text/plain\r\n",
+        text,
+    );
+    let (s2, _) = write(
+        "Origin: http://evil.example\r\nContent-Type: application/json\r\n",
+        text,
+    );
+    let (s3, _) = write("Content-Type: text/plain\r\n", text);
+    let (s4, _) = write(
+        "Sec-Fetch-Site: cross-site\r\nContent-Type: application/json\r\n",
+        text,
+    );
+    assert_eq!((s1, s2, s3, s4), (403, 403, 415, 403));
+    assert_eq!(r.json(&["comments", &id]).as_array().unwrap().len(), 0);
+    // The server's own page (and a script without a browser) writes as JSON.
+    let (s5, b5) = write(
+        &format!("Origin: http://{addr}\r\nContent-Type: application/json\r\n"),
+        text,
+    );
+    assert_eq!(s5, 201, "{b5}");
+    let (s6, b6) = write("Content-Type: application/json; charset=utf-8\r\n", text);
+    assert_eq!(s6, 201, "{b6}");
+    assert_eq!(r.json(&["comments", &id]).as_array().unwrap().len(), 2);
+    drop(web);
+}
+
+/// Finding 2, in a real browser: a page of another origin posts to `td serve` as a hostile
+/// page would (a form-like no-cors fetch, and a JSON fetch that needs CORS) and tries to read
+/// the issues; nothing is written and nothing is read.
+#[test]
+fn a_page_of_another_origin_neither_writes_nor_reads() {
+    let r = Replica::init();
+    let id = r.create("A secret title", &[]);
+    let web = serve(&r);
+    let target = format!("http://127.0.0.1:{}", web.port);
+    // The hostile page, served from another port (another origin).
+    let page = format!(
+        r#"<!doctype html><script>
+window.done = (async () => {{
+  const out = {{}};
+  try {{ await fetch("{target}/v1/issues/{id}/comments", {{method: "POST", mode: "no-cors",
+        headers: {{"Content-Type": "text/plain"}}, body: JSON.stringify({{text: "no-cors"}})}}); out.nocors = "sent"; }}
+  catch (e) {{ out.nocors = "error"; }}
+  try {{ await fetch("{target}/v1/issues/{id}/approve", {{method: "POST", mode: "no-cors"}}); out.approve = "sent"; }}
+  catch (e) {{ out.approve = "error"; }}
+  try {{ const r = await fetch("{target}/v1/issues/{id}/comments", {{method: "POST",
+        headers: {{"Content-Type": "application/json"}}, body: JSON.stringify({{text: "cors"}})}});
+        out.cors = r.status; }}
+  catch (e) {{ out.cors = "blocked"; }}
+  try {{ const r = await fetch("{target}/v1/issues"); out.read = await r.text(); }}
+  catch (e) {{ out.read = "blocked"; }}
+  return JSON.stringify(out);
+}})();
+</script>"#
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let evil = format!("http://{}/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut conn = conn;
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                page.len(),
+                page
+            );
+        }
+    });
+    let mut browser = td_tests::browser::Browser::open(&evil);
+    browser.wait_for("typeof window.done !== 'undefined'", 30);
+    let result = browser.eval("window.done");
+    let result: Value = serde_json::from_str(result.as_str().unwrap_or("{}")).unwrap();
+    assert_eq!(result["read"], "blocked", "{result}");
+    assert_ne!(result["cors"], 201, "{result}");
+    assert_eq!(r.json(&["comments", &id]).as_array().unwrap().len(), 0);
+    assert_eq!(r.json(&["show", &id])["status"], "open", "not approved");
+    drop(web);
+}
+
+/// Finding 8: a query of ten thousand `!` is refused with a reason; the server goes on.
+#[test]
+fn a_deeply_nested_query_is_refused_and_the_server_survives() {
+    let r = Replica::init();
+    r.create("Still here", &[]);
+    let deep = "!".repeat(9_990) + "status = open";
+    let out = r.run(&["query", &deep, "--json"]);
+    assert_eq!(out.error_code(), "invalid_input", "{out:?}");
+    let long_and = vec!["title ~ x"; 1_200].join(" AND ");
+    let out = r.run(&["query", &long_and, "--json"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let web = serve(&r);
+    let addr = format!("127.0.0.1:{}", web.port);
+    let q: String = deep.replace(' ', "%20").replace('=', "%3D");
+    let (status, body) = http(
+        &addr,
+        &format!("GET /v1/issues?query={q} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = http(
+        &addr,
+        &format!("GET /v1/issues HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Still here"));
+    drop(web);
+}
+
+/// Finding 9: a session id with terminal escapes is refused on arrival (and locally), so no
+/// warning or list ever prints it.
+#[test]
+fn session_ids_with_control_characters_are_refused() {
+    let a = Replica::init();
+    let b = Replica::init();
+    let sa = a.serve();
+    a.befriend(&b, "a", &sa.addr);
+    let id = a.create("Target", &[]);
+    assert!(b.json(&["peer", "sync", "a"])[0]["error"].is_null());
+    // Locally: refused before anything is written.
+    let evil = format!("ses_{}_\u{1b}]52;c;aGk=\u{7}", b.identity().fingerprint());
+    let out = b.run_as(&evil, &["log", &id, "hello", "--json"]);
+    assert_eq!(out.error_code(), "invalid_input", "{out:?}");
+    // On arrival: B's record under such a session (written around td's checks) is refused.
+    let project = a.store().project_id().unwrap();
+    let run = td_tests::signed_run(&b.identity(), &project, &id, None, &evil);
+    let report = td_engine::sync::SyncStore::apply(&mut a.store(), &[run]).unwrap();
+    assert_eq!(report.rejected.len(), 1, "{report:?}");
+    assert!(report.rejected[0].contains("control"), "{report:?}");
+    sa.stop();
+}
+
+/// Finding 3: removing an admin withdraws its invites. A join through one made after the
+/// removal reached the joiner is refused; one made concurrently (the joiner had not seen the
+/// removal) is refused too once they meet, on every replica.
+#[test]
+fn removing_an_admin_withdraws_its_invites() {
+    let hub = td_tests::hub::Hub::start();
+    let a = Replica::init();
+    a.create("Founding issue", &[]);
+    a.json(&["sync", "init", "--hub", &hub.url()]);
+    let b = Replica::new();
+    let admin = a.invite(&["--role", "admin", "--name", "b"]);
+    assert_eq!(b.json(&["join", &admin])["role"], "admin");
+    // B, an admin, invites two machines; then A removes B.
+    let seen = b.invite(&[]);
+    let concurrent = b.invite(&[]);
+    b.json(&["sync"]);
+    a.json(&["sync"]);
+    a.json(&["member", "remove", &b.public_key()]);
+    // Concurrent: D joins before A's removal reaches the hub.
+    let d = Replica::new();
+    assert_eq!(d.json(&["join", &concurrent])["action"], "joined");
+    a.json(&["sync"]);
+    // After: C's join is refused outright.
+    let c = Replica::new();
+    let out = c.run(&["join", &seen, "--json"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("revoked"), "{}", out.stdout);
+    d.json(&["sync"]);
+    a.json(&["sync"]);
+    for r in [&a, &d] {
+        let keys = member_keys(r);
+        assert!(!keys.contains(&d.public_key()), "D admitted: {keys:?}");
+        assert!(!keys.contains(&c.public_key()), "C admitted: {keys:?}");
+        assert!(keys.contains(&a.public_key()));
+    }
+}
