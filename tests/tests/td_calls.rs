@@ -69,6 +69,21 @@ fn a_repeated_single_value_flag_keeps_the_last() {
     assert_eq!(shown["sprint"], "s2");
 }
 
+/// `td epic create --title` as td takes it; without any title, td's message.
+#[test]
+fn epic_create_takes_title_as_a_flag() {
+    let r = Replica::init();
+    let v = r.json(&["epic", "create", "--title", "- Big epic", "-p", "P1"]);
+    let shown = r.json(&["show", v["id"].as_str().unwrap()]);
+    assert_eq!(shown["title"], "- Big epic");
+    assert_eq!(shown["type"], "epic");
+    let out = r.run(&["epic", "create", "--json"]);
+    assert_eq!(out.error_code(), "invalid_input");
+    assert!(out
+        .stdout
+        .contains("requires a title argument or --title flag"));
+}
+
 /// td stores an empty comment.
 #[test]
 fn an_empty_comment_is_stored() {

@@ -14,8 +14,11 @@ use crate::output::emit;
 pub(crate) enum EpicCommand {
     /// Create an epic.
     Create {
-        /// Title.
-        title: String,
+        /// Title (or --title).
+        title: Option<String>,
+        /// Title, as td also takes it (the argument wins when both are given).
+        #[arg(long = "title", value_name = "TITLE")]
+        title_flag: Option<String>,
         #[command(flatten)]
         fields: Box<FieldArgs>,
     },
@@ -40,7 +43,16 @@ impl EpicCommand {
 /// Runs one `td epic` subcommand.
 pub(crate) fn run(c: &EpicCommand, cx: &mut Cx<'_>) -> Result<()> {
     match c {
-        EpicCommand::Create { title, fields } => {
+        EpicCommand::Create {
+            title,
+            title_flag,
+            fields,
+        } => {
+            let Some(title) = title.as_ref().or(title_flag.as_ref()) else {
+                return Err(crate::output::invalid(
+                    "requires a title argument or --title flag".into(),
+                ));
+            };
             let mut f = fields.fields()?;
             f.title = Some(title.clone());
             f.issue_type = Some("epic".into());
