@@ -93,7 +93,7 @@ pub(crate) fn rebuild_tables(tx: &Connection, local: &[u8; 32]) -> Result<usize>
             // Strangers' records stay out of it (`roster::admitted_roster_changes`).
             drop(changes);
             let mut d = AutoCommit::new();
-            apply_tolerantly(&mut d, crate::roster::admitted_roster_changes(tx)?);
+            apply_tolerantly(&mut d, crate::roster::admitted_roster_changes(tx, local)?);
             save_doc(tx, &id, kind, &mut d, false)?;
             continue;
         }

@@ -35,38 +35,85 @@ fn load_all(conn: &Connection) -> Result<Vec<(OpRecord, automerge::Change)>> {
         let Ok(change) = automerge::Change::from_bytes(rec.change) else {
             continue;
         };
-        let op = match change.message() {
-            None => Err("a roster change without an operation".to_string()),
-            Some(m) if m.len() > authority::MAX_OP_BYTES => Err(format!(
-                "operation larger than {} bytes",
-                authority::MAX_OP_BYTES
-            )),
-            Some(m) => {
-                serde_json::from_str::<Op>(m).map_err(|e| format!("unreadable operation: {e}"))
-            }
-        };
-        let mut deps: Vec<[u8; 32]> = change.deps().iter().map(|d| d.0).collect();
-        if let Ok(Op::Join { on, .. }) = &op {
-            deps.extend(
-                on.iter()
-                    .filter_map(|h| hex::decode(h).ok())
-                    .filter_map(|h| <[u8; 32]>::try_from(h).ok()),
-            );
-        }
         out.push((
-            OpRecord {
-                hash: change.hash().0,
-                deps,
-                author: rec.author,
-                actor: rec.actor.to_vec(),
-                seq: seq as u64,
-                time: change.timestamp(),
-                op,
-            },
+            op_record(rec.author, &rec.actor, seq as u64, &change),
             change,
         ));
     }
     Ok(out)
+}
+
+/// A roster record's operation, with what the resolver needs of it.
+fn op_record(author: [u8; 32], actor: &[u8], seq: u64, change: &automerge::Change) -> OpRecord {
+    let op = match change.message() {
+        None => Err("a roster change without an operation".to_string()),
+        Some(m) if m.len() > authority::MAX_OP_BYTES => Err(format!(
+            "operation larger than {} bytes",
+            authority::MAX_OP_BYTES
+        )),
+        Some(m) => serde_json::from_str::<Op>(m).map_err(|e| format!("unreadable operation: {e}")),
+    };
+    let mut deps: Vec<[u8; 32]> = change.deps().iter().map(|d| d.0).collect();
+    if let Ok(Op::Join { on, .. }) = &op {
+        deps.extend(
+            on.iter()
+                .filter_map(|h| hex::decode(h).ok())
+                .filter_map(|h| <[u8; 32]>::try_from(h).ok()),
+        );
+    }
+    OpRecord {
+        hash: change.hash().0,
+        deps,
+        author,
+        actor: actor.to_vec(),
+        seq,
+        time: change.timestamp(),
+        op,
+    }
+}
+
+/// Which machines' roster records count ([`authority::admitted_authors`]), kept current while
+/// a batch stores roster records: the per-machine bound on strangers' roster records applies
+/// only to machines nobody with authority named, counting the operations stored before them
+/// in the same batch (a fresh replica's first pull brings the founder's and its admins' records
+/// before any of them is a member there).
+pub(crate) struct Admission {
+    ops: Vec<OpRecord>,
+    admitted: Option<std::collections::BTreeSet<String>>,
+    founder: Box<dyn Fn(&str) -> bool>,
+}
+
+impl Admission {
+    /// The roster operations in the log.
+    pub(crate) fn load(conn: &Connection) -> Result<Admission> {
+        let founder = founder_check(conn)?;
+        Ok(Admission {
+            ops: load_all(conn)?.into_iter().map(|(o, _)| o).collect(),
+            admitted: None,
+            founder: Box::new(founder),
+        })
+    }
+
+    /// A roster record just stored.
+    pub(crate) fn push(
+        &mut self,
+        author: [u8; 32],
+        actor: &[u8],
+        seq: u64,
+        change: &automerge::Change,
+    ) {
+        self.ops.push(op_record(author, actor, seq, change));
+        self.admitted = None;
+    }
+
+    /// Whether `author` (hex) is admitted by the operations held so far.
+    pub(crate) fn admits(&mut self, author: &str) -> bool {
+        let ops = &self.ops;
+        let founder = &self.founder;
+        self.admitted
+            .get_or_insert_with(|| authority::admitted_authors(ops, founder.as_ref()))
+            .contains(author)
+    }
 }
 
 /// Whether a key (hex) is the founder this replica's project id names.
@@ -84,14 +131,20 @@ pub(crate) fn load_ops(conn: &Connection) -> Result<Vec<OpRecord>> {
     Ok(authority::admitted_ops(&all, &founder_check(conn)?).0)
 }
 
-/// The changes the roster document is made of: every admitted machine's roster records, and
-/// the records they were made on (a log from before strangers were kept out). The document is
-/// what this replica's next roster operation is made on, so it never builds on a stranger's
-/// record: one a replica may have refused (docs/membership.md, "Bounds").
-pub(crate) fn admitted_roster_changes(conn: &Connection) -> Result<Vec<automerge::Change>> {
+/// The changes the roster document is made of: every admitted machine's roster records, this
+/// machine's own (`local`: what it wrote before its admission arrived, such as its first
+/// epoch, so its join and later operations are made on them), and the records they were made
+/// on (a log from before strangers were kept out). The document is what this replica's next
+/// roster operation is made on, so it never builds on a stranger's record: one a replica may
+/// have refused (docs/membership.md, "Bounds").
+pub(crate) fn admitted_roster_changes(
+    conn: &Connection,
+    local: &[u8; 32],
+) -> Result<Vec<automerge::Change>> {
     let all = load_all(conn)?;
     let ops: Vec<OpRecord> = all.iter().map(|(o, _)| o.clone()).collect();
-    let admitted = authority::admitted_authors(&ops, &founder_check(conn)?);
+    let mut admitted = authority::admitted_authors(&ops, &founder_check(conn)?);
+    admitted.insert(hex::encode(local));
     let by_hash: std::collections::HashMap<[u8; 32], usize> = all
         .iter()
         .enumerate()

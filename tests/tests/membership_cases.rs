@@ -480,6 +480,34 @@ fn case8_two_offline_laptops_merge_with_adopt() {
     assert_eq!(b.export(), b_before);
     let v = b.json(&["join", &code, "--adopt"]);
     assert_eq!(v["action"], "joined", "{v}");
+    // B's join is made on the epoch B started before it was admitted (its own roster record
+    // is in the roster document it builds on): otherwise the order of B's seals and that
+    // epoch would be left to their hashes, and a seal ordered first never counts.
+    let mut roster = td_tests::doc_from_log(&b, "roster");
+    let changes: Vec<automerge::Change> = roster.get_changes(&[]);
+    let with = |op: &str| {
+        changes
+            .iter()
+            .filter(|c| {
+                c.message()
+                    .is_some_and(|m| m.contains(&format!("\"op\":\"{op}\"")))
+            })
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let join = with("join").pop().expect("B's join");
+    let after_join: Vec<automerge::ChangeHash> = roster
+        .get_changes(join.deps())
+        .into_iter()
+        .map(|c| c.hash())
+        .collect();
+    for epoch in with("epoch") {
+        assert!(
+            !after_join.contains(&epoch.hash()),
+            "epoch {} is not among the join's ancestors",
+            epoch.hash()
+        );
+    }
     assert!(std::path::Path::new(v["adopted"]["old_database"].as_str().unwrap()).exists());
     b.json(&["sync"]);
     a.json(&["sync"]);

@@ -211,6 +211,9 @@ impl SyncStore for Store {
         // Roster records (count, bytes) held per machine that is not admitted, as counted so
         // far in this batch (`authority::MAX_UNADMITTED_ROSTER_RECORDS`).
         let mut unadmitted_roster: HashMap<[u8; 32], (u64, u64)> = HashMap::new();
+        // The roster operations held so far, loaded when a machine that is not a member sends
+        // roster records (`roster::Admission`).
+        let mut admission: Option<roster::Admission> = None;
         // Sealed records that could not be opened here, by reason.
         let mut no_key: BTreeMap<String, u64> = BTreeMap::new();
         // This batch's records held for a key (a key in this same batch may open them).
@@ -234,7 +237,7 @@ impl SyncStore for Store {
             let roster_run = run.changes.iter().all(|(doc, _)| doc == ROSTER_ID);
             if !roster_run && roster_pending {
                 roster_pending = false;
-                apply_roster_doc(&tx)?;
+                apply_roster_doc(&tx, &local)?;
                 changed_keys.extend(roster::refresh(&tx)?);
                 if crate::keyring::refresh(&tx, &identity)? {
                     // Records held for a key that just arrived apply first, in order.
@@ -360,7 +363,13 @@ impl SyncStore for Store {
                     }
                 };
                 let is_roster = doc == ROSTER_ID && !sealed;
-                if is_roster && author_standing == Standing::Unknown && run.author != local {
+                if is_roster && author_standing == Standing::Unknown && run.author != local && {
+                    let view = match &mut admission {
+                        Some(v) => v,
+                        None => admission.insert(roster::Admission::load(&tx)?),
+                    };
+                    !view.admits(&hex::encode(run.author))
+                } {
                     // A machine nobody admitted may store a few roster records (its join, made
                     // before its invite arrived here), never a flood (docs/membership.md).
                     let used = match unadmitted_roster.get(&run.author) {
@@ -401,6 +410,9 @@ impl SyncStore for Store {
                 report.applied += 1;
                 if is_roster {
                     roster_pending = true;
+                    if let Some(v) = &mut admission {
+                        v.push(run.author, &run.actor, rec.body.seq, &change);
+                    }
                     drop(change);
                 } else if !has_roster && accepted {
                     // The common path (no roster change in this batch): straight to its document.
@@ -429,7 +441,7 @@ impl SyncStore for Store {
             report.incomplete_runs.push(runs.len() - 1);
         }
         if roster_pending {
-            apply_roster_doc(&tx)?;
+            apply_roster_doc(&tx, &local)?;
             changed_keys.extend(roster::refresh(&tx)?);
             opened |= crate::keyring::refresh(&tx, &identity)?;
         }
@@ -684,9 +696,9 @@ pub(crate) fn settle_standing(
 /// Makes the roster document again from the admitted machines' roster records (it only
 /// carries the operations; the roster itself is resolved from the log, `roster::refresh`).
 /// Strangers' records stay out, so this replica's next roster operation never builds on one.
-fn apply_roster_doc(conn: &rusqlite::Connection) -> Result<()> {
+fn apply_roster_doc(conn: &rusqlite::Connection, local: &[u8; 32]) -> Result<()> {
     let mut doc = AutoCommit::new();
-    crate::rebuild::apply_tolerantly(&mut doc, roster::admitted_roster_changes(conn)?);
+    crate::rebuild::apply_tolerantly(&mut doc, roster::admitted_roster_changes(conn, local)?);
     store::save_doc(conn, ROSTER_ID, Kind::Roster, &mut doc, false)?;
     Ok(())
 }
