@@ -474,6 +474,53 @@ pub fn admitted_authors(ops: &[OpRecord], is_founder: &dyn Fn(&str) -> bool) -> 
     named
 }
 
+/// How many admissions separate each admitted author from the founder (the founder 0, a key
+/// an admin it admitted names 1, …), as [`admitted_authors`] finds them. A receiver stores a
+/// batch's roster records in this order, so the operations that admit a machine are stored
+/// before that machine's own (whose number is bounded while it is not admitted).
+pub fn admission_depths(
+    ops: &[OpRecord],
+    is_founder: &dyn Fn(&str) -> bool,
+) -> BTreeMap<String, usize> {
+    let authors: Vec<String> = ops.iter().map(|o| hex::encode(o.author)).collect();
+    let mut depth: BTreeMap<String, usize> = authors
+        .iter()
+        .filter(|a| is_founder(a))
+        .map(|a| (a.clone(), 0))
+        .collect();
+    for level in 1..=ops.len().max(1) {
+        let known: BTreeMap<String, usize> = depth.clone();
+        let invites: BTreeMap<&str, usize> = ops
+            .iter()
+            .zip(&authors)
+            .filter_map(|(o, a)| match &o.op {
+                Ok(Op::Invite { id, .. }) => known.get(a).map(|_| (id.as_str(), level)),
+                _ => None,
+            })
+            .collect();
+        for (o, author) in ops.iter().zip(&authors) {
+            let named = match &o.op {
+                Ok(Op::Add { key, .. } | Op::SetRole { key, .. }) if known.contains_key(author) => {
+                    Some(key)
+                }
+                Ok(Op::Join { invite, key, .. })
+                    if key == author && invites.contains_key(invite.as_str()) =>
+                {
+                    Some(key)
+                }
+                _ => None,
+            };
+            if let Some(k) = named {
+                depth.entry(k.clone()).or_insert(level);
+            }
+        }
+        if depth.len() == known.len() {
+            break;
+        }
+    }
+    depth
+}
+
 /// Whether `proof` is the invite key's signature over [`join_digest`] for `key`.
 fn proves_invite(invite: &str, key: &str, proof: &str) -> bool {
     let (Ok(invite_key), Ok(joiner)) = (

@@ -3,6 +3,8 @@
 //! and stored in `crdt_members`/`crdt_removed`; which records are accepted follows from it.
 //! The address book is local and never synced.
 
+use std::collections::HashMap;
+
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 
@@ -94,7 +96,10 @@ impl Admission {
         })
     }
 
-    /// A roster record just stored.
+    /// A roster record just stored. The admitted set is worked out again only when the record
+    /// could change it: a join, or an operation by a machine already admitted (a stranger's
+    /// other operations count only once something admits it, and that is such a record), so a
+    /// flood of strangers' records costs one resolution, not one per record.
     pub(crate) fn push(
         &mut self,
         author: [u8; 32],
@@ -102,8 +107,23 @@ impl Admission {
         seq: u64,
         change: &automerge::Change,
     ) {
-        self.ops.push(op_record(author, actor, seq, change));
-        self.admitted = None;
+        let op = op_record(author, actor, seq, change);
+        let may_admit = match (&self.admitted, &op.op) {
+            (None, _) => true,
+            // A join counts only through an invite an admitted machine made.
+            (Some(_), Ok(Op::Join { invite, .. })) => self.ops.iter().any(|o| {
+                matches!(&o.op, Ok(Op::Invite { id, .. }) if id == invite)
+                    && self
+                        .admitted
+                        .as_ref()
+                        .is_some_and(|a| a.contains(&hex::encode(o.author)))
+            }),
+            (Some(a), _) => a.contains(&hex::encode(author)),
+        };
+        self.ops.push(op);
+        if may_admit {
+            self.admitted = None;
+        }
     }
 
     /// Whether `author` (hex) is admitted by the operations held so far.
@@ -114,6 +134,66 @@ impl Admission {
             .get_or_insert_with(|| authority::admitted_authors(ops, founder.as_ref()))
             .contains(author)
     }
+}
+
+/// The order a batch's runs are stored in: roster runs first, those of machines admitted in
+/// fewer steps before the others and, per machine, the run carrying its join first; then every
+/// other run in the order it came. Judged from the log and the batch's roster operations as
+/// they read (not verified yet: this decides only the order, so the operations that admit a
+/// machine are stored before its own and the bound on strangers never catches it; authority
+/// is decided from stored, verified records only).
+pub(crate) fn batch_order(conn: &Connection, runs: &[crate::sync::WireRun]) -> Result<Vec<usize>> {
+    let is_roster_run = |r: &crate::sync::WireRun| {
+        !r.changes.is_empty() && r.changes.iter().all(|(d, _)| d == ROSTER_ID)
+    };
+    if !runs.iter().any(is_roster_run) {
+        return Ok((0..runs.len()).collect());
+    }
+    let mut ops: Vec<OpRecord> = load_all(conn)?.into_iter().map(|(o, _)| o).collect();
+    let mut has_join = vec![false; runs.len()];
+    for (i, r) in runs.iter().enumerate().filter(|(_, r)| is_roster_run(r)) {
+        for (n, (_, bytes)) in r.changes.iter().enumerate() {
+            let Ok(change) = automerge::Change::from_bytes(bytes.clone()) else {
+                continue;
+            };
+            let op = op_record(r.author, &r.actor, r.first_seq + n as u64, &change);
+            has_join[i] |= matches!(op.op, Ok(Op::Join { .. }));
+            ops.push(op);
+        }
+    }
+    let depth = authority::admission_depths(&ops, &founder_check(conn)?);
+    // A roster run moves ahead only when every earlier run of its writer is a roster run too
+    // that moves: a writer's chain is stored in its order, never with a gap.
+    let mut movable = vec![false; runs.len()];
+    let mut blocked: std::collections::HashSet<[u8; 16]> = std::collections::HashSet::new();
+    let mut first: HashMap<[u8; 16], usize> = HashMap::new();
+    let mut joins: std::collections::HashSet<[u8; 16]> = std::collections::HashSet::new();
+    for (i, r) in runs.iter().enumerate() {
+        if is_roster_run(r) && !blocked.contains(&r.actor) {
+            movable[i] = true;
+            first.entry(r.actor).or_insert(i);
+            if has_join[i] {
+                joins.insert(r.actor);
+            }
+        } else {
+            blocked.insert(r.actor);
+        }
+    }
+    let mut order: Vec<usize> = (0..runs.len()).filter(|&i| movable[i]).collect();
+    order.sort_by_key(|&i| {
+        let r = &runs[i];
+        (
+            depth
+                .get(&hex::encode(r.author))
+                .copied()
+                .unwrap_or(usize::MAX),
+            !joins.contains(&r.actor),
+            first[&r.actor],
+            i,
+        )
+    });
+    order.extend((0..runs.len()).filter(|&i| !movable[i]));
+    Ok(order)
 }
 
 /// Whether a key (hex) is the founder this replica's project id names.

@@ -153,6 +153,7 @@ pub(crate) fn upgrade(conn: &Connection) -> Result<()> {
     hub_tables(conn)?;
     conn.execute_batch(SET_ASIDE_SQL)?;
     conn.execute_batch(ACTION_HEADS_SQL)?;
+    action_after_column(conn)?;
     conn.execute_batch(READY_INDEX_SQL)?;
     conn.execute_batch(PEER_ROUNDS_SQL)?;
     conn.execute_batch(KEYRING_SQL)?;
@@ -177,8 +178,23 @@ const READY_INDEX_SQL: &str = "CREATE INDEX IF NOT EXISTS crdt_issues_ready \
 /// recorded action, so the undo can write back exactly what the action changed.
 const ACTION_HEADS_SQL: &str = "CREATE TABLE IF NOT EXISTS crdt_action_heads (
     action_id TEXT PRIMARY KEY,
-    heads TEXT NOT NULL
+    heads TEXT NOT NULL,
+    after TEXT NOT NULL DEFAULT ''
 );";
+
+/// Adds `crdt_action_heads.after` (the document's heads right after the action, so `td undo`
+/// takes back only what still holds the action's values) to a database made before it.
+fn action_after_column(conn: &Connection) -> Result<()> {
+    let has = conn
+        .prepare("SELECT 1 FROM pragma_table_info('crdt_action_heads') WHERE name = 'after'")?
+        .exists([])?;
+    if !has {
+        conn.execute_batch(
+            "ALTER TABLE crdt_action_heads ADD COLUMN after TEXT NOT NULL DEFAULT ''",
+        )?;
+    }
+    Ok(())
+}
 
 /// Creates the roster tables a database made by an earlier layout lacks (idempotent).
 fn roster_tables(conn: &Connection) -> Result<()> {

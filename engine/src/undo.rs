@@ -65,6 +65,11 @@ pub struct ActionView {
     pub timestamp: String,
     /// Taken back already.
     pub undone: bool,
+    /// Fields (and `deps.<id>`, `files.<id>`, `positions.<id>` rows) this undo left as they
+    /// are because they changed after the action (a teammate's edit that arrived by sync, or
+    /// another session's): an undo never reverts work it did not do.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<String>,
 }
 
 fn issue_action(before: &Option<Value>, after: &Value) -> Option<String> {
@@ -179,6 +184,8 @@ pub(crate) struct RecordedAction {
     previous: String,
     new: String,
     heads: Vec<ChangeHash>,
+    /// The document's heads right after the write (what the action made).
+    pub(crate) after: Vec<ChangeHash>,
 }
 
 /// Records one action in the local action log (td's `action_log`, never synced) with the
@@ -206,11 +213,16 @@ pub(crate) fn insert_action(
         a.new,
         at
     ])?;
-    let heads: Vec<String> = a.heads.iter().map(|h| h.to_string()).collect();
+    let joined = |hs: &[ChangeHash]| {
+        hs.iter()
+            .map(|h| h.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     conn.prepare_cached(
-        "INSERT OR REPLACE INTO crdt_action_heads(action_id, heads) VALUES (?1, ?2)",
+        "INSERT OR REPLACE INTO crdt_action_heads(action_id, heads, after) VALUES (?1, ?2, ?3)",
     )?
-    .execute(params![key, heads.join(",")])?;
+    .execute(params![key, joined(&a.heads), joined(&a.after)])?;
     Ok(())
 }
 
@@ -243,6 +255,7 @@ pub(crate) fn describe(
         previous,
         new: now,
         heads: was.heads,
+        after: Vec::new(),
     })
 }
 
@@ -257,12 +270,26 @@ pub(crate) fn record_rank(id: &str) -> u8 {
 }
 
 /// Writes the top-level fields of `old` back where they differ (a board's name, query,
-/// tombstone).
-fn restore_fields(d: &mut AutoCommit, old: &AutoCommit) -> Result<()> {
+/// tombstone), but only those that still hold what the action made (`after`): a field another
+/// session or machine changed since keeps its value (named in `kept`).
+fn restore_fields(
+    d: &mut AutoCommit,
+    old: &AutoCommit,
+    after: Option<&AutoCommit>,
+    kept: &mut Vec<String>,
+) -> Result<()> {
     let was = doc::flatten(old, &ROOT);
     let now = doc::flatten(d, &ROOT);
+    let made = after.map(|a| doc::flatten(a, &ROOT));
     for (k, v) in &was {
         if now.get(k) == Some(v) || k == "updated_at" {
+            continue;
+        }
+        if made.as_ref().is_some_and(|m| m.get(k) == Some(v)) {
+            continue; // the action did not change it
+        }
+        if made.as_ref().is_some_and(|m| m.get(k) != now.get(k)) {
+            kept.push(k.clone());
             continue;
         }
         match v {
@@ -271,21 +298,52 @@ fn restore_fields(d: &mut AutoCommit, old: &AutoCommit) -> Result<()> {
         }
     }
     for k in now.keys().filter(|k| !was.contains_key(*k)) {
+        if made.as_ref().is_some_and(|m| !m.contains_key(k)) {
+            continue; // added by someone else, not by the action
+        }
+        if made.as_ref().is_some_and(|m| m.get(k) != now.get(k)) {
+            kept.push(k.clone());
+            continue;
+        }
         doc::put(d, &ROOT, k, None)?;
     }
     Ok(())
 }
 
-/// Makes a child map hold the rows `old` held: rows added since go, rows changed or removed
-/// since come back as they were.
-fn restore_children(d: &mut AutoCommit, old: &AutoCommit, key: &str) -> Result<()> {
+/// Makes a child map hold the rows `old` held: rows the action added go, rows it changed or
+/// removed come back as they were. A row that no longer holds what the action made (`after`:
+/// another session or machine changed it since, or added it) is left as it is.
+fn restore_children(
+    d: &mut AutoCommit,
+    old: &AutoCommit,
+    after: Option<&AutoCommit>,
+    key: &str,
+    kept: &mut Vec<String>,
+) -> Result<()> {
     let was = rows(old, key);
     let now = rows(d, key);
+    let made = after.map(|a| rows(a, key));
+    let since = |id: &String| made.as_ref().is_some_and(|m| m.get(id) != now.get(id));
+    let untouched = |id: &String| made.as_ref().is_some_and(|m| m.get(id) == was.get(id));
     for id in now.keys().filter(|id| !was.contains_key(*id)) {
+        if untouched(id) {
+            continue; // added by someone else, not by the action
+        }
+        if since(id) {
+            kept.push(format!("{key}.{id}"));
+            continue;
+        }
         doc::delete_child(d, key, id)?;
     }
     for (id, row) in &was {
         if now.get(id) != Some(row) {
+            if untouched(id) {
+                continue; // changed or removed by someone else, not by the action
+            }
+            if since(id) {
+                kept.push(format!("{key}.{id}"));
+                continue;
+            }
             let cols: Vec<(&str, Field)> =
                 row.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
             doc::put_child(d, key, id, &cols)?;
@@ -302,6 +360,7 @@ fn action_view(r: &rusqlite::Row<'_>) -> rusqlite::Result<ActionView> {
         entity_id: r.get(3)?,
         timestamp: r.get(4)?,
         undone: r.get::<_, i64>(5)? != 0,
+        kept: Vec::new(),
     })
 }
 
@@ -344,19 +403,26 @@ impl Project {
             [&action.id],
             |r| r.get(0),
         )?;
-        let heads: Option<Vec<ChangeHash>> = conn
+        let made: String = conn.query_row(
+            "SELECT new_data FROM action_log WHERE id = ?1",
+            [&action.id],
+            |r| r.get::<_, Option<String>>(0).map(Option::unwrap_or_default),
+        )?;
+        let parse = |h: String| -> Vec<ChangeHash> {
+            h.split(',')
+                .filter(|s| !s.is_empty())
+                .filter_map(|s| s.parse().ok())
+                .collect()
+        };
+        let recorded: Option<(String, String)> = conn
             .query_row(
-                "SELECT heads FROM crdt_action_heads WHERE action_id = ?1",
+                "SELECT heads, after FROM crdt_action_heads WHERE action_id = ?1",
                 [&action.id],
-                |r| r.get::<_, String>(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .optional()?
-            .map(|h| {
-                h.split(',')
-                    .filter(|s| !s.is_empty())
-                    .filter_map(|s| s.parse().ok())
-                    .collect()
-            });
+            .optional()?;
+        let heads: Option<Vec<ChangeHash>> = recorded.as_ref().map(|(h, _)| parse(h.clone()));
+        let after_heads: Vec<ChangeHash> = recorded.map(|(_, a)| parse(a)).unwrap_or_default();
         let kind = Kind::of_id(&action.entity_id)
             .filter(|k| UNDOABLE.contains(k))
             .ok_or_else(|| {
@@ -366,6 +432,7 @@ impl Project {
                 ))
             })?;
         let id = action.entity_id.clone();
+        let mut kept: Vec<String> = Vec::new();
         self.store.write_unrecorded(&me, |tx| {
             let created = match &heads {
                 Some(h) => h.is_empty(),
@@ -378,7 +445,12 @@ impl Project {
                 },
                 _ => None,
             };
+            let after = match tx.doc(&id)? {
+                Some(d) if !after_heads.is_empty() => d.fork_at(&after_heads).ok(),
+                _ => None,
+            };
             let now_row = query::find_issue(tx.conn(), &id)?.map(|i| i.to_json());
+            let kept = &mut kept;
             tx.change(&id, |d| {
                 if created {
                     // It was created: undoing deletes it (td restore brings an issue back).
@@ -386,13 +458,16 @@ impl Project {
                 }
                 if kind == Kind::Issue {
                     let was: Value = serde_json::from_str(&previous).unwrap_or(Value::Null);
-                    doc::put_issue_row(d, &was, now_row.as_ref().unwrap_or(&Value::Null))?;
+                    let made: Value = serde_json::from_str(&made).unwrap_or(Value::Null);
+                    let now = now_row.as_ref().unwrap_or(&Value::Null);
+                    let target = three_way_row(&was, &made, now, kept);
+                    doc::put_issue_row(d, &target, now)?;
                 } else if let Some(old) = &old {
-                    restore_fields(d, old)?;
+                    restore_fields(d, old, after.as_ref(), kept)?;
                 }
                 if let Some(old) = &old {
                     for key in restored_children(kind) {
-                        restore_children(d, old, key)?;
+                        restore_children(d, old, after.as_ref(), key, kept)?;
                     }
                 }
                 doc::put_str(d, "updated_at", &now_timestamp())
@@ -404,6 +479,46 @@ impl Project {
             Ok(())
         })?;
         action.undone = true;
+        kept.sort();
+        kept.dedup();
+        action.kept = kept;
         Ok(Some(action))
     }
+}
+
+/// The issue row an undo writes: each field goes back to what it was before the action only
+/// where it still holds the action's value (`made`); a field changed since (by a teammate
+/// after a sync, or another session) keeps its current value and is named in `kept`. The
+/// workflow unit (status and its stamps) goes back whole or not at all. Without the action's
+/// row (an action recorded before it was kept), every field goes back, as before.
+fn three_way_row(was: &Value, made: &Value, now: &Value, kept: &mut Vec<String>) -> Value {
+    let (Some(was_o), Some(made_o), Some(now_o)) =
+        (was.as_object(), made.as_object(), now.as_object())
+    else {
+        return was.clone();
+    };
+    let mut target = was_o.clone();
+    let same = |a: &serde_json::Map<String, Value>, b: &serde_json::Map<String, Value>, k: &str| {
+        a.get(k) == b.get(k)
+    };
+    let wf_made = doc::WF_KEYS.iter().any(|k| !same(was_o, made_o, k));
+    let wf_held = doc::WF_KEYS.iter().all(|k| same(made_o, now_o, k));
+    for (k, v) in target.iter_mut() {
+        if k == "id" || k == "updated_at" || same(was_o, now_o, k) {
+            continue;
+        }
+        let wf = doc::WF_KEYS.contains(&k.as_str());
+        let (changed_by_action, held) = if wf {
+            (wf_made, wf_held)
+        } else {
+            (!same(was_o, made_o, k), same(made_o, now_o, k))
+        };
+        if !changed_by_action || !held {
+            if changed_by_action {
+                kept.push(k.clone());
+            }
+            *v = now_o.get(k).cloned().unwrap_or(Value::Null);
+        }
+    }
+    Value::Object(target)
 }

@@ -347,10 +347,13 @@ impl<'a> Tx<'a> {
                 Some(d.fork_at(&was.heads)?)
             };
             let d = self.doc(&id)?.expect("loaded above");
-            let Some(action) = crate::undo::describe(&id, kind, was, old.as_ref(), d, &after_row)
+            let after_heads = d.get_heads();
+            let Some(mut action) =
+                crate::undo::describe(&id, kind, was, old.as_ref(), d, &after_row)
             else {
                 continue;
             };
+            action.after = after_heads;
             crate::undo::insert_action(self.tx, &session, &now, n, &action)?;
         }
         Ok(())

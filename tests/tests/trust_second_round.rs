@@ -321,3 +321,45 @@ fn removing_an_admin_withdraws_its_invites() {
         assert!(keys.contains(&a.public_key()));
     }
 }
+
+/// The bound on a stranger's roster records never catches those who hold authority: a fresh
+/// replica's first pull brings an admin's many roster records (here 20 invites) before that
+/// admin is a member there; they count as admitted by the founder's operations stored earlier
+/// in the same pull, and the newcomer's roster matches everyone's.
+#[test]
+fn an_admins_many_roster_records_reach_a_newcomer_whole() {
+    let hub = td_tests::hub::Hub::start();
+    let a = Replica::init();
+    a.create("Founding issue", &[]);
+    a.json(&["sync", "init", "--hub", &hub.url()]);
+    let b = Replica::new();
+    let admin = a.invite(&["--role", "admin", "--name", "b"]);
+    assert_eq!(b.json(&["join", &admin])["role"], "admin");
+    for i in 0..20 {
+        b.invite(&["--name", &format!("later-{i}")]);
+    }
+    b.json(&["sync"]);
+    a.json(&["sync"]);
+    let d = Replica::new();
+    assert_eq!(d.json(&["join", &a.invite(&[])])["action"], "joined");
+    d.json(&["sync"]);
+    a.json(&["sync"]);
+    let list = |r: &Replica| {
+        let mut v: Vec<String> = r
+            .json(&["member", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let on_d = list(&d);
+    assert_eq!(
+        on_d.iter().filter(|m| m.contains("later-")).count(),
+        20,
+        "B's invites on the newcomer"
+    );
+    assert_eq!(on_d, list(&a), "one roster");
+}

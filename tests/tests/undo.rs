@@ -186,3 +186,45 @@ fn undo_covers_dependencies_files_boards_and_handoffs() {
     assert_eq!(files(&b), 1);
     assert_eq!(positioned(&b), 1);
 }
+
+/// Finding 6 of the second security review: `td undo` after a sync takes back only what its
+/// command did. A teammate's later edits to other fields survive; a field the teammate
+/// changed after the command keeps the teammate's value and the undo names it; both replicas
+/// end identical.
+#[test]
+fn undo_after_a_sync_keeps_a_teammates_later_edits() {
+    let a = Replica::init();
+    let b = Replica::init();
+    let sa = a.serve();
+    a.befriend(&b, "a", &sa.addr);
+    let sync = || assert!(b.json(&["peer", "sync", "a"])[0]["error"].is_null());
+    let id = a.create("Original title", &["-p", "P2"]);
+    sync();
+    a.json(&["update", &id, "--title", "Retitled by A"]);
+    sync();
+    b.json(&["update", &id, "-p", "P0", "--description", "written on B"]);
+    sync();
+    let u = a.json(&["undo"]);
+    assert!(u.get("kept").is_none(), "{u}");
+    let s = a.json(&["show", &id]);
+    assert_eq!(s["title"], "Original title");
+    assert_eq!(s["priority"], "P0", "B's later priority survives");
+    assert_eq!(
+        s["description"], "written on B",
+        "B's later description survives"
+    );
+
+    // B changes the very field after A's command: the undo leaves B's value and says so.
+    a.json(&["update", &id, "--title", "Second title by A", "-p", "P1"]);
+    sync();
+    b.json(&["update", &id, "--title", "B's title"]);
+    sync();
+    let u = a.json(&["undo"]);
+    assert_eq!(u["kept"], serde_json::json!(["title"]), "{u}");
+    let s = a.json(&["show", &id]);
+    assert_eq!(s["title"], "B's title");
+    assert_eq!(s["priority"], "P0", "A's own priority change is taken back");
+    sync();
+    assert_eq!(a.export(), b.export());
+    sa.stop();
+}

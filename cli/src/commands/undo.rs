@@ -23,7 +23,16 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
     let done = cx.p.undo()?;
     let session = cx.p.session.id.clone();
     emit(cx.json, &to_json(&done), || match &done {
-        Some(d) => format!("UNDONE: {} {} {}", d.action, d.entity_type, d.entity_id),
+        Some(d) if d.kept.is_empty() => {
+            format!("UNDONE: {} {} {}", d.action, d.entity_type, d.entity_id)
+        }
+        Some(d) => format!(
+            "UNDONE: {} {} {}\nKept (changed since, not by this action): {}",
+            d.action,
+            d.entity_type,
+            d.entity_id,
+            d.kept.join(", ")
+        ),
         None => format!("No actions to undo in current session ({session})"),
     });
     Ok(())

@@ -227,10 +227,18 @@ impl SyncStore for Store {
         // Records held for a key (here or in earlier batches) that a key in this batch opened
         // and applied: they count as received now.
         let mut opened_total = 0u64;
-        for (idx, run) in runs.iter().enumerate() {
-            if idx > 0 && (report.rejected.len(), report.deferred) != mark {
-                report.incomplete_runs.push(idx - 1);
+        // Roster runs first, in the order that stores what admits a machine before its own
+        // records (`roster::batch_order`); a run of one writer never moves past another of it.
+        let order = roster::batch_order(&tx, runs)?;
+        let mut previous: Option<usize> = None;
+        for &idx in &order {
+            let run = &runs[idx];
+            if let Some(prev) = previous {
+                if (report.rejected.len(), report.deferred) != mark {
+                    report.incomplete_runs.push(prev);
+                }
             }
+            previous = Some(idx);
             // Roster runs come first in a round (`missing_after`): once they are stored, the
             // roster and the keyring are settled before the first other run, so its sealed
             // records open with keys that arrived in this very batch.
@@ -437,8 +445,10 @@ impl SyncStore for Store {
                 store::set_actor_head(&tx, &run.actor, &session, &run.author, seq, &hash)?;
             }
         }
-        if !runs.is_empty() && (report.rejected.len(), report.deferred) != mark {
-            report.incomplete_runs.push(runs.len() - 1);
+        if let Some(prev) = previous {
+            if (report.rejected.len(), report.deferred) != mark {
+                report.incomplete_runs.push(prev);
+            }
         }
         if roster_pending {
             apply_roster_doc(&tx, &local)?;
