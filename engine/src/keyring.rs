@@ -129,8 +129,17 @@ pub(crate) fn refresh(conn: &Connection, identity: &MachineIdentity) -> Result<b
     let ops = crate::roster::load_ops(conn)?;
     let roster = crate::roster::stored(conn)?;
     let k = resolve(&ops, &roster);
-    conn.execute_batch("DELETE FROM crdt_epochs; DELETE FROM crdt_seals;")?;
+    conn.execute_batch(
+        "DELETE FROM crdt_epochs; DELETE FROM crdt_seals; DELETE FROM crdt_epoch_exposure;",
+    )?;
     keep_removals_named(conn, &ops)?;
+    let invites = crate::roster::resolve(conn)?.invites;
+    for (epoch, until) in exposure(&ops, &k, &invites) {
+        conn.execute(
+            "INSERT INTO crdt_epoch_exposure(epoch, until) VALUES (?1, ?2)",
+            params![hex::encode(epoch), until],
+        )?;
+    }
     let project = crate::store::meta(conn, "project_id")?.unwrap_or_default();
     let me = identity.public_key_hex();
     let mut opened = false;
@@ -295,7 +304,57 @@ pub enum WriterEpoch {
     Rotate,
 }
 
-/// The epoch this machine seals new records with now.
+/// Until when each epoch's key is safe from an invite code that carries it (unix seconds;
+/// `i64::MIN` for a code already revoked): a code carries the keys of every epoch among its
+/// invite's ancestors, and one that was revoked, or expired, without being used is a key
+/// in unknown hands. An invite that admitted its machine exposes nothing more than a member.
+pub fn exposure(
+    ops: &[crate::authority::OpRecord],
+    k: &Keyring,
+    invites: &BTreeMap<String, crate::authority::Invite>,
+) -> BTreeMap<EpochId, i64> {
+    let known: BTreeSet<EpochId> = k.epochs.iter().map(|e| e.id).collect();
+    let mut epoch_of: HashMap<[u8; 32], EpochId> = HashMap::new();
+    let mut deps: HashMap<[u8; 32], &Vec<[u8; 32]>> = HashMap::new();
+    for o in ops {
+        deps.insert(o.hash, &o.deps);
+        if let Ok(Op::Epoch { id, .. }) = &o.op {
+            if let Some(id) = hex32(id).filter(|id| known.contains(id)) {
+                epoch_of.insert(o.hash, id);
+            }
+        }
+    }
+    let mut out: BTreeMap<EpochId, i64> = BTreeMap::new();
+    for o in ops {
+        let Ok(Op::Invite { id, .. }) = &o.op else {
+            continue;
+        };
+        let Some(inv) = invites.get(id) else { continue };
+        if inv.used_by.is_some() {
+            continue;
+        }
+        let until = if inv.revoked { i64::MIN } else { inv.expires };
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<[u8; 32]> = o.deps.clone();
+        while let Some(h) = stack.pop() {
+            if !seen.insert(h) {
+                continue;
+            }
+            if let Some(e) = epoch_of.get(&h) {
+                let v = out.entry(*e).or_insert(until);
+                *v = (*v).min(until);
+            }
+            if let Some(d) = deps.get(&h) {
+                stack.extend(d.iter().copied());
+            }
+        }
+    }
+    out
+}
+
+/// The epoch this machine seals new records with now. A head whose key an unused invite code
+/// carries that was revoked or has expired (`crdt_epoch_exposure`, judged by this machine's
+/// clock) is rotated away: what is written next is sealed under a new epoch that code lacks.
 pub(crate) fn writer_epoch(conn: &Connection) -> Result<WriterEpoch> {
     let heads: Vec<(String, String)> = conn
         .prepare_cached("SELECT id, removed FROM crdt_epochs WHERE head = 1 ORDER BY id")?
@@ -303,6 +362,15 @@ pub(crate) fn writer_epoch(conn: &Connection) -> Result<WriterEpoch> {
         .collect::<std::result::Result<_, _>>()?;
     if heads.is_empty() {
         return Ok(WriterEpoch::Plaintext);
+    }
+    let now = chrono::Utc::now().timestamp();
+    for (id, _) in &heads {
+        let exposed = conn
+            .prepare_cached("SELECT 1 FROM crdt_epoch_exposure WHERE epoch = ?1 AND until < ?2")?
+            .exists(params![id, now])?;
+        if exposed {
+            return Ok(WriterEpoch::Rotate);
+        }
     }
     let mut excluded: BTreeSet<String> = BTreeSet::new();
     let mut keys = Vec::new();

@@ -291,6 +291,10 @@ CREATE TABLE IF NOT EXISTS crdt_unconfirmed_keys (
 );
 CREATE TABLE IF NOT EXISTS crdt_removals_named (
     key TEXT PRIMARY KEY
+);
+CREATE TABLE IF NOT EXISTS crdt_epoch_exposure (
+    epoch TEXT PRIMARY KEY,
+    until INTEGER NOT NULL
 );";
 
 /// Records held for a key (`store::NO_KEY`, 5), by writer: few rows, so every check for a

@@ -363,3 +363,108 @@ fn an_admins_many_roster_records_reach_a_newcomer_whole() {
     );
     assert_eq!(on_d, list(&a), "one roster");
 }
+
+/// The epochs of the records `r` wrote on documents other than the roster after log position
+/// `after` (every content record is sealed once a project has an epoch).
+fn epochs_written_after(r: &Replica, after: i64) -> Vec<String> {
+    let conn = rusqlite::Connection::open(r.db()).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT body FROM crdt_changes WHERE id > ?1 AND doc_id != 'roster'")
+        .unwrap();
+    let bodies: Vec<Vec<u8>> = stmt
+        .query_map([after], |row| row.get(0))
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect();
+    bodies
+        .iter()
+        .map(|b| {
+            let rec: td_engine::record::RecordBody = postcard::from_bytes(b).unwrap();
+            hex::encode(td_engine::sealing::record_epoch(&rec.change).expect("a sealed record"))
+        })
+        .collect()
+}
+
+fn last_position(r: &Replica) -> i64 {
+    rusqlite::Connection::open(r.db())
+        .unwrap()
+        .query_row("SELECT max(id) FROM crdt_changes", [], |row| row.get(0))
+        .unwrap()
+}
+
+/// Finding 7: revoking an invite, or its expiry, rotates the content key, so whoever holds
+/// the code (and reads the hub) can decrypt nothing written afterwards.
+#[test]
+fn revoked_or_expired_codes_read_nothing_written_after() {
+    let hub = td_tests::hub::Hub::start();
+    let a = Replica::init();
+    a.create("Before any invite", &[]);
+    a.json(&["sync", "init", "--hub", &hub.url()]);
+    let revoked = a.invite(&["--name", "leaked"]);
+    let expiring = a.invite(&["--expires", "1s", "--name", "slow"]);
+    let carried = |code: &str| -> Vec<String> {
+        td_engine::invite::InviteCode::decode(code)
+            .unwrap()
+            .keys
+            .keys()
+            .cloned()
+            .collect()
+    };
+    let leaked_keys = carried(&revoked);
+    assert!(
+        !leaked_keys.is_empty(),
+        "a code carries the current epoch's key"
+    );
+    // Written while both codes are live: under a key both carry.
+    let mark = last_position(&a);
+    a.create("While the codes are live", &[]);
+    for e in epochs_written_after(&a, mark) {
+        assert!(leaked_keys.contains(&e), "{e} {leaked_keys:?}");
+    }
+    // Revoked: the next write is under an epoch the code lacks.
+    let inv = a
+        .json(&["member", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "leaked" && m["pending"] == true)
+        .and_then(|m| m["invite"].as_str().map(String::from))
+        .expect("the pending invite");
+    a.json(&["member", "revoke-invite", &inv]);
+    let mark = last_position(&a);
+    a.create("After the revocation", &[]);
+    let after_revoke = epochs_written_after(&a, mark);
+    assert!(!after_revoke.is_empty());
+    for e in &after_revoke {
+        assert!(
+            !leaked_keys.contains(e),
+            "written under a key the revoked code carries"
+        );
+    }
+    // Expired: likewise, once its time has passed.
+    let slow_keys = carried(&expiring);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let mark = last_position(&a);
+    a.create("After the expiry", &[]);
+    for e in epochs_written_after(&a, mark) {
+        assert!(
+            !slow_keys.contains(&e),
+            "written under a key the expired code carries"
+        );
+        assert!(!leaked_keys.contains(&e));
+    }
+    // A member still reads everything.
+    let code = a.invite(&[]);
+    a.json(&["sync"]);
+    let b = Replica::new();
+    assert_eq!(b.json(&["join", &code])["action"], "joined");
+    b.json(&["sync"]);
+    for t in [
+        "Before any invite",
+        "While the codes are live",
+        "After the revocation",
+        "After the expiry",
+    ] {
+        assert!(b.export().contains(t), "{t} unreadable to a member");
+    }
+}
