@@ -153,6 +153,18 @@ pub enum Op {
         /// Member public key hex → the epoch key sealed to it (hex).
         #[serde(default)]
         seals: BTreeMap<String, String>,
+        /// The commitment to the epoch's key (`sealing::key_commitment`, hex): each member
+        /// checks the key sealed to it against it, so no member can hand another a key that
+        /// is not the epoch's. Empty in epochs from before it.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        commit: String,
+    },
+    /// A member refuses the copies of an epoch's key sealed to it that this operation was made
+    /// on: they did not match the epoch's commitment. Members that hold the right key seal it
+    /// to the refuser again.
+    RefuseSeal {
+        /// The epoch id (hex).
+        epoch: String,
     },
     /// An epoch's key sealed to one more member (one that joined or published its key later).
     Seal {
@@ -169,7 +181,10 @@ impl Op {
     /// Whether this is a key operation (resolved by `keyring.rs`, neutral for membership;
     /// `docs/encryption.md`).
     pub fn is_key_op(&self) -> bool {
-        matches!(self, Op::Epoch { .. } | Op::Seal { .. })
+        matches!(
+            self,
+            Op::Epoch { .. } | Op::Seal { .. } | Op::RefuseSeal { .. }
+        )
     }
 }
 
@@ -1022,7 +1037,7 @@ fn step(
                     added_at: o.time,
                 });
             }
-            Op::Epoch { .. } | Op::Seal { .. } => {}
+            Op::Epoch { .. } | Op::Seal { .. } | Op::RefuseSeal { .. } => {}
             Op::Remove { key, cutoff } => {
                 if let Some(r) = s.removed.get_mut(key) {
                     // Removed twice (concurrently): the cut-offs combine.

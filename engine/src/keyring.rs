@@ -30,6 +30,10 @@ pub struct Epoch {
     pub removed: BTreeSet<String>,
     /// Member public key hex → sealed copies of its key.
     pub seals: BTreeMap<String, Vec<Vec<u8>>>,
+    /// Member public key hex → who sealed each copy (public key hex), in `seals`' order.
+    pub sealers: BTreeMap<String, Vec<String>>,
+    /// The commitment to its key (`sealing::key_commitment`), for epochs that publish one.
+    pub commit: Option<[u8; 32]>,
     /// No other epoch was made on it.
     pub head: bool,
 }
@@ -39,6 +43,20 @@ pub struct Epoch {
 pub struct Keyring {
     /// Epochs in the roster's topological order.
     pub epochs: Vec<Epoch>,
+}
+
+/// Every operation `of` was made on (its dependencies and theirs).
+fn ancestors(deps: &HashMap<[u8; 32], &Vec<[u8; 32]>>, of: [u8; 32]) -> BTreeSet<[u8; 32]> {
+    let mut seen = BTreeSet::new();
+    let mut stack: Vec<[u8; 32]> = deps.get(&of).map(|d| d.to_vec()).unwrap_or_default();
+    while let Some(h) = stack.pop() {
+        if seen.insert(h) {
+            if let Some(d) = deps.get(&h) {
+                stack.extend(d.iter().copied());
+            }
+        }
+    }
+    seen
 }
 
 fn hex32(s: &str) -> Option<[u8; 32]> {
@@ -52,6 +70,8 @@ pub fn resolve(ops: &[OpRecord], roster: &Roster) -> Keyring {
     let mut k = Keyring::default();
     let mut epoch_hash: Vec<[u8; 32]> = Vec::new();
     let mut index: HashMap<EpochId, usize> = HashMap::new();
+    // Per epoch and member, the operation each sealed copy came in (for refusals).
+    let mut sources: HashMap<EpochId, BTreeMap<String, Vec<[u8; 32]>>> = HashMap::new();
     for o in &order {
         let Ok(op) = &o.op else { continue };
         if !op.is_key_op() {
@@ -60,17 +80,30 @@ pub fn resolve(ops: &[OpRecord], roster: &Roster) -> Keyring {
         let author = hex::encode(o.author);
         let counts = roster.standing(&author).admits(&o.actor, o.seq);
         match op {
-            Op::Epoch { id, removed, seals } => {
+            Op::Epoch {
+                id,
+                removed,
+                seals,
+                commit,
+            } => {
                 let Some(id) = hex32(id).filter(|_| counts) else {
                     continue;
                 };
                 if index.contains_key(&id) {
                     continue;
                 }
-                let seals = seals
+                let seals: BTreeMap<String, Vec<Vec<u8>>> = seals
                     .iter()
                     .filter_map(|(m, s)| Some((m.clone(), vec![hex::decode(s).ok()?])))
                     .collect();
+                let sealers = seals
+                    .keys()
+                    .map(|m| (m.clone(), vec![author.clone()]))
+                    .collect();
+                sources.insert(
+                    id,
+                    seals.keys().map(|m| (m.clone(), vec![o.hash])).collect(),
+                );
                 index.insert(id, k.epochs.len());
                 epoch_hash.push(o.hash);
                 k.epochs.push(Epoch {
@@ -78,6 +111,8 @@ pub fn resolve(ops: &[OpRecord], roster: &Roster) -> Keyring {
                     author,
                     removed: removed.iter().cloned().collect(),
                     seals,
+                    sealers,
+                    commit: hex32(commit),
                     head: true,
                 });
             }
@@ -86,11 +121,52 @@ pub fn resolve(ops: &[OpRecord], roster: &Roster) -> Keyring {
                     continue;
                 };
                 if let (true, Some(&i)) = (counts, index.get(&id)) {
-                    k.epochs[i]
-                        .seals
+                    let e = &mut k.epochs[i];
+                    e.seals.entry(to.clone()).or_default().push(sealed);
+                    e.sealers.entry(to.clone()).or_default().push(author);
+                    sources
+                        .entry(id)
+                        .or_default()
                         .entry(to.clone())
                         .or_default()
-                        .push(sealed);
+                        .push(o.hash);
+                }
+            }
+            Op::RefuseSeal { epoch } => {
+                // The refuser's copies this refusal was made on are dropped; copies sealed
+                // later (by a member holding the right key) stand.
+                let (true, Some(id)) = (counts, hex32(epoch)) else {
+                    continue;
+                };
+                let Some(&i) = index.get(&id) else { continue };
+                let before = ancestors(&deps, o.hash);
+                let from = sources
+                    .entry(id)
+                    .or_default()
+                    .entry(author.clone())
+                    .or_default();
+                let e = &mut k.epochs[i];
+                let (copies, sealers) = (
+                    e.seals.entry(author.clone()).or_default(),
+                    e.sealers.entry(author.clone()).or_default(),
+                );
+                let mut n = 0;
+                while n < from.len() {
+                    if before.contains(&from[n]) {
+                        from.remove(n);
+                        if n < copies.len() {
+                            copies.remove(n);
+                        }
+                        if n < sealers.len() {
+                            sealers.remove(n);
+                        }
+                    } else {
+                        n += 1;
+                    }
+                }
+                if copies.is_empty() {
+                    e.seals.remove(&author);
+                    e.sealers.remove(&author);
                 }
             }
             _ => {}
@@ -130,7 +206,8 @@ pub(crate) fn refresh(conn: &Connection, identity: &MachineIdentity) -> Result<b
     let roster = crate::roster::stored(conn)?;
     let k = resolve(&ops, &roster);
     conn.execute_batch(
-        "DELETE FROM crdt_epochs; DELETE FROM crdt_seals; DELETE FROM crdt_epoch_exposure;",
+        "DELETE FROM crdt_epochs; DELETE FROM crdt_seals; DELETE FROM crdt_epoch_exposure; \
+         DELETE FROM crdt_refuse_pending;",
     )?;
     keep_removals_named(conn, &ops)?;
     let invites = crate::roster::resolve(conn)?.invites;
@@ -169,8 +246,25 @@ pub(crate) fn refresh(conn: &Connection, identity: &MachineIdentity) -> Result<b
         // recipient), so it replaces one taken from elsewhere (an invite code, which nothing
         // signs) that says otherwise.
         let held = epoch_key(conn, &e.id)?;
-        for c in e.seals.get(&me).into_iter().flatten() {
+        let mut refused_one = false;
+        let mut good = false;
+        let sealers = e.sealers.get(&me);
+        for (n, c) in e.seals.get(&me).into_iter().flatten().enumerate() {
             if let Ok(key) = sealing::open_key(c, &e.id, &project, identity) {
+                if e.commit
+                    .is_some_and(|want| sealing::key_commitment(&project, &e.id, &key) != want)
+                {
+                    // Not the epoch's key: refused, its sealer named, and the copy is refused
+                    // in the roster so a member holding the right key seals it again.
+                    let by = sealers.and_then(|s| s.get(n)).cloned().unwrap_or_default();
+                    conn.execute(
+                        "INSERT OR IGNORE INTO crdt_bad_seals(epoch, sealer) VALUES (?1, ?2)",
+                        params![id, by],
+                    )?;
+                    refused_one = true;
+                    continue;
+                }
+                good = true;
                 confirm(conn, &e.id)?;
                 if held != Some(key) {
                     conn.execute(
@@ -184,6 +278,12 @@ pub(crate) fn refresh(conn: &Connection, identity: &MachineIdentity) -> Result<b
                 }
                 break;
             }
+        }
+        if refused_one && !good {
+            conn.execute(
+                "INSERT OR IGNORE INTO crdt_refuse_pending(epoch) VALUES (?1)",
+                [&id],
+            )?;
         }
     }
     if !replaced.is_empty() {
@@ -446,6 +546,7 @@ pub(crate) fn new_epoch_op(
             id: hex::encode(id),
             removed,
             seals,
+            commit: hex::encode(sealing::key_commitment(project, &id, &key)),
         },
         id,
         key,
@@ -461,6 +562,12 @@ pub(crate) fn upkeep(
     _identity: &MachineIdentity,
 ) -> Result<Vec<Op>> {
     let mut ops = Vec::new();
+    // Copies sealed to this machine that are not their epoch's key: refused in the roster.
+    let refuse: Vec<String> = conn
+        .prepare_cached("SELECT epoch FROM crdt_refuse_pending ORDER BY epoch")?
+        .query_map([], |r| r.get(0))?
+        .collect::<std::result::Result<_, _>>()?;
+    ops.extend(refuse.into_iter().map(|epoch| Op::RefuseSeal { epoch }));
     let epochs: Vec<(String, String)> = conn
         .prepare_cached("SELECT id, removed FROM crdt_epochs ORDER BY idx")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -595,6 +702,21 @@ pub(crate) fn status(conn: &Connection) -> Result<crate::views::EncryptionView> 
         plaintext_records: count(
             "SELECT count(*) FROM crdt_changes WHERE doc_id != 'roster' AND substr(body, 1, 1) = x'01'",
         )?,
+        refused_seals: conn
+            .prepare("SELECT epoch, sealer FROM crdt_bad_seals ORDER BY epoch, sealer")?
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<std::result::Result<Vec<_>, _>>()?
+            .into_iter()
+            .map(|(epoch, sealer)| {
+                let machine = hex32(&sealer)
+                    .map(|k| crate::identity::fingerprint_of(&k))
+                    .unwrap_or(sealer);
+                format!(
+                    "epoch {}: machine {machine} sealed a key to this machine that is not the epoch's; refused (a member holding the right key seals it again)",
+                    &epoch[..epoch.len().min(16)]
+                )
+            })
+            .collect(),
     })
 }
 
@@ -700,6 +822,7 @@ mod tests {
             id: hex::encode([id; 32]),
             removed: vec![],
             seals: BTreeMap::new(),
+            commit: String::new(),
         }
     }
 

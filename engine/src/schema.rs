@@ -295,6 +295,14 @@ CREATE TABLE IF NOT EXISTS crdt_removals_named (
 CREATE TABLE IF NOT EXISTS crdt_epoch_exposure (
     epoch TEXT PRIMARY KEY,
     until INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS crdt_bad_seals (
+    epoch TEXT NOT NULL,
+    sealer TEXT NOT NULL,
+    PRIMARY KEY (epoch, sealer)
+);
+CREATE TABLE IF NOT EXISTS crdt_refuse_pending (
+    epoch TEXT PRIMARY KEY
 );";
 
 /// Records held for a key (`store::NO_KEY`, 5), by writer: few rows, so every check for a

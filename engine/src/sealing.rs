@@ -98,6 +98,19 @@ pub fn encryption_key_of(public_key: &[u8; 32]) -> Option<[u8; KEY_LEN]> {
     )
 }
 
+/// The commitment an epoch makes to its key: `sha256("td-epoch-key-v1\0" ‖ project ‖ 0 ‖ id ‖
+/// key)`. Published in the epoch's operation (signed with it), so a member that opens a copy
+/// sealed to it can tell whether it is the epoch's key.
+pub fn key_commitment(project: &str, epoch: &EpochId, key: &EpochKey) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"td-epoch-key-v1\0");
+    h.update(project.as_bytes());
+    h.update([0u8]);
+    h.update(epoch);
+    h.update(key);
+    h.finalize().into()
+}
+
 /// A fresh random epoch: its id and key.
 pub fn new_epoch() -> (EpochId, EpochKey) {
     (random_bytes(), random_bytes())

@@ -832,4 +832,8 @@ pub struct EncryptionView {
     /// Records stored in plaintext (from before the project's first epoch; the roster's
     /// records are always plaintext and not counted).
     pub plaintext_records: i64,
+    /// Copies of an epoch key sealed to this machine that were not the epoch's key (its
+    /// commitment says otherwise), each naming the machine that sealed it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused_seals: Vec<String>,
 }

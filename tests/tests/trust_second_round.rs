@@ -468,3 +468,81 @@ fn revoked_or_expired_codes_read_nothing_written_after() {
         assert!(b.export().contains(t), "{t} unreadable to a member");
     }
 }
+
+/// Finding 4: a member cannot make a teammate's work unreadable by sealing it a key that is
+/// not the epoch's. The epoch commits to its key; the victim refuses the wrong copy and names
+/// its sealer; a member holding the right key seals it again; both read each other's work.
+#[test]
+fn a_wrong_key_sealed_to_a_member_is_refused_and_replaced() {
+    use td_engine::sealing;
+    let hub = td_tests::hub::Hub::start();
+    let a = Replica::init();
+    a.create("Founding issue", &[]);
+    a.json(&["sync", "init", "--hub", &hub.url()]);
+    let b = Replica::new();
+    assert_eq!(b.json(&["join", &a.invite(&[])])["action"], "joined");
+    let code = a.invite(&[]);
+    a.json(&["sync"]);
+    let v = Replica::new();
+    assert_eq!(v.json(&["join", &code])["action"], "joined");
+    for r in [&a, &b, &v, &a, &b, &v] {
+        r.json(&["sync"]);
+    }
+    // B, a member, writes around td's checks an epoch whose key it seals to A and itself, and
+    // a different key to V, committing to the first.
+    let project = a.store().project_id().unwrap();
+    let (id, key) = sealing::new_epoch();
+    let (_, wrong) = sealing::new_epoch();
+    let seal_to = |r: &Replica, k: &[u8; 32]| {
+        let pk = r.identity().public_key();
+        let enc = sealing::encryption_key_of(&pk).unwrap();
+        hex::encode(sealing::seal_key(k, &id, &project, &pk, &enc))
+    };
+    let op = serde_json::json!({
+        "op": "epoch",
+        "id": hex::encode(id),
+        "removed": [],
+        "seals": {
+            a.public_key(): seal_to(&a, &key),
+            b.public_key(): seal_to(&b, &key),
+            v.public_key(): seal_to(&v, &wrong),
+        },
+        "commit": hex::encode(sealing::key_commitment(&project, &id, &key)),
+    });
+    let session = format!("ses_{}_evil00", b.identity().fingerprint());
+    let run = td_tests::signed_run(
+        &b.identity(),
+        &project,
+        "roster",
+        Some(&op.to_string()),
+        &session,
+    );
+    let report = td_engine::sync::SyncStore::apply(&mut b.store(), &[run]).unwrap();
+    assert!(report.rejected.is_empty(), "{report:?}");
+    // Everyone meets a few times (refusal, new seal, and their work travel).
+    for _ in 0..2 {
+        for r in [&b, &v, &a] {
+            r.json(&["sync"]);
+        }
+    }
+    let status = v.json(&["sync", "status"]);
+    let refused = status["encryption"]["refused_seals"].to_string();
+    assert!(refused.contains(&b.identity().fingerprint()), "{status}");
+    let from_v = v.create("Written by the victim", &[]);
+    let from_a = a.create("Written by the founder", &[]);
+    for _ in 0..2 {
+        for r in [&v, &a] {
+            r.json(&["sync"]);
+        }
+    }
+    assert_eq!(a.json(&["show", &from_v])["title"], "Written by the victim");
+    assert_eq!(
+        v.json(&["show", &from_a])["title"],
+        "Written by the founder"
+    );
+    for r in [&a, &v] {
+        let enc = &r.json(&["sync", "status"])["encryption"];
+        assert_eq!(enc["unreadable"], 0, "{enc}");
+        assert_eq!(enc["waiting_for_key"], 0, "{enc}");
+    }
+}
