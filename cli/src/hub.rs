@@ -388,7 +388,8 @@ fn state_json(p: &Project, root: &Path, probe: bool) -> Result<Value> {
     Ok(json!({
         "mode": s.mode, "hub": key, "token": s.token.as_deref().map(mask_token), "project": project,
         "pending": p.store.pending_push(&key)?, "last_push_at": st.last_push_at, "last_pull_at": st.last_pull_at,
-        "hub_answered": answered, "warning": warning, "quarantined": quarantine, "waiting": waiting, "held": held_json(p)?, "auto": s.auto,
+        "hub_answered": answered, "warning": warning, "quarantined": quarantine,
+        "hub_anomaly": st.anomaly.as_ref().map(|a| json!({"found": a, "at": st.anomaly_at})), "waiting": waiting, "held": held_json(p)?, "auto": s.auto,
         "encryption": p.encryption()?, "hub_plaintext_rows": hub_plaintext
     }))
 }

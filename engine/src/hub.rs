@@ -165,6 +165,15 @@ pub struct HubState {
     pub last_push_at: Option<String>,
     /// When the last pull succeeded.
     pub last_pull_at: Option<String>,
+    /// How many rows the hub held at or below the cursor when this replica last pulled.
+    pub seen_below: Option<i64>,
+    /// The hash of the hub's row at the cursor then (none when the cursor is no row of
+    /// this project).
+    pub seen_hash: Option<Vec<u8>>,
+    /// The last time the hub was found to have lost or renumbered rows, and what was done.
+    pub anomaly: Option<String>,
+    /// When.
+    pub anomaly_at: Option<String>,
 }
 
 /// What one pull page did.
@@ -230,9 +239,9 @@ impl Store {
         Ok(self
             .conn()
             .query_row(
-                "SELECT pushed_through, pull_cursor, last_push_at, last_pull_at FROM crdt_hub_state WHERE hub = ?1",
+                "SELECT pushed_through, pull_cursor, last_push_at, last_pull_at, seen_below, anomaly, anomaly_at, seen_hash FROM crdt_hub_state WHERE hub = ?1",
                 [hub],
-                |r| Ok(HubState { pushed_through: r.get(0)?, pull_cursor: r.get(1)?, last_push_at: r.get(2)?, last_pull_at: r.get(3)? }),
+                |r| Ok(HubState { pushed_through: r.get(0)?, pull_cursor: r.get(1)?, last_push_at: r.get(2)?, last_pull_at: r.get(3)?, seen_below: r.get(4)?, anomaly: r.get(5)?, anomaly_at: r.get(6)?, seen_hash: r.get(7)? }),
             )
             .optional()?
             .unwrap_or_default())
@@ -258,6 +267,67 @@ impl Store {
     /// Records that the hub holds every local record up to `local_id`.
     pub fn mark_pushed(&mut self, hub: &str, local_id: i64) -> Result<()> {
         self.update_hub_state(hub, "pushed_through", local_id)
+    }
+
+    /// Checks the hub against what this replica saw of it: `below` is how many of the
+    /// project's rows the hub holds at or below this replica's pull cursor now, `max` its
+    /// highest sequence. Rows below the cursor never change on a healthy hub (it only
+    /// appends), so a different count, or a highest row below the cursor, means the hub lost
+    /// rows or numbered new ones where this replica had read already (restored from a backup,
+    /// rolled back, a row deleted). Then everything is pushed again (the hub keeps one row per
+    /// hash, so what it holds is not doubled) and read again from the start (what is held
+    /// here is skipped), and the finding is kept for `td sync status`. Returns it.
+    pub fn hub_audit(
+        &mut self,
+        hub: &str,
+        below: i64,
+        max: i64,
+        at_cursor: Option<Vec<u8>>,
+    ) -> Result<Option<String>> {
+        let st = self.hub_state(hub)?;
+        if st.pull_cursor == 0 {
+            return Ok(None);
+        }
+        let why = if max < st.pull_cursor {
+            format!(
+                "the hub's rows end at {max}, below the {} this replica had read: it was rolled back or restored",
+                st.pull_cursor
+            )
+        } else if st.seen_below.is_some_and(|seen| seen != below) {
+            format!(
+                "the hub holds {below} rows up to {} where it held {}: rows were lost or numbered anew",
+                st.pull_cursor,
+                st.seen_below.unwrap_or_default()
+            )
+        } else if st.seen_below.is_some() && st.seen_hash != at_cursor {
+            format!(
+                "the hub's row {} is not the one this replica read there: rows were lost and numbered anew (rolled back or restored)",
+                st.pull_cursor
+            )
+        } else {
+            return Ok(None);
+        };
+        let note = format!("{why}; pushed everything again and read it again from the start");
+        self.conn().execute(
+            "UPDATE crdt_hub_state SET pull_cursor = 0, pushed_through = 0, seen_below = NULL, seen_hash = NULL, anomaly = ?2, anomaly_at = ?3 WHERE hub = ?1",
+            params![hub, note, now_timestamp()],
+        )?;
+        Ok(Some(note))
+    }
+
+    /// Keeps how many rows the hub held at or below the cursor after a pull (for
+    /// [`Store::hub_audit`]).
+    pub fn note_hub_seen(
+        &mut self,
+        hub: &str,
+        below: i64,
+        at_cursor: Option<Vec<u8>>,
+    ) -> Result<()> {
+        self.conn().execute(
+            "UPDATE crdt_hub_state SET seen_below = ?2, seen_hash = ?3 WHERE hub = ?1",
+            params![hub, below, at_cursor],
+        )?;
+        Ok(())
     }
 
     /// Local records not pushed to `hub` yet.

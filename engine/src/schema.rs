@@ -251,6 +251,21 @@ fn hub_tables(conn: &Connection) -> Result<()> {
             PRIMARY KEY (hub, actor)
         );",
     )?;
+    // What this replica last saw of the hub below its cursor, and the last time the hub
+    // was found to have lost or renumbered rows (`Store::hub_audit`).
+    for (col, ty) in [
+        ("seen_below", "INTEGER"),
+        ("seen_hash", "BLOB"),
+        ("anomaly", "TEXT"),
+        ("anomaly_at", "TEXT"),
+    ] {
+        let has = conn
+            .prepare("SELECT 1 FROM pragma_table_info('crdt_hub_state') WHERE name = ?1")?
+            .exists([col])?;
+        if !has {
+            conn.execute_batch(&format!("ALTER TABLE crdt_hub_state ADD COLUMN {col} {ty}"))?;
+        }
+    }
     Ok(())
 }
 

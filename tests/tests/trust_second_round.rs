@@ -546,3 +546,88 @@ fn a_wrong_key_sealed_to_a_member_is_refused_and_replaced() {
         assert_eq!(enc["waiting_for_key"], 0, "{enc}");
     }
 }
+
+/// The hub's highest row (sequence), read from the hub itself.
+fn hub_max(hub: &td_tests::hub::Hub) -> i64 {
+    let rows = td_tests::hub::sql(
+        hub.port,
+        "SELECT coalesce(max(seq), 0) FROM td_changes",
+        serde_json::json!([]),
+    );
+    rows[0][0]["value"].as_str().unwrap().parse().unwrap()
+}
+
+/// Finding 5: a hub that loses its newest rows (restored from an older backup, rolled back)
+/// and then numbers new rows where a member had read already, or loses one row below every
+/// cursor, is noticed: the member pushes again what the hub lost, reads again from the start,
+/// says so in `td sync status`, and a machine joining afterwards gets everything. Nobody
+/// waits forever.
+#[test]
+fn a_hub_that_loses_rows_is_healed_by_its_members() {
+    let hub = td_tests::hub::Hub::start();
+    let a = Replica::init();
+    a.create("First issue", &[]);
+    a.json(&["sync", "init", "--hub", &hub.url()]);
+    let code = a.invite(&[]);
+    a.json(&["sync"]);
+    let b = Replica::new();
+    assert_eq!(b.json(&["join", &code])["action"], "joined");
+    a.json(&["sync"]);
+    b.json(&["sync"]);
+    let backup = hub_max(&hub);
+    // A writes and syncs; B does not read it yet.
+    let second = a.create("Second issue", &[]);
+    a.json(&["sync"]);
+    // The hub goes back to its backup: A's newest rows are gone, on the hub only.
+    td_tests::hub::sql(
+        hub.port,
+        "DELETE FROM td_changes WHERE seq > ?1",
+        serde_json::json!([{"type": "integer", "value": backup.to_string()}]),
+    );
+    // B writes: its rows are numbered where A had read already.
+    let third = b.create("Third issue", &[]);
+    b.json(&["sync"]);
+    a.json(&["sync"]);
+    let status = a.json(&["sync", "status"]);
+    assert!(
+        status["hub_anomaly"]["found"]
+            .as_str()
+            .is_some_and(|f| f.contains("rolled back")),
+        "{status}"
+    );
+    assert_eq!(a.json(&["show", &third])["title"], "Third issue");
+    b.json(&["sync"]);
+    assert_eq!(b.json(&["show", &second])["title"], "Second issue");
+    // One row deleted below everyone's cursor: noticed by the count, pushed again.
+    let before = hub.change_rows();
+    td_tests::hub::sql(
+        hub.port,
+        "DELETE FROM td_changes WHERE seq = (SELECT min(seq) FROM td_changes)",
+        serde_json::json!([]),
+    );
+    assert_eq!(hub.change_rows(), before - 1);
+    a.json(&["sync"]);
+    let status = a.json(&["sync", "status"]);
+    assert!(
+        status["hub_anomaly"]["found"]
+            .as_str()
+            .is_some_and(|f| f.contains("lost")),
+        "{status}"
+    );
+    assert_eq!(
+        hub.change_rows(),
+        before,
+        "the lost row is on the hub again"
+    );
+    // A newcomer gets everything, and all three agree.
+    let code = a.invite(&[]);
+    a.json(&["sync"]);
+    let c = Replica::new();
+    assert_eq!(c.json(&["join", &code])["action"], "joined");
+    for r in [&c, &a, &b, &c] {
+        r.json(&["sync"]);
+    }
+    assert_eq!(c.json(&["show", &second])["title"], "Second issue");
+    assert_eq!(a.export(), b.export());
+    assert_eq!(a.export(), c.export());
+}

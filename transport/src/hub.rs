@@ -469,6 +469,68 @@ impl HubClient {
         )
     }
 
+    /// How many of `project`'s rows the hub holds at or below sequence `upto`, its highest
+    /// sequence, and the hash of its row at `upto` (`Store::hub_audit` checks them against
+    /// what this replica saw), in one request.
+    pub fn audit(
+        &self,
+        project: &str,
+        upto: i64,
+    ) -> Result<(i64, i64, Option<Vec<u8>>), TransportError> {
+        let requests = vec![
+            StreamRequest::Execute(ExecuteStreamReq {
+                stmt: stmt(
+                    "SELECT count(*) FROM td_changes WHERE project = ?1 AND seq <= ?2",
+                    vec![text(project), int(upto)],
+                    true,
+                ),
+            }),
+            StreamRequest::Execute(ExecuteStreamReq {
+                stmt: stmt(
+                    "SELECT coalesce(max(seq), 0) FROM td_changes WHERE project = ?1",
+                    vec![text(project)],
+                    true,
+                ),
+            }),
+            StreamRequest::Execute(ExecuteStreamReq {
+                stmt: stmt(
+                    "SELECT hash FROM td_changes WHERE project = ?1 AND seq = ?2",
+                    vec![text(project), int(upto)],
+                    true,
+                ),
+            }),
+        ];
+        let mut out = Vec::new();
+        let mut hash = None;
+        for (n, resp) in self.pipeline(requests)?.into_iter().enumerate() {
+            match resp {
+                StreamResponse::Execute(e) if n == 2 => {
+                    hash = e
+                        .result
+                        .rows
+                        .first()
+                        .and_then(|r| r.values.first())
+                        .and_then(|v| match v {
+                            Value::Blob { value } => Some(value.to_vec()),
+                            _ => None,
+                        });
+                }
+                StreamResponse::Execute(e) => out.push(first_int(&e.result).unwrap_or(0)),
+                _ => {
+                    return Err(TransportError::Protocol(format!(
+                        "hub {} sent an unexpected response",
+                        self.display
+                    )))
+                }
+            }
+        }
+        Ok((
+            out.first().copied().unwrap_or(0),
+            out.get(1).copied().unwrap_or(0),
+            hash,
+        ))
+    }
+
     /// How many of `project`'s rows the hub holds after sequence `after` (what a pull has
     /// left to read, for its progress line).
     pub fn rows_after(&self, project: &str, after: i64) -> Result<u64, TransportError> {

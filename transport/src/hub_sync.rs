@@ -30,6 +30,7 @@ pub fn push(
 ) -> Result<u64, TransportError> {
     let key = client.display_url().to_string();
     let project = store.project_id()?;
+    audit(store, client, &key, &project)?;
     // First the hub's rows of this machine's own writers that are about to be pushed: a fork
     // (a restored database) is recovered before anything of it is published.
     let own = store.own_unpushed(&key)?;
@@ -64,6 +65,7 @@ pub fn pull(
 ) -> Result<Pulled, TransportError> {
     let key = client.display_url().to_string();
     store.recover_own_forks()?;
+    audit(store, client, &key, &store.project_id()?)?;
     let all_pushed = store.hub_state(&key)?.pushed_through >= store.last_local_id()?;
     let mut total = Pulled::default();
     if store.hub_state(&key)?.pull_cursor == 0 {
@@ -97,7 +99,32 @@ pub fn pull(
         let last = store.last_local_id()?;
         store.mark_pushed(&key, last)?;
     }
+    // What the hub holds up to the cursor now, to be checked on the next sync.
+    let cursor = store.hub_state(&key)?.pull_cursor;
+    if cursor > 0 {
+        let (below, _, at) = client.audit(&store.project_id()?, cursor)?;
+        store.note_hub_seen(&key, below, at)?;
+    }
     Ok(total)
+}
+
+/// The hub is checked, never trusted: rows lost or renumbered below this replica's cursor
+/// (a hub restored from a backup, rolled back, a row deleted) make it push everything again
+/// and read again from the start (`Store::hub_audit`), said on stderr's log by the caller
+/// through `td sync status`.
+fn audit(
+    store: &mut Store,
+    client: &HubClient,
+    key: &str,
+    project: &str,
+) -> Result<(), TransportError> {
+    let cursor = store.hub_state(key)?.pull_cursor;
+    if cursor == 0 {
+        return Ok(());
+    }
+    let (below, max, at) = client.audit(project, cursor)?;
+    store.hub_audit(key, below, max, at)?;
+    Ok(())
 }
 
 /// Most passes one pull makes over writers waiting for a key (each pass reads up to
