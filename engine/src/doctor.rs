@@ -184,6 +184,21 @@ pub(crate) fn examine(conn: &Connection, pending: &[(String, i64)]) -> Result<Do
             format!("{held} records of machines not admitted here (see 'td sync status'); they apply once an admin admits them")
         },
     ));
+    // The roster (docs/membership.md): operations refused, waiting, and those of machines
+    // nobody admitted (a stranger's, never read).
+    let roster = crate::roster::resolve(conn)?;
+    checks.push(check(
+        "roster",
+        true,
+        format!(
+            "{} member(s), {} removed; {} operation(s) refused, {} waiting for an earlier one; {} by machines nobody admitted (stored, never read)",
+            roster.members.len(),
+            roster.removed.len(),
+            roster.refused.len(),
+            roster.waiting,
+            roster.unadmitted
+        ),
+    ));
     checks.push(check(
         "waiting records",
         true,

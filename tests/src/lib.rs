@@ -1050,6 +1050,24 @@ pub fn signed_run(
     }
 }
 
+/// A chain of roster records signed by a fresh machine nobody admitted, one per operation in
+/// `ops` (JSON): what a stranger holding the hub token can write.
+pub fn stranger_roster_run(project: &str, ops: &[String]) -> td_engine::sync::WireRun {
+    use automerge::transaction::{CommitOptions, Transactable};
+    let who = td_engine::MachineIdentity::generate();
+    let actor: [u8; 16] = td_engine::identity::random_bytes();
+    let mut d = automerge::AutoCommit::new().with_actor(automerge::ActorId::from(&actor[..]));
+    let mut changes = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        d.put(automerge::ROOT, "n", i as i64).unwrap();
+        d.commit_with(CommitOptions::default().with_message(op.clone()));
+        let c = d.get_last_local_change().unwrap().raw_bytes().to_vec();
+        changes.push(("roster".to_string(), c));
+    }
+    let session = format!("ses_{}_aaaaaa", who.fingerprint());
+    signed_chain(&who, project, &session, actor, changes)
+}
+
 /// The record of [`signed_run`]: seq 1 of a fresh actor, signed by `signer`.
 pub fn signed_record(
     signer: &td_engine::MachineIdentity,

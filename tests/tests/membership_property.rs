@@ -33,6 +33,11 @@ enum Step {
     /// Replica `0` joins with the newest invite (which may be used already, or made on a
     /// roster where replica `0` was removed).
     Join(usize),
+    /// A stranger's roster records (a chain of `1` operations trying to admit itself, remove
+    /// replica `2`, or revoke nothing) reach replica `0` (as from the hub).
+    Stranger(usize, usize, usize),
+    /// The hub loses its newest `0` rows of this project (restored from a backup).
+    HubLoss(usize),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -45,7 +50,9 @@ fn step() -> impl Strategy<Value = Step> {
         4 => (r.clone(), r.clone(), prop::collection::vec(0u8..12, 0..30)).prop_map(|(a, b, f)| Step::Sync(a, b, f)),
         2 => r.clone().prop_map(Step::Hub),
         1 => (r.clone(), any::<bool>()).prop_map(|(a, admin)| Step::Invite(a, admin)),
-        1 => r.prop_map(Step::Join),
+        1 => r.clone().prop_map(Step::Join),
+        1 => (r.clone(), 1usize..40, r).prop_map(|(a, n, victim)| Step::Stranger(a, n, victim)),
+        1 => (1usize..6).prop_map(Step::HubLoss),
     ]
 }
 
@@ -74,7 +81,7 @@ fn hub_round(node: &mut mesh::Node, hub: &td_transport::hub::HubClient) {
     }
 }
 
-fn run(steps: Vec<Step>, hub: &td_transport::hub::HubClient) {
+fn run(steps: Vec<Step>, hub: &td_transport::hub::HubClient, port: u16) {
     let mut nodes = mesh::project(N);
     let mut invites: Vec<String> = Vec::new();
     // Replica 1 starts as a second admin, so concurrent admin decisions happen.
@@ -128,6 +135,34 @@ fn run(steps: Vec<Step>, hub: &td_transport::hub::HubClient) {
                 p.join_prepare(&checked).unwrap();
                 let _ = p.join_commit(&checked); // refused when used or revoked here
             }
+            Step::Stranger(r, n, victim) => {
+                let project = nodes[r].project.store.project_id().unwrap();
+                let own = hex::encode(td_engine::MachineIdentity::generate().public_key());
+                let ops: Vec<String> = (0..n)
+                    .map(|i| match i % 3 {
+                        0 => format!(r#"{{"op":"add","key":"{own}","role":"admin"}}"#),
+                        1 => format!(r#"{{"op":"remove","key":"{}"}}"#, keys[victim]),
+                        _ => format!(
+                            r#"{{"op":"set_role","key":"{}","role":"member"}}"#,
+                            keys[victim]
+                        ),
+                    })
+                    .collect();
+                let run = td_tests::stranger_roster_run(&project, &ops);
+                use td_engine::sync::SyncStore;
+                let _ = nodes[r].project.store.apply(&[run]).unwrap();
+            }
+            Step::HubLoss(k) => {
+                let project = nodes[0].project.store.project_id().unwrap();
+                td_tests::hub::sql(
+                    port,
+                    "DELETE FROM td_changes WHERE seq IN (SELECT seq FROM td_changes WHERE project = ?1 ORDER BY seq DESC LIMIT ?2)",
+                    serde_json::json!([
+                        {"type": "text", "value": project},
+                        {"type": "integer", "value": k.to_string()}
+                    ]),
+                );
+            }
         }
     }
     // Everyone meets the hub, then every pair meets directly.
@@ -148,6 +183,11 @@ fn run(steps: Vec<Step>, hub: &td_transport::hub::HubClient) {
     // members (a removed machine's replica keeps showing its own late work to itself).
     let final_roster = roster::stored(nodes[0].project.store.conn()).unwrap();
     assert!(final_roster.admins() >= 1, "the roster kept an admin");
+    // Strangers never enter the roster, and no member's record is held on a member's
+    // replica once everyone has met.
+    for k in final_roster.members.keys() {
+        assert!(keys.contains(k), "a stranger {k} entered the roster");
+    }
     let members: Vec<usize> = (0..N)
         .filter(|&i| final_roster.members.contains_key(&keys[i]))
         .collect();
@@ -171,6 +211,16 @@ fn run(steps: Vec<Step>, hub: &td_transport::hub::HubClient) {
     // and a rebuild from the log reproduces the tables.
     for &i in &members {
         let conn = nodes[i].project.store.conn();
+        for m in final_roster.members.keys() {
+            let held: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM crdt_changes WHERE author = ?1 AND applied IN (2, 5)",
+                    [hex::decode(m).unwrap()],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(held, 0, "a member's record is held on replica {i}");
+        }
         for (key, removed) in &final_roster.removed {
             let author = hex::decode(key).unwrap();
             let mut stmt = conn
@@ -225,7 +275,7 @@ fn every_replica_computes_the_same_roster() {
     };
     runner
         .run(&prop::collection::vec(step(), 1..40), |steps| {
-            run(steps, &client);
+            run(steps, &client, hub.port);
             Ok(())
         })
         .unwrap();
@@ -338,5 +388,6 @@ fn the_last_admin_cannot_demote_itself_by_re_adding() {
             Step::Add(1, 1, false),
         ],
         &client,
+        hub.port,
     );
 }

@@ -292,6 +292,41 @@ impl SyncStore for Store {
                     s
                 }
             };
+            // A machine nobody admitted may store a few roster records (its join, made before
+            // its invite arrived here), never a flood (docs/membership.md). A run goes whole
+            // or not at all: a stored prefix would lack the signature that vouches for it.
+            let (roster_n, roster_bytes) = records
+                .iter()
+                .filter(|r| r.body.format < crate::record::SEALED_FORMAT && r.body.doc == ROSTER_ID)
+                .fold((0u64, 0u64), |(n, b), r| {
+                    (n + 1, b + r.encoded.len() as u64)
+                });
+            if roster_n > 0 && author_standing == Standing::Unknown && run.author != local && {
+                let view = match &mut admission {
+                    Some(v) => v,
+                    None => admission.insert(roster::Admission::load(&tx)?),
+                };
+                !view.admits(&hex::encode(run.author))
+            } {
+                let used = match unadmitted_roster.get(&run.author) {
+                    Some(u) => *u,
+                    None => roster::roster_records_of(&tx, &run.author)?,
+                };
+                let next = (used.0 + roster_n, used.1 + roster_bytes);
+                if next.0 > authority::MAX_UNADMITTED_ROSTER_RECORDS
+                    || next.1 > authority::MAX_UNADMITTED_ROSTER_BYTES
+                {
+                    report.rejected.push(format!(
+                        "{} record(s) of actor {short} refused: machine {} is not a member, and a machine that is not may store at most {} roster records ({} bytes)",
+                        records.len(),
+                        identity::fingerprint_of(&run.author),
+                        authority::MAX_UNADMITTED_ROSTER_RECORDS,
+                        authority::MAX_UNADMITTED_ROSTER_BYTES
+                    ));
+                    continue;
+                }
+                unadmitted_roster.insert(run.author, next);
+            }
             let n = records.len();
             let mut head = None;
             let mut session = run.session.clone();
@@ -371,34 +406,6 @@ impl SyncStore for Store {
                     }
                 };
                 let is_roster = doc == ROSTER_ID && !sealed;
-                if is_roster && author_standing == Standing::Unknown && run.author != local && {
-                    let view = match &mut admission {
-                        Some(v) => v,
-                        None => admission.insert(roster::Admission::load(&tx)?),
-                    };
-                    !view.admits(&hex::encode(run.author))
-                } {
-                    // A machine nobody admitted may store a few roster records (its join, made
-                    // before its invite arrived here), never a flood (docs/membership.md).
-                    let used = match unadmitted_roster.get(&run.author) {
-                        Some(u) => *u,
-                        None => roster::roster_records_of(&tx, &run.author)?,
-                    };
-                    let next = (used.0 + 1, used.1 + rec.encoded.len() as u64);
-                    if next.0 > authority::MAX_UNADMITTED_ROSTER_RECORDS
-                        || next.1 > authority::MAX_UNADMITTED_ROSTER_BYTES
-                    {
-                        report.rejected.push(format!(
-                            "roster record {short}#{} refused: machine {} is not a member, and a machine that is not may store at most {} roster records ({} bytes)",
-                            rec.body.seq,
-                            identity::fingerprint_of(&run.author),
-                            authority::MAX_UNADMITTED_ROSTER_RECORDS,
-                            authority::MAX_UNADMITTED_ROSTER_BYTES
-                        ));
-                        break;
-                    }
-                    unadmitted_roster.insert(run.author, next);
-                }
                 let accepted = is_roster || author_standing.admits(&run.actor, rec.body.seq);
                 let row = store::insert_record_as(
                     &tx,
