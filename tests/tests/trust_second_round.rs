@@ -633,3 +633,44 @@ fn a_hub_that_loses_rows_is_healed_by_its_members() {
     assert_eq!(a.export(), b.export());
     assert_eq!(a.export(), c.export());
 }
+
+/// Finding 10 (claims): a claim stamped in the future by another machine's clock is judged by
+/// when this replica received it, so `td unstart --stale` releases it once that is long ago.
+#[test]
+fn a_claim_stamped_in_the_future_goes_stale_by_arrival() {
+    let a = Replica::init();
+    let b = Replica::init();
+    let sa = a.serve();
+    a.befriend(&b, "a", &sa.addr);
+    let id = a.create("Claimed from a fast clock", &[]);
+    assert!(b.json(&["peer", "sync", "a"])[0]["error"].is_null());
+    b.json(&["start", &id]);
+    // B's clock is years ahead: its last word on the issue says 2031.
+    {
+        let mut store = b.store();
+        store
+            .write(
+                &format!("ses_{}_fa57c1", b.identity().fingerprint()),
+                |tx| {
+                    tx.change(&id, |d| {
+                        td_engine::doc::put_str(d, "updated_at", "2031-01-01 00:00:00.000000+00:00")
+                    })
+                },
+            )
+            .unwrap();
+    }
+    assert!(b.json(&["peer", "sync", "a"])[0]["error"].is_null());
+    assert_eq!(
+        a.json(&["show", &id])["updated_at"],
+        "2031-01-01 00:00:00.000000+00:00",
+        "the fast clock's stamp arrived"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    let swept = a.json(&["unstart", "--stale", "2s", "--force"]);
+    assert!(
+        swept.to_string().contains(&id),
+        "the future claim was not released: {swept}"
+    );
+    assert_eq!(a.json(&["show", &id])["status"], "open");
+    sa.stop();
+}
