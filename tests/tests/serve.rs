@@ -55,11 +55,17 @@ fn api_routes_successes_and_errors() {
     let p = srv.port;
     assert!(r.root.join(".todos/serve-port").exists());
 
-    // /health is open; /v1 needs the token.
-    assert_eq!(
-        call(p, "GET", "/health", &[], None).1["data"]["status"],
-        "ok"
+    // /health is open (td's shape: the server's session and a string change token); /v1
+    // needs the token.
+    let health = call(p, "GET", "/health", &[], None).1;
+    assert_eq!(health["data"]["status"], "ok");
+    assert!(
+        health["data"]["session_id"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("ses_")),
+        "{health}"
     );
+    assert!(health["data"]["change_token"].is_string(), "{health}");
     let (st, v) = call(p, "GET", "/v1/issues", &[], None);
     assert_eq!(
         (st, v["error"]["code"].as_str()),
@@ -418,12 +424,11 @@ fn api_routes_successes_and_errors() {
         call(p, "GET", &format!("/v1/boards/{board}"), &[AUTH], None).0,
         404
     );
-    assert!(
-        call(p, "GET", "/v1/sessions", &[AUTH], None).1["data"]["sessions"]
-            .as_array()
-            .unwrap()
-            .len()
-            >= 2
+    let sessions = call(p, "GET", "/v1/sessions", &[AUTH], None).1;
+    assert!(sessions["data"]["sessions"].as_array().unwrap().len() >= 2);
+    assert_eq!(
+        sessions["data"]["current_session_id"], health["data"]["session_id"],
+        "{sessions}"
     );
     assert_eq!(
         call(p, "GET", "/v1/stats", &[AUTH], None).1["data"]["issues"],

@@ -86,11 +86,17 @@ fn body<T: for<'de> Deserialize<'de>>(raw: Body) -> Result<T, ApiError> {
     serde_json::from_value(v).map_err(|e| bad(format!("invalid request body: {e}")))
 }
 
-async fn health() -> Response {
-    ok(
+/// td's health answer: the server's session and the change token (the log's position, as
+/// the live events carry it; a string, as td's), plus our `version`.
+async fn health(State(s): State<AppState>) -> ApiResult {
+    let (session, token) = with_project(&s, false, |p| {
+        Ok((p.session.id.clone(), p.store.last_local_id()?))
+    })
+    .await?;
+    Ok(ok(
         StatusCode::OK,
-        json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}),
-    )
+        json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "session_id": session, "change_token": token.to_string()}),
+    ))
 }
 
 async fn list_issues(
@@ -556,10 +562,11 @@ async fn remove_board_position(
 }
 
 async fn sessions(State(s): State<AppState>) -> ApiResult {
-    let list = with_project(&s, false, |p| p.sessions()).await?;
+    let (list, current) =
+        with_project(&s, false, |p| Ok((p.sessions()?, p.session.id.clone()))).await?;
     Ok(ok(
         StatusCode::OK,
-        json!({"sessions": list.iter().map(to_json).collect::<Vec<_>>()}),
+        json!({"sessions": list.iter().map(to_json).collect::<Vec<_>>(), "current_session_id": current}),
     ))
 }
 
