@@ -287,18 +287,37 @@ fn session_ids_with_control_characters_are_refused() {
     sa.stop();
 }
 
+/// A founder whose first issue is `first`, syncing with `hub`.
+fn founder_on(hub: &td_tests::hub::Hub, first: &str) -> Replica {
+    let a = Replica::init();
+    a.create(first, &[]);
+    a.json(&["sync", "init", "--hub", &hub.url()]);
+    a
+}
+
+/// A fresh machine that joined `a`'s project through the hub with an invite made with
+/// `args` (`a` pushes the invite and its roster first); asserts it joined with `role`.
+fn joined(a: &Replica, args: &[&str], role: &str) -> Replica {
+    let code = a.invite(args);
+    a.json(&["sync"]);
+    let r = Replica::new();
+    let v = r.json(&["join", &code]);
+    assert_eq!(
+        (v["action"].as_str(), v["role"].as_str()),
+        (Some("joined"), Some(role)),
+        "{v}"
+    );
+    r
+}
+
 /// Finding 3: removing an admin withdraws its invites. A join through one made after the
 /// removal reached the joiner is refused; one made concurrently (the joiner had not seen the
 /// removal) is refused too once they meet, on every replica.
 #[test]
 fn removing_an_admin_withdraws_its_invites() {
     let hub = td_tests::hub::Hub::start();
-    let a = Replica::init();
-    a.create("Founding issue", &[]);
-    a.json(&["sync", "init", "--hub", &hub.url()]);
-    let b = Replica::new();
-    let admin = a.invite(&["--role", "admin", "--name", "b"]);
-    assert_eq!(b.json(&["join", &admin])["role"], "admin");
+    let a = founder_on(&hub, "Founding issue");
+    let b = joined(&a, &["--role", "admin", "--name", "b"], "admin");
     // B, an admin, invites two machines; then A removes B.
     let seen = b.invite(&[]);
     let concurrent = b.invite(&[]);
@@ -331,19 +350,13 @@ fn removing_an_admin_withdraws_its_invites() {
 #[test]
 fn an_admins_many_roster_records_reach_a_newcomer_whole() {
     let hub = td_tests::hub::Hub::start();
-    let a = Replica::init();
-    a.create("Founding issue", &[]);
-    a.json(&["sync", "init", "--hub", &hub.url()]);
-    let b = Replica::new();
-    let admin = a.invite(&["--role", "admin", "--name", "b"]);
-    assert_eq!(b.json(&["join", &admin])["role"], "admin");
+    let a = founder_on(&hub, "Founding issue");
+    let b = joined(&a, &["--role", "admin", "--name", "b"], "admin");
     for i in 0..20 {
         b.invite(&["--name", &format!("later-{i}")]);
     }
     b.json(&["sync"]);
-    a.json(&["sync"]);
-    let d = Replica::new();
-    assert_eq!(d.json(&["join", &a.invite(&[])])["action"], "joined");
+    let d = joined(&a, &[], "member");
     d.json(&["sync"]);
     a.json(&["sync"]);
     let list = |r: &Replica| {
@@ -399,9 +412,7 @@ fn last_position(r: &Replica) -> i64 {
 #[test]
 fn revoked_or_expired_codes_read_nothing_written_after() {
     let hub = td_tests::hub::Hub::start();
-    let a = Replica::init();
-    a.create("Before any invite", &[]);
-    a.json(&["sync", "init", "--hub", &hub.url()]);
+    let a = founder_on(&hub, "Before any invite");
     let revoked = a.invite(&["--name", "leaked"]);
     let expiring = a.invite(&["--expires", "1s", "--name", "slow"]);
     let carried = |code: &str| -> Vec<String> {
@@ -456,10 +467,7 @@ fn revoked_or_expired_codes_read_nothing_written_after() {
         assert!(!leaked_keys.contains(&e));
     }
     // A member still reads everything.
-    let code = a.invite(&[]);
-    a.json(&["sync"]);
-    let b = Replica::new();
-    assert_eq!(b.json(&["join", &code])["action"], "joined");
+    let b = joined(&a, &[], "member");
     b.json(&["sync"]);
     for t in [
         "Before any invite",
@@ -478,15 +486,9 @@ fn revoked_or_expired_codes_read_nothing_written_after() {
 fn a_wrong_key_sealed_to_a_member_is_refused_and_replaced() {
     use td_engine::sealing;
     let hub = td_tests::hub::Hub::start();
-    let a = Replica::init();
-    a.create("Founding issue", &[]);
-    a.json(&["sync", "init", "--hub", &hub.url()]);
-    let b = Replica::new();
-    assert_eq!(b.json(&["join", &a.invite(&[])])["action"], "joined");
-    let code = a.invite(&[]);
-    a.json(&["sync"]);
-    let v = Replica::new();
-    assert_eq!(v.json(&["join", &code])["action"], "joined");
+    let a = founder_on(&hub, "Founding issue");
+    let b = joined(&a, &[], "member");
+    let v = joined(&a, &[], "member");
     for r in [&a, &b, &v, &a, &b, &v] {
         r.json(&["sync"]);
     }
@@ -567,13 +569,8 @@ fn hub_max(hub: &td_tests::hub::Hub) -> i64 {
 #[test]
 fn a_hub_that_loses_rows_is_healed_by_its_members() {
     let hub = td_tests::hub::Hub::start();
-    let a = Replica::init();
-    a.create("First issue", &[]);
-    a.json(&["sync", "init", "--hub", &hub.url()]);
-    let code = a.invite(&[]);
-    a.json(&["sync"]);
-    let b = Replica::new();
-    assert_eq!(b.json(&["join", &code])["action"], "joined");
+    let a = founder_on(&hub, "First issue");
+    let b = joined(&a, &[], "member");
     a.json(&["sync"]);
     b.json(&["sync"]);
     let backup = hub_max(&hub);
@@ -622,10 +619,7 @@ fn a_hub_that_loses_rows_is_healed_by_its_members() {
         "the lost row is on the hub again"
     );
     // A newcomer gets everything, and all three agree.
-    let code = a.invite(&[]);
-    a.json(&["sync"]);
-    let c = Replica::new();
-    assert_eq!(c.json(&["join", &code])["action"], "joined");
+    let c = joined(&a, &[], "member");
     for r in [&c, &a, &b, &c] {
         r.json(&["sync"]);
     }
