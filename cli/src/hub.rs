@@ -156,7 +156,7 @@ pub(crate) fn attach(
     let mut pushed = hub_sync::push(&mut p.store, &client, &mut |_| {})?;
     let got = hub_sync::pull(&mut p.store, &client, &mut |_| {})?;
     let session = p.session.id.clone();
-    if p.store.maintain_keys(&session)? > 0 {
+    if p.store.maintain_keys(&session)? + p.store.settle_cascades(&session)? > 0 {
         pushed += hub_sync::push(&mut p.store, &client, &mut |_| {})?;
     }
     let (pulled, quarantined) = (got.applied, got.quarantined);
@@ -252,7 +252,9 @@ pub(crate) fn round(
     // Key operations the pull made necessary (this machine's key, epoch keys sealed to a
     // member whose key just arrived) go out in the same sync.
     let session = p.session.id.clone();
-    let pushed = if p.store.maintain_keys(&session)? > 0 && push {
+    // So do the cascades that what arrived calls for (docs/merge-rules.md, rule 11).
+    let upkeep = p.store.maintain_keys(&session)? + p.store.settle_cascades(&session)?;
+    let pushed = if upkeep > 0 && push {
         pushed + push_shown(p, &client, &mut prog)?
     } else {
         pushed
@@ -296,7 +298,7 @@ pub(crate) fn encrypt_hub(p: &mut Project, root: &Path, batch: usize, json: bool
     push_shown(p, &client, &mut prog)?;
     pull_shown(p, &client, &mut prog)?;
     let session = p.session.id.clone();
-    if p.store.maintain_keys(&session)? > 0 {
+    if p.store.maintain_keys(&session)? + p.store.settle_cascades(&session)? > 0 {
         push_shown(p, &client, &mut prog)?;
     }
     let total = if prog.shown() {
@@ -556,8 +558,14 @@ pub(crate) fn autosync(p: &mut Project, root: &Path, when: Auto) {
         let c = c.with_timeout(limit);
         match when {
             Auto::PullBefore => hub_sync::pull(&mut p.store, &c, &mut |_| {})
-                .map(|_| ())
-                .map_err(Into::into),
+                .map_err(Into::into)
+                .and_then(|_| {
+                    let session = p.session.id.clone();
+                    p.store
+                        .settle_cascades(&session)
+                        .map(|_| ())
+                        .map_err(Into::into)
+                }),
             Auto::PushAfter => hub_sync::push(&mut p.store, &c, &mut |_| {})
                 .map(|_| ())
                 .map_err(Into::into),

@@ -26,6 +26,8 @@ impl Project {
         let machine = store.identity().fingerprint();
         let session = session::resolve_tx(store.conn_mut(), &machine, ctx, false)?;
         store.maintain_keys(&session.id)?;
+        // Cascades that changes received in the background (`td peer serve`) call for.
+        store.settle_cascades(&session.id)?;
         Ok(Project {
             store,
             session,

@@ -318,6 +318,9 @@ CREATE TABLE IF NOT EXISTS crdt_bad_seals (
 );
 CREATE TABLE IF NOT EXISTS crdt_refuse_pending (
     epoch TEXT PRIMARY KEY
+);
+CREATE TABLE IF NOT EXISTS crdt_cascade_due (
+    issue_id TEXT PRIMARY KEY
 );";
 
 /// Records held for a key (`store::NO_KEY`, 5), by writer: few rows, so every check for a

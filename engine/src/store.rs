@@ -364,6 +364,57 @@ pub(crate) fn materialize_entity(
     Ok(())
 }
 
+/// Materializes a document that received changes: a change that moved an issue to
+/// `in_review` or `closed` is noted as a cascade trigger (`ops::cascades`).
+pub(crate) fn materialize_received(
+    conn: &Connection,
+    cols: &mut Columns,
+    id: &str,
+    kind: Kind,
+    d: &mut AutoCommit,
+    merged: bool,
+) -> Result<()> {
+    if kind != Kind::Issue {
+        return materialize_entity(conn, cols, id, kind, d, merged);
+    }
+    let before = issue_status(conn, id)?;
+    materialize_entity(conn, cols, id, kind, d, merged)?;
+    note_cascade_trigger(conn, id, before.as_deref())
+}
+
+/// The status an issue's row has now (`None`: no row), read before a received change is
+/// materialized so [`note_cascade_trigger`] can tell what it changed.
+pub(crate) fn issue_status(conn: &Connection, id: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT status FROM issues WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?)
+}
+
+/// Notes a received change that moved issue `id` from `before` to `in_review` or `closed`:
+/// a trigger `Store::settle_cascades` looks at once the batch is in.
+pub(crate) fn note_cascade_trigger(
+    conn: &Connection,
+    id: &str,
+    before: Option<&str>,
+) -> Result<()> {
+    let after = issue_status(conn, id)?;
+    let Some(after) = after else { return Ok(()) };
+    if before == Some(after.as_str()) || (after != "closed" && after != "in_review") {
+        return Ok(());
+    }
+    conn.prepare_cached("INSERT OR IGNORE INTO crdt_cascade_due(issue_id) VALUES (?1)")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// Whether received triggers wait to be settled.
+pub(crate) fn cascades_due(conn: &Connection) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM crdt_cascade_due LIMIT 1")?
+        .exists([])?)
+}
+
 /// Removes every row materialized for `entity` (its own row, its child rows, its pending
 /// references and field conflicts), before an id clash moves it to another id.
 pub(crate) fn delete_entity_rows(conn: &Connection, kind: Kind, entity: &str) -> Result<()> {

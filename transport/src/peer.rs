@@ -350,8 +350,11 @@ async fn run_session(
             store.note_peer_round(&peer)?;
             // Keys the round made necessary (a seal for a member whose key just arrived);
             // they travel in the next round.
+            // So are the cascades what arrived calls for (docs/merge-rules.md, rule 11).
             let session = store.upkeep_session();
-            store.maintain_keys(&session)
+            Ok::<_, td_engine::EngineError>(
+                store.maintain_keys(&session)? + store.settle_cascades(&session)?,
+            )
         })
         .await;
     }

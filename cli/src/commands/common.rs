@@ -288,7 +288,22 @@ pub(crate) fn for_each(
                 } else {
                     format!("{id}: {}", act.replace('_', " "))
                 });
-                values.push(json!({"action": act, "id": id, "status": o.issue.status, "issue": o.issue.to_json()}));
+                // td's cascades: the epics that followed, the dependents unblocked.
+                for parent in &o.cascades.parents {
+                    lines.push(format!(
+                        "  ↑ Parent {parent} auto-cascaded to {}",
+                        o.issue.status
+                    ));
+                }
+                for dep in &o.cascades.unblocked {
+                    lines.push(format!("  ↓ Dependent {dep} auto-unblocked"));
+                }
+                let mut v = json!({"action": act, "id": id, "status": o.issue.status, "issue": o.issue.to_json()});
+                if matches!(action, "closed" | "approved" | "submitted_for_review") {
+                    v["cascaded_parents"] = json!(o.cascades.parents);
+                    v["unblocked_dependents"] = json!(o.cascades.unblocked);
+                }
+                values.push(v);
             }
             Err(e) => {
                 if !json {

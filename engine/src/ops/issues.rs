@@ -347,6 +347,7 @@ impl Project {
                 issue: query::live_issue(tx.conn(), id)?,
                 changed,
                 warnings: Vec::new(),
+                cascades: Default::default(),
             })
         })
     }
@@ -377,6 +378,7 @@ impl Project {
                     issue,
                     changed: false,
                     warnings: Vec::new(),
+                    cascades: Default::default(),
                 });
             }
             let now = now_timestamp();
@@ -390,6 +392,7 @@ impl Project {
                 issue,
                 changed: true,
                 warnings: Vec::new(),
+                cascades: Default::default(),
             })
         })
     }
@@ -407,6 +410,7 @@ impl Project {
                     issue,
                     changed: false,
                     warnings: Vec::new(),
+                    cascades: Default::default(),
                 });
             }
             let count = issue.defer_count;
@@ -421,6 +425,7 @@ impl Project {
                 issue: query::live_issue(tx.conn(), id)?,
                 changed: true,
                 warnings: Vec::new(),
+                cascades: Default::default(),
             })
         })
     }

@@ -2,6 +2,7 @@
 //! materialized rows, check td's rules (and `--if-match`), make changes, commit.
 
 pub mod boards;
+pub mod cascades;
 pub mod claims;
 pub mod conflicts;
 pub mod files;
@@ -30,6 +31,8 @@ pub struct IssueOutcome {
     /// What the user should hear about beyond the result (td's `Warning:` lines), such as a
     /// minimal handoff created for review.
     pub warnings: Vec<String>,
+    /// What the transition set off (td's cascades); empty for every other command.
+    pub cascades: cascades::Cascades,
 }
 
 /// Fails with `conflict` when `expected` is given and the entity's document has moved on.

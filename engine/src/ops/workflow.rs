@@ -9,6 +9,7 @@ use automerge::AutoCommit;
 use crate::doc::{self, Field, WF_KEYS};
 use crate::error::{invalid, EngineError, Result};
 use crate::model::{now_timestamp, Status};
+use crate::ops::cascades::{self, Writer};
 use crate::ops::check_if_match;
 use crate::ops::records::{self, HandoffText};
 use crate::ops::IssueOutcome;
@@ -130,6 +131,7 @@ pub(crate) fn transition(
             issue,
             changed: false,
             warnings: Vec::new(),
+            cascades: Default::default(),
         });
     }
     let now = now_timestamp();
@@ -146,6 +148,7 @@ pub(crate) fn transition(
         issue: query::live_issue(tx.conn(), id)?,
         changed: true,
         warnings: Vec::new(),
+        cascades: Default::default(),
     })
 }
 
@@ -230,6 +233,7 @@ pub(crate) fn review_tx(
             issue,
             changed: false,
             warnings: Vec::new(),
+            cascades: Default::default(),
         });
     }
     Status::parse(&issue.status)?.check_transition(Status::InReview)?;
@@ -265,6 +269,9 @@ pub(crate) fn review_tx(
         reason_log("Submitted for review", reason, false),
     )?;
     out.warnings = warnings;
+    if out.changed {
+        out.cascades = cascades::after(tx, &me, id, Status::InReview, Writer::Local)?;
+    }
     Ok(out)
 }
 
@@ -382,7 +389,7 @@ impl Project {
             let current = query::live_issue(tx.conn(), id)?;
             let facts = Facts::read(tx.conn(), &current, &me)?;
             if !opts.record_only && review_policy::ready_to_close(mode, &facts) {
-                let out = transition(tx, id, if_match, Some((&me, "closed")), |_, _, wf| {
+                let mut out = transition(tx, id, if_match, Some((&me, "closed")), |_, _, wf| {
                     let now = now_timestamp();
                     stamp(wf, "status", Status::Closed.as_str());
                     stamp(wf, "closed_at", &now);
@@ -395,6 +402,9 @@ impl Project {
                     &me,
                     reason_log("Closed after review", opts.reason.as_deref(), true),
                 )?;
+                if out.changed {
+                    out.cascades = cascades::after(tx, &me, id, Status::Closed, Writer::Local)?;
+                }
                 return Ok(out);
             }
             let history = match (opts.record_only, opts.changes_requested) {
@@ -402,7 +412,7 @@ impl Project {
                 (true, false) => "review_approved",
                 _ => "reviewed",
             };
-            let out = transition(tx, id, if_match, Some((&me, history)), |tx, issue, wf| {
+            let mut out = transition(tx, id, if_match, Some((&me, history)), |tx, issue, wf| {
                 let from = Status::parse(&issue.status)?;
                 if from == Status::Closed {
                     return Ok(false);
@@ -499,6 +509,9 @@ impl Project {
                     let msg = format!("Review recorded ({decision_name}){by}: {reason}");
                     note(tx, &out, &me, Some(msg))?;
                 }
+                if out.issue.status == Status::Closed.as_str() && !opts.record_only {
+                    out.cascades = cascades::after(tx, &me, id, Status::Closed, Writer::Local)?;
+                }
             }
             Ok(out)
         })
@@ -563,7 +576,7 @@ impl Project {
         let overridden = exception.is_some_and(|r| !r.trim().is_empty());
         self.store.write(&me.clone(), |tx| {
             let mut excepted = false;
-            let out = transition(tx, id, if_match, None, |tx, issue, wf| {
+            let mut out = transition(tx, id, if_match, None, |tx, issue, wf| {
                 match Status::parse(&issue.status)? {
                     Status::Closed => return Ok(false),
                     Status::InReview if !issue.minor => {
@@ -593,6 +606,9 @@ impl Project {
                 None => reason_log("Closed", reason, true),
             };
             note(tx, &out, &me, logged)?;
+            if out.changed {
+                out.cascades = cascades::after(tx, &me, id, Status::Closed, Writer::Local)?;
+            }
             Ok(out)
         })
     }

@@ -984,7 +984,7 @@ fn apply_doc(
     } else {
         store::save_doc(conn, doc_id, kind, &mut doc, merged_now)?
     };
-    store::materialize_entity(conn, cols, doc_id, kind, &mut doc, merged)?;
+    store::materialize_received(conn, cols, doc_id, kind, &mut doc, merged)?;
     Ok(0)
 }
 
@@ -1105,7 +1105,7 @@ fn apply_lineages(
             continue; // nothing of this lineage has arrived in applicable form yet
         }
         let merged = store::save_doc(conn, &l.storage, kind, d, merged_now)?;
-        store::materialize_entity(conn, cols, &l.entity, kind, d, merged)?;
+        store::materialize_received(conn, cols, &l.entity, kind, d, merged)?;
     }
     for e in referrers {
         if Kind::of_id(&e) == Some(Kind::Issue) {
