@@ -308,6 +308,15 @@ pub fn now_timestamp() -> String {
         .to_string()
 }
 
+/// A stored td time as td's API and `--json` write Go times: RFC 3339, whole seconds, the
+/// stored offset (`Z` for UTC); `None` for an empty or unreadable one.
+pub fn rfc3339_seconds(timestamp: &str) -> Option<String> {
+    if timestamp.is_empty() {
+        return None;
+    }
+    parse_timestamp(timestamp).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
 /// Reads a td timestamp ([`now_timestamp`]'s format, or RFC 3339).
 pub fn parse_timestamp(timestamp: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
     chrono::DateTime::parse_from_str(timestamp, "%Y-%m-%d %H:%M:%S%.f%:z")

@@ -13,6 +13,7 @@ pub mod monitor;
 pub mod notes;
 pub mod reads;
 pub mod records;
+pub mod task_list;
 pub mod work_sessions;
 pub mod workflow;
 

@@ -7,6 +7,7 @@
 //! and render. Requests run one at a time against the project (SQLite is single-writer anyway)
 //! on tokio's blocking pool.
 
+mod dto;
 mod events;
 mod routes;
 
@@ -63,6 +64,8 @@ pub(crate) struct ApiError {
     pub(crate) status: StatusCode,
     pub(crate) code: &'static str,
     pub(crate) message: String,
+    /// td's `details` (`{"fields": [FieldError…]}`) for a validation error.
+    pub(crate) details: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -71,6 +74,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            details: None,
         }
     }
 }
@@ -94,7 +98,11 @@ impl From<td_engine::EngineError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"ok": false, "error": {"code": self.code, "message": self.message}});
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(d) = self.details {
+            error["details"] = d;
+        }
+        let body = json!({"ok": false, "error": error});
         (self.status, Json(body)).into_response()
     }
 }
