@@ -56,7 +56,17 @@ fn api_routes_successes_and_errors() {
     let existing = r.create("Made by the CLI", &["-l", "cli"]);
     let srv = start(&r, &["--token", "s3cret"]);
     let p = srv.port;
-    assert!(r.root.join(".todos/serve-port").exists());
+    // td's port file: JSON with the port, the pid, the start time and an instance id.
+    let pf: Value =
+        serde_json::from_str(&std::fs::read_to_string(r.root.join(".todos/serve-port")).unwrap())
+            .unwrap();
+    assert_eq!(pf["port"], p, "{pf}");
+    assert_eq!(pf["pid"], srv.child.id(), "{pf}");
+    assert!(
+        pf["instance_id"].as_str().unwrap().starts_with("srv_"),
+        "{pf}"
+    );
+    assert!(pf["started_at"].is_string(), "{pf}");
 
     // /health is open (td's shape: the server's session and a string change token); /v1
     // needs the token.

@@ -136,16 +136,25 @@ fn health_monitor_and_events() {
     assert_eq!(len(&m["monitor"]["task_list"]["closed"]), 0);
     let m = ok_data(api.get("/v1/monitor?include_closed=true"), 200);
     assert!(ids(&m["monitor"]["task_list"]["closed"]).contains(&a));
+    // The close logged as the web session; a handoff made in a terminal is recent.
+    assert_eq!(
+        m["monitor"]["active_sessions"],
+        json!([h["session_id"]]),
+        "{m}"
+    );
+    r.ok(&["handoff", &a, "--done", "handed off"]);
+    let m = ok_data(api.get("/v1/monitor"), 200);
+    assert_eq!(
+        m["monitor"]["recent_handoffs"][0]["issue_id"],
+        a.as_str(),
+        "{m}"
+    );
     // 6: text mode searches the words; auto reads `type=feature` as TDQ.
     let literal = api.titled("literal type=feature token");
     let feature = api.create(json!({"title": "A feature found by TDQ", "type": "feature"}));
     let every = |m: &Value| -> Vec<String> {
         let t = &m["monitor"]["task_list"];
-        t.as_object()
-            .unwrap()
-            .values()
-            .flat_map(ids)
-            .collect()
+        t.as_object().unwrap().values().flat_map(ids).collect()
     };
     let m = ok_data(
         api.get("/v1/monitor?search=type%3Dfeature&search_mode=text"),

@@ -30,6 +30,10 @@ pub struct TaskList {
     pub blocked: Vec<Issue>,
     /// Closed (only when asked for).
     pub closed: Vec<Issue>,
+    /// Handoffs of the last 24 hours, newest first, at most 10: (issue, session, time).
+    pub recent_handoffs: Vec<(String, String, String)>,
+    /// Sessions that logged in the last five minutes.
+    pub active_sessions: Vec<String>,
 }
 
 /// How a search string is read (td's `search_mode`).
@@ -141,6 +145,26 @@ impl Project {
             }
         }
         t.blocked.extend(waiting);
+        let conn = self.store.conn();
+        let since = |secs: i64| {
+            (chrono::Local::now() - chrono::Duration::seconds(secs))
+                .format("%Y-%m-%d %H:%M:%S%.6f%:z")
+                .to_string()
+        };
+        t.recent_handoffs = conn
+            .prepare_cached(
+                "SELECT issue_id, session_id, timestamp FROM handoffs WHERE timestamp >= ?1 \
+                 ORDER BY timestamp DESC, id LIMIT 10",
+            )?
+            .query_map([since(86_400)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<std::result::Result<_, _>>()?;
+        t.active_sessions = conn
+            .prepare_cached(
+                "SELECT DISTINCT session_id FROM logs WHERE timestamp >= ?1 AND session_id != '' \
+                 ORDER BY session_id",
+            )?
+            .query_map([since(300)], |r| r.get(0))?
+            .collect::<std::result::Result<_, _>>()?;
         Ok(t)
     }
 

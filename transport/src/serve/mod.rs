@@ -349,7 +349,17 @@ pub async fn serve(
     if let Some(dir) = cfg.port_file.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(&cfg.port_file, format!("{}\n", addr.port()))?;
+    // td's port file: JSON its consumers (sidecar, td's own staleness check) parse.
+    let mut instance = [0u8; 3];
+    getrandom::fill(&mut instance).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let port_file = serde_json::json!({
+        "port": addr.port(),
+        "pid": std::process::id(),
+        "started_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        "instance_id": format!("srv_{}", hex::encode(instance)),
+    });
+    let text = serde_json::to_string_pretty(&port_file).expect("JSON always serializes");
+    std::fs::write(&cfg.port_file, text + "\n")?;
     on_listening(addr);
     let poller = tokio::spawn(events::poll(state.clone(), cfg.interval));
     let result = axum::serve(listener, app)

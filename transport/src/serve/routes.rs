@@ -862,8 +862,10 @@ async fn monitor(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResul
                     "blocked": list(&t.blocked),
                     "closed": list(&t.closed),
                 },
-                "recent_handoffs": [],
-                "active_sessions": [],
+                "recent_handoffs": t.recent_handoffs.iter().map(|(i, s, at)| json!({
+                    "issue_id": i, "session_id": s, "timestamp": dto::time(at),
+                })).collect::<Vec<_>>(),
+                "active_sessions": t.active_sessions,
                 "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             },
             "session_id": p.session.id,
