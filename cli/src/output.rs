@@ -76,13 +76,31 @@ pub(crate) fn print_error(json_mode: bool, err: &anyhow::Error) {
     }
 }
 
-/// Prints a result: `value` as JSON, or the human text (escaped, [`escape`]).
+/// `value` as td prints JSON (Go's `json.MarshalIndent(v, "", "  ")`): two-space indent,
+/// keys sorted, and Go's HTML escaping (`<`, `>`, `&`, U+2028 and U+2029 as `\uXXXX`). These
+/// characters only occur inside strings in JSON text, so escaping them there is exact. Every
+/// `--json` result goes through here: the contract has one writer.
+pub(crate) fn td_json(value: &Value) -> String {
+    let text = serde_json::to_string_pretty(value).expect("JSON values serialize");
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Prints a result: `value` as td's JSON ([`td_json`]), or the human text (escaped,
+/// [`escape`]).
 pub(crate) fn emit(json_mode: bool, value: &Value, human: impl FnOnce() -> String) {
     if json_mode {
-        println!(
-            "{}",
-            serde_json::to_string(value).expect("JSON values serialize")
-        );
+        println!("{}", td_json(value));
     } else {
         // Human text carries titles, comments and messages from other machines: no control
         // sequence reaches the terminal raw. `--json` stays exact.
@@ -90,6 +108,19 @@ pub(crate) fn emit(json_mode: bool, value: &Value, human: impl FnOnce() -> Strin
         if !text.is_empty() {
             println!("{text}");
         }
+    }
+}
+
+/// Prints one event of a stream (`td peer sync --watch`): `--json` as one compact line per
+/// event (JSON lines, which a reader can take line by line), or the human text.
+pub(crate) fn emit_line(json_mode: bool, value: &Value, human: impl FnOnce() -> String) {
+    if json_mode {
+        println!(
+            "{}",
+            serde_json::to_string(value).expect("JSON values serialize")
+        );
+    } else {
+        emit(false, value, human);
     }
 }
 

@@ -317,6 +317,30 @@ pub fn rfc3339_seconds(timestamp: &str) -> Option<String> {
     parse_timestamp(timestamp).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
+/// A stored td time as td's `--json` writes Go's `time.Time`: RFC 3339 with the fraction's
+/// trailing zeros trimmed (none when whole), the stored offset (`Z` for UTC). A value that is
+/// not a time is returned as stored.
+pub fn rfc3339_nanos(timestamp: &str) -> String {
+    let Some(t) = parse_timestamp(timestamp) else {
+        return timestamp.to_string();
+    };
+    let full = t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    // `2026-06-10T12:03:07.123400000Z` -> `…07.1234Z`; `.000000000` goes entirely.
+    let Some(dot) = full.find('.') else {
+        return full;
+    };
+    let end = full[dot..]
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or(full.len(), |i| dot + i);
+    let frac = full[dot + 1..end].trim_end_matches('0');
+    let dot_part = if frac.is_empty() {
+        String::new()
+    } else {
+        format!(".{frac}")
+    };
+    format!("{}{}{}", &full[..dot], dot_part, &full[end..])
+}
+
 /// Reads a td timestamp ([`now_timestamp`]'s format, or RFC 3339).
 pub fn parse_timestamp(timestamp: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
     chrono::DateTime::parse_from_str(timestamp, "%Y-%m-%d %H:%M:%S%.f%:z")

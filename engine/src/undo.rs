@@ -449,7 +449,7 @@ impl Project {
                 Some(d) if !after_heads.is_empty() => d.fork_at(&after_heads).ok(),
                 _ => None,
             };
-            let now_row = query::find_issue(tx.conn(), &id)?.map(|i| i.to_json());
+            let now_row = query::find_issue(tx.conn(), &id)?.map(|i| i.row_json());
             let kept = &mut kept;
             tx.change(&id, |d| {
                 if created {

@@ -102,6 +102,31 @@ pub(crate) fn rows<T: for<'de> Deserialize<'de>>(
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
+/// Serializes a stored time as td's `--json` does ([`crate::model::rfc3339_nanos`]).
+fn td_time<S: serde::Serializer>(v: &str, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::model::rfc3339_nanos(v))
+}
+
+/// [`td_time`] for an optional time (serialized only when set: td's `omitempty`).
+fn td_time_opt<S: serde::Serializer>(
+    v: &Option<String>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match v {
+        Some(t) => td_time(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// td stores 0/1 and prints a boolean.
+fn td_bool<S: serde::Serializer>(v: &i64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_bool(*v != 0)
+}
+
+fn is_empty_json_list(v: &Value) -> bool {
+    v.as_array().is_none_or(|a| a.is_empty())
+}
+
 /// Serializes a read model to the JSON value td prints.
 pub fn to_json<T: Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
@@ -119,6 +144,7 @@ pub struct IssueView {
     pub title: String,
     /// Description (markdown).
     #[serde(default, deserialize_with = "text")]
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub description: String,
     /// Status spelling (`open`, `in_progress`, `blocked`, `in_review`, `closed`).
     #[serde(deserialize_with = "text")]
@@ -134,12 +160,15 @@ pub struct IssueView {
     pub points: i64,
     /// Labels, in order.
     #[serde(default, deserialize_with = "labels")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
     /// Parent epic or issue id, `""` for none.
     #[serde(default, deserialize_with = "text")]
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub parent_id: String,
     /// Acceptance criteria.
     #[serde(default, deserialize_with = "text")]
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub acceptance: String,
     /// Session implementing it.
     #[serde(default, deserialize_with = "text")]
@@ -149,45 +178,65 @@ pub struct IssueView {
     pub reviewer_session: String,
     /// Creation time.
     #[serde(default, deserialize_with = "text")]
+    #[serde(serialize_with = "td_time")]
     pub created_at: String,
     /// Last change.
     #[serde(default, deserialize_with = "text")]
+    #[serde(serialize_with = "td_time")]
     pub updated_at: String,
     /// When it closed.
     #[serde(default)]
+    #[serde(
+        serialize_with = "td_time_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub closed_at: Option<String>,
     /// Soft-delete time.
     #[serde(default)]
+    #[serde(
+        serialize_with = "td_time_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub deleted_at: Option<String>,
     /// Minor issues skip review.
     #[serde(default, deserialize_with = "flag")]
     pub minor: bool,
     /// Branch it was created on.
     #[serde(default, deserialize_with = "text")]
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub created_branch: String,
     /// Session that created it.
     #[serde(default, deserialize_with = "text")]
     pub creator_session: String,
     /// Sprint name.
     #[serde(default, deserialize_with = "text")]
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub sprint: String,
     /// Hidden from `ready` until this date.
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub defer_until: Option<String>,
     /// Due date.
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub due_date: Option<String>,
     /// How many times it was deferred.
     #[serde(default, deserialize_with = "int")]
     pub defer_count: i64,
     /// When it was approved.
     #[serde(default)]
+    #[serde(
+        serialize_with = "td_time_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub reviewed_at: Option<String>,
     /// Session that asked for review.
     #[serde(default, deserialize_with = "text")]
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub review_requested_by_session: String,
     /// Session that closed it.
     #[serde(default, deserialize_with = "text")]
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub closed_by_session: String,
 }
 
@@ -195,6 +244,25 @@ impl IssueView {
     /// The JSON td prints for it.
     pub fn to_json(&self) -> Value {
         to_json(self)
+    }
+
+    /// The row as stored (every column, times as stored, labels as an array): what undo
+    /// compares with the rows an action recorded, whatever `--json` prints.
+    pub fn row_json(&self) -> Value {
+        serde_json::json!({
+            "id": self.id, "title": self.title, "description": self.description,
+            "status": self.status, "type": self.issue_type, "priority": self.priority,
+            "points": self.points, "labels": self.labels, "parent_id": self.parent_id,
+            "acceptance": self.acceptance, "implementer_session": self.implementer_session,
+            "reviewer_session": self.reviewer_session, "created_at": self.created_at,
+            "updated_at": self.updated_at, "closed_at": self.closed_at,
+            "deleted_at": self.deleted_at, "minor": self.minor,
+            "created_branch": self.created_branch, "creator_session": self.creator_session,
+            "sprint": self.sprint, "defer_until": self.defer_until, "due_date": self.due_date,
+            "defer_count": self.defer_count, "reviewed_at": self.reviewed_at,
+            "review_requested_by_session": self.review_requested_by_session,
+            "closed_by_session": self.closed_by_session,
+        })
     }
 
     /// A workflow or text field by its column name (`status`, `implementer_session`, …), for
@@ -242,6 +310,7 @@ pub struct LogView {
     pub session_id: String,
     /// The work session it belongs to.
     #[serde(default, deserialize_with = "text")]
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub work_session_id: String,
     /// The entry.
     #[serde(default, deserialize_with = "text")]
@@ -251,6 +320,7 @@ pub struct LogView {
     pub log_type: String,
     /// When.
     #[serde(default, deserialize_with = "text")]
+    #[serde(serialize_with = "td_time")]
     pub timestamp: String,
 }
 
@@ -271,6 +341,7 @@ pub struct CommentView {
     pub text: String,
     /// When.
     #[serde(default, deserialize_with = "text")]
+    #[serde(serialize_with = "td_time")]
     pub created_at: String,
 }
 
@@ -288,18 +359,23 @@ pub struct HandoffView {
     pub session_id: String,
     /// What is done.
     #[serde(default, deserialize_with = "json_array")]
+    #[serde(skip_serializing_if = "is_empty_json_list")]
     pub done: Value,
     /// What remains.
     #[serde(default, deserialize_with = "json_array")]
+    #[serde(skip_serializing_if = "is_empty_json_list")]
     pub remaining: Value,
     /// Decisions made.
     #[serde(default, deserialize_with = "json_array")]
+    #[serde(skip_serializing_if = "is_empty_json_list")]
     pub decisions: Value,
     /// Open questions.
     #[serde(default, deserialize_with = "json_array")]
+    #[serde(skip_serializing_if = "is_empty_json_list")]
     pub uncertain: Value,
     /// When.
     #[serde(default, deserialize_with = "text")]
+    #[serde(serialize_with = "td_time")]
     pub timestamp: String,
 }
 
@@ -320,21 +396,30 @@ pub struct ReviewView {
     pub decision: String,
     /// The reason given.
     #[serde(default, deserialize_with = "text")]
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub summary: String,
     /// The session that asked for review.
     #[serde(default, deserialize_with = "text")]
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub requested_by_session: String,
     /// When.
     #[serde(default, deserialize_with = "text")]
+    #[serde(serialize_with = "td_time")]
     pub created_at: String,
     /// When a later change made it stale.
     #[serde(default)]
+    #[serde(
+        serialize_with = "td_time_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub superseded_at: Option<String>,
     /// Recorded by a session that implemented the issue (td stores 0/1).
     #[serde(default, deserialize_with = "int")]
+    #[serde(serialize_with = "td_bool")]
     pub self_review: i64,
     /// Who the review is credited to.
     #[serde(default, deserialize_with = "text")]
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub reviewed_by: String,
 }
 

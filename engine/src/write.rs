@@ -305,7 +305,7 @@ impl<'a> Tx<'a> {
             return Ok(());
         }
         let row = match kind {
-            Kind::Issue => crate::query::find_issue(self.tx, id)?.map(|i| i.to_json()),
+            Kind::Issue => crate::query::find_issue(self.tx, id)?.map(|i| i.row_json()),
             _ => None,
         };
         let heads = match self.doc(id)? {
@@ -331,7 +331,7 @@ impl<'a> Tx<'a> {
             };
             let after_row = if kind == Kind::Issue {
                 match crate::query::find_issue(self.tx, &id)? {
-                    Some(i) => i.to_json(),
+                    Some(i) => i.row_json(),
                     None => continue,
                 }
             } else {

@@ -107,21 +107,17 @@ impl Run {
         }
     }
 
-    /// Stdout parsed as exactly one JSON value (panics otherwise).
+    /// Stdout parsed as exactly one JSON value (panics otherwise). td prints `--json` indented
+    /// over several lines, so the whole output is one document.
     pub fn json(&self) -> Value {
-        let lines: Vec<&str> = self
-            .stdout
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .collect();
+        let values = json_values(&self.stdout);
         assert_eq!(
-            lines.len(),
+            values.len(),
             1,
-            "expected exactly one JSON line, got: {}",
+            "expected exactly one JSON value, got: {}",
             self.stdout
         );
-        serde_json::from_str(lines[0])
-            .unwrap_or_else(|e| panic!("invalid JSON ({e}): {}", self.stdout))
+        values.into_iter().next().unwrap()
     }
 
     /// The error code of a failed `--json` run (asserting exit 1 and a single envelope).
@@ -535,6 +531,15 @@ impl WebServer {
             .unwrap_or_else(|| panic!("no port in td serve's first line {line:?}"));
         WebServer { child, port }
     }
+}
+
+/// Every JSON value in `text`, one after another (td's indented documents, or JSON lines);
+/// panics on text that is not JSON.
+pub fn json_values(text: &str) -> Vec<Value> {
+    serde_json::Deserializer::from_str(text)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("invalid JSON ({e}): {text}"))
 }
 
 /// One HTTP/1.1 exchange with a local server, as a client that sends no `Origin`: the status,

@@ -629,15 +629,9 @@ fn each_agent_process_is_its_own_session() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let sessions: Vec<String> = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["session"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
-            })
+        let sessions: Vec<String> = td_tests::json_values(&String::from_utf8(out.stdout).unwrap())
+            .iter()
+            .map(|v| v["session"].as_str().unwrap().to_string())
             .collect();
         assert_eq!(sessions.len(), 2);
         assert_eq!(sessions[0], sessions[1], "one agent, one session");

@@ -47,8 +47,7 @@ fn eight_processes_create_and_update_concurrently() {
             "a worker failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        for v in td_tests::json_values(&String::from_utf8_lossy(&out.stdout)) {
             ids.push(v["id"].as_str().unwrap().to_string());
         }
     }

@@ -115,7 +115,8 @@ fn create_list_show_update() {
     assert_eq!(v["status"], "open");
     assert_eq!(v["issue"]["type"], "feature");
     assert_eq!(v["issue"]["points"], 5);
-    assert_eq!(v["issue"]["labels"], serde_json::json!([]));
+    // td's model leaves empty labels out (`omitempty`).
+    assert!(v["issue"].get("labels").is_none(), "{v}");
     let id = v["id"].as_str().unwrap().to_string();
     assert!(v["issue"]["creator_session"]
         .as_str()
@@ -266,13 +267,13 @@ fn self_review_and_reviewed_by_are_recorded() {
     let y = r.json_as("solo", &["approve", &b, "--reviewed-by", "alice"]);
     assert_eq!(y["status"], "closed");
     let ra = &r.json(&["show", &a])["reviews"][0];
-    assert_eq!(ra["self_review"], 1);
+    assert_eq!(ra["self_review"], true);
     assert_eq!(ra["summary"], "solo project");
     let rb = &r.json(&["show", &b])["reviews"][0];
     assert_eq!(rb["reviewed_by"], "alice");
     // td records an attributed review by the implementer as written by an involved session
     // (self_review = 1), credited to the named reviewer (reviewpolicy's SelfReview).
-    assert_eq!(rb["self_review"], 1);
+    assert_eq!(rb["self_review"], true);
 }
 
 #[test]
@@ -556,8 +557,8 @@ fn sessions_whoami_usage_status() {
     assert_eq!(u["in_progress"][0]["id"], id.as_str());
     assert!(r.ok(&["usage"]).contains(&id));
     let s = r.json(&["status"]);
-    assert_eq!(s["issues"]["in_progress"], 1);
-    assert!(s["change_log"]["changes"].as_i64().unwrap() >= 2);
+    assert_eq!(s["focused"]["issue"]["id"], id.as_str(), "{s}");
+    assert!(r.json(&["status", "--db"]).is_object());
 }
 
 #[test]

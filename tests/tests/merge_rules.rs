@@ -1009,7 +1009,7 @@ fn concurrent_first_rows_of_a_child_map_are_all_kept() {
     let s = td_engine::query::issue_detail(nodes[0].project.store.conn(), &id)
         .unwrap()
         .to_json();
-    assert_eq!(s["labels"], serde_json::json!([]));
+    assert!(s.get("labels").is_none(), "no labels left: {s}");
     assert!(
         td_engine::ops::files::files_of(nodes[0].project.store.conn(), &id)
             .unwrap()

@@ -95,7 +95,10 @@ fn migrating_the_sample_database_reproduces_every_synced_row() {
             .unwrap();
         assert_eq!(s["title"], title.as_str());
         assert_eq!(s["status"], status.as_str());
-        assert_eq!(s["created_at"], created.as_str());
+        assert_eq!(
+            s["created_at"],
+            td_engine::model::rfc3339_nanos(&created).as_str()
+        );
         let want: Vec<&str> = labels.split(',').filter(|l| !l.is_empty()).collect();
         assert_eq!(s["labels"], serde_json::json!(want));
     }

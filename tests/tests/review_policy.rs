@@ -413,7 +413,7 @@ fn the_binary_obeys_the_mode_set_with_td_feature() {
     assert_eq!(approved["status"], "closed");
     let shown = r.json(&["show", &id]);
     assert_eq!(shown["reviews"][0]["reviewed_by"], "sub-agent");
-    assert_eq!(shown["reviews"][0]["self_review"], 1);
+    assert_eq!(shown["reviews"][0]["self_review"], true);
     // A bad value is refused and changes nothing.
     let out = r.run(&["feature", "set", "review_policy_mode", "lax", "--json"]);
     assert_eq!(out.error_code(), "invalid_input");

@@ -175,6 +175,136 @@ fn a_closed_pipe_ends_td_quietly() {
     }
 }
 
+#[test]
+fn json_is_tds_indented_escaped_and_timed_as_go_writes_it() {
+    let r = Replica::init();
+    let out = r.run(&["create", "a<b & c>d", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    // Go's MarshalIndent: two spaces, HTML characters escaped inside strings.
+    assert!(
+        out.stdout.starts_with("{\n  \"action\": \"created\""),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(r#""title": "a\u003cb \u0026 c\u003ed""#),
+        "{}",
+        out.stdout
+    );
+    let v = out.json();
+    assert_eq!(v["issue"]["title"], "a<b & c>d");
+    // td's model: empty optional fields are left out, times are RFC 3339.
+    let issue = &v["issue"];
+    for absent in [
+        "description",
+        "labels",
+        "parent_id",
+        "closed_at",
+        "deleted_at",
+        "sprint",
+    ] {
+        assert!(issue.get(absent).is_none(), "{absent}: {issue}");
+    }
+    for present in ["implementer_session", "reviewer_session", "creator_session"] {
+        assert!(issue[present].is_string(), "{present}: {issue}");
+    }
+    let created = issue["created_at"].as_str().unwrap();
+    assert!(
+        td_engine::model::parse_timestamp(created).is_some()
+            && created.contains('T')
+            && !created.contains(' '),
+        "{created}"
+    );
+    // `td show --json`: td's keys for logs, handoff and reviews; empty strings present.
+    let id = v["id"].as_str().unwrap().to_string();
+    r.ok(&["start", &id]);
+    r.ok(&["log", &id, "did a thing"]);
+    r.ok(&["handoff", &id, "--done", "the thing"]);
+    let s = r.json(&["show", &id]);
+    assert_eq!(s["description"], "");
+    assert_eq!(s["labels"], serde_json::json!([]));
+    let log = s["logs"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(log["message"], "did a thing");
+    assert!(
+        log["session"].as_str().unwrap().starts_with("ses_"),
+        "{log}"
+    );
+    assert_eq!(s["handoff"]["done"], serde_json::json!(["the thing"]));
+    assert_eq!(s["handoff"]["remaining"], serde_json::json!([]));
+    assert!(s["handoff"]["session"].is_string());
+    r.ok(&["review", &id]);
+    r.run_as("reviewer", &["approve", &id]);
+    let s = r.json(&["show", &id]);
+    assert_eq!(s["review_history"][0]["decision"], "approved", "{s}");
+    assert_eq!(s["review_history"][0]["superseded"], false);
+    assert_eq!(s["review_history"][0]["self_review"], false);
+    // A stream stays one object per line.
+    assert!(r
+        .ok(&["sync", "tail", "-n", "2", "--json"])
+        .starts_with('['));
+}
+
+#[test]
+fn status_is_tds_review_dashboard() {
+    let r = Replica::init();
+    let empty = r.ok(&["status"]);
+    assert_eq!(
+        empty.trim(),
+        "No active work. Run 'td next' to see the next issue to start."
+    );
+    // Balanced review: a session does not review its own work. Work by another session,
+    // waiting for mine; mine, waiting for others; one blocked.
+    r.ok(&["feature", "set", "review_policy_mode", "balanced"]);
+    let theirs = r.json_as("other", &["create", "Their work to review"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    r.run_as("other", &["start", &theirs]);
+    r.run_as("other", &["review", &theirs]);
+    let mine = r.create("My work in review", &[]);
+    r.ok(&["start", &mine]);
+    r.ok(&["review", &mine]);
+    let blocker = r.create("The blocker", &[]);
+    let stuck = r.create("Stuck behind it", &[]);
+    r.ok(&["dep", "add", &stuck, &blocker]);
+    r.ok(&["block", &stuck]);
+    r.ok(&["focus", &blocker]);
+    r.ok(&["log", &blocker, "looked at it"]);
+    let me = r.json(&["whoami"])["session"].as_str().unwrap().to_string();
+    let text = r.ok(&["status"]);
+    for want in [
+        format!("SESSION: {me}"),
+        format!("FOCUSED: {blocker} \"The blocker\" [open]"),
+        "  └── 1 logs, last: ".to_string(),
+        "AWAITING YOUR REVIEW (1):".to_string(),
+        format!("  {theirs} \"Their work to review\""),
+        "PENDING REVIEW (your implementation, 1):".to_string(),
+        format!("  {mine} \"My work in review\""),
+        "BLOCKED (1):".to_string(),
+        format!("  {stuck} \"Stuck behind it\" waiting on {blocker}"),
+        "READY TO START (1):".to_string(),
+        format!("  {blocker} \"The blocker\" P2"),
+    ] {
+        assert!(text.contains(&want), "missing {want:?} in:\n{text}");
+    }
+    let v = r.json(&["status"]);
+    assert_eq!(v["session"], me.as_str());
+    assert_eq!(v["focused"]["issue"]["id"], blocker.as_str());
+    assert_eq!(v["focused"]["log_count"], 1);
+    assert!(v["focused"]["last_log"].is_string());
+    assert_eq!(v["in_review"]["total"], 2);
+    assert_eq!(
+        v["in_review"]["reviewable_by_you"][0]["id"],
+        theirs.as_str()
+    );
+    assert_eq!(v["in_review"]["implemented_by_you"][0]["id"], mine.as_str());
+    assert_eq!(v["in_review"]["ready_to_close"], serde_json::json!([]));
+    assert_eq!(v["blocked"][0]["issue"]["id"], stuck.as_str());
+    assert_eq!(v["blocked"][0]["depends_on"], serde_json::json!([blocker]));
+    assert_eq!(v["ready_to_start"][0]["id"], blocker.as_str());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 

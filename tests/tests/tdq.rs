@@ -497,12 +497,11 @@ fn render(e: &Expr) -> String {
 fn reference(e: &Expr, row: &Value) -> bool {
     let text = |f: &str| -> String {
         match f {
+            // td's model leaves empty labels out.
             "labels" => row["labels"]
                 .as_array()
-                .unwrap()
-                .iter()
-                .map(|l| l.as_str().unwrap())
-                .collect::<Vec<_>>()
+                .map(|a| a.iter().map(|l| l.as_str().unwrap()).collect::<Vec<_>>())
+                .unwrap_or_default()
                 .join(","),
             "points" => row["points"].to_string(),
             "minor" => row["minor"].to_string(),

@@ -252,7 +252,7 @@ fn a_deeply_nested_query_is_refused_and_the_server_survives() {
     let q: String = deep.replace(' ', "%20").replace('=', "%3D");
     let (status, body) = http(
         &addr,
-        &format!("GET /v1/issues?query={q} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+        &format!("GET /v1/issues?search={q}&search_mode=tdq HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
     );
     assert_eq!(status, 400, "{body}");
     let (status, body) = http(
@@ -656,7 +656,7 @@ fn a_claim_stamped_in_the_future_goes_stale_by_arrival() {
     assert!(b.json(&["peer", "sync", "a"])[0]["error"].is_null());
     assert_eq!(
         a.json(&["show", &id])["updated_at"],
-        "2031-01-01 00:00:00.000000+00:00",
+        "2031-01-01T00:00:00Z",
         "the fast clock's stamp arrived"
     );
     std::thread::sleep(std::time::Duration::from_millis(3500));

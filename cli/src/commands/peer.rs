@@ -286,13 +286,13 @@ fn watch(
         shutdown_signal(),
         &mut |o| {
             let (v, _) = round_json(&name, &o);
-            emit(json, &v, || round_line(&v));
+            crate::output::emit_line(json, &v, || round_line(&v));
         },
     ));
     if let Err(e) = result {
         let v =
             json!({"peer": name, "sent": 0, "received": 0, "conflicts": 0, "error": e.to_string()});
-        emit(json, &v, || round_line(&v));
+        crate::output::emit_line(json, &v, || round_line(&v));
         std::process::exit(1);
     }
     Ok(())

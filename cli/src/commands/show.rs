@@ -7,6 +7,8 @@ use td_engine::views::IssueDetail;
 
 use super::Cx;
 use crate::output::{emit, issue_line, one_or_many};
+use serde_json::{json, Value};
+use td_engine::model::rfc3339_nanos;
 
 /// Arguments of `td show`.
 #[derive(Debug, Default, ClapArgs)]
@@ -81,7 +83,7 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
     let human = human.join("\n");
     emit(
         cx.json || a.format.is_some(),
-        &one_or_many(out.iter().map(IssueDetail::to_json).collect()),
+        &one_or_many(out.iter().map(show_json).collect()),
         || human,
     );
     Ok(())
@@ -172,4 +174,78 @@ pub(crate) fn long_text(d: &IssueDetail) -> String {
         }
     }
     s
+}
+
+/// `td show --json` as td prints it (`cmd/show.go`): td's keys (`logs[].session`,
+/// `handoff.session`, the last three reviews as `review_history`, empty strings present,
+/// `labels` and `logs` always arrays, `handoff` null when there is none), plus this td's own
+/// (`version`, `reviews`, `comments`, `depends_on`, `blocks`, `children`, `conflicts`), which
+/// td's readers ignore.
+pub(crate) fn show_json(d: &IssueDetail) -> Value {
+    let mut v = d.to_json();
+    let i = &d.issue;
+    let o = v.as_object_mut().expect("an issue detail is an object");
+    for (k, val) in [
+        ("description", &i.description),
+        ("parent_id", &i.parent_id),
+        ("acceptance", &i.acceptance),
+        (
+            "review_requested_by_session",
+            &i.review_requested_by_session,
+        ),
+        ("closed_by_session", &i.closed_by_session),
+        ("sprint", &i.sprint),
+    ] {
+        o.insert(k.into(), json!(val));
+    }
+    o.insert("labels".into(), json!(i.labels));
+    if i.defer_count == 0 {
+        o.remove("defer_count");
+    }
+    o.insert(
+        "logs".into(),
+        Value::Array(
+            d.logs
+                .iter()
+                .map(|l| {
+                    json!({"id": l.id, "timestamp": rfc3339_nanos(&l.timestamp), "message": l.message,
+                        "type": l.log_type, "session": l.session_id, "session_id": l.session_id,
+                        "work_session_id": l.work_session_id})
+                })
+                .collect(),
+        ),
+    );
+    let list = |x: &Value| if x.is_array() { x.clone() } else { json!([]) };
+    o.insert(
+        "handoff".into(),
+        match &d.handoff {
+            Some(h) => json!({
+                "id": h.id, "timestamp": rfc3339_nanos(&h.timestamp), "session": h.session_id,
+                "session_id": h.session_id, "done": list(&h.done), "remaining": list(&h.remaining),
+                "decisions": list(&h.decisions), "uncertain": list(&h.uncertain),
+            }),
+            None => Value::Null,
+        },
+    );
+    if !d.reviews.is_empty() {
+        let start = d.reviews.len().saturating_sub(3);
+        let history: Vec<Value> = d.reviews[start..]
+            .iter()
+            .map(|r| {
+                let mut e = json!({
+                    "id": r.id, "decision": r.decision, "reviewer_session": r.reviewer_session,
+                    "summary": r.summary, "created_at": rfc3339_nanos(&r.created_at),
+                    "requested_by": r.requested_by_session,
+                    "superseded": r.superseded_at.is_some(), "self_review": r.self_review != 0,
+                    "reviewed_by": r.reviewed_by,
+                });
+                if let Some(t) = &r.superseded_at {
+                    e["superseded_at"] = json!(rfc3339_nanos(t));
+                }
+                e
+            })
+            .collect();
+        o.insert("review_history".into(), Value::Array(history));
+    }
+    v
 }

@@ -15,7 +15,8 @@
 //! cascade, so it is never duplicated: the machine of the session whose transition completed
 //! the set (the child closed last, by time then id; for unblocking, the dependency closed
 //! last). That machine is the one that will meet the other half of the set when it syncs, so
-//! the cascade is never lost either.
+//! the cascade is never lost either. A transition by a session that names no machine (history
+//! imported from td) decides nothing, so a joiner never rewrites imported history.
 
 use rusqlite::{params, Connection};
 
@@ -23,7 +24,7 @@ use crate::error::Result;
 use crate::identity;
 use crate::model::Status;
 use crate::ops::records;
-use crate::ops::workflow::{clear, stamp, transition};
+use crate::ops::transition::{clear, stamp, transition};
 use crate::query::{self, Issue};
 use crate::store::Store;
 use crate::write::Tx;
@@ -55,11 +56,12 @@ pub(crate) enum Writer<'a> {
 
 impl Writer<'_> {
     /// Whether this replica writes the cascade decided by `session`'s transition. A session
-    /// that names no machine (imported from td) leaves every replica to write it.
+    /// that names no machine (history imported from td, where td already ran its cascades or
+    /// someone undid one on purpose) decides nothing: no replica derives a cascade from it.
     fn decides(self, session: &str) -> bool {
         match self {
             Writer::Local => true,
-            Writer::Derived(me) => identity::session_machine(session).is_none_or(|m| m == me),
+            Writer::Derived(me) => identity::session_machine(session) == Some(me),
         }
     }
 }
@@ -180,8 +182,9 @@ fn parent_up(
         )?;
         out.parents.push(parent.id.clone());
         if target == Status::Closed {
-            // td unblocks the closed epic's dependents too, without reporting them.
-            unblock_dependents(tx, me, &parent.id, who)?;
+            // td unblocks the closed epic's dependents too, without reporting them; they are
+            // part of the cascade this replica just decided.
+            unblock_dependents(tx, me, &parent.id, Writer::Local)?;
         }
         current = parent.id;
     }

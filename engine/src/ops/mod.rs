@@ -14,6 +14,7 @@ pub mod notes;
 pub mod reads;
 pub mod records;
 pub mod task_list;
+pub mod transition;
 pub mod work_sessions;
 pub mod workflow;
 

@@ -395,3 +395,89 @@ impl Project {
             .optional()?)
     }
 }
+
+/// `td status`: td's review dashboard for this session (`cmd/status.go`).
+#[derive(Debug, Clone, Default)]
+pub struct StatusDashboard {
+    /// The focused issue, how many of its last ten logs there are, and the newest one's time.
+    pub focused: Option<(Issue, usize, Option<String>)>,
+    /// In review, no approval yet, and this session may review it.
+    pub reviewable_by_you: Vec<Issue>,
+    /// In review with an approval on record this session may close on, and who approved.
+    pub ready_to_close: Vec<(Issue, String)>,
+    /// Every other issue in review (td's JSON `implemented_by_you`).
+    pub other_in_review: Vec<Issue>,
+    /// Issues in review in all.
+    pub in_review_total: usize,
+    /// Blocked issues and what each depends on.
+    pub blocked: Vec<(Issue, Vec<String>)>,
+    /// Open issues in priority order, at most ten (deferred ones included, as td).
+    pub ready_to_start: Vec<Issue>,
+}
+
+impl Project {
+    /// td's `td status` dashboard for this session.
+    pub fn status_dashboard(&self) -> Result<StatusDashboard> {
+        let conn = self.store.conn();
+        let mut d = StatusDashboard::default();
+        if let Some(id) = self.focused_issue()? {
+            if let Some(issue) = query::find_issue(conn, &id)?.filter(|i| i.deleted_at.is_none()) {
+                let times: Vec<String> = conn
+                    .prepare_cached(
+                        "SELECT timestamp FROM logs WHERE issue_id = ?1 \
+                         ORDER BY timestamp DESC, id DESC LIMIT 10",
+                    )?
+                    .query_map([&id], |r| r.get(0))?
+                    .collect::<std::result::Result<_, _>>()?;
+                d.focused = Some((issue, times.len(), times.first().cloned()));
+            }
+        }
+        let in_review = self.issues(&ListFilter {
+            status: vec![Status::InReview.as_str().into()],
+            dates: query::DateView::Any,
+            ..Default::default()
+        })?;
+        d.in_review_total = in_review.len();
+        for issue in in_review {
+            let facts = Facts::read(conn, &issue, &self.session.id)?;
+            if facts.active_approval && review_policy::ready_to_close(self.review_mode, &facts) {
+                let reviewer = conn
+                    .prepare_cached(
+                        "SELECT reviewer_session FROM issue_reviews WHERE issue_id = ?1 \
+                         AND decision = 'approved' AND superseded_at IS NULL \
+                         ORDER BY created_at DESC, id DESC LIMIT 1",
+                    )?
+                    .query_row([&issue.id], |r| r.get(0))
+                    .optional()?
+                    .unwrap_or_default();
+                d.ready_to_close.push((issue, reviewer));
+            } else if !facts.active_approval && review_policy::reviewable(self.review_mode, &facts)
+            {
+                d.reviewable_by_you.push(issue);
+            } else {
+                d.other_in_review.push(issue);
+            }
+        }
+        for issue in self.issues(&ListFilter {
+            status: vec![Status::Blocked.as_str().into()],
+            dates: query::DateView::Any,
+            ..Default::default()
+        })? {
+            let deps: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT depends_on_id FROM issue_dependencies WHERE issue_id = ?1 \
+                     AND relation_type = 'depends_on' ORDER BY depends_on_id",
+                )?
+                .query_map([&issue.id], |r| r.get(0))?
+                .collect::<std::result::Result<_, _>>()?;
+            d.blocked.push((issue, deps));
+        }
+        d.ready_to_start = self.issues(&ListFilter {
+            status: vec![Status::Open.as_str().into()],
+            dates: query::DateView::Any,
+            limit: Some(10),
+            ..Default::default()
+        })?;
+        Ok(d)
+    }
+}
