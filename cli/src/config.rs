@@ -180,6 +180,22 @@ pub(crate) fn hub_settings(root: &Path) -> Result<HubSettings> {
         mode,
         url,
         token: env("TD_DATABASE_TOKEN").or_else(|| cfg.get("database.token")),
-        auto: cfg.get("sync.auto").as_deref() == Some("true"),
+        auto: autosync_on(env("TD_SYNC_AUTO"), cfg.get("sync.auto")),
     })
+}
+
+/// Whether autosync runs, as td decides it (td-a4c721): on whenever the project syncs with a
+/// hub, unless switched off (`TD_SYNC_AUTO=false`/`0`, which wins, or `sync.auto false`).
+fn autosync_on(env: Option<String>, config: Option<String>) -> bool {
+    let off = |v: &str| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "false" | "0" | "off" | "no"
+        )
+    };
+    match (env, config) {
+        (Some(e), _) => !off(&e),
+        (None, Some(c)) => !off(&c),
+        (None, None) => true,
+    }
 }

@@ -85,6 +85,10 @@ pub struct Replica {
     pub root: PathBuf,
     /// `XDG_CONFIG_HOME` for this replica.
     pub config: PathBuf,
+    /// Whether its commands autosync with a configured hub (td's default). Off in tests unless
+    /// a test turns it on (`TD_SYNC_AUTO=false`), so that what a test's explicit `td sync`
+    /// reports does not depend on what an earlier command already synced.
+    pub autosync: std::cell::Cell<bool>,
 }
 
 /// Result of one `td` run.
@@ -143,6 +147,7 @@ impl Replica {
             _tmp: tmp,
             root,
             config,
+            autosync: std::cell::Cell::new(false),
         }
     }
 
@@ -165,6 +170,11 @@ impl Replica {
         c.env("XDG_CONFIG_HOME", &self.config)
             .env_remove("TD_WORK_DIR")
             .env_remove("TD_CONTEXT_ID");
+        if self.autosync.get() {
+            c.env_remove("TD_SYNC_AUTO");
+        } else {
+            c.env("TD_SYNC_AUTO", "false");
+        }
         match session {
             Some(s) => c.env("TD_SESSION_ID", s),
             None => c.env_remove("TD_SESSION_ID"),

@@ -364,12 +364,29 @@ fn config_status_autosync_and_td_init_mode() {
             .error_code(),
         "invalid_input"
     );
+    // Autosync is on by default with a hub (as td): a write pushes by itself...
+    a.autosync.set(true);
+    a.create("Pushed by autosync", &[]);
+    assert_eq!(a.json(&["sync", "status"])["pending"], 0);
+    // ...unless switched off in the project,
+    a.json(&["config", "set", "sync.auto", "false"]);
+    a.create("Kept until a sync", &[]);
+    assert_eq!(a.json(&["sync", "status"])["pending"], 1);
+    a.json(&["sync"]);
+    // or for one shell (TD_SYNC_AUTO=false wins over the project's setting).
     assert_eq!(
         a.json(&["config", "set", "sync.auto", "true"])["action"],
         "set"
     );
-    // Autosync: a write pushes by itself.
-    a.create("Pushed by autosync", &[]);
+    let out = a
+        .command(None, &["create", "Kept by the shell's switch", "--json"])
+        .env("TD_SYNC_AUTO", "false")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(a.json(&["sync", "status"])["pending"], 1);
+    a.json(&["sync"]);
+    a.create("Pushed again", &[]);
     assert_eq!(a.json(&["sync", "status"])["pending"], 0);
     let db = a.json(&["status", "--db"]);
     assert_eq!(db["mode"], "libsql");

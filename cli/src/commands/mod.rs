@@ -255,7 +255,8 @@ pub(crate) enum Command {
     /// The context block an agent reads at session start (`td usage --new-session -q` at the
     /// start of every context).
     Usage(usage::Args),
-    /// Project and session summary.
+    /// td's review dashboard: focus, what awaits your review, what you may close, your work in
+    /// review, what is blocked, what is ready (`--db`: the database and hub state).
     #[command(visible_alias = "current")]
     Status(status::Args),
     /// Sync through the team hub: push then pull (or one of them).
