@@ -570,6 +570,8 @@ fn creating_reading_updating_and_deleting_issues() {
     let v = ok_data(api.call("DELETE", &format!("/v1/issues/{id}"), None), 200);
     assert_eq!(v, json!({"deleted": true}));
     assert!(!r.json(&["show", &id])["deleted_at"].is_null());
+    // As td: a deleted issue still reads, with `deleted_at`; deleting again is 200.
+    assert!(api.issue(&id)["issue"]["deleted_at"].is_string());
     assert_eq!(api.call("DELETE", &format!("/v1/issues/{id}"), None).0, 200);
     assert_eq!(
         err_code(
