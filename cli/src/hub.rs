@@ -392,7 +392,8 @@ fn state_json(p: &Project, root: &Path, probe: bool) -> Result<Value> {
         "pending": p.store.pending_push(&key)?, "last_push_at": st.last_push_at, "last_pull_at": st.last_pull_at,
         "hub_answered": answered, "warning": warning, "quarantined": quarantine,
         "hub_anomaly": st.anomaly.as_ref().map(|a| json!({"found": a, "at": st.anomaly_at})), "waiting": waiting, "held": held_json(p)?, "auto": s.auto,
-        "encryption": p.encryption()?, "hub_plaintext_rows": hub_plaintext
+        "encryption": p.encryption()?, "hub_plaintext_rows": hub_plaintext,
+        "sync_loop": td_transport::sync_loop::status(root),
     }))
 }
 
@@ -425,6 +426,28 @@ fn status_text(v: &Value) -> String {
         s("project"),
         s("pending")
     );
+    let l = &v["sync_loop"];
+    if l.is_object() {
+        let text = |k: &str| l[k].as_str().unwrap_or("never").to_string();
+        out.push_str(&if l["running"] == true {
+            format!(
+                "Sync loop: running in {} (pid {}) since {}; last round {}\n",
+                text("by"),
+                l["pid"],
+                text("since"),
+                text("last_round")
+            )
+        } else {
+            "Sync loop: not running (start one with 'td sync watch', 'td serve' or 'td monitor')\n"
+                .to_string()
+        });
+        if let Some(e) = l["last_error"].as_str() {
+            out.push_str(&format!(
+                "Sync loop error: {e} (at {})\n",
+                text("last_error_at")
+            ));
+        }
+    }
     let e = &v["encryption"];
     out.push_str(&match e["current"].as_str() {
         Some(id) => format!(
@@ -549,6 +572,9 @@ pub(crate) fn autosync(p: &mut Project, root: &Path, when: Auto) {
     if !settings.auto || settings.url.is_none() {
         return;
     }
+    if td_transport::sync_loop::status(root).running {
+        return; // the project's sync loop pushes and pulls (docs/sync-loop.md)
+    }
     let limit = if when == Auto::PullBefore {
         Duration::from_secs(1)
     } else {
@@ -581,4 +607,121 @@ pub(crate) fn autosync(p: &mut Project, root: &Path, when: Auto) {
             "Warning: autosync {what} failed: {e:#} (changes stay pending; run 'td sync' later)"
         );
     }
+}
+
+/// The sync loop running in this process (`td serve`, `td monitor`): stopped and joined when
+/// dropped.
+pub(crate) struct BackgroundLoop {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for BackgroundLoop {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts the project's sync loop in a thread of this process (`by`: who runs it), when a hub
+/// is configured, autosync is on and no other process runs the loop (docs/sync-loop.md).
+/// `log` receives the loop's lines.
+pub(crate) fn background_loop(
+    p: &Project,
+    root: &Path,
+    by: &str,
+    log: impl FnMut(&str) + Send + 'static,
+) -> Option<BackgroundLoop> {
+    let settings = hub_settings(root).ok()?;
+    if !settings.auto || settings.url.is_none() {
+        return None;
+    }
+    let client = client_for(&settings)
+        .ok()?
+        .with_timeout(Duration::from_secs(10));
+    let lock = td_transport::sync_loop::try_lock(root, by).ok()??;
+    let mut store = td_engine::Store::open(root, p.store.identity().clone()).ok()?;
+    let session = store.upkeep_session();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::spawn(move || {
+        let mut log = log;
+        td_transport::sync_loop::run(
+            &mut store,
+            &client,
+            &session,
+            &lock,
+            &Default::default(),
+            &flag,
+            &mut log,
+        );
+    });
+    Some(BackgroundLoop {
+        stop,
+        thread: Some(thread),
+    })
+}
+
+/// `td sync watch`: this project's sync loop in the foreground, until Ctrl-C or SIGTERM (what
+/// a user service runs). Refused when another process runs the loop.
+pub(crate) fn watch(p: &mut Project, root: &Path, json: bool) -> Result<()> {
+    let settings = hub_settings(root)?;
+    let client = client_for(&settings)?.with_timeout(Duration::from_secs(10));
+    let Some(lock) = td_transport::sync_loop::try_lock(root, "td sync watch")? else {
+        let st = td_transport::sync_loop::status(root);
+        let who = st
+            .state
+            .map(|s| format!(" ({} pid {}, since {})", s.by, s.pid, s.since))
+            .unwrap_or_default();
+        return Err(invalid(format!(
+            "a sync loop already runs for this project{who}: one per project and machine"
+        )));
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    let session = p.store.upkeep_session();
+    let mut log = |line: &str| {
+        use std::io::Write;
+        if json {
+            let (at, text) = line.split_once(' ').unwrap_or(("", line));
+            println!("{}", json!({"at": at, "event": text}));
+        } else {
+            println!("{}", crate::output::escape(line));
+        }
+        let _ = std::io::stdout().flush();
+    };
+    td_transport::sync_loop::run(
+        &mut p.store,
+        &client,
+        &session,
+        &lock,
+        &Default::default(),
+        &stop,
+        &mut log,
+    );
+    Ok(())
+}
+
+/// One push and pull now (the monitor's `r`), whatever the loop is doing: a line for the
+/// status bar, `None` without a hub.
+pub(crate) fn sync_now(
+    p: &mut Project,
+    root: &Path,
+) -> Option<std::result::Result<String, String>> {
+    let settings = hub_settings(root).ok()?;
+    settings.url.as_ref()?;
+    let client = match client_for(&settings) {
+        Ok(c) => c.with_timeout(Duration::from_secs(5)),
+        Err(e) => return Some(Err(format!("{e:#}"))),
+    };
+    let session = p.store.upkeep_session();
+    Some(
+        td_transport::sync_loop::round(&mut p.store, &client, &session, true)
+            .map(|r| format!("synced: pushed {}, pulled {}", r.pushed, r.pulled))
+            .map_err(|e| format!("sync failed: {e}")),
+    )
 }

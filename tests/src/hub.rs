@@ -497,3 +497,26 @@ pub fn team(url: &str, members: usize) -> (crate::Replica, Vec<crate::Replica>) 
     }
     (a, others)
 }
+
+/// A founder whose first issue is `first`, syncing with `hub`.
+pub fn founder_on(hub: &Hub, first: &str) -> crate::Replica {
+    let a = crate::Replica::init();
+    a.create(first, &[]);
+    a.json(&["sync", "init", "--hub", &hub.url()]);
+    a
+}
+
+/// A fresh machine that joined `a`'s project through the hub with an invite made with
+/// `args` (`a` pushes the invite and its roster first); asserts it joined with `role`.
+pub fn joined(a: &crate::Replica, args: &[&str], role: &str) -> crate::Replica {
+    let code = a.invite(args);
+    a.json(&["sync"]);
+    let r = crate::Replica::new();
+    let v = r.json(&["join", &code]);
+    assert_eq!(
+        (v["action"].as_str(), v["role"].as_str()),
+        (Some("joined"), Some(role)),
+        "{v}"
+    );
+    r
+}

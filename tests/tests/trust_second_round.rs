@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use td_engine::MachineIdentity;
+use td_tests::hub::{founder_on, joined};
 use td_tests::{plant_in_log, Replica, WebServer};
 
 fn member_keys(r: &Replica) -> Vec<String> {
@@ -285,29 +286,6 @@ fn session_ids_with_control_characters_are_refused() {
     assert_eq!(report.rejected.len(), 1, "{report:?}");
     assert!(report.rejected[0].contains("control"), "{report:?}");
     sa.stop();
-}
-
-/// A founder whose first issue is `first`, syncing with `hub`.
-fn founder_on(hub: &td_tests::hub::Hub, first: &str) -> Replica {
-    let a = Replica::init();
-    a.create(first, &[]);
-    a.json(&["sync", "init", "--hub", &hub.url()]);
-    a
-}
-
-/// A fresh machine that joined `a`'s project through the hub with an invite made with
-/// `args` (`a` pushes the invite and its roster first); asserts it joined with `role`.
-fn joined(a: &Replica, args: &[&str], role: &str) -> Replica {
-    let code = a.invite(args);
-    a.json(&["sync"]);
-    let r = Replica::new();
-    let v = r.json(&["join", &code]);
-    assert_eq!(
-        (v["action"].as_str(), v["role"].as_str()),
-        (Some("joined"), Some(role)),
-        "{v}"
-    );
-    r
 }
 
 /// Finding 3: removing an admin withdraws its invites. A join through one made after the

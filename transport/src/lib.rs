@@ -9,6 +9,7 @@ pub mod hub_sync;
 pub mod identity;
 pub mod peer;
 pub mod serve;
+pub mod sync_loop;
 pub mod tls;
 
 pub use error::TransportError;

@@ -62,5 +62,9 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
         );
         return Ok(());
     }
-    crate::monitor::run(cx.p, interval)
+    // The project's sync loop, unless another process runs it (docs/sync-loop.md); its lines
+    // would tear the screen, so they go to its state file only.
+    let _sync_loop = crate::hub::background_loop(cx.p, cx.root, "td monitor", |_| {});
+    let root = cx.root.to_path_buf();
+    crate::monitor::run(cx.p, interval, move |p| crate::hub::sync_now(p, &root))
 }

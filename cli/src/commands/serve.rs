@@ -75,6 +75,11 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
     };
     let project = Project::open(cx.root, cx.p.store.identity().clone(), &web)?;
     let json = cx.json;
+    // The project's sync loop, unless another process runs it: teammates' changes reach the
+    // board and the events without anyone typing `td sync` (docs/sync-loop.md).
+    let _sync_loop = crate::hub::background_loop(cx.p, cx.root, "td serve", |line| {
+        eprintln!("{}", crate::output::escape(line))
+    });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -47,8 +47,13 @@ pub(crate) enum SyncCommand {
     Push,
     /// Receive the hub's changes.
     Pull,
-    /// Mode, hub, pending changes, last push/pull, quarantined rows.
+    /// Mode, hub, pending changes, last push/pull, quarantined rows, and the sync loop.
     Status,
+    /// Run this project's sync loop until interrupted: push each commit (by any process)
+    /// within about 50 ms, pull the hub every second while anything moves (backing off to 30 s
+    /// when idle), retry with backoff when the hub is away. One loop per project and machine;
+    /// `td serve` and `td monitor` run it themselves when none runs. Logs one line per round.
+    Watch,
     /// Rewrite the hub's plaintext rows (content written before the project's first epoch)
     /// as ciphertext under the current content key. Admins only; safe to run again or after
     /// an interruption: each row is rewritten once, nothing is lost. The roster's rows stay
@@ -120,6 +125,7 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
             json,
         ),
         Some(SyncCommand::Status) => hub::status(p, root, json),
+        Some(SyncCommand::Watch) => hub::watch(p, root, json),
         Some(SyncCommand::EncryptHub { batch }) => {
             hub::encrypt_hub(p, root, usize::from(*batch), json)
         }

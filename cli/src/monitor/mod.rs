@@ -119,7 +119,12 @@ impl Drop for Guard {
 }
 
 /// Runs the monitor until `q`, Ctrl-C, SIGTERM, SIGHUP or SIGINT.
-pub(crate) fn run(p: &mut Project, interval: Duration) -> Result<()> {
+/// `sync_now` is the `r` key's push and pull (`None`: no hub; else the status line).
+pub(crate) fn run(
+    p: &mut Project,
+    interval: Duration,
+    mut sync_now: impl FnMut(&mut Project) -> Option<std::result::Result<String, String>>,
+) -> Result<()> {
     if !std::io::stdout().is_terminal() {
         anyhow::bail!("td monitor needs a terminal (for scripts: td usage --json, td list --json, td sync tail -f)");
     }
@@ -181,7 +186,15 @@ pub(crate) fn run(p: &mut Project, interval: Duration) -> Result<()> {
                     match app.on_key(k) {
                         Effect::None => {}
                         Effect::Quit => break,
-                        Effect::Refresh => refresh(p, &mut app),
+                        Effect::Refresh => {
+                            if let Some(r) = sync_now(p) {
+                                app.message = Some(match r {
+                                    Ok(m) => (m, false),
+                                    Err(m) => (m, true),
+                                });
+                            }
+                            refresh(p, &mut app)
+                        }
                         Effect::LoadDetail(id) => load_detail(p, &mut app, &id),
                         Effect::Act(action, id) => {
                             app.message = Some(match act(p, &action, &id) {

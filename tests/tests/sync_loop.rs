@@ -1,0 +1,136 @@
+//! The sync loop (docs/sync-loop.md), with real processes and a real `tursodb` hub: `td sync
+//! watch` pushes what any process commits and pulls what teammates push, by itself; one loop
+//! per project (a second is refused); a hub that goes away and comes back is caught up with,
+//! nothing lost; `td serve` runs the loop when none runs, so its API shows a teammate's change
+//! and pushes its own writes.
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use td_tests::hub::{founder_on, joined, Hub};
+use td_tests::{http_json, Replica, WebServer};
+
+/// Polls `ok` until it holds (a generous deadline: this is a wait, not a timing assertion).
+fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(60);
+    while !ok() {
+        assert!(Instant::now() < end, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn titles(r: &Replica) -> Vec<String> {
+    r.json(&["list", "--all"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap().to_string())
+        .collect()
+}
+
+struct Watch(Child);
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn watch(r: &Replica) -> Watch {
+    Watch(
+        r.command(None, &["sync", "watch"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn loop_state(r: &Replica) -> serde_json::Value {
+    r.json(&["sync", "status"])["sync_loop"].clone()
+}
+
+#[test]
+fn a_watch_loop_syncs_by_itself_and_rides_out_a_hub_outage() {
+    let mut hub = Hub::start();
+    let a = founder_on(&hub, "Founding issue");
+    let b = joined(&a, &[], "member");
+    assert_eq!(loop_state(&b)["running"], false);
+    let w = watch(&b);
+    eventually("the loop runs", || loop_state(&b)["running"] == true);
+    let st = loop_state(&b);
+    assert_eq!(st["by"], "td sync watch", "{st}");
+    assert!(st["since"].is_string());
+    // One loop per project and machine.
+    let second = b.run(&["sync", "watch", "--json"]);
+    assert_eq!(second.code, 1, "{second:?}");
+    assert!(second.stdout.contains("already runs"), "{}", second.stdout);
+    // A teammate's change reaches B without anyone typing `td sync` on B.
+    a.create("Pushed by A", &[]);
+    a.json(&["sync"]);
+    eventually("B pulled A's change", || {
+        titles(&b).contains(&"Pushed by A".to_string())
+    });
+    // B's own write goes out by itself.
+    b.create("Written on B", &[]);
+    eventually("B pushed its change", || {
+        b.json(&["sync", "status"])["pending"] == 0
+    });
+    a.json(&["sync"]);
+    assert!(titles(&a).contains(&"Written on B".to_string()));
+    // The hub goes away: B keeps working, the loop says why it cannot sync...
+    hub.stop();
+    b.create("Written while the hub is down", &[]);
+    eventually("the loop reports the outage", || {
+        loop_state(&b)["last_error"].is_string()
+    });
+    // ...and catches up by itself when the hub is back.
+    hub.restart();
+    eventually("the loop caught up", || {
+        let s = b.json(&["sync", "status"]);
+        s["pending"] == 0 && s["sync_loop"]["last_error"].is_null()
+    });
+    a.json(&["sync"]);
+    b.json(&["sync"]);
+    assert_eq!(a.export(), b.export(), "nothing lost, same everywhere");
+    drop(w);
+    eventually("the lock is released", || {
+        loop_state(&b)["running"] == false
+    });
+}
+
+#[test]
+fn td_serve_runs_the_loop_its_api_shows_teammates_and_pushes_its_writes() {
+    let hub = Hub::start();
+    let a = founder_on(&hub, "Founding issue");
+    let b = joined(&a, &[], "member");
+    // The server runs with td's default (autosync on with a hub), so it runs the loop.
+    b.autosync.set(true);
+    let server = WebServer::spawn(b.command(None, &["serve", "-p", "0"]));
+    eventually("td serve runs the loop", || {
+        loop_state(&b)["by"] == "td serve" && loop_state(&b)["running"] == true
+    });
+    a.create("Seen on the board by itself", &[]);
+    a.json(&["sync"]);
+    eventually("the API lists A's change", || {
+        let (_, v) = http_json(server.port, "GET", "/v1/issues", &[], None);
+        v["data"]["issues"].as_array().is_some_and(|l| {
+            l.iter()
+                .any(|i| i["title"] == "Seen on the board by itself")
+        })
+    });
+    let (st, _) = http_json(
+        server.port,
+        "POST",
+        "/v1/issues",
+        &[],
+        Some(json!({"title": "Written on B's board"})),
+    );
+    assert_eq!(st, 201);
+    eventually("A receives the board's write", || {
+        a.json(&["sync"]);
+        titles(&a).contains(&"Written on B's board".to_string())
+    });
+}

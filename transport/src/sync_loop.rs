@@ -1,0 +1,280 @@
+//! The sync loop (docs/sync-loop.md): one per project and machine, held by a lock, that pushes
+//! this replica's commits to the hub soon after they are made (by any process) and pulls the
+//! hub on an adaptive period, so that views (`td serve`, `td monitor`) and agents see a
+//! teammate's change without anyone typing `td sync`.
+//!
+//! The loop runs in `td sync watch` (a foreground command a user service can run), and inside
+//! `td serve` and `td monitor` when no other process holds the lock. Its state (running since,
+//! last round, last error) is written to `.todos/sync-loop.json` for `td sync status`.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use td_engine::Store;
+
+use crate::error::TransportError;
+use crate::hub::HubClient;
+use crate::hub_sync;
+
+/// How the loop paces itself.
+#[derive(Debug, Clone)]
+pub struct LoopPace {
+    /// How often the database files are looked at for a commit (two `stat`s).
+    pub tick: Duration,
+    /// The pull period while anything moves.
+    pub pull_min: Duration,
+    /// The longest pull period when idle (it doubles up to this).
+    pub pull_max: Duration,
+    /// The longest wait after a failed round (it doubles up to this from `pull_min`).
+    pub backoff_max: Duration,
+}
+
+impl Default for LoopPace {
+    fn default() -> Self {
+        LoopPace {
+            tick: Duration::from_millis(50),
+            pull_min: Duration::from_secs(1),
+            pull_max: Duration::from_secs(30),
+            backoff_max: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The loop's state as it writes it for `td sync status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LoopState {
+    /// The process running it.
+    pub pid: u32,
+    /// What runs it: `td sync watch`, `td serve`, `td monitor`.
+    pub by: String,
+    /// When it started (RFC 3339, UTC).
+    pub since: String,
+    /// When it last completed a round that reached the hub.
+    pub last_round: Option<String>,
+    /// Records pushed and pulled since it started.
+    pub pushed: u64,
+    /// Records pulled since it started.
+    pub pulled: u64,
+    /// The last failure, and when (cleared by the next round that reaches the hub).
+    pub last_error: Option<String>,
+    /// When the last failure happened.
+    pub last_error_at: Option<String>,
+}
+
+/// What `td sync status` reports about the loop.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LoopStatus {
+    /// Whether a loop holds the lock now.
+    pub running: bool,
+    /// Its last written state (also after it stopped).
+    #[serde(flatten)]
+    pub state: Option<LoopState>,
+}
+
+fn todos(root: &Path) -> PathBuf {
+    root.join(".todos")
+}
+
+fn state_path(root: &Path) -> PathBuf {
+    todos(root).join("sync-loop.json")
+}
+
+/// The lock that makes a process the project's one sync loop on this machine; released when
+/// dropped (or when the process ends, however it ends).
+#[derive(Debug)]
+pub struct LoopLock {
+    _file: File,
+    root: PathBuf,
+    by: String,
+}
+
+/// Takes the loop's lock (`.todos/sync.lock`) for `by` (what runs the loop: `td sync watch`,
+/// `td serve`, `td monitor`), or `None` when another process holds it.
+pub fn try_lock(root: &Path, by: &str) -> std::io::Result<Option<LoopLock>> {
+    std::fs::create_dir_all(todos(root))?;
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(todos(root).join("sync.lock"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(LoopLock {
+            _file: file,
+            root: root.to_path_buf(),
+            by: by.to_string(),
+        })),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// Whether a loop runs for the project at `root`, and its last state.
+pub fn status(root: &Path) -> LoopStatus {
+    let running = match try_lock(root, "td sync status") {
+        Ok(Some(_free)) => false, // dropped at once: nobody held it
+        Ok(None) => true,
+        Err(_) => false,
+    };
+    // A state file is small; one that is not ours (or too large) is ignored.
+    let state = std::fs::metadata(state_path(root))
+        .ok()
+        .filter(|m| m.len() < 64 * 1024)
+        .and_then(|_| std::fs::read(state_path(root)).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    LoopStatus { running, state }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl LoopLock {
+    fn write_state(&self, state: &LoopState) {
+        let path = state_path(&self.root);
+        let tmp = path.with_extension("json.tmp");
+        if let Ok(text) = serde_json::to_vec_pretty(state) {
+            if std::fs::write(&tmp, text).is_ok() {
+                let _ = std::fs::rename(&tmp, &path);
+            }
+        }
+    }
+}
+
+/// One round's outcome, as the loop logs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Round {
+    /// Records pushed.
+    pub pushed: u64,
+    /// Records pulled and applied.
+    pub pulled: u64,
+    /// Conflicts the pull recorded.
+    pub conflicts: usize,
+}
+
+/// One push-and-pull (`pull`: also ask the hub for what is new), then the upkeep a pull calls
+/// for (key operations, cascades), pushed in the same round.
+pub fn round(
+    store: &mut Store,
+    client: &HubClient,
+    session: &str,
+    pull: bool,
+) -> Result<Round, TransportError> {
+    let mut r = Round {
+        pushed: hub_sync::push(store, client, &mut |_| {})?,
+        ..Default::default()
+    };
+    if pull {
+        let got = hub_sync::pull(store, client, &mut |_| {})?;
+        r.pulled = got.applied;
+        r.conflicts = got.conflicts.len();
+        if store.maintain_keys(session)? + store.settle_cascades(session)? > 0 {
+            r.pushed += hub_sync::push(store, client, &mut |_| {})?;
+        }
+    }
+    Ok(r)
+}
+
+/// Runs the loop until `stop` turns true: a push within about one `tick` of a commit by any
+/// process, a pull every `pull_min` while anything moves (doubling to `pull_max` when idle),
+/// and after a failure a wait that doubles up to `backoff_max` (so a hub that comes back is
+/// caught up with by itself). `log` receives one line per round that did something and per
+/// failure, each starting with its UTC time.
+pub fn run(
+    store: &mut Store,
+    client: &HubClient,
+    session: &str,
+    lock: &LoopLock,
+    pace: &LoopPace,
+    stop: &AtomicBool,
+    log: &mut dyn FnMut(&str),
+) {
+    let db = store.path().to_path_buf();
+    let by = lock.by.as_str();
+    let mut state = LoopState {
+        pid: std::process::id(),
+        by: by.to_string(),
+        since: now(),
+        ..Default::default()
+    };
+    lock.write_state(&state);
+    log(&format!("{} sync loop started ({by})", state.since));
+    let mut stamp = td_engine::store::write_stamp(&db);
+    let mut period = pace.pull_min;
+    let mut next_pull = Instant::now();
+    let mut wait_until: Option<Instant> = None;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(pace.tick);
+        let now_i = Instant::now();
+        if wait_until.is_some_and(|w| now_i < w) {
+            continue;
+        }
+        let seen = td_engine::store::write_stamp(&db);
+        let committed = seen != stamp;
+        let pull_due = now_i >= next_pull;
+        if !committed && !pull_due && wait_until.is_none() {
+            continue;
+        }
+        stamp = seen;
+        let pending = store
+            .pending_push(client.display_url())
+            .map(|n| n > 0)
+            .unwrap_or(true);
+        if !pending && !pull_due && wait_until.is_none() {
+            continue; // a commit that was not ours to push (a pull by another process)
+        }
+        match round(store, client, session, pull_due || wait_until.is_some()) {
+            Ok(r) => {
+                wait_until = None;
+                state.last_round = Some(now());
+                state.last_error = None;
+                state.last_error_at = None;
+                state.pushed += r.pushed;
+                state.pulled += r.pulled;
+                if r.pushed + r.pulled > 0 {
+                    period = pace.pull_min;
+                    log(&format!(
+                        "{} pushed {}, pulled {}{}",
+                        now(),
+                        r.pushed,
+                        r.pulled,
+                        if r.conflicts > 0 {
+                            format!(", {} new conflict(s)", r.conflicts)
+                        } else {
+                            String::new()
+                        }
+                    ));
+                } else if pull_due {
+                    period = (period * 2).min(pace.pull_max);
+                }
+                if pull_due {
+                    next_pull = Instant::now() + period;
+                }
+                // Our own writes moved the files: not a commit to react to.
+                stamp = td_engine::store::write_stamp(&db);
+            }
+            Err(e) => {
+                let back = match wait_until {
+                    Some(_) => (period * 2).min(pace.backoff_max),
+                    None => pace.pull_min,
+                };
+                period = back;
+                wait_until = Some(Instant::now() + back);
+                next_pull = Instant::now() + back;
+                // Bounded: a hub's answer quoted in an error cannot grow the state file.
+                let message: String = e.to_string().chars().take(500).collect();
+                state.last_error = Some(message.clone());
+                state.last_error_at = Some(now());
+                log(&format!(
+                    "{} error: {message} (retrying in {} s)",
+                    now(),
+                    back.as_secs()
+                ));
+            }
+        }
+        lock.write_state(&state);
+    }
+    log(&format!("{} sync loop stopped", now()));
+}
