@@ -67,6 +67,16 @@ fn api_routes_successes_and_errors() {
         "{pf}"
     );
     assert!(pf["started_at"].is_string(), "{pf}");
+    // As td: a second server for the project is refused while the first answers.
+    let second = r.run(&["serve", "-p", "0", "--token", "s3cret"]);
+    assert_eq!(second.code, 1, "{second:?}");
+    assert!(
+        second
+            .stderr
+            .contains(&format!("td serve already running on port {p}")),
+        "{}",
+        second.stderr
+    );
 
     // /health is open (td's shape: the server's session and a string change token); /v1
     // needs the token.

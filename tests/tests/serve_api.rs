@@ -175,6 +175,13 @@ fn health_monitor_and_events() {
         ),
         "validation_error"
     );
+    // td's monitor sort: created, newest first.
+    let m = ok_data(api.get("/v1/monitor?sort=created"), 200);
+    assert_eq!(
+        m["monitor"]["task_list"]["ready"][0]["id"],
+        feature.as_str(),
+        "{m}"
+    );
     // 59: focus shows in the monitor.
     ok_data(
         api.call("PUT", "/v1/focus", Some(json!({ "issue_id": feature }))),

@@ -297,6 +297,38 @@ async fn cors(State(s): State<AppState>, req: Request, next: Next) -> Response {
     res
 }
 
+/// The server a port file names, when it still runs (td's staleness check: its process
+/// lives and `GET /health` answers 200 within 2 s); a stale or unreadable file is no server.
+async fn live_server(port_file: &std::path::Path) -> Option<(u16, u32)> {
+    let meta = std::fs::metadata(port_file).ok()?;
+    if meta.len() > 4096 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(port_file).ok()?).ok()?;
+    let port = u16::try_from(v["port"].as_u64()?).ok()?;
+    let pid = u32::try_from(v["pid"].as_u64()?).ok()?;
+    if pid == std::process::id() || !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        return None;
+    }
+    let probe = async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).await.ok()?;
+        head.ends_with(b"200").then_some(())
+    };
+    tokio::time::timeout(Duration::from_secs(2), probe)
+        .await
+        .ok()
+        .flatten()
+        .map(|_| (port, pid))
+}
+
 /// The `Host` values a server listening on `addr` answers to: its address and, on loopback,
 /// `localhost`, each with the port (browsers send it) or without. None when it listens on every address:
 /// then the token (required there) is what keeps pages out.
@@ -345,6 +377,12 @@ pub async fn serve(
         events,
         poke: Arc::new(tokio::sync::Notify::new()),
     };
+    if let Some((port, pid)) = live_server(&cfg.port_file).await {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!("td serve already running on port {port} (pid {pid})"),
+        ));
+    }
     let listener = tokio::net::TcpListener::bind(cfg.addr).await?;
     let addr = listener.local_addr()?;
     let mut state = state;

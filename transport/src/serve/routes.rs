@@ -823,8 +823,29 @@ async fn monitor(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResul
             return Err(bad(format!("invalid TDQ query: {e}")));
         }
     }
+    let sort = first_of(&q, "sort").unwrap_or("").to_string();
     let data = with_project(&s, false, move |p| {
-        let t = p.task_list(include_closed, search.as_deref().map(|s| (s, mode)))?;
+        let mut t = p.task_list(include_closed, search.as_deref().map(|s| (s, mode)))?;
+        // td's monitor sort: created or updated (newest first), else priority (the list's).
+        for bucket in [
+            &mut t.reviewable,
+            &mut t.needs_rework,
+            &mut t.in_progress,
+            &mut t.ready,
+            &mut t.pending_review,
+            &mut t.blocked,
+            &mut t.closed,
+        ] {
+            match sort.as_str() {
+                "created" => {
+                    bucket.sort_by(|a, b| (&b.created_at, &b.id).cmp(&(&a.created_at, &a.id)))
+                }
+                "updated" => {
+                    bucket.sort_by(|a, b| (&b.updated_at, &b.id).cmp(&(&a.updated_at, &a.id)))
+                }
+                _ => {}
+            }
+        }
         let focused = match p.focused_issue()? {
             Some(id) => p.issue_detail(&id).ok().map(|d| dto::issue(&d.issue)),
             None => None,
