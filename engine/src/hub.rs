@@ -266,7 +266,18 @@ impl Store {
 
     /// Records that the hub holds every local record up to `local_id`.
     pub fn mark_pushed(&mut self, hub: &str, local_id: i64) -> Result<()> {
-        self.update_hub_state(hub, "pushed_through", local_id)
+        self.update_hub_state(hub, "pushed_through", local_id)?;
+        // td's tools read `action_log.synced_at` to tell what reached the server: once the
+        // hub holds every record of this replica, every action so far is synced (stamped as
+        // td stamps it, SQLite's UTC `CURRENT_TIMESTAMP`). One statement, so an action
+        // committed meanwhile by another process is not marked before its records are pushed.
+        self.conn().execute(
+            "UPDATE action_log SET synced_at = CURRENT_TIMESTAMP \
+             WHERE synced_at IS NULL AND undone = 0 \
+             AND ?1 >= (SELECT coalesce(max(id), 0) FROM crdt_changes)",
+            [local_id],
+        )?;
+        Ok(())
     }
 
     /// Checks the hub against what this replica saw of it: `below` is how many of the

@@ -483,3 +483,29 @@ fn joining_rules() {
     assert!(r.stderr.contains("layout version 99"), "{}", r.stderr);
     assert_eq!(hub.change_rows(), rows_before);
 }
+
+/// td's tools read `action_log.synced_at` to tell what reached the server: every action is
+/// marked once the hub holds this replica's records, and not before.
+#[test]
+fn pushed_actions_are_marked_synced_for_tds_tools() {
+    let hub = Hub::start();
+    let a = Replica::init();
+    a.create("Written before the hub", &[]);
+    let unsynced = |r: &Replica| -> i64 {
+        rusqlite::Connection::open(r.db())
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM action_log WHERE synced_at IS NULL",
+                [],
+                |x| x.get(0),
+            )
+            .unwrap()
+    };
+    assert!(unsynced(&a) > 0);
+    a.json(&["sync", "init", "--hub", &hub.url()]);
+    assert_eq!(unsynced(&a), 0);
+    a.create("Written after the first push", &[]);
+    assert!(unsynced(&a) > 0, "not synced before it is pushed");
+    a.json(&["sync"]);
+    assert_eq!(unsynced(&a), 0);
+}
