@@ -135,13 +135,20 @@ pub(crate) fn one_or_many(mut values: Vec<Value>) -> Value {
 
 /// A short one-line summary of an issue for listings.
 pub(crate) fn issue_line(i: &IssueView) -> String {
-    let mut s = format!(
-        "{}  [{}]  {}  {}  {}",
-        i.id, i.priority, i.status, i.issue_type, i.title
-    );
-    if !i.labels.is_empty() {
-        s.push_str(&format!("  ({})", i.labels.join(",")));
+    // td's `FormatIssueShort`: id, priority, title (one line), points when set, type, status,
+    // two spaces apart. td drops other control characters; here they stay, to be shown
+    // escaped ([`escape`]), so hostile text is visible rather than hidden.
+    let title: String = i
+        .title
+        .replace("\r\n", " ")
+        .chars()
+        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+        .collect();
+    let mut s = format!("{}  [{}]  {title}", i.id, i.priority);
+    if i.points > 0 {
+        s.push_str(&format!("  {}pts", i.points));
     }
+    s.push_str(&format!("  {}  [{}]", i.issue_type, i.status));
     s
 }
 

@@ -828,7 +828,7 @@ fn show_and_note_list_take_tds_flags() {
     assert_eq!(short.lines().count(), 1, "{short}");
     let kids = r.ok(&["show", &epic, "--children"]);
     assert!(
-        kids.contains("Children:") && kids.contains(&child),
+        kids.contains("CHILDREN:") && kids.contains(&child),
         "{kids}"
     );
     let as_json = r.ok(&["show", &epic, "-f", "json"]);

@@ -305,6 +305,74 @@ fn status_is_tds_review_dashboard() {
     assert_eq!(v["ready_to_start"][0]["id"], blocker.as_str());
 }
 
+#[test]
+fn list_and_show_print_tds_layout() {
+    let r = Replica::init();
+    let id = r.create(
+        "Ship the thing",
+        &[
+            "-p",
+            "P1",
+            "-l",
+            "a,b",
+            "-d",
+            "Some description",
+            "--points",
+            "3",
+        ],
+    );
+    let bare = r.create("Bare issue", &[]);
+    r.ok(&["start", &id]);
+    r.ok(&["log", &id, "first line\nsecond line"]);
+    r.ok(&["log", &id, "--decision", "Chose X"]);
+    r.ok(&["handoff", &id, "--done", "one", "--remaining", "two"]);
+    let list = r.ok(&["list"]);
+    assert!(
+        list.contains(&format!(
+            "{id}  [P1]  Ship the thing  3pts  task  [in_progress]"
+        )),
+        "{list}"
+    );
+    assert!(
+        list.contains(&format!("{bare}  [P2]  Bare issue  task  [open]")),
+        "{list}"
+    );
+    let show = r.ok(&["show", &id]);
+    let me = r.json(&["whoami"])["session"].as_str().unwrap().to_string();
+    for want in [
+        format!("{id}: Ship the thing\nStatus: [in_progress]\nType: task | Priority: P1 | Points: 3\nLabels: a, b\n"),
+        "\nDescription:\nSome description\n".to_string(),
+        format!("\nCURRENT HANDOFF ({me}, just now):\n  Done:\n    - one\n  Remaining:\n    - two\n"),
+        "\nSESSION LOG:\n".to_string(),
+        "] Started work\n".to_string(),
+        "] first line\n         | second line\n".to_string(),
+        "] [decision] Chose X\n".to_string(),
+        format!("\nSESSIONS INVOLVED:\n  {me} (implementer)\n"),
+    ] {
+        assert!(show.contains(&want), "missing {want:?} in:\n{show}");
+    }
+    // An issue with every optional field empty: only the lines td prints for it.
+    let plain = r.ok(&["show", &bare]);
+    assert!(
+        plain.starts_with(&format!(
+            "{bare}: Bare issue\nStatus: [open]\nType: task | Priority: P2\n"
+        )),
+        "{plain}"
+    );
+    for absent in [
+        "Labels:",
+        "Description:",
+        "CURRENT HANDOFF",
+        "SESSION LOG:",
+        "REVIEW / CLOSE:",
+    ] {
+        assert!(!plain.contains(absent), "{absent} in:\n{plain}");
+    }
+    // Several ids: blocks separated by `---`.
+    let both = r.ok(&["show", &id, &bare]);
+    assert_eq!(both.matches("\n---\n").count(), 1, "{both}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 

@@ -200,8 +200,8 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
             let mut out = String::new();
             for i in &issues {
                 let d = cx.p.issue_detail(&i.id)?;
-                out.push_str(&super::show::long_text(&d));
-                out.push_str("\n---\n");
+                out.push_str(&super::show::issue_long(&d, Some(5)));
+                out.push_str("---\n");
             }
             if issues.is_empty() {
                 out.push_str("No issues found.");
