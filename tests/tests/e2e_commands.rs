@@ -312,7 +312,7 @@ fn minor_issue_skips_review_and_review_without_handoff_makes_tds_minimal_one() {
         "--uncertain",
         "size?",
     ]);
-    assert_eq!(r.json(&["review", &n])["action"], "submitted_for_review");
+    assert_eq!(r.json(&["review", &n])["action"], "review_requested");
     assert_eq!(r.json(&["review", &n])["action"], "already_in_review");
 }
 

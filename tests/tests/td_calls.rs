@@ -373,6 +373,49 @@ fn list_and_show_print_tds_layout() {
     assert_eq!(both.matches("\n---\n").count(), 1, "{both}");
 }
 
+#[test]
+fn confirmation_lines_are_tds() {
+    let r = Replica::init();
+    let id = r.create("Confirmed by td's lines", &[]);
+    let me = r.json(&["whoami"])["session"].as_str().unwrap().to_string();
+    assert_eq!(
+        r.ok(&["start", &id]).trim(),
+        format!("STARTED {id} (session: {me})")
+    );
+    assert_eq!(
+        r.ok(&["log", &id, "progress here"]).trim(),
+        format!("LOGGED {id}")
+    );
+    assert_eq!(
+        r.ok(&["log", &id, "--decision", "chose"]).trim(),
+        format!("LOGGED {id} [decision]")
+    );
+    assert_eq!(
+        r.ok(&["handoff", &id, "--done", "it"]).trim(),
+        format!("HANDOFF RECORDED {id}\n\nNext: `td review {id}` to submit for review")
+    );
+    assert_eq!(
+        r.ok(&["review", &id]).trim(),
+        format!("REVIEW REQUESTED {id} (session: {me})")
+    );
+    assert_eq!(r.json(&["reject", &id])["action"], "rejected");
+    r.ok(&["review", &id]);
+    let reviewer = r.json_as("reviewer", &["whoami"])["session"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        r.run_as("reviewer", &["approve", &id]).stdout.trim(),
+        format!("APPROVED {id} (reviewer: {reviewer})")
+    );
+    let other = r.create("Rejected by td's lines", &[]);
+    r.ok(&["review", &other]);
+    assert_eq!(
+        r.run_as("reviewer", &["reject", &other]).stdout.trim(),
+        format!("REJECTED {other} → open")
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 

@@ -284,7 +284,7 @@ pub(crate) fn for_each(
                 }
                 let act = if o.changed { action } else { repeat };
                 lines.push(if o.changed {
-                    format!("{} {id}", act.to_uppercase().replace('_', " "))
+                    confirmation(act, &id, &o.issue)
                 } else {
                     format!("{id}: {}", act.replace('_', " "))
                 });
@@ -299,7 +299,7 @@ pub(crate) fn for_each(
                     lines.push(format!("  ↓ Dependent {dep} auto-unblocked"));
                 }
                 let mut v = json!({"action": act, "id": id, "status": o.issue.status, "issue": o.issue.to_json()});
-                if matches!(action, "closed" | "approved" | "submitted_for_review") {
+                if matches!(action, "closed" | "approved" | "review_requested") {
                     v["cascaded_parents"] = json!(o.cascades.parents);
                     v["unblocked_dependents"] = json!(o.cascades.unblocked);
                 }
@@ -325,6 +325,23 @@ pub(crate) fn for_each(
     }
     emit(json, &one_or_many(values), || lines.join("\n"));
     Ok(())
+}
+
+/// td's confirmation line for a transition that happened (`STARTED td-x (session: ses_y)`,
+/// `REJECTED td-x → open`, …; `cmd/start.go`, `cmd/review.go`, `cmd/block.go`).
+fn confirmation(action: &str, id: &str, issue: &td_engine::views::IssueView) -> String {
+    match action {
+        "started" => format!("STARTED {id} (session: {})", issue.implementer_session),
+        "review_requested" => format!(
+            "REVIEW REQUESTED {id} (session: {})",
+            issue.review_requested_by_session
+        ),
+        "approved" if !issue.reviewer_session.is_empty() => {
+            format!("APPROVED {id} (reviewer: {})", issue.reviewer_session)
+        }
+        "rejected" | "unstarted" => format!("{} {id} → open", action.to_uppercase()),
+        other => format!("{} {id}", other.to_uppercase().replace('_', " ")),
+    }
 }
 
 /// Today's date (local time) as `YYYY-MM-DD`.

@@ -63,7 +63,7 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
     emit(
         cx.json,
         &json!({"action": "handoff", "id": hid, "issue_id": id}),
-        || format!("HANDOFF RECORDED {id}"),
+        || format!("HANDOFF RECORDED {id}\n\nNext: `td review {id}` to submit for review"),
     );
     Ok(())
 }

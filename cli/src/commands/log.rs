@@ -143,6 +143,10 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
     let issue = issue.map(|i| normalize_issue_id(&i));
     let (log_id, issue) = cx.p.log(issue.as_deref(), &msg, t)?;
     let v = json!({"action": "logged", "id": log_id, "issue_id": issue, "type": t});
-    emit(cx.json, &v, || format!("LOGGED {issue} ({t})"));
+    // td: `LOGGED td-x`, with the type when it is not a progress entry.
+    emit(cx.json, &v, || match t {
+        "progress" => format!("LOGGED {issue}"),
+        other => format!("LOGGED {issue} [{other}]"),
+    });
     Ok(())
 }

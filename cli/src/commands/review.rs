@@ -27,7 +27,7 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
     for_each(
         cx.json,
         &a.ids,
-        ("submitted_for_review", "already_in_review"),
+        ("review_requested", "already_in_review"),
         |id| {
             let reason = a.message.reason.as_deref();
             if a.minor {
