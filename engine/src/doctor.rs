@@ -43,6 +43,8 @@ pub struct DoctorReport {
     pub set_aside: u64,
     /// Hub rows quarantined (they can never apply).
     pub quarantined: u64,
+    /// Table rows edited outside td (`outside_edits`).
+    pub outside_edits: Vec<crate::outside_edits::OutsideEdit>,
 }
 
 fn check(name: &str, ok: bool, detail: String) -> Check {
@@ -250,5 +252,6 @@ pub(crate) fn examine(conn: &Connection, pending: &[(String, i64)]) -> Result<Do
         waiting,
         set_aside,
         quarantined,
+        outside_edits: Vec::new(),
     })
 }

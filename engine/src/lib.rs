@@ -26,6 +26,7 @@ pub(crate) mod materialize;
 pub mod migrate;
 pub mod model;
 pub mod ops;
+pub mod outside_edits;
 pub(crate) mod project;
 pub mod query;
 pub(crate) mod rebuild;

@@ -416,6 +416,36 @@ fn confirmation_lines_are_tds() {
     );
 }
 
+#[test]
+fn version_and_debug_stats_speak_tds_shapes() {
+    let r = Replica::new();
+    let v = r.run(&["version"]);
+    assert!(v.stdout.starts_with("td version "), "{v:?}");
+    let short = r.run(&["version", "--short"]);
+    assert!(
+        !short.stdout.ends_with('\n') && !short.stdout.is_empty(),
+        "{short:?}"
+    );
+    let j = r.json(&["version"]);
+    for k in [
+        "checked",
+        "development",
+        "latest_version",
+        "update_available",
+        "update_command",
+        "version",
+    ] {
+        assert!(j.get(k).is_some(), "{k}: {j}");
+    }
+    // td's debug-stats: one JSON line with its memory keys, no database needed.
+    let d = r.run(&["debug-stats"]);
+    assert_eq!(d.code, 0, "{d:?}");
+    assert_eq!(d.stdout.lines().count(), 1, "{d:?}");
+    let s = d.json();
+    assert!(s["alloc_mb"].as_f64().unwrap() > 0.0, "{s}");
+    assert!(s["num_goroutine"].as_i64().unwrap() >= 1, "{s}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 

@@ -6,8 +6,31 @@ use td_engine::views::to_json;
 use super::Cx;
 use crate::output::emit;
 
+/// Arguments of `td doctor`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Adopt the edits made to issues outside td (sqlite3 on .todos/issues.db) as signed
+    /// changes of this session, so they sync like any edit; then check again.
+    #[arg(long)]
+    pub adopt_edits: bool,
+}
+
 /// Runs `td doctor`: exit 1 when a check fails.
-pub(crate) fn run(cx: &mut Cx<'_>) -> Result<()> {
+pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
+    if a.adopt_edits {
+        let (adopted, left) = cx.p.adopt_outside_edits()?;
+        if !cx.json {
+            for id in &adopted {
+                println!("ADOPTED {id} (edited outside td)");
+            }
+            for e in &left {
+                eprintln!(
+                    "Warning: {} {} ({}) cannot be adopted: revert it with 'td rebuild --discard-outside-edits'",
+                    e.table, e.id, e.kind
+                );
+            }
+        }
+    }
     let settings = crate::config::hub_settings(cx.root)?;
     let hubs: Vec<String> = match settings.url {
         Some(_) => vec![crate::hub::client_for(&settings)?.display_url().to_string()],

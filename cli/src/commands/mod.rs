@@ -287,11 +287,12 @@ pub(crate) enum Command {
     Undo(undo::Args),
     /// This session's most recent actions (what `td undo` takes back).
     Last(last::Args),
-    /// Recompute every td table from the change log.
-    Rebuild,
+    /// Recompute every td table from the change log (refused while rows edited outside td
+    /// would be reverted; see td doctor).
+    Rebuild(rebuild::Args),
     /// The project at a glance: issues by status, records, sessions, members, the change log.
     Info,
-    /// td's internal statistics command: here the same as `td info`.
+    /// td's internal statistics command: this process's memory figures, one JSON line.
     #[command(name = "debug-stats", hide = true)]
     DebugStats,
     /// The project at a glance (`td info`); `stats security`, `stats errors`.
@@ -309,8 +310,9 @@ pub(crate) enum Command {
     /// place (td's file kept beside it as a backup), so nothing has to move.
     Upgrade,
     /// Check this replica: the database, every record's hash and place in its writer's chain,
-    /// every signature; what is held, waiting, set aside, quarantined or not pushed yet.
-    Doctor,
+    /// every signature; what is held, waiting, set aside, quarantined or not pushed yet; rows
+    /// edited outside td (`--adopt-edits` makes issues' edits signed changes).
+    Doctor(doctor::Args),
     /// Import a `td export --format json` file, or (with --from-db) an existing td database,
     /// into this project. Entities already present are kept; the source is only read.
     Import(import::Args),
@@ -396,6 +398,7 @@ impl Command {
             Command::Feature(c) => Some(feature::run(c, root, json)),
             Command::Peer(peer::PeerCommand::Id) => Some(peer::peer_id(json)),
             Command::Version(a) => Some(version::run(a, json)),
+            Command::DebugStats => Some(version::debug_stats()),
             Command::Completion(a) => Some(completion::run(a)),
             Command::Workflow(a) => Some(workflow::run(a, json)),
             Command::Upgrade => Some(upgrade::run(root, json)),
@@ -460,11 +463,12 @@ impl Command {
             Command::Session(a) => session::run(a, cx),
             Command::Whoami => whoami::run(cx),
             Command::Export(a) => export::run(a, cx),
-            Command::Rebuild => rebuild::run(cx),
+            Command::Rebuild(a) => rebuild::run(a, cx),
             Command::Undo(a) => undo::run(a, cx),
             Command::Last(a) => last::run(a, cx),
-            Command::Doctor => doctor::run(cx),
-            Command::Info | Command::DebugStats => info::run(cx),
+            Command::Doctor(a) => doctor::run(a, cx),
+            Command::Info => info::run(cx),
+            Command::DebugStats => version::debug_stats(),
             Command::Stats(a) => info::run_stats(a, cx),
             Command::Security => security::run(cx),
             Command::Serve(a) => serve::run(a, cx),
@@ -544,10 +548,10 @@ impl Command {
             | Command::Session(_)
             | Command::Whoami
             | Command::Export(_)
-            | Command::Rebuild
+            | Command::Rebuild(_)
             | Command::Serve(_)
             | Command::Monitor(_)
-            | Command::Doctor
+            | Command::Doctor(_)
             | Command::Info
             | Command::DebugStats
             | Command::Stats(_)
@@ -652,13 +656,13 @@ impl Command {
             | Command::Join(_)
             | Command::Session(_)
             | Command::Whoami
-            | Command::Doctor
+            | Command::Doctor(_)
             | Command::Upgrade
             | Command::Errors
             | Command::Last(_)
             | Command::Serve(_)
             | Command::Monitor(_)
-            | Command::Rebuild => None,
+            | Command::Rebuild(_) => None,
         }
     }
 }

@@ -347,7 +347,53 @@ impl Project {
             .iter()
             .map(|h| Ok((h.clone(), self.store.pending_push(h)?)))
             .collect::<Result<Vec<_>>>()?;
-        crate::doctor::examine(self.store.conn(), &pending)
+        let mut report = crate::doctor::examine(self.store.conn(), &pending)?;
+        let edits = match self.store.outside_edits() {
+            Ok((edits, _)) => edits,
+            Err(e) => {
+                // A log that does not rebuild is what the checks above report.
+                report.checks.push(crate::doctor::Check {
+                    name: "outside edits".into(),
+                    ok: true,
+                    detail: format!("not checked: the tables cannot be rebuilt from the log ({e})"),
+                });
+                return Ok(report);
+            }
+        };
+        let shown: Vec<String> = edits
+            .iter()
+            .take(10)
+            .map(|e| match e.kind.as_str() {
+                "changed" => format!("{} {} ({})", e.table, e.id, e.columns.join(", ")),
+                kind => format!("{} {} ({kind} outside td)", e.table, e.id),
+            })
+            .collect();
+        report.checks.push(crate::doctor::Check {
+            name: "outside edits".into(),
+            ok: edits.is_empty(),
+            detail: if edits.is_empty() {
+                "every table row is what the change log makes of it".into()
+            } else {
+                format!(
+                    "{} row(s) edited outside td, not in the change log (they would not sync and a rebuild would revert them): {}{}; adopt the issues' edits as signed changes with 'td doctor --adopt-edits', or revert them with 'td rebuild --discard-outside-edits'",
+                    edits.len(),
+                    shown.join("; "),
+                    if edits.len() > shown.len() { "; …" } else { "" }
+                )
+            },
+        });
+        report.ok &= edits.is_empty();
+        report.outside_edits = edits;
+        Ok(report)
+    }
+
+    /// `td doctor --adopt-edits`: issues' fields edited outside td become signed changes of
+    /// this session; returns the issues adopted and the edits left as they are.
+    pub fn adopt_outside_edits(
+        &mut self,
+    ) -> Result<(Vec<String>, Vec<crate::outside_edits::OutsideEdit>)> {
+        let me = self.session.id.clone();
+        self.store.adopt_outside_edits(&me)
     }
 
     /// `td check-handoff`: whether this session should hand off before it stops.
