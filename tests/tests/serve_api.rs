@@ -669,6 +669,9 @@ fn transitions_codes_and_cascades() {
     for action in ["approve", "unblock", "reject", "reopen"] {
         assert_eq!(err_code(api.act(&g, action), 409), "conflict", "{action}");
     }
+    // As td's state machine: approve is only from in_review, minor issues included.
+    let open_minor = api.create(json!({"title": "A minor issue still open", "minor": true}));
+    assert_eq!(err_code(api.act(&open_minor, "approve"), 409), "conflict");
     // Close while in review is approve's job.
     assert_eq!(err_code(api.act(&a, "close"), 403), "forbidden");
     // approve's reviewed_by checks come first.

@@ -374,12 +374,7 @@ impl Project {
                 .ok_or_else(|| not_found(format!("issue not found: {id}")))?;
             check_if_match(tx, id, if_match)?;
             if issue.deleted_at.is_some() == deleted {
-                return Ok(IssueOutcome {
-                    issue,
-                    changed: false,
-                    warnings: Vec::new(),
-                    cascades: Default::default(),
-                });
+                return Ok(IssueOutcome::unchanged(issue));
             }
             let now = now_timestamp();
             tx.change(id, |d| {
@@ -406,12 +401,7 @@ impl Project {
             let issue = query::live_issue(tx.conn(), id)?;
             let current = issue.column(field).map(String::from);
             if current == date {
-                return Ok(IssueOutcome {
-                    issue,
-                    changed: false,
-                    warnings: Vec::new(),
-                    cascades: Default::default(),
-                });
+                return Ok(IssueOutcome::unchanged(issue));
             }
             let count = issue.defer_count;
             tx.change(id, |d| {

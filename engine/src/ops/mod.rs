@@ -37,6 +37,18 @@ pub struct IssueOutcome {
     pub cascades: cascades::Cascades,
 }
 
+impl IssueOutcome {
+    /// What a command that changed nothing returns (an idempotent repeat).
+    pub(crate) fn unchanged(issue: Issue) -> Self {
+        IssueOutcome {
+            issue,
+            changed: false,
+            warnings: Vec::new(),
+            cascades: Default::default(),
+        }
+    }
+}
+
 /// Fails with `conflict` when `expected` is given and the entity's document has moved on.
 pub(crate) fn check_if_match(tx: &mut Tx<'_>, id: &str, expected: Option<&str>) -> Result<()> {
     let Some(expected) = expected else {

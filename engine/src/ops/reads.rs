@@ -49,6 +49,12 @@ impl Project {
         query::live_issue(self.store.conn(), id)
     }
 
+    /// An issue's row, deleted or not (`None`: no such issue): a lookup without the detail's
+    /// logs and comments.
+    pub fn find_issue(&self, id: &str) -> Result<Option<Issue>> {
+        query::find_issue(self.store.conn(), id)
+    }
+
     /// Issues matching a `td list` filter.
     pub fn issues(&self, f: &ListFilter) -> Result<Vec<Issue>> {
         query::list_issues(self.store.conn(), f)

@@ -108,12 +108,7 @@ pub(crate) fn transition(
     check_if_match(tx, id, if_match)?;
     let mut wf = workflow_of(&issue);
     if !decide(tx, &issue, &mut wf)? {
-        return Ok(IssueOutcome {
-            issue,
-            changed: false,
-            warnings: Vec::new(),
-            cascades: Default::default(),
-        });
+        return Ok(IssueOutcome::unchanged(issue));
     }
     let now = now_timestamp();
     let history = match action {

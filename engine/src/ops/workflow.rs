@@ -98,12 +98,7 @@ pub(crate) fn review_tx(
     let issue = query::live_issue(tx.conn(), id)?;
     check_if_match(tx, id, if_match)?;
     if issue.status == Status::InReview.as_str() {
-        return Ok(IssueOutcome {
-            issue,
-            changed: false,
-            warnings: Vec::new(),
-            cascades: Default::default(),
-        });
+        return Ok(IssueOutcome::unchanged(issue));
     }
     Status::parse(&issue.status)?.check_transition(Status::InReview)?;
     let mut warnings = Vec::new();

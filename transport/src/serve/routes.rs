@@ -121,6 +121,12 @@ fn fields_ok(fields: Vec<Value>) -> Result<(), ApiError> {
     Err(e)
 }
 
+/// The issue `id` (deleted ones too, as td's `GetIssue`), or td's 404 "issue not found".
+fn existing(p: &Project, id: &str) -> td_engine::Result<td_engine::views::IssueView> {
+    p.find_issue(id)?
+        .ok_or_else(|| td_engine::EngineError::NotFound(format!("issue not found: {id}")))
+}
+
 fn not_found_issue(id: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -517,7 +523,7 @@ impl IssueBody {
 /// Checks the parent named exists (td: 404 "parent issue not found").
 fn check_parent(p: &Project, parent: &Option<String>) -> td_engine::Result<()> {
     match parent.as_deref() {
-        Some(id) if !id.is_empty() && p.issue_detail(id).is_err() => Err(
+        Some(id) if !id.is_empty() && p.find_issue(id)?.is_none() => Err(
             td_engine::EngineError::NotFound(format!("parent issue not found: {id}")),
         ),
         _ => Ok(()),
@@ -551,8 +557,7 @@ async fn update_issue(
     let version = if_match(&headers);
     let nid = model::normalize_issue_id(&id);
     let (issue, t) = with_project(&s, true, move |p| {
-        p.issue_detail(&nid)
-            .map_err(|_| td_engine::EngineError::NotFound(format!("issue not found: {nid}")))?;
+        existing(p, &nid)?;
         check_parent(p, &f.parent)?;
         let out = p.update(&nid, &f, version.as_deref())?;
         let t = p.available_transitions(&out.issue)?;
@@ -657,13 +662,9 @@ async fn transition(
     let version = if_match(&headers);
     let nid = model::normalize_issue_id(&id);
     let out = with_project(&s, true, move |p| {
-        let current = p
-            .issue_detail(&nid)
-            .map_err(|_| td_engine::EngineError::NotFound(format!("issue not found: {nid}")))?
-            .issue;
+        let current = existing(p, &nid)?;
         let from = Status::parse(&current.status)?;
-        let minor_approve = action == "approve" && current.minor && from != Status::Closed;
-        if !transition_from(&action, from) && !minor_approve {
+        if !transition_from(&action, from) {
             return Err(td_engine::EngineError::Conflict(format!(
                 "cannot transition {nid} from {} to {}",
                 current.status,
@@ -698,7 +699,7 @@ async fn transition(
         let t = p.available_transitions(&out.issue)?;
         let re_read = |ids: &[String]| -> td_engine::Result<Vec<Value>> {
             ids.iter()
-                .map(|i| p.issue_detail(i).map(|d| dto::issue(&d.issue)))
+                .map(|i| existing(p, i).map(|x| dto::issue(&x)))
                 .collect()
         };
         let cascades = json!({
@@ -774,10 +775,7 @@ async fn record_review(
     };
     let nid = model::normalize_issue_id(&id);
     let out = with_project(&s, true, move |p| {
-        let current = p
-            .issue_detail(&nid)
-            .map_err(|_| td_engine::EngineError::NotFound(format!("issue not found: {nid}")))?
-            .issue;
+        let current = existing(p, &nid)?;
         if current.minor {
             return Err(td_engine::EngineError::InvalidInput(format!(
                 "minor issues do not require reviews: {nid}"
@@ -847,7 +845,7 @@ async fn monitor(State(s): State<AppState>, RawQuery(raw): RawQuery) -> ApiResul
             }
         }
         let focused = match p.focused_issue()? {
-            Some(id) => p.issue_detail(&id).ok().map(|d| dto::issue(&d.issue)),
+            Some(id) => p.find_issue(&id)?.map(|i| dto::issue(&i)),
             None => None,
         };
         let in_progress = p.issues(&ListFilter {
@@ -917,8 +915,7 @@ async fn add_comment(State(s): State<AppState>, Path(id): Path<String>, raw: Bod
     }
     let nid = model::normalize_issue_id(&id);
     let c = with_project(&s, true, move |p| {
-        p.issue_detail(&nid)
-            .map_err(|_| td_engine::EngineError::NotFound(format!("issue not found: {nid}")))?;
+        existing(p, &nid)?;
         let cid = p.comment(&nid, &b.text)?;
         let d = p.issue_detail(&nid)?;
         Ok(d.comments.into_iter().find(|c| c.id == cid))
@@ -963,8 +960,7 @@ async fn add_dependency(State(s): State<AppState>, Path(id): Path<String>, raw: 
     let (i2, o2) = (issue.clone(), on.clone());
     with_project(&s, true, move |p| {
         for x in [&i2, &o2] {
-            p.issue_detail(x)
-                .map_err(|_| td_engine::EngineError::NotFound(format!("issue not found: {x}")))?;
+            existing(p, x)?;
         }
         if i2 == o2 {
             return Err(td_engine::EngineError::InvalidInput(
@@ -1215,9 +1211,12 @@ async fn set_board_position(
     let key = id.clone();
     with_project(&s, true, move |p| {
         p.board(&key)?;
-        p.issue_detail(&issue).map_err(|_| {
-            td_engine::EngineError::InvalidInput(format!("issue not found: {}", b.issue_id))
-        })?;
+        if p.find_issue(&issue)?.is_none() {
+            return Err(td_engine::EngineError::InvalidInput(format!(
+                "issue not found: {}",
+                b.issue_id
+            )));
+        }
         p.board_move(&key, &issue, b.position.max(1)).map(|_| ())
     })
     .await
