@@ -438,15 +438,16 @@ pub fn admitted_authors(ops: &[OpRecord], is_founder: &dyn Fn(&str) -> bool) -> 
     let mut proves: HashMap<usize, bool> = HashMap::new();
     loop {
         let before = admins.len();
-        let invites: BTreeMap<&str, Role> = ops
-            .iter()
-            .zip(&authors)
-            .filter(|(_, a)| admins.contains(*a))
-            .filter_map(|(o, _)| match &o.op {
-                Ok(Op::Invite { id, role, .. }) => Some((id.as_str(), *role)),
-                _ => None,
-            })
-            .collect();
+        // Several invites may name one id (forged, or replayed by an admin): the highest role
+        // any of them grants, so the set does not depend on the order the operations arrive
+        // in (which of them is valid is for `resolve` to decide).
+        let mut invites: BTreeMap<&str, Role> = BTreeMap::new();
+        for (o, a) in ops.iter().zip(&authors) {
+            if let (Ok(Op::Invite { id, role, .. }), true) = (&o.op, admins.contains(a)) {
+                let r = invites.entry(id.as_str()).or_insert(*role);
+                *r = (*r).max(*role);
+            }
+        }
         for (i, (o, author)) in ops.iter().zip(&authors).enumerate() {
             match &o.op {
                 Ok(Op::Add { key, role, .. }) if admins.contains(author) => {
