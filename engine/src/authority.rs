@@ -37,6 +37,14 @@ pub const MAX_UNADMITTED_ROSTER_RECORDS: u64 = 16;
 /// The most bytes of roster records a replica stores from one machine that is not admitted.
 pub const MAX_UNADMITTED_ROSTER_BYTES: u64 = 64 * 1024;
 
+/// The most roster records a replica stores from all machines that are not admitted together
+/// (each also within [`MAX_UNADMITTED_ROSTER_RECORDS`]): fresh keys cost a stranger nothing, so
+/// without it many keys of a few records each would grow every replica without bound.
+pub const MAX_UNADMITTED_ROSTER_TOTAL: u64 = 1024;
+
+/// The most bytes of roster records a replica stores from all machines that are not admitted.
+pub const MAX_UNADMITTED_ROSTER_TOTAL_BYTES: u64 = 4 * 1024 * 1024;
+
 /// The largest operation (a commit message) read; larger ones are invalid.
 pub const MAX_OP_BYTES: usize = 256 * 1024;
 

@@ -265,6 +265,32 @@ pub(crate) fn roster_records_of(conn: &Connection, author: &[u8; 32]) -> Result<
         })?)
 }
 
+/// How many roster records (and bytes of them) the log holds by machines `admission` does not
+/// admit, all together (the bound [`authority::MAX_UNADMITTED_ROSTER_TOTAL`]).
+pub(crate) fn unadmitted_roster_total(
+    conn: &Connection,
+    admission: &mut Admission,
+) -> Result<(u64, u64)> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.author, count(*), coalesce(sum(length(c.body)), 0) FROM crdt_roster_ops r JOIN crdt_changes c ON c.id = r.id GROUP BY c.author",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, Vec<u8>>(0)?,
+            r.get::<_, i64>(1)? as u64,
+            r.get::<_, i64>(2)? as u64,
+        ))
+    })?;
+    let mut total = (0u64, 0u64);
+    for row in rows {
+        let (author, n, bytes) = row?;
+        if !admission.admits(&hex::encode(author)) {
+            total = (total.0 + n, total.1 + bytes);
+        }
+    }
+    Ok(total)
+}
+
 /// Resolves the roster from the log (pure given the log; see `authority.rs`).
 pub fn resolve(conn: &Connection) -> Result<Roster> {
     let all: Vec<OpRecord> = load_all(conn)?.into_iter().map(|(o, _)| o).collect();

@@ -46,8 +46,9 @@ fn strangers_roster_records_change_nothing() {
     a.befriend(&b, "a", &sa.addr);
     assert!(b.json(&["peer", "sync", "a"])[0]["error"].is_null());
     let project = a.store().project_id().unwrap();
-    // 300 strangers with 15 records each (under the per-machine bound of 16: all stored), and
-    // one with 40 (beyond it). B relays them as they are (planted, around its own checks).
+    // 300 strangers with 15 records each (under the per-machine bound of 16, but 4,500 together:
+    // beyond the bound on all of them, 1,024), and one with 40 (beyond the per-machine bound).
+    // B relays them as they are (planted, around its own checks).
     let mut flood = Vec::new();
     for _ in 0..300 {
         flood.push(stranger_chain(&project, 15));
@@ -86,8 +87,25 @@ fn strangers_roster_records_change_nothing() {
         .find(|c| c["name"] == "roster")
         .expect("a roster check")
         .to_string();
+    // Strangers' records stop at the bound on all of them together: whole runs of 15 up to
+    // 1,024 records (68 runs), the rest refused and not stored.
+    let strangers: i64 = rusqlite::Connection::open(a.db())
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM crdt_roster_ops r JOIN crdt_changes c ON c.id = r.id WHERE c.author NOT IN (?1, ?2)",
+            [
+                hex::decode(a.public_key()).unwrap(),
+                hex::decode(b.public_key()).unwrap(),
+            ],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        strangers as u64,
+        (td_engine::authority::MAX_UNADMITTED_ROSTER_TOTAL / 15) * 15
+    );
     assert!(
-        roster_check.contains(&format!("{} by machines nobody admitted", 300 * 15)),
+        roster_check.contains(&format!("{strangers} by machines nobody admitted")),
         "{roster_check}"
     );
     // The founder still writes under an epoch its member reads: work flows both ways.

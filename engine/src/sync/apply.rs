@@ -211,6 +211,9 @@ impl SyncStore for Store {
         // Roster records (count, bytes) held per machine that is not admitted, as counted so
         // far in this batch (`authority::MAX_UNADMITTED_ROSTER_RECORDS`).
         let mut unadmitted_roster: HashMap<[u8; 32], (u64, u64)> = HashMap::new();
+        // The same, for all such machines together (`MAX_UNADMITTED_ROSTER_TOTAL`), counted once
+        // per batch when the first of them sends roster records.
+        let mut unadmitted_total: Option<(u64, u64)> = None;
         // The roster operations held so far, loaded when a machine that is not a member sends
         // roster records (`roster::Admission`).
         let mut admission: Option<roster::Admission> = None;
@@ -325,6 +328,26 @@ impl SyncStore for Store {
                     ));
                     continue;
                 }
+                let view = admission.as_mut().expect("loaded above");
+                let total = match unadmitted_total {
+                    Some(t) => t,
+                    None => roster::unadmitted_roster_total(&tx, view)?,
+                };
+                let next_total = (total.0 + roster_n, total.1 + roster_bytes);
+                if next_total.0 > authority::MAX_UNADMITTED_ROSTER_TOTAL
+                    || next_total.1 > authority::MAX_UNADMITTED_ROSTER_TOTAL_BYTES
+                {
+                    unadmitted_total = Some(total);
+                    report.rejected.push(format!(
+                        "{} record(s) of actor {short} refused: machine {} is not a member, and this replica already holds the most roster records it stores from machines that are not ({} records, {} bytes)",
+                        records.len(),
+                        identity::fingerprint_of(&run.author),
+                        authority::MAX_UNADMITTED_ROSTER_TOTAL,
+                        authority::MAX_UNADMITTED_ROSTER_TOTAL_BYTES
+                    ));
+                    continue;
+                }
+                unadmitted_total = Some(next_total);
                 unadmitted_roster.insert(run.author, next);
             }
             let n = records.len();
