@@ -58,6 +58,14 @@ fn three_replicas_converge_through_a_chain() {
     sb.stop();
     let log = sa.stop();
     assert!(log.contains("synced with"), "{log}");
+    // Every line of the server's log begins with its time (RFC 3339, UTC).
+    for line in log.lines().filter(|l| !l.is_empty()) {
+        let at = line.split(' ').next().unwrap();
+        assert!(
+            at.len() == 20 && at.as_bytes()[10] == b'T' && at.ends_with('Z'),
+            "a log line without its time: {line}"
+        );
+    }
 }
 
 #[test]

@@ -127,7 +127,8 @@ pub fn status(root: &Path) -> LoopStatus {
     LoopStatus { running, state }
 }
 
-fn now() -> String {
+/// Now, as every long-running command's log lines begin (RFC 3339, UTC, seconds).
+pub fn log_time() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
@@ -196,7 +197,7 @@ pub fn run(
     let mut state = LoopState {
         pid: std::process::id(),
         by: by.to_string(),
-        since: now(),
+        since: log_time(),
         ..Default::default()
     };
     lock.write_state(&state);
@@ -228,7 +229,7 @@ pub fn run(
         match round(store, client, session, pull_due || wait_until.is_some()) {
             Ok(r) => {
                 wait_until = None;
-                state.last_round = Some(now());
+                state.last_round = Some(log_time());
                 state.last_error = None;
                 state.last_error_at = None;
                 state.pushed += r.pushed;
@@ -237,7 +238,7 @@ pub fn run(
                     period = pace.pull_min;
                     log(&format!(
                         "{} pushed {}, pulled {}{}",
-                        now(),
+                        log_time(),
                         r.pushed,
                         r.pulled,
                         if r.conflicts > 0 {
@@ -266,15 +267,15 @@ pub fn run(
                 // Bounded: a hub's answer quoted in an error cannot grow the state file.
                 let message: String = e.to_string().chars().take(500).collect();
                 state.last_error = Some(message.clone());
-                state.last_error_at = Some(now());
+                state.last_error_at = Some(log_time());
                 log(&format!(
                     "{} error: {message} (retrying in {} s)",
-                    now(),
+                    log_time(),
                     back.as_secs()
                 ));
             }
         }
         lock.write_state(&state);
     }
-    log(&format!("{} sync loop stopped", now()));
+    log(&format!("{} sync loop stopped", log_time()));
 }

@@ -131,10 +131,16 @@ fn serve(p: &Project, root: &Path, listen: &str) -> Result<()> {
         println!("listening on {bound}");
         use std::io::Write;
         std::io::stdout().flush()?;
-        let log: Arc<dyn Fn(String) + Send + Sync> =
-            Arc::new(|line| eprintln!("{}", crate::output::escape(&line)));
+        // Each line begins with the time, as `td sync watch`'s do.
+        let log: Arc<dyn Fn(String) + Send + Sync> = Arc::new(|line| {
+            eprintln!(
+                "{} {}",
+                td_transport::sync_loop::log_time(),
+                crate::output::escape(&line)
+            )
+        });
         server.run(shutdown_signal(), log).await;
-        eprintln!("stopped");
+        eprintln!("{} stopped", td_transport::sync_loop::log_time());
         Ok::<(), anyhow::Error>(())
     })
 }
