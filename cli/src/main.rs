@@ -10,6 +10,7 @@ mod monitor;
 mod output;
 mod progress;
 mod replica;
+mod service;
 
 /// td exits quietly when whoever reads its output goes away (`td list | head -1`), as td
 /// does: a write to a closed pipe ends the process by SIGPIPE, the Unix default that Rust's

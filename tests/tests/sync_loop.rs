@@ -134,3 +134,78 @@ fn td_serve_runs_the_loop_its_api_shows_teammates_and_pushes_its_writes() {
         titles(&a).contains(&"Written on B's board".to_string())
     });
 }
+
+/// `td sync service install` writes a user unit whose command, run as the service manager
+/// runs it (its working directory, its environment, its command line), is this project's sync
+/// loop: a teammate's change arrives with nobody typing. `--print` writes nothing; uninstall
+/// removes the unit; a project without a hub is told to connect one.
+#[test]
+fn the_service_unit_runs_the_sync_loop() {
+    let hub = Hub::start();
+    let a = founder_on(&hub, "Founding issue");
+    let b = joined(&a, &[], "member");
+    let unit_dir = b.config.join("systemd/user");
+    let printed = b.json(&["sync", "service", "install", "--print"]);
+    assert_eq!(printed["action"], "would_install");
+    assert!(!unit_dir.exists(), "--print writes nothing");
+    let v = b.json(&["sync", "service", "install", "--no-start"]);
+    assert_eq!(
+        (v["action"].as_str(), v["started"].as_bool()),
+        (Some("installed"), Some(false))
+    );
+    let path = std::path::PathBuf::from(v["unit"].as_str().unwrap());
+    assert!(path.starts_with(&unit_dir), "{path:?}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        text,
+        printed["text"].as_str().unwrap(),
+        "the unit --print showed"
+    );
+    // Run it as systemd would: ExecStart in WorkingDirectory with Environment, nothing else.
+    let setting = |key: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(str::to_string)
+            .collect()
+    };
+    let exec = setting("ExecStart").pop().expect("ExecStart");
+    let (exe, args) = exec
+        .strip_prefix('"')
+        .and_then(|r| r.split_once("\" "))
+        .expect("a quoted program, then its arguments");
+    assert_eq!(args, "sync watch");
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(args.split(' '))
+        .current_dir(setting("WorkingDirectory").pop().expect("WorkingDirectory"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for e in setting("Environment") {
+        let (k, val) = e.trim_matches('"').split_once('=').unwrap();
+        cmd.env(k, val);
+    }
+    let _service = Watch(cmd.spawn().unwrap());
+    eventually("the service's loop runs", || {
+        loop_state(&b)["running"] == true
+    });
+    a.create("Written while the service runs", &[]);
+    a.json(&["sync"]);
+    eventually("a teammate's change arrives by itself", || {
+        titles(&b).contains(&"Written while the service runs".to_string())
+    });
+    drop(_service);
+    let gone = b.json(&["sync", "service", "uninstall"]);
+    assert_eq!(gone["action"], "uninstalled");
+    assert!(!path.exists());
+    let again = b.run(&["sync", "service", "uninstall"]);
+    assert_ne!(again.code, 0);
+    assert!(
+        again.stderr.contains("no sync service is installed"),
+        "{again:?}"
+    );
+    let lone = Replica::init();
+    let refused = lone.run(&["sync", "service", "install", "--no-start"]);
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("td sync init --hub"), "{refused:?}");
+}

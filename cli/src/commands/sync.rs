@@ -54,6 +54,12 @@ pub(crate) enum SyncCommand {
     /// when idle), retry with backoff when the hub is away. One loop per project and machine;
     /// `td serve` and `td monitor` run it themselves when none runs. Logs one line per round.
     Watch,
+    /// Run `td sync watch` as a user service that starts at login and restarts when it stops
+    /// (a systemd user unit on Linux, a launchd agent on macOS), one per checkout.
+    Service {
+        #[command(subcommand)]
+        cmd: ServiceCommand,
+    },
     /// Rewrite the hub's plaintext rows (content written before the project's first epoch)
     /// as ciphertext under the current content key. Admins only; safe to run again or after
     /// an interruption: each row is rewritten once, nothing is lost. The roster's rows stay
@@ -106,6 +112,24 @@ pub(crate) enum SyncCommand {
     },
 }
 
+/// `td sync service`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ServiceCommand {
+    /// Write the unit and start it (`systemctl --user enable --now`, `launchctl load -w`).
+    /// Where no user service manager runs, the unit is kept and the command that starts it
+    /// is printed.
+    Install {
+        /// Print the unit and where it would go; write nothing.
+        #[arg(long)]
+        print: bool,
+        /// Write the unit without starting it.
+        #[arg(long)]
+        no_start: bool,
+    },
+    /// Stop the service and remove its unit.
+    Uninstall,
+}
+
 /// Runs `td sync`.
 pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
     let (p, root, json) = (&mut *cx.p, cx.root, cx.json);
@@ -126,6 +150,22 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
         ),
         Some(SyncCommand::Status) => hub::status(p, root, json),
         Some(SyncCommand::Watch) => hub::watch(p, root, json),
+        Some(SyncCommand::Service { cmd }) => {
+            let (v, line) = match cmd {
+                ServiceCommand::Install { print, no_start } => {
+                    if !*print && crate::config::hub_settings(root)?.url.is_none() {
+                        return Err(crate::output::invalid(
+                            "the sync loop needs a hub: connect one first with 'td sync init --hub URL'"
+                                .into(),
+                        ));
+                    }
+                    crate::service::install(root, *print, *no_start)?
+                }
+                ServiceCommand::Uninstall => crate::service::uninstall(root)?,
+            };
+            crate::output::emit(json, &v, || line);
+            Ok(())
+        }
         Some(SyncCommand::EncryptHub { batch }) => {
             hub::encrypt_hub(p, root, usize::from(*batch), json)
         }
