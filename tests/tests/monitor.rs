@@ -150,13 +150,12 @@ fn panes_search_review_policy_live_sync_conflicts_and_quit() {
         !task_pane(s).contains(&remote)
     });
     t.keys(&["Enter"]);
-    let s = t.wait_for("the conflict in the detail", 10, |s| {
+    // Both values (waited for whole: the pane may be caught mid-draw).
+    t.wait_for("the conflict's two values in the detail", 10, |s| {
         s.contains("CONFLICTS")
+            && s.contains("Title from here")
+            && s.contains("Title from the other laptop")
     });
-    assert!(
-        s.contains("Title from here") && s.contains("Title from the other laptop"),
-        "both values:\n{s}"
-    );
     t.keep("monitor-conflict-detail");
     t.keys(&["1"]);
     t.wait_for("the confirmation", 10, |s| s.contains("y/n"));
