@@ -201,6 +201,18 @@ pub(crate) fn examine(conn: &Connection, pending: &[(String, i64)]) -> Result<Do
             roster.unadmitted
         ),
     ));
+    let late = crate::roster::late_joins(conn)?;
+    // A doubt, not a fault (a replica that was offline when the join was made on time sees
+    // the same): reported, and left to an admin.
+    checks.push(check(
+        "late joins",
+        true,
+        if late.is_empty() {
+            "no member joined through an invite that had expired when its join arrived".into()
+        } else {
+            late.values().cloned().collect::<Vec<_>>().join("; ")
+        },
+    ));
     checks.push(check(
         "waiting records",
         true,

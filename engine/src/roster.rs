@@ -3,7 +3,7 @@
 //! and stored in `crdt_members`/`crdt_removed`; which records are accepted follows from it.
 //! The address book is local and never synced.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
@@ -289,6 +289,132 @@ pub(crate) fn unadmitted_roster_total(
         }
     }
     Ok(total)
+}
+
+/// Why a run must be refused by the side that admits its author ([`Store::admit_joins_by_own_clock`]):
+/// it carries a join through an invite this replica knows, that expired before `now` (this
+/// machine's clock). `roster` caches the resolved roster across a batch's runs.
+///
+/// [`Store::admit_joins_by_own_clock`]: crate::store::Store::admit_joins_by_own_clock
+pub(crate) fn late_join(
+    conn: &Connection,
+    run: &crate::sync::WireRun,
+    now: i64,
+    roster: &mut Option<Roster>,
+) -> Result<Option<String>> {
+    for (doc, bytes) in &run.changes {
+        if doc != ROSTER_ID {
+            continue;
+        }
+        let Ok(change) = automerge::Change::from_bytes(bytes.clone()) else {
+            continue;
+        };
+        let Some(Ok(Op::Join { invite, .. })) = change
+            .message()
+            .filter(|m| m.len() <= authority::MAX_OP_BYTES)
+            .map(serde_json::from_str::<Op>)
+        else {
+            continue;
+        };
+        let r = match roster {
+            Some(r) => r,
+            None => roster.insert(resolve(conn)?),
+        };
+        if let Some(inv) = r.invites.get(&invite).filter(|i| i.expires < now) {
+            return Ok(Some(format!(
+                "its join uses invite {}, which expired at {} by the clock of the machine admitting it",
+                &invite[..invite.len().min(12)],
+                rfc3339(inv.expires)
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// Members whose join reached this replica only after their invite had expired by this
+/// machine's clock, although it held the invite before then (joins through the hub, where no
+/// admitting machine is online to refuse them: see [`late_join`] for the peer path). A join is
+/// valid by the time its author's change claims, so every replica admits it the same way; this
+/// replica's own clock can only say the claim is doubtful, and an admin decides
+/// (`td member remove`). Key (hex) → why, shown by `td member list` and `td doctor`.
+pub fn late_joins(conn: &Connection) -> Result<BTreeMap<String, String>> {
+    let roster = resolve(conn)?;
+    let used: BTreeMap<&str, (&str, i64)> = roster
+        .invites
+        .iter()
+        .filter_map(|(id, i)| {
+            let key = i.used_by.as_deref()?;
+            roster
+                .members
+                .contains_key(key)
+                .then_some((id.as_str(), (key, i.expires)))
+        })
+        .collect();
+    let mut out = BTreeMap::new();
+    if used.is_empty() {
+        return Ok(out);
+    }
+    // When this replica received each invite and each join (its own clock), from the log.
+    let mut invite_at: BTreeMap<String, i64> = BTreeMap::new();
+    let mut join_at: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.body, c.seq, c.received_at FROM crdt_roster_ops r JOIN crdt_changes c ON c.id = r.id ORDER BY r.id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, Vec<u8>>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (body, seq, received) = row?;
+        let Some(received) = crate::model::parse_timestamp(&received).map(|t| t.timestamp()) else {
+            continue;
+        };
+        let Ok(rec) = postcard::from_bytes::<RecordBody>(&body) else {
+            continue;
+        };
+        let Ok(change) = automerge::Change::from_bytes(rec.change) else {
+            continue;
+        };
+        let o = op_record(rec.author, &rec.actor, seq as u64, &change);
+        match &o.op {
+            Ok(Op::Invite { id, .. }) => {
+                invite_at.entry(id.clone()).or_insert(received);
+            }
+            Ok(Op::Join { invite, key, .. }) if *key == hex::encode(o.author) => {
+                join_at
+                    .entry((invite.clone(), key.clone()))
+                    .or_insert((received, o.time));
+            }
+            _ => {}
+        }
+    }
+    for (invite, (key, expires)) in used {
+        let (Some(invite_at), Some((join_at, claimed))) = (
+            invite_at.get(invite).copied(),
+            join_at.get(&(invite.to_string(), key.to_string())).copied(),
+        ) else {
+            continue;
+        };
+        if invite_at <= expires && join_at > expires {
+            let fp = parse_public_key(key)
+                .map(|k| fingerprint_of(&k))
+                .unwrap_or_default();
+            out.insert(
+                key.to_string(),
+                format!(
+                    "joined through invite {}, which expired at {}; its join reached this machine at {} (it claims {}): if machine {fp} should not be here, 'td member remove {fp}'",
+                    &invite[..invite.len().min(12)],
+                    rfc3339(expires),
+                    rfc3339(join_at),
+                    rfc3339(claimed)
+                ),
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// Resolves the roster from the log (pure given the log; see `authority.rs`).
@@ -581,6 +707,7 @@ pub fn is_trusted(conn: &Connection, key: &[u8; 32], pinned: Option<&[u8; 32]>) 
 /// added; then removed machines (`"removed": true`) with who removed them.
 pub fn members(conn: &Connection) -> Result<Vec<MemberView>> {
     let roster = stored(conn)?;
+    let late = late_joins(conn)?;
     let machine = |k: &str| {
         parse_public_key(k)
             .map(|k| fingerprint_of(&k))
@@ -604,6 +731,7 @@ pub fn members(conn: &Connection) -> Result<Vec<MemberView>> {
                     added_by: Some(machine(&m.added_by)),
                     removed: false,
                     removed_by: None,
+                    late_join: late.get(k).cloned(),
                 },
             )
         })
@@ -623,6 +751,7 @@ pub fn members(conn: &Connection) -> Result<Vec<MemberView>> {
             added_by: None,
             removed: true,
             removed_by: Some(machine(&r.removed_by)),
+            late_join: None,
         });
     }
     Ok(out)

@@ -66,6 +66,8 @@ pub struct Store {
     pub(crate) identity: MachineIdentity,
     pub(crate) columns: Columns,
     pinned: Option<[u8; 32]>,
+    /// This store is the admitting side of a joiner's round ([`Store::admit_joins_by_own_clock`]).
+    pub(crate) admitting: bool,
 }
 
 /// What `td init` did.
@@ -210,7 +212,17 @@ impl Store {
             identity,
             columns: Columns::default(),
             pinned: None,
+            admitting: false,
         })
+    }
+
+    /// Makes this store the admitting side of a joiner's round (`td peer serve` receiving from
+    /// a machine that is not a member yet, while an invite is open): a join through an invite
+    /// that has expired by this machine's clock is refused before it is stored, whatever time
+    /// the joiner's change claims. A joiner whose clock is set back cannot use an expired code
+    /// here; the refusal names the invite and when it expired (docs/membership.md).
+    pub fn admit_joins_by_own_clock(&mut self) {
+        self.admitting = true;
     }
 
     /// Read access for queries. Reads see only committed state.

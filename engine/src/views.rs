@@ -644,6 +644,10 @@ pub struct MemberView {
     /// Which machine removed it (removed machines only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub removed_by: Option<String>,
+    /// Its join reached this replica only after its invite had expired
+    /// (`roster::late_joins`): why, and what an admin may do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub late_join: Option<String>,
 }
 
 /// An open invite as `td member list` prints it.

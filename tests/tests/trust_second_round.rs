@@ -18,7 +18,8 @@ fn member_keys(r: &Replica) -> Vec<String> {
         .unwrap()
         .iter()
         .filter(|m| m["removed"] != true)
-        .map(|m| m["public_key"].as_str().unwrap().to_string())
+        // Open invites are listed too, without a key.
+        .filter_map(|m| m["public_key"].as_str().map(str::to_string))
         .collect();
     keys.sort();
     keys
@@ -663,4 +664,131 @@ fn a_claim_stamped_in_the_future_goes_stale_by_arrival() {
     );
     assert_eq!(a.json(&["show", &id])["status"], "open");
     sa.stop();
+}
+
+/// libfaketime, from Debian's `faketime` (installed when missing): a process under it reads a
+/// clock `offset` away from the true one (`-2h`), its monotonic clock untouched.
+fn fake_clock(cmd: &mut std::process::Command, offset: &str) {
+    td_tests::apt_binary("faketime", "faketime", "a joiner whose clock is set back");
+    let lib = [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .expect("libfaketime installed with faketime");
+    cmd.env("LD_PRELOAD", lib)
+        .env("FAKETIME", offset)
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+}
+
+/// Finding 10 (expiry): an invite that has expired admits no one at the machine that admits
+/// joiners, whatever the joiner's clock says. The invite is made by a clock two hours behind,
+/// for one hour: it expired an hour ago by every true clock. A joiner with the same slow clock
+/// passes its own check and claims a time before the expiry; `td peer serve` (a true clock)
+/// refuses the join with the reason, `td join` says so, and the roster never holds it. A live
+/// invite on the same server still admits.
+#[test]
+fn an_expired_invite_admits_no_one_whatever_the_joiners_clock() {
+    let a = Replica::init();
+    a.create("Founding issue", &[]);
+    let sa = a.serve();
+    let mut invite = a.command(
+        None,
+        &[
+            "member",
+            "invite",
+            "--peer",
+            &sa.addr,
+            "--expires",
+            "1h",
+            "--json",
+        ],
+    );
+    fake_clock(&mut invite, "-2h");
+    let out = invite.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let code: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let code = code["code"].as_str().unwrap().to_string();
+    // A live invite keeps the server open to machines that are not members yet.
+    let live = a.invite(&["--peer", &sa.addr]);
+    let late = Replica::new();
+    let mut join = late.command(None, &["join", &code]);
+    fake_clock(&mut join, "-2h");
+    let out = join.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a join through an expired invite: {stderr}"
+    );
+    assert!(stderr.contains("the inviter refused this join"), "{stderr}");
+    assert!(stderr.contains("expired at"), "{stderr}");
+    assert!(
+        !member_keys(&a).contains(&late.public_key()),
+        "the late joiner is on the inviter's roster"
+    );
+    // The live invite admits, on the same server.
+    let on_time = Replica::new();
+    let v = on_time.json(&["join", &live]);
+    assert_eq!(v["action"], "joined", "{v}");
+    assert!(member_keys(&a).contains(&on_time.public_key()));
+    sa.stop();
+}
+
+/// Finding 10 (expiry, through the hub): no admitting machine is online to refuse a join that
+/// goes through the hub, and a join is valid by the time its change claims (so every replica
+/// admits it alike). A replica that held the invite before it expired and received the join
+/// only afterwards says so: `td member list` marks the member with the times and the command
+/// that removes it, and `td doctor` reports it. A join on time is not marked.
+#[test]
+fn a_join_through_the_hub_after_expiry_is_shown_to_the_team() {
+    let hub = td_tests::hub::Hub::start();
+    let a = td_tests::hub::founder_on(&hub, "Founding issue");
+    let mut invite = a.command(None, &["member", "invite", "--expires", "1h", "--json"]);
+    fake_clock(&mut invite, "-2h");
+    let out = invite.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let code: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let code = code["code"].as_str().unwrap().to_string();
+    a.json(&["sync"]);
+    let late = Replica::new();
+    let mut join = late.command(None, &["join", &code, "--json"]);
+    fake_clock(&mut join, "-2h");
+    let out = join.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let on_time = td_tests::hub::joined(&a, &[], "member");
+    a.json(&["sync"]);
+    let members = a.json(&["member", "list"]);
+    let row = |key: &str| {
+        members
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["public_key"] == key)
+            .cloned()
+            .unwrap_or_else(|| panic!("{key} on the roster: {members}"))
+    };
+    let flagged = row(&late.public_key())["late_join"].to_string();
+    assert!(
+        flagged.contains("expired at") && flagged.contains("td member remove"),
+        "{flagged}"
+    );
+    assert!(row(&on_time.public_key())["late_join"].is_null());
+    let human = a.ok(&["member", "list"]);
+    assert!(human.contains("⚠ joined through invite"), "{human}");
+    let doctor = a.json(&["doctor"]);
+    let check = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "late joins")
+        .cloned()
+        .expect("a late-joins check");
+    assert!(
+        check["detail"].as_str().unwrap().contains(&format!(
+            "td member remove {}",
+            late.identity().fingerprint()
+        )),
+        "{check}"
+    );
 }

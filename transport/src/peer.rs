@@ -693,6 +693,9 @@ async fn serve_one(
         other => other,
     })?;
     let mut stats = if joining {
+        // This machine admits the joiner: an invite expired by its clock admits no one.
+        let mut store = store;
+        store.admit_joins_by_own_clock();
         run_session(
             SyncSession::receive_only(store, key),
             &mut send,

@@ -84,6 +84,18 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
         let name = format!("inviter-{}", &checked.code.inviter[..8]);
         p.peer_add(&name, addr, &checked.code.inviter)?;
         let outcome = super::peer::sync_one(p, root, &name)?;
+        // The inviter is the admitting side: its refusal of the join is the answer (an
+        // invite expired by its clock, whatever this machine's clock says).
+        if let Some(why) = outcome
+            .2
+            .iter()
+            .find(|r| r.contains("its join uses invite"))
+        {
+            return Err(invalid(format!(
+                "the inviter refused this join: {}; ask an admin for a new invite ('td member invite')",
+                why
+            )));
+        }
         via = json!({"peer": name, "addr": addr, "sent": outcome.0, "received": outcome.1});
     } else {
         p.join_commit(&checked)?;

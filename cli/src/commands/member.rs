@@ -102,7 +102,7 @@ fn member_line(m: &MemberView) -> String {
             m.removed_by.as_deref().unwrap_or("")
         )
     } else {
-        format!(
+        let line = format!(
             "{}  {}  {}  {}  added by {}",
             m.machine,
             m.role,
@@ -112,7 +112,11 @@ fn member_line(m: &MemberView) -> String {
                 Some("") | None => "(founder)",
                 Some(by) => by,
             }
-        )
+        );
+        match &m.late_join {
+            Some(why) => format!("{line}\n  ⚠ {why}"),
+            None => line,
+        }
     }
 }
 

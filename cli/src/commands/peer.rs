@@ -306,12 +306,16 @@ fn watch(
 
 /// Sync rounds with the address-book peer `name` until one moves nothing (at most three): a
 /// joining machine's first round makes it a member on the peer, the next brings the project.
-/// Returns records sent and received.
-pub(crate) fn sync_one(p: &mut Project, root: &Path, name: &str) -> Result<(u64, u64)> {
+/// Returns records sent and received, and the peer's reasons for records it refused.
+pub(crate) fn sync_one(
+    p: &mut Project,
+    root: &Path,
+    name: &str,
+) -> Result<(u64, u64, Vec<String>)> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (mut sent, mut received) = (0, 0);
+    let (mut sent, mut received, mut refused) = (0, 0, Vec::new());
     for _ in 0..3 {
         let Some(Ok(target)) = targets(p, &[name.to_string()], None)?.pop() else {
             return Err(invalid(format!("unknown peer '{name}'")));
@@ -324,11 +328,12 @@ pub(crate) fn sync_one(p: &mut Project, root: &Path, name: &str) -> Result<(u64,
         ))?;
         sent += o.stats.sent;
         received += o.stats.received;
+        refused.extend(o.stats.rejected_by_peer.iter().cloned());
         if o.stats.sent == 0 && o.stats.received == 0 {
             break;
         }
     }
-    Ok((sent, received))
+    Ok((sent, received, refused))
 }
 
 fn sync(

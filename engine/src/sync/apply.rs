@@ -192,6 +192,9 @@ impl SyncStore for Store {
         let mut report = ApplyReport::default();
         let local = self.identity().public_key();
         let identity = self.identity().clone();
+        let admitting = self.admitting;
+        // The roster, resolved once per batch when the admitting side checks a join.
+        let mut admitting_roster: Option<crate::authority::Roster> = None;
         let tx = self
             .conn_mut()
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -268,6 +271,16 @@ impl SyncStore for Store {
                     run.changes.len()
                 ));
                 continue;
+            }
+            if admitting {
+                let now = chrono::Utc::now().timestamp();
+                if let Some(why) = roster::late_join(&tx, run, now, &mut admitting_roster)? {
+                    report.rejected.push(format!(
+                        "{} record(s) of actor {short} refused: {why}",
+                        run.changes.len()
+                    ));
+                    continue;
+                }
             }
             let Some(records) = rebuild_run(&tx, &project, run, &local, &mut report)? else {
                 continue;
