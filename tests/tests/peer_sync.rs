@@ -305,6 +305,38 @@ fn watch_keeps_one_connection_and_syncs_each_change() {
     assert!(status.success(), "watch ends cleanly on Ctrl-C: {status:?}");
     assert_eq!(a.export(), b.export(), "converged");
 
+    // A change on A reaches a watcher at once: the server tells it its log grew, so the round
+    // runs without waiting for the watcher's period (600 s here, far beyond the wait below).
+    let mut child = b
+        .command(
+            None,
+            &["peer", "sync", "a", "--watch", "--every", "600", "--json"],
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert!(first["error"].is_null(), "{first}");
+    a.create("Written on A, told to the watcher", &[]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let told: serde_json::Value = serde_json::from_str(
+        &rx.recv_timeout(std::time::Duration::from_secs(60))
+            .expect("a round well before the watcher's 600 s period"),
+    )
+    .unwrap();
+    assert_eq!(told["received"], 1, "{told}");
+    assert!(b
+        .ok(&["list"])
+        .contains("Written on A, told to the watcher"));
+    let _ = child.kill();
+    let _ = child.wait();
+
     // A machine removed from the roster gets no further round on its kept connection.
     let mut child = b
         .command(

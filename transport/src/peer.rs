@@ -462,7 +462,8 @@ pub async fn sync_with(
 }
 
 /// Keeps one authenticated connection to `target` and runs a round on it at once, then
-/// whenever this replica's log grows and at least every `every`, until `stop` resolves or the
+/// whenever this replica's log grows, whenever the server says its log grew, and at least
+/// every `every`, until `stop` resolves or the
 /// connection fails. Each round after the first skips the QUIC/TLS handshake and the identity
 /// proofs (the connection is already bound to both machine keys), so a small change costs
 /// about its own bytes. `report` gets each round's outcome (bytes are that round's).
@@ -504,15 +505,23 @@ pub async fn watch(
     };
     emit(stats, started, &mut before, report);
     let mut last = tokio::time::Instant::now();
+    // The server says when its log grew (`notify_changed`): a round then runs at once.
+    let mut told = false;
     loop {
         tokio::select! {
             _ = &mut stop => break,
+            uni = dialed.conn.accept_uni() => {
+                let mut r = uni.map_err(conn_err)?;
+                // One byte; anything longer is not a notification of ours (bounded read).
+                told = matches!(r.read_to_end(16).await.as_deref(), Ok([CHANGED]));
+            }
             _ = tokio::time::sleep(WATCH_POLL) => {}
         }
         let size = local.log_position()?;
-        if size == seen && last.elapsed() < every {
+        if size == seen && !told && last.elapsed() < every {
             continue;
         }
+        told = false;
         let started = std::time::Instant::now();
         let (mut send, recv) = dialed.conn.open_bi().await.map_err(conn_err)?;
         let mut reader = FrameReader::new(recv);
@@ -713,6 +722,12 @@ async fn serve_one(
         .and_then(|h| h.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
         .and_then(|h| h.protocol)
         .is_some_and(|p| p == tls::ALPN_KEEP);
+    // One connection kept for looking at the log's end between a watching peer's rounds.
+    let mut watcher = if keep {
+        Some(open_store(&root, &identity).await?)
+    } else {
+        None
+    };
     loop {
         log(format!(
             "synced with {peer} ({remote}): sent {}, received {}",
@@ -721,8 +736,31 @@ async fn serve_one(
         if !keep {
             break;
         }
-        let next = tokio::time::timeout(WATCH_IDLE, conn.accept_bi()).await;
-        let Ok(Ok((mut send, recv))) = next else {
+        // Until the peer's next round: tell it when this replica's log grows (a write here, or
+        // records from another peer or the hub), so it runs a round at once instead of at its
+        // next period (docs/protocol.md, "Kept connections").
+        // `&mut`: held across awaits, and a store is `Send` but not `Sync`.
+        let watcher = watcher.as_mut().expect("opened for a kept connection");
+        let mut seen = watcher.log_position()?;
+        let idle_until = tokio::time::Instant::now() + WATCH_IDLE;
+        let accept = conn.accept_bi();
+        tokio::pin!(accept);
+        let next = loop {
+            tokio::select! {
+                r = &mut accept => break Some(r),
+                _ = tokio::time::sleep(NOTIFY_POLL) => {
+                    if tokio::time::Instant::now() >= idle_until {
+                        break None;
+                    }
+                    let now = watcher.log_position()?;
+                    if now != seen {
+                        seen = now;
+                        notify_changed(&conn).await;
+                    }
+                }
+            }
+        };
+        let Some(Ok((mut send, recv))) = next else {
             break;
         };
         let mut reader = FrameReader::new(recv);
@@ -741,6 +779,22 @@ async fn serve_one(
     conn.close(0u32.into(), b"done");
     Ok(peer)
 }
+
+/// How often a server looks at its log's end for a watching peer (one indexed read).
+const NOTIFY_POLL: Duration = Duration::from_millis(50);
+
+/// Tells a watching peer that this replica's log grew: a unidirectional stream of one byte
+/// (`CHANGED`). Best effort: a peer that is gone or ignores it (a td from before) still runs
+/// its periodic rounds.
+async fn notify_changed(conn: &Connection) {
+    if let Ok(mut s) = conn.open_uni().await {
+        let _ = s.write_all(&[CHANGED]).await;
+        let _ = s.finish();
+    }
+}
+
+/// The byte of a "my log grew" notification on a kept connection.
+const CHANGED: u8 = 1;
 
 /// How long a server keeps a connection that runs no round (a watching peer rounds at least
 /// this often by default, and QUIC keep-alives hold the connection meanwhile).
