@@ -348,7 +348,8 @@ fn state_json(p: &Project, root: &Path, probe: bool) -> Result<Value> {
         let pending = p.store.pending_push("")?;
         return Ok(
             json!({"mode": s.mode, "hub": Value::Null, "project": project, "pending": pending,
-                   "held": held_json(p)?, "auto": s.auto, "encryption": p.encryption()?}),
+                   "held": held_json(p)?, "auto": s.auto, "encryption": p.encryption()?,
+                   "sync_loop": td_transport::sync_loop::status(root)}),
         );
     };
     let client = HubClient::new(&url, s.token.as_deref())?;
@@ -429,9 +430,17 @@ fn status_text(v: &Value) -> String {
     let l = &v["sync_loop"];
     if l.is_object() {
         let text = |k: &str| l[k].as_str().unwrap_or("never").to_string();
+        let peers = l["peers"]
+            .as_array()
+            .filter(|a| !a.is_empty())
+            .map(|a| {
+                let names: Vec<&str> = a.iter().filter_map(Value::as_str).collect();
+                format!("; peers {}", names.join(", "))
+            })
+            .unwrap_or_default();
         out.push_str(&if l["running"] == true {
             format!(
-                "Sync loop: running in {} (pid {}) since {}; last round {}\n",
+                "Sync loop: running in {} (pid {}) since {}; last round {}{peers}\n",
                 text("by"),
                 l["pid"],
                 text("since"),
@@ -650,10 +659,11 @@ pub(crate) fn background_loop(
         let mut log = log;
         td_transport::sync_loop::run(
             &mut store,
-            &client,
+            Some(&client),
             &session,
             &lock,
             &Default::default(),
+            &[],
             &flag,
             &mut log,
         );
@@ -666,9 +676,22 @@ pub(crate) fn background_loop(
 
 /// `td sync watch`: this project's sync loop in the foreground, until Ctrl-C or SIGTERM (what
 /// a user service runs). Refused when another process runs the loop.
-pub(crate) fn watch(p: &mut Project, root: &Path, json: bool) -> Result<()> {
+pub(crate) fn watch(
+    p: &mut Project,
+    root: &Path,
+    peers: Vec<td_transport::peer::PeerTarget>,
+    json: bool,
+) -> Result<()> {
     let settings = hub_settings(root)?;
-    let client = client_for(&settings)?.with_timeout(Duration::from_secs(10));
+    let client = match &settings.url {
+        Some(_) => Some(client_for(&settings)?.with_timeout(Duration::from_secs(10))),
+        None => None,
+    };
+    if client.is_none() && peers.is_empty() {
+        return Err(invalid(
+            "nothing to sync with: connect a hub ('td sync init --hub URL') or add a peer ('td peer add <name> <host:port> --key <public-key>')".into(),
+        ));
+    }
     let Some(lock) = td_transport::sync_loop::try_lock(root, "td sync watch")? else {
         let st = td_transport::sync_loop::status(root);
         let who = st
@@ -684,25 +707,43 @@ pub(crate) fn watch(p: &mut Project, root: &Path, json: bool) -> Result<()> {
         signal_hook::flag::register(sig, stop.clone())?;
     }
     let session = p.store.upkeep_session();
-    let mut log = |line: &str| {
+    // One writer of lines for the hub loop and the peers' thread.
+    let log: std::sync::Arc<dyn Fn(String) + Send + Sync> = std::sync::Arc::new(move |line| {
         use std::io::Write;
+        let mut out = std::io::stdout().lock();
         if json {
-            let (at, text) = line.split_once(' ').unwrap_or(("", line));
-            println!("{}", json!({"at": at, "event": text}));
+            let (at, text) = line.split_once(' ').unwrap_or(("", &line));
+            let _ = writeln!(out, "{}", json!({"at": at, "event": text}));
         } else {
-            println!("{}", crate::output::escape(line));
+            let _ = writeln!(out, "{}", crate::output::escape(&line));
         }
-        let _ = std::io::stdout().flush();
-    };
+        let _ = out.flush();
+    });
+    let names: Vec<String> = peers.iter().map(|t| t.name.clone()).collect();
+    let pace = td_transport::sync_loop::LoopPace::default();
+    let peer_thread = (!peers.is_empty()).then(|| {
+        td_transport::sync_loop::run_peers(
+            root.to_path_buf(),
+            p.store.identity().clone(),
+            peers,
+            pace.clone(),
+            stop.clone(),
+            log.clone(),
+        )
+    });
     td_transport::sync_loop::run(
         &mut p.store,
-        &client,
+        client.as_ref(),
         &session,
         &lock,
-        &Default::default(),
+        &pace,
+        &names,
         &stop,
-        &mut log,
+        &mut |line| log(line.to_string()),
     );
+    if let Some(t) = peer_thread {
+        let _ = t.join();
+    }
     Ok(())
 }
 

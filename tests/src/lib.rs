@@ -531,7 +531,12 @@ impl Replica {
 
     /// Starts `td peer serve --listen 127.0.0.1:0` and waits for its address line.
     pub fn serve(&self) -> Serving {
-        Serving::spawn(self.command(None, &["peer", "serve", "--listen", "127.0.0.1:0"]))
+        self.serve_on("127.0.0.1:0")
+    }
+
+    /// Starts `td peer serve` on `addr` (a server that comes back on the address it had).
+    pub fn serve_on(&self, addr: &str) -> Serving {
+        Serving::spawn(self.command(None, &["peer", "serve", "--listen", addr]))
     }
 
     /// Makes `other` a member here and pins this replica's server in `other`'s address book

@@ -209,3 +209,46 @@ fn the_service_unit_runs_the_sync_loop() {
     assert_ne!(refused.code, 0);
     assert!(refused.stderr.contains("td sync init --hub"), "{refused:?}");
 }
+
+/// `td sync watch` with peers and no hub: it keeps a connection to every peer in the address
+/// book, so a change on the serving laptop arrives by itself (the server tells the loop) and a
+/// change here goes out by itself; `td sync status` names the peers; a peer that goes away is
+/// reconnected to when it comes back. With neither a hub nor a peer it says what to do.
+#[test]
+fn the_loop_keeps_peers_in_sync_both_ways() {
+    let a = Replica::init();
+    a.create("Served from A", &[]);
+    let b = Replica::init();
+    let sa = a.serve();
+    a.befriend(&b, "a", &sa.addr);
+    let w = watch(&b);
+    eventually("B holds A's project", || {
+        titles(&b).contains(&"Served from A".to_string())
+    });
+    let st = loop_state(&b);
+    assert_eq!(st["running"], true, "{st}");
+    assert_eq!(st["peers"], json!(["a"]), "{st}");
+    a.create("Written on A, nobody typing", &[]);
+    eventually("A's change reaches B by itself", || {
+        titles(&b).contains(&"Written on A, nobody typing".to_string())
+    });
+    b.create("Written on B, nobody typing", &[]);
+    eventually("B's change reaches A by itself", || {
+        titles(&a).contains(&"Written on B, nobody typing".to_string())
+    });
+    // A goes away and comes back on the same address: the loop reconnects.
+    let addr = sa.addr.clone();
+    sa.stop();
+    a.create("Written on A while it was away", &[]);
+    let sa = a.serve_on(&addr);
+    eventually("the loop reconnects and catches up", || {
+        titles(&b).contains(&"Written on A while it was away".to_string())
+    });
+    drop(w);
+    sa.stop();
+    assert_eq!(a.export(), b.export(), "converged");
+    let lone = Replica::init();
+    let out = lone.run(&["sync", "watch"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("nothing to sync with"), "{out:?}");
+}

@@ -10,10 +10,11 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use td_engine::Store;
+use td_engine::{MachineIdentity, Store};
 
 use crate::error::TransportError;
 use crate::hub::HubClient;
@@ -62,6 +63,9 @@ pub struct LoopState {
     pub last_error: Option<String>,
     /// When the last failure happened.
     pub last_error_at: Option<String>,
+    /// The peers it keeps a connection to (`td peer add` names).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<String>,
 }
 
 /// What `td sync status` reports about the loop.
@@ -183,12 +187,18 @@ pub fn round(
 /// and after a failure a wait that doubles up to `backoff_max` (so a hub that comes back is
 /// caught up with by itself). `log` receives one line per round that did something and per
 /// failure, each starting with its UTC time.
+///
+/// Without a hub (`client` `None`: a loop of peers only, [`run_peers`]) it only holds the lock
+/// and its state until `stop`. `peers` names the peers kept connected beside it, for
+/// `td sync status`.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     store: &mut Store,
-    client: &HubClient,
+    client: Option<&HubClient>,
     session: &str,
     lock: &LoopLock,
     pace: &LoopPace,
+    peers: &[String],
     stop: &AtomicBool,
     log: &mut dyn FnMut(&str),
 ) {
@@ -198,10 +208,18 @@ pub fn run(
         pid: std::process::id(),
         by: by.to_string(),
         since: log_time(),
+        peers: peers.to_vec(),
         ..Default::default()
     };
     lock.write_state(&state);
     log(&format!("{} sync loop started ({by})", state.since));
+    let Some(client) = client else {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(pace.tick);
+        }
+        log(&format!("{} sync loop stopped", log_time()));
+        return;
+    };
     let mut stamp = td_engine::store::write_stamp(&db);
     let mut period = pace.pull_min;
     let mut next_pull = Instant::now();
@@ -278,4 +296,118 @@ pub fn run(
         lock.write_state(&state);
     }
     log(&format!("{} sync loop stopped", log_time()));
+}
+
+/// How often a kept peer connection runs a round when neither side changes (a safety net: each
+/// side tells the other when its log grows).
+pub const PEER_EVERY: Duration = Duration::from_secs(30);
+
+/// Keeps a watching connection ([`peer::watch`](crate::peer::watch)) to each of `peers` until
+/// `stop` turns true, in a thread of its own: a round runs whenever either side commits (the
+/// serving side tells this one), and at least every [`PEER_EVERY`]. A connection that fails or
+/// cannot be made is tried again after a wait that doubles from `pace.pull_min` to
+/// `pace.backoff_max` (and starts over once a round succeeds), so a laptop that comes back on
+/// the network is caught up with by itself. `log` gets one line per round that moved something
+/// and per failure, each starting with its UTC time.
+pub fn run_peers(
+    root: PathBuf,
+    identity: MachineIdentity,
+    peers: Vec<crate::peer::PeerTarget>,
+    pace: LoopPace,
+    stop: Arc<AtomicBool>,
+    log: Arc<dyn Fn(String) + Send + Sync>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            log(format!(
+                "{} peers: cannot start the network runtime",
+                log_time()
+            ));
+            return;
+        };
+        // A store is `Send` but not `Sync`, so the watches run as local tasks.
+        let tasks = tokio::task::LocalSet::new();
+        for target in peers {
+            let (root, identity, pace, stop, log) = (
+                root.clone(),
+                identity.clone(),
+                pace.clone(),
+                stop.clone(),
+                log.clone(),
+            );
+            tasks.spawn_local(async move {
+                keep_peer(root, identity, target, pace, stop, log).await;
+            });
+        }
+        rt.block_on(tasks);
+    })
+}
+
+/// Resolves once `stop` turns true.
+async fn stopped(stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn keep_peer(
+    root: PathBuf,
+    identity: MachineIdentity,
+    target: crate::peer::PeerTarget,
+    pace: LoopPace,
+    stop: Arc<AtomicBool>,
+    log: Arc<dyn Fn(String) + Send + Sync>,
+) {
+    let name = target.name.clone();
+    let mut back = pace.pull_min;
+    while !stop.load(Ordering::Relaxed) {
+        let mut rounds = 0u64;
+        let result = crate::peer::watch(
+            root.clone(),
+            identity.clone(),
+            target.clone(),
+            PEER_EVERY,
+            stopped(stop.clone()),
+            &mut |o| {
+                rounds += 1;
+                let s = &o.stats;
+                if s.sent + s.received > 0 || !s.rejected_by_peer.is_empty() {
+                    log(format!(
+                        "{} peer {name}: sent {}, received {}{}",
+                        log_time(),
+                        s.sent,
+                        s.received,
+                        if s.conflicts.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", {} new conflict(s)", s.conflicts.len())
+                        }
+                    ));
+                }
+            },
+        )
+        .await;
+        if rounds > 0 {
+            back = pace.pull_min;
+        }
+        match result {
+            Ok(()) => break, // stopped
+            Err(e) => {
+                let message: String = e.to_string().chars().take(500).collect();
+                log(format!(
+                    "{} peer {name}: {message} (retrying in {} s)",
+                    log_time(),
+                    back.as_secs()
+                ));
+                tokio::select! {
+                    _ = tokio::time::sleep(back) => {}
+                    _ = stopped(stop.clone()) => break,
+                }
+                back = (back * 2).min(pace.backoff_max);
+            }
+        }
+    }
 }

@@ -200,6 +200,21 @@ fn targets(
         .collect())
 }
 
+/// Every peer in the address book this replica can dial (`td sync watch` keeps each one
+/// connected); one it cannot (a damaged entry) is left out with a warning.
+pub(crate) fn book_targets(p: &Project) -> Result<Vec<PeerTarget>> {
+    Ok(p.peers()?
+        .iter()
+        .filter_map(|b| match target_of(b) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("Warning: peer {}: {e:#}", crate::output::escape(&b.name));
+                None
+            }
+        })
+        .collect())
+}
+
 fn target_of(b: &roster::Peer) -> Result<PeerTarget> {
     Ok(PeerTarget {
         name: b.name.clone(),

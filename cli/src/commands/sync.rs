@@ -51,8 +51,10 @@ pub(crate) enum SyncCommand {
     Status,
     /// Run this project's sync loop until interrupted: push each commit (by any process)
     /// within about 50 ms, pull the hub every second while anything moves (backing off to 30 s
-    /// when idle), retry with backoff when the hub is away. One loop per project and machine;
-    /// `td serve` and `td monitor` run it themselves when none runs. Logs one line per round.
+    /// when idle), keep a connection to every peer in the address book ('td peer add') with a
+    /// round whenever either side commits, retry with backoff when the hub or a peer is away.
+    /// One loop per project and machine; `td serve` and `td monitor` run the hub part
+    /// themselves when none runs. Logs one line per round.
     Watch,
     /// Run `td sync watch` as a user service that starts at login and restarts when it stops
     /// (a systemd user unit on Linux, a launchd agent on macOS), one per checkout.
@@ -149,7 +151,10 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
             json,
         ),
         Some(SyncCommand::Status) => hub::status(p, root, json),
-        Some(SyncCommand::Watch) => hub::watch(p, root, json),
+        Some(SyncCommand::Watch) => {
+            let peers = super::peer::book_targets(p)?;
+            hub::watch(p, root, peers, json)
+        }
         Some(SyncCommand::Service { cmd }) => {
             let (v, line) = match cmd {
                 ServiceCommand::Install { print, no_start } => {
