@@ -322,6 +322,7 @@ pub fn apt_binary(binary: &str, package: &str, why: &str) -> PathBuf {
 pub mod tmux;
 
 pub mod mesh;
+pub mod netns;
 
 /// A running `td serve` (its HTTP port read from the line it prints first); killed when
 /// dropped. Its stderr is discarded (nothing reads it, so a full pipe cannot stall it).

@@ -376,3 +376,72 @@ fn watch_keeps_one_connection_and_syncs_each_change() {
     );
     sa.stop();
 }
+
+/// LAN discovery between two hosts (network namespaces joined by a veth link): `td peer serve`
+/// on one announces itself; `td peer discover` on the other lists it as a member of this
+/// project (a server of another project on the same host is not listed), `--add` puts its LAN
+/// address in the address book, and a round over that address brings its work. A server
+/// started with --no-announce is not found.
+#[test]
+fn peers_find_each_other_on_the_lan() {
+    let lan = td_tests::netns::Lan::start();
+    let a = Replica::init();
+    let b = Replica::init();
+    let sa = a.serve();
+    a.befriend(&b, "a", &sa.addr);
+    assert!(b.json(&["peer", "sync", "a"])[0]["error"].is_null());
+    sa.stop();
+    let id = a.create("Written on A, found on the LAN", &[]);
+    let other = Replica::init();
+    other.create("Another project's work", &[]);
+    let serve = |r: &Replica, extra: &[&str]| {
+        let mut args = vec!["peer", "serve", "--listen", "0.0.0.0:0"];
+        args.extend_from_slice(extra);
+        td_tests::Serving::spawn(lan.on(0, &r.command(None, &args)))
+    };
+    let served = serve(&a, &[]);
+    let others = serve(&other, &[]);
+    let discover = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["peer", "discover", "--json"];
+        all.extend_from_slice(args);
+        let out = lan.on(1, &b.command(None, &all)).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let found = discover(&["--wait", "4s", "--add"]);
+    let rows = found.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "only this project's server: {found}");
+    assert_eq!(rows[0]["public_key"], a.public_key(), "{found}");
+    assert_eq!(rows[0]["member"], true, "{found}");
+    assert_eq!(rows[0]["added"], "a", "{found}");
+    let port = served.addr.rsplit(':').next().unwrap();
+    let lan_addr = format!("{}:{port}", td_tests::netns::ADDRS[0]);
+    assert!(
+        rows[0]["addresses"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(lan_addr)),
+        "{found}"
+    );
+    let book = b.json(&["peer", "list"]);
+    assert_eq!(book[0]["addr"], lan_addr.as_str(), "{book}");
+    let out = lan
+        .on(1, &b.command(None, &["peer", "sync", "a", "--json"]))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        b.json(&["show", &id])["title"],
+        "Written on A, found on the LAN"
+    );
+    served.stop();
+    others.stop();
+    let quiet = serve(&a, &["--no-announce"]);
+    let found = discover(&["--wait", "2s"]);
+    assert_eq!(
+        found,
+        serde_json::json!([]),
+        "a server that does not announce"
+    );
+    quiet.stop();
+}

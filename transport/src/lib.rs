@@ -3,6 +3,7 @@
 //! machine key files (`identity`).
 
 pub mod auth;
+pub mod discovery;
 pub mod error;
 pub mod hub;
 pub mod hub_sync;

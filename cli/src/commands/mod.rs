@@ -54,6 +54,7 @@ mod monitor;
 mod next;
 mod note;
 mod peer;
+mod peer_discover;
 mod query;
 mod ready;
 mod rebuild;

@@ -43,6 +43,21 @@ pub(crate) enum PeerCommand {
         /// Address to listen on (port 0 picks a free port; the first output line names it).
         #[arg(long, default_value = "0.0.0.0:7878")]
         listen: String,
+        /// Do not announce this server on the LAN (mDNS; a server on a loopback address is
+        /// never announced).
+        #[arg(long)]
+        no_announce: bool,
+    },
+    /// Find td servers of this project on the local network (mDNS): each machine with its
+    /// addresses, whether it is a member here and under which name the address book knows it.
+    /// --add puts the members found in the address book (or updates their address).
+    Discover {
+        /// How long to listen (e.g. 3s, 500ms).
+        #[arg(long, default_value = "3s")]
+        wait: String,
+        /// Add (or update) every member found in the address book, named as the roster names it.
+        #[arg(long)]
+        add: bool,
     },
     /// One sync round with each named peer (all peers when none is named), or with
     /// <host:port> --key <public-key>.
@@ -103,7 +118,11 @@ pub(crate) fn run(c: &PeerCommand, cx: &mut Cx<'_>) -> Result<()> {
                 format!("REMOVED peer {name}")
             });
         }
-        PeerCommand::Serve { listen } => serve(p, root, listen)?,
+        PeerCommand::Serve {
+            listen,
+            no_announce,
+        } => serve(p, root, listen, !*no_announce)?,
+        PeerCommand::Discover { wait, add } => super::peer_discover::run(p, wait, *add, json)?,
         PeerCommand::Sync {
             peers,
             key,
@@ -115,7 +134,7 @@ pub(crate) fn run(c: &PeerCommand, cx: &mut Cx<'_>) -> Result<()> {
     Ok(())
 }
 
-fn serve(p: &Project, root: &Path, listen: &str) -> Result<()> {
+fn serve(p: &Project, root: &Path, listen: &str, announce: bool) -> Result<()> {
     let addr = listen.parse().map_err(|_| {
         invalid(format!(
             "invalid --listen address '{listen}': expected ip:port, e.g. 0.0.0.0:7878"
@@ -125,12 +144,37 @@ fn serve(p: &Project, root: &Path, listen: &str) -> Result<()> {
         .enable_all()
         .build()?;
     let identity = p.store.identity().clone();
+    let project = p.store.project_id()?;
     rt.block_on(async move {
-        let server = Server::bind(root.to_path_buf(), identity, addr)?;
+        let server = Server::bind(root.to_path_buf(), identity.clone(), addr)?;
         let bound = server.local_addr()?;
         println!("listening on {bound}");
         use std::io::Write;
         std::io::stdout().flush()?;
+        // Teammates on the LAN find this server with 'td peer discover' (withdrawn on exit).
+        let _announced = if announce && !bound.ip().is_loopback() {
+            match td_transport::discovery::announce(&project, &identity.public_key(), bound.port())
+            {
+                Ok(a) => {
+                    eprintln!(
+                        "{} announced on the LAN as {} (mDNS; --no-announce to stop)",
+                        td_transport::sync_loop::log_time(),
+                        identity.fingerprint()
+                    );
+                    Some(a)
+                }
+                Err(e) => {
+                    eprintln!(
+                        "{} not announced on the LAN: {}",
+                        td_transport::sync_loop::log_time(),
+                        crate::output::escape(&e.to_string())
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
         // Each line begins with the time, as `td sync watch`'s do.
         let log: Arc<dyn Fn(String) + Send + Sync> = Arc::new(|line| {
             eprintln!(
