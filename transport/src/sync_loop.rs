@@ -31,6 +31,10 @@ pub struct LoopPace {
     pub pull_max: Duration,
     /// The longest wait after a failed round (it doubles up to this from `pull_min`).
     pub backoff_max: Duration,
+    /// How long pulls stay at `pull_min` after the last round that moved something, before
+    /// the period starts doubling (a team at work keeps seeing changes within about a
+    /// second; a project nobody touches costs ever fewer requests).
+    pub active_for: Duration,
 }
 
 impl Default for LoopPace {
@@ -40,6 +44,7 @@ impl Default for LoopPace {
             pull_min: Duration::from_secs(1),
             pull_max: Duration::from_secs(30),
             backoff_max: Duration::from_secs(60),
+            active_for: Duration::from_secs(120),
         }
     }
 }
@@ -224,6 +229,7 @@ pub fn run(
     let mut period = pace.pull_min;
     let mut next_pull = Instant::now();
     let mut wait_until: Option<Instant> = None;
+    let mut last_moved = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(pace.tick);
         let now_i = Instant::now();
@@ -254,6 +260,7 @@ pub fn run(
                 state.pulled += r.pulled;
                 if r.pushed + r.pulled > 0 {
                     period = pace.pull_min;
+                    last_moved = Instant::now();
                     log(&format!(
                         "{} pushed {}, pulled {}{}",
                         log_time(),
@@ -265,8 +272,10 @@ pub fn run(
                             String::new()
                         }
                     ));
-                } else if pull_due {
+                } else if pull_due && last_moved.elapsed() >= pace.active_for {
                     period = (period * 2).min(pace.pull_max);
+                } else if pull_due {
+                    period = pace.pull_min;
                 }
                 if pull_due {
                     next_pull = Instant::now() + period;
