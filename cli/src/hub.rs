@@ -622,56 +622,97 @@ pub(crate) fn autosync(p: &mut Project, root: &Path, when: Auto) {
 /// dropped.
 pub(crate) struct BackgroundLoop {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for BackgroundLoop {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }
 }
 
-/// Starts the project's sync loop in a thread of this process (`by`: who runs it), when a hub
-/// is configured, autosync is on and no other process runs the loop (docs/sync-loop.md).
-/// `log` receives the loop's lines.
+/// Every peer in the address book this replica can dial (the sync loop keeps each one
+/// connected); one it cannot (a damaged entry) is left out with a warning.
+pub(crate) fn book_targets(p: &Project) -> Result<Vec<td_transport::peer::PeerTarget>> {
+    Ok(p.peers()?
+        .iter()
+        .filter_map(|b| match target_of(b) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("Warning: peer {}: {e:#}", crate::output::escape(&b.name));
+                None
+            }
+        })
+        .collect())
+}
+
+/// An address-book entry as a dialable peer.
+pub(crate) fn target_of(b: &td_engine::roster::Peer) -> Result<td_transport::peer::PeerTarget> {
+    Ok(td_transport::peer::PeerTarget {
+        name: b.name.clone(),
+        addr: b.addr.clone(),
+        key: td_engine::roster::parse_public_key(&b.public_key)?,
+    })
+}
+
+/// Starts the project's sync loop in threads of this process (`by`: who runs it) when no other
+/// process runs it: the hub's part when a hub is configured and autosync is on, and a kept
+/// connection to every peer in the address book (docs/sync-loop.md). `log` receives the
+/// loop's lines.
 pub(crate) fn background_loop(
     p: &Project,
     root: &Path,
     by: &str,
-    log: impl FnMut(&str) + Send + 'static,
+    log: impl Fn(&str) + Send + Sync + 'static,
 ) -> Option<BackgroundLoop> {
     let settings = hub_settings(root).ok()?;
-    if !settings.auto || settings.url.is_none() {
+    let client = match (&settings.url, settings.auto) {
+        (Some(_), true) => Some(
+            client_for(&settings)
+                .ok()?
+                .with_timeout(Duration::from_secs(10)),
+        ),
+        _ => None,
+    };
+    let peers = book_targets(p).unwrap_or_default();
+    if client.is_none() && peers.is_empty() {
         return None;
     }
-    let client = client_for(&settings)
-        .ok()?
-        .with_timeout(Duration::from_secs(10));
     let lock = td_transport::sync_loop::try_lock(root, by).ok()??;
     let mut store = td_engine::Store::open(root, p.store.identity().clone()).ok()?;
     let session = store.upkeep_session();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let log: std::sync::Arc<dyn Fn(String) + Send + Sync> =
+        std::sync::Arc::new(move |line: String| log(&line));
+    let names: Vec<String> = peers.iter().map(|t| t.name.clone()).collect();
+    let mut threads = Vec::new();
+    if !peers.is_empty() {
+        threads.push(td_transport::sync_loop::run_peers(
+            root.to_path_buf(),
+            p.store.identity().clone(),
+            peers,
+            Default::default(),
+            stop.clone(),
+            log.clone(),
+        ));
+    }
     let flag = stop.clone();
-    let thread = std::thread::spawn(move || {
-        let mut log = log;
+    threads.push(std::thread::spawn(move || {
         td_transport::sync_loop::run(
             &mut store,
-            Some(&client),
+            client.as_ref(),
             &session,
             &lock,
             &Default::default(),
-            &[],
+            &names,
             &flag,
-            &mut log,
+            &mut |line| log(line.to_string()),
         );
-    });
-    Some(BackgroundLoop {
-        stop,
-        thread: Some(thread),
-    })
+    }));
+    Some(BackgroundLoop { stop, threads })
 }
 
 /// `td sync watch`: this project's sync loop in the foreground, until Ctrl-C or SIGTERM (what

@@ -252,3 +252,41 @@ fn the_loop_keeps_peers_in_sync_both_ways() {
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("nothing to sync with"), "{out:?}");
 }
+
+/// `td serve` keeps the address book's peers connected too: a change on a teammate's laptop
+/// is on the board's API with nobody typing, and a write made through the board reaches the
+/// laptop.
+#[test]
+fn td_serve_keeps_peers_connected() {
+    let a = Replica::init();
+    a.create("Served from A", &[]);
+    let b = Replica::init();
+    let sa = a.serve();
+    a.befriend(&b, "a", &sa.addr);
+    assert!(b.json(&["peer", "sync", "a"])[0]["error"].is_null());
+    let server = WebServer::spawn(b.command(None, &["serve", "-p", "0"]));
+    eventually("td serve runs the loop with its peer", || {
+        let st = loop_state(&b);
+        st["by"] == "td serve" && st["running"] == true && st["peers"] == json!(["a"])
+    });
+    a.create("On the board from A", &[]);
+    eventually("the API lists A's change", || {
+        let (_, v) = http_json(server.port, "GET", "/v1/issues", &[], None);
+        v["data"]["issues"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|i| i["title"] == "On the board from A"))
+    });
+    let (st, _) = http_json(
+        server.port,
+        "POST",
+        "/v1/issues",
+        &[],
+        Some(json!({"title": "Written on B's board for A"})),
+    );
+    assert_eq!(st, 201);
+    eventually("A receives the board's write", || {
+        titles(&a).contains(&"Written on B's board for A".to_string())
+    });
+    drop(server);
+    sa.stop();
+}

@@ -229,42 +229,19 @@ fn targets(
         }
         return Ok(book
             .iter()
-            .map(|b| target_of(b).map_err(|e| (b.name.clone(), e.to_string())))
+            .map(|b| crate::hub::target_of(b).map_err(|e| (b.name.clone(), e.to_string())))
             .collect());
     }
     Ok(names
         .iter()
         .map(|n| match book.iter().find(|b| &b.name == n) {
-            Some(b) => target_of(b).map_err(|e| (n.clone(), e.to_string())),
+            Some(b) => crate::hub::target_of(b).map_err(|e| (n.clone(), e.to_string())),
             None => Err((
                 n.clone(),
                 format!("unknown peer '{n}' (see 'td peer list'; for an address use --key)"),
             )),
         })
         .collect())
-}
-
-/// Every peer in the address book this replica can dial (`td sync watch` keeps each one
-/// connected); one it cannot (a damaged entry) is left out with a warning.
-pub(crate) fn book_targets(p: &Project) -> Result<Vec<PeerTarget>> {
-    Ok(p.peers()?
-        .iter()
-        .filter_map(|b| match target_of(b) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                eprintln!("Warning: peer {}: {e:#}", crate::output::escape(&b.name));
-                None
-            }
-        })
-        .collect())
-}
-
-fn target_of(b: &roster::Peer) -> Result<PeerTarget> {
-    Ok(PeerTarget {
-        name: b.name.clone(),
-        addr: b.addr.clone(),
-        key: roster::parse_public_key(&b.public_key)?,
-    })
 }
 
 /// One round's result as td prints it.

@@ -152,7 +152,7 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
         ),
         Some(SyncCommand::Status) => hub::status(p, root, json),
         Some(SyncCommand::Watch) => {
-            let peers = super::peer::book_targets(p)?;
+            let peers = hub::book_targets(p)?;
             hub::watch(p, root, peers, json)
         }
         Some(SyncCommand::Service { cmd }) => {
