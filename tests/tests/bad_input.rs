@@ -52,6 +52,8 @@ fn unknown_ids_generic_and_long_titles_and_bad_values() {
         (vec!["approve", &id], "invalid_input"),
         (vec!["reject", &id], "invalid_input"),
         (vec!["frobnicate"], "invalid_input"),
+        // A duration without a unit (it would be minutes).
+        (vec!["member", "invite", "--expires", "3"], "invalid_input"),
     ];
     for (args, code) in cases {
         let mut a = args.clone();
@@ -67,6 +69,8 @@ fn unknown_ids_generic_and_long_titles_and_bad_values() {
         assert!(!human.stderr.contains("panicked"), "{}", human.stderr);
     }
     assert_eq!(r.export(), before, "nothing was written by failed commands");
+    let unit = r.run(&["member", "invite", "--expires", "3"]);
+    assert!(unit.stderr.contains("give a unit, e.g. 3d"), "{unit:?}");
 }
 
 #[test]

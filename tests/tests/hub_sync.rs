@@ -509,3 +509,35 @@ fn pushed_actions_are_marked_synced_for_tds_tools() {
     a.json(&["sync"]);
     assert_eq!(unsynced(&a), 0);
 }
+
+/// A `libsql://` URL (TLS) pointing at a hub that speaks plain HTTP fails with a hint that
+/// says what the scheme means, and writes no hub setting.
+#[test]
+fn a_tls_url_to_a_plain_hub_says_what_the_scheme_means() {
+    use std::io::Read;
+    // A plain-HTTP listener that reads the TLS hello it cannot understand and hangs up.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut conn = conn;
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf);
+        }
+    });
+    let r = Replica::init();
+    let out = r.run(&[
+        "sync",
+        "init",
+        "--hub",
+        &format!("libsql://127.0.0.1:{port}"),
+    ]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("libsql:// and https:// speak TLS")
+            && out.stderr.contains("http://host:port"),
+        "{}",
+        out.stderr
+    );
+    assert!(r.json(&["sync", "status"])["hub"].is_null());
+}

@@ -52,6 +52,19 @@ fn api_routes_successes_and_errors() {
         "{}",
         second.stderr
     );
+    // A port another program holds: the error names it and says what to do.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = other.local_addr().unwrap().port();
+    let lone = Replica::init();
+    let out = lone.run(&["serve", "-p", &taken.to_string()]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("cannot listen on 127.0.0.1:{taken}"))
+            && out.stderr.contains("-p 0"),
+        "{}",
+        out.stderr
+    );
 
     // /health is open (td's shape: the server's session and a string change token); /v1
     // needs the token.

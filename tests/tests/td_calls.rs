@@ -421,6 +421,23 @@ fn version_and_debug_stats_speak_tds_shapes() {
     let r = Replica::new();
     let v = r.run(&["version"]);
     assert!(v.stdout.starts_with("td version "), "{v:?}");
+    // The commit it was built from, when built in a git checkout (empty from an archive).
+    let commit = r.json(&["version"])["commit"].as_str().unwrap().to_string();
+    let in_git = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if in_git {
+        assert!(
+            commit.len() >= 12
+                && commit[..12].chars().all(|c| c.is_ascii_hexdigit())
+                && v.stdout.contains(&format!("(commit {commit})")),
+            "{v:?} {commit}"
+        );
+    } else {
+        assert_eq!(commit, "");
+    }
     let short = r.run(&["version", "--short"]);
     assert!(
         !short.stdout.ends_with('\n') && !short.stdout.is_empty(),

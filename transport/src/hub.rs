@@ -225,6 +225,26 @@ impl HubClient {
     }
 
     fn classify(&self, e: ureq::Error) -> (TransportError, bool) {
+        let (err, transient) = self.classify_plain(e);
+        // A TLS URL to a hub that speaks plain HTTP (a local tursodb or sqld) fails as a
+        // timeout, a TLS error or a dropped connection: say what the scheme means.
+        let tls = self.display.starts_with("libsql://") || self.display.starts_with("https://");
+        match err {
+            TransportError::Connection(m)
+                if tls && !m.contains("DNS lookup") && !m.contains("connection refused") =>
+            {
+                (
+                    TransportError::Connection(format!(
+                        "{m} (libsql:// and https:// speak TLS; a hub without TLS, such as a local tursodb or sqld, is http://host:port)"
+                    )),
+                    transient,
+                )
+            }
+            other => (other, transient),
+        }
+    }
+
+    fn classify_plain(&self, e: ureq::Error) -> (TransportError, bool) {
         let u = &self.display;
         let msg = e.to_string();
         match e {

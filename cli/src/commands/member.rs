@@ -151,6 +151,12 @@ pub(crate) fn run(c: &MemberCommand, cx: &mut Cx<'_>) -> Result<()> {
             hub,
             peer,
         } => {
+            // A bare number would be minutes (td's durations), rarely what an invite means.
+            if !expires.trim().is_empty() && expires.trim().chars().all(|c| c.is_ascii_digit()) {
+                return Err(invalid(format!(
+                    "--expires {expires}: give a unit, e.g. {expires}d, {expires}h or {expires}m"
+                )));
+            }
             let ttl = crate::output::parse_duration(expires)?;
             let hub = match hub {
                 Some(h) => Some(h.clone()),

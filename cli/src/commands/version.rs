@@ -23,11 +23,14 @@ pub(crate) struct Args {
 /// release server, so `checked` is false).
 pub(crate) fn run(a: &Args, json: bool) -> Result<()> {
     let version = env!("CARGO_PKG_VERSION");
+    // The commit it was built from (empty outside a git checkout; `-dirty` with local edits).
+    let commit = env!("TD_GIT_COMMIT");
     let check = a.check == Some(true);
     let hint = "update checks are off: this td contacts no server it was not told to sync with; 'td upgrade' says how to install a newer build";
     if json {
         let mut v = json!({"version": version, "checked": false, "development": false,
-            "latest_version": "", "update_available": false, "update_command": ""});
+            "latest_version": "", "update_available": false, "update_command": "",
+            "commit": commit});
         if check {
             v["update_check"] = json!(hint);
         }
@@ -42,6 +45,9 @@ pub(crate) fn run(a: &Args, json: bool) -> Result<()> {
     }
     emit(false, &json!({}), || {
         let mut s = format!("td version {version}");
+        if !commit.is_empty() {
+            s.push_str(&format!(" (commit {commit})"));
+        }
         if check {
             s.push_str(&format!("\n({hint})"));
         }

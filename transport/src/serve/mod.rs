@@ -383,7 +383,21 @@ pub async fn serve(
             format!("td serve already running on port {port} (pid {pid})"),
         ));
     }
-    let listener = tokio::net::TcpListener::bind(cfg.addr).await?;
+    let listener = tokio::net::TcpListener::bind(cfg.addr)
+        .await
+        .map_err(|e| {
+            let hint = match e.kind() {
+                std::io::ErrorKind::AddrInUse => format!(
+                    ": another program listens there; pick another port with -p (e.g. -p {}) or -p 0 for any free one",
+                    cfg.addr.port().saturating_add(1)
+                ),
+                std::io::ErrorKind::PermissionDenied => {
+                    ": ports below 1024 need privileges; pick one above".to_string()
+                }
+                _ => String::new(),
+            };
+            std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}{hint}", cfg.addr))
+        })?;
     let addr = listener.local_addr()?;
     let mut state = state;
     state.hosts = Arc::new(served_hosts(addr));
