@@ -75,12 +75,24 @@ fn connect(
     if let Some(i) = init {
         v["init"] = i;
     }
+    // A machine that reached the hub but is not on the project's roster reads nothing sealed
+    // and its writes are held by everyone: say so, and what to ask for.
+    let me = p.store.identity().public_key_hex();
+    let roster = td_engine::roster::members(p.store.conn())?;
+    let member = roster.is_empty() || roster.iter().any(|m| m.public_key == me && !m.removed);
+    v["member"] = json!(member);
     emit(json, &v, || {
-        format!(
+        let mut line = format!(
             "{} hub {} (project {project}): pushed {pushed}, pulled {pulled}",
             action.to_uppercase(),
             client.display_url()
-        )
+        );
+        if !member {
+            line.push_str(&format!(
+                "\nNOT A MEMBER of project {project}: this machine reads nothing sealed and its writes are held until an admin admits it. Ask an admin for an invite ('td member invite', then 'td join <code>' here) or to run 'td member add {me}'"
+            ));
+        }
+        line
     });
     Ok(())
 }

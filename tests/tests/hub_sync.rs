@@ -541,3 +541,55 @@ fn a_tls_url_to_a_plain_hub_says_what_the_scheme_means() {
     );
     assert!(r.json(&["sync", "status"])["hub"].is_null());
 }
+
+/// Onboarding says what is so: a machine that connects to the hub without being a member is
+/// told it is not one and what to ask for; `td join` names its route; a member that runs
+/// `td join` again is told it already is one, and the invite stays unused.
+#[test]
+fn onboarding_tells_the_truth() {
+    let hub = td_tests::hub::Hub::start();
+    let a = td_tests::hub::founder_on(&hub, "Founding issue");
+    // A machine with the hub's address but no admission.
+    let stranger = Replica::init();
+    let v = stranger.json(&["sync", "init", "--hub", &hub.url()]);
+    assert_eq!(
+        (v["action"].as_str(), v["member"].as_bool()),
+        (Some("joined"), Some(false)),
+        "{v}"
+    );
+    let human = Replica::init();
+    let out = human.ok(&["sync", "init", "--hub", &hub.url()]);
+    assert!(
+        out.contains("NOT A MEMBER")
+            && out.contains(&format!("td member add {}", human.public_key())),
+        "{out}"
+    );
+    // A member connecting is a member.
+    let added = Replica::init();
+    a.json(&["member", "add", &added.public_key()]);
+    a.json(&["sync"]);
+    let v = added.json(&["sync", "init", "--hub", &hub.url()]);
+    assert_eq!(v["member"], true, "{v}");
+    // td join names its route.
+    let code = a.invite(&[]);
+    a.json(&["sync"]);
+    let joiner = Replica::new();
+    let out = joiner.ok(&["join", &code]);
+    assert!(
+        out.contains("JOINED project") && out.contains(&format!("(through hub {})", hub.url())),
+        "{out}"
+    );
+    // A member joining again: told so, nothing written, the invite stays open.
+    let spare = a.invite(&["--name", "spare"]);
+    a.json(&["sync"]);
+    let before = joiner.export();
+    let v = joiner.json(&["join", &spare]);
+    assert_eq!(
+        (v["action"].as_str(), v["role"].as_str()),
+        (Some("already_member"), Some("member")),
+        "{v}"
+    );
+    assert_eq!(joiner.export(), before);
+    let pending = a.json(&["member", "list"]).to_string();
+    assert!(pending.contains("\"spare\""), "{pending}");
+}

@@ -45,6 +45,25 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
     let checked = InviteCode::decode(&a.code)?.check(now_secs())?;
     let project = checked.code.project.clone();
     let mine = p.store.project_id()?;
+    // Already a member of that project: nothing to join, and the invite stays unused for the
+    // machine it was meant for.
+    if mine == project {
+        let me = p.store.identity().public_key_hex();
+        if let Some(m) = td_engine::roster::members(p.store.conn())?
+            .into_iter()
+            .find(|m| m.public_key == me && !m.removed)
+        {
+            let v = json!({"action": "already_member", "project": project, "role": m.role,
+                "machine": p.store.identity().fingerprint()});
+            emit(json, &v, || {
+                format!(
+                    "ALREADY a member of project {project} as {}: nothing to join (the invite stays unused)",
+                    m.role
+                )
+            });
+            return Ok(());
+        }
+    }
     let mut adopted = json!(null);
     if adopt && mine != project && !p.store.is_fresh()? {
         let counts = p.adopt_counts()?;
@@ -119,13 +138,24 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
         "inviter": checked.code.inviter, "via": via, "adopted": adopted});
     emit(json, &v, || {
         match status {
-        JoinStatus::Member(r) => format!("JOINED project {project} as {}", r.as_str()),
+        JoinStatus::Member(r) => format!("JOINED project {project} as {}{}", r.as_str(), route(&via)),
         _ => format!(
             "JOINING project {project}: the invite is stored with this machine's admission; it completes when the inviter's roster arrives (run 'td sync' or 'td peer sync' again)"
         ),
     }
     });
     Ok(())
+}
+
+/// The route a join took, as its line names it.
+fn route(via: &serde_json::Value) -> String {
+    if let Some(h) = via["hub"].as_str() {
+        format!(" (through hub {h})")
+    } else if let (Some(n), Some(a)) = (via["peer"].as_str(), via["addr"].as_str()) {
+        format!(" (through peer {n} at {a})")
+    } else {
+        String::new()
+    }
 }
 
 /// Now, in unix seconds.
