@@ -675,6 +675,21 @@ pub fn held(conn: &Connection) -> Result<Vec<HeldBy>> {
     Ok(out)
 }
 
+/// How a machine is shown: its roster name with its fingerprint (`laptop-b (3a99c94433)`), or
+/// the fingerprint alone when the roster gives it no name (or does not hold it). Names are
+/// text from the log: a front end escapes them.
+pub fn machine_label(conn: &Connection, key: &[u8; 32]) -> Result<String> {
+    let name: Option<String> = conn
+        .prepare_cached("SELECT name FROM crdt_members WHERE id = ?1")?
+        .query_row([hex::encode(key)], |r| r.get(0))
+        .optional()?;
+    let fp = fingerprint_of(key);
+    Ok(match name.filter(|n| !n.trim().is_empty()) {
+        Some(n) => format!("{n} ({fp})"),
+        None => fp,
+    })
+}
+
 /// Whether this replica holds a roster yet.
 pub fn has_roster(conn: &Connection) -> Result<bool> {
     Ok(conn

@@ -15,7 +15,8 @@ fn three_replicas_converge_through_a_chain() {
     let b = Replica::init();
     let c = Replica::init();
     let sa = a.serve();
-    a.befriend(&b, "a", &sa.addr);
+    a.json(&["member", "add", &b.public_key(), "--name", "laptop-b"]);
+    b.json(&["peer", "add", "a", &sa.addr, "--key", &a.public_key()]);
     a.json(&["member", "add", &c.public_key()]);
     sync(&b, "a"); // b joins a's project
     let sb = b.serve();
@@ -58,6 +59,14 @@ fn three_replicas_converge_through_a_chain() {
     sb.stop();
     let log = sa.stop();
     assert!(log.contains("synced with"), "{log}");
+    // Machines by their roster names, not bare fingerprints.
+    assert!(
+        log.contains(&format!(
+            "synced with laptop-b ({})",
+            b.identity().fingerprint()
+        )),
+        "{log}"
+    );
     // Every line of the server's log begins with its time (RFC 3339, UTC).
     for line in log.lines().filter(|l| !l.is_empty()) {
         let at = line.split(' ').next().unwrap();

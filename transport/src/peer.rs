@@ -683,8 +683,9 @@ async fn serve_one(
         }
     };
     drop(proving);
-    let peer = fingerprint_of(&key);
     let store = open_store(&root, &identity).await?;
+    // Its roster name where the roster gives one (the log line is escaped by its writer).
+    let peer = td_engine::roster::machine_label(store.conn(), &key)?;
     let member = td_engine::roster::is_trusted(store.conn(), &key, None)?;
     // A machine joining with an invite is not a member yet: while an invite is open, it may
     // send (its join and the invite); it receives nothing until the join admits it.
