@@ -78,8 +78,8 @@ fn connect(
     // A machine that reached the hub but is not on the project's roster reads nothing sealed
     // and its writes are held by everyone: say so, and what to ask for.
     let me = p.store.identity().public_key_hex();
-    let roster = td_engine::roster::members(p.store.conn())?;
-    let member = roster.is_empty() || roster.iter().any(|m| m.public_key == me && !m.removed);
+    // With no roster yet (a project from before rosters), nobody is told otherwise.
+    let member = !td_engine::roster::has_roster(p.store.conn())? || p.own_role()?.is_some();
     v["member"] = json!(member);
     emit(json, &v, || {
         let mut line = format!(

@@ -496,17 +496,43 @@ fn integrity(s: &Store) {
     assert_eq!(ok, "ok", "the database is sound");
 }
 
-/// What a case does to the honest rows or frames.
-#[derive(Debug, Arbitrary)]
-enum Mangle {
-    Flip { item: u16, at: Vec<(u16, u8)> },
-    Cut { item: u16, keep: u16 },
-    Splice { item: u16, junk: Vec<u8> },
-    Swap { a: u16, b: u16 },
+/// What a case does to the honest rows or frames (also drawn by `tests/tests/fuzz_sync.rs`).
+#[derive(Debug, Clone, Arbitrary)]
+pub enum Mangle {
+    /// XOR bytes of one item (positions modulo its length).
+    Flip {
+        /// Which item (modulo their number).
+        item: u16,
+        /// Positions and the values XORed there.
+        at: Vec<(u16, u8)>,
+    },
+    /// Cut one item short.
+    Cut {
+        /// Which item (modulo their number).
+        item: u16,
+        /// Bytes kept (modulo its length plus one).
+        keep: u16,
+    },
+    /// Insert a junk item.
+    Splice {
+        /// Where (modulo their number plus one).
+        item: u16,
+        /// The junk.
+        junk: Vec<u8>,
+    },
+    /// Swap two items.
+    Swap {
+        /// One item (modulo their number).
+        a: u16,
+        /// The other.
+        b: u16,
+    },
+    /// Junk items only.
     Junk(Vec<Vec<u8>>),
 }
 
-fn mangle(items: &[Vec<u8>], m: Mangle) -> Vec<Vec<u8>> {
+/// `items` as `m` mangles them.
+pub fn mangle(items: &[Vec<u8>], m: Mangle) -> Vec<Vec<u8>> {
     let mut items = items.to_vec();
     let n = items.len().max(1);
     match m {
@@ -547,6 +573,13 @@ pub fn hub_rows(data: &[u8]) {
     ) else {
         return;
     };
+    hub_rows_case(m, sigs, split);
+}
+
+/// [`hub_rows`] for one drawn case: the mangling, whether rows keep their signatures, and
+/// where the page ends and the read-ahead begins (`tests/tests/fuzz_sync.rs` draws these with
+/// proptest).
+pub fn hub_rows_case(m: Mangle, sigs: bool, split: u16) {
     PAIR.with(|p| {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut r = p.open(0, dir.path());

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use td_engine::hub::HubRow;
 use td_engine::ops::issues::IssueFields;
 use td_engine::sync::session::SyncSession;
 use td_engine::sync::wire::FrameDecoder;
 use td_engine::{MachineIdentity, Store};
+use td_tests::fuzz_checks::{hub_rows_case, mangle as mangle_items, Mangle};
 use td_tests::{inproc, mesh};
 
 /// A runner of [`cases`] cases (no regression file: a finding is replayed from the failure
@@ -110,56 +110,21 @@ fn honest_frames(s: &mut Setup) -> Vec<Vec<u8>> {
     sent
 }
 
-/// How a case mangles honest input.
-#[derive(Debug, Clone)]
-enum Mangle {
-    /// Flip bytes at positions (taken modulo the length) of frame `frame`.
-    Flip { frame: usize, at: Vec<(usize, u8)> },
-    /// Cut a frame short.
-    Cut { frame: usize, keep: usize },
-    /// Splice a junk frame in before frame `frame`.
-    Splice { frame: usize, junk: Vec<u8> },
-    /// Junk frames only.
-    Junk(Vec<Vec<u8>>),
-}
-
+/// How a case mangles honest input (the fuzz targets' [`Mangle`]), drawn with proptest's
+/// shrinking.
 fn mangle() -> impl Strategy<Value = Mangle> {
     prop_oneof![
         (
-            any::<usize>(),
-            prop::collection::vec((any::<usize>(), 1u8..), 1..8)
+            any::<u16>(),
+            prop::collection::vec((any::<u16>(), 1u8..), 1..8)
         )
-            .prop_map(|(frame, at)| Mangle::Flip { frame, at }),
-        (any::<usize>(), any::<usize>()).prop_map(|(frame, keep)| Mangle::Cut { frame, keep }),
-        (any::<usize>(), prop::collection::vec(any::<u8>(), 0..600))
-            .prop_map(|(frame, junk)| Mangle::Splice { frame, junk }),
+            .prop_map(|(item, at)| Mangle::Flip { item, at }),
+        (any::<u16>(), any::<u16>()).prop_map(|(item, keep)| Mangle::Cut { item, keep }),
+        (any::<u16>(), prop::collection::vec(any::<u8>(), 0..600))
+            .prop_map(|(item, junk)| Mangle::Splice { item, junk }),
         prop::collection::vec(prop::collection::vec(any::<u8>(), 0..400), 1..6)
             .prop_map(Mangle::Junk),
     ]
-}
-
-fn apply_mangle(honest: &[Vec<u8>], m: &Mangle) -> Vec<Vec<u8>> {
-    let mut frames = honest.to_vec();
-    let n = frames.len();
-    match m {
-        Mangle::Flip { frame, at } => {
-            let f = &mut frames[frame % n];
-            if !f.is_empty() {
-                let len = f.len();
-                for (pos, x) in at {
-                    f[pos % len] ^= x;
-                }
-            }
-        }
-        Mangle::Cut { frame, keep } => {
-            let f = &mut frames[frame % n];
-            let keep = keep % (f.len() + 1);
-            f.truncate(keep);
-        }
-        Mangle::Splice { frame, junk } => frames.insert(frame % (n + 1), junk.clone()),
-        Mangle::Junk(j) => frames = j.clone(),
-    }
-    frames
 }
 
 #[test]
@@ -180,7 +145,7 @@ fn hostile_frames_into_a_sync_session_never_wedge_a_store() {
             {
                 let mut session = SyncSession::with_peer(&mut r, sender);
                 session.start().unwrap();
-                for f in apply_mangle(&honest, &m) {
+                for f in mangle_items(&honest, m) {
                     if session.receive(&f).is_err() {
                         break; // the round ends; the store must still be sound
                     }
@@ -197,66 +162,17 @@ fn hostile_frames_into_a_sync_session_never_wedge_a_store() {
     eprintln!("fuzz: {} hostile sync sessions run", executions.get());
 }
 
+/// A hostile hub's rows (`td_tests::fuzz_checks::hub_rows_case`: refused or held, never an
+/// error; the store sound; the honest rows pulled afterwards converge), drawn with proptest.
 #[test]
 fn hostile_hub_rows_never_wedge_a_store() {
-    let s = setup();
-    let want = s.nodes[1].export();
-    let rows: Vec<HubRow> = s.nodes[1]
-        .project
-        .store
-        .outgoing(0, 100_000, usize::MAX / 4)
-        .unwrap()
-        .into_iter()
-        .enumerate()
-        .map(|(i, r)| HubRow {
-            seq: i as i64 + 1,
-            size: (r.body.len() + r.signature.len()) as u64,
-            body: r.body,
-            signature: r.signature,
-        })
-        .collect();
-    let frames: Vec<Vec<u8>> = rows.iter().map(|r| r.body.clone()).collect();
     let strategy = (mangle(), any::<bool>(), any::<u16>());
     let mut runner = runner();
     let executions = std::cell::Cell::new(0u64);
     runner
         .run(&strategy, |(m, sigs, split)| {
             executions.set(executions.get() + 1);
-            let dir = tempfile::tempdir().unwrap();
-            let mut r = receiver(&s, dir.path());
-            let bodies = apply_mangle(&frames, &m);
-            let hostile: Vec<HubRow> = bodies
-                .into_iter()
-                .enumerate()
-                .map(|(i, body)| HubRow {
-                    seq: i as i64 + 1,
-                    size: body.len() as u64,
-                    signature: rows
-                        .get(i)
-                        .filter(|_| sigs)
-                        .map(|r| r.signature.clone())
-                        .unwrap_or_default(),
-                    body,
-                })
-                .collect();
-            // Part as the page, part as read-ahead.
-            let cut = split as usize % (hostile.len() + 1);
-            r.apply_hub_rows("hub", &hostile[..cut], &hostile[cut..])
-                .expect("hostile rows are refused, never an error");
-            integrity(&r);
-            // The honest rows, pulled afterwards (a new page after the planted ones), converge.
-            let honest: Vec<HubRow> = rows
-                .iter()
-                .map(|h| HubRow {
-                    seq: h.seq + 10_000,
-                    ..h.clone()
-                })
-                .collect();
-            let wanted = r.hub_read_ahead("hub", &honest, &[], true, true).unwrap();
-            prop_assert!(wanted.len() <= td_engine::hub::READ_AHEAD_ACTORS);
-            r.apply_hub_rows("hub", &honest, &[]).unwrap();
-            let got = td_engine::export::export_json_string(r.conn()).unwrap();
-            prop_assert_eq!(got, want.clone());
+            hub_rows_case(m, sigs, split);
             Ok(())
         })
         .unwrap();

@@ -48,17 +48,13 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
     // Already a member of that project: nothing to join, and the invite stays unused for the
     // machine it was meant for.
     if mine == project {
-        let me = p.store.identity().public_key_hex();
-        if let Some(m) = td_engine::roster::members(p.store.conn())?
-            .into_iter()
-            .find(|m| m.public_key == me && !m.removed)
-        {
-            let v = json!({"action": "already_member", "project": project, "role": m.role,
+        if let Some(role) = p.own_role()? {
+            let v = json!({"action": "already_member", "project": project, "role": role.as_str(),
                 "machine": p.store.identity().fingerprint()});
             emit(json, &v, || {
                 format!(
                     "ALREADY a member of project {project} as {}: nothing to join (the invite stays unused)",
-                    m.role
+                    role.as_str()
                 )
             });
             return Ok(());

@@ -25,7 +25,7 @@ pub(crate) fn run(p: &mut Project, wait: &str, add: bool, json: bool) -> Result<
     let project = p.store.project_id()?;
     let me = p.store.identity().public_key();
     let found = td_transport::discovery::discover(Some(&project), wait)?;
-    let members = td_engine::roster::members(p.store.conn())?;
+    let members = p.members()?;
     let book = p.peers()?;
     let mut rows: Vec<Value> = Vec::new();
     for f in found.iter().filter(|f| f.key != me) {

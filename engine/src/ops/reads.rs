@@ -165,6 +165,25 @@ impl Project {
         roster::members(self.store.conn())
     }
 
+    /// Where this machine stands on the project's roster: `Some(role)` as a member, `None`
+    /// when the roster does not hold it (or removed it). A project with no roster yet (a
+    /// replica that has synced with no one) counts its own machine as the founder does, so
+    /// `Some(Admin)` when it founded the project and `None` otherwise. One indexed read.
+    pub fn own_role(&self) -> Result<Option<crate::authority::Role>> {
+        let me = self.store.identity().public_key_hex();
+        if !roster::has_roster(self.store.conn())? {
+            let founder = crate::store::is_founder_of(
+                &self.store.project_id()?,
+                &self.store.identity().public_key(),
+            );
+            return Ok(founder.then_some(crate::authority::Role::Admin));
+        }
+        Ok(roster::stored(self.store.conn())?
+            .members
+            .get(&me)
+            .map(|m| m.role))
+    }
+
     /// Invites still open.
     pub fn pending_invites(&self) -> Result<Vec<InviteView>> {
         roster::pending_invites(self.store.conn())
