@@ -819,3 +819,81 @@ pub(crate) fn sync_now(
             .map_err(|e| format!("sync failed: {e}")),
     )
 }
+
+/// Whether online claims apply: a hub is configured and sync runs (autosync, or the
+/// project's sync loop).
+fn claims_client(root: &Path) -> Option<HubClient> {
+    let settings = hub_settings(root).ok()?;
+    settings.url.as_ref()?;
+    if !settings.auto && !td_transport::sync_loop::status(root).running {
+        return None;
+    }
+    client_for(&settings)
+        .ok()
+        .map(|c| c.with_timeout(CLAIM_WAIT))
+}
+
+/// How long `td start` waits for the hub's answer to a claim before the offline rule decides.
+const CLAIM_WAIT: Duration = Duration::from_secs(2);
+
+/// `td start`'s online claim (docs/sync-loop.md, "Claims granted online"), before the local
+/// start: granted, or taken over when stale, or refused naming the machine that holds it.
+/// When the hub does not answer, nothing is refused: the deterministic offline rule decides
+/// when the two starts meet.
+pub(crate) fn claim_online(
+    p: &mut Project,
+    root: &Path,
+    id: &str,
+    force: bool,
+) -> td_engine::Result<()> {
+    use td_engine::ops::online_claims::{ClaimVerdict, HubClaim};
+    let Some(issue) = p.find_issue(id)? else {
+        return Ok(()); // the local start says what is wrong with the id
+    };
+    let held_here = issue.status == "in_progress" && !issue.implementer_session.is_empty();
+    if held_here && !force {
+        return Ok(()); // the local start refuses (or repeats) by itself
+    }
+    let Some(tags) = p.claim_tags(&issue.id)? else {
+        return Ok(());
+    };
+    let Some(client) = claims_client(root) else {
+        return Ok(());
+    };
+    let project = p.store.project_id()?;
+    let Ok(HubClaim::HeldBy { holder, age_ms }) = client.claim(&project, &tags, force) else {
+        return Ok(()); // granted, or the hub is unreachable
+    };
+    // Judge on the latest state: the holder may have handed the issue on since.
+    let _ = hub_sync::pull(&mut p.store, &client, &mut |_| {});
+    match p.judge_hub_claim(&issue.id, &holder, age_ms)? {
+        ClaimVerdict::TakeOver => {
+            let _ = client.claim(&project, &tags, true);
+            Ok(())
+        }
+        refused => Err(refused
+            .refusal(&issue.id)
+            .unwrap_or_else(|| td_engine::EngineError::Conflict(issue.id.clone()))),
+    }
+}
+
+/// After a command that handed issues on (review, close, unstart, …): pushes that change, then
+/// withdraws this machine's online claims on them, so the next machine to claim one is granted
+/// at once and, pulling, sees why. Best effort, like autosync.
+pub(crate) fn release_claims(p: &mut Project, root: &Path, ids: &[String]) {
+    let Some(client) = claims_client(root) else {
+        return;
+    };
+    let Ok(tags) = p.claims_to_release(ids) else {
+        return;
+    };
+    if tags.is_empty() {
+        return;
+    }
+    let Ok(project) = p.store.project_id() else {
+        return;
+    };
+    if hub_sync::push(&mut p.store, &client, &mut |_| {}).is_ok() {
+        let _ = client.release_claims(&project, &tags);
+    }
+}

@@ -140,6 +140,10 @@ fn int(v: i64) -> Value {
     Value::Integer { value: v }
 }
 
+/// The online claims table (docs/sync-loop.md): keyed tags only, made on first use.
+const CLAIMS_TABLE: &str = "CREATE TABLE IF NOT EXISTS td_claims (project TEXT NOT NULL, \
+     issue BLOB NOT NULL, holder BLOB NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (project, issue))";
+
 fn stmt(sql: &str, args: Vec<Value>, want_rows: bool) -> Stmt {
     let mut s = Stmt::new(sql, want_rows);
     s.args = args;
@@ -549,6 +553,84 @@ impl HubClient {
             out.get(1).copied().unwrap_or(0),
             hash,
         ))
+    }
+
+    /// Claims an issue online (docs/sync-loop.md, "Claims granted online"): one conditional
+    /// write that stores this machine's tag for the issue's tag unless another machine's
+    /// stands (`force` overwrites it), then reads who holds it and how old the claim is, both
+    /// by the hub's clock. The table is made on first use, so hubs laid out before claims
+    /// need no migration. The hub sees only keyed tags.
+    pub fn claim(
+        &self,
+        project: &str,
+        tags: &td_engine::ops::online_claims::ClaimTags,
+        force: bool,
+    ) -> Result<td_engine::ops::online_claims::HubClaim, TransportError> {
+        use td_engine::ops::online_claims::{HubClaim, TAG_LEN};
+        const NOW_MS: &str = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
+        let exec = |s: Stmt| StreamRequest::Execute(ExecuteStreamReq { stmt: s });
+        let requests = vec![
+            exec(stmt(CLAIMS_TABLE, vec![], false)),
+            exec(stmt(
+                &format!(
+                    "INSERT INTO td_claims(project, issue, holder, at) VALUES (?1, ?2, ?3, {NOW_MS}) \
+                     ON CONFLICT(project, issue) DO UPDATE SET holder = excluded.holder, at = excluded.at \
+                     WHERE td_claims.holder = excluded.holder OR ?4 = 1"
+                ),
+                vec![text(project), blob(&tags.issue), blob(&tags.holder), int(i64::from(force))],
+                false,
+            )),
+            exec(stmt(
+                &format!("SELECT holder, {NOW_MS} - at FROM td_claims WHERE project = ?1 AND issue = ?2"),
+                vec![text(project), blob(&tags.issue)],
+                true,
+            )),
+        ];
+        let unexpected = || {
+            TransportError::Protocol(format!(
+                "hub {} sent an unexpected answer to a claim",
+                self.display
+            ))
+        };
+        let out = self.pipeline(requests)?;
+        let Some(StreamResponse::Execute(e)) = out.last() else {
+            return Err(unexpected());
+        };
+        let row = e.result.rows.first().ok_or_else(unexpected)?;
+        let holder: [u8; TAG_LEN] = row
+            .values
+            .first()
+            .map(as_bytes)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(unexpected)?;
+        let age_ms = row.values.get(1).and_then(as_i64).unwrap_or(0).max(0);
+        Ok(if holder == tags.holder {
+            HubClaim::Granted
+        } else {
+            HubClaim::HeldBy { holder, age_ms }
+        })
+    }
+
+    /// Withdraws this machine's online claims on the issues `tags` name (a claim another
+    /// machine holds is left alone), in one request. Run after the change that handed the
+    /// issues on was pushed, so whoever claims next and pulls sees it.
+    pub fn release_claims(
+        &self,
+        project: &str,
+        tags: &[td_engine::ops::online_claims::ClaimTags],
+    ) -> Result<(), TransportError> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let mut stmts = vec![stmt(CLAIMS_TABLE, vec![], false)];
+        stmts.extend(tags.iter().map(|t| {
+            stmt(
+                "DELETE FROM td_claims WHERE project = ?1 AND issue = ?2 AND holder = ?3",
+                vec![text(project), blob(&t.issue), blob(&t.holder)],
+                false,
+            )
+        }));
+        self.batch(stmts)
     }
 
     /// How many of `project`'s rows the hub holds after sequence `after` (what a pull has

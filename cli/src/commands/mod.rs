@@ -499,6 +499,21 @@ impl Command {
     }
 
     /// The issues the command names (their lost-transition warnings are printed after it).
+    /// Whether this command can hand issues on (out of `in_progress`), so this machine's
+    /// online claims on them are withdrawn afterwards (docs/sync-loop.md).
+    fn hands_on(&self) -> bool {
+        matches!(
+            self,
+            Command::Unstart(_)
+                | Command::Review(_)
+                | Command::Approve(_)
+                | Command::Reject(_)
+                | Command::Close(_)
+                | Command::Block(_)
+                | Command::Delete(_)
+        )
+    }
+
     fn issue_ids(&self) -> Vec<String> {
         let ids: &[String] = match self {
             Command::Show(a) => &a.ids,
@@ -699,6 +714,15 @@ pub(crate) fn run(cli: &Cli) -> Result<()> {
     result?;
     if auto == Some(Auto::PushAfter) {
         hub::autosync(&mut p, &root, Auto::PushAfter);
+    }
+    if cli.command.hands_on() {
+        let ids: Vec<String> = cli
+            .command
+            .issue_ids()
+            .iter()
+            .map(|i| normalize_issue_id(i))
+            .collect();
+        hub::release_claims(&mut p, &root, &ids);
     }
     Ok(())
 }

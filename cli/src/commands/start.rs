@@ -1,4 +1,5 @@
-//! `td start`: claims issues for this session and focuses the first.
+//! `td start`: claims issues for this session and focuses the first. While the hub answers,
+//! each claim is first granted online (docs/sync-loop.md, "Claims granted online").
 
 use anyhow::Result;
 use clap::Args as ClapArgs;
@@ -29,6 +30,7 @@ pub(crate) fn run(a: &Args, cx: &mut Cx<'_>) -> Result<()> {
         &a.ids,
         ("started", "already_started"),
         |id| {
+            crate::hub::claim_online(cx.p, cx.root, id, a.force)?;
             cx.p.start(
                 id,
                 a.force,

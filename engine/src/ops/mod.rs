@@ -11,6 +11,7 @@ pub mod issues;
 pub mod members;
 pub mod monitor;
 pub mod notes;
+pub mod online_claims;
 pub mod reads;
 pub mod records;
 pub mod task_list;
