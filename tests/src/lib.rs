@@ -323,6 +323,7 @@ pub mod tmux;
 
 pub mod mesh;
 pub mod netns;
+pub mod scale;
 
 /// A running `td serve` (its HTTP port read from the line it prints first); killed when
 /// dropped. Its stderr is discarded (nothing reads it, so a full pipe cannot stall it).
