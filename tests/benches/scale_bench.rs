@@ -5,7 +5,8 @@
 //! the same rows into td's schema), and the figures printed side by side to show how they grow.
 //!
 //! Run: `cargo build --release -p td-cli && TD_BIN=$PWD/target/release/td cargo bench -p td-tests --bench scale_bench`
-//! (about 15 minutes on 2 cores for the default sizes; `TD_SCALE_SIZES=2000,10000` for a quick look).
+//! (about 15 minutes on 2 cores for the default sizes; `TD_SCALE_SIZES=2000,10000` for a quick look;
+//! `TD_SCALE_WRITE=big.db TD_SCALE_SIZES=100000` only writes the generated td database).
 
 use std::path::Path;
 use std::process::Stdio;
@@ -74,13 +75,17 @@ fn file_mb(p: &Path) -> f64 {
 fn sql_copy(src: &Path, dst: &Path) -> Duration {
     let t = Instant::now();
     let conn = rusqlite::Connection::open(dst).unwrap();
-    conn.execute_batch(td_engine::schema::TD_SCHEMA_SQL).unwrap();
+    conn.execute_batch(td_engine::schema::TD_SCHEMA_SQL)
+        .unwrap();
     conn.execute(&format!("ATTACH DATABASE '{}' AS src", src.display()), [])
         .unwrap();
     conn.execute_batch("BEGIN").unwrap();
     for tbl in td_engine::schema::SYNCED_TABLES {
-        conn.execute(&format!("INSERT INTO main.{tbl} SELECT * FROM src.{tbl}"), [])
-            .unwrap();
+        conn.execute(
+            &format!("INSERT INTO main.{tbl} SELECT * FROM src.{tbl}"),
+            [],
+        )
+        .unwrap();
     }
     conn.execute_batch("COMMIT").unwrap();
     t.elapsed()
@@ -117,7 +122,10 @@ fn run(n: u64) -> Figures {
     let floor = sql_copy(&src, &tmp.path().join("floor.db"));
 
     let a = Replica::new();
-    let migrate = measured(&a, &["init", "--migrate-from", src.to_str().unwrap(), "--json"]);
+    let migrate = measured(
+        &a,
+        &["init", "--migrate-from", src.to_str().unwrap(), "--json"],
+    );
     let db_mb = file_mb(&a.db());
     // The records' own bytes: body, signature where there is one, and hash.
     let (records, record_bytes): (i64, f64) = a
@@ -142,7 +150,10 @@ fn run(n: u64) -> Figures {
     let listed = serde_json::from_slice::<serde_json::Value>(&list.out)
         .map(|v| v.as_array().map_or(0, Vec::len))
         .unwrap_or(0);
-    assert_eq!(listed as u64, generated.issues, "the joiner lists every issue");
+    assert_eq!(
+        listed as u64, generated.issues,
+        "the joiner lists every issue"
+    );
     assert_eq!(a.export(), b.export(), "founder and joiner export the same");
     Figures {
         n,
@@ -162,6 +173,17 @@ fn run(n: u64) -> Figures {
 
 fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    // `TD_SCALE_WRITE=path TD_SCALE_SIZES=n`: only write the generated td database (to try a
+    // big project by hand, or to profile one step).
+    if let Ok(path) = std::env::var("TD_SCALE_WRITE") {
+        let n = std::env::var("TD_SCALE_SIZES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10_000);
+        let g = td_tests::scale::generate(Path::new(&path), n, 28);
+        println!("wrote {path}: {g:?}");
         return;
     }
     let sizes: Vec<u64> = std::env::var("TD_SCALE_SIZES")
@@ -187,23 +209,48 @@ fn main() {
     }
     // Side by side: each figure per issue (or per record), so linear growth reads as a
     // constant row.
-    println!("\n| measure | {} |", all.iter().map(|f| format!("{} issues", f.n)).collect::<Vec<_>>().join(" | "));
+    println!(
+        "\n| measure | {} |",
+        all.iter()
+            .map(|f| format!("{} issues", f.n))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
     println!("|---|{}", "---|".repeat(all.len()));
     let row = |name: &str, cell: &dyn Fn(&Figures) -> String| {
-        println!("| {name} | {} |", all.iter().map(cell).collect::<Vec<_>>().join(" | "));
+        println!(
+            "| {name} | {} |",
+            all.iter().map(cell).collect::<Vec<_>>().join(" | ")
+        );
     };
     row("td database", &|f| format!("{:.0} MB", f.td_mb));
     row("plain SQL copy (baseline)", &|f| secs(f.floor));
     row("migrate", &|f| secs(f.migrate.wall));
-    row("migrate / SQL copy", &|f| format!("{:.1}x", f.migrate.wall.as_secs_f64() / f.floor.as_secs_f64()));
-    row("migrate per issue", &|f| format!("{:.0} us", f.migrate.wall.as_secs_f64() * 1e6 / f.n as f64));
+    row("migrate / SQL copy", &|f| {
+        format!(
+            "{:.1}x",
+            f.migrate.wall.as_secs_f64() / f.floor.as_secs_f64()
+        )
+    });
+    row("migrate per issue", &|f| {
+        format!("{:.0} us", f.migrate.wall.as_secs_f64() * 1e6 / f.n as f64)
+    });
     row("migrate peak RSS", &|f| mb(f.migrate.peak_kb));
-    row(".todos/issues.db / td's", &|f| format!("{:.2}x", f.db_mb / f.td_mb));
+    row(".todos/issues.db / td's", &|f| {
+        format!("{:.2}x", f.db_mb / f.td_mb)
+    });
     row("push (td sync init)", &|f| secs(f.push.wall));
     row("push peak RSS", &|f| mb(f.push.peak_kb));
-    row("hub growth / records' bytes", &|f| format!("{:.2}x", f.hub_mb / (f.record_bytes / 1e6)));
+    row("hub growth / records' bytes", &|f| {
+        format!("{:.2}x", f.hub_mb / (f.record_bytes / 1e6))
+    });
     row("join", &|f| secs(f.join.wall));
-    row("join per record", &|f| format!("{:.0} us", f.join.wall.as_secs_f64() * 1e6 / f.records.max(1) as f64));
+    row("join per record", &|f| {
+        format!(
+            "{:.0} us",
+            f.join.wall.as_secs_f64() * 1e6 / f.records.max(1) as f64
+        )
+    });
     row("join peak RSS", &|f| mb(f.join.peak_kb));
     row("list --json (all) peak RSS", &|f| mb(f.list.peak_kb));
 }

@@ -515,6 +515,15 @@ impl Serving {
     }
 }
 
+impl Serving {
+    /// Kills the server with SIGKILL (a crash, a laptop lid closed mid-round): no shutdown,
+    /// no goodbye to its peers.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Serving {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -35,13 +35,66 @@ impl Dice {
 }
 
 const WORDS: &[&str] = &[
-    "sync", "replica", "merge", "handoff", "review", "cursor", "session", "board", "epic",
-    "migration", "index", "query", "cache", "timeout", "retry", "conflict", "schema", "token",
-    "render", "parser", "flag", "budget", "latency", "log", "queue", "worker", "deploy",
-    "rollback", "fixture", "agent", "context", "window", "backlog", "priority", "label",
-    "dependency", "lock", "transaction", "snapshot", "export", "import", "the", "a", "with",
-    "after", "before", "when", "fails", "passes", "needs", "checks", "handles", "keeps",
-    "drops", "adds", "removes", "updates", "ünïcode", "日本語", "🚀",
+    "sync",
+    "replica",
+    "merge",
+    "handoff",
+    "review",
+    "cursor",
+    "session",
+    "board",
+    "epic",
+    "migration",
+    "index",
+    "query",
+    "cache",
+    "timeout",
+    "retry",
+    "conflict",
+    "schema",
+    "token",
+    "render",
+    "parser",
+    "flag",
+    "budget",
+    "latency",
+    "log",
+    "queue",
+    "worker",
+    "deploy",
+    "rollback",
+    "fixture",
+    "agent",
+    "context",
+    "window",
+    "backlog",
+    "priority",
+    "label",
+    "dependency",
+    "lock",
+    "transaction",
+    "snapshot",
+    "export",
+    "import",
+    "the",
+    "a",
+    "with",
+    "after",
+    "before",
+    "when",
+    "fails",
+    "passes",
+    "needs",
+    "checks",
+    "handles",
+    "keeps",
+    "drops",
+    "adds",
+    "removes",
+    "updates",
+    "ünïcode",
+    "日本語",
+    "🚀",
 ];
 
 const STATUSES: &[(&str, u64)] = &[
@@ -53,7 +106,14 @@ const STATUSES: &[(&str, u64)] = &[
 ];
 
 const LOG_TYPES: &[&str] = &[
-    "progress", "progress", "progress", "decision", "hypothesis", "tried", "result", "blocker",
+    "progress",
+    "progress",
+    "progress",
+    "decision",
+    "hypothesis",
+    "tried",
+    "result",
+    "blocker",
 ];
 
 fn text(d: &mut Dice, min_words: u64, max_words: u64) -> String {
@@ -169,28 +229,54 @@ pub fn generate(path: &Path, n: u64, seed: u64) -> Generated {
                     }
                 })
                 .map_or("open", |(s, _)| s);
-            let implementer = if status == "open" { String::new() } else { ses(&mut d) };
-            let reviewer = if status == "closed" { ses(&mut d) } else { String::new() };
-            let labels: Vec<&str> = (0..d.below(3)).map(|_| d.pick(&["sync", "ui", "perf", "bug", "docs", "infra"])).collect();
+            let implementer = if status == "open" {
+                String::new()
+            } else {
+                ses(&mut d)
+            };
+            let reviewer = if status == "closed" {
+                ses(&mut d)
+            } else {
+                String::new()
+            };
+            let labels: Vec<&str> = (0..d.below(3))
+                .map(|_| d.pick(&["sync", "ui", "perf", "bug", "docs", "infra"]))
+                .collect();
             issue
                 .execute(params![
                     id,
                     text(&mut d, 4, 9),
                     markdown(&mut d),
                     status,
-                    if is_epic { "epic" } else { d.pick(&["task", "task", "bug", "feature", "chore"]) },
+                    if is_epic {
+                        "epic"
+                    } else {
+                        d.pick(&["task", "task", "bug", "feature", "chore"])
+                    },
                     d.pick(&["P0", "P1", "P2", "P2", "P3", "P4"]),
                     d.below(8) as i64,
                     labels.join(","),
-                    if !is_epic && d.chance(300) { format!("td-{:06x}", d.below(epics)) } else { String::new() },
-                    if d.chance(250) { text(&mut d, 5, 15) } else { String::new() },
+                    if !is_epic && d.chance(300) {
+                        format!("td-{:06x}", d.below(epics))
+                    } else {
+                        String::new()
+                    },
+                    if d.chance(250) {
+                        text(&mut d, 5, 15)
+                    } else {
+                        String::new()
+                    },
                     implementer,
                     reviewer,
                     created,
                     updated,
                     (status == "closed").then(|| updated.clone()),
                     ses(&mut d),
-                    if d.chance(200) { format!("sprint-{}", day / 14) } else { String::new() },
+                    if d.chance(200) {
+                        format!("sprint-{}", day / 14)
+                    } else {
+                        String::new()
+                    },
                 ])
                 .unwrap();
             g.issues += 1;
@@ -209,7 +295,13 @@ pub fn generate(path: &Path, n: u64, seed: u64) -> Generated {
             }
             for k in 0..d.below(3) {
                 comment
-                    .execute(params![format!("cm-{i:06x}{k:02x}"), id, ses(&mut d), text(&mut d, 4, 25), time(&mut d, day + k)])
+                    .execute(params![
+                        format!("cm-{i:06x}{k:02x}"),
+                        id,
+                        ses(&mut d),
+                        text(&mut d, 4, 25),
+                        time(&mut d, day + k)
+                    ])
                     .unwrap();
                 g.comments += 1;
             }
@@ -231,19 +323,34 @@ pub fn generate(path: &Path, n: u64, seed: u64) -> Generated {
             for (k, action) in ["created", "started", "reviewed"].iter().enumerate() {
                 if k == 0 || status != "open" && (k == 1 || status == "closed") {
                     history
-                        .execute(params![format!("ish-{i:06x}{k:02x}"), id, ses(&mut d), action, time(&mut d, day)])
+                        .execute(params![
+                            format!("ish-{i:06x}{k:02x}"),
+                            id,
+                            ses(&mut d),
+                            action,
+                            time(&mut d, day)
+                        ])
                         .unwrap();
                     g.rows += 1;
                 }
             }
             if i > 0 && d.chance(150) {
                 g.rows += dep
-                    .execute(params![format!("dep-{i:06x}"), id, format!("td-{:06x}", d.below(i))])
+                    .execute(params![
+                        format!("dep-{i:06x}"),
+                        id,
+                        format!("td-{:06x}", d.below(i))
+                    ])
                     .unwrap() as u64;
             }
             if d.chance(100) {
                 g.rows += file
-                    .execute(params![format!("if-{i:06x}"), id, format!("src/{}.rs", d.pick(WORDS)), time(&mut d, day)])
+                    .execute(params![
+                        format!("if-{i:06x}"),
+                        id,
+                        format!("src/{}.rs", d.pick(WORDS)),
+                        time(&mut d, day)
+                    ])
                     .unwrap() as u64;
             }
         }

@@ -21,7 +21,7 @@ fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
 }
 
 fn titles(r: &Replica) -> Vec<String> {
-    r.json(&["list", "--all"])
+    r.json(&["list", "--all", "-n", "100000"])
         .as_array()
         .unwrap()
         .iter()
@@ -289,4 +289,132 @@ fn td_serve_keeps_peers_connected() {
     });
     drop(server);
     sa.stop();
+}
+
+/// A `td sync watch` whose hub is reached through `proxy` and whose wall clock reads the
+/// libfaketime offset written in `clock` (re-read on every call: the test moves it while the
+/// loop runs). The monotonic clock is left alone, as on a real machine whose clock is stepped.
+fn watch_through(r: &Replica, proxy: &td_tests::hub::Proxy, clock: &std::path::Path) -> Watch {
+    r.json(&["config", "set", "database.url", &proxy.url()]);
+    td_tests::apt_binary("faketime", "faketime", "a sync loop whose clock jumps");
+    let lib = [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .expect("libfaketime installed with faketime");
+    Watch(
+        r.command(None, &["sync", "watch"])
+            .env("LD_PRELOAD", lib)
+            .env("FAKETIME_TIMESTAMP_FILE", clock)
+            .env("FAKETIME_NO_CACHE", "1")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// The laptop's network goes (every request to the hub is cut off), work goes on on both
+/// sides, the clock is stepped a day forward while offline and three hours back after: the
+/// loop reports the outage, catches up by itself when the network returns, keeps syncing
+/// across both jumps, and nothing is lost (exports compared).
+#[test]
+fn the_loop_rides_out_a_lost_network_and_clock_jumps() {
+    let hub = Hub::start();
+    let proxy = td_tests::hub::Proxy::start(hub.port);
+    let a = founder_on(&hub, "Founding issue");
+    let b = joined(&a, &[], "member");
+    let dir = tempfile::tempdir().unwrap();
+    let clock = dir.path().join("faketime");
+    std::fs::write(&clock, "+0\n").unwrap();
+    let _w = watch_through(&b, &proxy, &clock);
+    a.create("Before the outage", &[]);
+    a.json(&["sync"]);
+    eventually("B pulled A's change", || {
+        titles(&b).contains(&"Before the outage".to_string())
+    });
+    // The network goes: every request is cut off.
+    proxy.inject_matching("POST", 0, td_tests::hub::Fault::Reset, usize::MAX);
+    b.create("Written on B offline", &[]);
+    a.create("Written on A during B's outage", &[]);
+    a.json(&["sync"]);
+    eventually("the loop reports the outage", || {
+        loop_state(&b)["last_error"].is_string()
+    });
+    // The clock is stepped a day forward while offline, then the network returns.
+    std::fs::write(&clock, "+1d\n").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    proxy.inject_matching("POST", 0, td_tests::hub::Fault::Reset, 0);
+    eventually("the loop caught up after the outage", || {
+        let s = b.json(&["sync", "status"]);
+        s["pending"] == 0
+            && s["sync_loop"]["last_error"].is_null()
+            && titles(&b).contains(&"Written on A during B's outage".to_string())
+    });
+    // The clock is stepped three hours back: the loop keeps pushing and pulling.
+    std::fs::write(&clock, "-3h\n").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    b.create("Written on B after the clock went back", &[]);
+    a.create("Written on A after B's clock went back", &[]);
+    a.json(&["sync"]);
+    eventually("both directions still flow", || {
+        b.json(&["sync", "status"])["pending"] == 0
+            && titles(&b).contains(&"Written on A after B's clock went back".to_string())
+    });
+    a.json(&["sync"]);
+    for t in [
+        "Written on B offline",
+        "Written on B after the clock went back",
+    ] {
+        assert!(titles(&a).contains(&t.to_string()), "A lacks {t}");
+    }
+    assert_eq!(a.export(), b.export(), "nothing lost, same everywhere");
+    let doctor = b.run(&["doctor", "--json"]);
+    assert_eq!(doctor.code, 0, "{doctor:?}");
+}
+
+/// A peer killed (SIGKILL) while the loop pulls a long history from it, and a network that
+/// drops every datagram for a while: the loop reconnects by itself each time and the
+/// replicas converge, every change once.
+#[test]
+fn the_loop_survives_a_peer_killed_mid_round_and_a_dropped_network() {
+    let a = Replica::init();
+    td_tests::bulk_issues(&a, 3000, 2);
+    a.create("Served from A", &[]);
+    let b = Replica::init();
+    let sa = a.serve();
+    let addr: std::net::SocketAddr = sa.addr.parse().unwrap();
+    let proxy = td_tests::udp_proxy::UdpProxy::start(addr, 27);
+    a.befriend(&b, "a", &proxy.addr.to_string());
+    let w = watch(&b);
+    // Killed while the first round moves about 9,000 changes.
+    std::thread::sleep(Duration::from_millis(300));
+    sa.kill();
+    let sa = a.serve_on(&addr.to_string());
+    eventually("B holds A's whole project after the crash", || {
+        titles(&b).contains(&"Served from A".to_string())
+    });
+    // The network drops everything for a while; both sides keep working.
+    proxy.set_rates(td_tests::udp_proxy::Rates {
+        drop: 1000,
+        ..Default::default()
+    });
+    a.create("Written on A while the network was gone", &[]);
+    b.create("Written on B while the network was gone", &[]);
+    std::thread::sleep(Duration::from_secs(3));
+    proxy.set_rates(td_tests::udp_proxy::Rates::default());
+    eventually("both sides catch up when it returns", || {
+        titles(&b).contains(&"Written on A while the network was gone".to_string())
+            && titles(&a).contains(&"Written on B while the network was gone".to_string())
+    });
+    drop(w);
+    sa.stop();
+    assert_eq!(a.export(), b.export(), "converged");
+    for r in [&a, &b] {
+        let d = r.run(&["doctor", "--json"]);
+        assert_eq!(d.code, 0, "every change once, chains whole: {d:?}");
+    }
 }
