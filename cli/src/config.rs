@@ -9,11 +9,12 @@ use serde_json::{Map, Value};
 use crate::output::invalid;
 
 /// Keys `td config` knows.
-pub(crate) const KEYS: [&str; 4] = [
+pub(crate) const KEYS: [&str; 5] = [
     "database.mode",
     "database.url",
     "database.token",
     "sync.auto",
+    "sync.discovery",
 ];
 
 fn path(root: &Path) -> PathBuf {
@@ -69,12 +70,12 @@ impl ProjectConfig {
                 Value::from(value)
             }
             "database.token" => Value::from(value),
-            "sync.auto" => match value {
+            "sync.auto" | "sync.discovery" => match value {
                 "true" | "on" | "1" => Value::Bool(true),
                 "false" | "off" | "0" => Value::Bool(false),
                 _ => {
                     return Err(invalid(format!(
-                        "invalid sync.auto '{value}': expected true or false"
+                        "invalid {key} '{value}': expected true or false"
                     )))
                 }
             },
@@ -182,6 +183,17 @@ pub(crate) fn hub_settings(root: &Path) -> Result<HubSettings> {
         token: env("TD_DATABASE_TOKEN").or_else(|| cfg.get("database.token")),
         auto: autosync_on(env("TD_SYNC_AUTO"), cfg.get("sync.auto")),
     })
+}
+
+/// Whether LAN discovery is on (`sync.discovery`, on unless set to false): `td peer serve`
+/// announces itself and the sync loop looks for members' servers (docs/peer-sync.md).
+pub(crate) fn discovery_on(root: &Path) -> bool {
+    let cfg = ProjectConfig::load(root).ok();
+    let v = cfg.and_then(|c| c.get("sync.discovery"));
+    !matches!(
+        v.as_deref().map(|v| v.trim().to_ascii_lowercase()),
+        Some(ref x) if x == "false" || x == "0" || x == "off" || x == "no"
+    )
 }
 
 /// Whether autosync runs, as td decides it (td-a4c721): on whenever the project syncs with a

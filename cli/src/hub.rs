@@ -661,6 +661,18 @@ pub(crate) fn book_targets(p: &Project) -> Result<Vec<td_transport::peer::PeerTa
         .collect())
 }
 
+/// Whether the sync loop looks for members' servers on the LAN: `sync.discovery` is on (the
+/// default) and the roster holds another member to find.
+fn lan_discovery(p: &Project, root: &Path) -> bool {
+    if !crate::config::discovery_on(root) {
+        return false;
+    }
+    let me = p.store.identity().public_key_hex();
+    p.members()
+        .map(|ms| ms.iter().any(|m| !m.removed && m.public_key != me))
+        .unwrap_or(false)
+}
+
 /// An address-book entry as a dialable peer.
 pub(crate) fn target_of(b: &td_engine::roster::Peer) -> Result<td_transport::peer::PeerTarget> {
     Ok(td_transport::peer::PeerTarget {
@@ -690,7 +702,8 @@ pub(crate) fn background_loop(
         _ => None,
     };
     let peers = book_targets(p).unwrap_or_default();
-    if client.is_none() && peers.is_empty() {
+    let discover = lan_discovery(p, root);
+    if client.is_none() && peers.is_empty() && !discover {
         return None;
     }
     let lock = td_transport::sync_loop::try_lock(root, by).ok()??;
@@ -701,11 +714,12 @@ pub(crate) fn background_loop(
         std::sync::Arc::new(move |line: String| log(&line));
     let names: Vec<String> = peers.iter().map(|t| t.name.clone()).collect();
     let mut threads = Vec::new();
-    if !peers.is_empty() {
+    if !peers.is_empty() || discover {
         threads.push(td_transport::sync_loop::run_peers(
             root.to_path_buf(),
             p.store.identity().clone(),
             peers,
+            discover,
             Default::default(),
             stop.clone(),
             log.clone(),
@@ -740,7 +754,8 @@ pub(crate) fn watch(
         Some(_) => Some(client_for(&settings)?.with_timeout(Duration::from_secs(10))),
         None => None,
     };
-    if client.is_none() && peers.is_empty() {
+    let discover = lan_discovery(p, root);
+    if client.is_none() && peers.is_empty() && !discover {
         return Err(invalid(
             "nothing to sync with: connect a hub ('td sync init --hub URL') or add a peer ('td peer add <name> <host:port> --key <public-key>')".into(),
         ));
@@ -774,11 +789,12 @@ pub(crate) fn watch(
     });
     let names: Vec<String> = peers.iter().map(|t| t.name.clone()).collect();
     let pace = td_transport::sync_loop::LoopPace::default();
-    let peer_thread = (!peers.is_empty()).then(|| {
+    let peer_thread = (!peers.is_empty() || discover).then(|| {
         td_transport::sync_loop::run_peers(
             root.to_path_buf(),
             p.store.identity().clone(),
             peers,
+            discover,
             pace.clone(),
             stop.clone(),
             log.clone(),

@@ -454,3 +454,78 @@ fn peers_find_each_other_on_the_lan() {
     );
     quiet.stop();
 }
+
+/// Discovery inside the sync loop, between two hosts (network namespaces joined by a veth
+/// link): B's `td sync watch`, with nothing in its address book and no hub, finds A's `td peer
+/// serve` on the LAN by itself and keeps it connected, both ways. A removed member's server of
+/// the same project, announcing on the same host, is never synced with; nor is anything found
+/// with `sync.discovery` off.
+#[test]
+fn the_sync_loop_finds_members_on_the_lan_by_itself() {
+    let lan = td_tests::netns::Lan::start();
+    let a = Replica::init();
+    let b = Replica::init();
+    let c = Replica::init();
+    let sa = a.serve();
+    a.befriend(&b, "a", &sa.addr);
+    a.befriend(&c, "a", &sa.addr);
+    assert!(b.json(&["peer", "sync", "a"])[0]["error"].is_null());
+    assert!(c.json(&["peer", "sync", "a"])[0]["error"].is_null());
+    a.json(&["member", "remove", &c.public_key()]);
+    assert!(b.json(&["peer", "sync", "a"])[0]["error"].is_null());
+    sa.stop();
+    b.json(&["peer", "remove", "a"]);
+    c.create("Written by the removed machine", &[]);
+    let serve = |r: &Replica| {
+        td_tests::Serving::spawn(lan.on(
+            0,
+            &r.command(None, &["peer", "serve", "--listen", "0.0.0.0:0"]),
+        ))
+    };
+    let served = serve(&a);
+    let removed = serve(&c);
+    let id = a.create("Written on A, found by the loop", &[]);
+    let mut watch = lan
+        .on(1, &b.command(None, &["sync", "watch"]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let has = |r: &Replica, title: &str| {
+        r.json(&["list", "--all", "-n", "1000"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["title"] == title)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !has(&b, "Written on A, found by the loop") {
+        assert!(std::time::Instant::now() < deadline, "B never found A");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    b.create("Written on B, nobody typing", &[]);
+    while !has(&a, "Written on B, nobody typing") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "A never got B's change"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(
+        !has(&b, "Written by the removed machine"),
+        "a removed member's server is not synced with"
+    );
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert_eq!(
+        b.json(&["show", &id])["title"],
+        "Written on A, found by the loop"
+    );
+    served.stop();
+    removed.stop();
+    // Off with one setting: no announcement, and a loop with nothing else to sync with refuses.
+    b.json(&["config", "set", "sync.discovery", "false"]);
+    let out = b.run(&["sync", "watch"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("nothing to sync with"), "{out:?}");
+}

@@ -322,6 +322,7 @@ pub fn run_peers(
     root: PathBuf,
     identity: MachineIdentity,
     peers: Vec<crate::peer::PeerTarget>,
+    discover: bool,
     pace: LoopPace,
     stop: Arc<AtomicBool>,
     log: Arc<dyn Fn(String) + Send + Sync>,
@@ -339,6 +340,19 @@ pub fn run_peers(
         };
         // A store is `Send` but not `Sync`, so the watches run as local tasks.
         let tasks = tokio::task::LocalSet::new();
+        let kept: std::collections::BTreeSet<[u8; 32]> = peers.iter().map(|t| t.key).collect();
+        if discover {
+            let (root, identity, pace, stop, log) = (
+                root.clone(),
+                identity.clone(),
+                pace.clone(),
+                stop.clone(),
+                log.clone(),
+            );
+            tasks.spawn_local(async move {
+                discover_peers(root, identity, kept, pace, stop, log).await;
+            });
+        }
         for target in peers {
             let (root, identity, pace, stop, log) = (
                 root.clone(),
@@ -353,6 +367,110 @@ pub fn run_peers(
         }
         rt.block_on(tasks);
     })
+}
+
+/// How often the loop looks for members' servers on the LAN, and how long each look listens.
+pub const DISCOVER_EVERY: Duration = Duration::from_secs(30);
+const DISCOVER_WAIT: Duration = Duration::from_secs(3);
+
+/// A member's machine key with its label (`laptop-a (3a99c94433)`).
+type LabelledKey = ([u8; 32], String);
+
+/// The project id and the keys of the roster's other members (what a LAN announcement is
+/// recognised by), each with its label; read fresh for every look, so a member added since
+/// is found too and a removed one is not.
+fn member_keys(
+    root: &Path,
+    identity: &MachineIdentity,
+) -> Option<(String, Vec<LabelledKey>)> {
+    let store = Store::open(root, identity.clone()).ok()?;
+    let project = store.project_id().ok()?;
+    let me = identity.public_key();
+    let roster = td_engine::roster::stored(store.conn()).ok()?;
+    let mut keys = Vec::new();
+    for id in roster.members.keys() {
+        let Some(k) = hex::decode(id)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        else {
+            continue;
+        };
+        if k != me {
+            let label = td_engine::roster::machine_label(store.conn(), &k)
+                .unwrap_or_else(|_| td_engine::identity::fingerprint_of(&k));
+            keys.push((k, label));
+        }
+    }
+    Some((project, keys))
+}
+
+/// LAN discovery inside the loop (docs/peer-sync.md): every [`DISCOVER_EVERY`], listen for
+/// announcements of this project's servers; each one recognised as a member's that no kept
+/// connection serves yet gets one, exactly as an address-book peer (the handshake proves the
+/// key; the roster decides who syncs). Unrecognised servers are never dialed.
+async fn discover_peers(
+    root: PathBuf,
+    identity: MachineIdentity,
+    mut kept: std::collections::BTreeSet<[u8; 32]>,
+    pace: LoopPace,
+    stop: Arc<AtomicBool>,
+    log: Arc<dyn Fn(String) + Send + Sync>,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        if let Some((project, members)) = member_keys(&root, &identity) {
+            let keys: Vec<[u8; 32]> = members.iter().map(|(k, _)| *k).collect();
+            let found = if keys.is_empty() {
+                Ok(Vec::new())
+            } else {
+                tokio::task::spawn_blocking(move || {
+                    crate::discovery::discover(&project, &keys, DISCOVER_WAIT)
+                })
+                .await
+                .unwrap_or_else(|e| Err(TransportError::Connection(e.to_string())))
+            };
+            match found {
+                Ok(found) => {
+                    for f in found {
+                        let (Some(key), Some(addr)) = (f.key, f.addrs.first()) else {
+                            continue;
+                        };
+                        if !kept.insert(key) {
+                            continue;
+                        }
+                        let name = members
+                            .iter()
+                            .find(|(k, _)| *k == key)
+                            .map(|(_, l)| l.clone())
+                            .unwrap_or_default();
+                        log(format!(
+                            "{} found {name} on the LAN at {addr}: keeping it connected",
+                            log_time()
+                        ));
+                        let target = crate::peer::PeerTarget {
+                            name,
+                            addr: addr.to_string(),
+                            key,
+                        };
+                        let (root, identity, pace, stop, log) = (
+                            root.clone(),
+                            identity.clone(),
+                            pace.clone(),
+                            stop.clone(),
+                            log.clone(),
+                        );
+                        tokio::task::spawn_local(async move {
+                            keep_peer(root, identity, target, pace, stop, log).await;
+                        });
+                    }
+                }
+                Err(e) => log(format!("{} LAN discovery: {e}", log_time())),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(DISCOVER_EVERY) => {}
+            _ = stopped(stop.clone()) => break,
+        }
+    }
 }
 
 /// Resolves once `stop` turns true.

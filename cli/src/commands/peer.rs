@@ -121,7 +121,12 @@ pub(crate) fn run(c: &PeerCommand, cx: &mut Cx<'_>) -> Result<()> {
         PeerCommand::Serve {
             listen,
             no_announce,
-        } => serve(p, root, listen, !*no_announce)?,
+        } => serve(
+            p,
+            root,
+            listen,
+            !*no_announce && crate::config::discovery_on(root),
+        )?,
         PeerCommand::Discover { wait, add } => super::peer_discover::run(p, wait, *add, json)?,
         PeerCommand::Sync {
             peers,

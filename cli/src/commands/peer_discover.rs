@@ -24,12 +24,39 @@ pub(crate) fn run(p: &mut Project, wait: &str, add: bool, json: bool) -> Result<
     }
     let project = p.store.project_id()?;
     let me = p.store.identity().public_key();
-    let found = td_transport::discovery::discover(Some(&project), wait)?;
     let members = p.members()?;
     let book = p.peers()?;
+    // The machines an announcement can be recognised as: the roster's and the address book's.
+    let mut keys: Vec<[u8; 32]> = Vec::new();
+    for k in members
+        .iter()
+        .map(|m| &m.public_key)
+        .chain(book.iter().map(|b| &b.public_key))
+    {
+        if let Ok(k) = td_engine::roster::parse_public_key(k) {
+            if k != me && !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+    }
+    let found = td_transport::discovery::discover(&project, &keys, wait)?;
     let mut rows: Vec<Value> = Vec::new();
-    for f in found.iter().filter(|f| f.key != me) {
-        let key = hex::encode(f.key);
+    for f in &found {
+        let Some(fkey) = f.key else {
+            // A server of this project whose machine is not known here.
+            rows.push(json!({
+                "machine": null,
+                "public_key": null,
+                "addresses": f.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                "member": false,
+                "name": null,
+                "role": null,
+                "peer": null,
+                "added": null,
+            }));
+            continue;
+        };
+        let key = hex::encode(fkey);
         let member = members.iter().find(|m| m.public_key == key && !m.removed);
         let known = book.iter().find(|b| b.public_key == key);
         // IPv4 first: the address a peer round dials.
@@ -39,7 +66,7 @@ pub(crate) fn run(p: &mut Project, wait: &str, add: bool, json: bool) -> Result<
             // Named as the address book already names it, else as the roster does.
             let name = known.map(|b| b.name.clone()).unwrap_or_else(|| {
                 if m.name.is_empty() {
-                    fingerprint_of(&f.key)
+                    fingerprint_of(&fkey)
                 } else {
                     m.name.clone()
                 }
@@ -48,7 +75,7 @@ pub(crate) fn run(p: &mut Project, wait: &str, add: bool, json: bool) -> Result<
             added = json!(name);
         }
         rows.push(json!({
-            "machine": fingerprint_of(&f.key),
+            "machine": fingerprint_of(&fkey),
             "public_key": key,
             "addresses": f.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
             "member": member.is_some(),
@@ -78,6 +105,8 @@ pub(crate) fn run(p: &mut Project, wait: &str, add: bool, json: bool) -> Result<
                 .unwrap_or_default();
             let standing = if r["member"] == true {
                 format!("{} {}", s("role"), s("name"))
+            } else if r["machine"].is_null() {
+                "a machine not known here".to_string()
             } else {
                 "not a member here".to_string()
             };
@@ -89,7 +118,11 @@ pub(crate) fn run(p: &mut Project, wait: &str, add: bool, json: bool) -> Result<
             };
             out.push_str(&escape(&format!(
                 "\n  {}  {}  {}  {}",
-                s("machine"),
+                if r["machine"].is_null() {
+                    "?".to_string()
+                } else {
+                    s("machine")
+                },
                 addrs.join(","),
                 standing.trim(),
                 book
