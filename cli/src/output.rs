@@ -255,12 +255,38 @@ pub(crate) fn escape(s: &str) -> String {
 
 /// Prints issues as a JSON array or one line each.
 pub(crate) fn print_issues(issues: &[IssueView], json: bool) {
-    let human = listing(issues, "No issues found.", issue_line);
-    emit(
-        json,
-        &Value::Array(issues.iter().map(IssueView::to_json).collect()),
-        || human,
-    );
+    if json {
+        emit_array(issues.iter().map(IssueView::to_json));
+    } else {
+        emit(false, &Value::Null, || {
+            listing(issues, "No issues found.", issue_line)
+        });
+    }
+}
+
+/// Prints a JSON array exactly as [`emit`] prints `Value::Array` of the same items (td's
+/// pretty layout), one item at a time: a list of 100,000 issues never exists as one value or
+/// one string.
+pub(crate) fn emit_array(items: impl Iterator<Item = Value>) {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut first = true;
+    for v in items {
+        let text = td_json(&v);
+        let sep = if first { "[\n" } else { ",\n" };
+        first = false;
+        let _ = out.write_all(sep.as_bytes());
+        for (n, line) in text.lines().enumerate() {
+            if n > 0 {
+                let _ = out.write_all(b"\n");
+            }
+            let _ = out.write_all(b"  ");
+            let _ = out.write_all(line.as_bytes());
+        }
+    }
+    let _ = out.write_all(if first { b"[]\n" } else { b"\n]\n" });
+    let _ = out.flush();
 }
 
 #[cfg(test)]

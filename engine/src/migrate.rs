@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::rc::Rc;
 use std::time::Instant;
 
 use automerge::AutoCommit;
@@ -145,7 +146,9 @@ fn open_source_as(path: &Path, own: bool) -> Result<Connection> {
     Ok(conn)
 }
 
-type Row = Vec<(String, SqlValue)>;
+/// A source row: its columns by name. Names are shared by every row of one query, so a
+/// table's rows cost their values only.
+type Row = Vec<(Rc<str>, SqlValue)>;
 
 /// A source table imported as whole entities: (table, kind, columns naming the author session,
 /// child table with its document map and parent column).
@@ -163,27 +166,53 @@ fn has_table(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
 }
 
 fn rows(conn: &Connection, table: &str, filter: &str, arg: Option<&str>) -> Result<Vec<Row>> {
+    let mut out = Vec::new();
+    each_row(conn, table, filter, arg, &mut |r| {
+        out.push(r);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Calls `f` with each row of a source table in id order, one at a time: a migration holds one
+/// row of a big table, never the table.
+fn each_row(
+    conn: &Connection,
+    table: &str,
+    filter: &str,
+    arg: Option<&str>,
+    f: &mut dyn FnMut(Row) -> Result<()>,
+) -> Result<()> {
     if !has_table(conn, table)? {
-        return Ok(Vec::new()); // older td: the table did not exist yet
+        return Ok(()); // older td: the table did not exist yet
     }
     let mut stmt =
         conn.prepare_cached(&format!("SELECT * FROM \"{table}\" {filter} ORDER BY id"))?;
-    let names: Vec<String> = stmt.column_names().map(String::from).collect();
-    let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Row> {
-        names
+    let names: Vec<Rc<str>> = stmt.column_names().into_iter().map(Rc::from).collect();
+    let mut q = match arg {
+        Some(a) => stmt.query([a])?,
+        None => stmt.query([])?,
+    };
+    while let Some(r) = q.next()? {
+        let row = names
             .iter()
             .enumerate()
             .map(|(i, n)| Ok((n.clone(), r.get::<_, SqlValue>(i)?)))
-            .collect()
-    };
-    let out = match arg {
-        Some(a) => stmt
-            .query_map([a], map)?
-            .collect::<std::result::Result<Vec<_>, _>>()?,
-        None => stmt
-            .query_map([], map)?
-            .collect::<std::result::Result<Vec<_>, _>>()?,
-    };
+            .collect::<rusqlite::Result<Row>>()?;
+        f(row)?;
+    }
+    Ok(())
+}
+
+/// The ids of a source table.
+fn ids(conn: &Connection, table: &str) -> Result<std::collections::HashSet<String>> {
+    if !has_table(conn, table)? {
+        return Ok(Default::default());
+    }
+    let mut stmt = conn.prepare(&format!("SELECT id FROM \"{table}\""))?;
+    let out = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<std::result::Result<_, _>>()?;
     Ok(out)
 }
 
@@ -198,7 +227,7 @@ fn field(v: &SqlValue) -> Field {
 }
 
 fn get<'a>(row: &'a Row, col: &str) -> Option<&'a SqlValue> {
-    row.iter().find(|(n, _)| n == col).map(|(_, v)| v)
+    row.iter().find(|(n, _)| &**n == col).map(|(_, v)| v)
 }
 
 fn text(row: &Row, col: &str) -> String {
@@ -245,13 +274,14 @@ fn defaults_of(conn: &Connection, table: &str) -> Result<Defaults> {
 /// materializes identically and keeps the imported documents (and the log) small.
 fn put_row(d: &mut AutoCommit, row: &Row, skip: &[&str], defaults: &Defaults) -> Result<()> {
     for (name, v) in row {
-        if name == "id" || skip.contains(&name.as_str()) {
+        let name: &str = name;
+        if name == "id" || skip.contains(&name) {
             continue;
         }
-        if defaults.get(name) == Some(v) && !TEXT_FIELDS.contains(&name.as_str()) {
+        if defaults.get(name) == Some(v) && !TEXT_FIELDS.contains(&name) {
             continue;
         }
-        match (field(v), TEXT_FIELDS.contains(&name.as_str())) {
+        match (field(v), TEXT_FIELDS.contains(&name)) {
             (Field::Str(s), true) => doc::put_text(d, name, &s)?,
             (f, _) => doc::put(d, &automerge::ROOT, name, Some(f))?,
         }
@@ -261,8 +291,8 @@ fn put_row(d: &mut AutoCommit, row: &Row, skip: &[&str], defaults: &Defaults) ->
 
 fn child_cols(row: &Row, skip: &[&str]) -> Vec<(String, Field)> {
     row.iter()
-        .filter(|(n, _)| n != "id" && !skip.contains(&n.as_str()))
-        .map(|(n, v)| (n.clone(), field(v)))
+        .filter(|(n, _)| &**n != "id" && !skip.contains(&&**n))
+        .map(|(n, v)| (n.to_string(), field(v)))
         .collect()
 }
 
@@ -322,10 +352,7 @@ impl Store {
             }
         };
         let mut report = MigrationReport::default();
-        let issue_ids: std::collections::HashSet<String> = rows(&source, "issues", "", None)?
-            .iter()
-            .map(|r| text(r, "id"))
-            .collect();
+        let issue_ids = ids(&source, "issues")?;
         let sessions = rows(&source, "sessions", "", None)?;
         let by_issue = |table: &str| -> Result<HashMap<String, Vec<Row>>> {
             let mut m: HashMap<String, Vec<Row>> = HashMap::new();
@@ -347,16 +374,16 @@ impl Store {
             let mut already = 0usize;
             let mut skipped = Vec::new();
             let present = |tx: &mut Tx<'_>, id: &str| tx.version(id).map(|v| v.is_some());
-            for row in rows(&source, "issues", "", None)? {
+            each_row(&source, "issues", "", None, &mut |row| {
                 step(1);
                 let id = text(&row, "id");
                 if Kind::of_id(&id) != Some(Kind::Issue) {
                     skipped.push(format!("issue with unexpected id '{id}'"));
-                    continue;
+                    return Ok(());
                 }
                 if present(tx, &id)? {
                     already += 1;
-                    continue;
+                    return Ok(());
                 }
                 let mut deps = all_deps.remove(&id).unwrap_or_default();
                 deps.retain(|d| {
@@ -399,7 +426,8 @@ impl Store {
                 count("issue_dependencies", deps.len());
                 count("issue_files", files.len());
                 count("issue_session_history", history.len());
-            }
+                Ok(())
+            })?;
             let simple: [EntityTable; 7] = [
                 (
                     "boards",
@@ -420,24 +448,24 @@ impl Store {
                 ("issue_reviews", Kind::Review, &["reviewer_session"], None),
             ];
             for (table, kind, session_cols, children) in simple {
-                for row in rows(&source, table, "", None)? {
+                each_row(&source, table, "", None, &mut |row| {
                     step(1);
                     let id = text(&row, "id");
                     if id == "bd-all-issues" {
-                        continue; // every database has its own builtin board
+                        return Ok(()); // every database has its own builtin board
                     }
                     if Kind::of_id(&id) != Some(kind) {
                         skipped.push(format!("{table} row with unexpected id '{id}'"));
-                        continue;
+                        return Ok(());
                     }
                     let issue = text(&row, "issue_id");
                     if !issue.is_empty() && kind != Kind::Log && !issue_ids.contains(&issue) {
                         skipped.push(format!("{table} {id}: its issue {issue} does not exist"));
-                        continue;
+                        return Ok(());
                     }
                     if present(tx, &id)? {
                         already += 1;
-                        continue;
+                        return Ok(());
                     }
                     let kids = match children {
                         Some((t, _, parent)) => {
@@ -470,13 +498,14 @@ impl Store {
                     if let Some((t, _, _)) = children {
                         count(t, kids.len());
                     }
-                }
+                    Ok(())
+                })?;
             }
             report.already_present = already;
             report.skipped = skipped;
             // Local-only: sessions are carried over locally, never as changes.
             for s in &sessions {
-                let names: Vec<&str> = s.iter().map(|(n, _)| n.as_str()).collect();
+                let names: Vec<&str> = s.iter().map(|(n, _)| &**n).collect();
                 let placeholders: Vec<String> =
                     (1..=names.len()).map(|i| format!("?{i}")).collect();
                 let n = tx.conn().execute(

@@ -11,7 +11,8 @@
 //!
 //! Run (release binary): `cargo build --release -p td-cli &&
 //! TD_BIN=$PWD/target/release/td cargo bench -p td-tests --bench live_bench`
-//! (`TD_LIVE_CHANGES`, default 30, changes per path).
+//! (`TD_LIVE_CHANGES`, default 100, changes per path; `TD_LIVE_IDLE_SECS`, default 300, the idle
+//! measurement).
 
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -29,9 +30,20 @@ impl Drop for Loop {
 }
 
 fn sync_watch(r: &Replica) -> Loop {
+    // `TD_LIVE_LOGS=dir` keeps each loop's log (`<dir>/<pid>.log`) to look at afterwards.
+    let out = match std::env::var("TD_LIVE_LOGS") {
+        Ok(dir) => {
+            let path = std::path::Path::new(&dir).join(format!(
+                "{}.log",
+                r.root.file_name().unwrap().to_string_lossy()
+            ));
+            Stdio::from(std::fs::File::create(path).unwrap())
+        }
+        Err(_) => Stdio::null(),
+    };
     Loop(
         r.command(None, &["sync", "watch"])
-            .stdout(Stdio::null())
+            .stdout(out)
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
@@ -66,6 +78,35 @@ fn until_visible(b: &Replica, title: &str, since: Instant) -> Duration {
     }
 }
 
+/// CPU seconds (user + system, every thread) and context switches (wake-ups) of process `pid`
+/// so far, from /proc.
+fn cpu_and_wakeups(pid: u32) -> (f64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let mut switches = 0u64;
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            let st = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+            for l in st.lines() {
+                if l.starts_with("voluntary_ctxt_switches")
+                    || l.starts_with("nonvoluntary_ctxt_switches")
+                {
+                    switches += l
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0);
+                }
+            }
+        }
+    }
+    (ticks / 100.0, switches)
+}
+
 /// A cheap, repeatable pseudo-random pause of 0–3 s.
 fn pause(i: u64) {
     let x = i.wrapping_mul(2654435761) % 3000;
@@ -78,11 +119,17 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 
 fn report(what: &str, mut lat: Vec<Duration>, baseline: Duration) {
     lat.sort();
-    let (p50, p95, max) = (pct(&lat, 0.5), pct(&lat, 0.95), *lat.last().unwrap());
+    let (p50, p95, p99, max) = (
+        pct(&lat, 0.5),
+        pct(&lat, 0.95),
+        pct(&lat, 0.99),
+        *lat.last().unwrap(),
+    );
     println!(
-        "  {what:<22} p50 {:>6.0} ms  p95 {:>6.0} ms  max {:>6.0} ms  ({} changes); typed baseline {:>6.0} ms: p50 {:.2}x",
+        "  {what:<24} p50 {:>6.0} ms  p95 {:>6.0} ms  p99 {:>6.0} ms  max {:>6.0} ms  ({} changes); typed baseline {:>6.0} ms: p50 {:.2}x",
         p50.as_secs_f64() * 1e3,
         p95.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
         max.as_secs_f64() * 1e3,
         lat.len(),
         baseline.as_secs_f64() * 1e3,
@@ -97,7 +144,7 @@ fn main() {
     let n: u64 = std::env::var("TD_LIVE_CHANGES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
+        .unwrap_or(100);
     println!("teammate's change → visible on B, nobody typing ({n} changes per path)");
 
     // Through the hub.
@@ -121,7 +168,85 @@ fn main() {
         lat.push(until_visible(&b, &title, Instant::now()));
     }
     report("hub (sync loops)", lat, baseline);
+    drop(_lb);
+
+    // Readable through B's `td serve` API (the loop runs inside td serve).
+    let server = td_tests::WebServer::spawn(b.command(None, &["serve", "-p", "0"]));
+    std::thread::sleep(Duration::from_secs(1));
+    let mut lat = Vec::new();
+    for i in 0..n.min(50) {
+        pause(i + 3);
+        let title = format!("Live on the API {i}");
+        a.create(&title, &[]);
+        let t = Instant::now();
+        let q = format!("/v1/issues?q={}", title.replace(' ', "%20"));
+        loop {
+            let (_, v) = td_tests::http_json(server.port, "GET", &q, &[], None);
+            let seen = v["data"]["issues"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|x| x["title"] == title.as_str()));
+            if seen {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(120),
+                "{title} never on the API"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        lat.push(t.elapsed());
+    }
+    report("hub → td serve API", lat, baseline);
+    drop(server);
+
+    // A offline for a minute (its hub requests cut off by a proxy) makes a change; the time
+    // from the network's return until B holds it.
+    let proxy = td_tests::hub::Proxy::start(hub.port);
+    drop(_la);
+    a.json(&["config", "set", "database.url", &proxy.url()]);
+    let _la = sync_watch(&a);
+    let _lb = sync_watch(&b);
+    std::thread::sleep(Duration::from_secs(2));
+    proxy.inject_matching("POST", 0, td_tests::hub::Fault::Reset, usize::MAX);
+    let offline = std::env::var("TD_LIVE_OFFLINE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    a.create("Written during a minute offline", &[]);
+    std::thread::sleep(Duration::from_secs(offline));
+    proxy.inject_matching("POST", 0, td_tests::hub::Fault::Reset, 0);
+    let back = Instant::now();
+    let caught_up = until_visible(&b, "Written during a minute offline", back);
+    println!(
+        "  after {offline} s offline      caught up {:.0} ms after the network returned (the loop's retry wait had grown to at most 60 s)",
+        caught_up.as_secs_f64() * 1e3
+    );
+
+    // Idle: B's loop alone for a while, its hub requests counted by a proxy.
     drop((_la, _lb));
+    let counter = td_tests::hub::Proxy::start(hub.port);
+    b.json(&["config", "set", "database.url", &counter.url()]);
+    let idle_loop = sync_watch(&b);
+    std::thread::sleep(Duration::from_secs(5));
+    let idle: u64 = std::env::var("TD_LIVE_IDLE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let pid = idle_loop.0.id();
+    let (cpu0, wake0) = cpu_and_wakeups(pid);
+    let hits0 = counter.hits.load(std::sync::atomic::Ordering::SeqCst);
+    std::thread::sleep(Duration::from_secs(idle));
+    let (cpu1, wake1) = cpu_and_wakeups(pid);
+    let hits1 = counter.hits.load(std::sync::atomic::Ordering::SeqCst);
+    let per_min = |x: f64| x * 60.0 / idle as f64;
+    println!(
+        "  idle {idle} s               CPU {:.2} s/min ({:.2}% of a core), {:.0} wake-ups/min, {:.1} hub requests/min",
+        per_min(cpu1 - cpu0),
+        100.0 * (cpu1 - cpu0) / idle as f64,
+        per_min((wake1 - wake0) as f64),
+        per_min((hits1 - hits0) as f64)
+    );
+    drop(idle_loop);
 
     // Through a kept peer connection.
     let a = Replica::init();

@@ -239,9 +239,13 @@ pub fn generate(path: &Path, n: u64, seed: u64) -> Generated {
             } else {
                 String::new()
             };
-            let labels: Vec<&str> = (0..d.below(3))
-                .map(|_| d.pick(&["sync", "ui", "perf", "bug", "docs", "infra"]))
-                .collect();
+            let mut labels: Vec<&str> = Vec::new();
+            for _ in 0..d.below(3) {
+                let l = d.pick(&["sync", "ui", "perf", "bug", "docs", "infra"]);
+                if !labels.contains(&l) {
+                    labels.push(l);
+                }
+            }
             issue
                 .execute(params![
                     id,

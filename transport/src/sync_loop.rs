@@ -379,10 +379,7 @@ type LabelledKey = ([u8; 32], String);
 /// The project id and the keys of the roster's other members (what a LAN announcement is
 /// recognised by), each with its label; read fresh for every look, so a member added since
 /// is found too and a removed one is not.
-fn member_keys(
-    root: &Path,
-    identity: &MachineIdentity,
-) -> Option<(String, Vec<LabelledKey>)> {
+fn member_keys(root: &Path, identity: &MachineIdentity) -> Option<(String, Vec<LabelledKey>)> {
     let store = Store::open(root, identity.clone()).ok()?;
     let project = store.project_id().ok()?;
     let me = identity.public_key();
