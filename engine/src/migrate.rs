@@ -188,7 +188,7 @@ fn each_row(
     }
     let mut stmt =
         conn.prepare_cached(&format!("SELECT * FROM \"{table}\" {filter} ORDER BY id"))?;
-    let names: Vec<Rc<str>> = stmt.column_names().into_iter().map(Rc::from).collect();
+    let names: Vec<Rc<str>> = stmt.column_names().map(Rc::from).collect();
     let mut q = match arg {
         Some(a) => stmt.query([a])?,
         None => stmt.query([])?,
