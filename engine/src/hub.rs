@@ -664,7 +664,10 @@ impl Store {
             }
         }
         let wire: Vec<WireRun> = runs.iter().map(|(r, _)| r.clone()).collect();
-        let report = self.apply(&wire)?;
+        self.applying_from_hub = Some(hub.to_string());
+        let report = self.apply(&wire);
+        self.applying_from_hub = None;
+        let report = report?;
         // Rows of refused runs are quarantined: a bad signature, a misattributed session or an
         // oversized change can never become valid.
         // Only a writer's first incomplete run was refused; its later runs could not chain on

@@ -68,6 +68,9 @@ pub struct Store {
     pinned: Option<[u8; 32]>,
     /// This store is the admitting side of a joiner's round ([`Store::admit_joins_by_own_clock`]).
     pub(crate) admitting: bool,
+    /// The hub whose rows the batch being applied came from (set by `apply_hub_rows`): that
+    /// batch moves the hub's push cursor over what it stores, atomically.
+    pub(crate) applying_from_hub: Option<String>,
 }
 
 /// What `td init` did.
@@ -213,6 +216,7 @@ impl Store {
             columns: Columns::default(),
             pinned: None,
             admitting: false,
+            applying_from_hub: None,
         })
     }
 

@@ -35,7 +35,12 @@ fn sync_watch(r: &Replica) -> Loop {
         Ok(dir) => {
             let path = std::path::Path::new(&dir).join(format!(
                 "{}.log",
-                r.root.file_name().unwrap().to_string_lossy()
+                r.root
+                    .parent()
+                    .unwrap()
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
             ));
             Stdio::from(std::fs::File::create(path).unwrap())
         }

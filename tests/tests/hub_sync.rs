@@ -593,3 +593,44 @@ fn onboarding_tells_the_truth() {
     let pending = a.json(&["member", "list"]).to_string();
     assert!(pending.contains("\"spare\""), "{pending}");
 }
+
+/// A write committed by another process while a pull is under way (an agent's `td create`
+/// beside the sync loop) is still pushed: the pull moves the push cursor only over what it
+/// read from the hub, atomically, never over a record committed meanwhile.
+#[test]
+fn a_write_committed_during_a_pull_is_still_pushed() {
+    let hub = Hub::start();
+    let proxy = Proxy::start(hub.port);
+    let a = td_tests::hub::founder_on(&hub, "Founding issue");
+    let b = td_tests::hub::joined(&a, &[], "member");
+    b.json(&["config", "set", "database.url", &proxy.url()]);
+    b.json(&["sync"]);
+    a.create("From A", &[]);
+    a.json(&["sync"]);
+    // B's next pull is held up for two seconds at the hub; B writes meanwhile.
+    proxy.inject_matching(
+        "seq > ?2",
+        0,
+        Fault::Delay(std::time::Duration::from_secs(2)),
+        1,
+    );
+    let syncing = b
+        .command(None, &["sync", "--json"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    b.create("Written on B during the pull", &[]);
+    let out = syncing.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        b.json(&["sync", "status"])["pending"].as_u64() > Some(0)
+            || b.json(&["sync"])["pushed"].as_u64() > Some(0),
+        "the write made during the pull is still to push"
+    );
+    b.json(&["sync"]);
+    a.json(&["sync"]);
+    let titles = a.json(&["list", "--all"]).to_string();
+    assert!(titles.contains("Written on B during the pull"), "{titles}");
+    assert_eq!(a.export(), b.export());
+}

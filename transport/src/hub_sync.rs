@@ -66,7 +66,6 @@ pub fn pull(
     let key = client.display_url().to_string();
     store.recover_own_forks()?;
     audit(store, client, &key, &store.project_id()?)?;
-    let all_pushed = store.hub_state(&key)?.pushed_through >= store.last_local_id()?;
     let mut total = Pulled::default();
     if store.hub_state(&key)?.pull_cursor == 0 {
         // A first pull (a member joining, maybe after a long history): the roster first, so
@@ -94,10 +93,12 @@ pub fn pull(
             break;
         }
     }
-    if all_pushed {
-        // Everything pulled came from the hub, so the hub holds it: nothing new to push.
-        let last = store.last_local_id()?;
-        store.mark_pushed(&key, last)?;
+    // Each applied batch moved the push cursor over what it read from this hub (atomically:
+    // `Store::apply_hub_rows`). When that leaves nothing to push, td's action log is marked
+    // synced.
+    let through = store.hub_state(&key)?.pushed_through;
+    if through >= store.last_local_id()? {
+        store.mark_pushed(&key, through)?;
     }
     // What the hub holds up to the cursor now, to be checked on the next sync.
     let cursor = store.hub_state(&key)?.pull_cursor;

@@ -195,9 +195,15 @@ impl SyncStore for Store {
         let admitting = self.admitting;
         // The roster, resolved once per batch when the admitting side checks a join.
         let mut admitting_roster: Option<crate::authority::Roster> = None;
+        let from_hub = self.applying_from_hub.clone();
         let tx = self
             .conn_mut()
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // The log's end before this batch, read under the write lock (see the end).
+        let end_before: i64 =
+            tx.query_row("SELECT coalesce(max(id), 0) FROM crdt_changes", [], |r| {
+                r.get(0)
+            })?;
         let project = store::meta(&tx, "project_id")?.unwrap_or_default();
         let conflicts_before = crate::conflicts::unresolved_ids(&tx)?;
         let mut cols = Columns::default();
@@ -577,6 +583,22 @@ impl SyncStore for Store {
         }
         crate::materialize::settle_dependencies(&tx, &mut cols)?;
         report.conflicts = crate::conflicts::recorded_since(&tx, &conflicts_before)?;
+        if let Some(hub) = from_hub {
+            // Records read from a hub need no pushing back to it: when everything before this
+            // batch was pushed there, the push cursor moves over exactly what this batch
+            // stored, in its own transaction, so a record another process commits meanwhile
+            // (an agent's `td create`, a peer's round) is never skipped.
+            tx.execute(
+                "INSERT OR IGNORE INTO crdt_hub_state(hub) VALUES (?1)",
+                [&hub],
+            )?;
+            tx.execute(
+                "UPDATE crdt_hub_state SET pushed_through = \
+                 (SELECT coalesce(max(id), 0) FROM crdt_changes) \
+                 WHERE hub = ?1 AND pushed_through >= ?2",
+                rusqlite::params![hub, end_before],
+            )?;
+        }
         tx.commit()?;
         Ok(report)
     }
