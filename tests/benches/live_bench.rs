@@ -83,6 +83,44 @@ fn until_visible(b: &Replica, title: &str, since: Instant) -> Duration {
     }
 }
 
+/// From `td create` returning on A to the issue on B's `td monitor` screen (the loop runs
+/// inside the monitor; the screen read through tmux every 50 ms), through the hub.
+fn monitor_latency(n: u64) {
+    let hub = Hub::start();
+    let a = founder_on(&hub, "Founding issue");
+    let b = joined(&a, &[], "member");
+    let _la = sync_watch(&a);
+    let t = td_tests::tmux::Tmux::start(200, 50, &[]);
+    t.text(&format!(
+        "XDG_CONFIG_HOME={} {} -w {} monitor",
+        b.config.display(),
+        td_tests::td_bin().display(),
+        b.root.display()
+    ));
+    t.keys(&["Enter"]);
+    t.wait_for("the monitor", 60, |s| s.contains("Founding issue"));
+    // (the monitor runs the hub's part of the loop: autosync is on by default with a hub)
+    std::thread::sleep(Duration::from_secs(1));
+    let mut lat = Vec::new();
+    for i in 0..n {
+        pause(i + 11);
+        let title = format!("On the monitor {i}");
+        a.create(&title, &[]);
+        let t0 = Instant::now();
+        t.wait_for("the change on the monitor", 120, |s| s.contains(&title));
+        lat.push(t0.elapsed());
+    }
+    t.keys(&["q"]);
+    let baseline = {
+        a.create("Typed baseline", &[]);
+        let t0 = Instant::now();
+        a.json(&["sync"]);
+        b.json(&["sync"]);
+        t0.elapsed()
+    };
+    report("hub → td monitor screen", lat, baseline);
+}
+
 /// CPU seconds (user + system, every thread) and context switches (wake-ups) of process `pid`
 /// so far, from /proc.
 fn cpu_and_wakeups(pid: u32) -> (f64, u64) {
@@ -151,6 +189,11 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
     println!("teammate's change → visible on B, nobody typing ({n} changes per path)");
+    // `TD_LIVE_ONLY=monitor`: only the monitor's figure (it needs tmux).
+    if std::env::var("TD_LIVE_ONLY").as_deref() == Ok("monitor") {
+        monitor_latency(n.min(30));
+        return;
+    }
 
     // Through the hub.
     let hub = Hub::start();
@@ -166,14 +209,20 @@ fn main() {
     let (_la, _lb) = (sync_watch(&a), sync_watch(&b));
     std::thread::sleep(Duration::from_secs(1));
     let mut lat = Vec::new();
-    for i in 0..n {
+    // `TD_LIVE_ONLY=rest`: skip this first figure (to rerun the others).
+    let rest_only = std::env::var("TD_LIVE_ONLY").as_deref() == Ok("rest");
+    for i in 0..if rest_only { 0 } else { n } {
         pause(i);
         let title = format!("Live through the hub {i}");
         a.create(&title, &[]);
         lat.push(until_visible(&b, &title, Instant::now()));
     }
-    report("hub (sync loops)", lat, baseline);
+    if !rest_only {
+        report("hub (sync loops)", lat, baseline);
+    }
     drop(_lb);
+    // td serve runs the hub's part of the loop where autosync is on (the default with a hub).
+    b.autosync.set(true);
 
     // Readable through B's `td serve` API (the loop runs inside td serve).
     let server = td_tests::WebServer::spawn(b.command(None, &["serve", "-p", "0"]));
@@ -184,9 +233,9 @@ fn main() {
         let title = format!("Live on the API {i}");
         a.create(&title, &[]);
         let t = Instant::now();
-        let q = format!("/v1/issues?q={}", title.replace(' ', "%20"));
+        let q = "/v1/issues?all=true&limit=1000";
         loop {
-            let (_, v) = td_tests::http_json(server.port, "GET", &q, &[], None);
+            let (_, v) = td_tests::http_json(server.port, "GET", q, &[], None);
             let seen = v["data"]["issues"]
                 .as_array()
                 .is_some_and(|l| l.iter().any(|x| x["title"] == title.as_str()));

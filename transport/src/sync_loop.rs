@@ -280,8 +280,10 @@ pub fn run(
                 if pull_due {
                     next_pull = Instant::now() + period;
                 }
-                // Our own writes moved the files: not a commit to react to.
-                stamp = td_engine::store::write_stamp(&db);
+                // The stamp is not read again here: a commit another process made during the
+                // round would be taken for this round's own writes and wait for the next pull.
+                // The round's own writes show as a change on the next look, which finds
+                // nothing to push and goes on.
             }
             Err(e) => {
                 let back = match wait_until {
