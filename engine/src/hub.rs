@@ -479,6 +479,35 @@ impl Store {
         Ok(out)
     }
 
+    /// After a read-ahead: each waiting writer read from its head with no upper bound that
+    /// the hub has no rows for after that point is complete here, and no longer waiting.
+    /// Returns how many writers are still waiting on `hub`.
+    pub fn settle_waiting(
+        &mut self,
+        hub: &str,
+        ranges: &[ActorRange],
+        rows: &[HubRow],
+    ) -> Result<u64> {
+        let project = self.project_id()?;
+        let mut beyond: std::collections::HashSet<Actor> = std::collections::HashSet::new();
+        for row in rows {
+            if let Some(body) = self.decode_row(&project, row)? {
+                beyond.insert(body.actor);
+            }
+        }
+        for r in ranges.iter().filter(|r| r.before.is_none()) {
+            let (head, _) = store::actor_head(self.conn(), &r.actor)?;
+            if !beyond.contains(&r.actor) && head >= r.after {
+                self.set_waiting(hub, &r.actor, false, "")?;
+            }
+        }
+        Ok(self.conn().query_row(
+            "SELECT count(*) FROM crdt_hub_waiting WHERE hub = ?1",
+            [hub],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
     /// Verifies and applies rows pulled from `hub`: one page (in hub order) plus rows read
     /// ahead for its writers ([`Store::hub_read_ahead`]). Rows that can never apply are
     /// quarantined (their hash and reason); rows that may apply later (an unsigned stretch
@@ -706,7 +735,14 @@ impl Store {
             );
             let left = (left_rows.len() - before) as u64;
             waiting += left;
-            self.set_waiting(hub, actor, left > 0, &now)?;
+            // A writer is only ever marked waiting here, never cleared: rows of it the cursor
+            // passed may lie beyond what this page and its read-ahead (bounded) brought, so
+            // having applied everything seen says nothing about the rest. It is cleared when a
+            // read-ahead from its head finds nothing more on the hub
+            // ([`Store::settle_waiting`]).
+            if left > 0 {
+                self.set_waiting(hub, actor, true, &now)?;
+            }
         }
         let mut keyless = 0u64;
         for (actor, rows) in &no_key {

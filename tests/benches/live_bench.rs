@@ -189,10 +189,21 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
     println!("teammate's change → visible on B, nobody typing ({n} changes per path)");
-    // `TD_LIVE_ONLY=monitor`: only the monitor's figure (it needs tmux).
-    if std::env::var("TD_LIVE_ONLY").as_deref() == Ok("monitor") {
-        monitor_latency(n.min(30));
-        return;
+    // `TD_LIVE_ONLY=monitor`: only the monitor's figure (it needs tmux); `idle`: only the idle
+    // costs.
+    match std::env::var("TD_LIVE_ONLY").as_deref() {
+        Ok("monitor") => {
+            monitor_latency(n.min(30));
+            return;
+        }
+        Ok("idle") => {
+            let hub = Hub::start();
+            let a = founder_on(&hub, "Founding issue");
+            let b = joined(&a, &[], "member");
+            idle_costs(&hub, &b);
+            return;
+        }
+        _ => {}
     }
 
     // Through the hub.
@@ -276,12 +287,21 @@ fn main() {
         caught_up.as_secs_f64() * 1e3
     );
 
-    // Idle: B's loop alone for a while, its hub requests counted by a proxy.
     drop((_la, _lb));
+    idle_costs(&hub, &b);
+    peer_latency(n);
+}
+
+/// Idle: B's loop alone for a while (`TD_LIVE_IDLE_SECS`, default 300), its CPU, wake-ups and
+/// hub requests (counted by a proxy in front of the hub).
+fn idle_costs(hub: &Hub, b: &Replica) {
     let counter = td_tests::hub::Proxy::start(hub.port);
     b.json(&["config", "set", "database.url", &counter.url()]);
-    let idle_loop = sync_watch(&b);
-    std::thread::sleep(Duration::from_secs(5));
+    let idle_loop = sync_watch(b);
+    // A new hub address starts its own cursors (everything is pushed and read once more),
+    // and the loop keeps a 1 s period for two minutes after a round that moved records: the
+    // measurement starts after that.
+    std::thread::sleep(Duration::from_secs(130));
     let idle: u64 = std::env::var("TD_LIVE_IDLE_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -301,7 +321,9 @@ fn main() {
         per_min((hits1 - hits0) as f64)
     );
     drop(idle_loop);
+}
 
+fn peer_latency(n: u64) {
     // Through a kept peer connection.
     let a = Replica::init();
     a.create("Served from A", &[]);

@@ -84,12 +84,21 @@ pub fn pull(
     // admitted later: when a pass brought keys and left wrapped rows waiting for one, the
     // waiting writers are read again at once (each pass starts with them), while passes
     // still apply something.
-    for _ in 0..MAX_KEY_PASSES {
+    // Writers left waiting (their rows passed by the cursor while a page could not complete
+    // them: many writers interleaved in long runs, as a migration writes) are read again from
+    // their heads, a bounded number per pass, while passes still apply something: one pull
+    // brings everything the hub holds.
+    let mut waiting_before = usize::MAX;
+    for _ in 0..MAX_PASSES {
         let pass = pull_pass(store, client, &key, total.applied, progress)?;
         total.applied += pass.applied;
         total.quarantined += pass.quarantined;
         total.conflicts.extend(pass.conflicts);
-        if pass.no_key == 0 || pass.applied == 0 {
+        // A pass progresses when it applies something or finds waiting writers complete.
+        let waiting = store.hub_waiting(&key)?.len();
+        let progressed = pass.applied > 0 || waiting < waiting_before;
+        waiting_before = waiting;
+        if !progressed || (pass.no_key == 0 && waiting == 0) {
             break;
         }
     }
@@ -128,9 +137,10 @@ fn audit(
     Ok(())
 }
 
-/// Most passes one pull makes over writers waiting for a key (each pass reads up to
+/// Most passes one pull makes over writers still waiting (for a key, or for rows the cursor
+/// passed; each pass reads up to
 /// `READ_AHEAD_ACTORS` of them).
-const MAX_KEY_PASSES: usize = 64;
+const MAX_PASSES: usize = 64;
 
 /// One pass of a pull: the pages after the cursor, starting with the writers left waiting.
 fn pull_pass(
@@ -175,7 +185,10 @@ fn pull_pass(
             let wanted = store.hub_read_ahead(&key, &rows, &carry, first, last)?;
             first = false;
             let mut extra = std::mem::take(&mut carry);
-            extra.extend(client.pull_actors(&project, &wanted)?);
+            let ahead = client.pull_actors(&project, &wanted)?;
+            // Open-ended ranges that found nothing: those writers are complete here.
+            store.settle_waiting(&key, &wanted, &ahead)?;
+            extra.extend(ahead);
             let r = store.apply_hub_rows(&key, &rows, &extra)?;
             total.applied += r.applied;
             total.quarantined += r.quarantined;

@@ -229,7 +229,11 @@ pub fn run(
     let mut period = pace.pull_min;
     let mut next_pull = Instant::now();
     let mut wait_until: Option<Instant> = None;
-    let mut last_moved = Instant::now();
+    // A loop starts idle: it backs off at once unless something moves (a laptop at login
+    // does not pull every second for two minutes).
+    let mut last_moved = Instant::now()
+        .checked_sub(pace.active_for)
+        .unwrap_or_else(Instant::now);
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(pace.tick);
         let now_i = Instant::now();
