@@ -807,6 +807,19 @@ pub fn generate_td_db(path: &Path, n: usize) {
     conn.execute_batch("COMMIT").unwrap();
 }
 
+/// The libfaketime library (Debian's `faketime`, installed when missing), for a process whose
+/// wall clock a test moves (`LD_PRELOAD` it with `FAKETIME` or `FAKETIME_TIMESTAMP_FILE`).
+pub fn libfaketime(why: &str) -> &'static str {
+    apt_binary("faketime", "faketime", why);
+    [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .expect("libfaketime installed with faketime")
+}
+
 /// Peak resident memory of process `pid` (`VmHWM` from /proc), in KiB.
 pub fn peak_rss_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

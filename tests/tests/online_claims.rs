@@ -87,6 +87,27 @@ fn a_claim_is_granted_once_online_and_the_other_machine_is_told_who_holds_it() {
     let b_holder = claim_rows(&hub)[0][1].clone();
     assert_ne!(b_holder, rows[0][1], "the claim is B's now");
 
+    // A row planted on the hub (fresh, naming no member: what anyone with the hub's token
+    // can write) keeps nobody from starting: B unstarts, the planted claim stands, B starts.
+    let issue_tag = claim_rows(&hub)[0][0]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(b.run(&["unstart", &x]).code, 0);
+    assert!(claim_rows(&hub).is_empty(), "B's claim is withdrawn");
+    let project = b.json(&["whoami"])["project"].as_str().unwrap().to_string();
+    sql(
+        hub.port,
+        &format!(
+            "INSERT INTO td_claims(project, issue, holder, at) VALUES (?1, x'{issue_tag}', \
+             randomblob(16), CAST(unixepoch('subsec') * 1000 AS INTEGER))"
+        ),
+        json!([{"type": "text", "value": project}]),
+    );
+    assert_eq!(claim_rows(&hub).len(), 1, "a planted, fresh claim");
+    let r = b.run(&["start", &x]);
+    assert_eq!(r.code, 0, "a planted claim is not honoured: {r:?}");
+
     // A, back online, is refused in turn: the hub names B and A's pulled replica shows B
     // working it.
     proxy.inject_matching("nothing matches this", 0, Fault::Status500, 0);

@@ -296,14 +296,7 @@ fn td_serve_keeps_peers_connected() {
 /// loop runs). The monotonic clock is left alone, as on a real machine whose clock is stepped.
 fn watch_through(r: &Replica, proxy: &td_tests::hub::Proxy, clock: &std::path::Path) -> Watch {
     r.json(&["config", "set", "database.url", &proxy.url()]);
-    td_tests::apt_binary("faketime", "faketime", "a sync loop whose clock jumps");
-    let lib = [
-        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
-        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
-    ]
-    .into_iter()
-    .find(|p| std::path::Path::new(p).exists())
-    .expect("libfaketime installed with faketime");
+    let lib = td_tests::libfaketime("a sync loop whose clock jumps");
     Watch(
         r.command(None, &["sync", "watch"])
             .env("LD_PRELOAD", lib)

@@ -669,14 +669,7 @@ fn a_claim_stamped_in_the_future_goes_stale_by_arrival() {
 /// libfaketime, from Debian's `faketime` (installed when missing): a process under it reads a
 /// clock `offset` away from the true one (`-2h`), its monotonic clock untouched.
 fn fake_clock(cmd: &mut std::process::Command, offset: &str) {
-    td_tests::apt_binary("faketime", "faketime", "a joiner whose clock is set back");
-    let lib = [
-        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
-        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
-    ]
-    .into_iter()
-    .find(|p| std::path::Path::new(p).exists())
-    .expect("libfaketime installed with faketime");
+    let lib = td_tests::libfaketime("a joiner whose clock is set back");
     cmd.env("LD_PRELOAD", lib)
         .env("FAKETIME", offset)
         .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");

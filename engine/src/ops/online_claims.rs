@@ -14,7 +14,8 @@
 //! or while this replica, freshly pulled, shows the holder's machine working the issue. A
 //! claim whose holder has since handed the issue on (reviewed, closed, unstarted, swept) is
 //! stale and taken over, so nothing ever has to release a claim on the hub, and a machine that
-//! vanished holds nothing.
+//! vanished holds nothing. A claim whose holder is no roster member (a row planted by whoever
+//! holds the hub's token) is never honoured.
 
 use hkdf::Hkdf;
 use sha2::Sha256;
@@ -61,9 +62,8 @@ pub enum HubClaim {
 pub enum ClaimVerdict {
     /// Refuse: the holder is working the issue (or claimed it moments ago).
     Refuse {
-        /// The holder as the roster names it (`laptop-b (3a99c94433)`), or "another machine"
-        /// when no member's tag matches (a machine this replica does not know yet). Text from
-        /// the log: a front end escapes it.
+        /// The holder as the roster names it (`laptop-b (3a99c94433)`). Text from the log: a
+        /// front end escapes it.
         holder: String,
         /// How old the claim is (milliseconds).
         age_ms: i64,
@@ -187,21 +187,19 @@ impl Project {
                 break;
             }
         }
-        let working = match (&holder_key, self.find_issue(issue_id)?) {
-            (Some(pk), Some(issue)) => {
-                issue.status == "in_progress"
-                    && session_machine(&issue.implementer_session)
-                        == Some(fingerprint_of(pk).as_str())
-            }
-            _ => false,
+        // A holder no roster member's tag matches is not honoured: whoever holds the hub's
+        // token can write rows there, and must not be able to keep members from starting work.
+        let Some(pk) = holder_key else {
+            return Ok(ClaimVerdict::TakeOver);
         };
+        let working = self.find_issue(issue_id)?.is_some_and(|issue| {
+            issue.status == "in_progress"
+                && session_machine(&issue.implementer_session) == Some(fingerprint_of(&pk).as_str())
+        });
         if !working && age_ms >= CLAIM_GRACE_MS {
             return Ok(ClaimVerdict::TakeOver);
         }
-        let holder = match holder_key {
-            Some(pk) => roster::machine_label(conn, &pk)?,
-            None => "another machine".to_string(),
-        };
+        let holder = roster::machine_label(conn, &pk)?;
         Ok(ClaimVerdict::Refuse { holder, age_ms })
     }
 }
